@@ -1,0 +1,164 @@
+package sinch
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// APIError is an error answer from Sinch, decoded from its Google RPC status
+// body ({"error": {"code", "message", "status", "details"}}). When the body is
+// not in that shape (a proxy's HTML page, an empty 502), Code and Status are
+// derived from the HTTP status and Message holds the start of the body.
+type APIError struct {
+	HTTPStatus int               // status line of the answer
+	Code       int               // error.code, normally equal to HTTPStatus
+	Message    string            // error.message
+	Status     string            // error.status, e.g. NOT_FOUND, INVALID_ARGUMENT
+	Details    []json.RawMessage // error.details, undecoded
+	RetryAfter time.Duration     // from the Retry-After header, 0 when absent
+	Operation  string            // the client operation, e.g. "get"
+}
+
+// Error never includes credentials: the client redacts the secret and tokens
+// from Message before the error leaves it.
+func (e *APIError) Error() string {
+	var b strings.Builder
+	b.WriteString("sinch")
+	if e.Operation != "" {
+		b.WriteString(" " + e.Operation)
+	}
+	fmt.Fprintf(&b, ": HTTP %d", e.HTTPStatus)
+	if e.Status != "" {
+		b.WriteString(" " + e.Status)
+	}
+	if e.Message != "" {
+		b.WriteString(": " + e.Message)
+	}
+	return b.String()
+}
+
+// IsNotFound reports whether err is, or wraps, a Sinch 404.
+func IsNotFound(err error) bool { return hasStatus(err, http.StatusNotFound) }
+
+// IsRateLimited reports whether err is, or wraps, a Sinch 429.
+func IsRateLimited(err error) bool { return hasStatus(err, http.StatusTooManyRequests) }
+
+func hasStatus(err error, status int) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.HTTPStatus == status
+}
+
+// ErrOutcomeUnknown marks a failure after which Sinch may or may not have
+// applied the request: a create whose answer was lost and that could not be
+// safely resent. The caller must look the contact up before trying again.
+var ErrOutcomeUnknown = errors.New("sinch: outcome unknown")
+
+// maxMessageBytes bounds the part of a non-JSON body kept as the message, so
+// an HTML error page does not flood logs.
+const maxMessageBytes = 256
+
+// maxRetryAfter caps a Retry-After header at a day, so that a silly value
+// neither overflows a Duration nor parks the client for years.
+const maxRetryAfter = 24 * time.Hour
+
+// rpcStatus is the Google RPC status object inside {"error": ...}.
+type rpcStatus struct {
+	Code    int               `json:"code"`
+	Message string            `json:"message"`
+	Status  string            `json:"status"`
+	Details []json.RawMessage `json:"details"`
+}
+
+// decodeError turns a non-2xx answer into an *APIError. It accepts the
+// wrapped shape Sinch sends, the unwrapped shape some spec examples show, and
+// anything else as plain text.
+func decodeError(op string, httpStatus int, header http.Header, body []byte, now time.Time) *APIError {
+	e := &APIError{HTTPStatus: httpStatus, Operation: op, RetryAfter: parseRetryAfter(header.Get("Retry-After"), now)}
+	var wrapped struct {
+		Error *rpcStatus `json:"error"`
+	}
+	var st *rpcStatus
+	if json.Unmarshal(body, &wrapped) == nil && wrapped.Error != nil {
+		st = wrapped.Error
+	} else {
+		var bare rpcStatus
+		if json.Unmarshal(body, &bare) == nil && (bare.Status != "" || bare.Message != "") {
+			st = &bare
+		}
+	}
+	if st != nil {
+		e.Code, e.Message, e.Status, e.Details = st.Code, st.Message, st.Status, st.Details
+	} else {
+		e.Message = snippet(body)
+	}
+	if e.Code == 0 {
+		e.Code = httpStatus
+	}
+	if e.Status == "" {
+		e.Status = rpcStatusName(httpStatus)
+	}
+	if e.Message == "" {
+		e.Message = http.StatusText(httpStatus)
+	}
+	return e
+}
+
+// snippet returns the start of a body as one clean line of valid UTF-8.
+func snippet(body []byte) string {
+	if len(body) > maxMessageBytes {
+		body = body[:maxMessageBytes]
+	}
+	// ToValidUTF8 also drops a rune the cut above split in two.
+	return strings.Join(strings.Fields(strings.ToValidUTF8(string(body), "")), " ")
+}
+
+// rpcStatusName maps an HTTP status to the canonical Google RPC status name,
+// for answers whose body did not carry one.
+func rpcStatusName(httpStatus int) string {
+	switch httpStatus {
+	case http.StatusBadRequest:
+		return "INVALID_ARGUMENT"
+	case http.StatusUnauthorized:
+		return "UNAUTHENTICATED"
+	case http.StatusForbidden:
+		return "PERMISSION_DENIED"
+	case http.StatusNotFound:
+		return "NOT_FOUND"
+	case http.StatusConflict:
+		return "ABORTED"
+	case http.StatusTooManyRequests:
+		return "RESOURCE_EXHAUSTED"
+	case http.StatusNotImplemented:
+		return "UNIMPLEMENTED"
+	case http.StatusServiceUnavailable:
+		return "UNAVAILABLE"
+	case http.StatusGatewayTimeout:
+		return "DEADLINE_EXCEEDED"
+	}
+	if httpStatus >= 500 {
+		return "INTERNAL"
+	}
+	return "UNKNOWN"
+}
+
+// parseRetryAfter reads a Retry-After header given either as delay seconds or
+// as an HTTP date. Nonsense and past dates give 0, meaning "back off on your
+// own".
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return time.Duration(min(max(secs, 0), int64(maxRetryAfter/time.Second))) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return min(max(t.Sub(now), 0), maxRetryAfter)
+	}
+	return 0
+}

@@ -1,0 +1,249 @@
+// Package sinchtest is an in-memory emulator of the Sinch Conversation API
+// contacts endpoints and its OAuth2 token endpoint. It is an http.Handler:
+// tests run it under httptest (see Start), the CLI under an http.Server.
+//
+// It enforces what the real API enforces (see /work/shared/sinch/README.md):
+// routes under /v1/projects/{project_id}, Basic or bearer auth, page_size
+// defaults and caps, opaque page tokens, required fields, update_mask and
+// merge semantics, Sinch's error body. It counts requests per operation and
+// can inject latency, 429s with Retry-After, 5xx, dropped connections, slow
+// answers and a server-side rate limit.
+package sinchtest
+
+import (
+	"cmp"
+	"crypto/rand"
+	"maps"
+	mrand "math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"golang.org/x/time/rate"
+
+	"github.com/syncd/syncd/sinch"
+)
+
+// Operations counted by the emulator. OpOther counts requests that match no
+// endpoint.
+const (
+	OpList   = sinch.OpList
+	OpGet    = sinch.OpGet
+	OpCreate = sinch.OpCreate
+	OpUpdate = sinch.OpUpdate
+	OpDelete = sinch.OpDelete
+	OpMerge  = sinch.OpMerge
+	OpToken  = sinch.OpToken
+	OpOther  = "other"
+)
+
+// Defaults for Options left empty.
+const (
+	DefaultProjectID = "emulated-project"
+	DefaultKeyID     = "emulated-key-id"
+	DefaultKeySecret = "emulated-key-secret"
+	DefaultTokenTTL  = time.Hour
+)
+
+// Options configure an Emulator.
+type Options struct {
+	ProjectID, KeyID, KeySecret string
+	// TokenTTL is the lifetime of the bearer tokens it issues; default 1h.
+	TokenTTL time.Duration
+	Faults   Faults
+	// Clock drives token expiry and contact id timestamps; default
+	// time.Now. The server-side rate limit always runs on real time.
+	Clock func() time.Time
+}
+
+// Faults are injected into the contacts endpoints (not the token endpoint).
+// Rates are probabilities in [0, 1], drawn from a generator seeded with Seed,
+// so a given sequence of requests meets the same faults every run.
+type Faults struct {
+	Latency, LatencyJitter time.Duration // added before answering
+	// RateLimitRPS is a server-side token bucket (burst one second's worth);
+	// requests above it get 429 RESOURCE_EXHAUSTED with Retry-After.
+	RateLimitRPS        float64
+	ErrorRate           float64 // 500 INTERNAL or 503 UNAVAILABLE, nothing applied
+	TooManyRequestsRate float64 // 429 RESOURCE_EXHAUSTED, nothing applied
+	// RetryAfter is sent with injected 429s, rounded up to whole seconds:
+	// 0 means 1s, a negative value sends no header.
+	RetryAfter time.Duration
+	// DropBeforeRate closes the connection without applying the request;
+	// DropAfterRate applies it, then closes without answering.
+	DropBeforeRate, DropAfterRate float64
+	// SlowLoris dribbles each answer over this long.
+	SlowLoris time.Duration
+	Seed      int64
+}
+
+// Emulator is the in-memory Sinch contacts service. Safe for concurrent use.
+type Emulator struct {
+	projectID, keyID, keySecret string
+	tokenTTL                    time.Duration
+	now                         func() time.Time
+
+	mu       sync.Mutex
+	contacts map[string]sinch.Contact
+	ids      []string // sorted contact ids: the list order
+	tokens   map[string]time.Time
+	calls    map[string]int
+	faults   Faults
+	rng      *mrand.Rand
+	limiter  *rate.Limiter
+	entropy  *ulid.MonotonicEntropy
+}
+
+// New builds an Emulator.
+func New(opts Options) *Emulator {
+	e := &Emulator{
+		projectID: cmp.Or(opts.ProjectID, DefaultProjectID),
+		keyID:     cmp.Or(opts.KeyID, DefaultKeyID),
+		keySecret: cmp.Or(opts.KeySecret, DefaultKeySecret),
+		tokenTTL:  opts.TokenTTL,
+		now:       opts.Clock,
+		contacts:  map[string]sinch.Contact{},
+		tokens:    map[string]time.Time{},
+		calls:     map[string]int{},
+		entropy:   ulid.Monotonic(rand.Reader, 0),
+	}
+	if e.tokenTTL <= 0 {
+		e.tokenTTL = DefaultTokenTTL
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	e.SetFaults(opts.Faults)
+	return e
+}
+
+// Start serves a new Emulator on a loopback httptest server, closed when the
+// test ends.
+func Start(tb testing.TB, opts Options) (*Emulator, *httptest.Server) {
+	tb.Helper()
+	e := New(opts)
+	srv := httptest.NewServer(e)
+	tb.Cleanup(srv.Close)
+	return e, srv
+}
+
+// ClientConfig returns a client configuration pointing at the emulator
+// served at baseURL, with its project and key (Basic auth).
+func (e *Emulator) ClientConfig(baseURL string) sinch.Config {
+	return sinch.Config{
+		BaseURL:   baseURL,
+		ProjectID: e.projectID,
+		KeyID:     e.keyID,
+		KeySecret: e.keySecret,
+		TokenURL:  baseURL + "/oauth2/token",
+	}
+}
+
+// SetFaults replaces the injected faults and reseeds their generator.
+func (e *Emulator) SetFaults(f Faults) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.faults = f
+	e.rng = mrand.New(mrand.NewPCG(uint64(f.Seed), uint64(f.Seed)^0x5ca1ab1e))
+	e.limiter = nil
+	if f.RateLimitRPS > 0 {
+		e.limiter = rate.NewLimiter(rate.Limit(f.RateLimitRPS), max(1, int(f.RateLimitRPS+0.999)))
+	}
+}
+
+// Seed stores contacts as a create would (normalised, with a fresh ULID when
+// the id is empty) but without validating them, so tests can set up states
+// Sinch produces on its own, such as language UNSPECIFIED. It returns the
+// stored contacts.
+func (e *Emulator) Seed(contacts ...sinch.Contact) []sinch.Contact {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]sinch.Contact, 0, len(contacts))
+	for _, c := range contacts {
+		c = normalize(c)
+		if c.ID == "" {
+			c.ID = e.newID()
+		}
+		e.store(c)
+		out = append(out, clone(c))
+	}
+	return out
+}
+
+// Contacts returns a copy of every stored contact, ordered by id.
+func (e *Emulator) Contacts() []sinch.Contact {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]sinch.Contact, 0, len(e.ids))
+	for _, id := range e.ids {
+		out = append(out, clone(e.contacts[id]))
+	}
+	return out
+}
+
+// Calls returns how many requests op received, failed ones included.
+func (e *Emulator) Calls(op string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.calls[op]
+}
+
+// CallCounts returns a copy of the per-operation request counts.
+func (e *Emulator) CallCounts() map[string]int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return maps.Clone(e.calls)
+}
+
+// ResetCalls zeroes the request counts.
+func (e *Emulator) ResetCalls() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	clear(e.calls)
+}
+
+func (e *Emulator) count(op string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.calls[op]++
+}
+
+// newID returns a ULID; ids made in one millisecond still sort in creation
+// order. Callers hold e.mu.
+func (e *Emulator) newID() string {
+	id, err := ulid.New(ulid.Timestamp(e.now()), e.entropy)
+	if err != nil {
+		// The monotonic entropy ran out within one millisecond.
+		return ulid.Make().String()
+	}
+	return id.String()
+}
+
+// store inserts or replaces c. Callers hold e.mu.
+func (e *Emulator) store(c sinch.Contact) {
+	if _, ok := e.contacts[c.ID]; !ok {
+		i, _ := slices.BinarySearch(e.ids, c.ID)
+		e.ids = slices.Insert(e.ids, i, c.ID)
+	}
+	e.contacts[c.ID] = c
+}
+
+// remove deletes a contact. Callers hold e.mu.
+func (e *Emulator) remove(id string) {
+	delete(e.contacts, id)
+	if i, ok := slices.BinarySearch(e.ids, id); ok {
+		e.ids = slices.Delete(e.ids, i, i+1)
+	}
+}
+
+func clone(c sinch.Contact) sinch.Contact {
+	c.ChannelIdentities = slices.Clone(c.ChannelIdentities)
+	c.ChannelPriority = slices.Clone(c.ChannelPriority)
+	return c
+}
+
+var _ http.Handler = (*Emulator)(nil)
