@@ -1,0 +1,332 @@
+package crm
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"strings"
+	"time"
+)
+
+// DefaultBatchSize is used when a caller passes a batch size of zero or less.
+const DefaultBatchSize = 1000
+
+// RowError reports a source row whose values cannot be represented as a
+// Record (a NULL updated_at, a channel_priority that is not a one-dimensional
+// array of text). The stream goes on after it: one bad row must not stop a
+// run. A caller that drops the row must not treat its external_id as vanished
+// from the CRM, or the bad row would delete its Sinch contact.
+type RowError struct {
+	ExternalID string
+	Column     string
+	Err        error
+}
+
+func (e *RowError) Error() string {
+	return fmt.Sprintf("crm: source row external_id=%q: column %s: %v", e.ExternalID, e.Column, e.Err)
+}
+
+func (e *RowError) Unwrap() error { return e.Err }
+
+// Every column is cast to the contract's type so that a view with varchar,
+// citext or uuid columns, or jsonb metadata, reads the same as the reference
+// table; on the reference table the casts are no-ops and indexes still apply.
+// channel_priority comes as JSON because database/sql cannot scan text[] and
+// JSON keeps NULL ('null') apart from '{}' ('[]').
+const recordColumns = `external_id::text, display_name::text, email::text, phone::text,
+	channel_identities::text, to_jsonb(channel_priority)::text, language::text,
+	metadata::text, updated_at::timestamptz, deleted_at::timestamptz`
+
+// Records streams every row of the source relation (a table or view, optionally
+// schema-qualified, quoted the way PostgreSQL reads names) in batches ordered
+// by external_id. Each batch is its own short query, keyed on the last
+// external_id seen, so the scan costs the same at the millionth row as at the
+// first and holds no snapshot open between batches. A row present for the
+// whole scan is returned exactly once; rows inserted or deleted meanwhile may
+// or may not be. Rows with a NULL external_id are not records and are skipped.
+// external_id must be unique, as the contract says: of two rows sharing one
+// across a page boundary, the second would not be returned.
+//
+// A row that cannot be represented yields a *RowError and the stream goes on;
+// any other error ends it.
+func (s *Store) Records(ctx context.Context, source string, batchSize int) iter.Seq2[[]Record, error] {
+	rel, err := quoteRelation(source)
+	batchSize = normBatch(batchSize)
+	first := `SELECT ` + recordColumns + ` FROM ` + rel + `
+		WHERE external_id IS NOT NULL
+		ORDER BY external_id::text LIMIT $1`
+	next := `SELECT ` + recordColumns + ` FROM ` + rel + `
+		WHERE external_id::text > $1
+		ORDER BY external_id::text LIMIT $2`
+	return s.keysetStream(ctx, "read "+source, err, first, []any{batchSize}, next,
+		func(b *batch) []any { return []any{b.lastID, batchSize} }, batchSize)
+}
+
+// ChangedSince streams the rows whose updated_at is at or after since, in
+// batches ordered by (updated_at, external_id) and keyed on the last pair
+// seen. The bound is inclusive so a row sharing the watermark's timestamp is
+// never lost; re-reading it costs no write downstream.
+//
+// updated_at is set when a transaction writes, not when it commits: a row can
+// become visible with a timestamp older than a watermark taken meanwhile. A
+// watermark should therefore trail the time a read started by the longest
+// expected CRM transaction, rather than be the newest updated_at seen.
+func (s *Store) ChangedSince(ctx context.Context, source string, since time.Time, batchSize int) iter.Seq2[[]Record, error] {
+	rel, err := quoteRelation(source)
+	batchSize = normBatch(batchSize)
+	first := `SELECT ` + recordColumns + ` FROM ` + rel + `
+		WHERE updated_at::timestamptz >= $1 AND external_id IS NOT NULL
+		ORDER BY updated_at::timestamptz, external_id::text LIMIT $2`
+	next := `SELECT ` + recordColumns + ` FROM ` + rel + `
+		WHERE (updated_at::timestamptz, external_id::text) > ($1, $2)
+		ORDER BY updated_at::timestamptz, external_id::text LIMIT $3`
+	return s.keysetStream(ctx, "read changes from "+source, err, first, []any{since, batchSize}, next,
+		func(b *batch) []any { return []any{b.lastAt, b.lastID, batchSize} }, batchSize)
+}
+
+// keysetStream runs the first page query, then the next one keyed on the last
+// row of each page, until a page comes back short. setupErr, if any, is the
+// stream's only item.
+func (s *Store) keysetStream(ctx context.Context, what string, setupErr error, first string, firstArgs []any,
+	next string, nextArgs func(*batch) []any, batchSize int) iter.Seq2[[]Record, error] {
+	return func(yield func([]Record, error) bool) {
+		if setupErr != nil {
+			yield(nil, setupErr)
+			return
+		}
+		query, args := first, firstArgs
+		for {
+			rows, err := s.db.QueryContext(ctx, query, args...)
+			if err != nil {
+				yield(nil, fmt.Errorf("crm: %s: %w", what, err))
+				return
+			}
+			b, err := scanBatch(rows, batchSize)
+			if err != nil {
+				yield(nil, fmt.Errorf("crm: %s: %w", what, err))
+				return
+			}
+			if !b.emit(yield) || b.n < batchSize {
+				return
+			}
+			query, args = next, nextArgs(&b)
+		}
+	}
+}
+
+// RecordsByExternalID reads the given records in one query, ordered by
+// external_id; ids with no row are simply absent. Rows that cannot be
+// represented are left out and reported together in the error (each a
+// *RowError), alongside the records that could be read.
+func (s *Store) RecordsByExternalID(ctx context.Context, source string, ids []string) ([]Record, error) {
+	rel, err := quoteRelation(source)
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT `+recordColumns+` FROM `+rel+`
+		WHERE external_id::text = ANY($1)
+		ORDER BY external_id::text`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("crm: read %s by external_id: %w", source, err)
+	}
+	b, err := scanBatch(rows, len(ids))
+	if err != nil {
+		return nil, fmt.Errorf("crm: read %s by external_id: %w", source, err)
+	}
+	return b.recs, errors.Join(b.rowErrs...)
+}
+
+func normBatch(n int) int {
+	if n <= 0 {
+		return DefaultBatchSize
+	}
+	return n
+}
+
+type batch struct {
+	recs    []Record
+	rowErrs []error
+	n       int // rows read, good or bad: what the keyset has moved past
+	lastID  string
+	lastAt  time.Time
+}
+
+func (b *batch) emit(yield func([]Record, error) bool) bool {
+	if len(b.recs) > 0 && !yield(b.recs, nil) {
+		return false
+	}
+	for _, e := range b.rowErrs {
+		if !yield(nil, e) {
+			return false
+		}
+	}
+	return true
+}
+
+// scanBatch reads all rows and closes them before anything is yielded, so no
+// connection stays busy while the caller works on the batch.
+func scanBatch(rows *sql.Rows, sizeHint int) (batch, error) {
+	defer rows.Close()
+	b := batch{recs: make([]Record, 0, min(sizeHint, 4096))}
+	for rows.Next() {
+		var (
+			r         Record
+			priority  []byte
+			updatedAt sql.NullTime
+		)
+		if err := rows.Scan(&r.ExternalID, &r.DisplayName, &r.Email, &r.Phone, &r.ChannelIdentities,
+			&priority, &r.Language, &r.Metadata, &updatedAt, &r.DeletedAt); err != nil {
+			// Casts in the query make this unreachable for any column type
+			// PostgreSQL can render; if it happens the keyset position is
+			// unknown, so the stream cannot safely go on. external_id is the
+			// first column, so it is set unless it is the one that failed.
+			if r.ExternalID != "" {
+				return b, fmt.Errorf("scan row external_id=%q: %w", r.ExternalID, err)
+			}
+			return b, fmt.Errorf("scan row after external_id=%q: %w", b.lastID, err)
+		}
+		b.n++
+		b.lastID, b.lastAt = r.ExternalID, updatedAt.Time
+		if !updatedAt.Valid {
+			b.rowErrs = append(b.rowErrs, &RowError{ExternalID: r.ExternalID, Column: "updated_at",
+				Err: errors.New("NULL, but the contract requires a timestamp")})
+			continue
+		}
+		r.UpdatedAt = updatedAt.Time
+		if priority != nil {
+			cp, err := decodeTextArray(priority)
+			if err != nil {
+				b.rowErrs = append(b.rowErrs, &RowError{ExternalID: r.ExternalID, Column: "channel_priority", Err: err})
+				continue
+			}
+			r.ChannelPriority = cp
+		}
+		b.recs = append(b.recs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return b, err
+	}
+	return b, rows.Close()
+}
+
+// decodeTextArray turns to_jsonb(text[]) back into a slice. '{}' gives an
+// empty, non-nil slice: it means "clear it", unlike NULL. A NULL element has
+// no meaning for Sinch and is refused rather than read as "".
+func decodeTextArray(js []byte) ([]string, error) {
+	var elems []*string
+	if err := json.Unmarshal(js, &elems); err != nil {
+		return nil, fmt.Errorf("want a one-dimensional text array, got %s", truncate(string(js), 64))
+	}
+	out := make([]string, len(elems))
+	for i, e := range elems {
+		if e == nil {
+			return nil, fmt.Errorf("element %d is NULL", i+1)
+		}
+		out[i] = *e
+	}
+	return out, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// quoteRelation reads name as PostgreSQL would (optionally schema-qualified,
+// unquoted parts folded to lower case, "quoted" parts verbatim) and returns
+// it with every part quoted, so nothing in the name can reach the SQL as code.
+func quoteRelation(name string) (string, error) {
+	parts, err := splitIdent(name)
+	if err != nil {
+		return "", fmt.Errorf("crm: invalid relation name %q: %w", name, err)
+	}
+	if len(parts) > 2 {
+		return "", fmt.Errorf("crm: invalid relation name %q: want [schema.]relation", name)
+	}
+	quoted := make([]string, len(parts))
+	for i, p := range parts {
+		quoted[i] = quoteIdent(p)
+	}
+	return strings.Join(quoted, "."), nil
+}
+
+func splitIdent(name string) ([]string, error) {
+	var parts []string
+	s := name
+	for {
+		s = strings.TrimLeft(s, " \t\n\r")
+		var part string
+		if strings.HasPrefix(s, `"`) {
+			var sb strings.Builder
+			i := 1
+			for {
+				j := strings.IndexByte(s[i:], '"')
+				if j < 0 {
+					return nil, errors.New("unterminated quoted identifier")
+				}
+				sb.WriteString(s[i : i+j])
+				i += j + 1
+				if i < len(s) && s[i] == '"' { // "" is an escaped quote
+					sb.WriteByte('"')
+					i++
+					continue
+				}
+				break
+			}
+			part, s = sb.String(), s[i:]
+			if part == "" {
+				return nil, errors.New("zero-length quoted identifier")
+			}
+		} else {
+			end := strings.IndexAny(s, `."`)
+			if end < 0 {
+				end = len(s)
+			}
+			part = strings.TrimRight(s[:end], " \t\n\r")
+			s = s[end:]
+			if part == "" {
+				return nil, errors.New("empty name part")
+			}
+			if strings.ContainsAny(part, " \t\n\r") {
+				return nil, errors.New("unquoted name contains whitespace")
+			}
+			part = asciiLower(part)
+		}
+		if strings.ContainsRune(part, 0) {
+			return nil, errors.New("name contains a NUL byte")
+		}
+		parts = append(parts, part)
+		s = strings.TrimLeft(s, " \t\n\r")
+		if s == "" {
+			return parts, nil
+		}
+		if s[0] != '.' {
+			return nil, fmt.Errorf("unexpected %q", s)
+		}
+		s = s[1:]
+	}
+}
+
+// asciiLower folds like PostgreSQL does for unquoted identifiers in UTF-8
+// databases: ASCII letters only.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+func quoteIdent(s string) string {
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}

@@ -1,0 +1,454 @@
+package crm
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Link ties a CRM record to the Sinch contact that mirrors it. ContentHash is
+// the reconciler's fingerprint of what it last wrote, so an unchanged record
+// costs no call.
+type Link struct {
+	ExternalID  string
+	ContactID   string
+	ContentHash string
+	SyncedAt    time.Time
+}
+
+// linkChunk bounds the arrays sent per statement; unnest keeps the statement
+// itself constant whatever the size.
+const linkChunk = 5000
+
+// Links returns every link of a project, keyed by external_id.
+func (s *Store) Links(ctx context.Context, projectID string) (map[string]Link, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT external_id, contact_id, content_hash, synced_at
+		FROM syncd.links WHERE project_id = $1`, projectID)
+	if err != nil {
+		return nil, fmt.Errorf("crm: read links: %w", err)
+	}
+	defer rows.Close()
+	links := make(map[string]Link)
+	for rows.Next() {
+		var l Link
+		if err := rows.Scan(&l.ExternalID, &l.ContactID, &l.ContentHash, &l.SyncedAt); err != nil {
+			return nil, fmt.Errorf("crm: read links: %w", err)
+		}
+		links[l.ExternalID] = l
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("crm: read links: %w", err)
+	}
+	return links, nil
+}
+
+// SaveLinks inserts or replaces links, all or none. A zero SyncedAt means now;
+// when links repeat an external_id the last one wins.
+func (s *Store) SaveLinks(ctx context.Context, projectID string, links []Link) error {
+	if len(links) == 0 {
+		return nil
+	}
+	links = dedupeLast(links, func(l Link) string { return l.ExternalID })
+	now := time.Now()
+	return s.inTx(ctx, "save links", func(tx *sql.Tx) error {
+		for chunk := range slices.Chunk(links, linkChunk) {
+			ids := make([]string, len(chunk))
+			contacts := make([]string, len(chunk))
+			hashes := make([]string, len(chunk))
+			synced := make([]time.Time, len(chunk))
+			for i, l := range chunk {
+				ids[i], contacts[i], hashes[i], synced[i] = l.ExternalID, l.ContactID, l.ContentHash, l.SyncedAt
+				if l.SyncedAt.IsZero() {
+					synced[i] = now
+				}
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO syncd.links AS l
+					(project_id, external_id, contact_id, content_hash, synced_at)
+				SELECT $1, u.external_id, u.contact_id, u.content_hash, u.synced_at
+				FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[])
+					AS u (external_id, contact_id, content_hash, synced_at)
+				ON CONFLICT (project_id, external_id) DO UPDATE SET
+					contact_id = EXCLUDED.contact_id,
+					content_hash = EXCLUDED.content_hash,
+					synced_at = EXCLUDED.synced_at`,
+				projectID, ids, contacts, hashes, synced); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// DeleteLinks removes the links of the given external_ids; unknown ids are
+// ignored.
+func (s *Store) DeleteLinks(ctx context.Context, projectID string, externalIDs []string) error {
+	if len(externalIDs) == 0 {
+		return nil
+	}
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM syncd.links
+		WHERE project_id = $1 AND external_id = ANY($2)`, projectID, externalIDs); err != nil {
+		return fmt.Errorf("crm: delete links: %w", err)
+	}
+	return nil
+}
+
+// RunRunning is the outcome of a run that has not finished. After a crash it
+// stays so; InterruptedRuns finds those.
+const RunRunning = "running"
+
+// Run is one sync run of a project, as recorded in syncd.runs.
+type Run struct {
+	ID         int64
+	ProjectID  string
+	Kind       string
+	Outcome    string
+	Error      string
+	Host       string
+	PID        int
+	StartedAt  time.Time
+	FinishedAt *time.Time
+	Counts     map[string]int
+}
+
+// StartRun records the start of a run by this process (host and pid are
+// recorded so an operator can tell whose run a stale "running" row was).
+func (s *Store) StartRun(ctx context.Context, projectID, kind string) (Run, error) {
+	host, _ := os.Hostname()
+	r := Run{ProjectID: projectID, Kind: kind, Outcome: RunRunning, Host: host, PID: os.Getpid(), Counts: map[string]int{}}
+	err := s.db.QueryRowContext(ctx, `INSERT INTO syncd.runs (project_id, kind, outcome, host, pid)
+		VALUES ($1, $2, $3, NULLIF($4, ''), $5) RETURNING id, started_at`,
+		projectID, kind, RunRunning, host, r.PID).Scan(&r.ID, &r.StartedAt)
+	if err != nil {
+		return Run{}, fmt.Errorf("crm: start run: %w", err)
+	}
+	return r, nil
+}
+
+// FinishRun records how a run ended. A run finishes once: finishing it again
+// is an error, so a process that lost its run to crash recovery cannot
+// overwrite what recovery recorded.
+func (s *Store) FinishRun(ctx context.Context, id int64, outcome string, counts map[string]int, errMsg string) error {
+	if outcome == "" || outcome == RunRunning {
+		return fmt.Errorf("crm: finish run %d: outcome %q does not end a run", id, outcome)
+	}
+	if counts == nil {
+		counts = map[string]int{}
+	}
+	js, err := json.Marshal(counts)
+	if err != nil {
+		return fmt.Errorf("crm: finish run %d: %w", id, err)
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE syncd.runs
+		SET outcome = $2, counts = $3::jsonb, error = NULLIF($4, ''), finished_at = now()
+		WHERE id = $1 AND outcome = 'running'`, id, outcome, string(js), errMsg)
+	if err != nil {
+		return fmt.Errorf("crm: finish run %d: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("crm: finish run %d: %w", id, err)
+	} else if n == 0 {
+		return fmt.Errorf("crm: finish run %d: no such run, or already finished", id)
+	}
+	return nil
+}
+
+const runColumns = `id, project_id, kind, outcome, COALESCE(error, ''), COALESCE(host, ''),
+	COALESCE(pid, 0), started_at, finished_at, counts::text`
+
+// LastRuns returns the project's n most recent runs, newest first; none for
+// n <= 0.
+func (s *Store) LastRuns(ctx context.Context, projectID string, n int) ([]Run, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	return s.queryRuns(ctx, `SELECT `+runColumns+` FROM syncd.runs
+		WHERE project_id = $1 ORDER BY id DESC LIMIT $2`, projectID, n)
+}
+
+// InterruptedRuns returns the project's runs still marked running, oldest
+// first. Only a caller holding the project lock can take them for dead: without
+// it, a live run elsewhere looks the same.
+func (s *Store) InterruptedRuns(ctx context.Context, projectID string) ([]Run, error) {
+	return s.queryRuns(ctx, `SELECT `+runColumns+` FROM syncd.runs
+		WHERE project_id = $1 AND outcome = 'running' ORDER BY id`, projectID)
+}
+
+func (s *Store) queryRuns(ctx context.Context, query string, args ...any) ([]Run, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("crm: read runs: %w", err)
+	}
+	defer rows.Close()
+	var runs []Run
+	for rows.Next() {
+		var (
+			r      Run
+			counts []byte
+		)
+		if err := rows.Scan(&r.ID, &r.ProjectID, &r.Kind, &r.Outcome, &r.Error, &r.Host, &r.PID,
+			&r.StartedAt, &r.FinishedAt, &counts); err != nil {
+			return nil, fmt.Errorf("crm: read runs: %w", err)
+		}
+		if err := json.Unmarshal(counts, &r.Counts); err != nil {
+			return nil, fmt.Errorf("crm: read run %d: counts: %w", r.ID, err)
+		}
+		runs = append(runs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("crm: read runs: %w", err)
+	}
+	return runs, nil
+}
+
+// Journal kinds and statuses, as the syncd.journal constraints allow them.
+const (
+	JournalCreate = "create"
+	JournalPatch  = "patch"
+	JournalMerge  = "merge"
+	JournalDelete = "delete"
+	JournalUnlink = "unlink"
+	JournalReject = "reject"
+
+	JournalPending  = "pending"
+	JournalDone     = "done"
+	JournalFailed   = "failed"
+	JournalSkipped  = "skipped"
+	JournalRejected = "rejected"
+)
+
+// JournalEntry is one planned operation of a run. It is written before the
+// call to Sinch and marked when Sinch answers, so that after a crash the
+// entries still pending say exactly which calls may or may not have happened.
+type JournalEntry struct {
+	ID              int64
+	RunID           int64
+	Kind            string
+	ExternalID      string
+	ContactID       string
+	SourceContactID string   // merge: the contact that disappears into ContactID
+	UpdateMask      []string // patch: nil when not applicable
+	Reason          string
+	Status          string
+	HTTPStatus      int
+	Error           string
+	CreatedAt       time.Time
+	FinishedAt      *time.Time
+}
+
+// journalChunk keeps a statement at 11,000 parameters.
+const journalChunk = 1000
+
+// JournalAppend writes entries in one transaction and sets their ID and
+// CreatedAt in place. An empty Status means pending. IDs grow in slice order,
+// so ordering by id replays a run in the order it was planned.
+func (s *Store) JournalAppend(ctx context.Context, entries []JournalEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	var (
+		ids     []int64
+		created = make(map[int64]time.Time, len(entries))
+	)
+	err := s.inTx(ctx, "append to journal", func(tx *sql.Tx) error {
+		// Ids are drawn first so each entry knows its own: the order of rows
+		// from INSERT ... RETURNING is not something PostgreSQL promises.
+		rows, err := tx.QueryContext(ctx, `SELECT nextval(pg_get_serial_sequence('syncd.journal', 'id'))
+			FROM generate_series(1, $1)`, len(entries))
+		if err != nil {
+			return err
+		}
+		ids = make([]int64, 0, len(entries))
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(ids) != len(entries) {
+			return fmt.Errorf("drew %d ids for %d entries", len(ids), len(entries))
+		}
+		slices.Sort(ids)
+		for start := 0; start < len(entries); start += journalChunk {
+			end := min(start+journalChunk, len(entries))
+			var sb strings.Builder
+			sb.WriteString(`INSERT INTO syncd.journal (id, run_id, kind, external_id, contact_id,
+				source_contact_id, update_mask, reason, status, http_status, error) VALUES `)
+			args := make([]any, 0, (end-start)*11)
+			for i := start; i < end; i++ {
+				e := entries[i]
+				if i > start {
+					sb.WriteString(", ")
+				}
+				n := len(args)
+				fmt.Fprintf(&sb, "($%d, $%d, $%d, NULLIF($%d, ''), NULLIF($%d, ''), NULLIF($%d, ''), $%d, NULLIF($%d, ''), $%d, NULLIF($%d, 0), NULLIF($%d, ''))",
+					n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11)
+				status := e.Status
+				if status == "" {
+					status = JournalPending
+				}
+				args = append(args, ids[i], e.RunID, e.Kind, e.ExternalID, e.ContactID, e.SourceContactID,
+					e.UpdateMask, e.Reason, status, e.HTTPStatus, e.Error)
+			}
+			sb.WriteString(" RETURNING id, created_at")
+			rows, err := tx.QueryContext(ctx, sb.String(), args...)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var (
+					id int64
+					at time.Time
+				)
+				if err := rows.Scan(&id, &at); err != nil {
+					rows.Close()
+					return err
+				}
+				created[id] = at
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// Filled only once committed, so a failed append leaves the caller's
+	// entries as they were.
+	for i := range entries {
+		entries[i].ID = ids[i]
+		entries[i].CreatedAt = created[ids[i]]
+		if entries[i].Status == "" {
+			entries[i].Status = JournalPending
+		}
+	}
+	return nil
+}
+
+// JournalMark records Sinch's answer for an entry. httpStatus 0 and an empty
+// errMsg store nothing; a non-empty contactID fills in the contact a create
+// produced.
+func (s *Store) JournalMark(ctx context.Context, id int64, status string, httpStatus int, errMsg, contactID string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE syncd.journal SET
+			status = $2,
+			http_status = NULLIF($3, 0),
+			error = NULLIF($4, ''),
+			contact_id = COALESCE(NULLIF($5, ''), contact_id),
+			finished_at = CASE WHEN $2 = 'pending' THEN NULL ELSE now() END
+		WHERE id = $1`, id, status, httpStatus, errMsg, contactID)
+	if err != nil {
+		return fmt.Errorf("crm: mark journal entry %d: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("crm: mark journal entry %d: %w", id, err)
+	} else if n == 0 {
+		return fmt.Errorf("crm: mark journal entry %d: no such entry", id)
+	}
+	return nil
+}
+
+const journalColumns = `j.id, j.run_id, j.kind, COALESCE(j.external_id, ''), COALESCE(j.contact_id, ''),
+	COALESCE(j.source_contact_id, ''), to_jsonb(j.update_mask)::text, COALESCE(j.reason, ''), j.status,
+	COALESCE(j.http_status, 0), COALESCE(j.error, ''), j.created_at, j.finished_at`
+
+// Journal returns a run's entries in the order they were appended.
+func (s *Store) Journal(ctx context.Context, runID int64) ([]JournalEntry, error) {
+	return s.queryJournal(ctx, `SELECT `+journalColumns+` FROM syncd.journal j
+		WHERE j.run_id = $1 ORDER BY j.id`, runID)
+}
+
+// PendingJournal returns the entries still pending in the project's runs that
+// are still marked running, in the order they were appended. As with
+// InterruptedRuns, only the holder of the project lock can take them for
+// interrupted; read them before finishing those runs.
+func (s *Store) PendingJournal(ctx context.Context, projectID string) ([]JournalEntry, error) {
+	return s.queryJournal(ctx, `SELECT `+journalColumns+` FROM syncd.journal j
+		JOIN syncd.runs r ON r.id = j.run_id
+		WHERE r.project_id = $1 AND r.outcome = 'running' AND j.status = 'pending'
+		ORDER BY j.id`, projectID)
+}
+
+func (s *Store) queryJournal(ctx context.Context, query string, args ...any) ([]JournalEntry, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("crm: read journal: %w", err)
+	}
+	defer rows.Close()
+	var out []JournalEntry
+	for rows.Next() {
+		var (
+			e    JournalEntry
+			mask []byte
+		)
+		if err := rows.Scan(&e.ID, &e.RunID, &e.Kind, &e.ExternalID, &e.ContactID, &e.SourceContactID,
+			&mask, &e.Reason, &e.Status, &e.HTTPStatus, &e.Error, &e.CreatedAt, &e.FinishedAt); err != nil {
+			return nil, fmt.Errorf("crm: read journal: %w", err)
+		}
+		if mask != nil {
+			if e.UpdateMask, err = decodeTextArray(mask); err != nil {
+				return nil, fmt.Errorf("crm: read journal entry %d: update_mask: %w", e.ID, err)
+			}
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("crm: read journal: %w", err)
+	}
+	return out, nil
+}
+
+// Watermark returns where the project's last incremental run left off; false
+// when there is none yet, so the next run has to be a full one.
+func (s *Store) Watermark(ctx context.Context, projectID string) (time.Time, bool, error) {
+	var t time.Time
+	err := s.db.QueryRowContext(ctx, `SELECT updated_at FROM syncd.watermarks WHERE project_id = $1`,
+		projectID).Scan(&t)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("crm: read watermark: %w", err)
+	}
+	return t, true, nil
+}
+
+// SetWatermark stores the project's watermark; see ChangedSince for what it
+// should be.
+func (s *Store) SetWatermark(ctx context.Context, projectID string, t time.Time) error {
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO syncd.watermarks (project_id, updated_at, external_id)
+		VALUES ($1, $2, '')
+		ON CONFLICT (project_id) DO UPDATE SET updated_at = EXCLUDED.updated_at, external_id = EXCLUDED.external_id`,
+		projectID, t); err != nil {
+		return fmt.Errorf("crm: set watermark: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) inTx(ctx context.Context, what string, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("crm: %s: %w", what, err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return fmt.Errorf("crm: %s: %w", what, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("crm: %s: %w", what, err)
+	}
+	return nil
+}

@@ -1,0 +1,300 @@
+package crm_test
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/crm/crmtest"
+)
+
+func TestLinks(t *testing.T) {
+	t.Parallel()
+	s := crmtest.NewStore(t)
+	ctx := ctxFor(t)
+	at := time.Date(2025, 5, 6, 7, 8, 9, 0, time.UTC)
+
+	steps := []struct {
+		name   string
+		apply  func() error
+		want   map[string]string // external_id -> contact_id in project p1
+		wantP2 int
+	}{
+		{"save", func() error {
+			return s.SaveLinks(ctx, "p1", []crm.Link{
+				{ExternalID: "a", ContactID: "A1", ContentHash: "h1", SyncedAt: at},
+				{ExternalID: "b", ContactID: "B1", ContentHash: "h2"},
+			})
+		}, map[string]string{"a": "A1", "b": "B1"}, 0},
+		{"other project is separate", func() error {
+			return s.SaveLinks(ctx, "p2", []crm.Link{{ExternalID: "a", ContactID: "Z"}})
+		}, map[string]string{"a": "A1", "b": "B1"}, 1},
+		{"upsert replaces, repeats keep the last", func() error {
+			return s.SaveLinks(ctx, "p1", []crm.Link{
+				{ExternalID: "a", ContactID: "A2"}, {ExternalID: "c", ContactID: "C1"}, {ExternalID: "a", ContactID: "A3"},
+			})
+		}, map[string]string{"a": "A3", "b": "B1", "c": "C1"}, 1},
+		{"delete, unknown ids ignored", func() error {
+			return s.DeleteLinks(ctx, "p1", []string{"b", "nope"})
+		}, map[string]string{"a": "A3", "c": "C1"}, 1},
+		{"empty calls are no-ops", func() error {
+			if err := s.SaveLinks(ctx, "p1", nil); err != nil {
+				return err
+			}
+			return s.DeleteLinks(ctx, "p1", nil)
+		}, map[string]string{"a": "A3", "c": "C1"}, 1},
+	}
+	for _, st := range steps {
+		if err := st.apply(); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		links, err := s.Links(ctx, "p1")
+		if err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		got := map[string]string{}
+		for id, l := range links {
+			if id != l.ExternalID {
+				t.Errorf("%s: key %q holds link for %q", st.name, id, l.ExternalID)
+			}
+			if l.SyncedAt.IsZero() {
+				t.Errorf("%s: %s has no synced_at", st.name, id)
+			}
+			got[id] = l.ContactID
+		}
+		if fmt.Sprint(got) != fmt.Sprint(st.want) {
+			t.Errorf("%s: links = %v, want %v", st.name, got, st.want)
+		}
+		if p2, _ := s.Links(ctx, "p2"); len(p2) != st.wantP2 {
+			t.Errorf("%s: p2 has %d links, want %d", st.name, len(p2), st.wantP2)
+		}
+	}
+}
+
+func TestSaveLinksInBulk(t *testing.T) {
+	t.Parallel()
+	s := crmtest.NewStore(t)
+	ctx := ctxFor(t)
+	const n = 12345 // several statements' worth
+	links := make([]crm.Link, n)
+	for i := range links {
+		links[i] = crm.Link{ExternalID: fmt.Sprintf("e%05d", i), ContactID: fmt.Sprintf("C%d", i), ContentHash: "h"}
+	}
+	if err := s.SaveLinks(ctx, "p", links); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Links(ctx, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != n || got["e12344"].ContactID != "C12344" {
+		t.Fatalf("got %d links (e12344 = %+v), want %d", len(got), got["e12344"], n)
+	}
+}
+
+func TestRunsAndJournal(t *testing.T) {
+	t.Parallel()
+	s := crmtest.NewStore(t)
+	ctx := ctxFor(t)
+
+	old, err := s.StartRun(ctx, "p", "full")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FinishRun(ctx, old.ID, "success", map[string]int{"create": 2}, ""); err != nil {
+		t.Fatal(err)
+	}
+	run, err := s.StartRun(ctx, "p", "incremental")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.ID == 0 || run.Outcome != crm.RunRunning || run.PID == 0 || run.StartedAt.IsZero() {
+		t.Fatalf("StartRun = %+v", run)
+	}
+	other, err := s.StartRun(ctx, "other", "full")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	entries := []crm.JournalEntry{
+		{RunID: run.ID, Kind: crm.JournalCreate, ExternalID: "a", Reason: "new record"},
+		{RunID: run.ID, Kind: crm.JournalPatch, ExternalID: "b", ContactID: "B", UpdateMask: []string{"display_name", "language"}},
+		{RunID: run.ID, Kind: crm.JournalPatch, ExternalID: "c", ContactID: "C", UpdateMask: []string{}},
+		{RunID: run.ID, Kind: crm.JournalMerge, ExternalID: "d", ContactID: "D", SourceContactID: "D2"},
+		{RunID: run.ID, Kind: crm.JournalReject, ExternalID: "e", Reason: "invalid phone", Status: crm.JournalRejected},
+		{RunID: other.ID, Kind: crm.JournalDelete, ContactID: "X"},
+	}
+	if err := s.JournalAppend(ctx, entries); err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range entries {
+		if e.ID == 0 || e.CreatedAt.IsZero() || e.Status == "" {
+			t.Fatalf("entry %d not filled in: %+v", i, e)
+		}
+		if i > 0 && e.ID <= entries[i-1].ID {
+			t.Fatalf("ids not in append order: %d after %d", e.ID, entries[i-1].ID)
+		}
+	}
+
+	marks := []struct {
+		id        int64
+		status    string
+		http      int
+		errMsg    string
+		contactID string
+	}{
+		{entries[0].ID, crm.JournalDone, 200, "", "A-new"},
+		{entries[1].ID, crm.JournalFailed, 400, "INVALID_ARGUMENT", ""},
+	}
+	for _, m := range marks {
+		if err := s.JournalMark(ctx, m.id, m.status, m.http, m.errMsg, m.contactID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.JournalMark(ctx, -1, crm.JournalDone, 200, "", ""); err == nil {
+		t.Error("marking a missing entry succeeded")
+	}
+
+	got, err := s.Journal(ctx, run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 5 {
+		t.Fatalf("journal has %d entries, want 5", len(got))
+	}
+	checks := []struct {
+		name string
+		ok   bool
+	}{
+		{"create marked done with its new contact", got[0].Status == crm.JournalDone && got[0].HTTPStatus == 200 &&
+			got[0].ContactID == "A-new" && got[0].FinishedAt != nil && got[0].Reason == "new record"},
+		{"failed patch keeps mask, status and error", got[1].Status == crm.JournalFailed && got[1].HTTPStatus == 400 &&
+			got[1].Error == "INVALID_ARGUMENT" && slices.Equal(got[1].UpdateMask, []string{"display_name", "language"}) &&
+			got[1].ContactID == "B"},
+		{"empty mask is not NULL", got[2].UpdateMask != nil && len(got[2].UpdateMask) == 0},
+		{"merge keeps both contacts, NULL mask", got[3].SourceContactID == "D2" && got[3].ContactID == "D" && got[3].UpdateMask == nil},
+		{"pending has no finish", got[3].Status == crm.JournalPending && got[3].FinishedAt == nil && got[3].HTTPStatus == 0},
+		{"reject recorded as rejected", got[4].Kind == crm.JournalReject && got[4].Status == crm.JournalRejected},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			t.Errorf("%s: %+v", c.name, got)
+		}
+	}
+
+	pending, err := s.PendingJournal(ctx, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 2 || pending[0].ExternalID != "c" || pending[1].ExternalID != "d" {
+		t.Errorf("PendingJournal = %+v, want entries c and d", pending)
+	}
+	interrupted, err := s.InterruptedRuns(ctx, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(interrupted) != 1 || interrupted[0].ID != run.ID {
+		t.Errorf("InterruptedRuns = %+v, want run %d", interrupted, run.ID)
+	}
+
+	if err := s.FinishRun(ctx, run.ID, "partial", map[string]int{"create": 1, "failed": 1}, "1 call failed"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FinishRun(ctx, run.ID, "success", nil, ""); err == nil {
+		t.Error("finishing a run twice succeeded")
+	}
+	if err := s.FinishRun(ctx, other.ID, crm.RunRunning, nil, ""); err == nil {
+		t.Error(`finishing a run as "running" succeeded`)
+	}
+	if pending, _ := s.PendingJournal(ctx, "p"); len(pending) != 0 {
+		t.Errorf("finished run still has pending entries to recover: %+v", pending)
+	}
+
+	last, err := s.LastRuns(ctx, "p", 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(last) != 2 || last[0].ID != run.ID || last[1].ID != old.ID {
+		t.Fatalf("LastRuns = %+v, want runs %d then %d", last, run.ID, old.ID)
+	}
+	r := last[0]
+	if r.Outcome != "partial" || r.Error != "1 call failed" || r.Counts["failed"] != 1 || r.FinishedAt == nil ||
+		r.Kind != "incremental" || r.Host == "" || r.PID != run.PID {
+		t.Errorf("finished run = %+v", r)
+	}
+	if last[1].Error != "" || last[1].Counts["create"] != 2 {
+		t.Errorf("old run = %+v", last[1])
+	}
+	if one, _ := s.LastRuns(ctx, "p", 1); len(one) != 1 {
+		t.Errorf("LastRuns(1) returned %d runs", len(one))
+	}
+}
+
+func TestJournalAppendIsAllOrNothing(t *testing.T) {
+	t.Parallel()
+	s := crmtest.NewStore(t)
+	ctx := ctxFor(t)
+	run, err := s.StartRun(ctx, "p", "full")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := make([]crm.JournalEntry, 2500) // spans several statements
+	for i := range entries {
+		entries[i] = crm.JournalEntry{RunID: run.ID, Kind: crm.JournalCreate, ExternalID: fmt.Sprint(i)}
+	}
+	entries[2400].Kind = "upsert" // not a kind the journal knows
+	err = s.JournalAppend(ctx, entries)
+	if err == nil || !strings.Contains(err.Error(), "journal_kind_check") {
+		t.Fatalf("err = %v, want the kind constraint", err)
+	}
+	if entries[0].ID != 0 {
+		t.Errorf("a failed append filled in ids")
+	}
+	if got, _ := s.Journal(ctx, run.ID); len(got) != 0 {
+		t.Errorf("a failed append left %d entries", len(got))
+	}
+
+	entries[2400].Kind = crm.JournalCreate
+	if err := s.JournalAppend(ctx, entries); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Journal(ctx, run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(entries) {
+		t.Fatalf("journal has %d entries, want %d", len(got), len(entries))
+	}
+	for i := range got {
+		if got[i].ID != entries[i].ID || got[i].ExternalID != fmt.Sprint(i) {
+			t.Fatalf("entry %d: stored %+v, appended %+v", i, got[i], entries[i])
+		}
+	}
+}
+
+func TestWatermark(t *testing.T) {
+	t.Parallel()
+	s := crmtest.NewStore(t)
+	ctx := ctxFor(t)
+	if _, ok, err := s.Watermark(ctx, "p"); err != nil || ok {
+		t.Fatalf("fresh watermark: ok=%v err=%v, want none", ok, err)
+	}
+	for _, at := range []time.Time{
+		time.Date(2025, 1, 2, 3, 4, 5, 678901000, time.UTC),
+		time.Date(2024, 12, 31, 0, 0, 0, 0, time.FixedZone("CET", 3600)), // may move back: a repair resets it
+	} {
+		if err := s.SetWatermark(ctx, "p", at); err != nil {
+			t.Fatal(err)
+		}
+		got, ok, err := s.Watermark(ctx, "p")
+		if err != nil || !ok || !got.Equal(at) {
+			t.Fatalf("Watermark = %v %v %v, want %v", got, ok, err, at)
+		}
+	}
+	if _, ok, _ := s.Watermark(ctx, "q"); ok {
+		t.Error("watermark leaked across projects")
+	}
+}
