@@ -1,0 +1,121 @@
+package sync
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/syncd/syncd/sinch"
+)
+
+// patchFor compares what Sinch holds with what the CRM asks for and returns
+// the body and update_mask of the patch that aligns them, naming exactly the
+// fields that differ. adopt adds the external_id of a contact taken over.
+func patchFor(have sinch.Contact, want Desired, adopt bool) (sinch.Contact, []string, []Change) {
+	var body sinch.Contact
+	var mask []string
+	var changes []Change
+	set := func(field, old, new string) {
+		mask = append(mask, field)
+		changes = append(changes, Change{Field: field, Old: old, New: new})
+	}
+
+	// Mask order follows the contact's field order, so that reports and
+	// request URLs are stable.
+	if ids, ok := identitiesFor(have, want); ok {
+		body.ChannelIdentities = ids
+		set(sinch.FieldChannelIdentities, formatIdentities(have.ChannelIdentities), formatIdentities(ids))
+	}
+	if want.ChannelPriority != nil {
+		prio := priorityFor(have, want)
+		if !slices.Equal(prio, have.ChannelPriority) {
+			body.ChannelPriority = prio
+			set(sinch.FieldChannelPriority, strings.Join(have.ChannelPriority, ","), strings.Join(prio, ","))
+		}
+	}
+	if want.DisplayName != nil && !sameDisplayName(have, *want.DisplayName) {
+		body.DisplayName = *want.DisplayName
+		set(sinch.FieldDisplayName, have.DisplayName, *want.DisplayName)
+	}
+	if want.Email != nil && canonicalEmail(have.Email) != *want.Email {
+		body.Email = *want.Email
+		set(sinch.FieldEmail, have.Email, *want.Email)
+	}
+	if adopt {
+		body.ExternalID = want.ExternalID
+		set(sinch.FieldExternalID, have.ExternalID, want.ExternalID)
+	}
+	if want.Language != nil && have.Language != *want.Language {
+		body.Language = *want.Language
+		set(sinch.FieldLanguage, have.Language, *want.Language)
+	}
+	if want.Metadata != nil && canonicalMetadata(have.Metadata) != canonicalMetadata(*want.Metadata) {
+		body.Metadata = *want.Metadata
+		set(sinch.FieldMetadata, have.Metadata, *want.Metadata)
+	}
+	return body, mask, changes
+}
+
+// sameDisplayName treats an empty CRM name as satisfied by the names Sinch
+// fills in on its own: its default, and a WhatsApp profile name, which Sinch
+// shows again whatever syncd clears.
+func sameDisplayName(have sinch.Contact, want string) bool {
+	if want == have.DisplayName {
+		return true
+	}
+	if want != "" {
+		return false
+	}
+	if have.DisplayName == sinch.DefaultDisplayName {
+		return true
+	}
+	return slices.ContainsFunc(have.ChannelIdentities, func(id sinch.ChannelIdentity) bool { return id.Channel == "WHATSAPP" })
+}
+
+// identitiesFor returns the identity list a patch should send, and whether it
+// differs from Sinch's. Identities on channels the record does not manage
+// (a MESSENGER id Sinch added, say) are kept after the managed ones.
+func identitiesFor(have sinch.Contact, want Desired) ([]sinch.ChannelIdentity, bool) {
+	if len(want.Managed) == 0 {
+		return nil, false
+	}
+	var unmanaged []sinch.ChannelIdentity
+	haveKeys := make(map[string]bool, len(have.ChannelIdentities))
+	for _, id := range have.ChannelIdentities {
+		if slices.Contains(want.Managed, id.Channel) {
+			haveKeys[identityKey(id)] = true
+		} else {
+			unmanaged = append(unmanaged, id)
+		}
+	}
+	same := len(haveKeys) == len(want.Identities)
+	for _, id := range want.Identities {
+		same = same && haveKeys[identityKey(id)]
+	}
+	if same {
+		return nil, false
+	}
+	return append(slices.Clone(want.Identities), unmanaged...), true
+}
+
+// priorityFor is the CRM's channel order followed by the channels it does not
+// manage, in the order Sinch has them.
+func priorityFor(have sinch.Contact, want Desired) []string {
+	prio := slices.Clone(want.ChannelPriority)
+	for _, ch := range have.ChannelPriority {
+		if !slices.Contains(prio, ch) && !slices.Contains(want.Managed, ch) {
+			prio = append(prio, ch)
+		}
+	}
+	return prio
+}
+
+func formatIdentities(ids []sinch.ChannelIdentity) string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = id.Channel + ":" + id.Identity
+		if id.AppID != "" {
+			parts[i] += "@" + id.AppID
+		}
+	}
+	return strings.Join(parts, ",")
+}

@@ -1,0 +1,143 @@
+package sync
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/syncd/syncd/sinch"
+)
+
+// OpKind names what an operation does to Sinch.
+type OpKind string
+
+const (
+	OpCreate OpKind = "create"
+	OpPatch  OpKind = "patch"
+	OpMerge  OpKind = "merge"
+	OpDelete OpKind = "delete"
+)
+
+// Rules say why an operation exists, for the report and the journal.
+const (
+	RuleMissing        = "missing"          // no contact carries the external_id
+	RuleDrift          = "drift"            // managed fields differ from the CRM
+	RuleAdopt          = "adopt"            // an unlinked contact holds the record's identity
+	RuleSameExternalID = "same-external-id" // duplicates of one external_id
+	RuleSharedIdentity = "shared-identity"  // an unlinked contact shares a managed identity
+	RuleTombstone      = "tombstone"        // the CRM row has deleted_at set
+	RuleGone           = "gone"             // the CRM row vanished from the source
+	RuleUnlink         = "unlink"           // delete_policy unlink: clear external_id
+)
+
+// Operation is one call a plan makes to Sinch. Contact is the request body
+// of a create or patch.
+type Operation struct {
+	Kind            OpKind         `json:"kind"`
+	ExternalID      string         `json:"external_id"`
+	ContactID       string         `json:"contact_id,omitempty"`
+	SourceContactID string         `json:"source_contact_id,omitempty"`
+	UpdateMask      []string       `json:"update_mask,omitempty"`
+	Reason          string         `json:"reason"`
+	Rule            string         `json:"rule"`
+	Changes         []Change       `json:"changes,omitempty"`
+	Contact         *sinch.Contact `json:"contact,omitempty"`
+	// Hash is the content hash of the CRM record the operation serves,
+	// stored with the link once Sinch has confirmed it.
+	Hash string `json:"-"`
+}
+
+// Change is one field an operation sets, with the value Sinch holds now.
+type Change struct {
+	Field string `json:"field"`
+	Old   string `json:"old"`
+	New   string `json:"new"`
+}
+
+// Removes reports whether the operation takes a contact away from the CRM's
+// mirror, which the mass-delete guard counts.
+func (op Operation) Removes() bool {
+	return op.Kind == OpDelete || op.Rule == RuleUnlink
+}
+
+// Explain is the operation's reason followed by the fields it sets, with
+// their values unless redact is set (logs and the journal hold no PII).
+func (op Operation) Explain(redact bool) string {
+	if len(op.Changes) == 0 {
+		return op.Reason
+	}
+	return op.Reason + ": " + describeChanges(op.Changes, redact)
+}
+
+// Link ties a CRM record to the Sinch contact that mirrors it.
+type Link struct {
+	ExternalID string `json:"external_id"`
+	ContactID  string `json:"contact_id"`
+	Hash       string `json:"-"`
+}
+
+// Plan is what a run would do, as plain data.
+type Plan struct {
+	Operations []Operation `json:"operations"`
+	Rejected   []Rejection `json:"rejected"`
+	Unchanged  int         `json:"-"`
+	// Links are matches that need no call but are not yet stored.
+	Links []Link `json:"-"`
+	// DeleteGuard, when set, says why the plan's deletes are withheld.
+	DeleteGuard string   `json:"delete_guard,omitempty"`
+	Notes       []string `json:"notes,omitempty"`
+}
+
+// Summary counts a plan's operations by kind.
+type Summary struct {
+	Create    int `json:"create"`
+	Patch     int `json:"patch"`
+	Merge     int `json:"merge"`
+	Delete    int `json:"delete"`
+	Unchanged int `json:"unchanged"`
+	Rejected  int `json:"rejected"`
+}
+
+// Summary counts the plan's operations by kind.
+func (p Plan) Summary() Summary {
+	s := Summary{Unchanged: p.Unchanged, Rejected: len(p.Rejected)}
+	for _, op := range p.Operations {
+		s.add(op.Kind)
+	}
+	return s
+}
+
+func (s *Summary) add(kind OpKind) {
+	switch kind {
+	case OpCreate:
+		s.Create++
+	case OpPatch:
+		s.Patch++
+	case OpMerge:
+		s.Merge++
+	case OpDelete:
+		s.Delete++
+	}
+}
+
+// Empty reports whether the plan has nothing to send.
+func (p Plan) Empty() bool { return len(p.Operations) == 0 }
+
+func (s Summary) String() string {
+	return fmt.Sprintf("%d to create, %d to patch, %d to merge, %d to delete, %d unchanged, %d rejected",
+		s.Create, s.Patch, s.Merge, s.Delete, s.Unchanged, s.Rejected)
+}
+
+// describeChanges renders changes as `field "old" → "new"`, with values
+// masked when redact is set.
+func describeChanges(changes []Change, redact bool) string {
+	parts := make([]string, 0, len(changes))
+	for _, c := range changes {
+		if redact {
+			parts = append(parts, c.Field)
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %s → %s", c.Field, strconv.Quote(c.Old), strconv.Quote(c.New)))
+	}
+	return strings.Join(parts, "; ")
+}
