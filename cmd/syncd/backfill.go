@@ -1,0 +1,72 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	contactsync "github.com/syncd/syncd/sync"
+)
+
+func (e *env) backfillCommand() *cobra.Command {
+	var allowMassDelete, strict bool
+	cmd := &cobra.Command{
+		Use:   "backfill",
+		Short: "Run one full reconcile and apply it",
+		Long: `Read every Sinch contact and the whole CRM source, diff them and apply the
+plan: create, patch, merge and delete so that Sinch mirrors the CRM.
+
+Exit status: 0 success (rejected rows are listed, not fatal unless --strict),
+1 error or failed operations, 3 deletes withheld by the mass-delete guard.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			d, err := e.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			rep, err := d.reconciler(allowMassDelete).Backfill(cmd.Context())
+			writeRunSummary(e.stdout, rep)
+			if err != nil {
+				return err
+			}
+			return backfillExit(rep, strict)
+		},
+	}
+	cmd.Flags().BoolVar(&allowMassDelete, "allow-mass-delete", false, "apply deletes even when they exceed sync.max_deletes or sync.max_delete_fraction")
+	cmd.Flags().BoolVar(&strict, "strict", false, "fail (exit 1) when any CRM row or contact is rejected")
+	return cmd
+}
+
+func backfillExit(rep contactsync.Report, strict bool) error {
+	rejected := len(rep.Plan.Rejected) + len(rep.Rejected)
+	switch {
+	case rep.Failed > 0:
+		return fmt.Errorf("%d operations failed; run again to retry them", rep.Failed)
+	case rep.Plan.DeleteGuard != "":
+		return &exitCodeError{code: exitDeletesWithheld, err: errors.New("deletes withheld: " + rep.Plan.DeleteGuard)}
+	case strict && rejected > 0:
+		return fmt.Errorf("%d rows rejected (--strict)", rejected)
+	}
+	return nil
+}
+
+func writeRunSummary(w io.Writer, rep contactsync.Report) {
+	a := rep.Applied
+	fmt.Fprintf(w, "Run %d %s in %s: %d created, %d patched, %d merged, %d deleted, %d unchanged, %d failed, %d skipped.\n",
+		rep.RunID, rep.Outcome, rep.Duration.Round(1e6), a.Create, a.Patch, a.Merge, a.Delete, rep.Plan.Unchanged, rep.Failed, rep.Skipped)
+	for _, rej := range rep.Plan.Rejected {
+		fmt.Fprintf(w, "rejected  %s  %s\n", rej.ExternalID, rej)
+	}
+	for _, rej := range rep.Rejected {
+		fmt.Fprintf(w, "rejected by Sinch  %s  %s\n", rej.ExternalID, rej.Reason)
+	}
+	for _, msg := range rep.Errors {
+		fmt.Fprintf(w, "failed  %s\n", msg)
+	}
+	if rep.Plan.DeleteGuard != "" {
+		fmt.Fprintf(w, "deletes withheld (%d): %s\n", rep.Withheld, rep.Plan.DeleteGuard)
+	}
+}

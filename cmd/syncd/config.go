@@ -1,0 +1,249 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/syncd/syncd/sinch"
+	contactsync "github.com/syncd/syncd/sync"
+)
+
+// Config is the whole configuration: config.yaml at the repository root is
+// its commented example, and the environment overrides the file.
+type Config struct {
+	Database        DatabaseConfig `yaml:"database"`
+	Sinch           SinchConfig    `yaml:"sinch"`
+	CRM             CRMConfig      `yaml:"crm"`
+	Sync            SyncConfig     `yaml:"sync"`
+	Schedule        ScheduleConfig `yaml:"schedule"`
+	HTTP            HTTPConfig     `yaml:"http"`
+	Log             LogConfig      `yaml:"log"`
+	ShutdownTimeout time.Duration  `yaml:"shutdown_timeout"`
+}
+
+type DatabaseConfig struct {
+	URL string `yaml:"url"`
+}
+
+type SinchConfig struct {
+	ProjectID      string        `yaml:"project_id"`
+	Region         string        `yaml:"region"`
+	BaseURL        string        `yaml:"base_url"`
+	Auth           string        `yaml:"auth"`
+	KeyID          string        `yaml:"key_id"`
+	KeySecret      string        `yaml:"key_secret"`
+	TokenURL       string        `yaml:"token_url"`
+	Timeout        time.Duration `yaml:"timeout"`
+	RateLimitRPS   float64       `yaml:"rate_limit_rps"`
+	MaxConcurrency int           `yaml:"max_concurrency"`
+	MaxAttempts    int           `yaml:"max_attempts"`
+	MaxRetryTime   time.Duration `yaml:"max_retry_time"`
+}
+
+type CRMConfig struct {
+	Source    string `yaml:"source"`
+	BatchSize int    `yaml:"batch_size"`
+	Notify    bool   `yaml:"notify"`
+}
+
+type SyncConfig struct {
+	PhoneChannels     []string `yaml:"phone_channels"`
+	DefaultLanguage   string   `yaml:"default_language"`
+	DefaultRegion     string   `yaml:"default_region"`
+	ExternalIDPrefix  string   `yaml:"external_id_prefix"`
+	DeletePolicy      string   `yaml:"delete_policy"`
+	MaxDeletes        int      `yaml:"max_deletes"`
+	MaxDeleteFraction float64  `yaml:"max_delete_fraction"`
+}
+
+type ScheduleConfig struct {
+	Incremental string `yaml:"incremental"`
+	Full        string `yaml:"full"`
+}
+
+type HTTPConfig struct {
+	Listen string `yaml:"listen"`
+}
+
+type LogConfig struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+	PII    bool   `yaml:"pii"`
+}
+
+// defaultConfig is what syncd runs on when neither the file nor the
+// environment says otherwise: a local PostgreSQL and the emulator that
+// `syncd emulator` serves.
+func defaultConfig() Config {
+	opts := contactsync.DefaultOptions()
+	return Config{
+		Database: DatabaseConfig{URL: "postgres://postgres@127.0.0.1:5432/syncd?sslmode=disable"},
+		Sinch: SinchConfig{
+			Region:         "us",
+			Auth:           "basic",
+			Timeout:        10 * time.Second,
+			RateLimitRPS:   20,
+			MaxConcurrency: 8,
+			MaxAttempts:    6,
+			MaxRetryTime:   2 * time.Minute,
+		},
+		CRM: CRMConfig{Source: "crm_contacts", BatchSize: 1000},
+		Sync: SyncConfig{
+			PhoneChannels:     opts.PhoneChannels,
+			DefaultLanguage:   opts.DefaultLanguage,
+			DeletePolicy:      string(opts.DeletePolicy),
+			MaxDeletes:        opts.MaxDeletes,
+			MaxDeleteFraction: opts.MaxDeleteFraction,
+		},
+		Schedule:        ScheduleConfig{Incremental: "@every 1m", Full: "0 3 * * *"},
+		HTTP:            HTTPConfig{Listen: "127.0.0.1:9464"},
+		Log:             LogConfig{Level: "info", Format: "auto"},
+		ShutdownTimeout: 20 * time.Second,
+	}
+}
+
+// envOverrides maps environment variables onto keys, so that secrets and
+// the database URL need not sit in the file.
+var envOverrides = []struct {
+	name string
+	key  string
+	set  func(c *Config, v string) error
+}{
+	{"SYNCD_DATABASE_URL", "database.url", func(c *Config, v string) error { c.Database.URL = v; return nil }},
+	{"SYNCD_SINCH_PROJECT_ID", "sinch.project_id", func(c *Config, v string) error { c.Sinch.ProjectID = v; return nil }},
+	{"SYNCD_SINCH_REGION", "sinch.region", func(c *Config, v string) error { c.Sinch.Region = v; return nil }},
+	{"SYNCD_SINCH_BASE_URL", "sinch.base_url", func(c *Config, v string) error { c.Sinch.BaseURL = v; return nil }},
+	{"SYNCD_SINCH_AUTH", "sinch.auth", func(c *Config, v string) error { c.Sinch.Auth = v; return nil }},
+	{"SYNCD_SINCH_KEY_ID", "sinch.key_id", func(c *Config, v string) error { c.Sinch.KeyID = v; return nil }},
+	{"SYNCD_SINCH_KEY_SECRET", "sinch.key_secret", func(c *Config, v string) error { c.Sinch.KeySecret = v; return nil }},
+	{"SYNCD_SINCH_TOKEN_URL", "sinch.token_url", func(c *Config, v string) error { c.Sinch.TokenURL = v; return nil }},
+	{"SYNCD_CRM_SOURCE", "crm.source", func(c *Config, v string) error { c.CRM.Source = v; return nil }},
+	{"SYNCD_LOG_LEVEL", "log.level", func(c *Config, v string) error { c.Log.Level = v; return nil }},
+	{"SYNCD_LOG_PII", "log.pii", func(c *Config, v string) (err error) { c.Log.PII, err = strconv.ParseBool(v); return err }},
+}
+
+// loadConfig reads the file at path (a missing file is fine unless the
+// user named it explicitly), applies the environment and validates.
+func loadConfig(path string, explicit bool, getenv func(string) string) (Config, error) {
+	cfg := defaultConfig()
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && !explicit:
+	case err != nil:
+		return cfg, fmt.Errorf("read config: %w", err)
+	default:
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) { // EOF: an empty file
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	for _, o := range envOverrides {
+		if v := getenv(o.name); v != "" {
+			if err := o.set(&cfg, v); err != nil {
+				return cfg, fmt.Errorf("%s (%s): %w", o.name, o.key, err)
+			}
+		}
+	}
+	return cfg, cfg.validate()
+}
+
+func (c Config) validate() error {
+	if c.Database.URL == "" {
+		return errors.New("database.url is required (or SYNCD_DATABASE_URL)")
+	}
+	if u, err := url.Parse(c.Database.URL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return errors.New("database.url must be a postgres:// URL")
+	}
+	if c.Sinch.ProjectID == "" {
+		return errors.New("sinch.project_id is required (or SYNCD_SINCH_PROJECT_ID)")
+	}
+	if !slices.Contains([]string{"us", "eu", "br"}, c.Sinch.Region) {
+		return fmt.Errorf("sinch.region: %q is not one of us, eu, br", c.Sinch.Region)
+	}
+	if c.Sinch.BaseURL != "" {
+		if u, err := url.Parse(c.Sinch.BaseURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			return fmt.Errorf("sinch.base_url: %q is not an http(s) URL", c.Sinch.BaseURL)
+		}
+	}
+	if c.Sinch.Auth != "basic" && c.Sinch.Auth != "oauth2" {
+		return fmt.Errorf("sinch.auth: %q is not one of basic, oauth2", c.Sinch.Auth)
+	}
+	if c.Sinch.KeyID == "" {
+		return errors.New("sinch.key_id is required (or SYNCD_SINCH_KEY_ID)")
+	}
+	if c.Sinch.KeySecret == "" {
+		return errors.New("sinch.key_secret is required (or SYNCD_SINCH_KEY_SECRET)")
+	}
+	if c.Sinch.Timeout <= 0 {
+		return errors.New("sinch.timeout must be positive")
+	}
+	if c.Sinch.RateLimitRPS <= 0 {
+		return errors.New("sinch.rate_limit_rps must be positive")
+	}
+	if c.Sinch.MaxConcurrency < 1 {
+		return errors.New("sinch.max_concurrency must be at least 1")
+	}
+	if c.Sinch.MaxAttempts < 1 {
+		return errors.New("sinch.max_attempts must be at least 1")
+	}
+	if strings.TrimSpace(c.CRM.Source) == "" {
+		return errors.New("crm.source is required")
+	}
+	if c.CRM.BatchSize < 1 {
+		return errors.New("crm.batch_size must be at least 1")
+	}
+	if err := c.syncOptions(false).Validate(); err != nil {
+		return err
+	}
+	switch c.Log.Format {
+	case "auto", "json", "console":
+	default:
+		return fmt.Errorf("log.format: %q is not one of auto, json, console", c.Log.Format)
+	}
+	if c.ShutdownTimeout <= 0 {
+		return errors.New("shutdown_timeout must be positive")
+	}
+	return nil
+}
+
+func (c Config) syncOptions(allowMassDelete bool) contactsync.Options {
+	return contactsync.Options{
+		PhoneChannels:     c.Sync.PhoneChannels,
+		DefaultLanguage:   c.Sync.DefaultLanguage,
+		DefaultRegion:     c.Sync.DefaultRegion,
+		ExternalIDPrefix:  c.Sync.ExternalIDPrefix,
+		DeletePolicy:      contactsync.DeletePolicy(c.Sync.DeletePolicy),
+		MaxDeletes:        c.Sync.MaxDeletes,
+		MaxDeleteFraction: c.Sync.MaxDeleteFraction,
+		AllowMassDelete:   allowMassDelete,
+	}
+}
+
+func (c Config) sinchConfig() sinch.Config {
+	return sinch.Config{
+		BaseURL:        c.Sinch.BaseURL,
+		Region:         c.Sinch.Region,
+		ProjectID:      c.Sinch.ProjectID,
+		Auth:           c.Sinch.Auth,
+		KeyID:          c.Sinch.KeyID,
+		KeySecret:      c.Sinch.KeySecret,
+		TokenURL:       c.Sinch.TokenURL,
+		Timeout:        c.Sinch.Timeout,
+		RateLimitRPS:   c.Sinch.RateLimitRPS,
+		MaxConcurrency: c.Sinch.MaxConcurrency,
+		MaxAttempts:    c.Sinch.MaxAttempts,
+		MaxRetryTime:   c.Sinch.MaxRetryTime,
+	}
+}

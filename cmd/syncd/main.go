@@ -1,0 +1,103 @@
+// Command syncd keeps the contacts of a Sinch Conversation API project
+// aligned with the contact records of a CRM in PostgreSQL.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit statuses. 2 follows `terraform plan -detailed-exitcode`; 75 is
+// EX_TEMPFAIL from sysexits.h, "try again later".
+const (
+	exitOK              = 0
+	exitError           = 1
+	exitChangesPending  = 2
+	exitDeletesWithheld = 3
+	exitTempFail        = 75
+)
+
+// exitError carries an exit status other than 1 out of a command.
+type exitCodeError struct {
+	code int
+	err  error
+}
+
+func (e *exitCodeError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitCodeError) Unwrap() error { return e.err }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
+}
+
+// env is the process's surroundings, so that tests can run commands in
+// process with their own.
+type env struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+
+	configPath     string
+	configExplicit bool // --config was given, so the file must exist
+}
+
+// run executes one syncd command line and returns its exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	e := &env{stdout: stdout, stderr: stderr, getenv: getenv}
+	root := e.rootCommand()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	var coded *exitCodeError
+	if errors.As(err, &coded) {
+		if coded.err != nil {
+			fmt.Fprintf(stderr, "syncd: %v\n", coded.err)
+		}
+		return coded.code
+	}
+	fmt.Fprintf(stderr, "syncd: %v\n", err)
+	return exitError
+}
+
+func (e *env) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "syncd",
+		Short: "Keep Sinch Conversation API contacts aligned with CRM records in PostgreSQL",
+		Long: `syncd reconciles the contacts of a Sinch Conversation API project with the
+contact records of a CRM in PostgreSQL. The CRM is the source of truth.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
+			e.configExplicit = cmd.Flags().Changed("config")
+		},
+	}
+	root.PersistentFlags().StringVar(&e.configPath, "config", "config.yaml", "path of the configuration file (a missing default file is fine when the environment supplies the rest)")
+	root.AddCommand(
+		e.migrateCommand(),
+		e.diffCommand(),
+		e.backfillCommand(),
+		e.demoCommand(),
+		e.emulatorCommand(),
+		e.versionCommand(),
+	)
+	return root
+}

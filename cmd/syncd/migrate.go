@@ -1,0 +1,47 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/syncd/syncd/crm"
+)
+
+func (e *env) migrateCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply the embedded SQL migrations to the database",
+		Long: `Apply the versioned SQL migrations embedded in syncd: the reference CRM table
+crm_contacts and syncd's own state in the syncd schema. Safe to run again.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := e.config(e.configExplicit)
+			if err != nil {
+				return err
+			}
+			log, err := e.logger(cfg.Log)
+			if err != nil {
+				return err
+			}
+			defer log.Sync() //nolint:errcheck // stderr sync errors are not actionable
+			store, err := crm.Open(cmd.Context(), cfg.Database.URL, log)
+			if err != nil {
+				return fmt.Errorf("database.url: %w", err)
+			}
+			defer store.Close()
+			applied, err := store.Migrate(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if len(applied) == 0 {
+				fmt.Fprintln(e.stdout, "Database is up to date.")
+				return nil
+			}
+			for _, m := range applied {
+				fmt.Fprintf(e.stdout, "applied %s\n", m)
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/term"
+
+	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/sinch"
+	contactsync "github.com/syncd/syncd/sync"
+)
+
+// config loads the configuration the command line points at.
+func (e *env) config(explicit bool) (Config, error) {
+	return loadConfig(e.configPath, explicit, e.getenv)
+}
+
+// logger writes to stderr: readable on a terminal, JSON lines otherwise
+// (journald, files, pipes).
+func (e *env) logger(cfg LogConfig) (*zap.Logger, error) {
+	level, err := zapcore.ParseLevel(cfg.Level)
+	if err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	format := cfg.Format
+	if format == "auto" {
+		format = "json"
+		if isTerminal(e.stderr) {
+			format = "console"
+		}
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	if format == "console" {
+		encCfg.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	} else {
+		enc = zapcore.NewJSONEncoder(encCfg)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(e.stderr), level)), nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// deps are the long-lived parts a command works with.
+type deps struct {
+	cfg    Config
+	log    *zap.Logger
+	store  *crm.Store
+	client *sinch.Client
+}
+
+func (d *deps) Close() {
+	if d.store != nil {
+		_ = d.store.Close()
+	}
+	_ = d.log.Sync()
+}
+
+// open loads the configuration and connects to PostgreSQL and Sinch.
+func (e *env) open(ctx context.Context) (*deps, error) {
+	cfg, err := e.config(e.configExplicit)
+	if err != nil {
+		return nil, err
+	}
+	return e.openWith(ctx, cfg)
+}
+
+func (e *env) openWith(ctx context.Context, cfg Config) (*deps, error) {
+	log, err := e.logger(cfg.Log)
+	if err != nil {
+		return nil, err
+	}
+	d := &deps{cfg: cfg, log: log}
+	d.store, err = crm.Open(ctx, cfg.Database.URL, log)
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("database.url: %w", err)
+	}
+	sc := cfg.sinchConfig()
+	sc.Logger = log
+	d.client, err = sinch.NewClient(sc)
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("sinch: %w", err)
+	}
+	return d, nil
+}
+
+func (d *deps) reconciler(allowMassDelete bool) *contactsync.Reconciler {
+	return &contactsync.Reconciler{
+		Store:       d.store,
+		Sinch:       d.client,
+		Logger:      d.log,
+		ProjectID:   d.cfg.Sinch.ProjectID,
+		Source:      d.cfg.CRM.Source,
+		BatchSize:   d.cfg.CRM.BatchSize,
+		Concurrency: d.cfg.Sinch.MaxConcurrency,
+		Options:     d.cfg.syncOptions(allowMassDelete),
+	}
+}
