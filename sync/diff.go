@@ -13,8 +13,11 @@ import (
 
 // Snapshot is what a run read from both sides.
 type Snapshot struct {
-	Records  []crm.Record
-	Contacts []sinch.Contact
+	Records []crm.Record
+	// Unreadable are source rows the store could not even read; they are
+	// rejected, and their contacts are kept.
+	Unreadable []Rejection
+	Contacts   []sinch.Contact
 	// Links are the matches stored by earlier runs, by external_id.
 	Links map[string]crm.Link
 	// Complete says Records is the whole CRM source and Contacts the whole
@@ -63,6 +66,10 @@ func (d *differ) normalize() {
 	d.keep = make(map[string]bool)
 	d.tombstoned = make(map[string]bool)
 
+	for _, rej := range d.snap.Unreadable {
+		d.keep[rej.ExternalID] = true
+		d.plan.Rejected = append(d.plan.Rejected, rej)
+	}
 	seen := make(map[string]int, len(d.snap.Records))
 	for _, rec := range d.snap.Records {
 		seen[rec.ExternalID]++

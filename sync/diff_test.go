@@ -409,3 +409,28 @@ func TestDiffPatchBodies(t *testing.T) {
 		}
 	})
 }
+
+func TestOptionsValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*contactsync.Options)
+		want string // substring of the error; "" for valid
+	}{
+		{"defaults", func(*contactsync.Options) {}, ""},
+		{"region", func(o *contactsync.Options) { o.DefaultRegion = "SE" }, ""},
+		{"unknown region", func(o *contactsync.Options) { o.DefaultRegion = "XX" }, "sync.default_region"},
+		{"lower-case region", func(o *contactsync.Options) { o.DefaultRegion = "se" }, "sync.default_region"},
+		{"phone channel", func(o *contactsync.Options) { o.PhoneChannels = []string{"MESSENGER"} }, "sync.phone_channels"},
+		{"language", func(o *contactsync.Options) { o.DefaultLanguage = "XX" }, "sync.default_language"},
+		{"policy", func(o *contactsync.Options) { o.DeletePolicy = "purge" }, "sync.delete_policy"},
+		{"fraction", func(o *contactsync.Options) { o.MaxDeleteFraction = 2 }, "sync.max_delete_fraction"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := opts(tt.edit).Validate()
+			if (err == nil) != (tt.want == "") || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+				t.Errorf("Validate() = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}

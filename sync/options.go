@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/nyaruka/phonenumbers"
+
 	"github.com/syncd/syncd/sinch"
 )
 
@@ -66,8 +68,8 @@ func (o Options) Validate() error {
 	if !slices.Contains(sinch.Languages, o.DefaultLanguage) {
 		return fmt.Errorf("sync.default_language: %q is not a Sinch language code", o.DefaultLanguage)
 	}
-	if o.DefaultRegion != "" && strings.ToUpper(o.DefaultRegion) != o.DefaultRegion {
-		return fmt.Errorf("sync.default_region: %q must be an upper-case ISO 3166 code such as SE", o.DefaultRegion)
+	if o.DefaultRegion != "" && !phonenumbers.GetSupportedRegions()[o.DefaultRegion] {
+		return fmt.Errorf("sync.default_region: %q is not a region code such as SE or US", o.DefaultRegion)
 	}
 	switch o.DeletePolicy {
 	case DeletePolicyDelete, DeletePolicyUnlink, DeletePolicyIgnore:

@@ -76,6 +76,11 @@ func (r *Reconciler) Fetch(ctx context.Context) (Snapshot, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		for batch, err := range r.Store.Records(gctx, r.Source, r.BatchSize) {
+			var rowErr *crm.RowError
+			if errors.As(err, &rowErr) {
+				snap.Unreadable = append(snap.Unreadable, Rejection{ExternalID: rowErr.ExternalID, Column: rowErr.Column, Reason: rowErr.Err.Error()})
+				continue
+			}
 			if err != nil {
 				return fmt.Errorf("read CRM source %s: %w", r.Source, err)
 			}

@@ -144,6 +144,9 @@ func (e *Emulator) create(body []byte) (int, any) {
 	c := normalize(in)
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if err := e.refused(c); err != nil {
+		return invalid(err)
+	}
 	c.ID = e.newID()
 	e.store(c)
 	return http.StatusOK, toWire(c)
@@ -247,6 +250,9 @@ func (e *Emulator) update(id string, q url.Values, body []byte) (int, any) {
 		return invalid(err)
 	}
 	next = normalize(next)
+	if err := e.refused(next); err != nil {
+		return invalid(err)
+	}
 	e.store(next)
 	return http.StatusOK, toWire(next)
 }

@@ -96,6 +96,26 @@ type Emulator struct {
 	rng      *mrand.Rand
 	limiter  *rate.Limiter
 	entropy  *ulid.MonotonicEntropy
+	refuse   func(sinch.Contact) error
+}
+
+// RefuseWrites makes creates and updates whose resulting contact fails check
+// answer 400 INVALID_ARGUMENT with check's message. The real service
+// validates more than any client can know in advance (identity formats per
+// channel, say); tests use this to make Sinch refuse one contact. nil turns
+// it off.
+func (e *Emulator) RefuseWrites(check func(sinch.Contact) error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.refuse = check
+}
+
+// refused applies the RefuseWrites check; e.mu must be held.
+func (e *Emulator) refused(c sinch.Contact) error {
+	if e.refuse == nil {
+		return nil
+	}
+	return e.refuse(clone(c))
 }
 
 // New builds an Emulator.
