@@ -382,6 +382,13 @@ func (s *Store) PendingJournal(ctx context.Context, projectID string) ([]Journal
 		ORDER BY j.id`, projectID)
 }
 
+// Rejects returns up to n of a run's rejected entries: CRM rows and contacts
+// the run skipped, with their reasons.
+func (s *Store) Rejects(ctx context.Context, runID int64, n int) ([]JournalEntry, error) {
+	return s.queryJournal(ctx, `SELECT `+journalColumns+` FROM syncd.journal j
+		WHERE j.run_id = $1 AND j.status = 'rejected' ORDER BY j.id LIMIT $2`, runID, n)
+}
+
 func (s *Store) queryJournal(ctx context.Context, query string, args ...any) ([]JournalEntry, error) {
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
@@ -452,3 +459,16 @@ func (s *Store) inTx(ctx context.Context, what string, fn func(*sql.Tx) error) e
 	}
 	return nil
 }
+
+// Now is the database server's clock. Watermarks are compared with
+// updated_at, which the server stamps, so they must come from the same clock.
+func (s *Store) Now(ctx context.Context) (time.Time, error) {
+	var t time.Time
+	if err := s.db.QueryRowContext(ctx, `SELECT now()`).Scan(&t); err != nil {
+		return time.Time{}, fmt.Errorf("crm: read server clock: %w", err)
+	}
+	return t, nil
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }

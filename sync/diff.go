@@ -314,6 +314,11 @@ func (d *differ) guard() {
 				owned++
 			}
 		}
+		// An incremental run sees only the contacts it looked up; the
+		// links stand for the rest of the project.
+		if !d.snap.Complete {
+			owned = max(owned, len(d.snap.Links))
+		}
 		switch {
 		case removes > d.opts.MaxDeletes:
 			d.plan.DeleteGuard = fmt.Sprintf("%d deletes exceed sync.max_deletes (%d)", removes, d.opts.MaxDeletes)

@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"net/http"
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/sinch"
@@ -18,6 +16,7 @@ import (
 // SinchAPI is what the reconciler needs from Sinch; *sinch.Client has it.
 type SinchAPI interface {
 	Pages(ctx context.Context, req sinch.ListContactsRequest) iter.Seq2[[]sinch.Contact, error]
+	FindByExternalID(ctx context.Context, externalID string) ([]sinch.Contact, error)
 	CreateContact(ctx context.Context, c sinch.Contact) (*sinch.Contact, error)
 	UpdateContact(ctx context.Context, id string, body sinch.Contact, mask []string) (*sinch.Contact, error)
 	DeleteContact(ctx context.Context, id string) error
@@ -28,18 +27,36 @@ type SinchAPI interface {
 // syncd's own state. *crm.Store has it.
 type Store interface {
 	Records(ctx context.Context, source string, batchSize int) iter.Seq2[[]crm.Record, error]
+	ChangedSince(ctx context.Context, source string, since time.Time, batchSize int) iter.Seq2[[]crm.Record, error]
+	Now(ctx context.Context) (time.Time, error)
+	Watermark(ctx context.Context, projectID string) (time.Time, bool, error)
+	SetWatermark(ctx context.Context, projectID string, t time.Time) error
 	Links(ctx context.Context, projectID string) (map[string]crm.Link, error)
 	SaveLinks(ctx context.Context, projectID string, links []crm.Link) error
 	DeleteLinks(ctx context.Context, projectID string, externalIDs []string) error
 	StartRun(ctx context.Context, projectID, kind string) (crm.Run, error)
 	FinishRun(ctx context.Context, id int64, outcome string, counts map[string]int, errMsg string) error
+	InterruptedRuns(ctx context.Context, projectID string) ([]crm.Run, error)
 	JournalAppend(ctx context.Context, entries []crm.JournalEntry) error
 	JournalMark(ctx context.Context, id int64, status string, httpStatus int, errMsg, contactID string) error
+	TryLock(ctx context.Context, projectID string) (*crm.Lock, error)
+	Lock(ctx context.Context, projectID string) (*crm.Lock, error)
+}
+
+// Observer is told what runs do, for metrics. All methods must be cheap and
+// safe for concurrent use.
+type Observer interface {
+	RunFinished(kind, outcome string, d time.Duration)
+	OperationFinished(kind, status string)
+	RowsRejected(n int)
+	LockWaited(d time.Duration)
+	SetLockHeld(held bool)
 }
 
 // Run kinds and outcomes, as stored in the run history.
 const (
-	RunFull = "full"
+	RunFull        = "full"
+	RunIncremental = "incremental"
 
 	OutcomeRunning     = "running"
 	OutcomeSucceeded   = "succeeded"
@@ -56,65 +73,25 @@ const (
 	StatusRejected = "rejected"
 )
 
+// DefaultOverlap is how far an incremental run reads back before its
+// watermark: updated_at is stamped when a CRM transaction writes, not when
+// it commits, so a row can appear later with an older timestamp.
+const DefaultOverlap = 2 * time.Minute
+
 // Reconciler reads both sides, diffs them and applies the plan.
 type Reconciler struct {
 	Store       Store
 	Sinch       SinchAPI
 	Logger      *zap.Logger
+	Observer    Observer // optional
 	ProjectID   string
 	Source      string // the CRM relation, e.g. crm_contacts
 	BatchSize   int    // CRM rows per query
-	Concurrency int    // groups of operations applied at once
+	Concurrency int    // Sinch calls in flight, for look-ups and operations
 	Options     Options
-}
-
-// Fetch reads the whole CRM source and every Sinch contact. The two sides
-// are read at the same time: the Sinch list is a sequential chain of pages
-// and is what a full run waits on.
-func (r *Reconciler) Fetch(ctx context.Context) (Snapshot, error) {
-	snap := Snapshot{Complete: true, Source: r.Source}
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		for batch, err := range r.Store.Records(gctx, r.Source, r.BatchSize) {
-			var rowErr *crm.RowError
-			if errors.As(err, &rowErr) {
-				snap.Unreadable = append(snap.Unreadable, Rejection{ExternalID: rowErr.ExternalID, Column: rowErr.Column, Reason: rowErr.Err.Error()})
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("read CRM source %s: %w", r.Source, err)
-			}
-			snap.Records = append(snap.Records, batch...)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		for page, err := range r.Sinch.Pages(gctx, sinch.ListContactsRequest{PageSize: sinch.MaxPageSize}) {
-			if err != nil {
-				return fmt.Errorf("list Sinch contacts: %w", err)
-			}
-			snap.Contacts = append(snap.Contacts, page...)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		links, err := r.Store.Links(gctx, r.ProjectID)
-		if err != nil {
-			return fmt.Errorf("read links: %w", err)
-		}
-		snap.Links = links
-		return nil
-	})
-	return snap, g.Wait()
-}
-
-// Plan is a dry run: it fetches both sides and diffs them, writing nothing.
-func (r *Reconciler) Plan(ctx context.Context) (Plan, error) {
-	snap, err := r.Fetch(ctx)
-	if err != nil {
-		return Plan{}, err
-	}
-	return Diff(snap, r.Options), nil
+	Overlap     time.Duration // incremental read-back; DefaultOverlap when zero
+	// LogPII shows field values (phone numbers, e-mails) in debug logs.
+	LogPII bool
 }
 
 // Report is the outcome of a run that applied a plan.
@@ -127,6 +104,7 @@ type Report struct {
 	Failed   int           `json:"failed"`
 	Skipped  int           `json:"skipped"`
 	Withheld int           `json:"withheld_deletes"`
+	Lookups  int           `json:"lookups"`
 	Duration time.Duration `json:"duration_ns"`
 	// Rejected are contacts Sinch refused with a 400; the run went on.
 	Rejected []Rejection `json:"rejected"`
@@ -139,30 +117,100 @@ func (rep Report) Counts() map[string]int {
 	return map[string]int{
 		"create": rep.Applied.Create, "patch": rep.Applied.Patch, "merge": rep.Applied.Merge, "delete": rep.Applied.Delete,
 		"unchanged": s.Unchanged, "rejected": s.Rejected + len(rep.Rejected),
-		"failed": rep.Failed, "skipped": rep.Skipped, "withheld_deletes": rep.Withheld,
+		"failed": rep.Failed, "skipped": rep.Skipped, "withheld_deletes": rep.Withheld, "lookups": rep.Lookups,
 	}
 }
 
-// Backfill is a full reconcile: it records a run, fetches, diffs, journals
-// the plan and applies it.
-func (r *Reconciler) Backfill(ctx context.Context) (Report, error) {
+// Run performs one run of the given kind while holding the project's lock,
+// so that two syncd processes never reconcile one project at once. Without
+// wait, a lock held elsewhere returns an error matching crm.ErrLocked.
+func (r *Reconciler) Run(ctx context.Context, kind string, wait bool) (Report, error) {
 	started := time.Now()
-	run, err := r.Store.StartRun(ctx, r.ProjectID, RunFull)
+	var lock *crm.Lock
+	var err error
+	if wait {
+		lock, err = r.Store.Lock(ctx, r.ProjectID)
+	} else {
+		lock, err = r.Store.TryLock(ctx, r.ProjectID)
+	}
 	if err != nil {
-		return Report{}, fmt.Errorf("record run: %w", err)
+		return Report{Kind: kind}, fmt.Errorf("take the lock of project %s: %w", r.ProjectID, err)
 	}
-	rep := Report{RunID: run.ID, Kind: RunFull}
-	plan, err := r.Plan(ctx)
-	if err == nil {
-		rep, err = r.Apply(ctx, run.ID, plan)
-		rep.Kind = RunFull
+	r.observer().LockWaited(time.Since(started))
+	r.observer().SetLockHeld(true)
+	defer func() {
+		r.observer().SetLockHeld(false)
+		releaseCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := lock.Release(releaseCtx); err != nil {
+			r.Logger.Warn("release project lock", zap.Error(err))
+		}
+	}()
+	if err := r.closeInterrupted(ctx); err != nil {
+		return Report{Kind: kind}, err
 	}
+	switch kind {
+	case RunFull:
+		return r.run(ctx, RunFull, r.full)
+	case RunIncremental:
+		if _, ok, err := r.Store.Watermark(ctx, r.ProjectID); err != nil {
+			return Report{Kind: kind}, err
+		} else if !ok {
+			// Nothing has been synced yet: only a full run knows what is
+			// gone, and it is cheaper than looking up every row.
+			r.Logger.Info("no watermark yet: running a full reconcile instead of an incremental one")
+			return r.run(ctx, RunFull, r.full)
+		}
+		return r.run(ctx, RunIncremental, r.incremental)
+	}
+	return Report{Kind: kind}, fmt.Errorf("unknown run kind %q", kind)
+}
+
+// closeInterrupted records runs that a killed process left "running". The
+// caller holds the lock, so no such run is still alive. Their pending
+// operations need no replay: the next diff reads Sinch afresh and finds what
+// they did (a create whose answer was lost shows up by its external_id).
+func (r *Reconciler) closeInterrupted(ctx context.Context) error {
+	runs, err := r.Store.InterruptedRuns(ctx, r.ProjectID)
+	if err != nil {
+		return err
+	}
+	for _, run := range runs {
+		r.Logger.Warn("closing a run left unfinished by a stopped process", zap.Int64("run_id", run.ID),
+			zap.String("kind", run.Kind), zap.String("host", run.Host), zap.Int("pid", run.PID))
+		if err := r.Store.FinishRun(ctx, run.ID, OutcomeInterrupted, run.Counts, "the process stopped before the run finished"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// run records a run in the history around body, and advances the watermark
+// to when the run started reading once everything it planned has landed.
+func (r *Reconciler) run(ctx context.Context, kind string, body func(context.Context, int64) (Report, error)) (Report, error) {
+	started := time.Now()
+	readStart, err := r.Store.Now(ctx)
+	if err != nil {
+		return Report{Kind: kind}, err
+	}
+	run, err := r.Store.StartRun(ctx, r.ProjectID, kind)
+	if err != nil {
+		return Report{Kind: kind}, fmt.Errorf("record run: %w", err)
+	}
+	rep, err := body(ctx, run.ID)
+	rep.RunID, rep.Kind = run.ID, kind
 	rep.Duration = time.Since(started)
 	rep.Outcome = outcome(ctx, err, rep)
 
 	// The run's own context may be cancelled; its ending is still recorded.
 	finishCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
+	if rep.Outcome == OutcomeSucceeded {
+		if werr := r.Store.SetWatermark(finishCtx, r.ProjectID, readStart); werr != nil {
+			err = fmt.Errorf("advance watermark: %w", werr)
+			rep.Outcome = OutcomeFailed
+		}
+	}
 	errMsg := ""
 	if err != nil {
 		errMsg = err.Error()
@@ -170,9 +218,15 @@ func (r *Reconciler) Backfill(ctx context.Context) (Report, error) {
 	if ferr := r.Store.FinishRun(finishCtx, run.ID, rep.Outcome, rep.Counts(), errMsg); ferr != nil && err == nil {
 		err = fmt.Errorf("record run outcome: %w", ferr)
 	}
-	r.Logger.Info("run finished",
-		zap.Int64("run_id", run.ID), zap.String("kind", rep.Kind), zap.String("outcome", rep.Outcome),
-		zap.Duration("duration", rep.Duration), zap.Any("counts", rep.Counts()))
+	obs := r.observer()
+	obs.RunFinished(kind, rep.Outcome, rep.Duration)
+	obs.RowsRejected(len(rep.Plan.Rejected) + len(rep.Rejected))
+	fields := []zap.Field{zap.Int64("run_id", run.ID), zap.String("kind", kind), zap.String("outcome", rep.Outcome),
+		zap.Duration("duration", rep.Duration), zap.Any("counts", rep.Counts())}
+	if err != nil {
+		fields = append(fields, zap.Error(err))
+	}
+	r.Logger.Info("run finished", fields...)
 	return rep, err
 }
 
@@ -187,193 +241,34 @@ func outcome(ctx context.Context, err error, rep Report) string {
 	}
 }
 
-// Apply sends a plan to Sinch. Every operation is journaled as pending
-// before anything is sent and marked with Sinch's answer. Operations on one
-// external_id run in plan order (merges before the patch that follows them);
-// different external_ids run concurrently. A 400 rejects that contact and the
-// run goes on; a failed operation skips the rest of its group.
-func (r *Reconciler) Apply(ctx context.Context, runID int64, plan Plan) (Report, error) {
-	rep := Report{RunID: runID, Plan: plan}
-	entries := make([]crm.JournalEntry, 0, len(plan.Operations)+len(plan.Rejected))
-	for _, op := range plan.Operations {
-		status := StatusPending
-		if plan.DeleteGuard != "" && op.Removes() {
-			status = StatusSkipped
-			rep.Withheld++
-		}
-		entries = append(entries, crm.JournalEntry{
-			RunID: runID, Kind: string(op.Kind), ExternalID: op.ExternalID, ContactID: op.ContactID,
-			SourceContactID: op.SourceContactID, UpdateMask: op.UpdateMask, Reason: op.Rule + ": " + op.Explain(true),
-			Status: status,
-		})
+func (r *Reconciler) observer() Observer {
+	if r.Observer == nil {
+		return nopObserver{}
 	}
-	for _, rej := range plan.Rejected {
-		entries = append(entries, crm.JournalEntry{
-			RunID: runID, Kind: "reject", ExternalID: rej.ExternalID, Reason: rej.String(), Status: StatusRejected,
-		})
-	}
-	if err := r.Store.JournalAppend(ctx, entries); err != nil {
-		return rep, fmt.Errorf("journal the plan: %w", err)
-	}
-
-	results := make([]opResult, len(plan.Operations))
-	g, gctx := errgroup.WithContext(context.WithoutCancel(ctx))
-	g.SetLimit(max(1, r.Concurrency))
-	for _, group := range groupByExternalID(plan.Operations) {
-		if ctx.Err() != nil {
-			break
-		}
-		g.Go(func() error {
-			for _, i := range group {
-				if ctx.Err() != nil {
-					return nil // stop starting operations; the journal keeps them pending
-				}
-				if entries[i].Status == StatusSkipped {
-					results[i] = opResult{status: StatusSkipped}
-					continue
-				}
-				res := r.send(gctx, plan.Operations[i])
-				results[i] = res
-				r.mark(gctx, entries[i].ID, res)
-				if res.status != StatusDone {
-					for _, rest := range group[indexOf(group, i)+1:] {
-						if entries[rest].Status != StatusSkipped {
-							results[rest] = opResult{status: StatusSkipped, err: errors.New("an earlier operation on this contact did not succeed")}
-							r.mark(gctx, entries[rest].ID, results[rest])
-						}
-					}
-					return nil
-				}
-			}
-			return nil
-		})
-	}
-	_ = g.Wait() // groups report through results, never through the group error
-
-	var save []crm.Link
-	var unlink []string
-	for _, l := range plan.Links {
-		save = append(save, crm.Link{ExternalID: l.ExternalID, ContactID: l.ContactID, ContentHash: l.Hash})
-	}
-	for i, op := range plan.Operations {
-		res := results[i]
-		switch res.status {
-		case StatusDone:
-			rep.Applied.add(op.Kind)
-			switch {
-			case op.Removes():
-				unlink = append(unlink, op.ExternalID)
-			case op.Kind == OpCreate || op.Kind == OpPatch:
-				save = append(save, crm.Link{ExternalID: op.ExternalID, ContactID: res.contactID, ContentHash: op.Hash})
-			}
-		case StatusRejected:
-			rep.Rejected = append(rep.Rejected, Rejection{ExternalID: op.ExternalID, Column: "sinch", Reason: res.err.Error()})
-		case StatusFailed:
-			rep.Failed++
-			rep.Errors = append(rep.Errors, fmt.Sprintf("%s %s: %v", op.Kind, op.ExternalID, res.err))
-		case StatusSkipped:
-			if !(plan.DeleteGuard != "" && op.Removes()) {
-				rep.Skipped++
-			}
-		case "":
-			rep.Skipped++ // never started: the run was interrupted
-		}
-	}
-	stateCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	if len(save) > 0 {
-		if err := r.Store.SaveLinks(stateCtx, r.ProjectID, save); err != nil {
-			return rep, fmt.Errorf("save links: %w", err)
-		}
-	}
-	if len(unlink) > 0 {
-		if err := r.Store.DeleteLinks(stateCtx, r.ProjectID, unlink); err != nil {
-			return rep, fmt.Errorf("delete links: %w", err)
-		}
-	}
-	if ctx.Err() != nil {
-		return rep, ctx.Err()
-	}
-	return rep, nil
+	return r.Observer
 }
 
-type opResult struct {
-	status     string
-	httpStatus int
-	contactID  string
-	err        error
-}
+type nopObserver struct{}
 
-func (r *Reconciler) send(ctx context.Context, op Operation) opResult {
-	var got *sinch.Contact
-	var err error
-	switch op.Kind {
-	case OpCreate:
-		got, err = r.Sinch.CreateContact(ctx, *op.Contact)
-	case OpPatch:
-		got, err = r.Sinch.UpdateContact(ctx, op.ContactID, *op.Contact, op.UpdateMask)
-	case OpMerge:
-		got, err = r.Sinch.MergeContacts(ctx, op.ContactID, op.SourceContactID)
-	case OpDelete:
-		err = r.Sinch.DeleteContact(ctx, op.ContactID)
-		if sinch.IsNotFound(err) {
-			err = nil // already gone: the goal is met
-		}
-	default:
-		err = fmt.Errorf("unknown operation kind %q", op.Kind)
-	}
-	res := opResult{status: StatusDone, contactID: op.ContactID, httpStatus: http.StatusOK}
-	if got != nil {
-		res.contactID = got.ID
-	}
+func (nopObserver) RunFinished(string, string, time.Duration) {}
+func (nopObserver) OperationFinished(string, string)          {}
+func (nopObserver) RowsRejected(int)                          {}
+func (nopObserver) LockWaited(time.Duration)                  {}
+func (nopObserver) SetLockHeld(bool)                          {}
+
+// full is a full reconcile: every contact, every row.
+func (r *Reconciler) full(ctx context.Context, runID int64) (Report, error) {
+	plan, err := r.Plan(ctx)
 	if err != nil {
-		res.err = err
-		res.status = StatusFailed
-		res.httpStatus = 0
-		var apiErr *sinch.APIError
-		if errors.As(err, &apiErr) {
-			res.httpStatus = apiErr.HTTPStatus
-			if apiErr.HTTPStatus == http.StatusBadRequest {
-				res.status = StatusRejected
-			}
-		}
-		r.Logger.Warn("operation failed", zap.String("kind", string(op.Kind)), zap.String("external_id", op.ExternalID),
-			zap.String("contact_id", op.ContactID), zap.Int("http_status", res.httpStatus), zap.Error(err))
+		return Report{}, err
 	}
-	return res
+	return r.Apply(ctx, runID, plan)
 }
 
-func (r *Reconciler) mark(ctx context.Context, id int64, res opResult) {
-	msg := ""
-	if res.err != nil {
-		msg = res.err.Error()
-	}
-	if err := r.Store.JournalMark(ctx, id, res.status, res.httpStatus, msg, res.contactID); err != nil {
-		r.Logger.Error("journal mark failed", zap.Int64("journal_id", id), zap.Error(err))
-	}
+// Backfill is a full reconcile under the project lock (see Run).
+func (r *Reconciler) Backfill(ctx context.Context, wait bool) (Report, error) {
+	return r.Run(ctx, RunFull, wait)
 }
 
-// groupByExternalID keeps plan order inside each group.
-func groupByExternalID(ops []Operation) [][]int {
-	at := make(map[string]int)
-	var groups [][]int
-	for i, op := range ops {
-		g, ok := at[op.ExternalID]
-		if !ok {
-			g = len(groups)
-			at[op.ExternalID] = g
-			groups = append(groups, nil)
-		}
-		groups[g] = append(groups[g], i)
-	}
-	return groups
-}
-
-func indexOf(s []int, v int) int {
-	for i, x := range s {
-		if x == v {
-			return i
-		}
-	}
-	return -1
-}
+// IsLocked reports whether err says another runner holds the project lock.
+func IsLocked(err error) bool { return errors.Is(err, crm.ErrLocked) }

@@ -11,7 +11,7 @@ import (
 )
 
 func (e *env) backfillCommand() *cobra.Command {
-	var allowMassDelete, strict bool
+	var allowMassDelete, strict, wait bool
 	cmd := &cobra.Command{
 		Use:   "backfill",
 		Short: "Run one full reconcile and apply it",
@@ -19,7 +19,8 @@ func (e *env) backfillCommand() *cobra.Command {
 plan: create, patch, merge and delete so that Sinch mirrors the CRM.
 
 Exit status: 0 success (rejected rows are listed, not fatal unless --strict),
-1 error or failed operations, 3 deletes withheld by the mass-delete guard.`,
+1 error or failed operations, 3 deletes withheld by the mass-delete guard,
+75 another syncd holds the project's lock (unless --wait).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			d, err := e.open(cmd.Context())
@@ -27,7 +28,10 @@ Exit status: 0 success (rejected rows are listed, not fatal unless --strict),
 				return err
 			}
 			defer d.Close()
-			rep, err := d.reconciler(allowMassDelete).Backfill(cmd.Context())
+			rep, err := d.reconciler(allowMassDelete).Backfill(cmd.Context(), wait)
+			if contactsync.IsLocked(err) {
+				return &exitCodeError{code: exitTempFail, err: fmt.Errorf("%w; try again later, or pass --wait", err)}
+			}
 			writeRunSummary(e.stdout, rep)
 			if err != nil {
 				return err
@@ -37,6 +41,7 @@ Exit status: 0 success (rejected rows are listed, not fatal unless --strict),
 	}
 	cmd.Flags().BoolVar(&allowMassDelete, "allow-mass-delete", false, "apply deletes even when they exceed sync.max_deletes or sync.max_delete_fraction")
 	cmd.Flags().BoolVar(&strict, "strict", false, "fail (exit 1) when any CRM row or contact is rejected")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait for another syncd to finish instead of exiting 75 while it holds the project lock")
 	return cmd
 }
 

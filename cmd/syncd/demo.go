@@ -99,7 +99,7 @@ func (e *env) demo(ctx context.Context, database string) error {
 	}
 
 	fmt.Fprintln(out, "\n== syncd backfill")
-	rep, err := rec.Backfill(ctx)
+	rep, err := rec.Backfill(ctx, false)
 	writeRunSummary(out, rep)
 	if err != nil {
 		return err

@@ -54,6 +54,10 @@ type env struct {
 
 	configPath     string
 	configExplicit bool // --config was given, so the file must exist
+
+	// ready, when set, is called once `syncd run` serves and schedules, with
+	// its HTTP address; tests wait on it.
+	ready func(httpAddr string)
 }
 
 // run executes one syncd command line and returns its exit status.
@@ -93,6 +97,8 @@ contact records of a CRM in PostgreSQL. The CRM is the source of truth.`,
 	root.PersistentFlags().StringVar(&e.configPath, "config", "config.yaml", "path of the configuration file (a missing default file is fine when the environment supplies the rest)")
 	root.AddCommand(
 		e.migrateCommand(),
+		e.runCommand(),
+		e.statusCommand(),
 		e.diffCommand(),
 		e.backfillCommand(),
 		e.demoCommand(),

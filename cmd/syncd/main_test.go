@@ -16,6 +16,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// Tests that kill syncd run this binary as syncd itself.
+	if os.Getenv("SYNCD_TEST_RUN_MAIN") == "1" {
+		main()
+	}
 	goleak.VerifyTestMain(m)
 }
 
@@ -24,9 +28,9 @@ func TestMain(m *testing.M) {
 type harness struct {
 	t      *testing.T
 	config string // a config file; tests append keys with setConfig
-	env   map[string]string
-	emu   *sinchtest.Emulator
-	store *crm.Store
+	env    map[string]string
+	emu    *sinchtest.Emulator
+	store  *crm.Store
 }
 
 func newHarness(t *testing.T) *harness {

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/metrics"
 	"github.com/syncd/syncd/sinch"
 	contactsync "github.com/syncd/syncd/sync"
 )
@@ -53,10 +54,11 @@ func isTerminal(w io.Writer) bool {
 
 // deps are the long-lived parts a command works with.
 type deps struct {
-	cfg    Config
-	log    *zap.Logger
-	store  *crm.Store
-	client *sinch.Client
+	cfg     Config
+	log     *zap.Logger
+	store   *crm.Store
+	client  *sinch.Client
+	metrics *metrics.Metrics
 }
 
 func (d *deps) Close() {
@@ -80,7 +82,7 @@ func (e *env) openWith(ctx context.Context, cfg Config) (*deps, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &deps{cfg: cfg, log: log}
+	d := &deps{cfg: cfg, log: log, metrics: metrics.New()}
 	d.store, err = crm.Open(ctx, cfg.Database.URL, log)
 	if err != nil {
 		d.Close()
@@ -88,6 +90,7 @@ func (e *env) openWith(ctx context.Context, cfg Config) (*deps, error) {
 	}
 	sc := cfg.sinchConfig()
 	sc.Logger = log
+	sc.Observer = d.metrics
 	d.client, err = sinch.NewClient(sc)
 	if err != nil {
 		d.Close()
@@ -106,5 +109,7 @@ func (d *deps) reconciler(allowMassDelete bool) *contactsync.Reconciler {
 		BatchSize:   d.cfg.CRM.BatchSize,
 		Concurrency: d.cfg.Sinch.MaxConcurrency,
 		Options:     d.cfg.syncOptions(allowMassDelete),
+		Observer:    d.metrics,
+		LogPII:      d.cfg.Log.PII,
 	}
 }

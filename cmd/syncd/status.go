@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/syncd/syncd/crm"
+)
+
+func (e *env) statusCommand() *cobra.Command {
+	var format string
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the last runs and who holds the project lock",
+		Long: `Print the last runs from the journal (kind, start, duration, counts, outcome,
+the first rejected rows) and whether a syncd currently holds the project's lock.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if format != "text" && format != "json" {
+				return fmt.Errorf("--format: %q is not one of text, json", format)
+			}
+			d, err := e.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			st, err := readStatus(cmd.Context(), d.store, d.cfg.Sinch.ProjectID, limit)
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				enc := json.NewEncoder(e.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			return writeStatus(e.stdout, st)
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "text", "text or json")
+	cmd.Flags().IntVar(&limit, "limit", 10, "how many runs to show")
+	return cmd
+}
+
+type statusReport struct {
+	ProjectID string          `json:"project_id"`
+	Lock      lockStatus      `json:"lock"`
+	Runs      []runStatusJSON `json:"runs"`
+}
+
+type lockStatus struct {
+	Held            bool   `json:"held"`
+	PID             int    `json:"pid,omitempty"`
+	ApplicationName string `json:"application_name,omitempty"`
+	ClientAddr      string `json:"client_addr,omitempty"`
+}
+
+type runStatusJSON struct {
+	ID         int64          `json:"id"`
+	Kind       string         `json:"kind"`
+	Outcome    string         `json:"outcome"`
+	StartedAt  time.Time      `json:"started_at"`
+	FinishedAt *time.Time     `json:"finished_at,omitempty"`
+	DurationMS int64          `json:"duration_ms"`
+	Host       string         `json:"host"`
+	PID        int            `json:"pid"`
+	Counts     map[string]int `json:"counts"`
+	Error      string         `json:"error,omitempty"`
+	Rejects    []string       `json:"rejects"`
+}
+
+func readStatus(ctx context.Context, store *crm.Store, projectID string, limit int) (statusReport, error) {
+	st := statusReport{ProjectID: projectID, Runs: []runStatusJSON{}}
+	lock, err := store.TryLock(ctx, projectID)
+	var locked *crm.LockedError
+	switch {
+	case errors.As(err, &locked):
+		st.Lock = lockStatus{Held: true, PID: locked.PID, ApplicationName: locked.ApplicationName, ClientAddr: locked.ClientAddr}
+	case err != nil:
+		return st, err
+	default:
+		if err := lock.Release(ctx); err != nil {
+			return st, err
+		}
+	}
+	runs, err := store.LastRuns(ctx, projectID, limit)
+	if err != nil {
+		return st, err
+	}
+	for _, r := range runs {
+		rs := runStatusJSON{ID: r.ID, Kind: r.Kind, Outcome: r.Outcome, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
+			Host: r.Host, PID: r.PID, Counts: r.Counts, Error: r.Error, Rejects: []string{}}
+		if r.FinishedAt != nil {
+			rs.DurationMS = r.FinishedAt.Sub(r.StartedAt).Milliseconds()
+		}
+		rejects, err := store.Rejects(ctx, r.ID, 5)
+		if err != nil {
+			return st, err
+		}
+		for _, j := range rejects {
+			rs.Rejects = append(rs.Rejects, j.ExternalID+": "+j.Reason)
+		}
+		st.Runs = append(st.Runs, rs)
+	}
+	return st, nil
+}
+
+func writeStatus(w io.Writer, st statusReport) error {
+	if st.Lock.Held {
+		fmt.Fprintf(w, "Project %s: a syncd is running a sync now (backend pid %d, %s).\n", st.ProjectID, st.Lock.PID, st.Lock.ApplicationName)
+	} else {
+		fmt.Fprintf(w, "Project %s: no sync running now.\n", st.ProjectID)
+	}
+	if len(st.Runs) == 0 {
+		_, err := fmt.Fprintln(w, "No runs yet.")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN\tKIND\tSTARTED\tDURATION\tOUTCOME\tCREATE\tPATCH\tMERGE\tDELETE\tREJECTED\tFAILED")
+	for _, r := range st.Runs {
+		c := r.Counts
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\n", r.ID, r.Kind, r.StartedAt.Local().Format(time.DateTime),
+			(time.Duration(r.DurationMS) * time.Millisecond).String(), r.Outcome, c["create"], c["patch"], c["merge"], c["delete"], c["rejected"], c["failed"])
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, r := range st.Runs {
+		if r.Error != "" {
+			fmt.Fprintf(w, "run %d: %s\n", r.ID, r.Error)
+		}
+		for _, rej := range r.Rejects {
+			fmt.Fprintf(w, "run %d rejected %s\n", r.ID, rej)
+		}
+	}
+	return nil
+}

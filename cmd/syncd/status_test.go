@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestStatus(t *testing.T) {
+	h := newHarness(t)
+	h.migrate()
+	rows := crmRows(3)
+	rows[1].Phone = str("not a phone")
+	h.load(rows)
+	if code, out, errOut := h.run("backfill"); code != 0 {
+		t.Fatalf("backfill exited %d:\n%s%s", code, out, errOut)
+	}
+
+	code, out, errOut := h.run("status")
+	if code != 0 {
+		t.Fatalf("status exited %d: %s", code, errOut)
+	}
+	for _, want := range []string{"no sync running now", "full", "succeeded", "rejected crm-0002: phone"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+
+	// While another session holds the lock, status says so and backfill
+	// exits 75.
+	lock, err := h.store.TryLock(context.Background(), "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Release(context.Background())
+	code, out, _ = h.run("status", "--format", "json")
+	var st struct {
+		Lock struct {
+			Held bool `json:"held"`
+			PID  int  `json:"pid"`
+		} `json:"lock"`
+		Runs []struct {
+			Kind    string         `json:"kind"`
+			Outcome string         `json:"outcome"`
+			Counts  map[string]int `json:"counts"`
+			Rejects []string       `json:"rejects"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 0 {
+		t.Fatalf("status --format json exited %d: %v\n%s", code, err, out)
+	}
+	if !st.Lock.Held || st.Lock.PID != lock.BackendPID() {
+		t.Errorf("lock = %+v, want held by backend %d", st.Lock, lock.BackendPID())
+	}
+	if len(st.Runs) != 1 || st.Runs[0].Counts["create"] != 2 || st.Runs[0].Counts["rejected"] != 1 || len(st.Runs[0].Rejects) != 1 {
+		t.Errorf("runs = %+v", st.Runs)
+	}
+	code, _, errOut = h.run("backfill")
+	if code != exitTempFail || !strings.Contains(errOut, "locked by backend pid") {
+		t.Errorf("backfill under a held lock exited %d (%q), want 75 naming the holder", code, errOut)
+	}
+}
+
+func TestBackfillWaitsForTheLock(t *testing.T) {
+	h := newHarness(t)
+	h.migrate()
+	h.load(crmRows(3))
+	lock, err := h.store.TryLock(context.Background(), "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan int, 1)
+	go func() {
+		code, _, _ := h.run("backfill", "--wait")
+		done <- code
+	}()
+	// The waiting backfill shows up as a second session asking for the lock.
+	eventually(t, "backfill --wait queues for the lock", func() bool {
+		var waiting int64
+		h.store.DB().Raw("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").Scan(&waiting)
+		return waiting > 0
+	})
+	if len(h.emu.Contacts()) != 0 {
+		t.Fatal("backfill ran while another session held the lock")
+	}
+	if err := lock.Release(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if code := <-done; code != 0 {
+		t.Fatalf("backfill --wait exited %d", code)
+	}
+	if n := len(h.emu.Contacts()); n != 3 {
+		t.Errorf("%d contacts after the wait, want 3", n)
+	}
+}

@@ -1,0 +1,35 @@
+// Package metrics holds syncd's Prometheus metrics and the daemon's HTTP
+// endpoints: /healthz, /readyz and /metrics.
+//
+// [New] builds a [Metrics] whose collectors live on a registry of their own
+// (never the process-wide default one), next to the Go runtime and process
+// collectors. A *Metrics is a [sinch.Observer] for the Sinch client, and its
+// other methods are the reconciler's and the scheduler's hooks. All methods
+// are safe for concurrent use, and a nil *Metrics records nothing, so a
+// caller that runs without metrics needs no checks.
+//
+// The series it exposes:
+//
+//	syncd_sinch_calls_total{operation,code}            counter, one per HTTP attempt (retries and token fetches included)
+//	syncd_sinch_call_duration_seconds{operation}       histogram
+//	syncd_runs_total{kind,outcome}                     counter
+//	syncd_run_duration_seconds{kind}                   histogram
+//	syncd_last_success_timestamp_seconds{kind}         gauge, Unix time of the last succeeded run
+//	syncd_operations_total{kind,status}                counter
+//	syncd_rejected_rows_total                          counter
+//	syncd_lock_wait_seconds                            histogram
+//	syncd_ticks_skipped_total{kind,reason}             counter
+//	syncd_lock_held                                    gauge, 0 or 1
+//
+// Every label takes its value from a short fixed list; anything else is
+// counted as "other" (and a Sinch call that got no answer as code "error"),
+// so a caller's mistake cannot grow the number of series. Contact and
+// external ids never become labels: they belong in logs and the journal.
+//
+// [Handler] serves the three endpoints. /healthz says the process is alive
+// and never touches the database, so a database outage does not get the
+// daemon restarted. /readyz says whether it can do its job: the database
+// answers a ping within two seconds and the last run did not fail.
+//
+// [sinch.Observer]: https://pkg.go.dev/github.com/syncd/syncd/sinch#Observer
+package metrics

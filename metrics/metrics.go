@@ -1,0 +1,280 @@
+package metrics
+
+import (
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+const namespace = "syncd"
+
+// labelOther replaces a label value that is not on the label's list.
+const labelOther = "other"
+
+// The values each label accepts; anything else becomes labelOther. They are
+// functions, not package variables, so that the package holds no global
+// state. They are spelled out rather than taken from the sinch and sync
+// constants so that this package stays a leaf any package can import; the
+// tests check them against those constants.
+
+// sinchOps are the sinch.Op* constants.
+func sinchOps() []string {
+	return []string{"list", "get", "create", "update", "delete", "merge", "token"}
+}
+
+// runKinds are the nightly full reconcile and the scheduled incremental sync.
+func runKinds() []string { return []string{"full", "incremental"} }
+
+// runOutcomes are the outcomes of a finished run: sync.Outcome* without
+// "running".
+func runOutcomes() []string { return []string{"succeeded", "failed", "interrupted"} }
+
+// opKinds are the sync.OpKind values.
+func opKinds() []string { return []string{"create", "patch", "merge", "delete"} }
+
+// opStatuses are the final journal statuses: sync.Status* without "pending".
+func opStatuses() []string { return []string{"done", "failed", "rejected", "skipped"} }
+
+// skipReasons say why a scheduler tick started no run: this process is
+// still busy with the previous one, or another process holds the advisory
+// lock.
+func skipReasons() []string { return []string{"running", "locked"} }
+
+// Metrics holds syncd's collectors and the registry they are registered on.
+// Create it with [New].
+type Metrics struct {
+	reg     *prometheus.Registry
+	scrape  http.Handler // promhttp for reg, built once so its own counters register once
+	calls   *prometheus.CounterVec
+	callDur *prometheus.HistogramVec
+	runs    *prometheus.CounterVec
+	runDur  *prometheus.HistogramVec
+	lastOK  *prometheus.GaugeVec
+	ops     *prometheus.CounterVec
+	rows    prometheus.Counter
+	lockDur prometheus.Histogram
+	skipped *prometheus.CounterVec
+	held    prometheus.Gauge
+}
+
+// New creates the collectors and registers them, with the Go runtime and
+// process collectors, on a new registry. Nothing touches the default
+// registry, so any number of Metrics can live in one process (tests do).
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "sinch_calls_total",
+			Help:      "HTTP attempts made to the Sinch API, retries and token fetches included, by operation and HTTP status code (\"error\" when no answer came back).",
+		}, []string{"operation", "code"}),
+		callDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace,
+			Name:      "sinch_call_duration_seconds",
+			Help:      "Duration of one HTTP attempt to the Sinch API.",
+			// 5ms to 10s: a single attempt is cut off by the client's
+			// per-request timeout, 10s by default.
+			Buckets: prometheus.DefBuckets,
+		}, []string{"operation"}),
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "runs_total",
+			Help:      "Finished sync runs, by kind and outcome.",
+		}, []string{"kind", "outcome"}),
+		runDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace,
+			Name:      "run_duration_seconds",
+			Help:      "Duration of a sync run, whatever its outcome.",
+			// 0.25s to about 2.3h: an incremental run takes seconds, a full
+			// one waits on ceil(N/20) sequential list calls, which is
+			// minutes to hours for large projects.
+			Buckets: prometheus.ExponentialBuckets(0.25, 2, 16),
+		}, []string{"kind"}),
+		lastOK: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "last_success_timestamp_seconds",
+			Help:      "Unix time at which the last succeeded run of this kind finished. Absent until one has.",
+		}, []string{"kind"}),
+		ops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "operations_total",
+			Help:      "Planned operations on Sinch contacts that reached a final status, by kind and status.",
+		}, []string{"kind", "status"}),
+		rows: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "rejected_rows_total",
+			Help:      "CRM rows and contacts that could not be synced and were skipped.",
+		}),
+		lockDur: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace,
+			Name:      "lock_wait_seconds",
+			Help:      "Time spent acquiring the per-project advisory lock.",
+			// 1ms to about 4.4 min: uncontended it is one round trip to
+			// PostgreSQL; contended it lasts as long as another process's run.
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+		}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "ticks_skipped_total",
+			Help:      "Scheduler ticks that started no run, by run kind and reason (\"running\": this process is still busy with the previous run; \"locked\": another process holds the lock).",
+		}, []string{"kind", "reason"}),
+		held: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "lock_held",
+			Help:      "1 while this process holds the per-project advisory lock, else 0.",
+		}),
+	}
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.calls, m.callDur, m.runs, m.runDur, m.lastOK, m.ops, m.rows, m.lockDur, m.skipped, m.held,
+	)
+
+	// Create every combination of the fixed label values up front, so that
+	// the series exist at 0 from the first scrape: rate() and increase()
+	// then see the first increment instead of a series that appears out of
+	// nowhere, and an alert on failures has something to compare against.
+	// The Sinch series are left out: status codes are not known in advance.
+	// So is the last-success gauge, whose 0 would read as "1970".
+	for _, kind := range runKinds() {
+		for _, outcome := range runOutcomes() {
+			m.runs.WithLabelValues(kind, outcome)
+		}
+		for _, reason := range skipReasons() {
+			m.skipped.WithLabelValues(kind, reason)
+		}
+	}
+	for _, kind := range opKinds() {
+		for _, status := range opStatuses() {
+			m.ops.WithLabelValues(kind, status)
+		}
+	}
+
+	m.scrape = promhttp.InstrumentMetricHandler(m.reg, promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		// Count failed collections in promhttp_metric_handler_errors_total.
+		Registry: m.reg,
+		// Serve what could be collected rather than a 500: under a
+		// hardened unit the process collector may not read all of /proc,
+		// and that must not cost the syncd_ metrics.
+		ErrorHandling: promhttp.ContinueOnError,
+	}))
+	return m
+}
+
+// Registry returns the registry all of m's collectors are registered on,
+// for a caller that wants to add its own or gather directly.
+func (m *Metrics) Registry() *prometheus.Registry {
+	if m == nil {
+		return nil
+	}
+	return m.reg
+}
+
+// ObserveCall records one HTTP attempt to Sinch; it makes *Metrics a
+// sinch.Observer. statusCode 0 means no answer came back (a timeout, a
+// refused connection) and is counted as code "error".
+func (m *Metrics) ObserveCall(op string, statusCode int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	op = bounded(op, sinchOps())
+	m.calls.WithLabelValues(op, codeLabel(statusCode)).Inc()
+	m.callDur.WithLabelValues(op).Observe(seconds(d))
+}
+
+// RunFinished records a finished run of kind ("full", "incremental") with
+// outcome ("succeeded", "failed", "interrupted") after d. A succeeded run
+// also sets syncd_last_success_timestamp_seconds{kind} to now.
+func (m *Metrics) RunFinished(kind, outcome string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	kind, outcome = bounded(kind, runKinds()), bounded(outcome, runOutcomes())
+	m.runs.WithLabelValues(kind, outcome).Inc()
+	m.runDur.WithLabelValues(kind).Observe(seconds(d))
+	if outcome == "succeeded" {
+		m.lastOK.WithLabelValues(kind).SetToCurrentTime()
+	}
+}
+
+// OperationFinished records one planned operation that reached a final
+// status: kind is create, patch, merge or delete; status is done, failed,
+// rejected or skipped.
+func (m *Metrics) OperationFinished(kind, status string) {
+	if m == nil {
+		return
+	}
+	m.ops.WithLabelValues(bounded(kind, opKinds()), bounded(status, opStatuses())).Inc()
+}
+
+// RowsRejected adds n rejected rows. n <= 0 records nothing (a counter
+// cannot go down, and client_golang would panic).
+func (m *Metrics) RowsRejected(n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.rows.Add(float64(n))
+}
+
+// LockWaited records how long acquiring the advisory lock took, whether or
+// not it was acquired.
+func (m *Metrics) LockWaited(d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.lockDur.Observe(seconds(d))
+}
+
+// TickSkipped records a scheduler tick for a run of kind that started
+// nothing, because a run is still going in this process (reason "running")
+// or another process holds the lock ("locked").
+func (m *Metrics) TickSkipped(kind, reason string) {
+	if m == nil {
+		return
+	}
+	m.skipped.WithLabelValues(bounded(kind, runKinds()), bounded(reason, skipReasons())).Inc()
+}
+
+// SetLockHeld records whether this process holds the advisory lock.
+func (m *Metrics) SetLockHeld(held bool) {
+	if m == nil {
+		return
+	}
+	if held {
+		m.held.Set(1)
+	} else {
+		m.held.Set(0)
+	}
+}
+
+// codeLabel turns an HTTP status into the code label: "error" for no
+// answer, the number for a real status, "other" for anything else, so a
+// bogus value cannot add series.
+func codeLabel(status int) string {
+	switch {
+	case status == 0:
+		return "error"
+	case status >= 100 && status <= 599:
+		return strconv.Itoa(status)
+	default:
+		return labelOther
+	}
+}
+
+func bounded(v string, allowed []string) string {
+	if slices.Contains(allowed, v) {
+		return v
+	}
+	return labelOther
+}
+
+// seconds clamps a negative duration, which only a broken clock can
+// produce, to 0 rather than letting it lower a histogram's sum.
+func seconds(d time.Duration) float64 {
+	return max(d, 0).Seconds()
+}

@@ -1,0 +1,523 @@
+package metrics_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/syncd/syncd/metrics"
+	"github.com/syncd/syncd/sinch"
+	contactsync "github.com/syncd/syncd/sync"
+)
+
+// *Metrics is what the Sinch client and the reconciler report to.
+var (
+	_ sinch.Observer       = (*metrics.Metrics)(nil)
+	_ contactsync.Observer = (*metrics.Metrics)(nil)
+)
+
+func TestObserveCall(t *testing.T) {
+	type call struct {
+		op     string
+		status int
+		d      time.Duration
+	}
+	tests := []struct {
+		name   string
+		calls  []call
+		want   map[string]float64
+		absent []string
+	}{
+		{
+			name:  "one answered call",
+			calls: []call{{sinch.OpList, 200, 250 * time.Millisecond}},
+			want: map[string]float64{
+				`syncd_sinch_calls_total{code="200",operation="list"}`:                  1,
+				`syncd_sinch_call_duration_seconds_count{operation="list"}`:             1,
+				`syncd_sinch_call_duration_seconds_sum{operation="list"}`:               0.25,
+				`syncd_sinch_call_duration_seconds_bucket{le="0.1",operation="list"}`:   0,
+				`syncd_sinch_call_duration_seconds_bucket{le="0.25",operation="list"}`:  1,
+				`syncd_sinch_call_duration_seconds_bucket{le="+Inf",operation="list"}`:  1,
+				`syncd_sinch_call_duration_seconds_bucket{le="10",operation="list"}`:    1,
+				`syncd_sinch_call_duration_seconds_bucket{le="0.005",operation="list"}`: 0,
+				`syncd_sinch_call_duration_seconds_bucket{le="0.5",operation="list"}`:   1,
+				`syncd_sinch_call_duration_seconds_bucket{le="2.5",operation="list"}`:   1,
+				`syncd_sinch_call_duration_seconds_bucket{le="0.05",operation="list"}`:  0,
+				`syncd_sinch_call_duration_seconds_bucket{le="0.025",operation="list"}`: 0,
+				`syncd_sinch_call_duration_seconds_bucket{le="0.01",operation="list"}`:  0,
+				`syncd_sinch_call_duration_seconds_bucket{le="1",operation="list"}`:     1,
+				`syncd_sinch_call_duration_seconds_bucket{le="5",operation="list"}`:     1,
+			},
+		},
+		{
+			name:  "no answer is code error",
+			calls: []call{{sinch.OpCreate, 0, 10 * time.Second}},
+			want: map[string]float64{
+				`syncd_sinch_calls_total{code="error",operation="create"}`:             1,
+				`syncd_sinch_call_duration_seconds_sum{operation="create"}`:            10,
+				`syncd_sinch_call_duration_seconds_bucket{le="5",operation="create"}`:  0,
+				`syncd_sinch_call_duration_seconds_bucket{le="10",operation="create"}`: 1,
+			},
+			absent: []string{`syncd_sinch_calls_total{code="0",operation="create"}`},
+		},
+		{
+			name: "every attempt of a retried call counts",
+			calls: []call{
+				{sinch.OpUpdate, 429, 500 * time.Millisecond},
+				{sinch.OpUpdate, 503, 500 * time.Millisecond},
+				{sinch.OpUpdate, 429, 500 * time.Millisecond},
+				{sinch.OpUpdate, 200, 500 * time.Millisecond},
+			},
+			want: map[string]float64{
+				`syncd_sinch_calls_total{code="429",operation="update"}`:      2,
+				`syncd_sinch_calls_total{code="503",operation="update"}`:      1,
+				`syncd_sinch_calls_total{code="200",operation="update"}`:      1,
+				`syncd_sinch_call_duration_seconds_count{operation="update"}`: 4,
+				`syncd_sinch_call_duration_seconds_sum{operation="update"}`:   2,
+			},
+		},
+		{
+			name:  "operations are kept apart",
+			calls: []call{{sinch.OpToken, 200, 0}, {sinch.OpDelete, 404, 0}, {sinch.OpMerge, 200, 0}, {sinch.OpGet, 200, 0}},
+			want: map[string]float64{
+				`syncd_sinch_calls_total{code="200",operation="token"}`:  1,
+				`syncd_sinch_calls_total{code="404",operation="delete"}`: 1,
+				`syncd_sinch_calls_total{code="200",operation="merge"}`:  1,
+				`syncd_sinch_calls_total{code="200",operation="get"}`:    1,
+			},
+		},
+		{
+			name:  "an unknown operation is other",
+			calls: []call{{"get contact 01HX5", 200, time.Second}},
+			want: map[string]float64{
+				`syncd_sinch_calls_total{code="200",operation="other"}`:      1,
+				`syncd_sinch_call_duration_seconds_count{operation="other"}`: 1,
+			},
+			absent: []string{`syncd_sinch_calls_total{code="200",operation="get contact 01HX5"}`},
+		},
+		{
+			name:  "a status outside HTTP's range is other",
+			calls: []call{{sinch.OpList, 1000, 0}, {sinch.OpList, -1, 0}, {sinch.OpList, 99, 0}},
+			want: map[string]float64{
+				`syncd_sinch_calls_total{code="other",operation="list"}`: 3,
+			},
+		},
+		{
+			name:  "a negative duration counts as zero",
+			calls: []call{{sinch.OpList, 200, -time.Second}},
+			want: map[string]float64{
+				`syncd_sinch_call_duration_seconds_sum{operation="list"}`:               0,
+				`syncd_sinch_call_duration_seconds_bucket{le="0.005",operation="list"}`: 1,
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := metrics.New()
+			for _, c := range tt.calls {
+				m.ObserveCall(c.op, c.status, c.d)
+			}
+			checkSamples(t, scrape(t, m), tt.want, tt.absent)
+		})
+	}
+}
+
+func TestRunFinished(t *testing.T) {
+	type run struct {
+		kind, outcome string
+		d             time.Duration
+	}
+	tests := []struct {
+		name        string
+		runs        []run
+		want        map[string]float64
+		absent      []string
+		lastSuccess []string // kinds whose last-success timestamp must be now
+	}{
+		{
+			name: "a succeeded full run",
+			runs: []run{{contactsync.RunFull, contactsync.OutcomeSucceeded, 90 * time.Second}},
+			want: map[string]float64{
+				`syncd_runs_total{kind="full",outcome="succeeded"}`:        1,
+				`syncd_runs_total{kind="full",outcome="failed"}`:           0,
+				`syncd_run_duration_seconds_count{kind="full"}`:            1,
+				`syncd_run_duration_seconds_sum{kind="full"}`:              90,
+				`syncd_run_duration_seconds_bucket{kind="full",le="64"}`:   0,
+				`syncd_run_duration_seconds_bucket{kind="full",le="128"}`:  1,
+				`syncd_runs_total{kind="incremental",outcome="succeeded"}`: 0,
+			},
+			absent:      []string{`syncd_last_success_timestamp_seconds{kind="incremental"}`},
+			lastSuccess: []string{"full"},
+		},
+		{
+			name: "a failed run leaves the last success alone",
+			runs: []run{{contactsync.RunIncremental, contactsync.OutcomeFailed, 2 * time.Second}},
+			want: map[string]float64{
+				`syncd_runs_total{kind="incremental",outcome="failed"}`:    1,
+				`syncd_runs_total{kind="incremental",outcome="succeeded"}`: 0,
+				`syncd_run_duration_seconds_sum{kind="incremental"}`:       2,
+			},
+			absent: []string{
+				`syncd_last_success_timestamp_seconds{kind="incremental"}`,
+				`syncd_last_success_timestamp_seconds{kind="full"}`,
+			},
+		},
+		{
+			name: "an interrupted run is neither success nor failure",
+			runs: []run{{contactsync.RunFull, contactsync.OutcomeInterrupted, time.Second}},
+			want: map[string]float64{
+				`syncd_runs_total{kind="full",outcome="interrupted"}`: 1,
+				`syncd_runs_total{kind="full",outcome="failed"}`:      0,
+			},
+			absent: []string{`syncd_last_success_timestamp_seconds{kind="full"}`},
+		},
+		{
+			name: "a success after a failure",
+			runs: []run{
+				{contactsync.RunIncremental, contactsync.OutcomeFailed, time.Second},
+				{contactsync.RunIncremental, contactsync.OutcomeSucceeded, time.Second},
+				{contactsync.RunIncremental, contactsync.OutcomeSucceeded, time.Second},
+			},
+			want: map[string]float64{
+				`syncd_runs_total{kind="incremental",outcome="failed"}`:    1,
+				`syncd_runs_total{kind="incremental",outcome="succeeded"}`: 2,
+				`syncd_run_duration_seconds_count{kind="incremental"}`:     3,
+			},
+			lastSuccess: []string{"incremental"},
+		},
+		{
+			name: "unknown kinds and outcomes are other",
+			runs: []run{{"nightly-42", "exploded", time.Second}, {"nightly-42", contactsync.OutcomeSucceeded, time.Second}, {contactsync.RunFull, contactsync.OutcomeRunning, time.Second}},
+			want: map[string]float64{
+				`syncd_runs_total{kind="other",outcome="other"}`:     1,
+				`syncd_runs_total{kind="other",outcome="succeeded"}`: 1,
+				`syncd_runs_total{kind="full",outcome="other"}`:      1,
+				`syncd_run_duration_seconds_count{kind="other"}`:     2,
+			},
+			absent:      []string{`syncd_runs_total{kind="nightly-42",outcome="exploded"}`, `syncd_last_success_timestamp_seconds{kind="full"}`},
+			lastSuccess: []string{"other"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := metrics.New()
+			before := time.Now().Unix()
+			for _, r := range tt.runs {
+				m.RunFinished(r.kind, r.outcome, r.d)
+			}
+			after := time.Now().Unix() + 1 // the gauge keeps sub-second precision
+			got := scrape(t, m)
+			checkSamples(t, got, tt.want, tt.absent)
+			for _, kind := range tt.lastSuccess {
+				key := `syncd_last_success_timestamp_seconds{kind="` + kind + `"}`
+				ts, ok := got[key]
+				if !ok || ts < float64(before) || ts > float64(after) {
+					t.Errorf("%s = %v (exposed %v), want a time in [%d, %d]", key, ts, ok, before, after)
+				}
+			}
+		})
+	}
+}
+
+func TestOperationFinished(t *testing.T) {
+	tests := []struct {
+		name       string
+		kind       contactsync.OpKind
+		status     string
+		wantKey    string
+		wantAbsent string
+	}{
+		{"created", contactsync.OpCreate, contactsync.StatusDone, `syncd_operations_total{kind="create",status="done"}`, ""},
+		{"patch failed", contactsync.OpPatch, contactsync.StatusFailed, `syncd_operations_total{kind="patch",status="failed"}`, ""},
+		{"merge skipped", contactsync.OpMerge, contactsync.StatusSkipped, `syncd_operations_total{kind="merge",status="skipped"}`, ""},
+		{"delete rejected", contactsync.OpDelete, contactsync.StatusRejected, `syncd_operations_total{kind="delete",status="rejected"}`, ""},
+		{"unknown kind", "upsert", contactsync.StatusDone, `syncd_operations_total{kind="other",status="done"}`, `syncd_operations_total{kind="upsert",status="done"}`},
+		{"pending is not final", contactsync.OpCreate, contactsync.StatusPending, `syncd_operations_total{kind="create",status="other"}`, `syncd_operations_total{kind="create",status="pending"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := metrics.New()
+			m.OperationFinished(string(tt.kind), tt.status)
+			m.OperationFinished(string(tt.kind), tt.status)
+			var absent []string
+			if tt.wantAbsent != "" {
+				absent = append(absent, tt.wantAbsent)
+			}
+			checkSamples(t, scrape(t, m), map[string]float64{tt.wantKey: 2}, absent)
+		})
+	}
+}
+
+func TestRowsRejected(t *testing.T) {
+	tests := []struct {
+		name string
+		adds []int
+		want float64
+	}{
+		{"none yet", nil, 0},
+		{"adds up", []int{3, 1}, 4},
+		{"zero and negative are ignored", []int{2, 0, -5}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := metrics.New()
+			for _, n := range tt.adds {
+				m.RowsRejected(n)
+			}
+			checkSamples(t, scrape(t, m), map[string]float64{`syncd_rejected_rows_total`: tt.want}, nil)
+		})
+	}
+}
+
+func TestLockWaited(t *testing.T) {
+	tests := []struct {
+		name  string
+		waits []time.Duration
+		want  map[string]float64
+	}{
+		{
+			name: "nothing yet",
+			want: map[string]float64{`syncd_lock_wait_seconds_count`: 0, `syncd_lock_wait_seconds_bucket{le="+Inf"}`: 0},
+		},
+		{
+			name:  "uncontended and contended",
+			waits: []time.Duration{500 * time.Microsecond, 2 * time.Millisecond, 8 * time.Second},
+			want: map[string]float64{
+				`syncd_lock_wait_seconds_count`:               3,
+				`syncd_lock_wait_seconds_bucket{le="0.001"}`:  1,
+				`syncd_lock_wait_seconds_bucket{le="0.004"}`:  2,
+				`syncd_lock_wait_seconds_bucket{le="4.096"}`:  2,
+				`syncd_lock_wait_seconds_bucket{le="16.384"}`: 3,
+				`syncd_lock_wait_seconds_bucket{le="+Inf"}`:   3,
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := metrics.New()
+			for _, d := range tt.waits {
+				m.LockWaited(d)
+			}
+			checkSamples(t, scrape(t, m), tt.want, nil)
+		})
+	}
+}
+
+func TestTickSkipped(t *testing.T) {
+	tests := []struct {
+		name         string
+		kind, reason string
+		wantKey      string
+	}{
+		{"still running", contactsync.RunIncremental, "running", `syncd_ticks_skipped_total{kind="incremental",reason="running"}`},
+		{"locked elsewhere", contactsync.RunFull, "locked", `syncd_ticks_skipped_total{kind="full",reason="locked"}`},
+		{"unknown reason", contactsync.RunFull, "tired", `syncd_ticks_skipped_total{kind="full",reason="other"}`},
+		{"unknown kind", "hourly", "locked", `syncd_ticks_skipped_total{kind="other",reason="locked"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := metrics.New()
+			m.TickSkipped(tt.kind, tt.reason)
+			got := scrape(t, m)
+			checkSamples(t, got, map[string]float64{tt.wantKey: 1}, nil)
+			// The other known combinations stay at 0.
+			for _, k := range []string{"full", "incremental"} {
+				for _, r := range []string{"running", "locked"} {
+					key := `syncd_ticks_skipped_total{kind="` + k + `",reason="` + r + `"}`
+					if key != tt.wantKey {
+						checkSamples(t, got, map[string]float64{key: 0}, nil)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestSetLockHeld(t *testing.T) {
+	tests := []struct {
+		name string
+		sets []bool
+		want float64
+	}{
+		{"never held", nil, 0},
+		{"acquired", []bool{true}, 1},
+		{"acquired twice", []bool{true, true}, 1},
+		{"released", []bool{true, false}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := metrics.New()
+			for _, held := range tt.sets {
+				m.SetLockHeld(held)
+			}
+			checkSamples(t, scrape(t, m), map[string]float64{`syncd_lock_held`: tt.want}, nil)
+		})
+	}
+}
+
+// syncdMetrics are the names of every metric family the package defines.
+var syncdMetrics = []string{
+	"syncd_sinch_calls_total", "syncd_sinch_call_duration_seconds",
+	"syncd_runs_total", "syncd_run_duration_seconds", "syncd_last_success_timestamp_seconds",
+	"syncd_operations_total", "syncd_rejected_rows_total", "syncd_lock_wait_seconds",
+	"syncd_ticks_skipped_total", "syncd_lock_held",
+}
+
+// Series a fresh Metrics exposes before any hook is called: every
+// combination of the fixed label values, at 0.
+func TestSeriesBeforeAnyHook(t *testing.T) {
+	m := metrics.New()
+	tests := []struct {
+		name string
+		want int
+	}{
+		{"syncd_runs_total", 2 * 3},
+		{"syncd_operations_total", 4 * 4},
+		{"syncd_ticks_skipped_total", 2 * 2},
+		{"syncd_rejected_rows_total", 1},
+		{"syncd_lock_wait_seconds", 1},
+		{"syncd_lock_held", 1},
+		{"syncd_sinch_calls_total", 0},
+		{"syncd_last_success_timestamp_seconds", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, err := testutil.GatherAndCount(m.Registry(), tt.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != tt.want {
+				t.Errorf("%d series, want %d", n, tt.want)
+			}
+		})
+	}
+}
+
+// Whatever strings callers pass, the number of series stays fixed: ids
+// must never turn into labels.
+func TestCardinalityIsBounded(t *testing.T) {
+	m := metrics.New()
+	for i := range 500 {
+		junk := fmt.Sprintf("contact-%d", i)
+		m.ObserveCall(junk, 600+i, time.Millisecond)
+		m.RunFinished(junk, junk, time.Second)
+		m.OperationFinished(junk, junk)
+		m.TickSkipped(junk, junk)
+	}
+	tests := []struct {
+		name string
+		want int
+	}{
+		{"syncd_sinch_calls_total", 1},           // {operation="other",code="other"}
+		{"syncd_sinch_call_duration_seconds", 1}, // {operation="other"}
+		{"syncd_runs_total", 2*3 + 1},
+		{"syncd_run_duration_seconds", 1},
+		{"syncd_operations_total", 4*4 + 1},
+		{"syncd_ticks_skipped_total", 2*2 + 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, err := testutil.GatherAndCount(m.Registry(), tt.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != tt.want {
+				t.Errorf("%d series, want %d", n, tt.want)
+			}
+		})
+	}
+}
+
+// The label values the metrics accept are the constants sinch and sync
+// actually report; a new constant there without a change here would be
+// counted as "other".
+func TestLabelValuesMatchCallers(t *testing.T) {
+	m := metrics.New()
+	var want []string
+	for _, op := range []string{sinch.OpList, sinch.OpGet, sinch.OpCreate, sinch.OpUpdate, sinch.OpDelete, sinch.OpMerge, sinch.OpToken} {
+		m.ObserveCall(op, 200, 0)
+		want = append(want, `syncd_sinch_calls_total{code="200",operation="`+op+`"}`)
+	}
+	for _, kind := range []string{contactsync.RunFull, contactsync.RunIncremental} {
+		for _, outcome := range []string{contactsync.OutcomeSucceeded, contactsync.OutcomeFailed, contactsync.OutcomeInterrupted} {
+			m.RunFinished(kind, outcome, 0)
+			want = append(want, `syncd_runs_total{kind="`+kind+`",outcome="`+outcome+`"}`)
+		}
+	}
+	for _, kind := range []contactsync.OpKind{contactsync.OpCreate, contactsync.OpPatch, contactsync.OpMerge, contactsync.OpDelete} {
+		for _, status := range []string{contactsync.StatusDone, contactsync.StatusFailed, contactsync.StatusRejected, contactsync.StatusSkipped} {
+			m.OperationFinished(string(kind), status)
+			want = append(want, `syncd_operations_total{kind="`+string(kind)+`",status="`+status+`"}`)
+		}
+	}
+	got := scrape(t, m)
+	for _, k := range want {
+		if got[k] != 1 {
+			t.Errorf("%s = %v, want 1", k, got[k])
+		}
+	}
+}
+
+func TestLint(t *testing.T) {
+	m := metrics.New()
+	// Histogram and gauge vectors only appear once observed.
+	m.ObserveCall(sinch.OpList, 200, time.Millisecond)
+	m.RunFinished(contactsync.RunFull, contactsync.OutcomeSucceeded, time.Second)
+	problems, err := testutil.GatherAndLint(m.Registry(), syncdMetrics...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s: %s", p.Metric, p.Text)
+	}
+	n, err := testutil.GatherAndCount(m.Registry(), syncdMetrics...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Fatal("nothing gathered")
+	}
+}
+
+func TestRegistriesAreSeparate(t *testing.T) {
+	a, b := metrics.New(), metrics.New()
+	a.RowsRejected(5)
+	checkSamples(t, scrape(t, a), map[string]float64{`syncd_rejected_rows_total`: 5}, nil)
+	checkSamples(t, scrape(t, b), map[string]float64{`syncd_rejected_rows_total`: 0}, nil)
+	if a.Registry() == b.Registry() {
+		t.Error("two Metrics share a registry")
+	}
+	n, err := testutil.GatherAndCount(prometheus.DefaultGatherer, syncdMetrics...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d syncd series on the default registry, want 0", n)
+	}
+}
+
+func TestRuntimeCollectors(t *testing.T) {
+	got := scrape(t, metrics.New())
+	for _, k := range []string{"go_goroutines", "process_start_time_seconds", "promhttp_metric_handler_errors_total{cause=\"gathering\"}"} {
+		if _, ok := got[k]; !ok {
+			t.Errorf("%s not exposed", k)
+		}
+	}
+}
+
+func TestNilMetricsRecordsNothing(t *testing.T) {
+	var m *metrics.Metrics
+	m.ObserveCall(sinch.OpList, 200, time.Second)
+	m.RunFinished(contactsync.RunFull, contactsync.OutcomeSucceeded, time.Second)
+	m.OperationFinished("create", "done")
+	m.RowsRejected(1)
+	m.LockWaited(time.Second)
+	m.TickSkipped(contactsync.RunFull, "locked")
+	m.SetLockHeld(true)
+	if m.Registry() != nil {
+		t.Error("nil Metrics has a registry")
+	}
+}

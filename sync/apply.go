@@ -1,0 +1,212 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/sinch"
+)
+
+// Apply sends a plan to Sinch. Every operation is journaled as pending
+// before anything is sent and marked with Sinch's answer. Operations on one
+// external_id run in plan order (merges before the patch that follows them);
+// different external_ids run concurrently. A 400 rejects that contact and the
+// run goes on; a failed operation skips the rest of its group.
+func (r *Reconciler) Apply(ctx context.Context, runID int64, plan Plan) (Report, error) {
+	rep := Report{RunID: runID, Plan: plan}
+	entries := make([]crm.JournalEntry, 0, len(plan.Operations)+len(plan.Rejected))
+	for _, op := range plan.Operations {
+		status := StatusPending
+		if plan.DeleteGuard != "" && op.Removes() {
+			status = StatusSkipped
+			rep.Withheld++
+		}
+		entries = append(entries, crm.JournalEntry{
+			RunID: runID, Kind: string(op.Kind), ExternalID: op.ExternalID, ContactID: op.ContactID,
+			SourceContactID: op.SourceContactID, UpdateMask: op.UpdateMask, Reason: op.Rule + ": " + op.Explain(true),
+			Status: status,
+		})
+	}
+	for _, rej := range plan.Rejected {
+		entries = append(entries, crm.JournalEntry{
+			RunID: runID, Kind: "reject", ExternalID: rej.ExternalID, Reason: rej.String(), Status: StatusRejected,
+		})
+	}
+	if err := r.Store.JournalAppend(ctx, entries); err != nil {
+		return rep, fmt.Errorf("journal the plan: %w", err)
+	}
+
+	results := make([]opResult, len(plan.Operations))
+	g, gctx := errgroup.WithContext(context.WithoutCancel(ctx))
+	g.SetLimit(max(1, r.Concurrency))
+	for _, group := range groupByExternalID(plan.Operations) {
+		if ctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			for _, i := range group {
+				if ctx.Err() != nil {
+					return nil // stop starting operations; the journal keeps them pending
+				}
+				if entries[i].Status == StatusSkipped {
+					results[i] = opResult{status: StatusSkipped}
+					continue
+				}
+				res := r.send(gctx, plan.Operations[i])
+				results[i] = res
+				r.mark(gctx, entries[i].ID, res)
+				if res.status != StatusDone {
+					for _, rest := range group[indexOf(group, i)+1:] {
+						if entries[rest].Status != StatusSkipped {
+							results[rest] = opResult{status: StatusSkipped, err: errors.New("an earlier operation on this contact did not succeed")}
+							r.mark(gctx, entries[rest].ID, results[rest])
+						}
+					}
+					return nil
+				}
+			}
+			return nil
+		})
+	}
+	_ = g.Wait() // groups report through results, never through the group error
+
+	var save []crm.Link
+	var unlink []string
+	for _, l := range plan.Links {
+		save = append(save, crm.Link{ExternalID: l.ExternalID, ContactID: l.ContactID, ContentHash: l.Hash})
+	}
+	obs := r.observer()
+	for i, op := range plan.Operations {
+		res := results[i]
+		if res.status != "" {
+			obs.OperationFinished(string(op.Kind), res.status)
+		}
+		switch res.status {
+		case StatusDone:
+			rep.Applied.add(op.Kind)
+			switch {
+			case op.Removes():
+				unlink = append(unlink, op.ExternalID)
+			case op.Kind == OpCreate || op.Kind == OpPatch:
+				save = append(save, crm.Link{ExternalID: op.ExternalID, ContactID: res.contactID, ContentHash: op.Hash})
+			}
+		case StatusRejected:
+			rep.Rejected = append(rep.Rejected, Rejection{ExternalID: op.ExternalID, Column: "sinch", Reason: res.err.Error()})
+		case StatusFailed:
+			rep.Failed++
+			rep.Errors = append(rep.Errors, fmt.Sprintf("%s %s: %v", op.Kind, op.ExternalID, res.err))
+		case StatusSkipped:
+			if !(plan.DeleteGuard != "" && op.Removes()) {
+				rep.Skipped++
+			}
+		case "":
+			rep.Skipped++ // never started: the run was interrupted
+		}
+	}
+	stateCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if len(save) > 0 {
+		if err := r.Store.SaveLinks(stateCtx, r.ProjectID, save); err != nil {
+			return rep, fmt.Errorf("save links: %w", err)
+		}
+	}
+	if len(unlink) > 0 {
+		if err := r.Store.DeleteLinks(stateCtx, r.ProjectID, unlink); err != nil {
+			return rep, fmt.Errorf("delete links: %w", err)
+		}
+	}
+	if ctx.Err() != nil {
+		return rep, ctx.Err()
+	}
+	return rep, nil
+}
+
+type opResult struct {
+	status     string
+	httpStatus int
+	contactID  string
+	err        error
+}
+
+func (r *Reconciler) send(ctx context.Context, op Operation) opResult {
+	r.Logger.Debug("sending operation", zap.String("kind", string(op.Kind)), zap.String("external_id", op.ExternalID),
+		zap.String("contact_id", op.ContactID), zap.String("reason", op.Explain(!r.LogPII)))
+	var got *sinch.Contact
+	var err error
+	switch op.Kind {
+	case OpCreate:
+		got, err = r.Sinch.CreateContact(ctx, *op.Contact)
+	case OpPatch:
+		got, err = r.Sinch.UpdateContact(ctx, op.ContactID, *op.Contact, op.UpdateMask)
+	case OpMerge:
+		got, err = r.Sinch.MergeContacts(ctx, op.ContactID, op.SourceContactID)
+	case OpDelete:
+		err = r.Sinch.DeleteContact(ctx, op.ContactID)
+		if sinch.IsNotFound(err) {
+			err = nil // already gone: the goal is met
+		}
+	default:
+		err = fmt.Errorf("unknown operation kind %q", op.Kind)
+	}
+	res := opResult{status: StatusDone, contactID: op.ContactID, httpStatus: http.StatusOK}
+	if got != nil {
+		res.contactID = got.ID
+	}
+	if err != nil {
+		res.err = err
+		res.status = StatusFailed
+		res.httpStatus = 0
+		var apiErr *sinch.APIError
+		if errors.As(err, &apiErr) {
+			res.httpStatus = apiErr.HTTPStatus
+			if apiErr.HTTPStatus == http.StatusBadRequest {
+				res.status = StatusRejected
+			}
+		}
+		r.Logger.Warn("operation failed", zap.String("kind", string(op.Kind)), zap.String("external_id", op.ExternalID),
+			zap.String("contact_id", op.ContactID), zap.Int("http_status", res.httpStatus), zap.Error(err))
+	}
+	return res
+}
+
+func (r *Reconciler) mark(ctx context.Context, id int64, res opResult) {
+	msg := ""
+	if res.err != nil {
+		msg = res.err.Error()
+	}
+	if err := r.Store.JournalMark(ctx, id, res.status, res.httpStatus, msg, res.contactID); err != nil {
+		r.Logger.Error("journal mark failed", zap.Int64("journal_id", id), zap.Error(err))
+	}
+}
+
+// groupByExternalID keeps plan order inside each group.
+func groupByExternalID(ops []Operation) [][]int {
+	at := make(map[string]int)
+	var groups [][]int
+	for i, op := range ops {
+		g, ok := at[op.ExternalID]
+		if !ok {
+			g = len(groups)
+			at[op.ExternalID] = g
+			groups = append(groups, nil)
+		}
+		groups[g] = append(groups[g], i)
+	}
+	return groups
+}
+
+func indexOf(s []int, v int) int {
+	for i, x := range s {
+		if x == v {
+			return i
+		}
+	}
+	return -1
+}

@@ -1,0 +1,181 @@
+package sync
+
+import (
+	"context"
+	"fmt"
+	stdsync "sync"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"go.uber.org/zap"
+)
+
+// scheduleParser reads five-field cron expressions, an optional leading
+// seconds field, and descriptors such as @every 1m and @daily.
+var scheduleParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// ParseSchedule checks a schedule expression of the configuration.
+func ParseSchedule(spec string) (cron.Schedule, error) {
+	return scheduleParser.Parse(spec)
+}
+
+// Daemon runs reconciles on two schedules, incremental and full, and an
+// incremental run soon after the CRM reports a change. One run at a time: a
+// tick that finds a run going is skipped, never queued; changes reported
+// during a run make one more incremental run after it.
+type Daemon struct {
+	Reconciler  *Reconciler
+	Logger      *zap.Logger
+	Incremental string // cron expression
+	Full        string // cron expression
+	// Debounce is the quiet time after a change notification before a run
+	// starts, so that a burst of writes makes one run; MaxDelay bounds how
+	// long a steady stream of notifications can hold a run back.
+	Debounce time.Duration
+	MaxDelay time.Duration
+	// OnSkip is told about a tick that did not run: reason "running" or
+	// "locked" (another syncd holds the project lock).
+	OnSkip func(kind, reason string)
+	// OnRun is told about every finished run.
+	OnRun func(rep Report, err error)
+	// RunAtStart makes an incremental run as soon as Run starts.
+	RunAtStart bool
+
+	cron  *cron.Cron
+	wg    stdsync.WaitGroup
+	mu    stdsync.Mutex
+	busy  bool
+	again bool
+}
+
+// Run schedules runs until ctx ends, then waits for the run in flight to
+// stop (it stops starting operations at once; calls already sent finish).
+// changes delivers CRM change notifications; nil disables them.
+func (d *Daemon) Run(ctx context.Context, changes <-chan struct{}) error {
+	inc, err := ParseSchedule(d.Incremental)
+	if err != nil {
+		return fmt.Errorf("schedule.incremental: %w", err)
+	}
+	full, err := ParseSchedule(d.Full)
+	if err != nil {
+		return fmt.Errorf("schedule.full: %w", err)
+	}
+	d.cron = cron.New(cron.WithParser(scheduleParser), cron.WithLogger(cron.DiscardLogger))
+	d.cron.Schedule(inc, cron.FuncJob(func() { d.start(ctx, RunIncremental, false) }))
+	d.cron.Schedule(full, cron.FuncJob(func() { d.start(ctx, RunFull, false) }))
+	d.cron.Start()
+
+	if d.RunAtStart {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.start(ctx, RunIncremental, true)
+		}()
+	}
+	if changes != nil {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.watch(ctx, changes)
+		}()
+	}
+	<-ctx.Done()
+	<-d.cron.Stop().Done()
+	d.wg.Wait()
+	return nil
+}
+
+// NextRuns returns when each schedule fires next; zero before Run.
+func (d *Daemon) NextRuns() (incremental, full time.Time) {
+	if d.cron == nil {
+		return time.Time{}, time.Time{}
+	}
+	entries := d.cron.Entries()
+	if len(entries) < 2 {
+		return time.Time{}, time.Time{}
+	}
+	return entries[0].Next, entries[1].Next
+}
+
+// watch turns bursts of change notifications into incremental runs.
+func (d *Daemon) watch(ctx context.Context, changes <-chan struct{}) {
+	debounce, maxDelay := d.Debounce, d.MaxDelay
+	if debounce <= 0 {
+		debounce = 200 * time.Millisecond
+	}
+	if maxDelay <= 0 {
+		maxDelay = time.Second
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changes:
+		}
+		deadline := time.NewTimer(maxDelay)
+		quiet := time.NewTimer(debounce)
+	burst:
+		for {
+			select {
+			case <-ctx.Done():
+				deadline.Stop()
+				quiet.Stop()
+				return
+			case <-changes:
+				quiet.Reset(debounce)
+			case <-quiet.C:
+				break burst
+			case <-deadline.C:
+				break burst
+			}
+		}
+		deadline.Stop()
+		quiet.Stop()
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.start(ctx, RunIncremental, true)
+		}()
+	}
+}
+
+// start runs kind unless a run is going. A notified change (coalesce) that
+// finds a run going asks for one more incremental run after it instead.
+func (d *Daemon) start(ctx context.Context, kind string, coalesce bool) {
+	if ctx.Err() != nil {
+		return
+	}
+	d.mu.Lock()
+	if d.busy {
+		if coalesce {
+			d.again = true
+		}
+		d.mu.Unlock()
+		if !coalesce && d.OnSkip != nil {
+			d.OnSkip(kind, "running")
+		}
+		return
+	}
+	d.busy = true
+	d.mu.Unlock()
+	for {
+		rep, err := d.Reconciler.Run(ctx, kind, false)
+		if IsLocked(err) {
+			d.Logger.Info("another syncd holds the project lock; skipping this run", zap.String("kind", kind), zap.Error(err))
+			if d.OnSkip != nil {
+				d.OnSkip(kind, "locked")
+			}
+		} else if d.OnRun != nil {
+			d.OnRun(rep, err)
+		}
+		d.mu.Lock()
+		if !d.again || ctx.Err() != nil {
+			d.busy = false
+			d.mu.Unlock()
+			return
+		}
+		d.again = false
+		d.mu.Unlock()
+		kind = RunIncremental
+	}
+}
