@@ -91,6 +91,9 @@ func (r *Reconciler) Apply(ctx context.Context, runID int64, plan Plan) (Report,
 		switch res.status {
 		case StatusDone:
 			rep.Applied.add(op.Kind)
+			if res.answer != nil {
+				rep.answers = append(rep.answers, *res.answer)
+			}
 			switch {
 			case op.Removes():
 				unlink = append(unlink, op.ExternalID)
@@ -132,6 +135,7 @@ type opResult struct {
 	status     string
 	httpStatus int
 	contactID  string
+	answer     *sinch.Contact // the contact as Sinch returned it, when it did
 	err        error
 }
 
@@ -158,6 +162,7 @@ func (r *Reconciler) send(ctx context.Context, op Operation) opResult {
 	res := opResult{status: StatusDone, contactID: op.ContactID, httpStatus: http.StatusOK}
 	if got != nil {
 		res.contactID = got.ID
+		res.answer = got
 	}
 	if err != nil {
 		res.err = err

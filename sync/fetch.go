@@ -16,7 +16,24 @@ import (
 // are read at the same time: the Sinch list is a sequential chain of pages
 // and is what a full run waits on.
 func (r *Reconciler) Fetch(ctx context.Context) (Snapshot, error) {
+	return r.fetch(ctx, nil)
+}
+
+// pageWatcher sees the CRM side once it is read, then each page of contacts
+// as it arrives, while the list chain goes on.
+type pageWatcher interface {
+	crm(records []crm.Record, links map[string]crm.Link)
+	page(contacts []sinch.Contact)
+	listed()
+}
+
+func (r *Reconciler) fetch(ctx context.Context, watch pageWatcher) (Snapshot, error) {
 	snap := Snapshot{Complete: true, Source: r.Source}
+	crmRead := make(chan struct{}) // closed once records and links are in
+	var pages chan []sinch.Contact
+	if watch != nil {
+		pages = make(chan []sinch.Contact, 1<<16)
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		for batch, err := range r.Store.Records(gctx, r.Source, r.BatchSize) {
@@ -29,25 +46,47 @@ func (r *Reconciler) Fetch(ctx context.Context) (Snapshot, error) {
 			}
 			snap.Records = append(snap.Records, batch...)
 		}
-		return nil
-	})
-	g.Go(func() error {
-		for page, err := range r.Sinch.Pages(gctx, sinch.ListContactsRequest{PageSize: sinch.MaxPageSize}) {
-			if err != nil {
-				return fmt.Errorf("list Sinch contacts: %w", err)
-			}
-			snap.Contacts = append(snap.Contacts, page...)
-		}
-		return nil
-	})
-	g.Go(func() error {
 		links, err := r.Store.Links(gctx, r.ProjectID)
 		if err != nil {
 			return fmt.Errorf("read links: %w", err)
 		}
 		snap.Links = links
+		close(crmRead)
 		return nil
 	})
+	g.Go(func() error {
+		if pages != nil {
+			defer close(pages)
+		}
+		for page, err := range r.Sinch.Pages(gctx, sinch.ListContactsRequest{PageSize: sinch.MaxPageSize}) {
+			if err != nil {
+				return fmt.Errorf("list Sinch contacts: %w", err)
+			}
+			snap.Contacts = append(snap.Contacts, page...)
+			if pages != nil {
+				select {
+				case pages <- page:
+				default: // the watcher is far behind; the final diff covers the rest
+				}
+			}
+		}
+		return nil
+	})
+	if watch != nil {
+		g.Go(func() error {
+			defer watch.listed()
+			select {
+			case <-crmRead:
+			case <-gctx.Done():
+				return nil
+			}
+			watch.crm(snap.Records, snap.Links)
+			for page := range pages {
+				watch.page(page)
+			}
+			return nil
+		})
+	}
 	return snap, g.Wait()
 }
 

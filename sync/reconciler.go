@@ -109,6 +109,23 @@ type Report struct {
 	// Rejected are contacts Sinch refused with a 400; the run went on.
 	Rejected []Rejection `json:"rejected"`
 	Errors   []string    `json:"errors,omitempty"`
+
+	answers []sinch.Contact // contacts as Sinch returned them after the run's writes
+}
+
+// add folds the report of an earlier part of the same run into rep.
+func (rep *Report) add(part Report) {
+	rep.Plan.Operations = append(part.Plan.Operations, rep.Plan.Operations...)
+	rep.Applied.Create += part.Applied.Create
+	rep.Applied.Patch += part.Applied.Patch
+	rep.Applied.Merge += part.Applied.Merge
+	rep.Applied.Delete += part.Applied.Delete
+	// The later diff saw the contacts the earlier part fixed as unchanged.
+	rep.Plan.Unchanged = max(0, rep.Plan.Unchanged-part.Applied.Patch)
+	rep.Failed += part.Failed
+	rep.Skipped += part.Skipped
+	rep.Rejected = append(part.Rejected, rep.Rejected...)
+	rep.Errors = append(part.Errors, rep.Errors...)
 }
 
 // Counts are the report's numbers as stored in the run history.
@@ -256,13 +273,22 @@ func (nopObserver) RowsRejected(int)                          {}
 func (nopObserver) LockWaited(time.Duration)                  {}
 func (nopObserver) SetLockHeld(bool)                          {}
 
-// full is a full reconcile: every contact, every row.
+// full is a full reconcile: every contact, every row. The list of contacts
+// is a sequential chain of pages, so patches that cannot depend on what later
+// pages hold are sent while it runs (see early); the diff of the whole
+// snapshot then plans what is left, from the state those patches produced.
 func (r *Reconciler) full(ctx context.Context, runID int64) (Report, error) {
-	plan, err := r.Plan(ctx)
+	e := &early{r: r, ctx: ctx, runID: runID}
+	snap, err := r.fetch(ctx, e)
+	earlyRep := e.wait()
 	if err != nil {
-		return Report{}, err
+		earlyRep.Errors = append(earlyRep.Errors, err.Error())
+		return earlyRep, err
 	}
-	return r.Apply(ctx, runID, plan)
+	snap.Contacts = e.updated(snap.Contacts)
+	rep, err := r.Apply(ctx, runID, Diff(snap, r.Options))
+	rep.add(earlyRep)
+	return rep, err
 }
 
 // Backfill is a full reconcile under the project lock (see Run).
