@@ -17,6 +17,7 @@ import (
 type SinchAPI interface {
 	Pages(ctx context.Context, req sinch.ListContactsRequest) iter.Seq2[[]sinch.Contact, error]
 	FindByExternalID(ctx context.Context, externalID string) ([]sinch.Contact, error)
+	GetContact(ctx context.Context, id string) (*sinch.Contact, error)
 	CreateContact(ctx context.Context, c sinch.Contact) (*sinch.Contact, error)
 	UpdateContact(ctx context.Context, id string, body sinch.Contact, mask []string) (*sinch.Contact, error)
 	DeleteContact(ctx context.Context, id string) error
@@ -27,6 +28,7 @@ type SinchAPI interface {
 // syncd's own state. *crm.Store has it.
 type Store interface {
 	Records(ctx context.Context, source string, batchSize int) iter.Seq2[[]crm.Record, error]
+	RecordsByExternalID(ctx context.Context, source string, ids []string) ([]crm.Record, error)
 	ChangedSince(ctx context.Context, source string, since time.Time, batchSize int) iter.Seq2[[]crm.Record, error]
 	Now(ctx context.Context) (time.Time, error)
 	Watermark(ctx context.Context, projectID string) (time.Time, bool, error)
@@ -57,6 +59,7 @@ type Observer interface {
 const (
 	RunFull        = "full"
 	RunIncremental = "incremental"
+	RunApply       = "apply" // a saved plan
 
 	OutcomeRunning     = "running"
 	OutcomeSucceeded   = "succeeded"
@@ -142,6 +145,20 @@ func (rep Report) Counts() map[string]int {
 // so that two syncd processes never reconcile one project at once. Without
 // wait, a lock held elsewhere returns an error matching crm.ErrLocked.
 func (r *Reconciler) Run(ctx context.Context, kind string, wait bool) (Report, error) {
+	switch kind {
+	case RunFull:
+		return r.locked(ctx, kind, wait, r.full)
+	case RunIncremental:
+		return r.locked(ctx, kind, wait, r.incremental)
+	}
+	return Report{Kind: kind}, fmt.Errorf("unknown run kind %q", kind)
+}
+
+// locked runs body as a recorded run of kind under the project lock. An
+// incremental run with no watermark yet becomes a full one: nothing has been
+// synced, only a full run knows what is gone, and it is cheaper than looking
+// up every row.
+func (r *Reconciler) locked(ctx context.Context, kind string, wait bool, body func(context.Context, int64) (Report, error)) (Report, error) {
 	started := time.Now()
 	var lock *crm.Lock
 	var err error
@@ -166,21 +183,15 @@ func (r *Reconciler) Run(ctx context.Context, kind string, wait bool) (Report, e
 	if err := r.closeInterrupted(ctx); err != nil {
 		return Report{Kind: kind}, err
 	}
-	switch kind {
-	case RunFull:
-		return r.run(ctx, RunFull, r.full)
-	case RunIncremental:
+	if kind == RunIncremental {
 		if _, ok, err := r.Store.Watermark(ctx, r.ProjectID); err != nil {
 			return Report{Kind: kind}, err
 		} else if !ok {
-			// Nothing has been synced yet: only a full run knows what is
-			// gone, and it is cheaper than looking up every row.
 			r.Logger.Info("no watermark yet: running a full reconcile instead of an incremental one")
-			return r.run(ctx, RunFull, r.full)
+			kind, body = RunFull, r.full
 		}
-		return r.run(ctx, RunIncremental, r.incremental)
 	}
-	return Report{Kind: kind}, fmt.Errorf("unknown run kind %q", kind)
+	return r.run(ctx, kind, body)
 }
 
 // closeInterrupted records runs that a killed process left "running". The
@@ -222,7 +233,9 @@ func (r *Reconciler) run(ctx context.Context, kind string, body func(context.Con
 	// The run's own context may be cancelled; its ending is still recorded.
 	finishCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if rep.Outcome == OutcomeSucceeded {
+	// A full or incremental run saw every change up to readStart; applying
+	// a saved plan says nothing about rows it did not cover.
+	if rep.Outcome == OutcomeSucceeded && kind != RunApply {
 		if werr := r.Store.SetWatermark(finishCtx, r.ProjectID, readStart); werr != nil {
 			err = fmt.Errorf("advance watermark: %w", werr)
 			rep.Outcome = OutcomeFailed

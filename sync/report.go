@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 )
@@ -13,7 +14,22 @@ type ReportOptions struct {
 	// Redact hides field values (phone numbers, e-mails, names), leaving
 	// field names, for reports that leave the operator's machine.
 	Redact bool
+	// Color marks operation kinds with ANSI colours, for a terminal.
+	Color bool
+	// Limit shows at most this many operations of each kind, with a count
+	// of the rest; 0 shows all.
+	Limit int
+	// Only shows these kinds (create, patch, merge, delete, rejected); empty
+	// shows all. The summary always counts everything.
+	Only []string
 }
+
+func (o ReportOptions) shows(kind string) bool {
+	return len(o.Only) == 0 || slices.Contains(o.Only, kind)
+}
+
+// ReportKinds are the sections of a report, in order, as --only names them.
+var ReportKinds = []string{string(OpCreate), string(OpPatch), string(OpMerge), string(OpDelete), "rejected"}
 
 // reportOperation is an operation as the JSON report shows it: every key is
 // present, so that tools reading the report need no special cases.
@@ -36,7 +52,8 @@ type reportJSON struct {
 	Notes       []string          `json:"notes,omitempty"`
 }
 
-// WriteJSON renders the plan as one JSON object.
+// WriteJSON renders the plan as one JSON object. Limit does not apply: a
+// machine reading it wants everything.
 func WriteJSON(w io.Writer, p Plan, opts ReportOptions) error {
 	out := reportJSON{
 		Summary:     p.Summary(),
@@ -46,62 +63,117 @@ func WriteJSON(w io.Writer, p Plan, opts ReportOptions) error {
 		Notes:       p.Notes,
 	}
 	for _, op := range p.Operations {
+		if !opts.shows(string(op.Kind)) {
+			continue
+		}
 		ro := reportOperation{
 			Kind: op.Kind, ExternalID: op.ExternalID, ContactID: op.ContactID, SourceContactID: op.SourceContactID,
-			UpdateMask: op.UpdateMask, Reason: op.Explain(opts.Redact), Rule: op.Rule, Changes: op.Changes,
+			UpdateMask: op.UpdateMask, Reason: op.Explain(opts.Redact), Rule: op.Rule, Changes: redactChanges(op.Changes, opts.Redact),
 		}
 		if ro.UpdateMask == nil {
 			ro.UpdateMask = []string{}
 		}
-		if ro.Changes == nil || opts.Redact {
-			ro.Changes = redactChanges(op.Changes, opts.Redact)
-		}
 		out.Operations = append(out.Operations, ro)
 	}
-	for _, rej := range p.Rejected {
-		if opts.Redact {
-			rej.Reason = "(redacted)"
+	if opts.shows("rejected") {
+		for _, rej := range p.Rejected {
+			if opts.Redact {
+				rej.Reason = "(redacted)"
+			}
+			out.Rejected = append(out.Rejected, rej)
 		}
-		out.Rejected = append(out.Rejected, rej)
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
 }
 
-// WriteText renders the plan for a person: one line per operation with its
-// reason, the rejected rows, and a summary line.
-func WriteText(w io.Writer, p Plan, opts ReportOptions) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+// ANSI colours per section; terminals that the caller judged able to show
+// them (and NO_COLOR unset) get them.
+var sectionColor = map[string]string{
+	string(OpCreate): "\x1b[32m", string(OpPatch): "\x1b[33m", string(OpMerge): "\x1b[36m",
+	string(OpDelete): "\x1b[31m", "rejected": "\x1b[35m",
+}
+
+const colorReset = "\x1b[0m"
+
+var sectionSign = map[string]string{
+	string(OpCreate): "+", string(OpPatch): "~", string(OpMerge): "<", string(OpDelete): "-", "rejected": "!",
+}
+
+// reportLine is one line of a text or Markdown report.
+type reportLine struct {
+	externalID, target, detail string
+}
+
+// sections groups the plan's lines by kind, in report order.
+func sections(p Plan, opts ReportOptions) map[string][]reportLine {
+	out := make(map[string][]reportLine)
 	for _, op := range p.Operations {
 		target := op.ContactID
-		switch {
-		case op.Kind == OpCreate:
+		switch op.Kind {
+		case OpCreate:
 			target = "(new)"
-		case op.Kind == OpMerge:
-			target = op.ContactID + " ← " + op.SourceContactID
+		case OpMerge:
+			target = op.SourceContactID + " → " + op.ContactID
 		}
-		reason := op.Explain(opts.Redact)
+		detail := op.Explain(opts.Redact)
 		if len(op.UpdateMask) > 0 {
-			reason = "[" + strings.Join(op.UpdateMask, ",") + "] " + reason
+			detail = "[" + strings.Join(op.UpdateMask, ",") + "] " + detail
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", op.Kind, op.ExternalID, target, reason)
-	}
-	if err := tw.Flush(); err != nil {
-		return err
+		out[string(op.Kind)] = append(out[string(op.Kind)], reportLine{op.ExternalID, target, detail})
 	}
 	for _, rej := range p.Rejected {
 		reason := rej.String()
 		if opts.Redact {
 			reason = rej.Column + ": (redacted)"
 		}
-		fmt.Fprintf(w, "rejected  %s  %s\n", rej.ExternalID, reason)
+		out["rejected"] = append(out["rejected"], reportLine{rej.ExternalID, "", reason})
+	}
+	return out
+}
+
+var sectionTitle = map[string]string{
+	string(OpCreate): "Create", string(OpPatch): "Patch", string(OpMerge): "Merge", string(OpDelete): "Delete", "rejected": "Rejected",
+}
+
+// WriteText renders the plan for a person: grouped by kind, one line per
+// operation with the CRM id, the Sinch id and the reason, then a summary.
+func WriteText(w io.Writer, p Plan, opts ReportOptions) error {
+	paint := func(kind, s string) string {
+		if !opts.Color {
+			return s
+		}
+		return sectionColor[kind] + s + colorReset
+	}
+	groups := sections(p, opts)
+	for _, kind := range ReportKinds {
+		lines := groups[kind]
+		if len(lines) == 0 || !opts.shows(kind) {
+			continue
+		}
+		fmt.Fprintln(w, paint(kind, fmt.Sprintf("%s (%d)", sectionTitle[kind], len(lines))))
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		shown := lines
+		if opts.Limit > 0 && len(shown) > opts.Limit {
+			shown = shown[:opts.Limit]
+		}
+		for _, l := range shown {
+			fmt.Fprintf(tw, "  %s %s\t%s\t%s\n", paint(kind, sectionSign[kind]), l.externalID, l.target, l.detail)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if rest := len(lines) - len(shown); rest > 0 {
+			fmt.Fprintf(w, "  … and %d more\n", rest)
+		}
+		fmt.Fprintln(w)
 	}
 	for _, note := range p.Notes {
-		fmt.Fprintf(w, "note: %s\n", note)
+		fmt.Fprintf(w, "Note: %s\n", note)
 	}
 	if p.DeleteGuard != "" {
-		fmt.Fprintf(w, "deletes withheld: %s\n", p.DeleteGuard)
+		fmt.Fprintln(w, paint(string(OpDelete), "Deletes withheld: "+p.DeleteGuard))
 	}
 	s := p.Summary()
 	if p.Empty() {
@@ -110,6 +182,53 @@ func WriteText(w io.Writer, p Plan, opts ReportOptions) error {
 	}
 	_, err := fmt.Fprintf(w, "Plan: %s.\n", s)
 	return err
+}
+
+// WriteMarkdown renders the plan for a ticket or a pull request: a summary
+// table, then one collapsible section per kind.
+func WriteMarkdown(w io.Writer, p Plan, opts ReportOptions) error {
+	s := p.Summary()
+	fmt.Fprintln(w, "### syncd plan")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| create | patch | merge | delete | unchanged | rejected |")
+	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintf(w, "| %d | %d | %d | %d | %d | %d |\n", s.Create, s.Patch, s.Merge, s.Delete, s.Unchanged, s.Rejected)
+	fmt.Fprintln(w)
+	if p.DeleteGuard != "" {
+		fmt.Fprintf(w, "> **Deletes withheld:** %s\n\n", markdownEscape(p.DeleteGuard))
+	}
+	for _, note := range p.Notes {
+		fmt.Fprintf(w, "> Note: %s\n\n", markdownEscape(note))
+	}
+	groups := sections(p, opts)
+	for _, kind := range ReportKinds {
+		lines := groups[kind]
+		if len(lines) == 0 || !opts.shows(kind) {
+			continue
+		}
+		fmt.Fprintf(w, "<details><summary>%s (%d)</summary>\n\n", sectionTitle[kind], len(lines))
+		fmt.Fprintln(w, "| external_id | contact | what and why |")
+		fmt.Fprintln(w, "|---|---|---|")
+		shown := lines
+		if opts.Limit > 0 && len(shown) > opts.Limit {
+			shown = shown[:opts.Limit]
+		}
+		for _, l := range shown {
+			fmt.Fprintf(w, "| `%s` | %s | %s |\n", markdownEscape(l.externalID), markdownEscape(l.target), markdownEscape(l.detail))
+		}
+		if rest := len(lines) - len(shown); rest > 0 {
+			fmt.Fprintf(w, "\n… and %d more\n", rest)
+		}
+		fmt.Fprintln(w, "\n</details>")
+		fmt.Fprintln(w)
+	}
+	_, err := fmt.Fprintf(w, "Plan: %s.\n", s)
+	return err
+}
+
+// markdownEscape keeps CRM values from breaking a table or injecting HTML.
+func markdownEscape(s string) string {
+	return strings.NewReplacer("|", `\|`, "<", "&lt;", ">", "&gt;", "\n", " ", "`", "'").Replace(s)
 }
 
 func redactChanges(changes []Change, redact bool) []Change {

@@ -1,8 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -10,14 +15,18 @@ import (
 )
 
 func (e *env) diffCommand() *cobra.Command {
-	var format string
+	var format, out, only string
 	var redact bool
+	var limit int
 	cmd := &cobra.Command{
 		Use:   "diff",
 		Short: "Show what a sync would change, changing nothing",
 		Long: `Read every Sinch contact and the whole CRM source, and print the creates,
 patches, merges and deletes a backfill would make, each with its reason.
 Nothing is written to Sinch or to the database.
+
+With --out, also save the plan with what each operation assumed, for review
+and for 'syncd apply'.
 
 Exit status: 0 nothing to do, 2 changes pending, 1 error.`,
 		Args: cobra.NoArgs,
@@ -26,16 +35,28 @@ Exit status: 0 nothing to do, 2 changes pending, 1 error.`,
 			if err != nil {
 				return err
 			}
+			opts, err := e.reportOptions(redact, limit, only)
+			if err != nil {
+				return err
+			}
 			d, err := e.open(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer d.Close()
-			plan, err := d.reconciler(false).Plan(cmd.Context())
+			rec := d.reconciler(false)
+			snap, err := rec.Fetch(cmd.Context())
 			if err != nil {
 				return err
 			}
-			if err := render(e.stdout, plan, contactsync.ReportOptions{Redact: redact}); err != nil {
+			plan := contactsync.Diff(snap, rec.Options)
+			if out != "" {
+				saved := contactsync.Save(plan, snap, d.cfg.Sinch.ProjectID, time.Now())
+				if err := writePlanFile(out, saved); err != nil {
+					return err
+				}
+			}
+			if err := render(e.stdout, plan, opts); err != nil {
 				return err
 			}
 			if !plan.Empty() {
@@ -44,9 +65,36 @@ Exit status: 0 nothing to do, 2 changes pending, 1 error.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "text", "report format: text or json")
-	cmd.Flags().BoolVar(&redact, "redact", false, "hide field values (phone numbers, e-mails, names) in the report")
+	f := cmd.Flags()
+	f.StringVar(&format, "format", "text", "report format: text, json or markdown")
+	f.BoolVar(&redact, "redact", false, "hide field values (phone numbers, e-mails, names) in the report")
+	f.IntVar(&limit, "limit", 0, "show at most N operations of each kind, with a count of the rest (0: all)")
+	f.StringVar(&only, "only", "", "show only these kinds, comma-separated: "+strings.Join(contactsync.ReportKinds, ","))
+	f.StringVar(&out, "out", "", "also save the plan to this file, for syncd apply")
 	return cmd
+}
+
+// reportOptions reads the report flags; colour only on a terminal, and
+// never with NO_COLOR set (https://no-color.org).
+func (e *env) reportOptions(redact bool, limit int, only string) (contactsync.ReportOptions, error) {
+	opts := contactsync.ReportOptions{
+		Redact: redact,
+		Limit:  limit,
+		Color:  isTerminal(e.stdout) && e.getenv("NO_COLOR") == "",
+	}
+	if limit < 0 {
+		return opts, fmt.Errorf("--limit must not be negative")
+	}
+	if only != "" {
+		for _, kind := range strings.Split(only, ",") {
+			kind = strings.TrimSpace(kind)
+			if !slices.Contains(contactsync.ReportKinds, kind) {
+				return opts, fmt.Errorf("--only: %q is not one of %s", kind, strings.Join(contactsync.ReportKinds, ", "))
+			}
+			opts.Only = append(opts.Only, kind)
+		}
+	}
+	return opts, nil
 }
 
 func reportWriter(format string) (func(io.Writer, contactsync.Plan, contactsync.ReportOptions) error, error) {
@@ -55,6 +103,21 @@ func reportWriter(format string) (func(io.Writer, contactsync.Plan, contactsync.
 		return contactsync.WriteText, nil
 	case "json":
 		return contactsync.WriteJSON, nil
+	case "markdown":
+		return contactsync.WriteMarkdown, nil
 	}
-	return nil, fmt.Errorf("--format: %q is not one of text, json", format)
+	return nil, fmt.Errorf("--format: %q is not one of text, json, markdown", format)
+}
+
+// writePlanFile writes the saved plan readable by its owner only: it holds
+// CRM values (names, phone numbers).
+func writePlanFile(path string, sp contactsync.SavedPlan) error {
+	data, err := json.MarshalIndent(sp, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	return nil
 }

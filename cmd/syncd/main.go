@@ -21,6 +21,7 @@ const (
 	exitError           = 1
 	exitChangesPending  = 2
 	exitDeletesWithheld = 3
+	exitStalePlan       = 4
 	exitTempFail        = 75
 )
 
@@ -101,6 +102,7 @@ contact records of a CRM in PostgreSQL. The CRM is the source of truth.`,
 		e.statusCommand(),
 		e.diffCommand(),
 		e.backfillCommand(),
+		e.applyCommand(),
 		e.demoCommand(),
 		e.emulatorCommand(),
 		e.versionCommand(),

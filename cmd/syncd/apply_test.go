@@ -1,0 +1,108 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/syncd/syncd/sinch"
+)
+
+// TestPlanReviewApply: diff --out, then the CRM and Sinch change under the
+// plan, then apply refuses exactly the operations whose preconditions broke
+// and applies the rest.
+func TestPlanReviewApply(t *testing.T) {
+	h := newHarness(t)
+	h.setConfig("sinch:\n  rate_limit_rps: 1000\nsync:\n  max_delete_fraction: 1\n")
+	h.migrate()
+	rows := crmRows(8)
+	h.load(rows)
+	if code, out, errOut := h.run("backfill"); code != 0 {
+		t.Fatalf("backfill exited %d:\n%s%s", code, out, errOut)
+	}
+
+	// Pending work: three patches, a create and a delete.
+	for _, i := range []int{0, 1, 2} {
+		rows[i].DisplayName = str("Planned " + rows[i].ExternalID)
+	}
+	now := time.Now()
+	rows[3].DeletedAt = &now
+	rows = append(rows, crmRows(9)[8])
+	h.load(rows)
+
+	plan := filepath.Join(t.TempDir(), "plan.json")
+	if code, out, _ := h.run("diff", "--out", plan); code != exitChangesPending {
+		t.Fatalf("diff --out exited %d:\n%s", code, out)
+	}
+	if info, err := os.Stat(plan); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("plan file: %v, mode %v, want 0600", err, info.Mode())
+	}
+
+	// After the review: the CRM edits crm-0001 again; someone edits
+	// crm-0002's contact in Sinch; crm-0009 gets a contact elsewhere.
+	rows[0].DisplayName = str("Edited after the plan")
+	h.load(rows[:1])
+	contacts := h.byExternalID()
+	c2 := contacts["crm-0002"][0]
+	h.emu.Seed(sinch.Contact{ID: c2.ID, ExternalID: c2.ExternalID, DisplayName: "Touched in Sinch", Email: c2.Email,
+		Language: c2.Language, ChannelIdentities: c2.ChannelIdentities})
+	h.emu.Seed(sinch.Contact{ExternalID: "crm-0009", Language: "EN_US", ChannelIdentities: []sinch.ChannelIdentity{{Channel: "SMS", Identity: "46739000009"}}})
+
+	h.emu.ResetCalls()
+	code, out, errOut := h.run("apply", plan)
+	if code != exitStalePlan {
+		t.Fatalf("apply exited %d, want %d:\n%s%s", code, exitStalePlan, out, errOut)
+	}
+	var refused []string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "refused") {
+			refused = append(refused, strings.Fields(line)[2])
+		}
+	}
+	sort.Strings(refused)
+	if want := []string{"crm-0001", "crm-0002", "crm-0009"}; strings.Join(refused, ",") != strings.Join(want, ",") {
+		t.Errorf("refused %v, want %v:\n%s", refused, want, out)
+	}
+	got := h.byExternalID()
+	if c := got["crm-0003"]; len(c) != 1 || c[0].DisplayName != "Planned crm-0003" {
+		t.Errorf("crm-0003 = %+v, want the planned patch applied", c)
+	}
+	if len(got["crm-0004"]) != 0 {
+		t.Error("the planned delete of crm-0004 was not applied")
+	}
+	if c := got["crm-0001"]; c[0].DisplayName != "Person 1" {
+		t.Errorf("the stale patch of crm-0001 was applied: %+v", c)
+	}
+	if c := got["crm-0002"]; c[0].DisplayName != "Touched in Sinch" {
+		t.Errorf("the stale patch of crm-0002 overwrote Sinch: %+v", c)
+	}
+	if len(got["crm-0009"]) != 1 {
+		t.Errorf("crm-0009 has %d contacts: the stale create was sent", len(got["crm-0009"]))
+	}
+
+	// An old plan is refused whole.
+	data, err := os.ReadFile(plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(data, &raw); err != nil {
+		t.Fatal(err)
+	}
+	raw["created_at"] = time.Now().Add(-2 * time.Hour).Format(time.RFC3339)
+	data, _ = json.Marshal(raw)
+	if err := os.WriteFile(plan, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.emu.ResetCalls()
+	if code, _, errOut := h.run("apply", plan); code != exitError || !strings.Contains(errOut, "--max-age") {
+		t.Errorf("an old plan: exit %d %q, want 1 naming --max-age", code, errOut)
+	}
+	if h.writes() != 0 {
+		t.Errorf("an old plan wrote to Sinch: %v", h.emu.CallCounts())
+	}
+}
