@@ -43,6 +43,8 @@ func (r *Reconciler) Apply(ctx context.Context, runID int64, plan Plan) (Report,
 		return rep, fmt.Errorf("journal the plan: %w", err)
 	}
 
+	pr := progressOf(ctx)
+	pr.update(func(p *Progress) { p.Phase = PhaseApplying; p.Total += len(plan.Operations) - rep.Withheld })
 	results := make([]opResult, len(plan.Operations))
 	g, gctx := errgroup.WithContext(context.WithoutCancel(ctx))
 	g.SetLimit(max(1, r.Concurrency))
@@ -62,11 +64,13 @@ func (r *Reconciler) Apply(ctx context.Context, runID int64, plan Plan) (Report,
 				res := r.send(gctx, plan.Operations[i])
 				results[i] = res
 				r.mark(gctx, entries[i].ID, res)
+				pr.update(func(p *Progress) { p.Done++ })
 				if res.status != StatusDone {
 					for _, rest := range group[indexOf(group, i)+1:] {
 						if entries[rest].Status != StatusSkipped {
 							results[rest] = opResult{status: StatusSkipped, err: errors.New("an earlier operation on this contact did not succeed")}
 							r.mark(gctx, entries[rest].ID, results[rest])
+							pr.update(func(p *Progress) { p.Done++ })
 						}
 					}
 					return nil

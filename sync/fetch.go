@@ -29,6 +29,7 @@ type pageWatcher interface {
 
 func (r *Reconciler) fetch(ctx context.Context, watch pageWatcher) (Snapshot, error) {
 	snap := Snapshot{Complete: true, Source: r.Source}
+	pr := progressOf(ctx)
 	crmRead := make(chan struct{}) // closed once records and links are in
 	var pages chan []sinch.Contact
 	if watch != nil {
@@ -45,6 +46,7 @@ func (r *Reconciler) fetch(ctx context.Context, watch pageWatcher) (Snapshot, er
 				return fmt.Errorf("read CRM source %s: %w", r.Source, err)
 			}
 			snap.Records = append(snap.Records, batch...)
+			pr.update(func(p *Progress) { p.Phase = PhaseReading; p.CRMRows += len(batch) })
 		}
 		links, err := r.Store.Links(gctx, r.ProjectID)
 		if err != nil {
@@ -63,6 +65,7 @@ func (r *Reconciler) fetch(ctx context.Context, watch pageWatcher) (Snapshot, er
 				return fmt.Errorf("list Sinch contacts: %w", err)
 			}
 			snap.Contacts = append(snap.Contacts, page...)
+			pr.update(func(p *Progress) { p.Phase = PhaseReading; p.Contacts += len(page) })
 			if pages != nil {
 				select {
 				case pages <- page:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	stdsync "sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -95,6 +96,51 @@ type Reconciler struct {
 	Overlap     time.Duration // incremental read-back; DefaultOverlap when zero
 	// LogPII shows field values (phone numbers, e-mails) in debug logs.
 	LogPII bool
+	// OnProgress, when set, is told how a run advances. It is called from
+	// several goroutines and must be quick.
+	OnProgress func(Progress)
+}
+
+// Progress is how far a run has come.
+type Progress struct {
+	Phase    string // PhaseReading or PhaseApplying
+	CRMRows  int    // rows read from the CRM source
+	Contacts int    // Sinch contacts listed or looked up
+	Done     int    // operations answered
+	Total    int    // operations planned (known once applying)
+}
+
+// Phases of a run, as Progress reports them.
+const (
+	PhaseReading  = "reading"
+	PhaseApplying = "applying"
+)
+
+// progress keeps the counts a run reports through OnProgress.
+type progress struct {
+	mu stdsync.Mutex
+	p  Progress
+	on func(Progress)
+}
+
+type progressKey struct{}
+
+// progressOf is the run's progress, carried by its context; nil (which
+// reports nothing) outside a run with OnProgress set.
+func progressOf(ctx context.Context) *progress {
+	pr, _ := ctx.Value(progressKey{}).(*progress)
+	return pr
+}
+
+func (pr *progress) update(f func(*Progress)) {
+	if pr == nil || pr.on == nil {
+		return
+	}
+	pr.mu.Lock()
+	f(&pr.p)
+	p := pr.p
+	pr.mu.Unlock()
+	pr.on(p)
 }
 
 // Report is the outcome of a run that applied a plan.
@@ -224,6 +270,9 @@ func (r *Reconciler) run(ctx context.Context, kind string, body func(context.Con
 	run, err := r.Store.StartRun(ctx, r.ProjectID, kind)
 	if err != nil {
 		return Report{Kind: kind}, fmt.Errorf("record run: %w", err)
+	}
+	if r.OnProgress != nil {
+		ctx = context.WithValue(ctx, progressKey{}, &progress{on: r.OnProgress})
 	}
 	rep, err := body(ctx, run.ID)
 	rep.RunID, rep.Kind = run.ID, kind

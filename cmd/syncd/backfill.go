@@ -28,11 +28,19 @@ Exit status: 0 success (rejected rows are listed, not fatal unless --strict),
 				return err
 			}
 			defer d.Close()
-			rep, err := d.reconciler(allowMassDelete).Backfill(cmd.Context(), wait)
+			rec := d.reconciler(allowMassDelete)
+			view := newProgressView(e.stderr, isTerminal(e.stderr), d.log)
+			rec.OnProgress = view.update
+			rep, err := rec.Backfill(cmd.Context(), wait)
+			view.finish()
 			if contactsync.IsLocked(err) {
 				return &exitCodeError{code: exitTempFail, err: fmt.Errorf("%w; try again later, or pass --wait", err)}
 			}
 			writeRunSummary(e.stdout, rep)
+			if rep.Outcome == contactsync.OutcomeInterrupted {
+				return &exitCodeError{code: exitInterrupted, err: fmt.Errorf(
+					"interrupted: operations not yet sent were left for later; run syncd backfill again to finish (nothing is sent twice)")}
+			}
 			if err != nil {
 				return err
 			}

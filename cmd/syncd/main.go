@@ -23,6 +23,7 @@ const (
 	exitDeletesWithheld = 3
 	exitStalePlan       = 4
 	exitTempFail        = 75
+	exitInterrupted     = 130 // 128 + SIGINT, as shells report it
 )
 
 // exitError carries an exit status other than 1 out of a command.

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/creack/pty"
+)
+
+// TestBackfillProgressOnATerminal runs a backfill with stderr on a
+// pseudo-terminal and checks that the progress bar renders there, and that
+// the same backfill piped writes no escape codes.
+func TestBackfillProgressOnATerminal(t *testing.T) {
+	h := newHarness(t)
+	h.migrate()
+	h.load(crmRows(60))
+
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptmx.Close()
+	screen := make(chan string, 1)
+	go func() {
+		var buf bytes.Buffer
+		_, _ = io.Copy(&buf, ptmx) // ends when the tty side closes
+		screen <- buf.String()
+	}()
+	var out bytes.Buffer
+	code := run(context.Background(), []string{"--config", h.config, "backfill"}, &out, tty, func(k string) string { return h.env[k] })
+	tty.Close()
+	drawn := <-screen
+	if code != 0 {
+		t.Fatalf("backfill exited %d:\n%s\n%s", code, out.String(), drawn)
+	}
+	for _, want := range []string{"reading:", "applying", "60/60"} {
+		if !strings.Contains(drawn, want) {
+			t.Errorf("the terminal shows no %q:\n%q", want, drawn)
+		}
+	}
+
+	// Piped: no bar, no escape codes.
+	h.load(crmRows(70))
+	h.env["SYNCD_LOG_LEVEL"] = "info"
+	code, stdout, stderr := h.run("backfill")
+	if code != 0 {
+		t.Fatalf("piped backfill exited %d:\n%s%s", code, stdout, stderr)
+	}
+	if strings.Contains(stdout+stderr, "\x1b[") {
+		t.Errorf("piped output has escape codes:\n%q\n%q", stdout, stderr)
+	}
+	if !strings.Contains(stderr, `"msg":"progress"`) {
+		t.Errorf("piped backfill logs no progress line:\n%s", stderr)
+	}
+}
+
+// TestBackfillInterruptSaysHowToResume cancels a backfill (Ctrl-C) mid-way:
+// it stops cleanly, says how to resume, and the next backfill finishes with
+// one contact per row.
+func TestBackfillInterruptSaysHowToResume(t *testing.T) {
+	h := newHarness(t)
+	h.setConfig("sinch:\n  rate_limit_rps: 300\n  max_concurrency: 2\n")
+	h.migrate()
+	h.load(crmRows(200))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var out, errOut bytes.Buffer
+	go func() {
+		done <- run(ctx, []string{"--config", h.config, "backfill"}, &out, &errOut, func(k string) string { return h.env[k] })
+	}()
+	eventually(t, "the backfill is creating contacts", func() bool { return h.emu.Calls("create") >= 10 })
+	cancel()
+	if code := <-done; code != exitInterrupted {
+		t.Fatalf("interrupted backfill exited %d, want %d:\n%s%s", code, exitInterrupted, out.String(), errOut.String())
+	}
+	if !strings.Contains(errOut.String(), "run syncd backfill again") {
+		t.Errorf("no resume hint:\n%s", errOut.String())
+	}
+	if code, o, e := h.run("backfill"); code != 0 {
+		t.Fatalf("resumed backfill exited %d:\n%s%s", code, o, e)
+	}
+	for ext, cs := range h.byExternalID() {
+		if len(cs) != 1 {
+			t.Errorf("%s has %d contacts", ext, len(cs))
+		}
+	}
+	if n := len(h.emu.Contacts()); n != 200 {
+		t.Errorf("%d contacts, want 200", n)
+	}
+}
