@@ -114,3 +114,30 @@ func (l gooseLogger) Printf(format string, args ...any) { l.log.Sugar().Infof(fo
 // Fatalf must not exit: a library has no business ending the daemon. goose's
 // Provider reports failures as errors and is not expected to call it.
 func (l gooseLogger) Fatalf(format string, args ...any) { l.log.Sugar().Errorf(format, args...) }
+
+// PendingMigrations counts the embedded migrations not yet applied, without
+// applying anything (and without creating goose's table on a fresh database).
+func (s *Store) PendingMigrations(ctx context.Context) (int, error) {
+	var exists bool
+	if err := s.db.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, VersionTable).Scan(&exists); err != nil {
+		return 0, fmt.Errorf("crm: look for %s: %w", VersionTable, err)
+	}
+	p, err := newMigrationProvider(s.db, s.log)
+	if err != nil {
+		return 0, err
+	}
+	if !exists {
+		return len(p.ListSources()), nil
+	}
+	statuses, err := p.Status(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("crm: migration status: %w", err)
+	}
+	pending := 0
+	for _, st := range statuses {
+		if st.State == goose.StatePending {
+			pending++
+		}
+	}
+	return pending, nil
+}

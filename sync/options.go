@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -55,34 +56,36 @@ func DefaultOptions() Options {
 	}
 }
 
-// Validate reports the first rule that Sinch or syncd could not work with.
+// Validate reports every rule that Sinch or syncd could not work with.
 func (o Options) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if len(o.PhoneChannels) == 0 {
-		return fmt.Errorf("sync.phone_channels: at least one channel is required")
+		bad("sync.phone_channels: at least one channel is required")
 	}
 	for _, ch := range o.PhoneChannels {
 		if !sinch.IsPhoneChannel(ch) {
-			return fmt.Errorf("sync.phone_channels: %q is not a phone-number channel (want one of SMS, WHATSAPP, VIBERBM, RCS, MMS)", ch)
+			bad("sync.phone_channels: %q is not a phone-number channel (want one of SMS, WHATSAPP, VIBERBM, RCS, MMS)", ch)
 		}
 	}
 	if !slices.Contains(sinch.Languages, o.DefaultLanguage) {
-		return fmt.Errorf("sync.default_language: %q is not a Sinch language code", o.DefaultLanguage)
+		bad("sync.default_language: %q is not a Sinch language code", o.DefaultLanguage)
 	}
 	if o.DefaultRegion != "" && !phonenumbers.GetSupportedRegions()[o.DefaultRegion] {
-		return fmt.Errorf("sync.default_region: %q is not a region code such as SE or US", o.DefaultRegion)
+		bad("sync.default_region: %q is not a region code such as SE or US", o.DefaultRegion)
 	}
 	switch o.DeletePolicy {
 	case DeletePolicyDelete, DeletePolicyUnlink, DeletePolicyIgnore:
 	default:
-		return fmt.Errorf("sync.delete_policy: %q is not one of delete, unlink, ignore", o.DeletePolicy)
+		bad("sync.delete_policy: %q is not one of delete, unlink, ignore", o.DeletePolicy)
 	}
 	if o.MaxDeletes < 0 {
-		return fmt.Errorf("sync.max_deletes: must not be negative")
+		bad("sync.max_deletes: must not be negative")
 	}
 	if o.MaxDeleteFraction < 0 || o.MaxDeleteFraction > 1 {
-		return fmt.Errorf("sync.max_delete_fraction: must be between 0 and 1")
+		bad("sync.max_delete_fraction: must be between 0 and 1")
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // owns reports whether syncd may write a contact with this external_id.

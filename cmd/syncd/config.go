@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/url"
 	"os"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap/zapcore"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/syncd/syncd/sinch"
@@ -136,6 +138,16 @@ var envOverrides = []struct {
 // loadConfig reads the file at path (a missing file is fine unless the
 // user named it explicitly), applies the environment and validates.
 func loadConfig(path string, explicit bool, getenv func(string) string) (Config, error) {
+	cfg, err := readConfig(path, explicit, getenv)
+	if err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.validate()
+}
+
+// readConfig reads the file and applies the environment without judging
+// the values: an unreadable file or an unknown key is an error here.
+func readConfig(path string, explicit bool, getenv func(string) string) (Config, error) {
 	cfg := defaultConfig()
 	data, err := os.ReadFile(path)
 	switch {
@@ -156,66 +168,102 @@ func loadConfig(path string, explicit bool, getenv func(string) string) (Config,
 			}
 		}
 	}
-	return cfg, cfg.validate()
+	return cfg, nil
 }
 
+// validate reports the first problem of the configuration; problems lists
+// them all, for syncd config check.
 func (c Config) validate() error {
-	if c.Database.URL == "" {
-		return errors.New("database.url is required (or SYNCD_DATABASE_URL)")
+	if p := c.problems(); len(p) > 0 {
+		return p[0]
 	}
-	if u, err := url.Parse(c.Database.URL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return errors.New("database.url must be a postgres:// URL")
+	return nil
+}
+
+// problems checks every key and returns one error per problem, each naming
+// its key.
+func (c Config) problems() []error {
+	var out []error
+	bad := func(format string, args ...any) { out = append(out, fmt.Errorf(format, args...)) }
+	if c.Database.URL == "" {
+		bad("database.url is required (or SYNCD_DATABASE_URL)")
+	} else if u, err := url.Parse(c.Database.URL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		bad("database.url must be a postgres:// URL")
 	}
 	if c.Sinch.ProjectID == "" {
-		return errors.New("sinch.project_id is required (or SYNCD_SINCH_PROJECT_ID)")
+		bad("sinch.project_id is required (or SYNCD_SINCH_PROJECT_ID)")
 	}
 	if !slices.Contains([]string{"us", "eu", "br"}, c.Sinch.Region) {
-		return fmt.Errorf("sinch.region: %q is not one of us, eu, br", c.Sinch.Region)
+		bad("sinch.region: %q is not one of us, eu, br", c.Sinch.Region)
 	}
 	if c.Sinch.BaseURL != "" {
 		if u, err := url.Parse(c.Sinch.BaseURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			return fmt.Errorf("sinch.base_url: %q is not an http(s) URL", c.Sinch.BaseURL)
+			bad("sinch.base_url: %q is not an http(s) URL", c.Sinch.BaseURL)
 		}
 	}
 	if c.Sinch.Auth != "basic" && c.Sinch.Auth != "oauth2" {
-		return fmt.Errorf("sinch.auth: %q is not one of basic, oauth2", c.Sinch.Auth)
+		bad("sinch.auth: %q is not one of basic, oauth2", c.Sinch.Auth)
 	}
 	if c.Sinch.KeyID == "" {
-		return errors.New("sinch.key_id is required (or SYNCD_SINCH_KEY_ID)")
+		bad("sinch.key_id is required (or SYNCD_SINCH_KEY_ID)")
 	}
 	if c.Sinch.KeySecret == "" {
-		return errors.New("sinch.key_secret is required (or SYNCD_SINCH_KEY_SECRET)")
+		bad("sinch.key_secret is required (or SYNCD_SINCH_KEY_SECRET)")
+	}
+	if c.Sinch.TokenURL != "" {
+		if u, err := url.Parse(c.Sinch.TokenURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			bad("sinch.token_url: %q is not an http(s) URL", c.Sinch.TokenURL)
+		}
 	}
 	if c.Sinch.Timeout <= 0 {
-		return errors.New("sinch.timeout must be positive")
+		bad("sinch.timeout must be positive")
 	}
 	if c.Sinch.RateLimitRPS <= 0 {
-		return errors.New("sinch.rate_limit_rps must be positive")
+		bad("sinch.rate_limit_rps must be positive")
 	}
 	if c.Sinch.MaxConcurrency < 1 {
-		return errors.New("sinch.max_concurrency must be at least 1")
+		bad("sinch.max_concurrency must be at least 1")
 	}
 	if c.Sinch.MaxAttempts < 1 {
-		return errors.New("sinch.max_attempts must be at least 1")
+		bad("sinch.max_attempts must be at least 1")
+	}
+	if c.Sinch.MaxRetryTime <= 0 {
+		bad("sinch.max_retry_time must be positive")
 	}
 	if strings.TrimSpace(c.CRM.Source) == "" {
-		return errors.New("crm.source is required")
+		bad("crm.source is required")
 	}
 	if c.CRM.BatchSize < 1 {
-		return errors.New("crm.batch_size must be at least 1")
+		bad("crm.batch_size must be at least 1")
 	}
 	if err := c.syncOptions(false).Validate(); err != nil {
-		return err
+		if joined, ok := err.(interface{ Unwrap() []error }); ok {
+			out = append(out, joined.Unwrap()...)
+		} else {
+			out = append(out, err)
+		}
+	}
+	if _, err := contactsync.ParseSchedule(c.Schedule.Incremental); err != nil {
+		bad("schedule.incremental: %q: %v", c.Schedule.Incremental, err)
+	}
+	if _, err := contactsync.ParseSchedule(c.Schedule.Full); err != nil {
+		bad("schedule.full: %q: %v", c.Schedule.Full, err)
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+		bad("http.listen: %q is not host:port", c.HTTP.Listen)
+	}
+	if _, err := zapcore.ParseLevel(c.Log.Level); err != nil {
+		bad("log.level: %q is not one of debug, info, warn, error", c.Log.Level)
 	}
 	switch c.Log.Format {
 	case "auto", "json", "console":
 	default:
-		return fmt.Errorf("log.format: %q is not one of auto, json, console", c.Log.Format)
+		bad("log.format: %q is not one of auto, json, console", c.Log.Format)
 	}
 	if c.ShutdownTimeout <= 0 {
-		return errors.New("shutdown_timeout must be positive")
+		bad("shutdown_timeout must be positive")
 	}
-	return nil
+	return out
 }
 
 func (c Config) syncOptions(allowMassDelete bool) contactsync.Options {

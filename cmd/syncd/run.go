@@ -61,11 +61,6 @@ func (e *env) daemon(ctx context.Context) error {
 	}
 	defer d.Close()
 	cfg, log := d.cfg, d.log
-	for key, spec := range map[string]string{"schedule.incremental": cfg.Schedule.Incremental, "schedule.full": cfg.Schedule.Full} {
-		if _, err := contactsync.ParseSchedule(spec); err != nil {
-			return fmt.Errorf("%s: %w", key, err)
-		}
-	}
 
 	status := &runStatus{}
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
