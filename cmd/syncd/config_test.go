@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
 func TestConfigErrorsNameTheKey(t *testing.T) {
@@ -96,4 +98,67 @@ func TestConfigFile(t *testing.T) {
 			t.Errorf("project %q region %q", cfg.Sinch.ProjectID, cfg.Sinch.Region)
 		}
 	})
+}
+
+// configKeys lists every key of Config as a dotted path, from the yaml tags.
+func configKeys(t reflect.Type, prefix string) []string {
+	var keys []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if name == "" || name == "-" {
+			continue
+		}
+		path := prefix + name
+		if f.Type.Kind() == reflect.Struct {
+			keys = append(keys, configKeys(f.Type, path+".")...)
+			continue
+		}
+		keys = append(keys, path)
+	}
+	return keys
+}
+
+// TestEveryConfigKeyIsDocumented keeps config.yaml and the README's
+// configuration reference in step with the code.
+func TestEveryConfigKeyIsDocumented(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	example, err := os.ReadFile(filepath.Join("..", "..", "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(example, &doc); err != nil {
+		t.Fatal(err)
+	}
+	keys := configKeys(reflect.TypeOf(Config{}), "")
+	if len(keys) < 30 {
+		t.Fatalf("found only %d keys: %v", len(keys), keys)
+	}
+	for _, key := range keys {
+		if !strings.Contains(string(readme), "`"+key+"`") {
+			t.Errorf("README.md does not document `%s`", key)
+		}
+		if !yamlHas(doc.Content[0], strings.Split(key, ".")) {
+			t.Errorf("config.yaml has no %s", key)
+		}
+	}
+}
+
+func yamlHas(n *yaml.Node, path []string) bool {
+	if len(path) == 0 {
+		return true
+	}
+	if n.Kind != yaml.MappingNode {
+		return false
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == path[0] {
+			return yamlHas(n.Content[i+1], path[1:])
+		}
+	}
+	return false
 }
