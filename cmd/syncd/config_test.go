@@ -162,3 +162,12 @@ func yamlHas(n *yaml.Node, path []string) bool {
 	}
 	return false
 }
+
+func TestMigrateNeedsOnlyTheDatabase(t *testing.T) {
+	h := newHarness(t)
+	delete(h.env, "SYNCD_SINCH_PROJECT_ID")
+	delete(h.env, "SYNCD_SINCH_KEY_SECRET")
+	if code, out, errOut := h.run("migrate"); code != 0 {
+		t.Errorf("migrate without Sinch settings exited %d:\n%s%s", code, out, errOut)
+	}
+}

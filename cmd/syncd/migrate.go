@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -16,9 +17,15 @@ func (e *env) migrateCommand() *cobra.Command {
 crm_contacts and syncd's own state in the syncd schema. Safe to run again.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := e.config(e.configExplicit)
+			// Migrating needs the database only: no Sinch key is required.
+			cfg, err := readConfig(e.configPath, e.configExplicit, e.getenv)
 			if err != nil {
 				return err
+			}
+			for _, p := range cfg.problems() {
+				if strings.HasPrefix(p.Error(), "database.") || strings.HasPrefix(p.Error(), "log.") {
+					return p
+				}
 			}
 			log, err := e.logger(cfg.Log)
 			if err != nil {
