@@ -114,3 +114,23 @@ func TestBackfillUnreadableRowKeepsItsContact(t *testing.T) {
 		t.Errorf("contacts = %v, want crm-0002 kept and the three others created", got)
 	}
 }
+
+// TestBackfillOverOAuth2 syncs with OAuth2 client credentials against the
+// emulator's token endpoint.
+func TestBackfillOverOAuth2(t *testing.T) {
+	h := newHarness(t)
+	h.env["SYNCD_SINCH_AUTH"] = "oauth2"
+	h.env["SYNCD_SINCH_TOKEN_URL"] = h.env["SYNCD_SINCH_BASE_URL"] + "/oauth2/token"
+	h.migrate()
+	h.load(crmRows(25))
+	if code, out, errOut := h.run("backfill"); code != 0 {
+		t.Fatalf("backfill over oauth2 exited %d:\n%s%s", code, out, errOut)
+	}
+	if n := len(h.emu.Contacts()); n != 25 {
+		t.Errorf("%d contacts, want 25", n)
+	}
+	// One token serves the whole run.
+	if n := h.emu.Calls(sinchtest.OpToken); n != 1 {
+		t.Errorf("%d token requests, want 1", n)
+	}
+}

@@ -1,0 +1,36 @@
+package sync_test
+
+import (
+	"os"
+	"time"
+
+	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/sinch"
+	contactsync "github.com/syncd/syncd/sync"
+)
+
+// Diff is a pure function: given the CRM rows and the Sinch contacts it
+// plans the operations that align Sinch with the CRM, each with its reason.
+func ExampleDiff() {
+	name, phone := "Ada Lovelace", "+46 70 123 45 67"
+	newName, newPhone := "Grace Hopper", "+46701112233"
+	records := []crm.Record{
+		{ExternalID: "crm-1", DisplayName: &name, Phone: &phone, UpdatedAt: time.Now()},
+		{ExternalID: "crm-2", DisplayName: &newName, Phone: &newPhone, UpdatedAt: time.Now()},
+	}
+	contacts := []sinch.Contact{{
+		ID: "01HZX0", ExternalID: "crm-1", DisplayName: "Ada", Language: "EN_US",
+		// Sinch answers MSISDNs without the '+'; they compare equal.
+		ChannelIdentities: []sinch.ChannelIdentity{{Channel: "SMS", Identity: "46701234567"}, {Channel: "WHATSAPP", Identity: "46701234567"}},
+	}}
+	plan := contactsync.Diff(contactsync.Snapshot{Records: records, Contacts: contacts, Complete: true}, contactsync.DefaultOptions())
+	_ = contactsync.WriteText(os.Stdout, plan, contactsync.ReportOptions{})
+	// Output:
+	// Create (1)
+	//   + crm-2  (new)  no Sinch contact carries this external_id
+	//
+	// Patch (1)
+	//   ~ crm-1  01HZX0  [display_name] the contact differs from the CRM record: display_name "Ada" → "Ada Lovelace"
+	//
+	// Plan: 1 to create, 1 to patch, 0 to merge, 0 to delete, 0 unchanged, 0 rejected.
+}
