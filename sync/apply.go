@@ -103,6 +103,11 @@ func (r *Reconciler) Apply(ctx context.Context, runID int64, plan Plan) (Report,
 				unlink = append(unlink, op.ExternalID)
 			case op.Kind == OpCreate || op.Kind == OpPatch:
 				save = append(save, crm.Link{ExternalID: op.ExternalID, ContactID: res.contactID, ContentHash: op.Hash})
+			case op.Kind == OpMerge:
+				// The destination is the record's contact now. No hash: the
+				// patch that may follow has not landed yet, and a hash would
+				// tell incremental runs that it had.
+				save = append(save, crm.Link{ExternalID: op.ExternalID, ContactID: res.contactID})
 			}
 		case StatusRejected:
 			rep.Rejected = append(rep.Rejected, Rejection{ExternalID: op.ExternalID, Column: "sinch", Reason: res.err.Error()})
