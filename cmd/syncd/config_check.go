@@ -104,4 +104,3 @@ func (e *env) configCheck(ctx context.Context) error {
 	}
 	return nil
 }
-
