@@ -99,12 +99,7 @@ func (s *Store) keysetStream(ctx context.Context, what string, setupErr error, f
 		}
 		query, args := first, firstArgs
 		for {
-			rows, err := s.db.QueryContext(ctx, query, args...)
-			if err != nil {
-				yield(nil, fmt.Errorf("crm: %s: %w", what, err))
-				return
-			}
-			b, err := scanBatch(rows, batchSize)
+			b, err := s.queryBatch(ctx, batchSize, query, args...)
 			if err != nil {
 				yield(nil, fmt.Errorf("crm: %s: %w", what, err))
 				return
@@ -129,13 +124,9 @@ func (s *Store) RecordsByExternalID(ctx context.Context, source string, ids []st
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+recordColumns+` FROM `+rel+`
+	b, err := s.queryBatch(ctx, len(ids), `SELECT `+recordColumns+` FROM `+rel+`
 		WHERE external_id::text = ANY($1)
 		ORDER BY external_id::text`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("crm: read %s by external_id: %w", source, err)
-	}
-	b, err := scanBatch(rows, len(ids))
 	if err != nil {
 		return nil, fmt.Errorf("crm: read %s by external_id: %w", source, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -46,6 +47,29 @@ func (s *Store) Links(ctx context.Context, projectID string) (map[string]Link, e
 		return nil, fmt.Errorf("crm: read links: %w", err)
 	}
 	return links, nil
+}
+
+// EachLink calls fn with every link of a project, as Links would return
+// them but without holding them all: a full run over a million links keeps
+// what it needs of each and no map of them. SyncedAt is left zero.
+func (s *Store) EachLink(ctx context.Context, projectID string, fn func(Link)) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT external_id, contact_id, content_hash
+		FROM syncd.links WHERE project_id = $1`, projectID)
+	if err != nil {
+		return fmt.Errorf("crm: read links: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var l Link
+		if err := rows.Scan(&l.ExternalID, &l.ContactID, &l.ContentHash); err != nil {
+			return fmt.Errorf("crm: read links: %w", err)
+		}
+		fn(l)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("crm: read links: %w", err)
+	}
+	return nil
 }
 
 // SaveLinks inserts or replaces links, all or none. A zero SyncedAt means now;
@@ -357,6 +381,73 @@ func (s *Store) JournalMark(ctx context.Context, id int64, status string, httpSt
 		return fmt.Errorf("crm: mark journal entry %d: %w", id, err)
 	} else if n == 0 {
 		return fmt.Errorf("crm: mark journal entry %d: no such entry", id)
+	}
+	return nil
+}
+
+// JournalMark is Sinch's answer for one journal entry; see JournalMark.
+type JournalMark struct {
+	ID         int64
+	Status     string
+	HTTPStatus int
+	Error      string
+	ContactID  string
+}
+
+// markChunk bounds the arrays of one JournalMarks statement.
+const markChunk = 5000
+
+// JournalMarks records many answers at once, each as JournalMark would, in
+// one statement per few thousand marks: a run's operations finish hundreds
+// a second, and one UPDATE (and one commit) apiece would make the journal,
+// not Sinch, the limit. When marks repeat an id the last one wins. An id
+// with no entry is an error, after the others are stored.
+func (s *Store) JournalMarks(ctx context.Context, marks []JournalMark) error {
+	marks = dedupeLast(marks, func(m JournalMark) string { return strconv.FormatInt(m.ID, 10) })
+	var missing []int64
+	for chunk := range slices.Chunk(marks, markChunk) {
+		ids := make([]int64, len(chunk))
+		statuses := make([]string, len(chunk))
+		codes := make([]int32, len(chunk))
+		errs := make([]string, len(chunk))
+		contacts := make([]string, len(chunk))
+		for i, m := range chunk {
+			ids[i], statuses[i], codes[i], errs[i], contacts[i] = m.ID, m.Status, int32(m.HTTPStatus), m.Error, m.ContactID
+		}
+		rows, err := s.db.QueryContext(ctx, `UPDATE syncd.journal j SET
+				status = u.status,
+				http_status = NULLIF(u.http_status, 0),
+				error = NULLIF(u.error, ''),
+				contact_id = COALESCE(NULLIF(u.contact_id, ''), j.contact_id),
+				finished_at = CASE WHEN u.status = 'pending' THEN NULL ELSE now() END
+			FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[])
+				AS u (id, status, http_status, error, contact_id)
+			WHERE j.id = u.id
+			RETURNING j.id`, ids, statuses, codes, errs, contacts)
+		if err != nil {
+			return fmt.Errorf("crm: mark %d journal entries: %w", len(chunk), err)
+		}
+		found := make(map[int64]bool, len(chunk))
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return fmt.Errorf("crm: mark %d journal entries: %w", len(chunk), err)
+			}
+			found[id] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("crm: mark %d journal entries: %w", len(chunk), err)
+		}
+		for _, id := range ids {
+			if !found[id] {
+				missing = append(missing, id)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("crm: mark journal entries %v: no such entry", missing)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -19,6 +20,17 @@ import (
 
 // maxAnswerBytes bounds what the client reads from one answer.
 const maxAnswerBytes = 16 << 20
+
+// answerPool recycles the buffers answers are read into: a full run reads
+// a list page every round trip, and growing a fresh buffer for each one
+// was most of what a call allocated besides the decoded contacts.
+var answerPool = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, 16<<10)) }}
+
+func putAnswer(buf *bytes.Buffer) {
+	if buf.Cap() <= 1<<20 { // an outsized answer is left to the collector
+		answerPool.Put(buf)
+	}
+}
 
 // call is one logical API call, which may take several attempts.
 type call struct {
@@ -173,7 +185,11 @@ func (c *Client) attempt(ctx context.Context, cl *call, body []byte) (outcome, e
 		c.observe(cl.op, 0, time.Since(began))
 		return c.classifyTransport(ctx, cl.op, err)
 	}
-	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+	buf := answerPool.Get().(*bytes.Buffer)
+	defer putAnswer(buf)
+	buf.Reset()
+	_, err = buf.ReadFrom(io.LimitReader(resp.Body, maxAnswerBytes))
+	answer := buf.Bytes() // valid until buf goes back to the pool: decoding copies what it keeps
 	resp.Body.Close()
 	c.observe(cl.op, resp.StatusCode, time.Since(began))
 	if err != nil {

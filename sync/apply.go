@@ -47,6 +47,7 @@ func (r *Reconciler) Apply(ctx context.Context, runID int64, plan Plan) (Report,
 	pr.update(func(p *Progress) { p.Phase = PhaseApplying; p.Total += len(plan.Operations) - rep.Withheld })
 	results := make([]opResult, len(plan.Operations))
 	g, gctx := errgroup.WithContext(context.WithoutCancel(ctx))
+	marks := r.newMarker(context.WithoutCancel(ctx)) // written in batches, all in before Apply returns
 	g.SetLimit(max(1, r.Concurrency))
 	for _, group := range groupByExternalID(plan.Operations) {
 		if ctx.Err() != nil {
@@ -63,13 +64,13 @@ func (r *Reconciler) Apply(ctx context.Context, runID int64, plan Plan) (Report,
 				}
 				res := r.send(gctx, plan.Operations[i])
 				results[i] = res
-				r.mark(gctx, entries[i].ID, res)
+				marks.mark(entries[i].ID, res)
 				pr.update(func(p *Progress) { p.Done++ })
 				if res.status != StatusDone {
 					for _, rest := range group[indexOf(group, i)+1:] {
 						if entries[rest].Status != StatusSkipped {
 							results[rest] = opResult{status: StatusSkipped, err: errors.New("an earlier operation on this contact did not succeed")}
-							r.mark(gctx, entries[rest].ID, results[rest])
+							marks.mark(entries[rest].ID, results[rest])
 							pr.update(func(p *Progress) { p.Done++ })
 						}
 					}
@@ -80,6 +81,7 @@ func (r *Reconciler) Apply(ctx context.Context, runID int64, plan Plan) (Report,
 		})
 	}
 	_ = g.Wait() // groups report through results, never through the group error
+	marks.close()
 
 	var save []crm.Link
 	var unlink []string

@@ -26,6 +26,13 @@ type Snapshot struct {
 	Complete bool
 	// Source names the CRM relation, for the reasons of deletes.
 	Source string
+
+	// prep is the records normalised and indexed, when a full run did so
+	// as it read them; nil otherwise.
+	prep *prepared
+	// packed holds the contacts instead of Contacts when a full run packed
+	// them as they were listed.
+	packed *packedContacts
 }
 
 // Diff computes the operations that align Sinch with the CRM. It is a pure
@@ -37,81 +44,146 @@ func Diff(s Snapshot, opts Options) Plan {
 	d.guard()
 	d.index()
 	d.claim()
-	for _, want := range d.live {
-		d.reconcile(want)
+	for k := range d.live {
+		d.reconcile(k)
 	}
 	d.removeOrphans()
 	return d.plan
 }
+
+// A diff of a million records against a million contacts must stay within
+// a few hundred bytes and a couple of microseconds a pair, so its indexes
+// are compact: one map from external_id to the record's state, a slice of
+// record positions, and per live record the contact carrying its
+// external_id; maps keyed by contact are kept for the few contacts that
+// need them (unlinked ones, duplicates).
+
+// recordState values below zero; zero and above are positions in live.
+const (
+	stateKeep      int32 = -1 // rejected, duplicated or unreadable rows: never delete their contacts
+	stateTombstone int32 = -2 // rows with deleted_at set
+	stateNone      int32 = -3 // no record (contactState only)
+)
 
 type differ struct {
 	snap Snapshot
 	opts Options
 	plan Plan
 
-	live       []Desired        // valid, not deleted, sorted by external_id
-	isLive     map[string]bool  // external_id has a live, valid record
-	keep       map[string]bool  // rejected or duplicated rows: never delete their contacts
-	tombstoned map[string]bool  // rows with deleted_at set
-	byExternal map[string][]int // contact indexes by external_id
+	live       []int32          // records valid and not deleted, as indexes into snap.Records, sorted by external_id
+	state      map[string]int32 // external_id -> position in live, or stateKeep, stateTombstone (shared, read only)
+	unreadable map[string]bool  // rows the store could not read, whose contacts are kept
+	byLive     []int32          // position in live -> the first contact carrying its external_id, -1 none
+	extra      map[int32][]int  // position in live -> further contacts carrying its external_id
 	unlinked   map[string][]int // unlinked contact indexes by identity key
 	claims     map[int]string   // unlinked contact index -> the one record that may take it
 	taken      map[int]bool     // unlinked contacts adopted or merged by a record
 	removals   []int            // owned contacts whose record is deleted or gone
 	released   map[int]bool     // removals that delete_policy unlink frees for adoption
+	key        []byte           // scratch for identity keys
+	// byContact is recordState of each contact's external_id.
+	byContact []int32
+	// claimer marks the live records that some unlinked contact's claim
+	// names, the only ones that can have strays.
+	claimer []bool
+}
+
+// want is the k-th live record.
+func (d *differ) want(k int) Desired { return d.snap.prep.want(k) }
+
+func (d *differ) contactCount() int {
+	if d.snap.packed != nil {
+		return d.snap.packed.len()
+	}
+	return len(d.snap.Contacts)
+}
+
+// contact is the i-th contact.
+func (d *differ) contact(i int) sinch.Contact {
+	if d.snap.packed != nil {
+		return d.snap.packed.contact(i)
+	}
+	return d.snap.Contacts[i]
+}
+
+// contactIDs are the id and external_id of the i-th contact.
+func (d *differ) contactIDs(i int) (id, externalID string) {
+	if d.snap.packed != nil {
+		return d.snap.packed.ids(i)
+	}
+	c := &d.snap.Contacts[i]
+	return c.ID, c.ExternalID
+}
+
+// contactState is the state of the record whose external_id the i-th
+// contact carries, looked up once per contact.
+func (d *differ) contactState(i int) int32 {
+	if d.byContact == nil {
+		d.byContact = make([]int32, d.contactCount())
+		for j := range d.byContact {
+			d.byContact[j] = stateNone
+			if _, ext := d.contactIDs(j); ext != "" {
+				d.byContact[j] = d.recordState(ext)
+			}
+		}
+	}
+	return d.byContact[i]
+}
+
+// recordState is the state of the record with this external_id.
+func (d *differ) recordState(ext string) int32 {
+	if d.unreadable[ext] {
+		return stateKeep
+	}
+	if s, ok := d.state[ext]; ok {
+		return s
+	}
+	return stateNone
 }
 
 func (d *differ) normalize() {
-	d.isLive = make(map[string]bool, len(d.snap.Records))
-	d.keep = make(map[string]bool)
-	d.tombstoned = make(map[string]bool)
-
+	p := d.snap.prep
+	if p == nil || (d.snap.Records != nil && p.recs.len() != len(d.snap.Records)) {
+		p = newPrepared()
+		p.add(d.snap.Records, d.opts)
+		p.index()
+		d.snap.prep = p
+	}
+	d.live, d.state = p.live, p.state
 	for _, rej := range d.snap.Unreadable {
-		d.keep[rej.ExternalID] = true
+		if s, ok := d.state[rej.ExternalID]; !ok || s == stateTombstone {
+			if d.unreadable == nil {
+				d.unreadable = make(map[string]bool)
+			}
+			d.unreadable[rej.ExternalID] = true
+		}
 		d.plan.Rejected = append(d.plan.Rejected, rej)
 	}
-	seen := make(map[string]int, len(d.snap.Records))
-	for _, rec := range d.snap.Records {
-		seen[rec.ExternalID]++
-	}
-	for _, rec := range d.snap.Records {
-		if n := seen[rec.ExternalID]; n != 1 {
-			d.keep[rec.ExternalID] = true
-			if n > 1 {
-				d.plan.Rejected = append(d.plan.Rejected, Rejection{
-					ExternalID: rec.ExternalID, Column: "external_id",
-					Reason: fmt.Sprintf("appears %d times in the source; fix the CRM so that it is unique", n),
-				})
-				seen[rec.ExternalID] = 0 // reported once, skip the other copies
-			}
-			continue
-		}
-		want, rej := Normalize(rec, d.opts)
-		if rej != nil {
-			d.keep[rec.ExternalID] = true
-			d.plan.Rejected = append(d.plan.Rejected, *rej)
-			continue
-		}
-		if want.Deleted {
-			d.tombstoned[want.ExternalID] = true
-			continue
-		}
-		d.isLive[want.ExternalID] = true
-		d.live = append(d.live, want)
-	}
-	slices.SortFunc(d.live, func(a, b Desired) int { return strings.Compare(a.ExternalID, b.ExternalID) })
+	d.plan.Rejected = append(d.plan.Rejected, p.rejected...)
 	slices.SortFunc(d.plan.Rejected, func(a, b Rejection) int { return strings.Compare(a.ExternalID, b.ExternalID) })
 }
 
 func (d *differ) index() {
-	d.byExternal = make(map[string][]int, len(d.snap.Contacts))
+	d.byLive = make([]int32, len(d.live))
+	for k := range d.byLive {
+		d.byLive[k] = -1
+	}
 	d.unlinked = make(map[string][]int)
-	for i, c := range d.snap.Contacts {
-		if c.ExternalID != "" && !d.released[i] {
-			d.byExternal[c.ExternalID] = append(d.byExternal[c.ExternalID], i)
+	for i := range d.contactCount() {
+		if _, ext := d.contactIDs(i); ext != "" && !d.released[i] {
+			if k := d.contactState(i); k >= 0 {
+				if d.byLive[k] < 0 {
+					d.byLive[k] = int32(i)
+				} else {
+					if d.extra == nil {
+						d.extra = make(map[int32][]int)
+					}
+					d.extra[k] = append(d.extra[k], i)
+				}
+			}
 			continue
 		}
-		for _, id := range c.ChannelIdentities {
+		for _, id := range d.contact(i).ChannelIdentities {
 			key := identityKey(id)
 			if n := len(d.unlinked[key]); n == 0 || d.unlinked[key][n-1] != i {
 				d.unlinked[key] = append(d.unlinked[key], i)
@@ -120,18 +192,30 @@ func (d *differ) index() {
 	}
 }
 
+// unlinkedWith returns the unlinked contacts holding the identity.
+func (d *differ) unlinkedWith(id sinch.ChannelIdentity) []int {
+	if len(d.unlinked) == 0 {
+		return nil
+	}
+	d.key = appendIdentityKey(d.key[:0], id)
+	return d.unlinked[string(d.key)]
+}
+
 // claim decides which unlinked contacts a record may adopt or merge. A
 // contact that holds identities of two records belongs to neither: merging it
 // would join two people into one.
 func (d *differ) claim() {
 	claimants := make(map[int][]string)
-	for _, want := range d.live {
-		for _, id := range want.Identities {
-			for _, i := range d.unlinked[identityKey(id)] {
-				if c := claimants[i]; len(c) == 0 || c[len(c)-1] != want.ExternalID {
-					claimants[i] = append(c, want.ExternalID)
+	if len(d.unlinked) > 0 {
+		for k, rec := range d.live {
+			ext := d.snap.prep.recs.externalID(int(rec))
+			d.snap.prep.identities(k, func(id sinch.ChannelIdentity) {
+				for _, i := range d.unlinkedWith(id) {
+					if c := claimants[i]; len(c) == 0 || c[len(c)-1] != ext {
+						claimants[i] = append(c, ext)
+					}
 				}
-			}
+			})
 		}
 	}
 	d.claims = make(map[int]string, len(claimants))
@@ -140,18 +224,25 @@ func (d *differ) claim() {
 		who := claimants[i]
 		if len(who) == 1 {
 			d.claims[i] = who[0]
+			if d.claimer == nil {
+				d.claimer = make([]bool, len(d.live))
+			}
+			d.claimer[d.state[who[0]]] = true
 			continue
 		}
 		d.plan.Notes = append(d.plan.Notes, fmt.Sprintf(
 			"contact %s has no external_id and shares identities with %d CRM records (%s): left alone",
-			d.snap.Contacts[i].ID, len(who), strings.Join(who, ", ")))
+			d.contact(i).ID, len(who), strings.Join(who, ", ")))
 	}
 }
 
-func (d *differ) claimedBy(externalID string, want Desired) []int {
+func (d *differ) claimedBy(k int, externalID string, want *Desired) []int {
+	if d.claimer == nil || !d.claimer[k] {
+		return nil
+	}
 	var out []int
 	for _, id := range want.Identities {
-		for _, i := range d.unlinked[identityKey(id)] {
+		for _, i := range d.unlinkedWith(id) {
 			if d.claims[i] == externalID && !slices.Contains(out, i) {
 				out = append(out, i)
 			}
@@ -160,23 +251,33 @@ func (d *differ) claimedBy(externalID string, want Desired) []int {
 	return out
 }
 
-func (d *differ) reconcile(want Desired) {
-	group := d.byExternal[want.ExternalID]
-	strays := d.claimedBy(want.ExternalID, want)
+func (d *differ) reconcile(k int) {
+	w := d.want(k)
+	want := &w
+	var one [1]int
+	group := one[:0]
+	if first := d.byLive[k]; first >= 0 {
+		group = append(group, int(first))
+		group = append(group, d.extra[int32(k)]...)
+	}
+	strays := d.claimedBy(k, want.ExternalID, want)
 
 	if len(group) == 0 && len(strays) == 0 {
-		d.plan.Operations = append(d.plan.Operations, d.create(want))
+		d.plan.Operations = append(d.plan.Operations, d.create(*want))
 		return
 	}
 
-	linked := d.snap.Links[want.ExternalID].ContactID
+	linked, fresh := d.snap.prep.link(k, d.snap.Links)
 	var dest int
 	var sources []int
 	adopt := len(group) == 0
-	if adopt {
+	switch {
+	case adopt:
 		dest = d.destination(strays, "")
 		sources = without(strays, dest)
-	} else {
+	case len(group) == 1 && len(strays) == 0:
+		dest = group[0] // the common case: one contact, nothing to merge
+	default:
 		dest = d.destination(group, linked)
 		sources = append(without(group, dest), strays...)
 	}
@@ -184,9 +285,9 @@ func (d *differ) reconcile(want Desired) {
 	for _, i := range strays {
 		d.taken[i] = true
 	}
-	state := d.snap.Contacts[dest]
+	state := d.contact(dest)
 	for _, src := range sources {
-		source := d.snap.Contacts[src]
+		source := d.contact(src)
 		rule, why := RuleSameExternalID, fmt.Sprintf("contact %s also carries external_id %s", source.ID, want.ExternalID)
 		if source.ExternalID != want.ExternalID {
 			rule, why = RuleSharedIdentity, fmt.Sprintf("contact %s has no external_id and shares an identity with %s", source.ID, want.ExternalID)
@@ -201,8 +302,9 @@ func (d *differ) reconcile(want Desired) {
 
 	// An adopted contact released by unlink still carries its old
 	// external_id; the adoption patch replaces it.
-	body, mask, changes := patchFor(state, want, adopt || state.ExternalID != want.ExternalID)
+	body, mask, changes := patchFor(state, *want, adopt || state.ExternalID != want.ExternalID)
 	if len(mask) > 0 {
+		body := body // allocated only for a patch that is made
 		rule, why := RuleDrift, "the contact differs from the CRM record"
 		if adopt {
 			rule = RuleAdopt
@@ -216,7 +318,7 @@ func (d *differ) reconcile(want Desired) {
 	}
 	if len(sources) == 0 {
 		d.plan.Unchanged++
-		if link := d.snap.Links[want.ExternalID]; link.ContactID != state.ID || link.ContentHash != want.Hash {
+		if linked != state.ID || !fresh {
 			d.plan.Links = append(d.plan.Links, Link{ExternalID: want.ExternalID, ContactID: state.ID, Hash: want.Hash})
 		}
 	}
@@ -227,12 +329,12 @@ func (d *differ) reconcile(want Desired) {
 // which sort by creation time, so the oldest is also the smallest id.
 func (d *differ) destination(cands []int, linkedID string) int {
 	for _, i := range cands {
-		if d.snap.Contacts[i].ID == linkedID && linkedID != "" {
+		if id, _ := d.contactIDs(i); id == linkedID && linkedID != "" {
 			return i
 		}
 	}
 	return slices.MinFunc(cands, func(a, b int) int {
-		ca, cb := d.snap.Contacts[a], d.snap.Contacts[b]
+		ca, cb := d.contact(a), d.contact(b)
 		return cmp.Or(
 			cmp.Compare(len(cb.ChannelIdentities), len(ca.ChannelIdentities)),
 			strings.Compare(ca.ID, cb.ID),
@@ -241,7 +343,7 @@ func (d *differ) destination(cands []int, linkedID string) int {
 }
 
 func (d *differ) destinationWhy(dest int, linkedID string, adopt bool) string {
-	c := d.snap.Contacts[dest]
+	c := d.contact(dest)
 	switch {
 	case linkedID != "" && c.ID == linkedID:
 		return c.ID + " (the linked contact)"
@@ -283,8 +385,8 @@ func (d *differ) create(want Desired) Operation {
 // so only tombstones count there; an empty source removes nothing.
 func (d *differ) findRemovals() {
 	d.released = make(map[int]bool)
-	if d.snap.Complete && len(d.snap.Records) == 0 {
-		if len(d.snap.Contacts) > 0 {
+	if d.snap.Complete && d.snap.prep.recs.len() == 0 { // the source returned no rows
+		if d.contactCount() > 0 {
 			d.plan.Notes = append(d.plan.Notes, "the CRM source returned no rows: nothing is deleted")
 		}
 		return
@@ -292,9 +394,12 @@ func (d *differ) findRemovals() {
 	if d.opts.DeletePolicy == DeletePolicyIgnore {
 		return
 	}
-	for i, c := range d.snap.Contacts {
-		ext := c.ExternalID
-		if !d.opts.owns(ext) || d.isLive[ext] || d.keep[ext] || !(d.snap.Complete || d.tombstoned[ext]) {
+	for i := range d.contactCount() {
+		_, ext := d.contactIDs(i)
+		if !d.opts.owns(ext) {
+			continue
+		}
+		if st := d.contactState(i); st >= 0 || st == stateKeep || !(d.snap.Complete || st == stateTombstone) {
 			continue
 		}
 		d.removals = append(d.removals, i)
@@ -309,8 +414,8 @@ func (d *differ) guard() {
 	removes := len(d.removals)
 	if removes > 0 && !d.opts.AllowMassDelete {
 		owned := 0
-		for _, c := range d.snap.Contacts {
-			if d.opts.owns(c.ExternalID) {
+		for i := range d.contactCount() {
+			if _, ext := d.contactIDs(i); d.opts.owns(ext) {
 				owned++
 			}
 		}
@@ -343,15 +448,14 @@ func (d *differ) removeOrphans() {
 		if d.taken[i] {
 			continue // adopted or merged by another record
 		}
-		c := d.snap.Contacts[i]
-		ext := c.ExternalID
+		id, ext := d.contactIDs(i)
 		rule, why := RuleTombstone, "the CRM record is deleted (deleted_at is set)"
-		if !d.tombstoned[ext] {
+		if d.recordState(ext) != stateTombstone {
 			rule, why = RuleGone, fmt.Sprintf("no record with this external_id in %s", cmp.Or(d.snap.Source, "the CRM source"))
 		}
 		if d.opts.DeletePolicy == DeletePolicyUnlink {
 			d.plan.Operations = append(d.plan.Operations, Operation{
-				Kind: OpPatch, ExternalID: ext, ContactID: c.ID, UpdateMask: []string{sinch.FieldExternalID},
+				Kind: OpPatch, ExternalID: ext, ContactID: id, UpdateMask: []string{sinch.FieldExternalID},
 				Rule: RuleUnlink, Reason: why + "; delete_policy unlink clears its external_id",
 				Changes: []Change{{Field: sinch.FieldExternalID, Old: ext, New: ""}},
 				Contact: &sinch.Contact{},
@@ -359,7 +463,7 @@ func (d *differ) removeOrphans() {
 			continue
 		}
 		d.plan.Operations = append(d.plan.Operations, Operation{
-			Kind: OpDelete, ExternalID: ext, ContactID: c.ID, Rule: rule, Reason: why,
+			Kind: OpDelete, ExternalID: ext, ContactID: id, Rule: rule, Reason: why,
 		})
 	}
 }

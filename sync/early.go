@@ -4,7 +4,6 @@ import (
 	"context"
 	stdsync "sync"
 
-	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/sinch"
 )
 
@@ -19,31 +18,23 @@ type early struct {
 	ctx   context.Context // the run's: once cancelled, no new patch starts
 	runID int64
 
-	want  map[string]Desired // live, valid, unique records by external_id
-	links map[string]crm.Link
+	prep   *prepared       // the CRM side, normalised and indexed, links included
+	packed *packedContacts // where the run holds the contacts, if packed
 
 	work chan Plan
 	done chan struct{}
 	mu   stdsync.Mutex
-	rep  Report
+	// parts are the reports of the batches, folded into one by wait: one
+	// Report.add per batch would copy every earlier operation each time.
+	parts   []Report
+	answers packedContacts // the contacts as Sinch answered the patches
+	rep     Report
+	folded  bool
 }
 
-func (e *early) crm(records []crm.Record, links map[string]crm.Link) {
-	count := make(map[string]int, len(records))
-	for _, rec := range records {
-		count[rec.ExternalID]++
-	}
-	e.want = make(map[string]Desired, len(records))
-	for _, rec := range records {
-		if count[rec.ExternalID] != 1 {
-			continue
-		}
-		if d, rej := Normalize(rec, e.r.Options); rej == nil && !d.Deleted {
-			e.want[rec.ExternalID] = d
-		}
-	}
-	e.links = links
-	e.work = make(chan Plan, 1<<16)
+func (e *early) crm(snap *Snapshot) {
+	e.prep, e.packed = snap.prep, snap.packed
+	e.work = make(chan Plan, 1024) // apply gathers what queued; a full queue holds the watcher, not the list
 	e.done = make(chan struct{})
 	go e.apply()
 }
@@ -51,17 +42,21 @@ func (e *early) crm(records []crm.Record, links map[string]crm.Link) {
 func (e *early) page(contacts []sinch.Contact) {
 	var plan Plan
 	for _, c := range contacts {
-		want, ok := e.want[c.ExternalID]
-		if !ok || e.links[c.ExternalID].ContactID != c.ID {
+		if c.ExternalID == "" {
+			continue
+		}
+		want, linked, ok := e.prep.lookup(c.ExternalID)
+		if !ok || linked != c.ID {
 			continue
 		}
 		body, mask, changes := patchFor(c, want, false)
 		if len(mask) == 0 {
 			continue
 		}
+		patch := body // allocated only for a patch that is made
 		plan.Operations = append(plan.Operations, Operation{
 			Kind: OpPatch, ExternalID: c.ExternalID, ContactID: c.ID, UpdateMask: mask, Rule: RuleDrift,
-			Reason: "the contact differs from the CRM record", Changes: changes, Contact: &body, Hash: want.Hash,
+			Reason: "the contact differs from the CRM record", Changes: changes, Contact: &patch, Hash: want.Hash,
 		})
 	}
 	if len(plan.Operations) > 0 {
@@ -75,11 +70,29 @@ func (e *early) listed() {
 	}
 }
 
-// apply sends the early patches one page at a time, each page's patches
-// concurrently, so that the list chain is never held up.
+// maxEarlyBatch bounds the patches applied as one plan.
+const maxEarlyBatch = 1000
+
+// apply sends the early patches concurrently, so that the list chain is
+// never held up. The patches of every page that arrived while the previous
+// batch was being sent go out together: one journal append, one batch of
+// marks and one link save per batch rather than per page, which is what
+// lets the patches keep up with the list chain.
 func (e *early) apply() {
 	defer close(e.done)
 	for plan := range e.work {
+	gather:
+		for len(plan.Operations) < maxEarlyBatch {
+			select {
+			case more, ok := <-e.work:
+				if !ok {
+					break gather
+				}
+				plan.Operations = append(plan.Operations, more.Operations...)
+			default:
+				break gather
+			}
+		}
 		if e.ctx.Err() != nil {
 			continue // drain: the final diff, if any, plans these again
 		}
@@ -90,8 +103,9 @@ func (e *early) apply() {
 			rep.Failed += len(plan.Operations) - rep.Applied.Patch
 		}
 		rep.Plan.Unchanged = 0
-		e.rep.add(rep)
-		e.rep.answers = append(e.rep.answers, rep.answers...)
+		e.answers.add(rep.answers)
+		rep.answers = nil
+		e.parts = append(e.parts, rep)
 		e.mu.Unlock()
 	}
 }
@@ -103,16 +117,26 @@ func (e *early) wait() Report {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if !e.folded {
+		e.folded = true
+		e.rep = foldReports(e.parts)
+		e.parts = nil
+		if e.packed != nil {
+			e.packed.replace(&e.answers)
+		}
+	}
 	return e.rep
 }
 
 // updated replaces contacts that early patches changed with Sinch's answers.
+// (Packed contacts were replaced in wait.)
 func (e *early) updated(contacts []sinch.Contact) []sinch.Contact {
-	if len(e.rep.answers) == 0 {
+	if e.answers.len() == 0 || len(contacts) == 0 {
 		return contacts
 	}
-	byID := make(map[string]sinch.Contact, len(e.rep.answers))
-	for _, c := range e.rep.answers {
+	answers := e.answers.unpack()
+	byID := make(map[string]sinch.Contact, len(answers))
+	for _, c := range answers {
 		byID[c.ID] = c
 	}
 	for i, c := range contacts {
@@ -121,4 +145,21 @@ func (e *early) updated(contacts []sinch.Contact) []sinch.Contact {
 		}
 	}
 	return contacts
+}
+
+// foldReports is what calling Report.add with each part in turn gives, in
+// time linear in the operations: add prepends a part's lists, so the last
+// part's come first.
+func foldReports(parts []Report) Report {
+	var rep Report
+	for _, p := range parts {
+		p.Plan.Operations, p.Rejected, p.Errors = nil, nil, nil
+		rep.add(p)
+	}
+	for i := len(parts) - 1; i >= 0; i-- {
+		rep.Plan.Operations = append(rep.Plan.Operations, parts[i].Plan.Operations...)
+		rep.Rejected = append(rep.Rejected, parts[i].Rejected...)
+		rep.Errors = append(rep.Errors, parts[i].Errors...)
+	}
+	return rep
 }

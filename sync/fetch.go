@@ -22,13 +22,27 @@ func (r *Reconciler) Fetch(ctx context.Context) (Snapshot, error) {
 // pageWatcher sees the CRM side once it is read, then each page of contacts
 // as it arrives, while the list chain goes on.
 type pageWatcher interface {
-	crm(records []crm.Record, links map[string]crm.Link)
+	crm(snap *Snapshot)
 	page(contacts []sinch.Contact)
 	listed()
 }
 
+// linkStreamer is a Store that hands links over one at a time; *crm.Store
+// is one.
+type linkStreamer interface {
+	EachLink(ctx context.Context, projectID string, fn func(crm.Link)) error
+}
+
+// fetch reads both sides. With a watcher (a full run) it holds them lean:
+// the CRM rows only normalised and indexed, the links only as indexed, the
+// contacts packed, which is what lets a million of each fit in a few
+// hundred megabytes. Without one (Fetch) the snapshot has every field.
 func (r *Reconciler) fetch(ctx context.Context, watch pageWatcher) (Snapshot, error) {
 	snap := Snapshot{Complete: true, Source: r.Source}
+	lean := watch != nil
+	if lean {
+		snap.packed = &packedContacts{}
+	}
 	pr := progressOf(ctx)
 	crmRead := make(chan struct{}) // closed once records and links are in
 	var pages chan []sinch.Contact
@@ -37,6 +51,7 @@ func (r *Reconciler) fetch(ctx context.Context, watch pageWatcher) (Snapshot, er
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
+		prep := newPrepared()
 		for batch, err := range r.Store.Records(gctx, r.Source, r.BatchSize) {
 			if rej, ok := unreadable(err); ok {
 				snap.Unreadable = append(snap.Unreadable, rej)
@@ -45,14 +60,28 @@ func (r *Reconciler) fetch(ctx context.Context, watch pageWatcher) (Snapshot, er
 			if err != nil {
 				return fmt.Errorf("read CRM source %s: %w", r.Source, err)
 			}
-			snap.Records = append(snap.Records, batch...)
+			if !lean {
+				snap.Records = append(snap.Records, batch...)
+			}
+			// Normalised as read, while the list chain runs, once for
+			// the early patches and the diff alike.
+			prep.add(batch, r.Options)
 			pr.update(func(p *Progress) { p.Phase = PhaseReading; p.CRMRows += len(batch) })
 		}
-		links, err := r.Store.Links(gctx, r.ProjectID)
-		if err != nil {
-			return fmt.Errorf("read links: %w", err)
+		prep.index()
+		snap.prep = prep
+		if ls, ok := r.Store.(linkStreamer); ok && lean {
+			if err := ls.EachLink(gctx, r.ProjectID, snap.prep.addLink); err != nil {
+				return fmt.Errorf("read links: %w", err)
+			}
+		} else {
+			links, err := r.Store.Links(gctx, r.ProjectID)
+			if err != nil {
+				return fmt.Errorf("read links: %w", err)
+			}
+			snap.Links = links
+			snap.prep.withLinks(links)
 		}
-		snap.Links = links
 		close(crmRead)
 		return nil
 	})
@@ -64,7 +93,11 @@ func (r *Reconciler) fetch(ctx context.Context, watch pageWatcher) (Snapshot, er
 			if err != nil {
 				return fmt.Errorf("list Sinch contacts: %w", err)
 			}
-			snap.Contacts = append(snap.Contacts, page...)
+			if lean {
+				snap.packed.add(page)
+			} else {
+				snap.Contacts = append(snap.Contacts, page...)
+			}
 			pr.update(func(p *Progress) { p.Phase = PhaseReading; p.Contacts += len(page) })
 			if pages != nil {
 				select {
@@ -83,7 +116,7 @@ func (r *Reconciler) fetch(ctx context.Context, watch pageWatcher) (Snapshot, er
 			case <-gctx.Done():
 				return nil
 			}
-			watch.crm(snap.Records, snap.Links)
+			watch.crm(&snap)
 			for page := range pages {
 				watch.page(page)
 			}
@@ -104,13 +137,23 @@ func unreadable(err error) (Rejection, bool) {
 }
 
 // Plan is a dry run: it fetches both sides and diffs them, writing nothing.
+// It holds the snapshot lean, as a full run does (callers that need the
+// snapshot itself use Fetch).
 func (r *Reconciler) Plan(ctx context.Context) (Plan, error) {
-	snap, err := r.Fetch(ctx)
+	snap, err := r.fetch(ctx, dryRun{})
 	if err != nil {
 		return Plan{}, err
 	}
 	return Diff(snap, r.Options), nil
 }
+
+// dryRun watches a fetch without acting on what it sees: the fetch is lean,
+// and nothing is sent early.
+type dryRun struct{}
+
+func (dryRun) crm(*Snapshot)        {}
+func (dryRun) page([]sinch.Contact) {}
+func (dryRun) listed()              {}
 
 // incremental reconciles the rows changed since the watermark. Each changed
 // row costs one look-up by external_id, made in parallel; a row whose content

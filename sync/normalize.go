@@ -2,14 +2,13 @@ package sync
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/mail"
 	"slices"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/nyaruka/phonenumbers"
 
@@ -44,6 +43,14 @@ type Rejection struct {
 	Reason     string `json:"reason"`
 }
 
+// same returns p when v is the value it points to, else a pointer to v.
+func same(p *string, v string) *string {
+	if *p == v {
+		return p
+	}
+	return &v
+}
+
 func (r Rejection) String() string {
 	if r.Column == "" {
 		return r.Reason
@@ -68,16 +75,16 @@ func Normalize(rec crm.Record, opts Options) (Desired, *Rejection) {
 		return d, nil
 	}
 
+	// Values the normalising leaves as they are share the record's string.
 	if rec.DisplayName != nil {
-		name := strings.TrimSpace(*rec.DisplayName)
-		d.DisplayName = &name
+		d.DisplayName = same(rec.DisplayName, strings.TrimSpace(*rec.DisplayName))
 	}
 	if rec.Email != nil {
 		email, err := normalizeEmail(*rec.Email)
 		if err != nil {
 			return reject("email", "%v", err)
 		}
-		d.Email = &email
+		d.Email = same(rec.Email, email)
 	}
 	if rec.Language != nil {
 		// Sinch cannot hold a contact without a language, so an empty one
@@ -86,24 +93,25 @@ func Normalize(rec crm.Record, opts Options) (Desired, *Rejection) {
 			if !slices.Contains(sinch.Languages, lang) {
 				return reject("language", "%q is not a Sinch language code", *rec.Language)
 			}
-			d.Language = &lang
+			d.Language = same(rec.Language, lang)
 		}
 	}
 	if rec.Metadata != nil {
-		if n := len([]rune(*rec.Metadata)); n > sinch.MaxMetadataLength {
+		if n := utf8.RuneCountInString(*rec.Metadata); n > sinch.MaxMetadataLength {
 			return reject("metadata", "is %d characters long, Sinch stores at most %d", n, sinch.MaxMetadataLength)
 		}
-		meta := *rec.Metadata
-		d.Metadata = &meta
+		d.Metadata = rec.Metadata
 	}
 
 	if rec.Phone != nil {
-		d.Managed = append(d.Managed, opts.PhoneChannels...)
+		// Shared with opts, capped so that an append copies.
+		d.Managed = opts.PhoneChannels[:len(opts.PhoneChannels):len(opts.PhoneChannels)]
 		if phone := strings.TrimSpace(*rec.Phone); phone != "" {
 			e164, err := NormalizePhone(phone, opts.DefaultRegion)
 			if err != nil {
 				return reject("phone", "%v", err)
 			}
+			d.Identities = make([]sinch.ChannelIdentity, 0, len(opts.PhoneChannels))
 			for _, ch := range opts.PhoneChannels {
 				d.Identities = append(d.Identities, sinch.ChannelIdentity{Channel: ch, Identity: e164})
 			}
@@ -147,6 +155,9 @@ func Normalize(rec crm.Record, opts Options) (Desired, *Rejection) {
 func NormalizePhone(raw, defaultRegion string) (string, error) {
 	// The parser reads letters as a keypad would (vanity numbers); in a CRM
 	// they are typos.
+	if fastE164(raw) {
+		return raw, nil
+	}
 	if strings.IndexFunc(raw, unicode.IsLetter) >= 0 {
 		return "", fmt.Errorf("%q is not a phone number: it contains letters", raw)
 	}
@@ -230,6 +241,9 @@ func normalizeEmail(raw string) (string, error) {
 	if email == "" {
 		return "", nil
 	}
+	if plainEmail(email) {
+		return canonicalEmail(email), nil
+	}
 	addr, err := mail.ParseAddress(email)
 	if err != nil || addr.Address != email || addr.Name != "" {
 		return "", fmt.Errorf("%q is not a plain e-mail address", raw)
@@ -242,7 +256,7 @@ func normalizeEmail(raw string) (string, error) {
 func canonicalEmail(email string) string {
 	email = strings.TrimSpace(email)
 	at := strings.LastIndexByte(email, '@')
-	if at < 0 {
+	if at < 0 || lowerASCII(email[at+1:]) {
 		return email
 	}
 	return email[:at+1] + strings.ToLower(email[at+1:])
@@ -266,44 +280,4 @@ func canonicalMetadata(meta string) string {
 		return meta
 	}
 	return string(out)
-}
-
-func (d Desired) hash() string {
-	h := sha256.New()
-	field := func(p *string) {
-		if p == nil {
-			h.Write([]byte{0})
-			return
-		}
-		h.Write([]byte{1})
-		h.Write([]byte(*p))
-		h.Write([]byte{0})
-	}
-	field(&d.ExternalID)
-	field(d.DisplayName)
-	field(d.Email)
-	field(d.Language)
-	if d.Metadata != nil {
-		meta := canonicalMetadata(*d.Metadata)
-		field(&meta)
-	} else {
-		field(nil)
-	}
-	for _, id := range d.Identities {
-		key := identityKey(id)
-		field(&key)
-	}
-	h.Write([]byte{2})
-	for _, ch := range d.Managed {
-		field(&ch)
-	}
-	h.Write([]byte{3})
-	if d.ChannelPriority != nil {
-		for _, ch := range d.ChannelPriority {
-			field(&ch)
-		}
-	} else {
-		field(nil)
-	}
-	return hex.EncodeToString(h.Sum(nil)[:16])
 }

@@ -48,7 +48,7 @@ func patchFor(have sinch.Contact, want Desired, adopt bool) (sinch.Contact, []st
 		body.Language = *want.Language
 		set(sinch.FieldLanguage, have.Language, *want.Language)
 	}
-	if want.Metadata != nil && canonicalMetadata(have.Metadata) != canonicalMetadata(*want.Metadata) {
+	if want.Metadata != nil && have.Metadata != *want.Metadata && canonicalMetadata(have.Metadata) != canonicalMetadata(*want.Metadata) {
 		body.Metadata = *want.Metadata
 		set(sinch.FieldMetadata, have.Metadata, *want.Metadata)
 	}
@@ -76,6 +76,9 @@ func sameDisplayName(have sinch.Contact, want string) bool {
 // (a MESSENGER id Sinch added, say) are kept after the managed ones.
 func identitiesFor(have sinch.Contact, want Desired) ([]sinch.ChannelIdentity, bool) {
 	if len(want.Managed) == 0 {
+		return nil, false
+	}
+	if same, ok := sameManagedIdentities(have, want); ok && same {
 		return nil, false
 	}
 	var unmanaged []sinch.ChannelIdentity
@@ -118,4 +121,74 @@ func formatIdentities(ids []sinch.ChannelIdentity) string {
 		}
 	}
 	return strings.Join(parts, ",")
+}
+
+// sameManagedIdentities is the comparison identitiesFor makes, without
+// building keys: the identities Sinch holds on the managed channels, as a
+// set of identity keys, are exactly the record's. ok is false when an
+// identity holds a NUL, which the keys use as separator; the caller then
+// compares keys.
+func sameManagedIdentities(have sinch.Contact, want Desired) (same, ok bool) {
+	for _, id := range have.ChannelIdentities {
+		if hasNUL(id) {
+			return false, false
+		}
+	}
+	for _, id := range want.Identities {
+		if hasNUL(id) {
+			return false, false
+		}
+	}
+	distinct := 0
+	for j, id := range have.ChannelIdentities {
+		if !slices.Contains(want.Managed, id.Channel) {
+			continue
+		}
+		repeat := false
+		for _, earlier := range have.ChannelIdentities[:j] {
+			if sameIdentity(earlier, id) && slices.Contains(want.Managed, earlier.Channel) {
+				repeat = true
+				break
+			}
+		}
+		if !repeat {
+			distinct++
+		}
+	}
+	if distinct != len(want.Identities) {
+		return false, true
+	}
+	for _, w := range want.Identities {
+		found := false
+		for _, id := range have.ChannelIdentities {
+			if sameIdentity(id, w) && slices.Contains(want.Managed, id.Channel) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false, true
+		}
+	}
+	return true, true
+}
+
+// sameIdentity reports identityKey(a) == identityKey(b) for identities
+// without NULs.
+func sameIdentity(a, b sinch.ChannelIdentity) bool {
+	if a.Channel != b.Channel {
+		return false
+	}
+	if sinch.IsPhoneChannel(a.Channel) {
+		if strings.TrimPrefix(strings.TrimSpace(a.Identity), "+") != strings.TrimPrefix(strings.TrimSpace(b.Identity), "+") {
+			return false
+		}
+	} else if a.Identity != b.Identity {
+		return false
+	}
+	return !sinch.IsAppScopedChannel(a.Channel) || a.AppID == b.AppID
+}
+
+func hasNUL(id sinch.ChannelIdentity) bool {
+	return strings.IndexByte(id.Channel, 0) >= 0 || strings.IndexByte(id.Identity, 0) >= 0 || strings.IndexByte(id.AppID, 0) >= 0
 }

@@ -340,15 +340,23 @@ func (e *Emulator) list(q url.Values) (int, any) {
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	start, found := slices.BinarySearch(e.ids, after)
+	// The filters are indexed; without one, every contact is a candidate.
+	candidates := e.ids
+	switch {
+	case ext != "":
+		candidates = e.byExternal[ext]
+	case channel != "":
+		candidates = e.byIdentity[identityIndexKey(channel, identity)]
+	}
+	start, found := slices.BinarySearch(candidates, after)
 	if found {
 		start++
 	}
 	out := wireList{Contacts: []wireContact{}}
-	for _, id := range e.ids[start:] {
-		c := e.contacts[id]
-		if !matches(c) {
-			continue
+	for _, id := range candidates[start:] {
+		c, ok := e.contacts[id]
+		if !ok || !matches(c) {
+			continue // removed, or indexed under an identity it no longer has
 		}
 		if len(out.Contacts) == size {
 			// One more match exists: there is a next page.

@@ -89,14 +89,22 @@ type Emulator struct {
 
 	mu       sync.Mutex
 	contacts map[string]sinch.Contact
-	ids      []string // sorted contact ids: the list order
-	tokens   map[string]time.Time
-	calls    map[string]int
-	faults   Faults
-	rng      *mrand.Rand
-	limiter  *rate.Limiter
-	entropy  *ulid.MonotonicEntropy
-	refuse   func(sinch.Contact) error
+	// ids are the contact ids in list order (sorted). A removed contact's
+	// id stays until a quarter of them are gone (dead counts them), so that
+	// a delete does not move a million ids.
+	ids  []string
+	dead int
+	// byExternal and byIdentity index the list filters: contact ids,
+	// sorted, by external_id and by channel and normalised identity.
+	byExternal map[string][]string
+	byIdentity map[string][]string
+	tokens     map[string]time.Time
+	calls      map[string]int
+	faults     Faults
+	rng        *mrand.Rand
+	limiter    *rate.Limiter
+	entropy    *ulid.MonotonicEntropy
+	refuse     func(sinch.Contact) error
 }
 
 // RefuseWrites makes creates and updates whose resulting contact fails check
@@ -121,15 +129,17 @@ func (e *Emulator) refused(c sinch.Contact) error {
 // New builds an Emulator.
 func New(opts Options) *Emulator {
 	e := &Emulator{
-		projectID: cmp.Or(opts.ProjectID, DefaultProjectID),
-		keyID:     cmp.Or(opts.KeyID, DefaultKeyID),
-		keySecret: cmp.Or(opts.KeySecret, DefaultKeySecret),
-		tokenTTL:  opts.TokenTTL,
-		now:       opts.Clock,
-		contacts:  map[string]sinch.Contact{},
-		tokens:    map[string]time.Time{},
-		calls:     map[string]int{},
-		entropy:   ulid.Monotonic(rand.Reader, 0),
+		projectID:  cmp.Or(opts.ProjectID, DefaultProjectID),
+		keyID:      cmp.Or(opts.KeyID, DefaultKeyID),
+		keySecret:  cmp.Or(opts.KeySecret, DefaultKeySecret),
+		tokenTTL:   opts.TokenTTL,
+		now:        opts.Clock,
+		contacts:   map[string]sinch.Contact{},
+		byExternal: map[string][]string{},
+		byIdentity: map[string][]string{},
+		tokens:     map[string]time.Time{},
+		calls:      map[string]int{},
+		entropy:    ulid.Monotonic(rand.Reader, 0),
 	}
 	if e.tokenTTL <= 0 {
 		e.tokenTTL = DefaultTokenTTL
@@ -198,9 +208,11 @@ func (e *Emulator) Seed(contacts ...sinch.Contact) []sinch.Contact {
 func (e *Emulator) Contacts() []sinch.Contact {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	out := make([]sinch.Contact, 0, len(e.ids))
+	out := make([]sinch.Contact, 0, len(e.contacts))
 	for _, id := range e.ids {
-		out = append(out, clone(e.contacts[id]))
+		if c, ok := e.contacts[id]; ok {
+			out = append(out, clone(c))
+		}
 	}
 	return out
 }
@@ -245,19 +257,74 @@ func (e *Emulator) newID() string {
 
 // store inserts or replaces c. Callers hold e.mu.
 func (e *Emulator) store(c sinch.Contact) {
-	if _, ok := e.contacts[c.ID]; !ok {
-		i, _ := slices.BinarySearch(e.ids, c.ID)
+	if old, ok := e.contacts[c.ID]; ok {
+		e.unindex(old)
+	} else if i, found := slices.BinarySearch(e.ids, c.ID); found {
+		e.dead-- // an id removed earlier, still in place
+	} else {
 		e.ids = slices.Insert(e.ids, i, c.ID)
 	}
 	e.contacts[c.ID] = c
+	e.index(c)
 }
 
 // remove deletes a contact. Callers hold e.mu.
 func (e *Emulator) remove(id string) {
-	delete(e.contacts, id)
-	if i, ok := slices.BinarySearch(e.ids, id); ok {
-		e.ids = slices.Delete(e.ids, i, i+1)
+	c, ok := e.contacts[id]
+	if !ok {
+		return
 	}
+	e.unindex(c)
+	delete(e.contacts, id)
+	if e.dead++; e.dead > len(e.ids)/4 {
+		e.ids = slices.DeleteFunc(e.ids, func(id string) bool { _, ok := e.contacts[id]; return !ok })
+		e.dead = 0
+	}
+}
+
+func identityIndexKey(channel, identity string) string {
+	return channel + "\x00" + sinch.NormalizeIdentity(channel, identity)
+}
+
+func (e *Emulator) index(c sinch.Contact) {
+	if c.ExternalID != "" {
+		e.byExternal[c.ExternalID] = insertSorted(e.byExternal[c.ExternalID], c.ID)
+	}
+	for _, ci := range c.ChannelIdentities {
+		k := identityIndexKey(ci.Channel, ci.Identity)
+		e.byIdentity[k] = insertSorted(e.byIdentity[k], c.ID)
+	}
+}
+
+func (e *Emulator) unindex(c sinch.Contact) {
+	drop := func(m map[string][]string, k string) {
+		if ids := removeSorted(m[k], c.ID); len(ids) > 0 {
+			m[k] = ids
+		} else {
+			delete(m, k)
+		}
+	}
+	if c.ExternalID != "" {
+		drop(e.byExternal, c.ExternalID)
+	}
+	for _, ci := range c.ChannelIdentities {
+		drop(e.byIdentity, identityIndexKey(ci.Channel, ci.Identity))
+	}
+}
+
+func insertSorted(ids []string, id string) []string {
+	i, found := slices.BinarySearch(ids, id)
+	if found {
+		return ids
+	}
+	return slices.Insert(ids, i, id)
+}
+
+func removeSorted(ids []string, id string) []string {
+	if i, found := slices.BinarySearch(ids, id); found {
+		return slices.Delete(ids, i, i+1)
+	}
+	return ids
 }
 
 func clone(c sinch.Contact) sinch.Contact {
