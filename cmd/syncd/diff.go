@@ -45,16 +45,20 @@ Exit status: 0 nothing to do, 2 changes pending, 1 error.`,
 			}
 			defer d.Close()
 			rec := d.reconciler(false)
-			snap, err := rec.Fetch(cmd.Context())
+			var plan contactsync.Plan
+			if out == "" {
+				plan, err = rec.Plan(cmd.Context()) // the lean path: no snapshot kept
+			} else {
+				// A saved plan records the contacts as seen, so it needs the
+				// full snapshot.
+				var snap contactsync.Snapshot
+				if snap, err = rec.Fetch(cmd.Context()); err == nil {
+					plan = contactsync.Diff(snap, rec.Options)
+					err = writePlanFile(out, contactsync.Save(plan, snap, d.cfg.Sinch.ProjectID, time.Now()))
+				}
+			}
 			if err != nil {
 				return err
-			}
-			plan := contactsync.Diff(snap, rec.Options)
-			if out != "" {
-				saved := contactsync.Save(plan, snap, d.cfg.Sinch.ProjectID, time.Now())
-				if err := writePlanFile(out, saved); err != nil {
-					return err
-				}
 			}
 			if err := render(e.stdout, plan, opts); err != nil {
 				return err
