@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
 	stdsync "sync"
 	"time"
@@ -167,9 +168,12 @@ func (r *Reconciler) checkSaved(ctx context.Context, sp SavedPlan) (map[string]s
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(1, r.Concurrency))
+	// Rows that could not be read are stale already; the map is written
+	// concurrently below, so look them up in a copy.
+	unreadableRows := maps.Clone(reasons)
 	for _, ext := range order {
 		ops := byExt[ext]
-		if _, bad := reasons[ext]; bad {
+		if _, bad := unreadableRows[ext]; bad {
 			continue
 		}
 		if why := recordChanged(ops[0], now, ext, r.Options); why != "" {
