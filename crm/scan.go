@@ -38,13 +38,6 @@ func (s *Store) queryBatch(ctx context.Context, sizeHint int, query string, args
 		b, err = scanRows(rows, sizeHint)
 		return err
 	})
-	if errors.Is(err, errNotPgx) { // not reachable with Open; kept for safety
-		rows, qerr := s.db.QueryContext(ctx, query, args...)
-		if qerr != nil {
-			return batch{}, qerr
-		}
-		return scanBatch(rows, sizeHint)
-	}
 	return b, err
 }
 
@@ -69,8 +62,8 @@ const (
 // place in a row's text.
 var textColumns = [...]int{colExternalID, colDisplayName, colEmail, colPhone, colLanguage, colMetadata}
 
-// scanRows reads all rows and closes them before anything is yielded, like
-// scanBatch, with the same results.
+// scanRows reads all rows and closes them before anything is yielded, so no
+// connection stays busy while the caller works on the batch.
 func scanRows(rows pgx.Rows, sizeHint int) (batch, error) {
 	defer rows.Close()
 	b := batch{recs: make([]Record, 0, min(sizeHint, 4096))}

@@ -2,7 +2,6 @@ package crm
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -158,52 +157,6 @@ func (b *batch) emit(yield func([]Record, error) bool) bool {
 		}
 	}
 	return true
-}
-
-// scanBatch reads all rows and closes them before anything is yielded, so no
-// connection stays busy while the caller works on the batch.
-func scanBatch(rows *sql.Rows, sizeHint int) (batch, error) {
-	defer rows.Close()
-	b := batch{recs: make([]Record, 0, min(sizeHint, 4096))}
-	for rows.Next() {
-		var (
-			r         Record
-			priority  []byte
-			updatedAt sql.NullTime
-		)
-		if err := rows.Scan(&r.ExternalID, &r.DisplayName, &r.Email, &r.Phone, &r.ChannelIdentities,
-			&priority, &r.Language, &r.Metadata, &updatedAt, &r.DeletedAt); err != nil {
-			// Casts in the query make this unreachable for any column type
-			// PostgreSQL can render; if it happens the keyset position is
-			// unknown, so the stream cannot safely go on. external_id is the
-			// first column, so it is set unless it is the one that failed.
-			if r.ExternalID != "" {
-				return b, fmt.Errorf("scan row external_id=%q: %w", r.ExternalID, err)
-			}
-			return b, fmt.Errorf("scan row after external_id=%q: %w", b.lastID, err)
-		}
-		b.n++
-		b.lastID, b.lastAt = r.ExternalID, updatedAt.Time
-		if !updatedAt.Valid {
-			b.rowErrs = append(b.rowErrs, &RowError{ExternalID: r.ExternalID, Column: "updated_at",
-				Err: errors.New("NULL, but the contract requires a timestamp")})
-			continue
-		}
-		r.UpdatedAt = updatedAt.Time
-		if priority != nil {
-			cp, err := decodeTextArray(priority)
-			if err != nil {
-				b.rowErrs = append(b.rowErrs, &RowError{ExternalID: r.ExternalID, Column: "channel_priority", Err: err})
-				continue
-			}
-			r.ChannelPriority = cp
-		}
-		b.recs = append(b.recs, r)
-	}
-	if err := rows.Err(); err != nil {
-		return b, err
-	}
-	return b, rows.Close()
 }
 
 // decodeTextArray turns to_jsonb(text[]) back into a slice. '{}' gives an
