@@ -119,7 +119,8 @@ func (e *early) wait() Report {
 	defer e.mu.Unlock()
 	if !e.folded {
 		e.folded = true
-		e.rep = foldReports(e.parts)
+		e.rep = Report{}
+		e.rep.add(e.parts...)
 		e.parts = nil
 		if e.packed != nil {
 			e.packed.replace(&e.answers)
@@ -145,21 +146,4 @@ func (e *early) updated(contacts []sinch.Contact) []sinch.Contact {
 		}
 	}
 	return contacts
-}
-
-// foldReports is what calling Report.add with each part in turn gives, in
-// time linear in the operations: add prepends a part's lists, so the last
-// part's come first.
-func foldReports(parts []Report) Report {
-	var rep Report
-	for _, p := range parts {
-		p.Plan.Operations, p.Rejected, p.Errors = nil, nil, nil
-		rep.add(p)
-	}
-	for i := len(parts) - 1; i >= 0; i-- {
-		rep.Plan.Operations = append(rep.Plan.Operations, parts[i].Plan.Operations...)
-		rep.Rejected = append(rep.Rejected, parts[i].Rejected...)
-		rep.Errors = append(rep.Errors, parts[i].Errors...)
-	}
-	return rep
 }

@@ -162,19 +162,30 @@ type Report struct {
 	answers []sinch.Contact // contacts as Sinch returned them after the run's writes
 }
 
-// add folds the report of an earlier part of the same run into rep.
-func (rep *Report) add(part Report) {
-	rep.Plan.Operations = append(part.Plan.Operations, rep.Plan.Operations...)
-	rep.Applied.Create += part.Applied.Create
-	rep.Applied.Patch += part.Applied.Patch
-	rep.Applied.Merge += part.Applied.Merge
-	rep.Applied.Delete += part.Applied.Delete
-	// The later diff saw the contacts the earlier part fixed as unchanged.
-	rep.Plan.Unchanged = max(0, rep.Plan.Unchanged-part.Applied.Patch)
-	rep.Failed += part.Failed
-	rep.Skipped += part.Skipped
-	rep.Rejected = append(part.Rejected, rep.Rejected...)
-	rep.Errors = append(part.Errors, rep.Errors...)
+// add folds the reports of earlier parts of the same run into rep. Their
+// operations, rejects and errors come first, in the order of the parts, and
+// the contacts they patched are no longer counted as unchanged (the later
+// diff saw them fixed). It takes the parts at once so that folding many is
+// linear.
+func (rep *Report) add(parts ...Report) {
+	var ops []Operation
+	var rejected []Rejection
+	var errs []string
+	for _, part := range parts {
+		ops = append(ops, part.Plan.Operations...)
+		rejected = append(rejected, part.Rejected...)
+		errs = append(errs, part.Errors...)
+		rep.Applied.Create += part.Applied.Create
+		rep.Applied.Patch += part.Applied.Patch
+		rep.Applied.Merge += part.Applied.Merge
+		rep.Applied.Delete += part.Applied.Delete
+		rep.Plan.Unchanged = max(0, rep.Plan.Unchanged-part.Applied.Patch)
+		rep.Failed += part.Failed
+		rep.Skipped += part.Skipped
+	}
+	rep.Plan.Operations = append(ops, rep.Plan.Operations...)
+	rep.Rejected = append(rejected, rep.Rejected...)
+	rep.Errors = append(errs, rep.Errors...)
 }
 
 // Counts are the report's numbers as stored in the run history.
