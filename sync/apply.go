@@ -21,6 +21,9 @@ import (
 // run goes on; a failed operation skips the rest of its group.
 func (r *Reconciler) Apply(ctx context.Context, runID int64, plan Plan) (Report, error) {
 	rep := Report{RunID: runID, Plan: plan}
+	if len(plan.Fetch) > 0 {
+		return rep, fmt.Errorf("the plan depends on %d contacts not yet read in full; diff again first", len(plan.Fetch))
+	}
 	entries := make([]crm.JournalEntry, 0, len(plan.Operations)+len(plan.Rejected))
 	for _, op := range plan.Operations {
 		status := StatusPending

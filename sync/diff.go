@@ -7,210 +7,197 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/sinch"
 )
 
-// Snapshot is what a run read from both sides.
-type Snapshot struct {
-	Records []crm.Record
-	// Unreadable are source rows the store could not even read; they are
-	// rejected, and their contacts are kept.
-	Unreadable []Rejection
-	Contacts   []sinch.Contact
-	// Links are the matches stored by earlier runs, by external_id.
-	Links map[string]crm.Link
-	// Complete says Records is the whole CRM source and Contacts the whole
-	// Sinch project, so that a record missing from the source counts as
-	// deleted. An incremental run only has the rows that changed.
-	Complete bool
-	// Source names the CRM relation, for the reasons of deletes.
-	Source string
-
-	// prep is the records normalised and indexed, when a full run did so
-	// as it read them; nil otherwise.
-	prep *prepared
-	// packed holds the contacts instead of Contacts when a full run packed
-	// them as they were listed.
-	packed *packedContacts
-}
-
-// Diff computes the operations that align Sinch with the CRM. It is a pure
-// function of its inputs: it reads nothing and sends nothing.
-func Diff(s Snapshot, opts Options) Plan {
-	d := differ{snap: s, opts: opts}
-	d.normalize()
-	d.findRemovals()
-	d.guard()
+// Diff computes the operations that align Sinch with the CRM, under the
+// options the snapshot was built with. It is a pure function of the
+// snapshot: it reads nothing and sends nothing. A plan whose Fetch is not
+// empty depends on contacts the snapshot holds only as seen: add them, read
+// afresh, and diff again before acting on it.
+func Diff(s *Snapshot) Plan {
+	s.seal()
+	d := differ{snap: s, opts: s.opts}
+	d.plan.Rejected = append(slices.Clone(s.unreadable), s.rejected...)
+	slices.SortStableFunc(d.plan.Rejected, func(a, b Rejection) int { return strings.Compare(a.ExternalID, b.ExternalID) })
 	d.index()
 	d.claim()
-	for k := range d.live {
+	for k := range s.live {
 		d.reconcile(k)
 	}
-	d.removeOrphans()
+	d.remove()
 	return d.plan
 }
 
 // A diff of a million records against a million contacts must stay within
 // a few hundred bytes and a couple of microseconds a pair, so its indexes
-// are compact: one map from external_id to the record's state, a slice of
-// record positions, and per live record the contact carrying its
-// external_id; maps keyed by contact are kept for the few contacts that
-// need them (unlinked ones, duplicates).
+// are compact: per live record the contact it owns, and maps keyed by
+// contact only for the few contacts that need them (unlinked ones,
+// duplicates, orphans).
 
 // recordState values below zero; zero and above are positions in live.
 const (
-	stateKeep      int32 = -1 // rejected, duplicated or unreadable rows: never delete their contacts
+	stateKeep      int32 = -1 // rejected, duplicated or unreadable rows: never remove their contacts
 	stateTombstone int32 = -2 // rows with deleted_at set
-	stateNone      int32 = -3 // no record (contactState only)
+	stateNone      int32 = -3 // no record
+	stateGone      int32 = -4 // no record, and an incremental run knows it: the row vanished
 )
 
 type differ struct {
-	snap Snapshot
+	snap *Snapshot
 	opts Options
 	plan Plan
 
-	live       []int32          // records valid and not deleted, as indexes into snap.Records, sorted by external_id
-	state      map[string]int32 // external_id -> position in live, or stateKeep, stateTombstone (shared, read only)
-	unreadable map[string]bool  // rows the store could not read, whose contacts are kept
-	byLive     []int32          // position in live -> the first contact carrying its external_id, -1 none
-	extra      map[int32][]int  // position in live -> further contacts carrying its external_id
-	unlinked   map[string][]int // unlinked contact indexes by identity key
-	claims     map[int]string   // unlinked contact index -> the one record that may take it
-	taken      map[int]bool     // unlinked contacts adopted or merged by a record
-	removals   []int            // owned contacts whose record is deleted or gone
-	released   map[int]bool     // removals that delete_policy unlink frees for adoption
-	key        []byte           // scratch for identity keys
-	// byContact is recordState of each contact's external_id.
-	byContact []int32
-	// claimer marks the live records that some unlinked contact's claim
-	// names, the only ones that can have strays.
+	owner  []int32          // position in live -> the first contact it owns, -1 none
+	extra  map[int32][]int  // position in live -> further contacts it owns
+	pool   map[string][]int // contacts a record may adopt or merge by identity, by identity key
+	claims map[int]string   // pool contact -> the one record that may take it
+	taken  map[int]bool     // pool contacts adopted or merged by a record
+	// candidates are owned contacts whose record is deleted or gone: they
+	// are removed unless a record takes them over (a rename).
+	candidates []int
+	key        []byte // scratch for identity keys
+	// claimer marks the live records that some pool contact's claim names,
+	// the only ones that can have strays.
 	claimer []bool
 }
 
-// want is the k-th live record.
-func (d *differ) want(k int) Desired { return d.snap.prep.want(k) }
+// contact is the i-th contact held in full.
+func (d *differ) contact(i int) sinch.Contact { return d.snap.contacts.contact(i) }
 
-func (d *differ) contactCount() int {
-	if d.snap.packed != nil {
-		return d.snap.packed.len()
-	}
-	return len(d.snap.Contacts)
-}
-
-// contact is the i-th contact.
-func (d *differ) contact(i int) sinch.Contact {
-	if d.snap.packed != nil {
-		return d.snap.packed.contact(i)
-	}
-	return d.snap.Contacts[i]
-}
-
-// contactIDs are the id and external_id of the i-th contact.
-func (d *differ) contactIDs(i int) (id, externalID string) {
-	if d.snap.packed != nil {
-		return d.snap.packed.ids(i)
-	}
-	c := &d.snap.Contacts[i]
-	return c.ID, c.ExternalID
-}
-
-// contactState is the state of the record whose external_id the i-th
-// contact carries, looked up once per contact.
-func (d *differ) contactState(i int) int32 {
-	if d.byContact == nil {
-		d.byContact = make([]int32, d.contactCount())
-		for j := range d.byContact {
-			d.byContact[j] = stateNone
-			if _, ext := d.contactIDs(j); ext != "" {
-				d.byContact[j] = d.recordState(ext)
-			}
-		}
-	}
-	return d.byContact[i]
-}
-
-// recordState is the state of the record with this external_id.
-func (d *differ) recordState(ext string) int32 {
-	if d.unreadable[ext] {
-		return stateKeep
-	}
-	if s, ok := d.state[ext]; ok {
-		return s
-	}
-	return stateNone
-}
-
-func (d *differ) normalize() {
-	p := d.snap.prep
-	if p == nil || (d.snap.Records != nil && p.recs.len() != len(d.snap.Records)) {
-		p = newPrepared()
-		p.add(d.snap.Records, d.opts)
-		p.index()
-		d.snap.prep = p
-	}
-	d.live, d.state = p.live, p.state
-	for _, rej := range d.snap.Unreadable {
-		if s, ok := d.state[rej.ExternalID]; !ok || s == stateTombstone {
-			if d.unreadable == nil {
-				d.unreadable = make(map[string]bool)
-			}
-			d.unreadable[rej.ExternalID] = true
-		}
-		d.plan.Rejected = append(d.plan.Rejected, rej)
-	}
-	d.plan.Rejected = append(d.plan.Rejected, p.rejected...)
-	slices.SortFunc(d.plan.Rejected, func(a, b Rejection) int { return strings.Compare(a.ExternalID, b.ExternalID) })
-}
-
+// index sorts every contact held in full to the record that owns it, the
+// pool of contacts records may take by identity, or the removal candidates.
+//
+// A contact belongs to the record it is linked to whatever external_id it
+// carries now: a person in the Sinch dashboard who sets a linked contact's
+// external_id to another record's, or clears it, has not made it someone
+// else, and the patch that follows puts the external_id back. So a contact
+// is never merged away while it is the stored link of another live record.
 func (d *differ) index() {
-	d.byLive = make([]int32, len(d.live))
-	for k := range d.byLive {
-		d.byLive[k] = -1
+	s := d.snap
+	n := s.contacts.len()
+	d.owner = make([]int32, len(s.live))
+	for k := range d.owner {
+		d.owner[k] = -1
 	}
-	d.unlinked = make(map[string][]int)
-	for i := range d.contactCount() {
-		if _, ext := d.contactIDs(i); ext != "" && !d.released[i] {
-			if k := d.contactState(i); k >= 0 {
-				if d.byLive[k] < 0 {
-					d.byLive[k] = int32(i)
-				} else {
-					if d.extra == nil {
-						d.extra = make(map[int32][]int)
-					}
-					d.extra[k] = append(d.extra[k], i)
+	own := func(k int32, i int) {
+		if d.owner[k] < 0 {
+			d.owner[k] = int32(i)
+			return
+		}
+		if d.extra == nil {
+			d.extra = make(map[int32][]int)
+		}
+		d.extra[k] = append(d.extra[k], i)
+	}
+	// Contacts that are not simply their record's linked one may be the
+	// linked contact of another record: find those in one pass over the
+	// links.
+	states := make([]int32, n)
+	var odd map[string]int32
+	for i := range n {
+		id, ext := s.contacts.ids(i)
+		st := stateNone
+		if ext != "" {
+			st = s.recordState(ext)
+		}
+		states[i] = st
+		if st < 0 || s.linked(int(st)) != id {
+			if odd == nil {
+				odd = make(map[string]int32)
+			}
+			odd[id] = -1
+		}
+	}
+	if len(odd) > 0 {
+		for k := range s.live {
+			if l := s.linkedAt[k]; l != 0 {
+				if at, ok := odd[s.linked(k)]; ok && at < 0 {
+					odd[s.linked(k)] = int32(k)
 				}
 			}
+		}
+	}
+	d.pool = make(map[string][]int)
+	for i := range n {
+		id, ext := s.contacts.ids(i)
+		st := states[i]
+		if k, ok := odd[id]; ok && k >= 0 && int32(k) != st {
+			// The stored link of another live record.
+			if ext != "" && !d.opts.owns(ext) {
+				d.plan.Notes = append(d.plan.Notes, fmt.Sprintf(
+					"contact %s, linked to %s, now carries external_id %q, which syncd does not own: left alone",
+					id, s.recs.externalID(int(s.live[k])), ext))
+				d.hold(int(k))
+				continue
+			}
+			own(k, i)
 			continue
 		}
-		for _, id := range d.contact(i).ChannelIdentities {
-			key := identityKey(id)
-			if n := len(d.unlinked[key]); n == 0 || d.unlinked[key][n-1] != i {
-				d.unlinked[key] = append(d.unlinked[key], i)
+		switch {
+		case st >= 0:
+			own(st, i)
+		case ext == "":
+			d.addToPool(i)
+		case !d.opts.owns(ext) || st == stateKeep:
+			// Not syncd's, or its row is unreadable or rejected.
+		case d.snap.complete || st == stateTombstone || st == stateGone:
+			d.candidates = append(d.candidates, i)
+			// A record renamed in the CRM leaves its contact behind under
+			// the old external_id; the record under its new one takes it
+			// over by identity rather than deleting and creating anew. So
+			// does any record, from a contact unlink frees.
+			if st == stateNone || st == stateGone || d.opts.DeletePolicy == DeletePolicyUnlink {
+				d.addToPool(i)
 			}
+		default:
+			// Owned, of a record this incremental run did not read: a
+			// record that would take it waits for the full run.
+			d.addToPool(i)
 		}
 	}
 }
 
-// unlinkedWith returns the unlinked contacts holding the identity.
-func (d *differ) unlinkedWith(id sinch.ChannelIdentity) []int {
-	if len(d.unlinked) == 0 {
+// hold keeps the k-th live record from being planned at all, since its
+// contact cannot be touched.
+func (d *differ) hold(k int) {
+	if d.owner[k] < 0 {
+		d.owner[k] = holdMark
+	}
+}
+
+// holdMark in owner means the record is left alone.
+const holdMark int32 = -2
+
+func (d *differ) addToPool(i int) {
+	for _, id := range d.contact(i).ChannelIdentities {
+		key := identityKey(id)
+		if n := len(d.pool[key]); n == 0 || d.pool[key][n-1] != i {
+			d.pool[key] = append(d.pool[key], i)
+		}
+	}
+}
+
+// poolWith returns the pool contacts holding the identity.
+func (d *differ) poolWith(id sinch.ChannelIdentity) []int {
+	if len(d.pool) == 0 {
 		return nil
 	}
 	d.key = appendIdentityKey(d.key[:0], id)
-	return d.unlinked[string(d.key)]
+	return d.pool[string(d.key)]
 }
 
-// claim decides which unlinked contacts a record may adopt or merge. A
-// contact that holds identities of two records belongs to neither: merging it
-// would join two people into one.
+// claim decides which pool contacts a record may adopt or merge. A contact
+// that holds identities of two records belongs to neither: merging it would
+// join two people into one.
 func (d *differ) claim() {
+	s := d.snap
 	claimants := make(map[int][]string)
-	if len(d.unlinked) > 0 {
-		for k, rec := range d.live {
-			ext := d.snap.prep.recs.externalID(int(rec))
-			d.snap.prep.identities(k, func(id sinch.ChannelIdentity) {
-				for _, i := range d.unlinkedWith(id) {
+	if len(d.pool) > 0 {
+		for _, rec := range s.live {
+			ext := s.recs.externalID(int(rec))
+			s.recs.eachIdentity(int(rec), func(id sinch.ChannelIdentity) {
+				for _, i := range d.poolWith(id) {
 					if c := claimants[i]; len(c) == 0 || c[len(c)-1] != ext {
 						claimants[i] = append(c, ext)
 					}
@@ -225,25 +212,25 @@ func (d *differ) claim() {
 		if len(who) == 1 {
 			d.claims[i] = who[0]
 			if d.claimer == nil {
-				d.claimer = make([]bool, len(d.live))
+				d.claimer = make([]bool, len(s.live))
 			}
-			d.claimer[d.state[who[0]]] = true
+			d.claimer[s.state[who[0]]] = true
 			continue
 		}
 		d.plan.Notes = append(d.plan.Notes, fmt.Sprintf(
-			"contact %s has no external_id and shares identities with %d CRM records (%s): left alone",
+			"contact %s shares identities with %d CRM records (%s): left alone",
 			d.contact(i).ID, len(who), strings.Join(who, ", ")))
 	}
 }
 
-func (d *differ) claimedBy(k int, externalID string, want *Desired) []int {
+func (d *differ) claimedBy(k int, want *Desired) []int {
 	if d.claimer == nil || !d.claimer[k] {
 		return nil
 	}
 	var out []int
 	for _, id := range want.Identities {
-		for _, i := range d.unlinkedWith(id) {
-			if d.claims[i] == externalID && !slices.Contains(out, i) {
+		for _, i := range d.poolWith(id) {
+			if d.claims[i] == want.ExternalID && !slices.Contains(out, i) {
 				out = append(out, i)
 			}
 		}
@@ -251,23 +238,70 @@ func (d *differ) claimedBy(k int, externalID string, want *Desired) []int {
 	return out
 }
 
+// strays are the pool contacts the k-th live record takes. A contact left
+// behind by a record that is gone (renamed) is only ever taken over whole by a record without a contact of its
+// own, and only one such: merging it into another contact would join two
+// people's histories on a guess.
+func (d *differ) strays(k int, want *Desired, hasContact bool) []int {
+	claimed := d.claimedBy(k, want)
+	var unlinked, owned []int
+	for _, i := range claimed {
+		// A contact that delete_policy unlink frees is unlinked this run:
+		// it is taken as one.
+		if _, ext := d.snap.contacts.ids(i); ext == "" || d.opts.DeletePolicy == DeletePolicyUnlink {
+			unlinked = append(unlinked, i)
+		} else {
+			owned = append(owned, i)
+		}
+	}
+	if hasContact || len(unlinked) > 0 || len(owned) > 1 {
+		return unlinked
+	}
+	return owned
+}
+
 func (d *differ) reconcile(k int) {
-	w := d.want(k)
-	want := &w
+	s := d.snap
+	if d.owner[k] == holdMark {
+		return
+	}
 	var one [1]int
 	group := one[:0]
-	if first := d.byLive[k]; first >= 0 {
+	if first := d.owner[k]; first >= 0 {
 		group = append(group, int(first))
 		group = append(group, d.extra[int32(k)]...)
 	}
-	strays := d.claimedBy(k, want.ExternalID, want)
-
+	if s.seenContact(k) && len(group) == 0 && (d.claimer == nil || !d.claimer[k]) {
+		d.plan.Unchanged++ // listed, linked, in sync: the common case
+		return
+	}
+	w := s.want(k)
+	want := &w
+	strays := d.strays(k, want, len(group) > 0 || s.seenContact(k))
+	for _, i := range strays {
+		d.taken[i] = true
+	}
+	if s.seenContact(k) {
+		// A duplicate or a stray is to be merged into a contact held only
+		// as seen: the caller reads it in full and diffs again.
+		d.plan.Fetch = append(d.plan.Fetch, s.linked(k))
+		return
+	}
+	if len(strays) > 0 && !s.complete {
+		// Whether a contact without a record of its own belongs to this
+		// one alone depends on every other record, which an incremental
+		// run has not read.
+		d.plan.Notes = append(d.plan.Notes, fmt.Sprintf(
+			"%s: deferred to the next full run: %s holds its identity, and only a full run sees every record that may share it",
+			want.ExternalID, d.contact(strays[0]).ID))
+		return
+	}
 	if len(group) == 0 && len(strays) == 0 {
 		d.plan.Operations = append(d.plan.Operations, d.create(*want))
 		return
 	}
 
-	linked, fresh := d.snap.prep.link(k, d.snap.Links)
+	linked, fresh := s.linked(k), s.linkFresh[k]
 	var dest int
 	var sources []int
 	adopt := len(group) == 0
@@ -276,39 +310,50 @@ func (d *differ) reconcile(k int) {
 		dest = d.destination(strays, "")
 		sources = without(strays, dest)
 	case len(group) == 1 && len(strays) == 0:
-		dest = group[0] // the common case: one contact, nothing to merge
+		dest = group[0] // one contact, nothing to merge
 	default:
 		dest = d.destination(group, linked)
 		sources = append(without(group, dest), strays...)
 	}
 
-	for _, i := range strays {
-		d.taken[i] = true
-	}
 	state := d.contact(dest)
 	for _, src := range sources {
 		source := d.contact(src)
 		rule, why := RuleSameExternalID, fmt.Sprintf("contact %s also carries external_id %s", source.ID, want.ExternalID)
-		if source.ExternalID != want.ExternalID {
+		switch {
+		case source.ExternalID == "":
 			rule, why = RuleSharedIdentity, fmt.Sprintf("contact %s has no external_id and shares an identity with %s", source.ID, want.ExternalID)
+		case source.ExternalID != want.ExternalID:
+			rule, why = RuleSharedIdentity, fmt.Sprintf("contact %s, which delete_policy unlink frees from %s, shares an identity with %s", source.ID, source.ExternalID, want.ExternalID)
 		}
 		d.plan.Operations = append(d.plan.Operations, Operation{
 			Kind: OpMerge, ExternalID: want.ExternalID, ContactID: state.ID, SourceContactID: source.ID,
-			Rule: rule, Reason: why + "; merged into " + d.destinationWhy(dest, linked, adopt),
+			Rule: rule, Reason: why + "; merged into " + d.destinationWhy(state.ID, linked, adopt),
 			Hash: want.Hash,
 		})
 		state = sinch.Merged(state, source)
 	}
 
-	// An adopted contact released by unlink still carries its old
-	// external_id; the adoption patch replaces it.
-	body, mask, changes := patchFor(state, *want, adopt || state.ExternalID != want.ExternalID)
+	// An adopted contact, a renamed record's contact or a linked contact
+	// whose external_id was changed in Sinch carries another external_id
+	// (or none); the patch puts the record's in place.
+	body, mask, changes := patchFor(state, *want, state.ExternalID != want.ExternalID)
 	if len(mask) > 0 {
 		body := body // allocated only for a patch that is made
 		rule, why := RuleDrift, "the contact differs from the CRM record"
-		if adopt {
+		switch {
+		case adopt && state.ExternalID == "":
 			rule = RuleAdopt
 			why = fmt.Sprintf("adopts contact %s, which has no external_id and holds the record's identity", state.ID)
+		case adopt && d.opts.DeletePolicy == DeletePolicyUnlink:
+			rule = RuleAdopt
+			why = fmt.Sprintf("adopts contact %s, which delete_policy unlink frees from %s, since it holds the record's identity", state.ID, state.ExternalID)
+		case adopt:
+			rule = RuleRekey
+			why = fmt.Sprintf("re-keys contact %s from %s, whose record is gone, since it holds the record's identity", state.ID, state.ExternalID)
+		case state.ExternalID != want.ExternalID && state.ID == linked:
+			rule = RuleRestore
+			why = fmt.Sprintf("contact %s is linked to this record, but its external_id was changed to %q in Sinch", state.ID, state.ExternalID)
 		}
 		d.plan.Operations = append(d.plan.Operations, Operation{
 			Kind: OpPatch, ExternalID: want.ExternalID, ContactID: state.ID, UpdateMask: mask,
@@ -329,7 +374,7 @@ func (d *differ) reconcile(k int) {
 // which sort by creation time, so the oldest is also the smallest id.
 func (d *differ) destination(cands []int, linkedID string) int {
 	for _, i := range cands {
-		if id, _ := d.contactIDs(i); id == linkedID && linkedID != "" {
+		if id, _ := d.snap.contacts.ids(i); id == linkedID && linkedID != "" {
 			return i
 		}
 	}
@@ -342,15 +387,14 @@ func (d *differ) destination(cands []int, linkedID string) int {
 	})
 }
 
-func (d *differ) destinationWhy(dest int, linkedID string, adopt bool) string {
-	c := d.contact(dest)
+func (d *differ) destinationWhy(id, linkedID string, adopt bool) string {
 	switch {
-	case linkedID != "" && c.ID == linkedID:
-		return c.ID + " (the linked contact)"
+	case linkedID != "" && id == linkedID:
+		return id + " (the linked contact)"
 	case adopt:
-		return c.ID + " (the adopted contact: most identities, then oldest)"
+		return id + " (the adopted contact: most identities, then oldest)"
 	default:
-		return c.ID + " (most identities, then oldest)"
+		return id + " (most identities, then oldest)"
 	}
 }
 
@@ -380,13 +424,17 @@ func (d *differ) create(want Desired) Operation {
 	}
 }
 
-// findRemovals lists the owned contacts whose CRM record is deleted or
-// gone. An incremental run cannot tell a vanished row from an unread one,
-// so only tombstones count there; an empty source removes nothing.
-func (d *differ) findRemovals() {
-	d.released = make(map[int]bool)
-	if d.snap.Complete && d.snap.prep.recs.len() == 0 { // the source returned no rows
-		if d.contactCount() > 0 {
+// remove plans what happens to the owned contacts whose record is deleted
+// or gone and that no record took over, under the delete policy and the
+// guard, which withholds a run's removals when there are more than an
+// operator would expect: that usually means a broken CRM view rather than
+// real deletions. An incremental run cannot tell a vanished row from an
+// unread one, so only tombstones count there; an empty source removes
+// nothing.
+func (d *differ) remove() {
+	s := d.snap
+	if s.complete && s.recs.len() == 0 { // the source returned no rows
+		if s.contacts.len()+s.seenN > 0 {
 			d.plan.Notes = append(d.plan.Notes, "the CRM source returned no rows: nothing is deleted")
 		}
 		return
@@ -394,64 +442,40 @@ func (d *differ) findRemovals() {
 	if d.opts.DeletePolicy == DeletePolicyIgnore {
 		return
 	}
-	for i := range d.contactCount() {
-		_, ext := d.contactIDs(i)
-		if !d.opts.owns(ext) {
-			continue
+	var removals []int
+	for _, i := range d.candidates {
+		if !d.taken[i] {
+			removals = append(removals, i)
 		}
-		if st := d.contactState(i); st >= 0 || st == stateKeep || !(d.snap.Complete || st == stateTombstone) {
-			continue
-		}
-		d.removals = append(d.removals, i)
 	}
-}
-
-// guard withholds a run's deletes when there are more than an operator would
-// expect, which usually means a broken CRM view rather than real deletions.
-// Contacts that delete_policy unlink frees may be adopted by other records,
-// but only when the guard lets the unlinks through.
-func (d *differ) guard() {
-	removes := len(d.removals)
-	if removes > 0 && !d.opts.AllowMassDelete {
-		owned := 0
-		for i := range d.contactCount() {
-			if _, ext := d.contactIDs(i); d.opts.owns(ext) {
+	if len(removals) > 0 && !d.opts.AllowMassDelete {
+		owned := s.seenN
+		for i := range s.contacts.len() {
+			if _, ext := s.contacts.ids(i); d.opts.owns(ext) {
 				owned++
 			}
 		}
 		// An incremental run sees only the contacts it looked up; the
 		// links stand for the rest of the project.
-		if !d.snap.Complete {
-			owned = max(owned, len(d.snap.Links))
+		if !s.complete {
+			owned = max(owned, s.links)
 		}
-		switch {
-		case removes > d.opts.MaxDeletes:
-			d.plan.DeleteGuard = fmt.Sprintf("%d deletes exceed sync.max_deletes (%d)", removes, d.opts.MaxDeletes)
-		case float64(removes) > d.opts.MaxDeleteFraction*float64(owned):
+		switch n := len(removals); {
+		case n > d.opts.MaxDeletes:
+			d.plan.DeleteGuard = fmt.Sprintf("%d deletes exceed sync.max_deletes (%d)", n, d.opts.MaxDeletes)
+		case float64(n) > d.opts.MaxDeleteFraction*float64(owned):
 			d.plan.DeleteGuard = fmt.Sprintf("%d deletes are %.1f%% of the %d owned contacts, over sync.max_delete_fraction (%.1f%%)",
-				removes, 100*float64(removes)/float64(owned), owned, 100*d.opts.MaxDeleteFraction)
+				n, 100*float64(n)/float64(owned), owned, 100*d.opts.MaxDeleteFraction)
 		}
 		if d.plan.DeleteGuard != "" {
 			d.plan.DeleteGuard += "; nothing is deleted: check the CRM source, then run again with --allow-mass-delete"
-			return
 		}
 	}
-	if d.opts.DeletePolicy == DeletePolicyUnlink {
-		for _, i := range d.removals {
-			d.released[i] = true
-		}
-	}
-}
-
-func (d *differ) removeOrphans() {
-	for _, i := range d.removals {
-		if d.taken[i] {
-			continue // adopted or merged by another record
-		}
-		id, ext := d.contactIDs(i)
+	for _, i := range removals {
+		id, ext := s.contacts.ids(i)
 		rule, why := RuleTombstone, "the CRM record is deleted (deleted_at is set)"
-		if d.recordState(ext) != stateTombstone {
-			rule, why = RuleGone, fmt.Sprintf("no record with this external_id in %s", cmp.Or(d.snap.Source, "the CRM source"))
+		if s.recordState(ext) != stateTombstone {
+			rule, why = RuleGone, fmt.Sprintf("no record with this external_id in %s", cmp.Or(s.source, "the CRM source"))
 		}
 		if d.opts.DeletePolicy == DeletePolicyUnlink {
 			d.plan.Operations = append(d.plan.Operations, Operation{

@@ -312,6 +312,72 @@ func TestDiff(t *testing.T) {
 			contacts: []sinch.Contact{mirror("C1", "crm-1"), mirror("C2", "crm-2")},
 			want:     []string{"delete crm-2 C2 gone"}, unchanged: 1, guard: true,
 		},
+		{
+			name: "a linked contact whose external_id was set to another record's in Sinch gets it back, and is never merged",
+			records: []crm.Record{record("crm-1"),
+				record("crm-2", func(r *crm.Record) { r.Phone = str("+46732000002") })},
+			contacts: []sinch.Contact{
+				mirror("C1", "crm-2"), // crm-1's contact, hand-edited
+				mirror("C2", "crm-2", func(c *sinch.Contact) { setPhone(c, "46732000002") }),
+			},
+			links: map[string]crm.Link{
+				"crm-1": {ExternalID: "crm-1", ContactID: "C1"},
+				"crm-2": {ExternalID: "crm-2", ContactID: "C2"},
+			},
+			want:      []string{"patch crm-1 C1 [external_id] restore"},
+			unchanged: 1,
+		},
+		{
+			name:      "a linked contact whose external_id was cleared in Sinch gets it back",
+			records:   []crm.Record{record("crm-1")},
+			contacts:  []sinch.Contact{mirror("C1", "")},
+			links:     map[string]crm.Link{"crm-1": {ExternalID: "crm-1", ContactID: "C1"}},
+			want:      []string{"patch crm-1 C1 [external_id] restore"},
+			unchanged: 0,
+		},
+		{
+			name:     "a linked contact moved outside the prefix is left alone, and no duplicate is created",
+			records:  []crm.Record{record("crm-1")},
+			contacts: []sinch.Contact{mirror("C1", "shop-9")},
+			links:    map[string]crm.Link{"crm-1": {ExternalID: "crm-1", ContactID: "C1"}},
+			opts:     opts(func(o *contactsync.Options) { o.ExternalIDPrefix = "crm-" }),
+		},
+		{
+			name:     "a renamed record re-keys its old contact instead of deleting and creating",
+			records:  []crm.Record{record("crm-1b")},
+			contacts: []sinch.Contact{mirror("C1", "crm-1")},
+			links:    map[string]crm.Link{"crm-1": {ExternalID: "crm-1", ContactID: "C1"}},
+			want:     []string{"patch crm-1b C1 [external_id] rekey"},
+		},
+		{
+			name:    "a contact left by a gone record is deleted, not merged, when the record holding its phone has a contact",
+			records: []crm.Record{record("crm-1")},
+			contacts: []sinch.Contact{mirror("C1", "crm-1"), mirror("C2", "crm-2"),
+				mirror("C3", "crm-3", func(c *sinch.Contact) { setPhone(c, "46732000003") })},
+			opts:      opts(func(o *contactsync.Options) { o.MaxDeleteFraction = 1 }),
+			want:      []string{"delete crm-2 C2 gone", "delete crm-3 C3 gone"},
+			unchanged: 1,
+		},
+		{
+			name: "a full run leaves alone a contact holding identities of two records",
+			records: []crm.Record{record("crm-1"),
+				record("crm-2", func(r *crm.Record) { r.Phone = str("+46732000002") })},
+			contacts: []sinch.Contact{
+				mirror("C2", "crm-2", func(c *sinch.Contact) { setPhone(c, "46732000002") }),
+				{ID: "U", Language: "EN_US", ChannelIdentities: []sinch.ChannelIdentity{{Channel: "SMS", Identity: "46732000001"}, {Channel: "WHATSAPP", Identity: "46732000002"}}},
+			},
+			links:     map[string]crm.Link{"crm-2": {ExternalID: "crm-2", ContactID: "C2"}},
+			want:      []string{"create crm-1 missing"},
+			unchanged: 1,
+		},
+		{
+			name:    "an incremental run defers an adoption to the full run",
+			records: []crm.Record{record("crm-1")},
+			contacts: []sinch.Contact{
+				{ID: "U", Language: "EN_US", ChannelIdentities: []sinch.ChannelIdentity{{Channel: "SMS", Identity: "46732000001"}, {Channel: "WHATSAPP", Identity: "46732000002"}}},
+			},
+			partial: true,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -319,9 +385,7 @@ func TestDiff(t *testing.T) {
 			if o.PhoneChannels == nil {
 				o = opts()
 			}
-			plan := contactsync.Diff(contactsync.Snapshot{
-				Records: tt.records, Contacts: tt.contacts, Links: tt.links, Complete: !tt.partial,
-			}, o)
+			plan := diffOf(t, o, !tt.partial, tt.records, tt.contacts, tt.links)
 			if got := brief(plan); !slices.Equal(got, tt.want) {
 				t.Errorf("operations:\n got %q\nwant %q", got, tt.want)
 			}
@@ -359,11 +423,7 @@ func withMessenger(c *sinch.Contact) {
 
 func TestDiffPatchBodies(t *testing.T) {
 	t.Run("identities keep unmanaged ones after the managed", func(t *testing.T) {
-		plan := contactsync.Diff(contactsync.Snapshot{
-			Records:  []crm.Record{record("crm-1", func(r *crm.Record) { r.Phone = str("+46732000009") })},
-			Contacts: []sinch.Contact{mirror("C1", "crm-1", withMessenger)},
-			Complete: true,
-		}, opts())
+		plan := diffOf(t, opts(), true, []crm.Record{record("crm-1", func(r *crm.Record) { r.Phone = str("+46732000009") })}, []sinch.Contact{mirror("C1", "crm-1", withMessenger)}, nil)
 		got := plan.Operations[0].Contact.ChannelIdentities
 		want := []sinch.ChannelIdentity{
 			{Channel: "SMS", Identity: "+46732000009"},
@@ -375,31 +435,20 @@ func TestDiffPatchBodies(t *testing.T) {
 		}
 	})
 	t.Run("priority", func(t *testing.T) {
-		plan := contactsync.Diff(contactsync.Snapshot{
-			Records:  []crm.Record{record("crm-1", func(r *crm.Record) { r.ChannelPriority = []string{"WHATSAPP", "SMS"} })},
-			Contacts: []sinch.Contact{mirror("C1", "crm-1", withMessenger, func(c *sinch.Contact) { c.ChannelPriority = []string{"MESSENGER", "SMS", "WHATSAPP"} })},
-			Complete: true,
-		}, opts())
+		plan := diffOf(t, opts(), true, []crm.Record{record("crm-1", func(r *crm.Record) { r.ChannelPriority = []string{"WHATSAPP", "SMS"} })}, []sinch.Contact{mirror("C1", "crm-1", withMessenger, func(c *sinch.Contact) { c.ChannelPriority = []string{"MESSENGER", "SMS", "WHATSAPP"} })}, nil)
 		if got, want := plan.Operations[0].Contact.ChannelPriority, []string{"WHATSAPP", "SMS", "MESSENGER"}; !slices.Equal(got, want) {
 			t.Errorf("priority = %v, want %v", got, want)
 		}
 	})
 	t.Run("create sends the default language and E.164 identities", func(t *testing.T) {
-		plan := contactsync.Diff(contactsync.Snapshot{
-			Records:  []crm.Record{record("crm-1", func(r *crm.Record) { r.Language = nil })},
-			Complete: true,
-		}, opts(func(o *contactsync.Options) { o.DefaultLanguage = "SV" }))
+		plan := diffOf(t, opts(func(o *contactsync.Options) { o.DefaultLanguage = "SV" }), true, []crm.Record{record("crm-1", func(r *crm.Record) { r.Language = nil })}, nil, nil)
 		body := plan.Operations[0].Contact
 		if body.Language != "SV" || body.ExternalID != "crm-1" || len(body.ChannelIdentities) != 2 || body.ChannelIdentities[0].Identity != "+46732000001" {
 			t.Errorf("create body = %+v", body)
 		}
 	})
 	t.Run("reasons name old and new values", func(t *testing.T) {
-		plan := contactsync.Diff(contactsync.Snapshot{
-			Records:  []crm.Record{record("crm-1", func(r *crm.Record) { r.Email = str("new@example.com") })},
-			Contacts: []sinch.Contact{mirror("C1", "crm-1")},
-			Complete: true,
-		}, opts())
+		plan := diffOf(t, opts(), true, []crm.Record{record("crm-1", func(r *crm.Record) { r.Email = str("new@example.com") })}, []sinch.Contact{mirror("C1", "crm-1")}, nil)
 		op := plan.Operations[0]
 		if got := op.Explain(false); !strings.Contains(got, `email "jane@example.com" → "new@example.com"`) {
 			t.Errorf("Explain = %q", got)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	stdsync "sync"
 
 	"golang.org/x/sync/errgroup"
@@ -12,118 +14,104 @@ import (
 	"github.com/syncd/syncd/sinch"
 )
 
-// Fetch reads the whole CRM source and every Sinch contact. The two sides
-// are read at the same time: the Sinch list is a sequential chain of pages
-// and is what a full run waits on.
-func (r *Reconciler) Fetch(ctx context.Context) (Snapshot, error) {
-	return r.fetch(ctx, nil)
-}
+// listBuffer is how many pages of contacts may wait while the CRM side is
+// still being read; the list chain is never held up before that.
+const listBuffer = 4096
 
-// pageWatcher sees the CRM side once it is read, then each page of contacts
-// as it arrives, while the list chain goes on.
-type pageWatcher interface {
-	crm(snap *Snapshot)
-	page(contacts []sinch.Contact)
-	listed()
-}
-
-// linkStreamer is a Store that hands links over one at a time; *crm.Store
-// is one.
-type linkStreamer interface {
-	EachLink(ctx context.Context, projectID string, fn func(crm.Link)) error
-}
-
-// fetch reads both sides. With a watcher (a full run) it holds them lean:
-// the CRM rows only normalised and indexed, the links only as indexed, the
-// contacts packed, which is what lets a million of each fit in a few
-// hundred megabytes. Without one (Fetch) the snapshot has every field.
-func (r *Reconciler) fetch(ctx context.Context, watch pageWatcher) (Snapshot, error) {
-	snap := Snapshot{Complete: true, Source: r.Source}
-	lean := watch != nil
-	if lean {
-		snap.packed = &packedContacts{}
-	}
+// Fetch reads the whole CRM source, the stored links and every Sinch
+// contact into a snapshot. The Sinch list is a sequential chain of pages
+// and is what a full run waits on, so it starts at once; its pages are
+// added once the CRM side is in, which is what lets the snapshot hold a
+// contact that is linked and in sync as a seen bit (see Snapshot).
+func (r *Reconciler) Fetch(ctx context.Context) (*Snapshot, error) {
+	snap := NewSnapshot(r.Options, r.Source, true)
 	pr := progressOf(ctx)
-	crmRead := make(chan struct{}) // closed once records and links are in
-	var pages chan []sinch.Contact
-	if watch != nil {
-		pages = make(chan []sinch.Contact, 1<<16)
-	}
+	pages := make(chan []sinch.Contact, listBuffer)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		prep := newPrepared()
+		defer close(pages)
+		for page, err := range r.Sinch.Pages(gctx, sinch.ListContactsRequest{PageSize: sinch.MaxPageSize}) {
+			if err != nil {
+				return fmt.Errorf("list Sinch contacts: %w", err)
+			}
+			pr.update(func(p *Progress) { p.Phase = PhaseReading; p.Contacts += len(page) })
+			select {
+			case pages <- page:
+			case <-gctx.Done():
+				return nil
+			}
+		}
+		return nil
+	})
+	g.Go(func() error {
 		for batch, err := range r.Store.Records(gctx, r.Source, r.BatchSize) {
 			if rej, ok := unreadable(err); ok {
-				snap.Unreadable = append(snap.Unreadable, rej)
+				snap.AddUnreadable(rej)
 				continue
 			}
 			if err != nil {
 				return fmt.Errorf("read CRM source %s: %w", r.Source, err)
 			}
-			if !lean {
-				snap.Records = append(snap.Records, batch...)
-			}
-			// Normalised as read, while the list chain runs, once for
-			// the early patches and the diff alike.
-			prep.add(batch, r.Options)
+			snap.AddRecords(batch)
 			pr.update(func(p *Progress) { p.Phase = PhaseReading; p.CRMRows += len(batch) })
 		}
-		prep.index()
-		snap.prep = prep
-		if ls, ok := r.Store.(linkStreamer); ok && lean {
-			if err := ls.EachLink(gctx, r.ProjectID, snap.prep.addLink); err != nil {
-				return fmt.Errorf("read links: %w", err)
-			}
-		} else {
-			links, err := r.Store.Links(gctx, r.ProjectID)
-			if err != nil {
-				return fmt.Errorf("read links: %w", err)
-			}
-			snap.Links = links
-			snap.prep.withLinks(links)
+		if err := r.Store.EachLink(gctx, r.ProjectID, func(l crm.Link) { snap.AddLinks(l) }); err != nil {
+			return fmt.Errorf("read links: %w", err)
 		}
-		close(crmRead)
-		return nil
-	})
-	g.Go(func() error {
-		if pages != nil {
-			defer close(pages)
-		}
-		for page, err := range r.Sinch.Pages(gctx, sinch.ListContactsRequest{PageSize: sinch.MaxPageSize}) {
-			if err != nil {
-				return fmt.Errorf("list Sinch contacts: %w", err)
-			}
-			if lean {
-				snap.packed.add(page)
-			} else {
-				snap.Contacts = append(snap.Contacts, page...)
-			}
-			pr.update(func(p *Progress) { p.Phase = PhaseReading; p.Contacts += len(page) })
-			if pages != nil {
-				select {
-				case pages <- page:
-				default: // the watcher is far behind; the final diff covers the rest
-				}
-			}
+		for page := range pages {
+			snap.AddContacts(page)
 		}
 		return nil
 	})
-	if watch != nil {
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return snap, nil
+}
+
+// plan diffs the snapshot, reading in full the contacts the plan turns out
+// to depend on, until it depends on none. It returns the calls it made.
+func (r *Reconciler) plan(ctx context.Context, snap *Snapshot) (Plan, int, error) {
+	calls := 0
+	for {
+		plan := Diff(snap)
+		if len(plan.Fetch) == 0 {
+			return plan, calls, nil
+		}
+		got, gone, err := r.getContacts(ctx, plan.Fetch)
+		calls += len(plan.Fetch)
+		if err != nil {
+			return Plan{}, calls, err
+		}
+		snap.AddContacts(got)
+		snap.forget(gone)
+	}
+}
+
+// getContacts reads contacts by id, Concurrency at a time; gone are the
+// ids Sinch no longer has.
+func (r *Reconciler) getContacts(ctx context.Context, ids []string) (got []sinch.Contact, gone []string, err error) {
+	var mu stdsync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(1, r.Concurrency))
+	for _, id := range ids {
 		g.Go(func() error {
-			defer watch.listed()
-			select {
-			case <-crmRead:
-			case <-gctx.Done():
-				return nil
-			}
-			watch.crm(&snap)
-			for page := range pages {
-				watch.page(page)
+			c, err := r.Sinch.GetContact(gctx, id)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case sinch.IsNotFound(err):
+				gone = append(gone, id)
+			case err != nil:
+				return fmt.Errorf("read contact %s: %w", id, err)
+			default:
+				got = append(got, *c)
 			}
 			return nil
 		})
 	}
-	return snap, g.Wait()
+	err = g.Wait()
+	return got, gone, err
 }
 
 // unreadable turns a row the store could not read into a rejection, so the
@@ -137,29 +125,47 @@ func unreadable(err error) (Rejection, bool) {
 }
 
 // Plan is a dry run: it fetches both sides and diffs them, writing nothing.
-// It holds the snapshot lean, as a full run does (callers that need the
-// snapshot itself use Fetch).
 func (r *Reconciler) Plan(ctx context.Context) (Plan, error) {
-	snap, err := r.fetch(ctx, dryRun{})
+	snap, err := r.Fetch(ctx)
 	if err != nil {
 		return Plan{}, err
 	}
-	return Diff(snap, r.Options), nil
+	plan, _, err := r.plan(ctx, snap)
+	return plan, err
 }
 
-// dryRun watches a fetch without acting on what it sees: the fetch is lean,
-// and nothing is sent early.
-type dryRun struct{}
+// PlanSnapshot is Plan that also returns the snapshot the plan was made
+// from, for saving the plan with its preconditions.
+func (r *Reconciler) PlanSnapshot(ctx context.Context) (Plan, *Snapshot, error) {
+	snap, err := r.Fetch(ctx)
+	if err != nil {
+		return Plan{}, nil, err
+	}
+	plan, _, err := r.plan(ctx, snap)
+	return plan, snap, err
+}
 
-func (dryRun) crm(*Snapshot)        {}
-func (dryRun) page([]sinch.Contact) {}
-func (dryRun) listed()              {}
+// full is a full reconcile: every contact, every row.
+func (r *Reconciler) full(ctx context.Context, runID int64) (Report, error) {
+	snap, err := r.Fetch(ctx)
+	if err != nil {
+		return Report{}, err
+	}
+	plan, calls, err := r.plan(ctx, snap)
+	if err != nil {
+		return Report{Lookups: calls}, err
+	}
+	rep, err := r.Apply(ctx, runID, plan)
+	rep.Lookups += calls
+	return rep, err
+}
 
-// incremental reconciles the rows changed since the watermark. Each changed
-// row costs one look-up by external_id, made in parallel; a row whose content
-// hash matches what syncd last pushed costs nothing; a row syncd never linked
-// is also looked up by its identities, so that it can adopt a contact Sinch
-// created on its own.
+// incremental reconciles the rows changed since the watermark, and the
+// links whose record vanished from the source. Each such row costs one
+// look-up by external_id, made in parallel; a row whose content hash matches
+// what syncd last pushed costs nothing; a row syncd never linked is also
+// looked up by its identities, so that a contact Sinch created on its own is
+// seen (the diff defers taking it over to a full run).
 func (r *Reconciler) incremental(ctx context.Context, runID int64) (Report, error) {
 	watermark, _, err := r.Store.Watermark(ctx, r.ProjectID)
 	if err != nil {
@@ -173,40 +179,73 @@ func (r *Reconciler) incremental(ctx context.Context, runID int64) (Report, erro
 	if err != nil {
 		return Report{}, fmt.Errorf("read links: %w", err)
 	}
-	snap := Snapshot{Links: links, Source: r.Source}
-	unchanged := 0
-	var lookups []lookup
+	// A row updated while the changes are paged is read twice; the later
+	// read is the newer one.
+	changed := make(map[string]crm.Record)
+	var order []string
+	var unread []Rejection
 	for batch, err := range r.Store.ChangedSince(ctx, r.Source, watermark.Add(-overlap), r.BatchSize) {
 		if rej, ok := unreadable(err); ok {
-			snap.Unreadable = append(snap.Unreadable, rej)
+			unread = append(unread, rej)
 			continue
 		}
 		if err != nil {
 			return Report{}, fmt.Errorf("read CRM changes from %s: %w", r.Source, err)
 		}
 		for _, rec := range batch {
-			link, linked := links[rec.ExternalID]
-			want, rej := Normalize(rec, r.Options)
-			switch {
-			case rej != nil:
-				snap.Records = append(snap.Records, rec) // the diff rejects it
-			case want.Deleted && !linked:
-				// Never synced, or already removed: nothing to do until the
-				// next full run says otherwise.
-			case !want.Deleted && linked && link.ContentHash == want.Hash:
-				unchanged++
-			default:
-				snap.Records = append(snap.Records, rec)
-				lookups = append(lookups, lookup{externalID: rec.ExternalID, identities: identitiesIfUnlinked(want, linked)})
+			if _, ok := changed[rec.ExternalID]; !ok {
+				order = append(order, rec.ExternalID)
 			}
+			changed[rec.ExternalID] = rec
 		}
+	}
+	vanished, err := r.Store.VanishedLinks(ctx, r.ProjectID, r.Source)
+	if err != nil {
+		return Report{}, err
+	}
+
+	snap := NewSnapshot(r.Options, r.Source, false)
+	unchanged := 0
+	var lookups []lookup
+	var records []crm.Record
+	for _, ext := range order {
+		rec := changed[ext]
+		link, linked := links[ext]
+		want, rej := Normalize(rec, r.Options)
+		switch {
+		case rej != nil:
+			records = append(records, rec) // the diff rejects it
+		case want.Deleted && !linked:
+			// Never synced, or already removed: nothing to do until the
+			// next full run says otherwise.
+		case !want.Deleted && linked && link.ContentHash == want.Hash:
+			unchanged++
+		default:
+			records = append(records, rec)
+			lookups = append(lookups, lookup{externalID: ext, identities: identitiesIfUnlinked(want, linked)})
+		}
+	}
+	for _, l := range vanished {
+		snap.vanish(l.ExternalID)
+		lookups = append(lookups, lookup{externalID: l.ExternalID})
+	}
+	snap.AddRecords(records)
+	for _, rej := range unread {
+		snap.AddUnreadable(rej)
+	}
+	for _, l := range links {
+		snap.AddLinks(l)
 	}
 	contacts, calls, err := r.lookUp(ctx, lookups)
 	if err != nil {
 		return Report{Lookups: calls}, err
 	}
-	snap.Contacts = contacts
-	plan := Diff(snap, r.Options)
+	snap.AddContacts(contacts)
+	plan, more, err := r.plan(ctx, snap)
+	calls += more
+	if err != nil {
+		return Report{Lookups: calls}, err
+	}
 	plan.Unchanged += unchanged
 	rep, err := r.Apply(ctx, runID, plan)
 	rep.Lookups = calls
@@ -226,19 +265,19 @@ func identitiesIfUnlinked(want Desired, linked bool) []sinch.ChannelIdentity {
 }
 
 // lookUp finds the contacts that carry each external_id, and the contacts
-// without one that hold the given identities, with at most Concurrency
-// calls in flight. It returns each contact once.
+// that hold the given identities, with at most Concurrency calls in flight.
+// It returns each contact once.
 func (r *Reconciler) lookUp(ctx context.Context, lookups []lookup) ([]sinch.Contact, int, error) {
 	var mu stdsync.Mutex
 	seen := make(map[string]bool)
 	var out []sinch.Contact
 	calls := 0
-	add := func(cs []sinch.Contact, n int, unlinkedOnly bool) {
+	add := func(cs []sinch.Contact, n int) {
 		mu.Lock()
 		defer mu.Unlock()
 		calls += n
 		for _, c := range cs {
-			if !seen[c.ID] && (!unlinkedOnly || c.ExternalID == "") {
+			if !seen[c.ID] {
 				seen[c.ID] = true
 				out = append(out, c)
 			}
@@ -252,7 +291,7 @@ func (r *Reconciler) lookUp(ctx context.Context, lookups []lookup) ([]sinch.Cont
 			if err != nil {
 				return fmt.Errorf("look up %s: %w", l.externalID, err)
 			}
-			add(cs, 1, false)
+			add(cs, 1)
 			if len(cs) > 0 {
 				return nil // it has a contact: adoption is moot
 			}
@@ -266,11 +305,13 @@ func (r *Reconciler) lookUp(ctx context.Context, lookups []lookup) ([]sinch.Cont
 					}
 					found = append(found, page...)
 				}
-				add(found, n, true)
+				add(found, n)
 			}
 			return nil
 		})
 	}
 	err := g.Wait()
+	// Answers come in any order; the diff's notes and reports should not.
+	slices.SortFunc(out, func(a, b sinch.Contact) int { return strings.Compare(a.ID, b.ID) })
 	return out, calls, err
 }

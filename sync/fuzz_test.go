@@ -46,7 +46,7 @@ func FuzzDiff(f *testing.F) {
 		opts := contactsync.DefaultOptions()
 		opts.ExternalIDPrefix = prefix
 		opts.AllowMassDelete = true
-		plan := contactsync.Diff(contactsync.Snapshot{Records: records, Contacts: contacts, Complete: true}, opts)
+		plan := diffOf(t, opts, true, records, contacts, nil)
 
 		byID := make(map[string]sinch.Contact)
 		for _, c := range contacts {

@@ -2,22 +2,20 @@ package sync
 
 import (
 	"encoding/binary"
-	"slices"
 	"unsafe"
 
 	"github.com/syncd/syncd/sinch"
 )
 
-// packedContacts holds the contacts of a full run packed into a chunked
-// arena, about 130 bytes a contact where decoded ones take 400: a million
-// contacts must fit with a million records in a few hundred megabytes. A
-// contact is unpacked when the diff looks at it; its strings point into the
-// arena, which is only ever appended to.
+// packedContacts holds contacts packed into a chunked arena, about 130
+// bytes a contact where decoded ones take 400. A contact is unpacked when the
+// diff looks at it; its strings point into the arena, which is only ever
+// appended to.
 type packedContacts struct {
-	chunks [][]byte
-	refs   []packedRef
-	// replaced are contacts as Sinch answered the early patches.
-	replaced map[int32]sinch.Contact
+	chunks  [][]byte
+	refs    []packedRef
+	byID    map[string]int32 // by id, built on first use; covers refs[:indexed]
+	indexed int
 }
 
 type packedRef struct{ chunk, off uint32 }
@@ -101,9 +99,6 @@ func (p *packedContacts) len() int { return len(p.refs) }
 
 // contact unpacks the i-th contact.
 func (p *packedContacts) contact(i int) sinch.Contact {
-	if c, ok := p.replaced[int32(i)]; ok {
-		return c
-	}
 	r := p.reader(i)
 	c := sinch.Contact{ID: r.str(), ExternalID: r.str(), DisplayName: r.str(), Email: r.str(), Language: r.str(), Metadata: r.str()}
 	if n := int(r.b[r.off]); n > 0 && n < 0x80 { // the count's one-byte uvarint
@@ -122,41 +117,19 @@ func (p *packedContacts) contact(i int) sinch.Contact {
 // ids returns the id and external_id of the i-th contact, unpacking nothing
 // else.
 func (p *packedContacts) ids(i int) (id, externalID string) {
-	if c, ok := p.replaced[int32(i)]; ok {
-		return c.ID, c.ExternalID
-	}
 	r := p.reader(i)
 	return r.str(), r.str()
 }
 
-// replace puts Sinch's answers in place of the contacts with their ids;
-// a later answer for one id wins.
-func (p *packedContacts) replace(answers *packedContacts) {
-	if answers.len() == 0 {
-		return
+// index is the position of the last contact added with this id.
+func (p *packedContacts) index(id string) (int, bool) {
+	if p.byID == nil {
+		p.byID = make(map[string]int32, len(p.refs))
 	}
-	byID := make(map[string]int32, answers.len())
-	for j := range answers.len() {
-		id, _ := answers.ids(j)
-		byID[id] = int32(j)
+	for ; p.indexed < len(p.refs); p.indexed++ {
+		cid, _ := p.ids(p.indexed)
+		p.byID[cid] = int32(p.indexed)
 	}
-	if p.replaced == nil {
-		p.replaced = make(map[int32]sinch.Contact, answers.len())
-	}
-	for i := range p.refs {
-		if id, _ := p.ids(i); id != "" {
-			if j, ok := byID[id]; ok {
-				p.replaced[int32(i)] = answers.contact(int(j))
-			}
-		}
-	}
-}
-
-// unpack returns every contact, unpacked.
-func (p *packedContacts) unpack() []sinch.Contact {
-	out := make([]sinch.Contact, 0, p.len())
-	for i := range p.refs {
-		out = append(out, p.contact(i))
-	}
-	return slices.Clip(out)
+	i, ok := p.byID[id]
+	return int(i), ok
 }

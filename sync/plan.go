@@ -28,6 +28,8 @@ const (
 	RuleTombstone      = "tombstone"        // the CRM row has deleted_at set
 	RuleGone           = "gone"             // the CRM row vanished from the source
 	RuleUnlink         = "unlink"           // delete_policy unlink: clear external_id
+	RuleRekey          = "rekey"            // a renamed record takes over its old contact
+	RuleRestore        = "restore"          // a linked contact's external_id was changed in Sinch
 )
 
 // Operation is one call a plan makes to Sinch. Contact is the request body
@@ -86,6 +88,10 @@ type Plan struct {
 	// DeleteGuard, when set, says why the plan's deletes are withheld.
 	DeleteGuard string   `json:"delete_guard,omitempty"`
 	Notes       []string `json:"notes,omitempty"`
+	// Fetch are contacts the snapshot held only as seen (linked and in
+	// sync) on which the plan turned out to depend. Such a plan is not to
+	// be acted on: add them to the snapshot, read afresh, and diff again.
+	Fetch []string `json:"-"`
 }
 
 // Summary counts a plan's operations by kind.

@@ -111,7 +111,7 @@ func TestPlanConverges(t *testing.T) {
 		if err != nil {
 			rt.Fatal(err)
 		}
-		plan := contactsync.Diff(contactsync.Snapshot{Records: records, Contacts: before, Links: links, Complete: true}, opts)
+		plan := diffOf(t, opts, true, records, before, links)
 		runRow, err := store.StartRun(ctx, project, contactsync.RunFull)
 		if err != nil {
 			rt.Fatal(err)
@@ -129,7 +129,7 @@ func TestPlanConverges(t *testing.T) {
 		if err != nil {
 			rt.Fatal(err)
 		}
-		again := contactsync.Diff(contactsync.Snapshot{Records: records, Contacts: after, Links: links, Complete: true}, opts)
+		again := diffOf(t, opts, true, records, after, links)
 		if !again.Empty() {
 			rt.Fatalf("second plan not empty: %q\nfirst plan %q\nbefore %+v\nafter %+v", brief(again), brief(plan), before, after)
 		}

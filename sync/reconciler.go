@@ -31,10 +31,12 @@ type Store interface {
 	Records(ctx context.Context, source string, batchSize int) iter.Seq2[[]crm.Record, error]
 	RecordsByExternalID(ctx context.Context, source string, ids []string) ([]crm.Record, error)
 	ChangedSince(ctx context.Context, source string, since time.Time, batchSize int) iter.Seq2[[]crm.Record, error]
-	Now(ctx context.Context) (time.Time, error)
+	ReadHorizon(ctx context.Context) (time.Time, error)
 	Watermark(ctx context.Context, projectID string) (time.Time, bool, error)
 	SetWatermark(ctx context.Context, projectID string, t time.Time) error
 	Links(ctx context.Context, projectID string) (map[string]crm.Link, error)
+	EachLink(ctx context.Context, projectID string, fn func(crm.Link)) error
+	VanishedLinks(ctx context.Context, projectID, source string) ([]crm.Link, error)
 	SaveLinks(ctx context.Context, projectID string, links []crm.Link) error
 	DeleteLinks(ctx context.Context, projectID string, externalIDs []string) error
 	StartRun(ctx context.Context, projectID, kind string) (crm.Run, error)
@@ -274,7 +276,7 @@ func (r *Reconciler) closeInterrupted(ctx context.Context) error {
 // to when the run started reading once everything it planned has landed.
 func (r *Reconciler) run(ctx context.Context, kind string, body func(context.Context, int64) (Report, error)) (Report, error) {
 	started := time.Now()
-	readStart, err := r.Store.Now(ctx)
+	readStart, err := r.Store.ReadHorizon(ctx)
 	if err != nil {
 		return Report{Kind: kind}, err
 	}
@@ -345,24 +347,6 @@ func (nopObserver) OperationFinished(string, string)          {}
 func (nopObserver) RowsRejected(int)                          {}
 func (nopObserver) LockWaited(time.Duration)                  {}
 func (nopObserver) SetLockHeld(bool)                          {}
-
-// full is a full reconcile: every contact, every row. The list of contacts
-// is a sequential chain of pages, so patches that cannot depend on what later
-// pages hold are sent while it runs (see early); the diff of the whole
-// snapshot then plans what is left, from the state those patches produced.
-func (r *Reconciler) full(ctx context.Context, runID int64) (Report, error) {
-	e := &early{r: r, ctx: ctx, runID: runID}
-	snap, err := r.fetch(ctx, e)
-	earlyRep := e.wait()
-	if err != nil {
-		earlyRep.Errors = append(earlyRep.Errors, err.Error())
-		return earlyRep, err
-	}
-	snap.Contacts = e.updated(snap.Contacts)
-	rep, err := r.Apply(ctx, runID, Diff(snap, r.Options))
-	rep.add(earlyRep)
-	return rep, err
-}
 
 // Backfill is a full reconcile under the project lock (see Run).
 func (r *Reconciler) Backfill(ctx context.Context, wait bool) (Report, error) {

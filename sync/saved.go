@@ -52,30 +52,16 @@ const (
 )
 
 // Save freezes a plan with the state of both sides it was computed from.
-func Save(plan Plan, snap Snapshot, projectID string, now time.Time) SavedPlan {
-	contacts := make(map[string]sinch.Contact, len(snap.Contacts))
-	for _, c := range snap.Contacts {
-		contacts[c.ID] = c
-	}
-	state := make(map[string]string, len(snap.Records))
-	for _, rec := range snap.Records {
-		state[rec.ExternalID] = RecordLive
-		if rec.Deleted() {
-			state[rec.ExternalID] = RecordDeleted
-		}
-	}
+func Save(plan Plan, snap *Snapshot, projectID string, now time.Time) SavedPlan {
 	sp := SavedPlan{
-		Version: SavedPlanVersion, CreatedAt: now, ProjectID: projectID, Source: snap.Source,
+		Version: SavedPlanVersion, CreatedAt: now, ProjectID: projectID, Source: snap.source,
 		Summary: plan.Summary(), DeleteGuard: plan.DeleteGuard, Rejected: plan.Rejected,
 		Operations: make([]SavedOperation, 0, len(plan.Operations)),
 	}
 	for _, op := range plan.Operations {
-		so := SavedOperation{Operation: op, Hash: op.Hash, RecordState: state[op.ExternalID]}
-		if so.RecordState == "" {
-			so.RecordState = RecordAbsent
-		}
+		so := SavedOperation{Operation: op, Hash: op.Hash, RecordState: snap.RecordState(op.ExternalID)}
 		for _, id := range []string{op.ContactID, op.SourceContactID} {
-			if c, ok := contacts[id]; ok && id != "" {
+			if c, ok := snap.contactByID(id); ok && id != "" {
 				so.Before = append(so.Before, c)
 			}
 		}

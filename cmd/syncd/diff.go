@@ -47,13 +47,11 @@ Exit status: 0 nothing to do, 2 changes pending, 1 error.`,
 			rec := d.reconciler(false)
 			var plan contactsync.Plan
 			if out == "" {
-				plan, err = rec.Plan(cmd.Context()) // the lean path: no snapshot kept
+				plan, err = rec.Plan(cmd.Context())
 			} else {
-				// A saved plan records the contacts as seen, so it needs the
-				// full snapshot.
-				var snap contactsync.Snapshot
-				if snap, err = rec.Fetch(cmd.Context()); err == nil {
-					plan = contactsync.Diff(snap, rec.Options)
+				// A saved plan records the contacts as the diff saw them.
+				var snap *contactsync.Snapshot
+				if plan, snap, err = rec.PlanSnapshot(cmd.Context()); err == nil {
 					err = writePlanFile(out, contactsync.Save(plan, snap, d.cfg.Sinch.ProjectID, time.Now()))
 				}
 			}

@@ -1,0 +1,324 @@
+package sync
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/sinch"
+)
+
+// normalized is a record as Normalize leaves it.
+type normalized struct {
+	want Desired
+	rej  *Rejection
+}
+
+// Snapshot is what one run read from both sides, held the one way the diff
+// reads it: the CRM rows normalised, packed and indexed by external_id, the
+// stored links indexed by record, and the Sinch contacts packed. It is built
+// by NewSnapshot and its Add methods, in the order a run reads: records,
+// then links, then contacts.
+//
+// A linked contact that is exactly what its record asks for is held as a
+// seen bit on the record rather than in full: at a million contacts nearly
+// all are, and that is what keeps a full run within a few hundred megabytes.
+// Should the diff need such a contact after all (a duplicate or a stray is to
+// be merged into it), the plan says so in Fetch, and the caller adds the
+// contact read afresh and diffs again.
+type Snapshot struct {
+	opts     Options
+	source   string
+	complete bool
+
+	recs       packedRecords // every source row, in the order read, normalised
+	unreadable []Rejection   // rows the store could not read
+	unreadOK   map[string]bool
+	sealed     bool
+	// live are the records that are valid, unique and not deleted, as
+	// indexes into recs, sorted by external_id.
+	live []int32
+	// state maps every external_id of the source to its position in live,
+	// or to stateKeep (rejected, duplicated or unreadable rows, whose
+	// contacts are never removed) or stateTombstone (deleted_at set).
+	state    map[string]int32
+	rejected []Rejection
+
+	// The stored link of each live record. A million lookups in a map of a
+	// million links would cost more than the rest of the diff.
+	linkedAt  []uint32 // by live position: where linkIDs holds the linked contact id, +1; 0 when none
+	linkIDs   []byte   // linked contact ids, each after its length
+	linkFresh []bool   // by live position: the link's content hash is the record's
+	links     int      // links stored for the project, whether or not their record was read
+	vanished  map[string]bool
+
+	contacts packedContacts
+	// held is, by live position, how the snapshot holds the linked
+	// contact: not listed (yet), seen (listed, in sync, not kept), or in full.
+	held  []uint8
+	seenN int
+
+	scratch []byte
+}
+
+// NewSnapshot starts an empty snapshot. complete says the records will be
+// the whole CRM source and the contacts the whole Sinch project, so that a
+// record missing from the source counts as deleted; an incremental run reads
+// only the rows that changed. source names the CRM relation, for reasons.
+func NewSnapshot(opts Options, source string, complete bool) *Snapshot {
+	return &Snapshot{opts: opts, source: source, complete: complete}
+}
+
+// SnapshotOf builds a snapshot of both sides held whole, as tools and
+// tests have them. Its contacts go in before its links, so every contact is
+// held in full and Diff never asks for one (see Snapshot).
+func SnapshotOf(opts Options, source string, complete bool, records []crm.Record, contacts []sinch.Contact, links []crm.Link) *Snapshot {
+	s := NewSnapshot(opts, source, complete)
+	s.AddRecords(records)
+	s.AddContacts(contacts)
+	s.AddLinks(links...)
+	return s
+}
+
+// Options are the rules the snapshot was normalised with.
+func (s *Snapshot) Options() Options { return s.opts }
+
+// Complete reports whether the snapshot is the whole of both sides.
+func (s *Snapshot) Complete() bool { return s.complete }
+
+// AddRecords normalises and packs source rows. All records come before the
+// first link or contact.
+func (s *Snapshot) AddRecords(records []crm.Record) {
+	if s.sealed {
+		panic("sync: Snapshot.AddRecords after links or contacts")
+	}
+	for _, rec := range records {
+		want, rej := Normalize(rec, s.opts)
+		s.scratch = s.recs.add(normalized{want: want, rej: rej}, s.scratch)
+	}
+}
+
+// AddUnreadable records a source row the store could not read: it is
+// rejected and its contact is kept.
+func (s *Snapshot) AddUnreadable(rej Rejection) {
+	if s.sealed {
+		panic("sync: Snapshot.AddUnreadable after links or contacts")
+	}
+	s.unreadable = append(s.unreadable, rej)
+}
+
+// AddLinks indexes stored links. Links of records the snapshot does not
+// hold are only counted (the delete guard of an incremental run weighs its
+// deletes against them).
+func (s *Snapshot) AddLinks(links ...crm.Link) {
+	s.seal()
+	for _, l := range links {
+		s.links++
+		if k, ok := s.state[l.ExternalID]; ok && k >= 0 {
+			s.linkedAt[k] = uint32(len(s.linkIDs)) + 1
+			s.linkIDs = appendPackedString(s.linkIDs, l.ContactID)
+			s.linkFresh[k] = s.recs.hashIs(int(s.live[k]), l.ContentHash)
+		}
+	}
+}
+
+// AddContacts packs Sinch contacts, or marks them seen (see Snapshot). A
+// contact added again, read afresh after a plan asked for it, takes the
+// place of its seen bit.
+func (s *Snapshot) AddContacts(contacts []sinch.Contact) {
+	s.seal()
+	keep := contacts[:0:0]
+	for _, c := range contacts {
+		if k, ok := s.state[c.ExternalID]; ok && k >= 0 && c.ID != "" && s.linked(int(k)) == c.ID {
+			switch s.held[k] {
+			case heldSeen:
+				// Read again on request, or listed twice (a list that
+				// shifted while it was paged): held in full from now on.
+				s.seenN--
+				s.held[k] = heldFull
+			case heldNone:
+				s.held[k] = heldFull
+				if s.linkFresh[k] {
+					if _, mask, _ := patchFor(c, s.want(int(k)), false); len(mask) == 0 {
+						s.held[k] = heldSeen
+						s.seenN++
+						continue
+					}
+				}
+			}
+		}
+		keep = append(keep, c)
+	}
+	s.contacts.add(keep)
+}
+
+// How a snapshot holds the linked contact of a record.
+const (
+	heldNone uint8 = iota
+	heldSeen
+	heldFull
+)
+
+// seenContact reports whether the k-th live record's linked contact is
+// held as a seen bit only.
+func (s *Snapshot) seenContact(k int) bool { return s.held[k] == heldSeen }
+
+// seal indexes the records once all are in: duplicates, rejects,
+// tombstones and the live records.
+func (s *Snapshot) seal() {
+	if s.sealed {
+		return
+	}
+	s.sealed = true
+	p := &s.recs
+	n := p.len()
+	s.state = make(map[string]int32, n)
+	// Walk the records in external_id order, so that duplicates sit side
+	// by side and live records come out sorted. A full run reads the source
+	// in that order, so the sort is usually a check.
+	exts := make([]string, n) // pointing into the arena
+	for i := range exts {
+		exts[i] = p.externalID(i)
+	}
+	order := make([]int32, n)
+	for i := range order {
+		order[i] = int32(i)
+	}
+	byExt := func(a, b int32) int { return strings.Compare(exts[a], exts[b]) }
+	if !slices.IsSortedFunc(order, byExt) {
+		slices.SortStableFunc(order, byExt)
+	}
+	type pending struct {
+		at  int32 // source position of the row the rejection is reported at
+		rej Rejection
+	}
+	var rejected []pending
+	for start := 0; start < len(order); {
+		ext := exts[order[start]]
+		end := start + 1
+		for end < len(order) && exts[order[end]] == ext {
+			end++
+		}
+		group := order[start:end]
+		start = end
+		if n := len(group); n > 1 {
+			s.state[ext] = stateKeep
+			rejected = append(rejected, pending{at: slices.Min(group), rej: Rejection{
+				ExternalID: ext, Column: "external_id",
+				Reason: fmt.Sprintf("appears %d times in the source; fix the CRM so that it is unique", n),
+			}})
+			continue
+		}
+		i := group[0]
+		switch {
+		case p.rejection(int(i)) != nil:
+			s.state[ext] = stateKeep
+			rejected = append(rejected, pending{at: i, rej: *p.rejection(int(i))})
+		case p.deleted(int(i)):
+			s.state[ext] = stateTombstone
+		default:
+			s.state[ext] = int32(len(s.live))
+			s.live = append(s.live, i)
+		}
+	}
+	s.live = slices.Clip(s.live)
+	slices.SortFunc(rejected, func(a, b pending) int { return cmp.Compare(a.at, b.at) })
+	s.rejected = make([]Rejection, len(rejected))
+	for i, r := range rejected {
+		s.rejected[i] = r.rej
+	}
+	// A row that could not be read keeps its contact, unless the source
+	// also gave a readable live row with that external_id.
+	for _, rej := range s.unreadable {
+		if st, ok := s.state[rej.ExternalID]; !ok || st == stateTombstone {
+			if s.unreadOK == nil {
+				s.unreadOK = make(map[string]bool)
+			}
+			s.unreadOK[rej.ExternalID] = true
+		}
+	}
+	for ext := range s.vanished {
+		if _, ok := s.state[ext]; !ok {
+			s.state[ext] = stateGone
+		}
+	}
+	s.linkedAt = make([]uint32, len(s.live))
+	s.linkFresh = make([]bool, len(s.live))
+	s.held = make([]uint8, len(s.live))
+	s.scratch = nil
+}
+
+// vanish records that the source no longer holds a row with this
+// external_id, which an incremental run learns from its links.
+func (s *Snapshot) vanish(externalID string) {
+	if s.vanished == nil {
+		s.vanished = make(map[string]bool)
+	}
+	s.vanished[externalID] = true
+}
+
+// forget records that contacts a plan asked for are gone from Sinch: their
+// records no longer have a linked contact held as seen.
+func (s *Snapshot) forget(ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	gone := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		gone[id] = true
+	}
+	for k := range s.live {
+		if s.held[k] == heldSeen && gone[s.linked(k)] {
+			s.held[k] = heldFull
+			s.seenN--
+		}
+	}
+}
+
+// want is the k-th live record.
+func (s *Snapshot) want(k int) Desired { return s.recs.desired(int(s.live[k])) }
+
+// linked is the contact id the k-th live record is linked to, "" when none.
+func (s *Snapshot) linked(k int) string {
+	if s.linkedAt[k] == 0 {
+		return ""
+	}
+	r := packedReader{b: s.linkIDs, off: int(s.linkedAt[k] - 1)}
+	return r.str()
+}
+
+// recordState is the state of the record with this external_id.
+func (s *Snapshot) recordState(ext string) int32 {
+	if s.unreadOK[ext] {
+		return stateKeep
+	}
+	if st, ok := s.state[ext]; ok {
+		return st
+	}
+	return stateNone
+}
+
+// contactByID returns the contact the snapshot holds in full with this id.
+func (s *Snapshot) contactByID(id string) (sinch.Contact, bool) {
+	i, ok := s.contacts.index(id)
+	if !ok {
+		return sinch.Contact{}, false
+	}
+	return s.contacts.contact(i), true
+}
+
+// RecordState says what the snapshot knows of the CRM record with this
+// external_id: RecordLive, RecordDeleted or RecordAbsent (rejected rows are
+// live: their contacts are kept).
+func (s *Snapshot) RecordState(externalID string) string {
+	s.seal()
+	switch s.recordState(externalID) {
+	case stateTombstone:
+		return RecordDeleted
+	case stateNone, stateGone:
+		return RecordAbsent
+	}
+	return RecordLive
+}
