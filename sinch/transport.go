@@ -79,6 +79,11 @@ func (c *Client) do(ctx context.Context, cl *call) error {
 			if err != nil && wasAmbiguous && cl.settle404 != nil && IsNotFound(err) {
 				return cl.settle404(ctx)
 			}
+			if err != nil && wasAmbiguous && !cl.idempotent {
+				// An earlier attempt may have been applied: a refusal of the
+				// resend says nothing about it.
+				return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+			}
 			return err
 		case reauth:
 			if reauthed {

@@ -119,6 +119,11 @@ func (r *Reconciler) Apply(ctx context.Context, runID int64, plan Plan) (Report,
 		case StatusFailed:
 			rep.Failed++
 			rep.Errors = append(rep.Errors, fmt.Sprintf("%s %s: %v", op.Kind, op.ExternalID, res.err))
+		case StatusUnknown:
+			// The run cannot vouch for it, so it does not succeed and the
+			// watermark stays: the next run reads Sinch and resolves it.
+			rep.Failed++
+			rep.Errors = append(rep.Errors, fmt.Sprintf("%s %s: outcome unknown, the next run checks: %v", op.Kind, op.ExternalID, res.err))
 		case StatusSkipped:
 			if !(plan.DeleteGuard != "" && op.Removes()) {
 				rep.Skipped++
@@ -185,9 +190,13 @@ func (r *Reconciler) send(ctx context.Context, op Operation) opResult {
 		var apiErr *sinch.APIError
 		if errors.As(err, &apiErr) {
 			res.httpStatus = apiErr.HTTPStatus
-			if apiErr.HTTPStatus == http.StatusBadRequest {
-				res.status = StatusRejected
-			}
+		}
+		switch {
+		case errors.Is(err, sinch.ErrOutcomeUnknown):
+			// Never "rejected": the write may have landed.
+			res.status = StatusUnknown
+		case res.httpStatus == http.StatusBadRequest:
+			res.status = StatusRejected
 		}
 		r.Logger.Warn("operation failed", zap.String("kind", string(op.Kind)), zap.String("external_id", op.ExternalID),
 			zap.String("contact_id", op.ContactID), zap.Int("http_status", res.httpStatus), zap.Error(err))

@@ -262,7 +262,7 @@ func (d *differ) strays(k int, want *Desired, hasContact bool) []int {
 
 func (d *differ) reconcile(k int) {
 	s := d.snap
-	if d.owner[k] == holdMark {
+	if d.owner[k] == holdMark || s.held[k] == heldSkip {
 		return
 	}
 	var one [1]int
@@ -337,28 +337,9 @@ func (d *differ) reconcile(k int) {
 	// An adopted contact, a renamed record's contact or a linked contact
 	// whose external_id was changed in Sinch carries another external_id
 	// (or none); the patch puts the record's in place.
-	body, mask, changes := patchFor(state, *want, state.ExternalID != want.ExternalID)
-	if len(mask) > 0 {
-		body := body // allocated only for a patch that is made
-		rule, why := RuleDrift, "the contact differs from the CRM record"
-		switch {
-		case adopt && state.ExternalID == "":
-			rule = RuleAdopt
-			why = fmt.Sprintf("adopts contact %s, which has no external_id and holds the record's identity", state.ID)
-		case adopt && d.opts.DeletePolicy == DeletePolicyUnlink:
-			rule = RuleAdopt
-			why = fmt.Sprintf("adopts contact %s, which delete_policy unlink frees from %s, since it holds the record's identity", state.ID, state.ExternalID)
-		case adopt:
-			rule = RuleRekey
-			why = fmt.Sprintf("re-keys contact %s from %s, whose record is gone, since it holds the record's identity", state.ID, state.ExternalID)
-		case state.ExternalID != want.ExternalID && state.ID == linked:
-			rule = RuleRestore
-			why = fmt.Sprintf("contact %s is linked to this record, but its external_id was changed to %q in Sinch", state.ID, state.ExternalID)
-		}
-		d.plan.Operations = append(d.plan.Operations, Operation{
-			Kind: OpPatch, ExternalID: want.ExternalID, ContactID: state.ID, UpdateMask: mask,
-			Rule: rule, Reason: why, Changes: changes, Contact: &body, Hash: want.Hash,
-		})
+	rule, why := d.patchRule(state, want, linked, adopt)
+	if op, ok := patchOperation(state, want, rule, why); ok {
+		d.plan.Operations = append(d.plan.Operations, op)
 		return
 	}
 	if len(sources) == 0 {
@@ -367,6 +348,41 @@ func (d *differ) reconcile(k int) {
 			d.plan.Links = append(d.plan.Links, Link{ExternalID: want.ExternalID, ContactID: state.ID, Hash: want.Hash})
 		}
 	}
+}
+
+// patchOperation is the patch that makes state what want asks for, if it
+// differs. A contact carrying another external_id (or none) gets want's:
+// an adopted contact, a renamed record's old one, or a linked contact whose
+// external_id was changed in Sinch.
+func patchOperation(state sinch.Contact, want *Desired, rule, why string) (Operation, bool) {
+	body, mask, changes := patchFor(state, *want, state.ExternalID != want.ExternalID)
+	if len(mask) == 0 {
+		return Operation{}, false
+	}
+	return Operation{
+		Kind: OpPatch, ExternalID: want.ExternalID, ContactID: state.ID, UpdateMask: mask,
+		Rule: rule, Reason: why, Changes: changes, Contact: &body, Hash: want.Hash,
+	}, true
+}
+
+// patchRule says why the contact that serves a record is patched.
+func (d *differ) patchRule(state sinch.Contact, want *Desired, linked string, adopt bool) (rule, why string) {
+	rule, why = RuleDrift, "the contact differs from the CRM record"
+	switch {
+	case adopt && state.ExternalID == "":
+		rule = RuleAdopt
+		why = fmt.Sprintf("adopts contact %s, which has no external_id and holds the record's identity", state.ID)
+	case adopt && d.opts.DeletePolicy == DeletePolicyUnlink:
+		rule = RuleAdopt
+		why = fmt.Sprintf("adopts contact %s, which delete_policy unlink frees from %s, since it holds the record's identity", state.ID, state.ExternalID)
+	case adopt:
+		rule = RuleRekey
+		why = fmt.Sprintf("re-keys contact %s from %s, whose record is gone, since it holds the record's identity", state.ID, state.ExternalID)
+	case state.ExternalID != want.ExternalID && state.ID == linked:
+		rule = RuleRestore
+		why = fmt.Sprintf("contact %s is linked to this record, but its external_id was changed to %q in Sinch", state.ID, state.ExternalID)
+	}
+	return rule, why
 }
 
 // destination picks the contact that survives a merge: the linked one, else

@@ -24,6 +24,14 @@ const listBuffer = 4096
 // added once the CRM side is in, which is what lets the snapshot hold a
 // contact that is linked and in sync as a seen bit (see Snapshot).
 func (r *Reconciler) Fetch(ctx context.Context) (*Snapshot, error) {
+	return r.fetch(ctx, nil)
+}
+
+// fetch is Fetch; with early set (a full run that applies), the patches of
+// linked contacts that differ from their record go to early as their pages
+// arrive, and are in the snapshot as Sinch answered them once fetch
+// returns.
+func (r *Reconciler) fetch(ctx context.Context, early *early) (*Snapshot, error) {
 	snap := NewSnapshot(r.Options, r.Source, true)
 	pr := progressOf(ctx)
 	pages := make(chan []sinch.Contact, listBuffer)
@@ -59,11 +67,18 @@ func (r *Reconciler) Fetch(ctx context.Context) (*Snapshot, error) {
 			return fmt.Errorf("read links: %w", err)
 		}
 		for page := range pages {
+			if early != nil {
+				page = early.take(snap, page)
+			}
 			snap.AddContacts(page)
 		}
 		return nil
 	})
-	if err := g.Wait(); err != nil {
+	err := g.Wait()
+	if early != nil {
+		early.settle(snap)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return snap, nil
@@ -145,19 +160,115 @@ func (r *Reconciler) PlanSnapshot(ctx context.Context) (Plan, *Snapshot, error) 
 	return plan, snap, err
 }
 
-// full is a full reconcile: every contact, every row.
+// full is a full reconcile: every contact, every row. The list of contacts
+// is a sequential chain of pages, and most of a run's writes are usually
+// patches of linked contacts that drifted, which no later page can change:
+// those are sent while the chain goes on (see early), the rest once the
+// snapshot is whole.
 func (r *Reconciler) full(ctx context.Context, runID int64) (Report, error) {
-	snap, err := r.Fetch(ctx)
+	e := newEarly(ctx, r, runID)
+	snap, err := r.fetch(ctx, e)
+	earlyRep := e.rep
 	if err != nil {
-		return Report{}, err
+		earlyRep.Errors = append(earlyRep.Errors, err.Error())
+		return earlyRep, err
 	}
 	plan, calls, err := r.plan(ctx, snap)
 	if err != nil {
-		return Report{Lookups: calls}, err
+		earlyRep.Lookups += calls
+		return earlyRep, err
 	}
 	rep, err := r.Apply(ctx, runID, plan)
 	rep.Lookups += calls
+	rep.add(earlyRep)
 	return rep, err
+}
+
+// early sends the patches a full run can make while it still lists
+// contacts, in batches: one journal append, one batch of marks and one link
+// save per batch rather than per page. The patches are planned by the
+// diff's own patchOperation on the listed contact; Sinch's answers go back
+// into the snapshot, where the final diff finds them in sync.
+type early struct {
+	r     *Reconciler
+	ctx   context.Context // the run's: once cancelled, no new batch starts
+	runID int64
+	work  chan Operation
+	done  chan struct{}
+	sent  []Operation     // every patch handed over, for settle
+	got   []sinch.Contact // Sinch's answers to the patches that landed
+	rep   Report          // the early patches' report, once settled
+	parts []Report
+}
+
+// maxEarlyBatch bounds the patches applied as one plan.
+const maxEarlyBatch = 1000
+
+func newEarly(ctx context.Context, r *Reconciler, runID int64) *early {
+	e := &early{r: r, ctx: ctx, runID: runID, work: make(chan Operation, 1<<16), done: make(chan struct{})}
+	go e.apply()
+	return e
+}
+
+// take hands the page's drifted linked contacts over for a patch and
+// returns the rest of the page.
+func (e *early) take(snap *Snapshot, page []sinch.Contact) []sinch.Contact {
+	rest := page[:0:0]
+	for _, c := range page {
+		op, ok := snap.drifted(c)
+		if !ok {
+			rest = append(rest, c)
+			continue
+		}
+		e.sent = append(e.sent, op)
+		e.work <- op
+	}
+	return rest
+}
+
+func (e *early) apply() {
+	defer close(e.done)
+	for op := range e.work {
+		plan := Plan{Operations: []Operation{op}}
+	gather:
+		for len(plan.Operations) < maxEarlyBatch {
+			select {
+			case more, ok := <-e.work:
+				if !ok {
+					break gather
+				}
+				plan.Operations = append(plan.Operations, more)
+			default:
+				break gather
+			}
+		}
+		if e.ctx.Err() != nil {
+			continue // drain: nothing new starts
+		}
+		rep, err := e.r.Apply(e.ctx, e.runID, plan)
+		if err != nil {
+			rep.Errors = append(rep.Errors, err.Error())
+			rep.Failed += len(plan.Operations) - rep.Applied.Patch - rep.Failed - rep.Skipped - len(rep.Rejected)
+		}
+		e.got = append(e.got, rep.answers...)
+		rep.answers, rep.Plan.Unchanged = nil, 0
+		e.parts = append(e.parts, rep)
+	}
+}
+
+// settle waits for the last answer and puts every answer into the
+// snapshot; a patch that did not land is not sent again this run.
+func (e *early) settle(snap *Snapshot) {
+	close(e.work)
+	<-e.done
+	byID := make(map[string]*sinch.Contact, len(e.got))
+	for i := range e.got {
+		byID[e.got[i].ID] = &e.got[i]
+	}
+	for _, op := range e.sent {
+		snap.settle(op.ExternalID, byID[op.ContactID])
+	}
+	e.rep.add(e.parts...)
 }
 
 // incremental reconciles the rows changed since the watermark, and the

@@ -77,6 +77,10 @@ const (
 	StatusFailed   = "failed"
 	StatusSkipped  = "skipped"
 	StatusRejected = "rejected"
+	// StatusUnknown is an operation whose answer was lost in a way that
+	// leaves open whether Sinch applied it; the next run reads Sinch afresh
+	// and finds out.
+	StatusUnknown = "unknown"
 )
 
 // DefaultOverlap is how far an incremental run reads back before its

@@ -138,6 +138,8 @@ func (s *Snapshot) AddContacts(contacts []sinch.Contact) {
 				// shifted while it was paged): held in full from now on.
 				s.seenN--
 				s.held[k] = heldFull
+			case heldEarly, heldSkip:
+				continue // listed again while its early patch is under way, or done with
 			case heldNone:
 				s.held[k] = heldFull
 				if s.linkFresh[k] {
@@ -156,10 +158,46 @@ func (s *Snapshot) AddContacts(contacts []sinch.Contact) {
 
 // How a snapshot holds the linked contact of a record.
 const (
-	heldNone uint8 = iota
-	heldSeen
-	heldFull
+	heldNone  uint8 = iota
+	heldSeen        // listed, in sync, not kept
+	heldFull        // kept in full
+	heldEarly       // listed with drift; its patch was sent while the list went on
+	heldSkip        // its early patch did not land: the run leaves the record alone
 )
+
+// drifted takes a listed contact that is the linked contact of a live
+// record and differs from it, for a patch sent while the list goes on: no
+// later page can change what that patch must be, since a duplicate or a
+// stray found later is merged into the patched contact (which the diff then
+// asks for afresh). It returns the record's position and its patch.
+func (s *Snapshot) drifted(c sinch.Contact) (Operation, bool) {
+	k, ok := s.state[c.ExternalID]
+	if !ok || k < 0 || c.ID == "" || s.linked(int(k)) != c.ID || s.held[k] != heldNone {
+		return Operation{}, false
+	}
+	want := s.want(int(k))
+	op, ok := patchOperation(c, &want, RuleDrift, "the contact differs from the CRM record")
+	if ok {
+		s.held[k] = heldEarly
+	}
+	return op, ok
+}
+
+// settle records the answer of an early patch: the contact as Sinch
+// returned it, or nil when the patch did not land, in which case the run
+// does not send it again.
+func (s *Snapshot) settle(externalID string, answer *sinch.Contact) {
+	k, ok := s.state[externalID]
+	if !ok || k < 0 || s.held[k] != heldEarly {
+		return
+	}
+	if answer == nil {
+		s.held[k] = heldSkip
+		return
+	}
+	s.held[k] = heldNone
+	s.AddContacts([]sinch.Contact{*answer})
+}
 
 // seenContact reports whether the k-th live record's linked contact is
 // held as a seen bit only.
