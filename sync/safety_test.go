@@ -1,0 +1,237 @@
+package sync_test
+
+import (
+	"context"
+	"iter"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/sinch"
+	"github.com/syncd/syncd/sinch/sinchtest"
+	contactsync "github.com/syncd/syncd/sync"
+)
+
+// The end-to-end cases in this file are those an outside review reproduced
+// against PostgreSQL and the emulator: each ends by asserting what Sinch
+// holds and what the runs wrote.
+
+func exec(t *testing.T, store *crm.Store, query string, args ...any) {
+	t.Helper()
+	if err := store.DB().WithContext(t.Context()).Exec(query, args...).Error; err != nil {
+		t.Fatalf("exec %q: %v", query, err)
+	}
+}
+
+func byExternalID(emu *sinchtest.Emulator) map[string][]sinch.Contact {
+	out := make(map[string][]sinch.Contact)
+	for _, c := range emu.Contacts() {
+		out[c.ExternalID] = append(out[c.ExternalID], c)
+	}
+	return out
+}
+
+func writes(emu *sinchtest.Emulator) int {
+	return emu.Calls(sinchtest.OpCreate) + emu.Calls(sinchtest.OpUpdate) + emu.Calls(sinchtest.OpMerge) + emu.Calls(sinchtest.OpDelete)
+}
+
+func mustRun(t *testing.T, rec *contactsync.Reconciler, kind string) contactsync.Report {
+	t.Helper()
+	rep, err := rec.Run(t.Context(), kind, false)
+	if err != nil || rep.Outcome != contactsync.OutcomeSucceeded {
+		t.Fatalf("%s run: outcome %s, err %v, errors %v", kind, rep.Outcome, err, rep.Errors)
+	}
+	return rep
+}
+
+// A person sets crm-1's contact to external_id crm-2 in the Sinch
+// dashboard. syncd must put it back, never merge it into crm-2's contact
+// (that would fuse two people's conversations) nor create a second contact
+// for crm-1.
+func TestHandEditedExternalIDIsPutBack(t *testing.T) {
+	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
+	ctx := t.Context()
+	if err := store.UpsertRecords(ctx, "crm_contacts", chaosRows(2, "Person")); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, rec, contactsync.RunFull)
+	c1 := byExternalID(emu)["crm-00000"][0]
+	if _, err := rec.Sinch.UpdateContact(ctx, c1.ID, sinch.Contact{ExternalID: "crm-00001"}, []string{sinch.FieldExternalID}); err != nil {
+		t.Fatal(err)
+	}
+	emu.ResetCalls()
+	mustRun(t, rec, contactsync.RunFull)
+
+	if n := emu.Calls(sinchtest.OpMerge) + emu.Calls(sinchtest.OpCreate) + emu.Calls(sinchtest.OpDelete); n != 0 {
+		t.Errorf("%d merges, creates or deletes after the hand edit, want 0 (%v)", n, emu.CallCounts())
+	}
+	got := byExternalID(emu)
+	if cs := got["crm-00000"]; len(cs) != 1 || cs[0].ID != c1.ID {
+		t.Errorf("crm-00000 has %v, want its own contact %s back", cs, c1.ID)
+	}
+	if cs := got["crm-00001"]; len(cs) != 1 || cs[0].ID == c1.ID {
+		t.Errorf("crm-00001 has %v, want one contact of its own", cs)
+	}
+}
+
+// A record renamed in the CRM keeps its Sinch contact (and so its
+// conversations): re-keyed with one patch, never deleted and created anew.
+func TestRenamedRecordKeepsItsContact(t *testing.T) {
+	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
+	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(20, "Person")); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, rec, contactsync.RunFull)
+	old := byExternalID(emu)["crm-00003"][0]
+	exec(t, store, `UPDATE crm_contacts SET external_id = 'crm-renamed', updated_at = now() WHERE external_id = 'crm-00003'`)
+	emu.ResetCalls()
+	mustRun(t, rec, contactsync.RunFull)
+
+	if n := emu.Calls(sinchtest.OpCreate) + emu.Calls(sinchtest.OpDelete) + emu.Calls(sinchtest.OpMerge); n != 0 {
+		t.Errorf("the rename cost %v, want one patch", emu.CallCounts())
+	}
+	got := byExternalID(emu)
+	if cs := got["crm-renamed"]; len(cs) != 1 || cs[0].ID != old.ID {
+		t.Errorf("crm-renamed has %v, want the old contact %s", cs, old.ID)
+	}
+	if cs := got["crm-00003"]; len(cs) != 0 {
+		t.Errorf("the old external_id is still on %v", cs)
+	}
+	if plan, err := rec.Plan(t.Context()); err != nil || !plan.Empty() {
+		t.Errorf("plan after the rename: %v, %v", plan.Summary(), err)
+	}
+}
+
+// crm-1 is new (SMS P1), crm-2 is linked (P2), and a contact U without
+// external_id holds SMS P1 and WHATSAPP P2. A full run leaves U alone; an
+// incremental run, which has not read crm-2, must not adopt U for crm-1
+// (and strip crm-2's number from it): it defers to the full run.
+func TestIncrementalAdoptsOnlyWhatAFullRunWould(t *testing.T) {
+	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
+	rows := chaosRows(2, "Person") // phones +46730000000 and +46730000001
+	if err := store.UpsertRecords(t.Context(), "crm_contacts", rows[1:]); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, rec, contactsync.RunFull)
+	u := emu.Seed(sinch.Contact{Language: "EN_US", DisplayName: "Someone", ChannelIdentities: []sinch.ChannelIdentity{
+		{Channel: "SMS", Identity: "46730000000"}, {Channel: "WHATSAPP", Identity: "46730000001"},
+	}})[0]
+	if err := store.UpsertRecords(t.Context(), "crm_contacts", rows[:1]); err != nil {
+		t.Fatal(err)
+	}
+	emu.ResetCalls()
+	rep := mustRun(t, rec, contactsync.RunIncremental)
+	if n := writes(emu); n != 0 {
+		t.Errorf("the incremental run wrote %v, want nothing", emu.CallCounts())
+	}
+	if !slices.ContainsFunc(rep.Plan.Notes, func(n string) bool { return strings.Contains(n, "deferred to the next full run") }) {
+		t.Errorf("the run does not say it deferred: notes %q", rep.Plan.Notes)
+	}
+	mustRun(t, rec, contactsync.RunFull)
+	for _, c := range emu.Contacts() {
+		if c.ID == u.ID && (c.ExternalID != "" || len(c.ChannelIdentities) != 2) {
+			t.Errorf("U was written: %+v", c)
+		}
+	}
+	if got := byExternalID(emu); len(got["crm-00000"]) != 1 || len(got["crm-00001"]) != 1 {
+		t.Errorf("after the full run: %v", got)
+	}
+}
+
+// A row deleted outright (no tombstone) is noticed by the next incremental
+// run, not only by the nightly full one.
+func TestIncrementalNoticesAVanishedRow(t *testing.T) {
+	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
+	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(20, "Person")); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, rec, contactsync.RunFull)
+	exec(t, store, `DELETE FROM crm_contacts WHERE external_id = 'crm-00007'`)
+	emu.ResetCalls()
+	mustRun(t, rec, contactsync.RunIncremental)
+	if got := emu.Calls(sinchtest.OpDelete); got != 1 {
+		t.Errorf("%d deletes, want 1 (%v)", got, emu.CallCounts())
+	}
+	if cs := byExternalID(emu)["crm-00007"]; len(cs) != 0 {
+		t.Errorf("crm-00007 still has %v", cs)
+	}
+	if links, err := store.Links(t.Context(), "chaos"); err != nil || len(links) != 19 {
+		t.Errorf("%d links after the delete, want 19 (%v)", len(links), err)
+	}
+}
+
+// twiceRead is a store whose ChangedSince returns a row twice, old and then
+// new, as it happens when the row is updated while the changes are paged.
+type twiceRead struct {
+	*crm.Store
+	stale crm.Record
+}
+
+func (s twiceRead) ChangedSince(ctx context.Context, source string, since time.Time, batchSize int) iter.Seq2[[]crm.Record, error] {
+	return func(yield func([]crm.Record, error) bool) {
+		if !yield([]crm.Record{s.stale}, nil) {
+			return
+		}
+		for batch, err := range s.Store.ChangedSince(ctx, source, since, batchSize) {
+			if !yield(batch, err) {
+				return
+			}
+		}
+	}
+}
+
+func TestIncrementalKeepsTheLastReadOfARow(t *testing.T) {
+	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
+	rows := chaosRows(3, "Person")
+	if err := store.UpsertRecords(t.Context(), "crm_contacts", rows); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, rec, contactsync.RunFull)
+	stale := rows[1]
+	stale.DisplayName = str("Stale name")
+	exec(t, store, `UPDATE crm_contacts SET display_name = 'New name', updated_at = now() WHERE external_id = 'crm-00001'`)
+	rec.Store = twiceRead{Store: store, stale: stale}
+	rep := mustRun(t, rec, contactsync.RunIncremental)
+	if len(rep.Plan.Rejected) != 0 {
+		t.Errorf("rejected %v", rep.Plan.Rejected)
+	}
+	if cs := byExternalID(emu)["crm-00001"]; len(cs) != 1 || cs[0].DisplayName != "New name" {
+		t.Errorf("crm-00001 is %v, want New name", cs)
+	}
+}
+
+// A CRM transaction stamps updated_at = now() at its start and may commit
+// long after. The watermark must stay before it, however short the overlap,
+// so that the row is read once it commits.
+func TestWatermarkWaitsForAnOpenTransaction(t *testing.T) {
+	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
+	rec.Overlap = time.Nanosecond
+	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(3, "Person")); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, rec, contactsync.RunFull)
+
+	tx := store.DB().WithContext(t.Context()).Begin()
+	if err := tx.Error; err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Rollback() })
+	if err := tx.Exec(`UPDATE crm_contacts SET display_name = 'Committed late', updated_at = now() WHERE external_id = 'crm-00002'`).Error; err != nil {
+		t.Fatal(err)
+	}
+	// Runs while the transaction is open see nothing new of it...
+	mustRun(t, rec, contactsync.RunIncremental)
+	mustRun(t, rec, contactsync.RunIncremental)
+	if err := tx.Commit().Error; err != nil {
+		t.Fatal(err)
+	}
+	// ...and the first run after it commits picks the row up.
+	mustRun(t, rec, contactsync.RunIncremental)
+	if cs := byExternalID(emu)["crm-00002"]; len(cs) != 1 || cs[0].DisplayName != "Committed late" {
+		t.Errorf("crm-00002 is %v: a committed change was skipped", cs)
+	}
+}
+
+
