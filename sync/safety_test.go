@@ -233,5 +233,3 @@ func TestWatermarkWaitsForAnOpenTransaction(t *testing.T) {
 		t.Errorf("crm-00002 is %v: a committed change was skipped", cs)
 	}
 }
-
-
