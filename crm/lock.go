@@ -21,16 +21,24 @@ var ErrLocked = errors.New("crm: project locked by another session")
 // lock, so another runner may already have taken it.
 var ErrLockLost = errors.New("crm: project lock lost")
 
-// LockedError says who holds a project lock, as far as pg_stat_activity lets
-// this role see: without pg_read_all_stats, a session of another role shows
-// its pid only. PID is 0 when the holder let go between the attempt and the
-// look-up.
-type LockedError struct {
-	ProjectID       string
+// DefaultLockCheck is how often a watched lock is re-checked; see Watch.
+const DefaultLockCheck = time.Second
+
+// LockHolder is the session holding a project lock, as far as
+// pg_stat_activity lets this role see: without pg_read_all_stats, a session
+// of another role shows its pid only.
+type LockHolder struct {
 	PID             int    // backend pid of the holding session
 	ApplicationName string // syncd sets "syncd host=H pid=P"
 	ClientAddr      string // empty for a Unix socket
 	BackendStart    time.Time
+}
+
+// LockedError says who holds a project lock. PID is 0 when the holder let go
+// between the attempt and the look-up.
+type LockedError struct {
+	ProjectID string
+	LockHolder
 }
 
 func (e *LockedError) Error() string {
@@ -47,12 +55,13 @@ func (e *LockedError) Is(target error) bool { return target == ErrLocked }
 // connection of its own. It lasts as long as that session, so a crashed or
 // partitioned holder frees it without anyone's help.
 type Lock struct {
-	mu        sync.Mutex
-	conn      *sql.Conn
-	projectID string
-	key       int64
-	pid       int
-	log       *zap.Logger
+	mu           sync.Mutex
+	conn         *sql.Conn
+	projectID    string
+	key          int64
+	pid          int
+	backendStart time.Time
+	log          *zap.Logger
 }
 
 // LockKey is the advisory lock key of a project: FNV-1a (64-bit) of
@@ -75,11 +84,8 @@ func (s *Store) TryLock(ctx context.Context, projectID string) (*Lock, error) {
 		return nil, fmt.Errorf("crm: lock project %q: %w", projectID, err)
 	}
 	key := LockKey(projectID)
-	var (
-		ok  bool
-		pid int
-	)
-	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1), pg_backend_pid()`, key).Scan(&ok, &pid); err != nil {
+	var ok bool
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil {
 		discard(conn)
 		return nil, fmt.Errorf("crm: lock project %q: %w", projectID, err)
 	}
@@ -91,8 +97,7 @@ func (s *Store) TryLock(ctx context.Context, projectID string) (*Lock, error) {
 		}
 		return nil, holder
 	}
-	s.log.Debug("project lock taken", zap.String("project", projectID), zap.Int("backend_pid", pid))
-	return &Lock{conn: conn, projectID: projectID, key: key, pid: pid, log: s.log}, nil
+	return s.held(ctx, conn, projectID, key)
 }
 
 // Lock waits for the project lock until it is free or ctx ends. While it
@@ -111,12 +116,7 @@ func (s *Store) Lock(ctx context.Context, projectID string) (*Lock, error) {
 		return nil, fmt.Errorf("crm: lock project %q: %w", projectID, err)
 	}
 	key := LockKey(projectID)
-	var pid int
-	err = conn.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&pid)
-	if err == nil {
-		_, err = conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, key)
-	}
-	if err != nil {
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, key); err != nil {
 		// The lock may have been granted just as the wait was cancelled; only
 		// ending the session guarantees it is not left held by a pooled
 		// connection nobody knows about.
@@ -126,8 +126,20 @@ func (s *Store) Lock(ctx context.Context, projectID string) (*Lock, error) {
 		}
 		return nil, fmt.Errorf("crm: lock project %q: %w", projectID, err)
 	}
-	s.log.Debug("project lock taken", zap.String("project", projectID), zap.Int("backend_pid", pid))
-	return &Lock{conn: conn, projectID: projectID, key: key, pid: pid, log: s.log}, nil
+	return s.held(ctx, conn, projectID, key)
+}
+
+// held wraps conn, whose session has just taken the lock, as a Lock that
+// knows its session by pid and backend_start (pids are reused).
+func (s *Store) held(ctx context.Context, conn *sql.Conn, projectID string, key int64) (*Lock, error) {
+	l := &Lock{conn: conn, projectID: projectID, key: key, log: s.log}
+	if err := conn.QueryRowContext(ctx, `SELECT pid, backend_start FROM pg_stat_activity
+		WHERE pid = pg_backend_pid()`).Scan(&l.pid, &l.backendStart); err != nil {
+		discard(conn) // takes the lock with it
+		return nil, fmt.Errorf("crm: lock project %q: identify the session: %w", projectID, err)
+	}
+	s.log.Debug("project lock taken", zap.String("project", projectID), zap.Int("backend_pid", l.pid))
+	return l, nil
 }
 
 // ProjectID is the project this lock is for.
@@ -137,6 +149,10 @@ func (l *Lock) ProjectID() string { return l.projectID }
 // the pid other runners see in their *LockedError.
 func (l *Lock) BackendPID() int { return l.pid }
 
+// BackendStart is when the lock's session started; with BackendPID it names
+// the session even after its pid is reused.
+func (l *Lock) BackendStart() time.Time { return l.backendStart }
+
 // Check confirms the lock is still held. A long run should call it before
 // each step that must not overlap another runner: if the session died (a
 // network cut, a server restart, pg_terminate_backend), the lock went with it
@@ -144,6 +160,11 @@ func (l *Lock) BackendPID() int { return l.pid }
 func (l *Lock) Check(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.check(ctx)
+}
+
+// check is Check with l.mu held.
+func (l *Lock) check(ctx context.Context) error {
 	if l.conn == nil {
 		return fmt.Errorf("%w: project %q: already released", ErrLockLost, l.projectID)
 	}
@@ -163,6 +184,77 @@ func (l *Lock) Check(ctx context.Context) error {
 		return fmt.Errorf("%w: project %q", ErrLockLost, l.projectID)
 	}
 	return nil
+}
+
+// Watch re-checks the lock on its own session every interval, which also
+// keeps that session from going idle (idle_session_timeout, a NAT dropping
+// idle connections). The returned context is ctx, cancelled with a cause
+// matching ErrLockLost as soon as a check fails or has not answered within
+// every: from then on another runner may hold the lock, so work that must
+// not overlap another runner's has to stop. A check that hangs (a network
+// cut) is thus noticed within 2 × every of the loss. every <= 0 means
+// DefaultLockCheck.
+//
+// The CancelFunc ends the watch, waits for it and cancels the context; call
+// it before Release.
+func (l *Lock) Watch(ctx context.Context, every time.Duration) (context.Context, context.CancelFunc) {
+	if every <= 0 {
+		every = DefaultLockCheck
+	}
+	watched, lose := context.WithCancelCause(ctx)
+	quit, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-quit.Done():
+				return
+			case <-tick.C:
+			}
+			if err := l.checkWithin(quit, every); err != nil {
+				if quit.Err() != nil {
+					return // stopped, or the caller's context ended: not a loss
+				}
+				l.log.Warn("project lock lost: stopping the run", zap.String("project", l.projectID),
+					zap.Int("backend_pid", l.pid), zap.Error(err))
+				lose(err)
+				return
+			}
+		}
+	}()
+	return watched, func() {
+		stop()
+		<-done
+		lose(context.Canceled)
+	}
+}
+
+// checkWithin is Check, failing with ErrLockLost when no answer came within
+// d. It returns only once the check has, since the session is not safe to
+// share before; the verdict is given on time all the same.
+func (l *Lock) checkWithin(ctx context.Context, d time.Duration) error {
+	cctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	res := make(chan error, 1)
+	go func() { res <- l.Check(cctx) }()
+	var err error
+	select {
+	case err = <-res:
+	case <-cctx.Done():
+		if ctx.Err() == nil {
+			err = fmt.Errorf("%w: project %q: its session did not answer within %s", ErrLockLost, l.projectID, d)
+		} else {
+			err = ctx.Err()
+		}
+		<-res
+	}
+	if err != nil && ctx.Err() == nil && !errors.Is(err, ErrLockLost) {
+		err = fmt.Errorf("%w: project %q: %w", ErrLockLost, l.projectID, err)
+	}
+	return err
 }
 
 // Release unlocks and ends the lock's session. Ending the session is what
@@ -190,11 +282,39 @@ func (l *Lock) Release(ctx context.Context) error {
 	return nil
 }
 
-func lockHolder(ctx context.Context, conn *sql.Conn, projectID string, key int64) (*LockedError, error) {
+// LockHolder says which session holds the project lock, without taking it
+// (which would make a runner that tries at that moment find it locked);
+// false when nobody holds it.
+func (s *Store) LockHolder(ctx context.Context, projectID string) (LockHolder, bool, error) {
+	e, err := lockHolder(ctx, s.db, projectID, LockKey(projectID))
+	if err != nil {
+		return LockHolder{}, false, fmt.Errorf("crm: who holds the lock of project %q: %w", projectID, err)
+	}
+	return e.LockHolder, e.PID != 0, nil
+}
+
+// SessionAlive reports whether the session (pid, backendStart) still exists.
+// A session of another role whose backend_start this role may not see
+// counts as alive when its pid exists: it might be that session.
+func (s *Store) SessionAlive(ctx context.Context, pid int, backendStart time.Time) (bool, error) {
+	var alive bool
+	if err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+		WHERE pid = $1 AND (backend_start = $2 OR backend_start IS NULL))`, pid, backendStart).Scan(&alive); err != nil {
+		return false, fmt.Errorf("crm: look up session %d: %w", pid, err)
+	}
+	return alive, nil
+}
+
+// rowQuerier is a pool or one of its connections.
+type rowQuerier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func lockHolder(ctx context.Context, q rowQuerier, projectID string, key int64) (*LockedError, error) {
 	e := &LockedError{ProjectID: projectID}
 	classID, objID := splitKey(key)
 	var start sql.NullTime
-	err := conn.QueryRowContext(ctx, `SELECT a.pid, COALESCE(a.application_name, ''),
+	err := q.QueryRowContext(ctx, `SELECT a.pid, COALESCE(a.application_name, ''),
 			COALESCE(host(a.client_addr), ''), a.backend_start
 		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 		WHERE l.locktype = 'advisory' AND l.granted

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -138,25 +139,112 @@ type Run struct {
 	StartedAt  time.Time
 	FinishedAt *time.Time
 	Counts     map[string]int
+	// PIDNamespace qualifies PID on its host (Linux: /proc/self/ns/pid);
+	// empty where unknown.
+	PIDNamespace string
+	// LockPID and LockBackendStart name the session that held the project
+	// lock for the run (see Lock.StartRun); zero for a run started without one.
+	LockPID          int
+	LockBackendStart time.Time
 }
 
+// ErrRunFinished is matched by FinishRun's error when the run is no longer
+// running: its own process, or a successor's recovery, recorded its end.
+var ErrRunFinished = errors.New("crm: run already finished")
+
 // StartRun records the start of a run by this process (host and pid are
-// recorded so an operator can tell whose run a stale "running" row was).
+// recorded so an operator can tell whose run a stale "running" row was). It
+// names no lock session: runs under the project lock start with
+// Lock.StartRun.
 func (s *Store) StartRun(ctx context.Context, projectID, kind string) (Run, error) {
+	return startRun(ctx, s.db, projectID, kind, false)
+}
+
+// StartRun records the start of a run under this lock, on the lock's own
+// session: the row names that session, which lets a later runner that finds
+// the run still "running" tell whether it may be alive, and the row is
+// written only while the session still holds the lock (ErrLockLost if not).
+func (l *Lock) StartRun(ctx context.Context, kind string) (Run, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn == nil {
+		return Run{}, fmt.Errorf("crm: start run: %w: project %q: already released", ErrLockLost, l.projectID)
+	}
+	r, err := startRun(ctx, l.conn, l.projectID, kind, true)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Run{}, fmt.Errorf("crm: start run: %w: project %q", ErrLockLost, l.projectID)
+	}
+	if err != nil {
+		// A session that fails a statement may have died with the lock.
+		if cerr := l.check(ctx); cerr != nil {
+			return Run{}, fmt.Errorf("crm: start run: %w", cerr)
+		}
+	}
+	return r, err
+}
+
+// startRun inserts the run on q's session; underLock records that session
+// as the lock's and inserts nothing (sql.ErrNoRows) unless it holds the lock.
+func startRun(ctx context.Context, q rowQuerier, projectID, kind string, underLock bool) (Run, error) {
 	host, _ := os.Hostname()
-	r := Run{ProjectID: projectID, Kind: kind, Outcome: RunRunning, Host: host, PID: os.Getpid(), Counts: map[string]int{}}
-	err := s.db.QueryRowContext(ctx, `INSERT INTO syncd.runs (project_id, kind, outcome, host, pid)
-		VALUES ($1, $2, $3, NULLIF($4, ''), $5) RETURNING id, started_at`,
-		projectID, kind, RunRunning, host, r.PID).Scan(&r.ID, &r.StartedAt)
+	r := Run{ProjectID: projectID, Kind: kind, Outcome: RunRunning, Host: host, PID: os.Getpid(),
+		PIDNamespace: pidNamespace(), Counts: map[string]int{}}
+	classID, objID := splitKey(LockKey(projectID))
+	var lockStart sql.NullTime
+	err := q.QueryRowContext(ctx, `INSERT INTO syncd.runs (project_id, kind, outcome, host, pid, pid_namespace,
+			lock_pid, lock_backend_start)
+		SELECT $1, $2, $3, NULLIF($4, ''), $5, NULLIF($6, ''), a.pid, a.backend_start
+		FROM (SELECT 1) AS one
+		LEFT JOIN pg_stat_activity a ON $7 AND a.pid = pg_backend_pid()
+		WHERE NOT $7 OR EXISTS (SELECT 1 FROM pg_locks l
+			WHERE l.pid = pg_backend_pid() AND l.locktype = 'advisory' AND l.granted
+				AND l.classid = $8::bigint::oid AND l.objid = $9::bigint::oid AND l.objsubid = 1)
+		RETURNING id, started_at, COALESCE(lock_pid, 0), lock_backend_start`,
+		projectID, kind, RunRunning, host, r.PID, r.PIDNamespace, underLock, classID, objID).
+		Scan(&r.ID, &r.StartedAt, &r.LockPID, &lockStart)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Run{}, err
+	}
 	if err != nil {
 		return Run{}, fmt.Errorf("crm: start run: %w", err)
 	}
+	r.LockBackendStart = lockStart.Time
 	return r, nil
 }
 
+// pidNamespace names this process's PID namespace, so that a pid recorded
+// on a host can be told apart from the same pid in another container of
+// that host; empty where there is none to read.
+func pidNamespace() string {
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return ""
+	}
+	return ns
+}
+
+// ProcessGone reports whether the run's process is known to have exited: it
+// ran on this host, in this PID namespace, is not this process, and no
+// process has its pid now. A process that is gone has no call in flight.
+// False whenever that cannot be told, including when the pid was reused.
+func (r Run) ProcessGone() bool {
+	host, err := os.Hostname()
+	if err != nil || r.Host == "" || r.Host != host || r.PIDNamespace == "" || r.PIDNamespace != pidNamespace() ||
+		r.PID <= 0 || r.PID == os.Getpid() {
+		return false
+	}
+	p, err := os.FindProcess(r.PID)
+	if err != nil {
+		return false
+	}
+	defer p.Release()
+	return errors.Is(p.Signal(syscall.Signal(0)), os.ErrProcessDone)
+}
+
 // FinishRun records how a run ended. A run finishes once: finishing it again
-// is an error, so a process that lost its run to crash recovery cannot
-// overwrite what recovery recorded.
+// fails with ErrRunFinished, so that neither the run's own process (which
+// lost its lock, say) nor a successor's recovery overwrites what the other
+// recorded first.
 func (s *Store) FinishRun(ctx context.Context, id int64, outcome string, counts map[string]int, errMsg string) error {
 	if outcome == "" || outcome == RunRunning {
 		return fmt.Errorf("crm: finish run %d: outcome %q does not end a run", id, outcome)
@@ -177,13 +265,14 @@ func (s *Store) FinishRun(ctx context.Context, id int64, outcome string, counts 
 	if n, err := res.RowsAffected(); err != nil {
 		return fmt.Errorf("crm: finish run %d: %w", id, err)
 	} else if n == 0 {
-		return fmt.Errorf("crm: finish run %d: no such run, or already finished", id)
+		return fmt.Errorf("crm: finish run %d: no such run, or %w", id, ErrRunFinished)
 	}
 	return nil
 }
 
 const runColumns = `id, project_id, kind, outcome, COALESCE(error, ''), COALESCE(host, ''),
-	COALESCE(pid, 0), started_at, finished_at, counts::text`
+	COALESCE(pid, 0), started_at, finished_at, counts::text, COALESCE(pid_namespace, ''),
+	COALESCE(lock_pid, 0), lock_backend_start`
 
 // LastRuns returns the project's n most recent runs, newest first; none for
 // n <= 0.
@@ -196,8 +285,9 @@ func (s *Store) LastRuns(ctx context.Context, projectID string, n int) ([]Run, e
 }
 
 // InterruptedRuns returns the project's runs still marked running, oldest
-// first. Only a caller holding the project lock can take them for dead: without
-// it, a live run elsewhere looks the same.
+// first. Only a caller holding the project lock can take them for dead, and
+// even then not while the session that held the lock for them lives (see
+// SessionAlive) or their process may still have calls in flight.
 func (s *Store) InterruptedRuns(ctx context.Context, projectID string) ([]Run, error) {
 	return s.queryRuns(ctx, `SELECT `+runColumns+` FROM syncd.runs
 		WHERE project_id = $1 AND outcome = 'running' ORDER BY id`, projectID)
@@ -212,13 +302,15 @@ func (s *Store) queryRuns(ctx context.Context, query string, args ...any) ([]Run
 	var runs []Run
 	for rows.Next() {
 		var (
-			r      Run
-			counts []byte
+			r         Run
+			counts    []byte
+			lockStart sql.NullTime
 		)
 		if err := rows.Scan(&r.ID, &r.ProjectID, &r.Kind, &r.Outcome, &r.Error, &r.Host, &r.PID,
-			&r.StartedAt, &r.FinishedAt, &counts); err != nil {
+			&r.StartedAt, &r.FinishedAt, &counts, &r.PIDNamespace, &r.LockPID, &lockStart); err != nil {
 			return nil, fmt.Errorf("crm: read runs: %w", err)
 		}
+		r.LockBackendStart = lockStart.Time
 		if err := json.Unmarshal(counts, &r.Counts); err != nil {
 			return nil, fmt.Errorf("crm: read run %d: counts: %w", r.ID, err)
 		}

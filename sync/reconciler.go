@@ -39,9 +39,9 @@ type Store interface {
 	VanishedLinks(ctx context.Context, projectID, source string) ([]crm.Link, error)
 	SaveLinks(ctx context.Context, projectID string, links []crm.Link) error
 	DeleteLinks(ctx context.Context, projectID string, externalIDs []string) error
-	StartRun(ctx context.Context, projectID, kind string) (crm.Run, error)
 	FinishRun(ctx context.Context, id int64, outcome string, counts map[string]int, errMsg string) error
 	InterruptedRuns(ctx context.Context, projectID string) ([]crm.Run, error)
+	SessionAlive(ctx context.Context, pid int, backendStart time.Time) (bool, error)
 	JournalAppend(ctx context.Context, entries []crm.JournalEntry) error
 	JournalMark(ctx context.Context, id int64, status string, httpStatus int, errMsg, contactID string) error
 	TryLock(ctx context.Context, projectID string) (*crm.Lock, error)
@@ -105,6 +105,17 @@ type Reconciler struct {
 	// OnProgress, when set, is told how a run advances. It is called from
 	// several goroutines and must be quick.
 	OnProgress func(Progress)
+	// LockCheck is how often a run re-checks the project lock on the lock's
+	// session (default crm.DefaultLockCheck): a run stops sending within
+	// 2 × LockCheck of losing it.
+	LockCheck time.Duration
+	// LockGrace is how long after taking the lock a runner that finds an
+	// earlier run still "running" waits before writing, unless that run's
+	// process is known gone: long enough for the earlier process, if it
+	// lives on without its lock session, to notice (2 × LockCheck) and for
+	// its calls in flight to end (one Sinch attempt's timeout). Default
+	// 2 × LockCheck + DefaultCallTimeout.
+	LockGrace time.Duration
 }
 
 // Progress is how far a run has come.
@@ -221,6 +232,11 @@ func (r *Reconciler) Run(ctx context.Context, kind string, wait bool) (Report, e
 // incremental run with no watermark yet becomes a full one: nothing has been
 // synced, only a full run knows what is gone, and it is cheaper than looking
 // up every row.
+//
+// The lock is a lease: it is re-checked on its own session every LockCheck
+// (see crm.Lock.Watch), and once it is lost the run's context is cancelled
+// with a cause matching crm.ErrLockLost, so that no new Sinch call starts;
+// the run then ends as failed.
 func (r *Reconciler) locked(ctx context.Context, kind string, wait bool, body func(context.Context, int64) (Report, error)) (Report, error) {
 	started := time.Now()
 	var lock *crm.Lock
@@ -233,60 +249,158 @@ func (r *Reconciler) locked(ctx context.Context, kind string, wait bool, body fu
 	if err != nil {
 		return Report{Kind: kind}, fmt.Errorf("take the lock of project %s: %w", r.ProjectID, err)
 	}
-	r.observer().LockWaited(time.Since(started))
+	acquired := time.Now()
+	r.observer().LockWaited(acquired.Sub(started))
 	r.observer().SetLockHeld(true)
+	ctx, stopWatch := lock.Watch(ctx, r.lockCheck())
 	defer func() {
+		stopWatch()
 		r.observer().SetLockHeld(false)
 		releaseCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		if err := lock.Release(releaseCtx); err != nil {
+		if err := lock.Release(releaseCtx); err != nil && !errors.Is(err, crm.ErrLockLost) {
 			r.Logger.Warn("release project lock", zap.Error(err))
 		}
 	}()
-	if err := r.closeInterrupted(ctx); err != nil {
-		return Report{Kind: kind}, err
+	if err := r.closeInterrupted(ctx, acquired); err != nil {
+		return Report{Kind: kind}, lockLostErr(ctx, err)
 	}
 	if kind == RunIncremental {
 		if _, ok, err := r.Store.Watermark(ctx, r.ProjectID); err != nil {
-			return Report{Kind: kind}, err
+			return Report{Kind: kind}, lockLostErr(ctx, err)
 		} else if !ok {
 			r.Logger.Info("no watermark yet: running a full reconcile instead of an incremental one")
 			kind, body = RunFull, r.full
 		}
 	}
-	return r.run(ctx, kind, body)
+	return r.run(ctx, lock, kind, body)
 }
 
-// closeInterrupted records runs that a killed process left "running". The
-// caller holds the lock, so no such run is still alive. Their pending
-// operations need no replay: the next diff reads Sinch afresh and finds what
-// they did (a create whose answer was lost shows up by its external_id).
-func (r *Reconciler) closeInterrupted(ctx context.Context) error {
+func (r *Reconciler) lockCheck() time.Duration {
+	if r.LockCheck > 0 {
+		return r.LockCheck
+	}
+	return crm.DefaultLockCheck
+}
+
+// DefaultCallTimeout is the Sinch client's default time per attempt, from
+// which LockGrace's default is computed.
+const DefaultCallTimeout = 10 * time.Second
+
+func (r *Reconciler) lockGrace() time.Duration {
+	if r.LockGrace > 0 {
+		return r.LockGrace
+	}
+	return 2*r.lockCheck() + DefaultCallTimeout
+}
+
+// closeInterrupted closes the runs that an earlier holder of the lock left
+// "running", and makes sure none of them can still be sending before this
+// run writes anything. Holding the lock does not prove them dead: a process
+// whose lock session died goes on until its watch notices (within
+// 2 × LockCheck) and its calls in flight end. So a run is never closed while
+// its lock session lives, and unless its process is known gone, this waits
+// until LockGrace after the lock was acquired (the old session let go of it
+// before that) and then closes it as interrupted, unless its own process
+// recorded its end meanwhile.
+//
+// Their pending operations need no replay: the next diff reads Sinch afresh
+// and finds what they did (a create whose answer was lost shows up by its
+// external_id).
+func (r *Reconciler) closeInterrupted(ctx context.Context, acquired time.Time) error {
 	runs, err := r.Store.InterruptedRuns(ctx, r.ProjectID)
 	if err != nil {
 		return err
 	}
+	if len(runs) == 0 {
+		return nil
+	}
+	deadline := acquired.Add(r.lockGrace())
 	for _, run := range runs {
-		r.Logger.Warn("closing a run left unfinished by a stopped process", zap.Int64("run_id", run.ID),
-			zap.String("kind", run.Kind), zap.String("host", run.Host), zap.Int("pid", run.PID))
-		if err := r.Store.FinishRun(ctx, run.ID, OutcomeInterrupted, run.Counts, "the process stopped before the run finished"); err != nil {
+		fields := []zap.Field{zap.Int64("run_id", run.ID), zap.String("kind", run.Kind),
+			zap.String("host", run.Host), zap.Int("pid", run.PID), zap.Int("lock_pid", run.LockPID)}
+		gone, err := r.sessionGone(ctx, run, deadline)
+		if err != nil {
+			return err
+		}
+		if !gone {
+			// It cannot hold the lock, since this run does: its watch will
+			// stop it within the grace waited out here.
+			r.Logger.Warn("an earlier run is still marked running and its lock session lives; leaving it to end itself", fields...)
+			continue
+		}
+		if wait := time.Until(deadline); wait > 0 && !run.ProcessGone() {
+			r.Logger.Warn("an earlier run is still marked running; waiting until it cannot be sending before writing",
+				append(fields, zap.Duration("grace", wait))...)
+			if err := sleepUntil(ctx, deadline); err != nil {
+				return err
+			}
+		}
+		r.Logger.Warn("closing a run left unfinished by a stopped process", fields...)
+		err = r.Store.FinishRun(ctx, run.ID, OutcomeInterrupted, run.Counts, "the process stopped before the run finished")
+		if err != nil && !errors.Is(err, crm.ErrRunFinished) {
 			return err
 		}
 	}
 	return nil
 }
 
+// sessionGone waits until the session that held the lock for run has left
+// pg_stat_activity, or deadline passes; a backend that has let go of its
+// locks can still be listed for a moment while it exits. A run without a
+// recorded session counts as gone: nothing is left to look up.
+func (r *Reconciler) sessionGone(ctx context.Context, run crm.Run, deadline time.Time) (bool, error) {
+	if run.LockPID == 0 {
+		return true, nil
+	}
+	poll := time.NewTicker(min(max(r.lockCheck()/10, 10*time.Millisecond), 100*time.Millisecond))
+	defer poll.Stop()
+	for {
+		alive, err := r.Store.SessionAlive(ctx, run.LockPID, run.LockBackendStart)
+		if err != nil || !alive {
+			return !alive, err
+		}
+		if !time.Now().Before(deadline) {
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, context.Cause(ctx)
+		case <-poll.C:
+		}
+	}
+}
+
+func sleepUntil(ctx context.Context, t time.Time) error {
+	timer := time.NewTimer(time.Until(t))
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-timer.C:
+		return nil
+	}
+}
+
+// lockLostErr says so when err ended a run because its lock was lost.
+func lockLostErr(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); err != nil && errors.Is(cause, crm.ErrLockLost) {
+		return fmt.Errorf("the run lost the project lock and stopped sending (another runner may hold it now): %w", cause)
+	}
+	return err
+}
+
 // run records a run in the history around body, and advances the watermark
 // to when the run started reading once everything it planned has landed.
-func (r *Reconciler) run(ctx context.Context, kind string, body func(context.Context, int64) (Report, error)) (Report, error) {
+func (r *Reconciler) run(ctx context.Context, lock *crm.Lock, kind string, body func(context.Context, int64) (Report, error)) (Report, error) {
 	started := time.Now()
 	readStart, err := r.Store.ReadHorizon(ctx)
 	if err != nil {
-		return Report{Kind: kind}, err
+		return Report{Kind: kind}, lockLostErr(ctx, err)
 	}
-	run, err := r.Store.StartRun(ctx, r.ProjectID, kind)
+	run, err := lock.StartRun(ctx, kind)
 	if err != nil {
-		return Report{Kind: kind}, fmt.Errorf("record run: %w", err)
+		return Report{Kind: kind}, lockLostErr(ctx, fmt.Errorf("record run: %w", err))
 	}
 	if r.OnProgress != nil {
 		ctx = context.WithValue(ctx, progressKey{}, &progress{on: r.OnProgress})
@@ -295,6 +409,10 @@ func (r *Reconciler) run(ctx context.Context, kind string, body func(context.Con
 	rep.RunID, rep.Kind = run.ID, kind
 	rep.Duration = time.Since(started)
 	rep.Outcome = outcome(ctx, err, rep)
+	err = lockLostErr(ctx, err)
+	if err == nil && rep.Outcome == OutcomeFailed && errors.Is(context.Cause(ctx), crm.ErrLockLost) {
+		err = lockLostErr(ctx, context.Cause(ctx))
+	}
 
 	// The run's own context may be cancelled; its ending is still recorded.
 	finishCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -326,8 +444,12 @@ func (r *Reconciler) run(ctx context.Context, kind string, body func(context.Con
 	return rep, err
 }
 
+// outcome is how a run ended. One that lost the project lock failed, even if
+// everything it sent landed: it stopped before it knew it was done.
 func outcome(ctx context.Context, err error, rep Report) string {
 	switch {
+	case errors.Is(context.Cause(ctx), crm.ErrLockLost):
+		return OutcomeFailed
 	case ctx.Err() != nil:
 		return OutcomeInterrupted
 	case err != nil || rep.Failed > 0:

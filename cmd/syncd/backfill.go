@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/syncd/syncd/crm"
 	contactsync "github.com/syncd/syncd/sync"
 )
 
@@ -19,7 +20,8 @@ func (e *env) backfillCommand() *cobra.Command {
 plan: create, patch, merge and delete so that Sinch mirrors the CRM.
 
 Exit status: 0 success (rejected rows are listed, not fatal unless --strict),
-1 error or failed operations, 3 deletes withheld by the mass-delete guard,
+1 error or failed operations (also when the run lost the project lock, which
+its PostgreSQL session holds, and stopped), 3 deletes withheld by the mass-delete guard,
 75 another syncd holds the project's lock (unless --wait).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -40,6 +42,9 @@ Exit status: 0 success (rejected rows are listed, not fatal unless --strict),
 			if rep.Outcome == contactsync.OutcomeInterrupted {
 				return &exitCodeError{code: exitInterrupted, err: fmt.Errorf(
 					"interrupted: operations not yet sent were left for later; run syncd backfill again to finish (nothing is sent twice)")}
+			}
+			if errors.Is(err, crm.ErrLockLost) {
+				return fmt.Errorf("%w; nothing more was sent. Run syncd backfill again once the other runner is done", err)
 			}
 			if err != nil {
 				return err

@@ -227,3 +227,54 @@ func TestBackfillMassDeleteGuard(t *testing.T) {
 		t.Errorf("an empty CRM source deleted contacts: %d left, want 5", n)
 	}
 }
+
+// TestBackfillLosingTheLockExitsNonZero: a backfill whose lock session is
+// killed mid-run stops sending, says it lost the project lock, exits 1 and
+// leaves its run failed; the next backfill finishes the job without a
+// duplicate.
+func TestBackfillLosingTheLockExitsNonZero(t *testing.T) {
+	h := newHarness(t)
+	h.setConfig("sinch:\n  rate_limit_rps: 300\n")
+	h.migrate()
+	const n = 1000
+	h.load(crmRows(n))
+	type exit struct {
+		code        int
+		out, errOut string
+	}
+	done := make(chan exit, 1)
+	go func() {
+		code, out, errOut := h.run("backfill")
+		done <- exit{code, out, errOut}
+	}()
+	eventually(t, "the backfill creates contacts", func() bool { return h.emu.Calls(sinchtest.OpCreate) >= 50 })
+	holder, held, err := h.store.LockHolder(context.Background(), "p1")
+	if err != nil || !held {
+		t.Fatalf("lock holder mid-run: %v %v", held, err)
+	}
+	if err := h.store.DB().Exec(`SELECT pg_terminate_backend(?, 30000)`, holder.PID).Error; err != nil {
+		t.Fatal(err)
+	}
+	first := <-done
+	if first.code != exitError || !strings.Contains(first.errOut, "lost the project lock") {
+		t.Errorf("backfill that lost its lock exited %d:\n%s%s", first.code, first.out, first.errOut)
+	}
+	if created := len(h.emu.Contacts()); created >= n {
+		t.Errorf("the backfill went on to create all %d contacts after losing its lock", created)
+	}
+	var outcome string
+	if err := h.store.DB().Raw(`SELECT outcome FROM syncd.runs ORDER BY id LIMIT 1`).Scan(&outcome).Error; err != nil || outcome != "failed" {
+		t.Errorf("first run recorded as %q (%v), want failed", outcome, err)
+	}
+
+	if code, out, errOut := h.run("backfill"); code != 0 {
+		t.Fatalf("second backfill exited %d:\n%s%s", code, out, errOut)
+	}
+	got := h.byExternalID()
+	if len(got) != n || len(h.emu.Contacts()) != n {
+		t.Errorf("%d contacts for %d external ids and %d rows", len(h.emu.Contacts()), len(got), n)
+	}
+	if code, out, _ := h.run("diff"); code != 0 {
+		t.Errorf("diff after the second backfill exited %d:\n%s", code, out)
+	}
+}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -78,17 +77,14 @@ type runStatusJSON struct {
 
 func readStatus(ctx context.Context, store *crm.Store, projectID string, limit int) (statusReport, error) {
 	st := statusReport{ProjectID: projectID, Runs: []runStatusJSON{}}
-	lock, err := store.TryLock(ctx, projectID)
-	var locked *crm.LockedError
-	switch {
-	case errors.As(err, &locked):
-		st.Lock = lockStatus{Held: true, PID: locked.PID, ApplicationName: locked.ApplicationName, ClientAddr: locked.ClientAddr}
-	case err != nil:
+	// Read, not tried: taking the lock, even for a moment, would make a
+	// runner that tries at that moment skip its run as locked.
+	holder, held, err := store.LockHolder(ctx, projectID)
+	if err != nil {
 		return st, err
-	default:
-		if err := lock.Release(ctx); err != nil {
-			return st, err
-		}
+	}
+	if held {
+		st.Lock = lockStatus{Held: true, PID: holder.PID, ApplicationName: holder.ApplicationName, ClientAddr: holder.ClientAddr}
 	}
 	runs, err := store.LastRuns(ctx, projectID, limit)
 	if err != nil {
