@@ -18,7 +18,7 @@ import (
 // against PostgreSQL and the emulator: each ends by asserting what Sinch
 // holds and what the runs wrote.
 
-func exec(t *testing.T, store *crm.Store, query string, args ...any) {
+func execSQL(t *testing.T, store *crm.Store, query string, args ...any) {
 	t.Helper()
 	if err := store.DB().WithContext(t.Context()).Exec(query, args...).Error; err != nil {
 		t.Fatalf("exec %q: %v", query, err)
@@ -85,7 +85,7 @@ func TestRenamedRecordKeepsItsContact(t *testing.T) {
 	}
 	mustRun(t, rec, contactsync.RunFull)
 	old := byExternalID(emu)["crm-00003"][0]
-	exec(t, store, `UPDATE crm_contacts SET external_id = 'crm-renamed', updated_at = now() WHERE external_id = 'crm-00003'`)
+	execSQL(t, store, `UPDATE crm_contacts SET external_id = 'crm-renamed', updated_at = now() WHERE external_id = 'crm-00003'`)
 	emu.ResetCalls()
 	mustRun(t, rec, contactsync.RunFull)
 
@@ -148,7 +148,7 @@ func TestIncrementalNoticesAVanishedRow(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustRun(t, rec, contactsync.RunFull)
-	exec(t, store, `DELETE FROM crm_contacts WHERE external_id = 'crm-00007'`)
+	execSQL(t, store, `DELETE FROM crm_contacts WHERE external_id = 'crm-00007'`)
 	emu.ResetCalls()
 	mustRun(t, rec, contactsync.RunIncremental)
 	if got := emu.Calls(sinchtest.OpDelete); got != 1 {
@@ -191,7 +191,7 @@ func TestIncrementalKeepsTheLastReadOfARow(t *testing.T) {
 	mustRun(t, rec, contactsync.RunFull)
 	stale := rows[1]
 	stale.DisplayName = str("Stale name")
-	exec(t, store, `UPDATE crm_contacts SET display_name = 'New name', updated_at = now() WHERE external_id = 'crm-00001'`)
+	execSQL(t, store, `UPDATE crm_contacts SET display_name = 'New name', updated_at = now() WHERE external_id = 'crm-00001'`)
 	rec.Store = twiceRead{Store: store, stale: stale}
 	rep := mustRun(t, rec, contactsync.RunIncremental)
 	if len(rep.Plan.Rejected) != 0 {
