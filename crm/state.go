@@ -336,6 +336,7 @@ const (
 	JournalFailed   = "failed"
 	JournalSkipped  = "skipped"
 	JournalRejected = "rejected"
+	JournalUnknown  = "unknown"
 )
 
 // JournalEntry is one planned operation of a run. It is written before the
@@ -349,12 +350,15 @@ type JournalEntry struct {
 	ContactID       string
 	SourceContactID string   // merge: the contact that disappears into ContactID
 	UpdateMask      []string // patch: nil when not applicable
-	Reason          string
-	Status          string
-	HTTPStatus      int
-	Error           string
-	CreatedAt       time.Time
-	FinishedAt      *time.Time
+	// Contacts are the full contacts a merge or delete touches, as JSON (an
+	// array of Sinch contacts), kept because the operation cannot be undone.
+	Contacts   []byte
+	Reason     string
+	Status     string
+	HTTPStatus int
+	Error      string
+	CreatedAt  time.Time
+	FinishedAt *time.Time
 }
 
 // journalChunk keeps a statement at 11,000 parameters.
@@ -400,22 +404,26 @@ func (s *Store) JournalAppend(ctx context.Context, entries []JournalEntry) error
 			end := min(start+journalChunk, len(entries))
 			var sb strings.Builder
 			sb.WriteString(`INSERT INTO syncd.journal (id, run_id, kind, external_id, contact_id,
-				source_contact_id, update_mask, reason, status, http_status, error) VALUES `)
-			args := make([]any, 0, (end-start)*11)
+				source_contact_id, update_mask, reason, status, http_status, error, contacts) VALUES `)
+			args := make([]any, 0, (end-start)*12)
 			for i := start; i < end; i++ {
 				e := entries[i]
 				if i > start {
 					sb.WriteString(", ")
 				}
 				n := len(args)
-				fmt.Fprintf(&sb, "($%d, $%d, $%d, NULLIF($%d, ''), NULLIF($%d, ''), NULLIF($%d, ''), $%d, NULLIF($%d, ''), $%d, NULLIF($%d, 0), NULLIF($%d, ''))",
-					n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11)
+				fmt.Fprintf(&sb, "($%d, $%d, $%d, NULLIF($%d, ''), NULLIF($%d, ''), NULLIF($%d, ''), $%d, NULLIF($%d, ''), $%d, NULLIF($%d, 0), NULLIF($%d, ''), $%d::jsonb)",
+					n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11, n+12)
 				status := e.Status
 				if status == "" {
 					status = JournalPending
 				}
+				var contacts any // NULL unless given
+				if len(e.Contacts) > 0 {
+					contacts = string(e.Contacts)
+				}
 				args = append(args, ids[i], e.RunID, e.Kind, e.ExternalID, e.ContactID, e.SourceContactID,
-					e.UpdateMask, e.Reason, status, e.HTTPStatus, e.Error)
+					e.UpdateMask, e.Reason, status, e.HTTPStatus, e.Error, contacts)
 			}
 			sb.WriteString(" RETURNING id, created_at")
 			rows, err := tx.QueryContext(ctx, sb.String(), args...)
@@ -546,7 +554,7 @@ func (s *Store) JournalMarks(ctx context.Context, marks []JournalMark) error {
 
 const journalColumns = `j.id, j.run_id, j.kind, COALESCE(j.external_id, ''), COALESCE(j.contact_id, ''),
 	COALESCE(j.source_contact_id, ''), to_jsonb(j.update_mask)::text, COALESCE(j.reason, ''), j.status,
-	COALESCE(j.http_status, 0), COALESCE(j.error, ''), j.created_at, j.finished_at`
+	COALESCE(j.http_status, 0), COALESCE(j.error, ''), j.created_at, j.finished_at, j.contacts::text`
 
 // Journal returns a run's entries in the order they were appended.
 func (s *Store) Journal(ctx context.Context, runID int64) ([]JournalEntry, error) {
@@ -554,15 +562,19 @@ func (s *Store) Journal(ctx context.Context, runID int64) ([]JournalEntry, error
 		WHERE j.run_id = $1 ORDER BY j.id`, runID)
 }
 
-// PendingJournal returns the entries still pending in the project's runs that
-// are still marked running, in the order they were appended. As with
-// InterruptedRuns, only the holder of the project lock can take them for
-// interrupted; read them before finishing those runs.
-func (s *Store) PendingJournal(ctx context.Context, projectID string) ([]JournalEntry, error) {
-	return s.queryJournal(ctx, `SELECT `+journalColumns+` FROM syncd.journal j
-		JOIN syncd.runs r ON r.id = j.run_id
-		WHERE r.project_id = $1 AND r.outcome = 'running' AND j.status = 'pending'
-		ORDER BY j.id`, projectID)
+// CloseJournal marks the entries a stopped run left pending as unknown:
+// they were journaled before they were sent, and nothing says whether Sinch
+// got them. The next run reads Sinch afresh and finds out; the journal must
+// not keep claiming that they are still under way.
+func (s *Store) CloseJournal(ctx context.Context, runID int64) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE syncd.journal SET status = 'unknown', finished_at = now(),
+			error = COALESCE(error, 'the run stopped before Sinch answered')
+		WHERE run_id = $1 AND status = 'pending'`, runID)
+	if err != nil {
+		return 0, fmt.Errorf("crm: close the journal of run %d: %w", runID, err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
 }
 
 // Rejects returns up to n of a run's rejected entries: CRM rows and contacts
@@ -581,12 +593,16 @@ func (s *Store) queryJournal(ctx context.Context, query string, args ...any) ([]
 	var out []JournalEntry
 	for rows.Next() {
 		var (
-			e    JournalEntry
-			mask []byte
+			e        JournalEntry
+			mask     []byte
+			contacts *string
 		)
 		if err := rows.Scan(&e.ID, &e.RunID, &e.Kind, &e.ExternalID, &e.ContactID, &e.SourceContactID,
-			&mask, &e.Reason, &e.Status, &e.HTTPStatus, &e.Error, &e.CreatedAt, &e.FinishedAt); err != nil {
+			&mask, &e.Reason, &e.Status, &e.HTTPStatus, &e.Error, &e.CreatedAt, &e.FinishedAt, &contacts); err != nil {
 			return nil, fmt.Errorf("crm: read journal: %w", err)
+		}
+		if contacts != nil {
+			e.Contacts = []byte(*contacts)
 		}
 		if mask != nil {
 			if e.UpdateMask, err = decodeTextArray(mask); err != nil {

@@ -2,6 +2,7 @@ package sync
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -31,10 +32,17 @@ func (r *Reconciler) Apply(ctx context.Context, runID int64, plan Plan) (Report,
 			status = StatusSkipped
 			rep.Withheld++
 		}
+		var before []byte
+		if len(op.Before) > 0 {
+			var err error
+			if before, err = json.Marshal(op.Before); err != nil {
+				return rep, fmt.Errorf("journal the plan: %w", err)
+			}
+		}
 		entries = append(entries, crm.JournalEntry{
 			RunID: runID, Kind: string(op.Kind), ExternalID: op.ExternalID, ContactID: op.ContactID,
 			SourceContactID: op.SourceContactID, UpdateMask: op.UpdateMask, Reason: op.Rule + ": " + op.Explain(true),
-			Status: status,
+			Status: status, Contacts: before,
 		})
 	}
 	for _, rej := range plan.Rejected {

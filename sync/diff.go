@@ -329,7 +329,7 @@ func (d *differ) reconcile(k int) {
 		d.plan.Operations = append(d.plan.Operations, Operation{
 			Kind: OpMerge, ExternalID: want.ExternalID, ContactID: state.ID, SourceContactID: source.ID,
 			Rule: rule, Reason: why + "; merged into " + d.destinationWhy(state.ID, linked, adopt),
-			Hash: want.Hash,
+			Hash: want.Hash, Before: []sinch.Contact{state, source},
 		})
 		state = sinch.Merged(state, source)
 	}
@@ -504,6 +504,7 @@ func (d *differ) remove() {
 		}
 		d.plan.Operations = append(d.plan.Operations, Operation{
 			Kind: OpDelete, ExternalID: ext, ContactID: id, Rule: rule, Reason: why,
+			Before: []sinch.Contact{s.contacts.contact(i)},
 		})
 	}
 }

@@ -47,6 +47,10 @@ type Operation struct {
 	// Hash is the content hash of the CRM record the operation serves,
 	// stored with the link once Sinch has confirmed it.
 	Hash string `json:"-"`
+	// Before are the contacts a merge (destination, then source) or a
+	// delete removes or changes, as the diff saw them. Neither can be
+	// undone, so the journal keeps them.
+	Before []sinch.Contact `json:"-"`
 }
 
 // Change is one field an operation sets, with the value Sinch holds now.

@@ -44,6 +44,7 @@ type Store interface {
 	SessionAlive(ctx context.Context, pid int, backendStart time.Time) (bool, error)
 	JournalAppend(ctx context.Context, entries []crm.JournalEntry) error
 	JournalMark(ctx context.Context, id int64, status string, httpStatus int, errMsg, contactID string) error
+	CloseJournal(ctx context.Context, runID int64) (int64, error)
 	TryLock(ctx context.Context, projectID string) (*crm.Lock, error)
 	Lock(ctx context.Context, projectID string) (*crm.Lock, error)
 }
@@ -340,6 +341,13 @@ func (r *Reconciler) closeInterrupted(ctx context.Context, acquired time.Time) e
 		err = r.Store.FinishRun(ctx, run.ID, OutcomeInterrupted, run.Counts, "the process stopped before the run finished")
 		if err != nil && !errors.Is(err, crm.ErrRunFinished) {
 			return err
+		}
+		// What it journaled and had no answer for may or may not have
+		// reached Sinch; this run's diff reads Sinch afresh and finds out.
+		if n, err := r.Store.CloseJournal(ctx, run.ID); err != nil {
+			return err
+		} else if n > 0 {
+			r.Logger.Warn("operations of the stopped run had no answer: journaled as unknown", append(fields, zap.Int64("operations", n))...)
 		}
 	}
 	return nil

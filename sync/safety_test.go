@@ -233,3 +233,54 @@ func TestWatermarkWaitsForAnOpenTransaction(t *testing.T) {
 		t.Errorf("crm-00002 is %v: a committed change was skipped", cs)
 	}
 }
+
+// Merges and deletes cannot be undone: the journal keeps the contacts they
+// removed, in full. A run left "running" by a stopped process has its
+// unanswered operations closed as unknown by the next run.
+func TestJournalKeepsWhatCannotBeUndone(t *testing.T) {
+	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
+	rec.Options.MaxDeleteFraction = 1
+	rec.LockGrace = 50 * time.Millisecond // the stopped run is this process's: nothing to wait out
+	rows := chaosRows(3, "Person")
+	if err := store.UpsertRecords(t.Context(), "crm_contacts", rows); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, rec, contactsync.RunFull)
+	dup := emu.Seed(sinch.Contact{ExternalID: "crm-00000", Language: "EN_US", DisplayName: "Twin",
+		ChannelIdentities: []sinch.ChannelIdentity{{Channel: "SMS", Identity: "46730000000"}}})[0]
+	orphan := emu.Seed(sinch.Contact{ExternalID: "crm-gone", Language: "EN_US", DisplayName: "Orphan",
+		ChannelIdentities: []sinch.ChannelIdentity{{Channel: "SMS", Identity: "46739999999"}}})[0]
+
+	stopped, err := store.StartRun(t.Context(), "chaos", contactsync.RunFull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.JournalAppend(t.Context(), []crm.JournalEntry{{RunID: stopped.ID, Kind: "create", ExternalID: "crm-00001"}}); err != nil {
+		t.Fatal(err)
+	}
+	rep := mustRun(t, rec, contactsync.RunFull)
+
+	entries, err := store.Journal(t.Context(), rep.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := map[string]string{}
+	for _, e := range entries {
+		if e.Kind == "merge" || e.Kind == "delete" {
+			kept[e.Kind] = string(e.Contacts)
+		}
+	}
+	if !strings.Contains(kept["merge"], dup.ID) || !strings.Contains(kept["merge"], `"Twin"`) {
+		t.Errorf("the merge journaled %q, want the full contacts, %s among them", kept["merge"], dup.ID)
+	}
+	if !strings.Contains(kept["delete"], orphan.ID) || !strings.Contains(kept["delete"], `"Orphan"`) {
+		t.Errorf("the delete journaled %q, want the full contact %s", kept["delete"], orphan.ID)
+	}
+	old, err := store.Journal(t.Context(), stopped.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(old) != 1 || old[0].Status != contactsync.StatusUnknown {
+		t.Errorf("the stopped run's journal is %+v, want its pending entry closed as unknown", old)
+	}
+}
