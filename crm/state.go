@@ -123,9 +123,6 @@ func (s *Store) DeleteLinks(ctx context.Context, projectID string, externalIDs [
 	return nil
 }
 
-// RunRunning is the outcome of a run that has not finished. After a crash it
-// stays so; InterruptedRuns finds those.
-const RunRunning = "running"
 
 // Run is one sync run of a project, as recorded in syncd.runs.
 type Run struct {
@@ -322,22 +319,6 @@ func (s *Store) queryRuns(ctx context.Context, query string, args ...any) ([]Run
 	return runs, nil
 }
 
-// Journal kinds and statuses, as the syncd.journal constraints allow them.
-const (
-	JournalCreate = "create"
-	JournalPatch  = "patch"
-	JournalMerge  = "merge"
-	JournalDelete = "delete"
-	JournalUnlink = "unlink"
-	JournalReject = "reject"
-
-	JournalPending  = "pending"
-	JournalDone     = "done"
-	JournalFailed   = "failed"
-	JournalSkipped  = "skipped"
-	JournalRejected = "rejected"
-	JournalUnknown  = "unknown"
-)
 
 // JournalEntry is one planned operation of a run. It is written before the
 // call to Sinch and marked when Sinch answers, so that after a crash the

@@ -9,6 +9,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/sinch"
 )
 
 const namespace = "syncd"
@@ -18,27 +21,25 @@ const labelOther = "other"
 
 // The values each label accepts; anything else becomes labelOther. They are
 // functions, not package variables, so that the package holds no global
-// state. They are spelled out rather than taken from the sinch and sync
-// constants so that this package stays a leaf any package can import; the
-// tests check them against those constants.
+// state, and they are the constants of the packages that define them: the
+// client's operations in sinch, the run and journal vocabulary in crm.
 
-// sinchOps are the sinch.Op* constants.
+// sinchOps are the client's operations.
 func sinchOps() []string {
-	return []string{"list", "get", "create", "update", "delete", "merge", "token"}
+	return []string{sinch.OpList, sinch.OpGet, sinch.OpCreate, sinch.OpUpdate, sinch.OpDelete, sinch.OpMerge, sinch.OpToken}
 }
 
-// runKinds are the nightly full reconcile and the scheduled incremental sync.
-func runKinds() []string { return []string{"full", "incremental"} }
+// runKinds are the kinds of run: full, incremental, and a saved plan applied.
+func runKinds() []string { return crm.RunKinds() }
 
-// runOutcomes are the outcomes of a finished run: sync.Outcome* without
-// "running".
-func runOutcomes() []string { return []string{"succeeded", "failed", "interrupted"} }
+// runOutcomes are the outcomes of a finished run.
+func runOutcomes() []string { return crm.FinishedOutcomes() }
 
-// opKinds are the sync.OpKind values.
-func opKinds() []string { return []string{"create", "patch", "merge", "delete"} }
+// opKinds are the operations a plan sends.
+func opKinds() []string { return crm.OperationKinds() }
 
-// opStatuses are the final journal statuses: sync.Status* without "pending".
-func opStatuses() []string { return []string{"done", "failed", "rejected", "skipped"} }
+// opStatuses are the final journal statuses.
+func opStatuses() []string { return crm.FinalStatuses() }
 
 // skipReasons say why a scheduler tick started no run: this process is
 // still busy with the previous one, or another process holds the advisory

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/metrics"
 	"github.com/syncd/syncd/sinch"
 	contactsync "github.com/syncd/syncd/sync"
@@ -374,9 +375,9 @@ func TestSeriesBeforeAnyHook(t *testing.T) {
 		name string
 		want int
 	}{
-		{"syncd_runs_total", 2 * 3},
-		{"syncd_operations_total", 4 * 4},
-		{"syncd_ticks_skipped_total", 2 * 2},
+		{"syncd_runs_total", len(crm.RunKinds()) * len(crm.FinishedOutcomes())},
+		{"syncd_operations_total", len(crm.OperationKinds()) * len(crm.FinalStatuses())},
+		{"syncd_ticks_skipped_total", len(crm.RunKinds()) * 2},
 		{"syncd_rejected_rows_total", 1},
 		{"syncd_lock_wait_seconds", 1},
 		{"syncd_lock_held", 1},
@@ -413,10 +414,10 @@ func TestCardinalityIsBounded(t *testing.T) {
 	}{
 		{"syncd_sinch_calls_total", 1},           // {operation="other",code="other"}
 		{"syncd_sinch_call_duration_seconds", 1}, // {operation="other"}
-		{"syncd_runs_total", 2*3 + 1},
+		{"syncd_runs_total", len(crm.RunKinds())*len(crm.FinishedOutcomes()) + 1},
 		{"syncd_run_duration_seconds", 1},
-		{"syncd_operations_total", 4*4 + 1},
-		{"syncd_ticks_skipped_total", 2*2 + 1},
+		{"syncd_operations_total", len(crm.OperationKinds())*len(crm.FinalStatuses()) + 1},
+		{"syncd_ticks_skipped_total", len(crm.RunKinds())*2 + 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -47,7 +47,7 @@ func (r *Reconciler) Apply(ctx context.Context, runID int64, plan Plan) (Report,
 	}
 	for _, rej := range plan.Rejected {
 		entries = append(entries, crm.JournalEntry{
-			RunID: runID, Kind: "reject", ExternalID: rej.ExternalID, Reason: rej.String(), Status: StatusRejected,
+			RunID: runID, Kind: crm.JournalReject, ExternalID: rej.ExternalID, Reason: rej.String(), Status: StatusRejected,
 		})
 	}
 	if err := r.Store.JournalAppend(ctx, entries); err != nil {

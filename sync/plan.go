@@ -5,17 +5,19 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/sinch"
 )
 
 // OpKind names what an operation does to Sinch.
 type OpKind string
 
+// The kinds, as the journal names them (see crm).
 const (
-	OpCreate OpKind = "create"
-	OpPatch  OpKind = "patch"
-	OpMerge  OpKind = "merge"
-	OpDelete OpKind = "delete"
+	OpCreate OpKind = crm.JournalCreate
+	OpPatch  OpKind = crm.JournalPatch
+	OpMerge  OpKind = crm.JournalMerge
+	OpDelete OpKind = crm.JournalDelete
 )
 
 // Rules say why an operation exists, for the report and the journal.

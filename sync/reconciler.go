@@ -59,29 +59,30 @@ type Observer interface {
 	SetLockHeld(held bool)
 }
 
-// Run kinds and outcomes, as stored in the run history.
+// Run kinds and outcomes, as stored in the run history (defined by the
+// store, crm).
 const (
-	RunFull        = "full"
-	RunIncremental = "incremental"
-	RunApply       = "apply" // a saved plan
+	RunFull        = crm.RunFull
+	RunIncremental = crm.RunIncremental
+	RunApply       = crm.RunApply
 
-	OutcomeRunning     = "running"
-	OutcomeSucceeded   = "succeeded"
-	OutcomeFailed      = "failed"
-	OutcomeInterrupted = "interrupted"
+	OutcomeRunning     = crm.RunRunning
+	OutcomeSucceeded   = crm.RunSucceeded
+	OutcomeFailed      = crm.RunFailed
+	OutcomeInterrupted = crm.RunInterrupted
 )
 
-// Journal statuses.
+// Journal statuses (see crm).
 const (
-	StatusPending  = "pending"
-	StatusDone     = "done"
-	StatusFailed   = "failed"
-	StatusSkipped  = "skipped"
-	StatusRejected = "rejected"
+	StatusPending  = crm.JournalPending
+	StatusDone     = crm.JournalDone
+	StatusFailed   = crm.JournalFailed
+	StatusSkipped  = crm.JournalSkipped
+	StatusRejected = crm.JournalRejected
 	// StatusUnknown is an operation whose answer was lost in a way that
 	// leaves open whether Sinch applied it; the next run reads Sinch afresh
 	// and finds out.
-	StatusUnknown = "unknown"
+	StatusUnknown = crm.JournalUnknown
 )
 
 // DefaultOverlap is how far an incremental run reads back before its
