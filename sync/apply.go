@@ -21,6 +21,12 @@ import (
 // different external_ids run concurrently. A 400 rejects that contact and the
 // run goes on; a failed operation skips the rest of its group.
 func (r *Reconciler) Apply(ctx context.Context, runID int64, plan Plan) (Report, error) {
+	return r.apply(ctx, runID, plan, false)
+}
+
+// apply is Apply; with answers set, the report keeps the contacts as Sinch
+// returned them (early patches put them back into the snapshot).
+func (r *Reconciler) apply(ctx context.Context, runID int64, plan Plan, answers bool) (Report, error) {
 	rep := Report{RunID: runID, Plan: plan}
 	if len(plan.Fetch) > 0 {
 		return rep, fmt.Errorf("the plan depends on %d contacts not yet read in full; diff again first", len(plan.Fetch))
@@ -108,7 +114,7 @@ func (r *Reconciler) Apply(ctx context.Context, runID int64, plan Plan) (Report,
 		switch res.status {
 		case StatusDone:
 			rep.Applied.add(op.Kind)
-			if res.answer != nil {
+			if res.answer != nil && answers {
 				rep.answers = append(rep.answers, *res.answer)
 			}
 			switch {

@@ -214,7 +214,8 @@ func (d *differ) claim() {
 			if d.claimer == nil {
 				d.claimer = make([]bool, len(s.live))
 			}
-			d.claimer[s.state[who[0]]] = true
+			k, _ := s.lookup(who[0])
+			d.claimer[k] = true
 			continue
 		}
 		d.plan.Notes = append(d.plan.Notes, fmt.Sprintf(

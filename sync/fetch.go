@@ -245,7 +245,7 @@ func (e *early) apply() {
 		if e.ctx.Err() != nil {
 			continue // drain: nothing new starts
 		}
-		rep, err := e.r.Apply(e.ctx, e.runID, plan)
+		rep, err := e.r.apply(e.ctx, e.runID, plan, true)
 		if err != nil {
 			rep.Errors = append(rep.Errors, err.Error())
 			rep.Failed += len(plan.Operations) - rep.Applied.Patch - rep.Failed - rep.Skipped - len(rep.Rejected)
