@@ -61,6 +61,7 @@ type Metrics struct {
 	lockDur prometheus.Histogram
 	skipped *prometheus.CounterVec
 	held    prometheus.Gauge
+	op      *operational // operations.go
 }
 
 // New creates the collectors and registers them, with the Go runtime and
@@ -69,6 +70,7 @@ type Metrics struct {
 func New() *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
+		op:  newOperational(),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "sinch_calls_total",
@@ -135,6 +137,7 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.calls, m.callDur, m.runs, m.runDur, m.lastOK, m.ops, m.rows, m.lockDur, m.skipped, m.held,
 	)
+	m.reg.MustRegister(m.op.collectors()...)
 
 	// Create every combination of the fixed label values up front, so that
 	// the series exist at 0 from the first scrape: rate() and increase()
@@ -246,6 +249,7 @@ func (m *Metrics) SetLockHeld(held bool) {
 	if m == nil {
 		return
 	}
+	m.op.lockHeld(held)
 	if held {
 		m.held.Set(1)
 	} else {

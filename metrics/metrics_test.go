@@ -365,6 +365,8 @@ var syncdMetrics = []string{
 	"syncd_runs_total", "syncd_run_duration_seconds", "syncd_last_success_timestamp_seconds",
 	"syncd_operations_total", "syncd_rejected_rows_total", "syncd_lock_wait_seconds",
 	"syncd_ticks_skipped_total", "syncd_lock_held",
+	"syncd_start_time_seconds", "syncd_schedule_period_seconds", "syncd_deletes_withheld",
+	"syncd_lock_held_seconds", "syncd_sinch_rate_limit_rps",
 }
 
 // Series a fresh Metrics exposes before any hook is called: every
@@ -467,6 +469,9 @@ func TestLint(t *testing.T) {
 	// Histogram and gauge vectors only appear once observed.
 	m.ObserveCall(sinch.OpList, 200, time.Millisecond)
 	m.RunFinished(contactsync.RunFull, contactsync.OutcomeSucceeded, time.Second)
+	m.SetSchedule(contactsync.RunFull, cronEvery(time.Hour))
+	m.DeletesWithheld(contactsync.RunFull, 0)
+	m.WatchRateLimit(func() float64 { return 20 })
 	problems, err := testutil.GatherAndLint(m.Registry(), syncdMetrics...)
 	if err != nil {
 		t.Fatal(err)
@@ -518,6 +523,9 @@ func TestNilMetricsRecordsNothing(t *testing.T) {
 	m.LockWaited(time.Second)
 	m.TickSkipped(contactsync.RunFull, "locked")
 	m.SetLockHeld(true)
+	m.SetSchedule(contactsync.RunFull, cronEvery(time.Hour))
+	m.DeletesWithheld(contactsync.RunFull, 1)
+	m.WatchRateLimit(func() float64 { return 1 })
 	if m.Registry() != nil {
 		t.Error("nil Metrics has a registry")
 	}

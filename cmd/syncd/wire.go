@@ -96,6 +96,7 @@ func (e *env) openWith(ctx context.Context, cfg Config) (*deps, error) {
 		d.Close()
 		return nil, fmt.Errorf("sinch: %w", err)
 	}
+	d.metrics.WatchRateLimit(d.client.RateLimit)
 	return d, nil
 }
 
