@@ -123,7 +123,6 @@ func (s *Store) DeleteLinks(ctx context.Context, projectID string, externalIDs [
 	return nil
 }
 
-
 // Run is one sync run of a project, as recorded in syncd.runs.
 type Run struct {
 	ID         int64
@@ -318,7 +317,6 @@ func (s *Store) queryRuns(ctx context.Context, query string, args ...any) ([]Run
 	}
 	return runs, nil
 }
-
 
 // JournalEntry is one planned operation of a run. It is written before the
 // call to Sinch and marked when Sinch answers, so that after a crash the
