@@ -2,6 +2,7 @@ package sync_test
 
 import (
 	"context"
+	"fmt"
 	"iter"
 	"slices"
 	"strings"
@@ -282,5 +283,78 @@ func TestJournalKeepsWhatCannotBeUndone(t *testing.T) {
 	}
 	if len(old) != 1 || old[0].Status != contactsync.StatusUnknown {
 		t.Errorf("the stopped run's journal is %+v, want its pending entry closed as unknown", old)
+	}
+}
+
+// An incremental run that sees a renamed record (its new row, and the link
+// of its old external_id vanished) neither deletes the old contact nor
+// creates a new one: it leaves the re-key to the full run, which re-keys.
+func TestIncrementalLeavesARenameToTheFullRun(t *testing.T) {
+	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
+	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(20, "Person")); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, rec, contactsync.RunFull)
+	old := byExternalID(emu)["crm-00004"][0]
+	execSQL(t, store, `UPDATE crm_contacts SET external_id = 'crm-renamed', updated_at = now() WHERE external_id = 'crm-00004'`)
+	emu.ResetCalls()
+	mustRun(t, rec, contactsync.RunIncremental)
+	if n := writes(emu); n != 0 {
+		t.Errorf("the incremental run wrote %v, want nothing until the full run", emu.CallCounts())
+	}
+	mustRun(t, rec, contactsync.RunFull)
+	if cs := byExternalID(emu)["crm-renamed"]; len(cs) != 1 || cs[0].ID != old.ID {
+		t.Errorf("crm-renamed has %v, want the old contact %s", cs, old.ID)
+	}
+	if n := emu.Calls(sinchtest.OpCreate) + emu.Calls(sinchtest.OpDelete); n != 0 {
+		t.Errorf("the rename cost %v", emu.CallCounts())
+	}
+}
+
+// A call that fails and then succeeds on a retry is done: through a storm
+// of 5xx, 429 and connections dropped after the write, the first backfill
+// succeeds and the watermark is set.
+func TestRetriedCallsCountAsDone(t *testing.T) {
+	rec, _, store := newChaosReconciler(t, sinchtest.Faults{
+		ErrorRate: 0.3, TooManyRequestsRate: 0.1, DropAfterRate: 0.05, RetryAfter: -1, Seed: 11,
+	})
+	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(300, "Person")); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := rec.Backfill(t.Context(), false)
+	if err != nil || rep.Outcome != contactsync.OutcomeSucceeded || rep.Failed != 0 {
+		t.Fatalf("backfill through the storm: outcome %s, %d failed, err %v, errors %v", rep.Outcome, rep.Failed, err, rep.Errors)
+	}
+	if _, ok, err := store.Watermark(t.Context(), "chaos"); err != nil || !ok {
+		t.Errorf("no watermark after a successful run (%v)", err)
+	}
+}
+
+// unknownCreates answers every create as a create whose answer was lost and
+// whose follow-up look-up Sinch refused with a 400.
+type unknownCreates struct{ contactsync.SinchAPI }
+
+func (unknownCreates) CreateContact(context.Context, sinch.Contact) (*sinch.Contact, error) {
+	return nil, fmt.Errorf("%w: %w", sinch.ErrOutcomeUnknown, &sinch.APIError{HTTPStatus: 400, Status: "INVALID_ARGUMENT", Message: "bad filter"})
+}
+
+// An ambiguous create is journaled unknown, never as rejected by Sinch, and
+// the run does not succeed, so that the next run checks.
+func TestAmbiguousCreateIsUnknown(t *testing.T) {
+	rec, _, store := newChaosReconciler(t, sinchtest.Faults{})
+	rec.Sinch = unknownCreates{rec.Sinch}
+	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(1, "Person")); err != nil {
+		t.Fatal(err)
+	}
+	rep, _ := rec.Backfill(t.Context(), false)
+	if rep.Outcome == contactsync.OutcomeSucceeded || len(rep.Rejected) != 0 {
+		t.Errorf("outcome %s with %d rejected, want a failed run and no reject", rep.Outcome, len(rep.Rejected))
+	}
+	entries, err := store.Journal(t.Context(), rep.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Status != contactsync.StatusUnknown {
+		t.Errorf("journal %+v, want one create journaled unknown", entries)
 	}
 }
