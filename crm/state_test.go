@@ -208,6 +208,10 @@ func TestRunsAndJournal(t *testing.T) {
 	if closed, _ := s.Journal(ctx, run.ID); closed[2].Status != crm.JournalUnknown || closed[2].FinishedAt == nil || closed[3].Status != crm.JournalUnknown {
 		t.Errorf("pending entries after CloseJournal: %+v", closed[2:4])
 	}
+	if rejects, err := s.Rejects(ctx, run.ID, 5); err != nil || len(rejects) != 1 || rejects[0].ExternalID != "e" ||
+		rejects[0].Reason != "invalid phone" {
+		t.Errorf("Rejects = %+v, %v; want entry e", rejects, err)
+	}
 
 	last, err := s.LastRuns(ctx, "p", 5)
 	if err != nil {
