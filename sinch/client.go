@@ -178,7 +178,8 @@ func setDefault[T int | float64 | time.Duration](v *T, def T) {
 func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
 
 // ListContactsRequest selects one page of contacts. ExternalID cannot be
-// combined with Channel/Identity, which go together.
+// combined with Channel/Identity, which go together. A phone number may be
+// given with or without its '+': it is sent as Sinch stores it.
 type ListContactsRequest struct {
 	PageSize   int // 0 lets Sinch pick (10); capped at MaxPageSize
 	PageToken  string
@@ -207,7 +208,10 @@ func (c *Client) ListContacts(ctx context.Context, req ListContactsRequest) (*Li
 	setIf("page_token", req.PageToken)
 	setIf("external_id", req.ExternalID)
 	setIf("channel", req.Channel)
-	setIf("identity", req.Identity)
+	// Sinch stores a number without its '+', and whether its filter
+	// normalises the query is not documented: a miss would mean a duplicate
+	// contact, so ask in the stored form.
+	setIf("identity", NormalizeIdentity(req.Channel, req.Identity))
 	var out ListContactsResponse
 	err := c.do(ctx, &call{op: OpList, method: http.MethodGet, path: "/contacts", query: q, out: &out, idempotent: true})
 	if err != nil {

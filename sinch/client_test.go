@@ -120,6 +120,9 @@ func TestOperations(t *testing.T) {
 	if err != nil || len(page.Contacts) != 1 {
 		t.Fatalf("list by identity: %+v, %v", page, err)
 	}
+	if q, _ := url.ParseQuery(e.Requests()[len(e.Requests())-1].rawQuery); q.Get("identity") != "46732000000" {
+		t.Errorf("identity look-up sent %q, want the number as Sinch stores it, without '+'", q.Get("identity"))
+	}
 
 	other, err := c.CreateContact(ctx, sinch.Contact{
 		ChannelIdentities: []sinch.ChannelIdentity{{Channel: "WHATSAPP", Identity: "+46700000009"}},

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/sinch"
+	"github.com/syncd/syncd/sinch/sinchtest"
 )
 
 const fixtureDir = "testdata/fixtures"
@@ -289,5 +290,39 @@ func TestFixturePagesThroughClient(t *testing.T) {
 	}
 	if len(got) != 1 || !slices.Equal(tokens, []string{"", "the next page token value"}) {
 		t.Errorf("%d contacts over tokens %q", len(got), tokens)
+	}
+}
+
+// TestFixtureIdentityLookUp creates the SDK's create request in the
+// emulator, checks it is stored as the SDK's answer fixture shows (the MMS
+// number without '+', the MESSENGER id as sent), and finds it by its number
+// given with '+', as syncd holds numbers.
+func TestFixtureIdentityLookUp(t *testing.T) {
+	read := func(name string) sinch.Contact {
+		t.Helper()
+		raw, err := os.ReadFile(filepath.Join(fixtureDir, "contacts", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c sinch.Contact
+		decodeStrict(t, raw, &c)
+		return c
+	}
+	request, answer := read("ContactCreateRequestDto.json"), read("ContactDto.json")
+	e := newEnv(t, sinchtest.Options{})
+	created, err := e.client.CreateContact(t.Context(), request)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(created.ChannelIdentities, answer.ChannelIdentities) {
+		t.Errorf("stored identities %+v, the SDK's answer has %+v", created.ChannelIdentities, answer.ChannelIdentities)
+	}
+	number := request.ChannelIdentities[0]
+	found, err := e.client.ListContacts(t.Context(), sinch.ListContactsRequest{Channel: number.Channel, Identity: number.Identity})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found.Contacts) != 1 || found.Contacts[0].ID != created.ID {
+		t.Errorf("look-up of %s %s found %+v, want the created contact", number.Channel, number.Identity, found.Contacts)
 	}
 }

@@ -330,9 +330,9 @@ func (e *Emulator) list(q url.Values) (int, any) {
 		case ext != "":
 			return c.ExternalID == ext
 		case channel != "":
-			want := sinch.NormalizeIdentity(channel, identity)
+			// Matched as stored: a number with its '+' finds nothing.
 			return slices.ContainsFunc(c.ChannelIdentities, func(ci sinch.ChannelIdentity) bool {
-				return ci.Channel == channel && sinch.NormalizeIdentity(ci.Channel, ci.Identity) == want
+				return ci.Channel == channel && ci.Identity == identity
 			})
 		}
 		return true

@@ -95,7 +95,7 @@ type Emulator struct {
 	ids  []string
 	dead int
 	// byExternal and byIdentity index the list filters: contact ids,
-	// sorted, by external_id and by channel and normalised identity.
+	// sorted, by external_id and by channel and stored identity.
 	byExternal map[string][]string
 	byIdentity map[string][]string
 	tokens     map[string]time.Time
@@ -282,8 +282,12 @@ func (e *Emulator) remove(id string) {
 	}
 }
 
+// identityIndexKey keys an identity as stored (contacts are normalised
+// before they are stored), so that a look-up matches only the stored form,
+// as Sinch's filter is assumed to: a number queried with its '+' finds
+// nothing, and a client that sends one is caught.
 func identityIndexKey(channel, identity string) string {
-	return channel + "\x00" + sinch.NormalizeIdentity(channel, identity)
+	return channel + "\x00" + identity
 }
 
 func (e *Emulator) index(c sinch.Contact) {
