@@ -451,6 +451,70 @@ func TestRateLimitedWithRetryAfter(t *testing.T) {
 	}
 }
 
+// TestRateLimitedWithRetryInfo: the wait Sinch documents, a
+// google.rpc.RetryInfo detail, is honoured like Retry-After.
+func TestRateLimitedWithRetryInfo(t *testing.T) {
+	e := newEnv(t, sinchtest.Options{Faults: sinchtest.Faults{TooManyRequestsRate: 1, RetryAfter: 2500 * time.Millisecond, RetryInfo: true}})
+	id := e.emu.Seed(contact("x"))[0].ID
+	e.healAfterFirstSleep()
+	if _, err := e.client.GetContact(t.Context(), id); err != nil {
+		t.Fatal(err)
+	}
+	if slept := e.clock.Slept(); len(slept) == 0 || slept[0] < 2500*time.Millisecond {
+		t.Errorf("slept %v, want at least the 2.5s retry_delay first", slept)
+	}
+	if n := e.emu.Calls(sinchtest.OpGet); n != 2 {
+		t.Errorf("%d get calls, want 2", n)
+	}
+}
+
+// TestDecisionsKeyOnHTTPCode: whatever status string and code the body
+// carries, the HTTP status alone decides whether a call is retried.
+func TestDecisionsKeyOnHTTPCode(t *testing.T) {
+	tests := []struct {
+		name      string
+		http      int
+		body      string
+		wantCalls int
+	}{
+		{"canonical 503", 503, `{"error":{"code":503,"message":"m","status":"UNAVAILABLE","details":[]}}`, 2},
+		{"spec's INTERNAL_ERROR", 500, `{"error":{"code":500,"message":"m","status":"INTERNAL_ERROR","details":[]}}`, 2},
+		{"501", 501, `{"error":{"code":501,"message":"m","status":"UNIMPLEMENTED","details":[]}}`, 2},
+		{"429 whose body says 400", 429, `{"error":{"code":400,"message":"m","status":"INVALID_ARGUMENT","details":[]}}`, 2},
+		{"spec's INVALID_REQUEST", 400, `{"code":400,"message":"m","status":"INVALID_REQUEST","details":[]}`, 1},
+		{"400 whose body says UNAVAILABLE", 400, `{"error":{"code":503,"message":"m","status":"UNAVAILABLE","details":[]}}`, 1},
+		{"404 whose body says RESOURCE_EXHAUSTED", 404, `{"error":{"code":429,"message":"m","status":"RESOURCE_EXHAUSTED","details":[]}}`, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var calls atomic.Int32
+			srv := serve(t, func(w http.ResponseWriter, _ *http.Request) {
+				if calls.Add(1) > 1 {
+					fmt.Fprint(w, `{"id":"c1"}`)
+					return
+				}
+				w.WriteHeader(tt.http)
+				fmt.Fprint(w, tt.body)
+			})
+			cfg := sinch.Config{BaseURL: srv.URL, ProjectID: "p", KeyID: "k", KeySecret: testSecret}
+			fast(&cfg)
+			c := newClient(t, cfg)
+			sinch.SetClock(c, newFakeClock().Now, newFakeClock().Sleep)
+			_, err := c.GetContact(t.Context(), "c1")
+			if n := int(calls.Load()); n != tt.wantCalls {
+				t.Errorf("%d calls, want %d (err %v)", n, tt.wantCalls, err)
+			}
+			if tt.wantCalls == 1 {
+				if ae := apiError(t, err); ae.HTTPStatus != tt.http || sinch.IsNotFound(err) != (tt.http == 404) || sinch.IsRateLimited(err) {
+					t.Errorf("error %+v", ae)
+				}
+			} else if err != nil {
+				t.Errorf("retried call failed: %v", err)
+			}
+		})
+	}
+}
+
 func TestRateLimitPausesWholeClient(t *testing.T) {
 	e := newEnv(t, sinchtest.Options{Faults: sinchtest.Faults{TooManyRequestsRate: 1, RetryAfter: 10 * time.Second}},
 		func(c *sinch.Config) { c.MaxRetryTime = time.Second })

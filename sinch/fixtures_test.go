@@ -156,7 +156,8 @@ func checkErrorFixture(status int, name, message string) func(*testing.T, []byte
 	return func(t *testing.T, raw []byte) {
 		check := func(t *testing.T, ae *sinch.APIError) {
 			t.Helper()
-			if ae.HTTPStatus != status || ae.Code != status || ae.Status != name || ae.Message != message || len(ae.Details) != 1 {
+			// The detail is a ResourceInfo, not a RetryInfo: no wait.
+			if ae.HTTPStatus != status || ae.Code != status || ae.Status != name || ae.Message != message || len(ae.Details) != 1 || ae.RetryAfter != 0 {
 				t.Errorf("decoded %+v", ae)
 			}
 			var detail map[string]string

@@ -73,6 +73,10 @@ type Faults struct {
 	// RetryAfter is sent with injected 429s, rounded up to whole seconds:
 	// 0 means 1s, a negative value sends no header.
 	RetryAfter time.Duration
+	// RetryInfo sends the wait of every 429 as a google.rpc.RetryInfo
+	// detail (retry_delay, the documented form) instead of the Retry-After
+	// header, which Sinch does not document.
+	RetryInfo bool
 	// DropBeforeRate closes the connection without applying the request;
 	// DropAfterRate applies it, then closes without answering.
 	DropBeforeRate, DropAfterRate float64
