@@ -253,18 +253,23 @@ func writeJSON(w http.ResponseWriter, r *http.Request, status int, v any, slow t
 		w.Write(b)
 		return
 	}
+	// The status line goes out at once; the body comes in chunks, each
+	// after its share of the delay, so the whole answer takes at least slow
+	// (timers never fire early) and the client waits before the first byte
+	// of the body as well.
 	rc := http.NewResponseController(w)
+	rc.Flush()
+	start := time.Now()
 	chunks := min(len(b), 10)
-	step := slow / time.Duration(chunks)
 	for i := range chunks {
-		part := b[i*len(b)/chunks : (i+1)*len(b)/chunks]
-		if _, err := w.Write(part); err != nil {
+		due := start.Add(slow * time.Duration(i+1) / time.Duration(chunks))
+		if !pause(r.Context(), time.Until(due)) {
+			return
+		}
+		if _, err := w.Write(b[i*len(b)/chunks : (i+1)*len(b)/chunks]); err != nil {
 			return
 		}
 		rc.Flush()
-		if i < chunks-1 && !pause(r.Context(), step) {
-			return
-		}
 	}
 }
 
