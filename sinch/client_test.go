@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -412,6 +413,81 @@ func TestOAuth2UnauthorizedTwiceGivesUp(t *testing.T) {
 	_, err := c.GetContact(t.Context(), "id")
 	if ae := apiError(t, err); ae.HTTPStatus != 401 {
 		t.Errorf("error %v, want 401", err)
+	}
+	if contactCalls.Load() != 2 || emu.Calls(sinchtest.OpToken) != 2 {
+		t.Errorf("%d calls and %d tokens, want 2 and 2", contactCalls.Load(), emu.Calls(sinchtest.OpToken))
+	}
+}
+
+// TestAccessErrors: a key of another project (403) and credentials that
+// no fresh token cures (401) end the call at once with one line naming the
+// configuration keys to check, never the secret.
+func TestAccessErrors(t *testing.T) {
+	tests := []struct {
+		name       string
+		tune       func(*sinch.Config)
+		wantKeys   []string
+		wantStatus int
+		wantCalls  map[string]int
+	}{
+		{"another project, basic", func(c *sinch.Config) { c.ProjectID = "someone-else" },
+			[]string{"sinch.project_id", "sinch.key_id", `"someone-else"`}, 403, map[string]int{sinchtest.OpGet: 1}},
+		{"another project, oauth2", func(c *sinch.Config) { c.ProjectID = "someone-else"; c.Auth = sinch.AuthOAuth2 },
+			[]string{"sinch.project_id", "sinch.key_id"}, 403, map[string]int{sinchtest.OpGet: 1, sinchtest.OpToken: 1}},
+		{"wrong secret, basic", func(c *sinch.Config) { c.KeySecret = "wrong-secret-value" },
+			[]string{"sinch.key_id", "sinch.key_secret", "sinch.auth", "basic"}, 401, map[string]int{sinchtest.OpGet: 1}},
+		{"wrong secret, oauth2", func(c *sinch.Config) { c.KeySecret = "wrong-secret-value"; c.Auth = sinch.AuthOAuth2 },
+			[]string{"sinch.key_id", "sinch.key_secret", "sinch.auth", "oauth2"}, 401, map[string]int{sinchtest.OpToken: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, sinchtest.Options{}, tt.tune)
+			_, err := e.client.GetContact(t.Context(), "01ARZ3NDEKTSV4RRFFQ69G5FAV")
+			if !sinch.IsAccessDenied(err) {
+				t.Fatalf("error %v (%T), want an *AccessError", err, err)
+			}
+			if ae := apiError(t, err); ae.HTTPStatus != tt.wantStatus {
+				t.Errorf("HTTP %d, want %d", ae.HTTPStatus, tt.wantStatus)
+			}
+			msg := err.Error()
+			for _, k := range tt.wantKeys {
+				if !strings.Contains(msg, k) {
+					t.Errorf("error %q does not name %s", msg, k)
+				}
+			}
+			if strings.ContainsAny(msg, "\n\r") || strings.Contains(msg, "wrong-secret-value") || strings.Contains(msg, sinchtest.DefaultKeySecret) {
+				t.Errorf("error %q: not one clean line", msg)
+			}
+			got := e.emu.CallCounts()
+			delete(got, sinchtest.OpOther)
+			if !maps.Equal(got, tt.wantCalls) {
+				t.Errorf("calls %v, want %v: never retried", got, tt.wantCalls)
+			}
+		})
+	}
+}
+
+// TestOAuth2FreshTokenRefused: a bearer token refused twice (the second a
+// fresh one) is a credentials error after exactly one re-fetch.
+func TestOAuth2FreshTokenRefused(t *testing.T) {
+	emu := sinchtest.New(sinchtest.Options{})
+	var contactCalls atomic.Int32
+	srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/oauth2/token" {
+			emu.ServeHTTP(w, r)
+			return
+		}
+		contactCalls.Add(1)
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		w.WriteHeader(401)
+		fmt.Fprint(w, `{"error":{"code":401,"message":"Unauthorized\nsecond line","status":"UNAUTHORIZED","details":[]}}`)
+	})
+	cfg := emu.ClientConfig(srv.URL)
+	cfg.Auth = sinch.AuthOAuth2
+	fast(&cfg)
+	_, err := newClient(t, cfg).ListContacts(t.Context(), sinch.ListContactsRequest{})
+	if !sinch.IsAccessDenied(err) || !strings.Contains(err.Error(), "sinch.key_secret") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("error %q, want one line naming the credentials keys", err)
 	}
 	if contactCalls.Load() != 2 || emu.Calls(sinchtest.OpToken) != 2 {
 		t.Errorf("%d calls and %d tokens, want 2 and 2", contactCalls.Load(), emu.Calls(sinchtest.OpToken))

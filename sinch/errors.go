@@ -61,6 +61,35 @@ func hasStatus(err error, status int) bool {
 	return errors.As(err, &ae) && ae.HTTPStatus == status
 }
 
+// AccessError is a refusal no retry can cure, named in one line with the
+// configuration keys to check (syncd's names for the Config fields): a 401
+// that a fresh token did not cure (or any 401 with Basic auth, or from the
+// token endpoint), and a 403, which Sinch sends for a key of another project
+// or when billing refuses the call.
+type AccessError struct {
+	ProjectID, KeyID, Auth string
+	Err                    *APIError
+}
+
+func (e *AccessError) Error() string {
+	var what string
+	if e.Err.HTTPStatus == http.StatusForbidden {
+		what = fmt.Sprintf("access key %q may not use project %q (check sinch.project_id and sinch.key_id; billing may also have refused the call)", e.KeyID, e.ProjectID)
+	} else {
+		what = fmt.Sprintf("the credentials were refused for access key %q (check sinch.key_id, sinch.key_secret and sinch.auth, now %s)", e.KeyID, e.Auth)
+	}
+	// One line whatever the server put in its message.
+	return strings.Join(strings.Fields("sinch: "+what+": "+strings.TrimPrefix(e.Err.Error(), "sinch ")), " ")
+}
+
+func (e *AccessError) Unwrap() error { return e.Err }
+
+// IsAccessDenied reports whether err is, or wraps, an *AccessError.
+func IsAccessDenied(err error) bool {
+	var ae *AccessError
+	return errors.As(err, &ae)
+}
+
 // ErrOutcomeUnknown marks a failure after which Sinch may or may not have
 // applied the request: a create whose answer was lost and that could not be
 // safely resent. The caller must look the contact up before trying again.

@@ -178,6 +178,10 @@ func checkErrorFixture(status int, name, message string) func(*testing.T, []byte
 		if got := sinch.IsNotFound(err); got != (status == 404) {
 			t.Errorf("IsNotFound = %v", got)
 		}
+		// A 403 (here billing's) is named as an access problem, in one line.
+		if got := sinch.IsAccessDenied(err); got != (status == 403) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("IsAccessDenied = %v for %q", got, err)
+		}
 	}
 }
 

@@ -60,9 +60,23 @@ const (
 	reauth                   // the bearer token was rejected: fetch a new one and resend once
 )
 
-// do runs a call with retries: exponential backoff with full jitter, bounded
-// by MaxAttempts and MaxRetryTime, never shorter than a Retry-After.
+// do runs a call with retries and names a refused key as an *AccessError.
 func (c *Client) do(ctx context.Context, cl *call) error {
+	err := c.retry(ctx, cl)
+	var ae *APIError
+	if err == nil || IsAccessDenied(err) || !errors.As(err, &ae) {
+		return err
+	}
+	if ae.HTTPStatus == http.StatusUnauthorized || ae.HTTPStatus == http.StatusForbidden {
+		return &AccessError{ProjectID: c.cfg.ProjectID, KeyID: c.cfg.KeyID, Auth: c.cfg.Auth, Err: ae}
+	}
+	return err
+}
+
+// retry runs a call with retries: exponential backoff with full jitter,
+// bounded by MaxAttempts and MaxRetryTime, never shorter than a Retry-After
+// or a RetryInfo delay.
+func (c *Client) retry(ctx context.Context, cl *call) error {
 	var body []byte
 	if cl.body != nil {
 		var err error

@@ -29,8 +29,9 @@ func TestRoutes(t *testing.T) {
 	}{
 		{"list", "GET", projectPath + "/contacts", 200, "", sinchtest.OpList},
 		{"get", "GET", projectPath + "/contacts/" + c.ID, 200, "", sinchtest.OpGet},
-		{"another project", "GET", "/v1/projects/someone-else/contacts/" + c.ID, 404, "NOT_FOUND", sinchtest.OpGet},
-		{"another project list", "GET", "/v1/projects/someone-else/contacts", 404, "NOT_FOUND", sinchtest.OpList},
+		// A valid key used on a project it does not belong to.
+		{"another project", "GET", "/v1/projects/someone-else/contacts/" + c.ID, 403, "PERMISSION_DENIED", sinchtest.OpGet},
+		{"another project list", "GET", "/v1/projects/someone-else/contacts", 403, "PERMISSION_DENIED", sinchtest.OpList},
 		{"unknown path", "GET", projectPath + "/apps", 404, "NOT_FOUND", sinchtest.OpOther},
 		{"outside v1", "GET", "/contacts", 404, "NOT_FOUND", sinchtest.OpOther},
 		{"wrong method", "PUT", projectPath + "/contacts/" + c.ID, 405, "UNIMPLEMENTED", sinchtest.OpOther},

@@ -88,7 +88,8 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rt.project != e.projectID {
-		writeError(w, http.StatusNotFound, "NOT_FOUND", "project "+rt.project+" not found")
+		// The key is valid but not this project's: Sinch refuses it.
+		writeError(w, http.StatusForbidden, "PERMISSION_DENIED", "the access key does not belong to project "+rt.project)
 		return
 	}
 	if allowed != "" {
