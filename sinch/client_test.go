@@ -160,6 +160,27 @@ func TestOperations(t *testing.T) {
 	}
 }
 
+// TestViberBotChannel: VIBER (the Viber Bot channel) is app-scoped, unlike
+// VIBERBM, and its id is kept as sent.
+func TestViberBotChannel(t *testing.T) {
+	if !sinch.IsValidChannel("VIBER") || !sinch.IsAppScopedChannel("VIBER") || sinch.IsPhoneChannel("VIBER") || sinch.IsAppScopedChannel("VIBERBM") {
+		t.Fatal("VIBER must be a known app-scoped, non-phone channel")
+	}
+	e := newEnv(t, sinchtest.Options{})
+	viber := sinch.ChannelIdentity{Channel: "VIBER", Identity: "+01234567890A=", AppID: "viber-app"}
+	created, err := e.client.CreateContact(t.Context(), sinch.Contact{Language: "EN_US", ChannelIdentities: []sinch.ChannelIdentity{viber}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(created.ChannelIdentities, []sinch.ChannelIdentity{viber}) {
+		t.Errorf("stored %+v, want %+v", created.ChannelIdentities, viber)
+	}
+	viber.AppID = ""
+	if _, err := e.client.CreateContact(t.Context(), sinch.Contact{Language: "EN_US", ChannelIdentities: []sinch.ChannelIdentity{viber}}); apiError(t, err).HTTPStatus != 400 {
+		t.Errorf("VIBER without app_id: %v, want a 400", err)
+	}
+}
+
 func TestCreateRejectsUnspecifiedLanguage(t *testing.T) {
 	e := newEnv(t, sinchtest.Options{})
 	c := contact("x")
@@ -206,6 +227,29 @@ func TestPagingCost(t *testing.T) {
 	}
 	if n := e.emu.Calls(sinchtest.OpList); n != 1 {
 		t.Errorf("stopping after one page made %d list calls", n)
+	}
+}
+
+// TestPagesThroughEmptyLastPage: a list that ends with a token and an
+// empty page costs one more call and loses nothing.
+func TestPagesThroughEmptyLastPage(t *testing.T) {
+	e := newEnv(t, sinchtest.Options{EmptyLastPage: true})
+	for i := range 40 {
+		e.emu.Seed(contact(fmt.Sprintf("crm-%d", i%3)))
+	}
+	var got []sinch.Contact
+	for page, err := range e.client.Pages(t.Context(), sinch.ListContactsRequest{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, page...)
+	}
+	if len(got) != 40 || e.emu.Calls(sinchtest.OpList) != 3 {
+		t.Errorf("%d contacts in %d calls, want 40 in 3 (two full pages and the empty one)", len(got), e.emu.Calls(sinchtest.OpList))
+	}
+	found, err := e.client.FindByExternalID(t.Context(), "crm-1")
+	if err != nil || len(found) != 13 {
+		t.Errorf("found %d, %v; want 13", len(found), err)
 	}
 }
 

@@ -55,6 +55,15 @@ type Options struct {
 	// TokenTTL is the lifetime of the bearer tokens it issues; default 1h.
 	TokenTTL time.Duration
 	Faults   Faults
+	// UnifiedContactID plays the project setting unified_contact_id_enabled
+	// (projectsettings/ContactSettingsDto.json): whenever a create, an
+	// update or a merge leaves a contact with a phone number, Sinch adds the
+	// SMS, MMS and RCS identities of that number it lacks, at the end.
+	UnifiedContactID bool
+	// EmptyLastPage ends every list that found contacts with a page token
+	// whose page is empty and has none, as the Java SDK's fixture
+	// ContactListResponseDtoPage1.json shows Sinch doing.
+	EmptyLastPage bool
 	// Clock drives token expiry and contact id timestamps; default
 	// time.Now. The server-side rate limit always runs on real time.
 	Clock func() time.Time
@@ -109,6 +118,49 @@ type Emulator struct {
 	limiter    *rate.Limiter
 	entropy    *ulid.MonotonicEntropy
 	refuse     func(sinch.Contact) error
+	unified    bool
+	emptyLast  bool
+}
+
+// SetUnifiedContactID turns the unified_contact_id_enabled behaviour (see
+// Options) on or off; contacts stored already are left as they are.
+func (e *Emulator) SetUnifiedContactID(on bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.unified = on
+}
+
+// SetEmptyLastPage turns the trailing empty page of lists (see Options) on
+// or off.
+func (e *Emulator) SetEmptyLastPage(on bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.emptyLast = on
+}
+
+// unifiedChannels are the channels Sinch fills in for a phone number.
+var unifiedChannels = []string{"SMS", "MMS", "RCS"}
+
+// unify adds the identities unified_contact_id_enabled makes Sinch add, when
+// it is on. Callers hold e.mu; c is already normalised.
+func (e *Emulator) unify(c sinch.Contact) sinch.Contact {
+	if !e.unified {
+		return c
+	}
+	var numbers []string
+	for _, ci := range c.ChannelIdentities {
+		if sinch.IsPhoneChannel(ci.Channel) && !slices.Contains(numbers, ci.Identity) {
+			numbers = append(numbers, ci.Identity)
+		}
+	}
+	for _, n := range numbers {
+		for _, ch := range unifiedChannels {
+			if !slices.Contains(c.ChannelIdentities, sinch.ChannelIdentity{Channel: ch, Identity: n}) {
+				c.ChannelIdentities = append(c.ChannelIdentities, sinch.ChannelIdentity{Channel: ch, Identity: n})
+			}
+		}
+	}
+	return c
 }
 
 // RefuseWrites makes creates and updates whose resulting contact fails check
@@ -144,6 +196,8 @@ func New(opts Options) *Emulator {
 		tokens:     map[string]time.Time{},
 		calls:      map[string]int{},
 		entropy:    ulid.Monotonic(rand.Reader, 0),
+		unified:    opts.UnifiedContactID,
+		emptyLast:  opts.EmptyLastPage,
 	}
 	if e.tokenTTL <= 0 {
 		e.tokenTTL = DefaultTokenTTL
