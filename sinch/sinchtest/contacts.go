@@ -147,7 +147,7 @@ func (e *Emulator) create(body []byte) (int, any) {
 	if err := e.refused(c); err != nil {
 		return invalid(err)
 	}
-	c = e.unify(c)
+	c = e.unify(sinch.Contact{}, c)
 	c.ID = e.newID()
 	e.store(c)
 	return http.StatusOK, toWire(c)
@@ -254,7 +254,7 @@ func (e *Emulator) update(id string, q url.Values, body []byte) (int, any) {
 	if err := e.refused(next); err != nil {
 		return invalid(err)
 	}
-	next = e.unify(next)
+	next = e.unify(cur, next)
 	e.store(next)
 	return http.StatusOK, toWire(next)
 }
@@ -290,7 +290,7 @@ func (e *Emulator) merge(destID string, body []byte) (int, any) {
 	if !ok {
 		return notFound("source contact", in.SourceID)
 	}
-	merged := e.unify(normalize(sinch.Merged(dest, src)))
+	merged := e.unify(dest, normalize(sinch.Merged(dest, src)))
 	e.remove(src.ID)
 	e.store(merged)
 	return http.StatusOK, toWire(merged)

@@ -56,9 +56,9 @@ type Options struct {
 	TokenTTL time.Duration
 	Faults   Faults
 	// UnifiedContactID plays the project setting unified_contact_id_enabled
-	// (projectsettings/ContactSettingsDto.json): whenever a create, an
-	// update or a merge leaves a contact with a phone number, Sinch adds the
-	// SMS, MMS and RCS identities of that number it lacks, at the end.
+	// (projectsettings/ContactSettingsDto.json): when a create, an update or
+	// a merge brings a contact a phone number, Sinch adds the SMS, MMS and
+	// RCS identities of that number it lacks, at the end.
 	UnifiedContactID bool
 	// EmptyLastPage ends every list that found contacts with a page token
 	// whose page is empty and has none, as the Java SDK's fixture
@@ -141,26 +141,36 @@ func (e *Emulator) SetEmptyLastPage(on bool) {
 // unifiedChannels are the channels Sinch fills in for a phone number.
 var unifiedChannels = []string{"SMS", "MMS", "RCS"}
 
-// unify adds the identities unified_contact_id_enabled makes Sinch add, when
-// it is on. Callers hold e.mu; c is already normalised.
-func (e *Emulator) unify(c sinch.Contact) sinch.Contact {
+// unify adds the identities unified_contact_id_enabled makes Sinch add,
+// when it is on: for each phone number the write brings (one that before,
+// the contact held on no channel), its SMS, MMS and RCS identities. A number
+// the contact already had is left as it is, so an identity removed later is
+// not forced back. Callers hold e.mu; both contacts are normalised.
+func (e *Emulator) unify(before, after sinch.Contact) sinch.Contact {
 	if !e.unified {
-		return c
+		return after
 	}
-	var numbers []string
-	for _, ci := range c.ChannelIdentities {
-		if sinch.IsPhoneChannel(ci.Channel) && !slices.Contains(numbers, ci.Identity) {
-			numbers = append(numbers, ci.Identity)
+	numbers := func(c sinch.Contact) []string {
+		var out []string
+		for _, ci := range c.ChannelIdentities {
+			if sinch.IsPhoneChannel(ci.Channel) && !slices.Contains(out, ci.Identity) {
+				out = append(out, ci.Identity)
+			}
 		}
+		return out
 	}
-	for _, n := range numbers {
+	had := numbers(before)
+	for _, n := range numbers(after) {
+		if slices.Contains(had, n) {
+			continue
+		}
 		for _, ch := range unifiedChannels {
-			if !slices.Contains(c.ChannelIdentities, sinch.ChannelIdentity{Channel: ch, Identity: n}) {
-				c.ChannelIdentities = append(c.ChannelIdentities, sinch.ChannelIdentity{Channel: ch, Identity: n})
+			if id := (sinch.ChannelIdentity{Channel: ch, Identity: n}); !slices.Contains(after.ChannelIdentities, id) {
+				after.ChannelIdentities = append(after.ChannelIdentities, id)
 			}
 		}
 	}
-	return c
+	return after
 }
 
 // RefuseWrites makes creates and updates whose resulting contact fails check

@@ -816,11 +816,12 @@ func TestUnifiedContactID(t *testing.T) {
 	if !slices.Equal(created.ChannelIdentities, want) {
 		t.Errorf("created with %+v, want %+v", created.ChannelIdentities, want)
 	}
-	// A patch that drops the added identities gets them back; a name
-	// change leaves the identities as they are.
+	// A patch that brings a new number gets its identities added; one that
+	// drops identities of a number the contact keeps does not get them
+	// back; a name change leaves the identities as they are.
 	patched := send(t, srv, "PATCH", projectPath+"/contacts/"+created.ID+"?update_mask=channel_identities",
-		mustJSON(t, sinch.Contact{ChannelIdentities: []sinch.ChannelIdentity{sms("+46700000002")}})).contact(t)
-	want = []sinch.ChannelIdentity{sms("46700000002"), {Channel: "MMS", Identity: "46700000002"}, {Channel: "RCS", Identity: "46700000002"}}
+		mustJSON(t, sinch.Contact{ChannelIdentities: []sinch.ChannelIdentity{sms("+46700000002"), {Channel: "MMS", Identity: "46700000001"}}})).contact(t)
+	want = []sinch.ChannelIdentity{sms("46700000002"), {Channel: "MMS", Identity: "46700000001"}, {Channel: "MMS", Identity: "46700000002"}, {Channel: "RCS", Identity: "46700000002"}}
 	if !slices.Equal(patched.ChannelIdentities, want) {
 		t.Errorf("patched to %+v, want %+v", patched.ChannelIdentities, want)
 	}
