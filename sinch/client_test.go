@@ -259,7 +259,7 @@ func TestPagesStopsOnRepeatedToken(t *testing.T) {
 		calls.Add(1)
 		fmt.Fprint(w, `{"contacts":[],"next_page_token":"same"}`)
 	})
-	c := newClient(t, sinch.Config{BaseURL: srv.URL, ProjectID: "p", KeyID: "k", KeySecret: testSecret, RateLimitRPS: 1000})
+	c := newClient(t, sinch.Config{BaseURL: srv.URL, Auth: sinch.AuthBasic, ProjectID: "p", KeyID: "k", KeySecret: testSecret, RateLimitRPS: 1000})
 	var err error
 	for _, err = range c.Pages(t.Context(), sinch.ListContactsRequest{}) {
 	}
@@ -326,7 +326,7 @@ func TestNoRetryOnOther4xx(t *testing.T) {
 				w.WriteHeader(status)
 				fmt.Fprintf(w, `{"error":{"code":%d,"message":"no","status":"X","details":[]}}`, status)
 			})
-			cfg := sinch.Config{BaseURL: srv.URL, ProjectID: "p", KeyID: "k", KeySecret: secret}
+			cfg := sinch.Config{BaseURL: srv.URL, Auth: sinch.AuthBasic, ProjectID: "p", KeyID: "k", KeySecret: secret}
 			fast(&cfg)
 			c := newClient(t, cfg)
 			ops := map[string]func() error{
@@ -616,7 +616,7 @@ func TestDecisionsKeyOnHTTPCode(t *testing.T) {
 				w.WriteHeader(tt.http)
 				fmt.Fprint(w, tt.body)
 			})
-			cfg := sinch.Config{BaseURL: srv.URL, ProjectID: "p", KeyID: "k", KeySecret: testSecret}
+			cfg := sinch.Config{BaseURL: srv.URL, Auth: sinch.AuthBasic, ProjectID: "p", KeyID: "k", KeySecret: testSecret}
 			fast(&cfg)
 			c := newClient(t, cfg)
 			sinch.SetClock(c, newFakeClock().Now, newFakeClock().Sleep)
@@ -944,6 +944,26 @@ func TestConcurrencyBound(t *testing.T) {
 	wg.Wait()
 	if p := peak.Load(); p > 3 || p < 2 {
 		t.Errorf("peak of %d requests in flight, want up to 3", p)
+	}
+}
+
+// TestInFlightSizedFromRoundTrip: at 400 requests/s and a server taking at
+// least 50ms, the client lets at least 400×0.05+1 requests be in flight, and
+// never more than MaxConcurrency. Only lower bounds on time: a loaded
+// machine makes round trips longer, never shorter.
+func TestInFlightSizedFromRoundTrip(t *testing.T) {
+	e := newEnv(t, sinchtest.Options{Faults: sinchtest.Faults{Latency: 50 * time.Millisecond}}, func(c *sinch.Config) {
+		c.RateLimitRPS = 400
+		c.MaxConcurrency = 30
+	})
+	if n := sinch.InFlightLimit(e.client); n != 2 {
+		t.Errorf("limit %d before any answer, want 2", n)
+	}
+	if _, err := e.client.ListContacts(t.Context(), sinch.ListContactsRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := sinch.InFlightLimit(e.client); n < 21 || n > 30 {
+		t.Errorf("limit %d after a round trip of at least 50ms at 400/s, want 21 to 30", n)
 	}
 }
 

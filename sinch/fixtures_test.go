@@ -171,7 +171,7 @@ func checkErrorFixture(status int, name, message string) func(*testing.T, []byte
 			w.WriteHeader(status)
 			w.Write(raw)
 		})
-		cfg := sinch.Config{BaseURL: srv.URL, ProjectID: "p", KeyID: "k", KeySecret: testSecret}
+		cfg := sinch.Config{BaseURL: srv.URL, Auth: sinch.AuthBasic, ProjectID: "p", KeyID: "k", KeySecret: testSecret}
 		fast(&cfg)
 		_, err := newClient(t, cfg).GetContact(t.Context(), "id")
 		check(t, apiError(t, err))
@@ -284,7 +284,7 @@ func TestFixturePagesThroughClient(t *testing.T) {
 			w.Write(page1)
 		}
 	})
-	cfg := sinch.Config{BaseURL: srv.URL, ProjectID: "p", KeyID: "k", KeySecret: testSecret}
+	cfg := sinch.Config{BaseURL: srv.URL, Auth: sinch.AuthBasic, ProjectID: "p", KeyID: "k", KeySecret: testSecret}
 	fast(&cfg)
 	var got []sinch.Contact
 	for page, err := range newClient(t, cfg).Pages(t.Context(), sinch.ListContactsRequest{}) {

@@ -160,12 +160,10 @@ func (c *Client) backoff(attempt int, start time.Time, err error) (time.Duration
 
 // attempt sends one request and decodes a 2xx answer into cl.out.
 func (c *Client) attempt(ctx context.Context, cl *call, body []byte) (outcome, error) {
-	select {
-	case c.sem <- struct{}{}:
-	case <-ctx.Done():
-		return final, fmt.Errorf("sinch %s: %w", cl.op, ctx.Err())
+	if err := c.gov.acquire(ctx); err != nil {
+		return final, fmt.Errorf("sinch %s: %w", cl.op, err)
 	}
-	defer func() { <-c.sem }()
+	defer c.gov.release()
 	if err := c.gov.wait(ctx); err != nil {
 		return final, fmt.Errorf("sinch %s: %w", cl.op, err)
 	}
@@ -205,11 +203,13 @@ func (c *Client) attempt(ctx context.Context, cl *call, body []byte) (outcome, e
 	_, err = buf.ReadFrom(io.LimitReader(resp.Body, maxAnswerBytes))
 	answer := buf.Bytes() // valid until buf goes back to the pool: decoding copies what it keeps
 	resp.Body.Close()
-	c.observe(cl.op, resp.StatusCode, time.Since(began))
+	took := time.Since(began)
+	c.observe(cl.op, resp.StatusCode, took)
 	if err != nil {
 		// The status came back but the body did not: as open as a timeout.
 		return c.classifyTransport(ctx, cl.op, err)
 	}
+	c.gov.roundTrip(took)
 
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		c.gov.succeeded()

@@ -18,7 +18,7 @@ func TestConfigCheck(t *testing.T) {
 	}
 	h.env["SYNCD_DATABASE_URL"] = migrated
 	code, out, _ = h.run("config", "check")
-	if code != 0 || !strings.Contains(out, "migrations up to date") || !strings.Contains(out, "basic auth accepted") {
+	if code != 0 || !strings.Contains(out, "migrations up to date") || !strings.Contains(out, "oauth2 auth accepted") {
 		t.Fatalf("config check exited %d:\n%s", code, out)
 	}
 

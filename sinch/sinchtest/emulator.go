@@ -230,10 +230,13 @@ func Start(tb testing.TB, opts Options) (*Emulator, *httptest.Server) {
 }
 
 // ClientConfig returns a client configuration pointing at the emulator
-// served at baseURL, with its project and key (Basic auth).
+// served at baseURL, with its project and key, and Basic auth, so that
+// tests see their own requests only; set Auth to sinch.AuthOAuth2 for
+// tokens from the emulator's token endpoint.
 func (e *Emulator) ClientConfig(baseURL string) sinch.Config {
 	return sinch.Config{
 		BaseURL:   baseURL,
+		Auth:      sinch.AuthBasic,
 		ProjectID: e.projectID,
 		KeyID:     e.keyID,
 		KeySecret: e.keySecret,
