@@ -188,6 +188,10 @@ func setDefault[T int | float64 | time.Duration](v *T, def T) {
 	}
 }
 
+// InFlightLimit is how many requests the client lets be in flight now, and
+// the smoothed round trip it was sized from (0 before the first answer).
+func (c *Client) InFlightLimit() (int, time.Duration) { return c.gov.limits() }
+
 // CloseIdleConnections closes the client's idle keep-alive connections.
 func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
 

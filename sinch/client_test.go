@@ -956,13 +956,13 @@ func TestInFlightSizedFromRoundTrip(t *testing.T) {
 		c.RateLimitRPS = 400
 		c.MaxConcurrency = 30
 	})
-	if n := sinch.InFlightLimit(e.client); n != 2 {
+	if n, _ := e.client.InFlightLimit(); n != 2 {
 		t.Errorf("limit %d before any answer, want 2", n)
 	}
 	if _, err := e.client.ListContacts(t.Context(), sinch.ListContactsRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	if n := sinch.InFlightLimit(e.client); n < 21 || n > 30 {
+	if n, _ := e.client.InFlightLimit(); n < 21 || n > 30 {
 		t.Errorf("limit %d after a round trip of at least 50ms at 400/s, want 21 to 30", n)
 	}
 }

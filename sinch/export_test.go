@@ -22,6 +22,3 @@ var (
 )
 
 type MergeRequest = mergeRequest
-
-// InFlightLimit is how many requests the client lets be in flight now.
-func InFlightLimit(c *Client) int { n, _ := c.gov.limits(); return n }
