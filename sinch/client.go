@@ -124,7 +124,7 @@ func NewClient(cfg Config) (*Client, error) {
 	}
 	c.gov = newGovernor(cfg.RateLimitRPS, cfg.MaxConcurrency, c.clk)
 	if cfg.Auth == AuthOAuth2 {
-		c.auth = newTokenSource(cfg, hc, c.clk, func(status int, d time.Duration) { c.observe(OpToken, status, d) })
+		c.auth = newTokenSource(cfg, hc, c.clk, func(status int, d time.Duration) { c.observe(OpToken, status, d) }, c.redact)
 	} else {
 		c.auth = basicAuth{id: cfg.KeyID, secret: cfg.KeySecret}
 	}

@@ -918,6 +918,33 @@ func TestSecretNeverInErrors(t *testing.T) {
 	}
 }
 
+// TestSecretScrubbedBeforeTheCut: a long error body that echoes the secret
+// across the point where the message is cut keeps no piece of it, from the
+// contacts endpoints and from the token endpoint alike.
+func TestSecretScrubbedBeforeTheCut(t *testing.T) {
+	filler := strings.Repeat("x", 240) // the cut is at 256 bytes: inside the secret
+	srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadGateway)
+		fmt.Fprintf(w, "<html>%s%s and %s</html>", filler, testSecret, r.Header.Get("Authorization"))
+	})
+	for _, auth := range []string{sinch.AuthBasic, sinch.AuthOAuth2} {
+		t.Run(auth, func(t *testing.T) {
+			cfg := sinch.Config{BaseURL: srv.URL, TokenURL: srv.URL + "/oauth2/token", Auth: auth, ProjectID: "p", KeyID: "k", KeySecret: testSecret, MaxAttempts: 1}
+			fast(&cfg)
+			_, err := newClient(t, cfg).GetContact(t.Context(), "id")
+			ae := apiError(t, err)
+			if !strings.Contains(ae.Message, filler[:100]) {
+				t.Fatalf("message %q: not the body's start", ae.Message)
+			}
+			for _, piece := range []string{testSecret[:6], testSecret[6:12], testSecret[len(testSecret)-6:]} {
+				if strings.Contains(err.Error(), piece) {
+					t.Errorf("error %q keeps %q of the secret", err, piece)
+				}
+			}
+		})
+	}
+}
+
 func TestConcurrencyBound(t *testing.T) {
 	emu := sinchtest.New(sinchtest.Options{Faults: sinchtest.Faults{Latency: 5 * time.Millisecond}})
 	id := emu.Seed(contact("x"))[0].ID

@@ -113,8 +113,15 @@ type rpcStatus struct {
 
 // decodeError turns a non-2xx answer into an *APIError. It accepts the
 // wrapped shape Sinch sends, the unwrapped shape some spec examples show, and
-// anything else as plain text.
-func decodeError(op string, httpStatus int, header http.Header, body []byte, now time.Time) *APIError {
+// anything else as plain text. redact (nil: none) scrubs credentials from
+// the whole body before anything is cut from it, and from the decoded
+// message, where JSON escapes may have hidden them from the first pass: a
+// cut first could leave the start of a secret behind.
+func decodeError(op string, httpStatus int, header http.Header, body []byte, now time.Time, redact func(string) string) *APIError {
+	if redact == nil {
+		redact = func(s string) string { return s }
+	}
+	body = []byte(redact(string(body)))
 	e := &APIError{HTTPStatus: httpStatus, Operation: op, RetryAfter: parseRetryAfter(header.Get("Retry-After"), now)}
 	var wrapped struct {
 		Error *rpcStatus `json:"error"`
@@ -129,7 +136,7 @@ func decodeError(op string, httpStatus int, header http.Header, body []byte, now
 		}
 	}
 	if st != nil {
-		e.Code, e.Message, e.Status, e.Details = st.Code, st.Message, st.Status, st.Details
+		e.Code, e.Message, e.Status, e.Details = st.Code, redact(st.Message), st.Status, st.Details
 		e.RetryAfter = max(e.RetryAfter, retryDelay(st.Details))
 	} else {
 		e.Message = snippet(body)
@@ -147,6 +154,7 @@ func decodeError(op string, httpStatus int, header http.Header, body []byte, now
 }
 
 // snippet returns the start of a body as one clean line of valid UTF-8.
+// Credentials must be scrubbed from body before: the cut may split one.
 func snippet(body []byte) string {
 	if len(body) > maxMessageBytes {
 		body = body[:maxMessageBytes]

@@ -220,8 +220,7 @@ func (c *Client) attempt(ctx context.Context, cl *call, body []byte) (outcome, e
 		}
 		return final, nil
 	}
-	ae := decodeError(cl.op, resp.StatusCode, resp.Header, answer, c.clk.now())
-	ae.Message = c.redact(ae.Message)
+	ae := decodeError(cl.op, resp.StatusCode, resp.Header, answer, c.clk.now(), c.redact)
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests:
 		if rps, lowered := c.gov.throttled(ae.RetryAfter); lowered {
@@ -265,7 +264,6 @@ func (c *Client) classifyTokenError(ctx context.Context, err error) (outcome, er
 	case ctx.Err() != nil:
 		return final, err
 	case errors.As(err, &ae):
-		ae.Message = c.redact(ae.Message)
 		if ae.HTTPStatus == http.StatusTooManyRequests || ae.HTTPStatus >= 500 {
 			return refused, ae
 		}
