@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -72,5 +73,27 @@ func TestDiffOutIsPrivate(t *testing.T) {
 			}
 			check(t)
 		})
+	}
+}
+
+// TestDiffEscapesTerminalControls: an external_id holding ESC[2J (and a
+// name holding an OSC title sequence) reaches the operator's terminal
+// escaped, whatever Sinch holds.
+func TestDiffEscapesTerminalControls(t *testing.T) {
+	h := newHarness(t)
+	h.migrate()
+	rows := crmRows(2)
+	rows[0].ExternalID = "crm-\x1b[2J"
+	rows[1].DisplayName = str("Eve\x1b]0;owned\x07")
+	h.load(rows)
+	code, out, errOut := h.run("diff")
+	if code != exitChangesPending {
+		t.Fatalf("diff exited %d:\n%s%s", code, out, errOut)
+	}
+	if strings.ContainsAny(out+errOut, "\x1b\x07") {
+		t.Errorf("diff sent terminal controls:\n%q", out)
+	}
+	if !strings.Contains(out, `crm-\x1b[2J`) {
+		t.Errorf("diff does not show the external id escaped:\n%s", out)
 	}
 }
