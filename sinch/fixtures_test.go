@@ -331,3 +331,37 @@ func TestFixtureIdentityLookUp(t *testing.T) {
 		t.Errorf("look-up of %s %s found %+v, want the created contact", number.Channel, number.Identity, found.Contacts)
 	}
 }
+
+// TestFixtureEmptyLastPage: the emulator's trailing empty page is the SDK
+// fixture's ContactListResponseDtoPage1.json, and the client reads through
+// it.
+func TestFixtureEmptyLastPage(t *testing.T) {
+	want, err := os.ReadFile(filepath.Join(fixtureDir, "contacts/ContactListResponseDtoPage1.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, sinchtest.Options{EmptyLastPage: true})
+	e.emu.Seed(contact("crm-1"))
+	first, err := e.client.ListContacts(t.Context(), sinch.ListContactsRequest{})
+	if err != nil || len(first.Contacts) != 1 || first.NextPageToken == "" {
+		t.Fatalf("first page %+v, %v: want the contact and a token", first, err)
+	}
+	req, err := http.NewRequest("GET", e.srv.URL+"/v1/projects/"+sinchtest.DefaultProjectID+"/contacts?page_token="+first.NextPageToken, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(sinchtest.DefaultKeyID, sinchtest.DefaultKeySecret)
+	req.Close = true // no idle connection left for goleak
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got bytes.Buffer
+	if _, err := got.ReadFrom(resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	if !sameJSON(t, want, got.Bytes()) {
+		t.Errorf("the emulator's last page is %s, the SDK fixture %s", got.Bytes(), want)
+	}
+}

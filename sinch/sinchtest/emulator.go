@@ -5,9 +5,12 @@
 // It enforces what the real API enforces (see /work/shared/sinch/README.md):
 // routes under /v1/projects/{project_id}, Basic or bearer auth, page_size
 // defaults and caps, opaque page tokens, required fields, update_mask and
-// merge semantics, Sinch's error body. It counts requests per operation and
-// can inject latency, 429s with Retry-After, 5xx, dropped connections, slow
-// answers and a server-side rate limit.
+// merge semantics, Sinch's error body, identities stored and matched without
+// the '+' of a number, 403 for a key used on another project. It counts
+// requests per operation and can inject latency, 429s with Retry-After or a
+// google.rpc.RetryInfo detail, 5xx, dropped connections, slow answers and a
+// server-side rate limit; it can also end lists with an empty page and play
+// the project setting unified_contact_id_enabled.
 package sinchtest
 
 import (
