@@ -161,7 +161,7 @@ func WriteText(w io.Writer, p Plan, opts ReportOptions) error {
 			shown = shown[:opts.Limit]
 		}
 		for _, l := range shown {
-			fmt.Fprintf(tw, "  %s %s\t%s\t%s\n", paint(kind, sectionSign[kind]), terminalEscape(l.externalID), terminalEscape(l.target), terminalEscape(l.detail))
+			fmt.Fprintf(tw, "  %s %s\t%s\t%s\n", paint(kind, sectionSign[kind]), TerminalEscape(l.externalID), TerminalEscape(l.target), TerminalEscape(l.detail))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -172,10 +172,10 @@ func WriteText(w io.Writer, p Plan, opts ReportOptions) error {
 		fmt.Fprintln(w)
 	}
 	for _, note := range p.Notes {
-		fmt.Fprintf(w, "Note: %s\n", terminalEscape(note))
+		fmt.Fprintf(w, "Note: %s\n", TerminalEscape(note))
 	}
 	if p.DeleteGuard != "" {
-		fmt.Fprintln(w, paint(string(OpDelete), "Deletes withheld: "+terminalEscape(p.DeleteGuard)))
+		fmt.Fprintln(w, paint(string(OpDelete), "Deletes withheld: "+TerminalEscape(p.DeleteGuard)))
 	}
 	s := p.Summary()
 	if p.Empty() {
@@ -231,16 +231,17 @@ func WriteMarkdown(w io.Writer, p Plan, opts ReportOptions) error {
 // markdownEscape keeps CRM values from breaking a table or injecting HTML,
 // and from driving the terminal the Markdown is first read on.
 func markdownEscape(s string) string {
-	return terminalEscape(strings.NewReplacer("|", `\|`, "<", "&lt;", ">", "&gt;", "\n", " ", "`", "'").Replace(s))
+	return TerminalEscape(strings.NewReplacer("|", `\|`, "<", "&lt;", ">", "&gt;", "\n", " ", "`", "'").Replace(s))
 }
 
-// terminalEscape writes the characters of s that a terminal would act on
-// as Go escapes: C0 and C1 controls (ESC[2J in an external_id would clear
+// TerminalEscape returns s fit for a terminal, for every CRM value or
+// external id printed outside a report too: the characters of s that a
+// terminal would act on are written as Go escapes: C0 and C1 controls (ESC[2J in an external_id would clear
 // the operator's screen; a tab or a newline would forge report lines), DEL,
 // the bidirectional overrides that reorder what is shown, and bytes that are
 // not UTF-8 (0x9b alone is CSI to an 8-bit terminal). Everything else,
 // accents and scripts included, is kept as it is.
-func terminalEscape(s string) string {
+func TerminalEscape(s string) string {
 	clean := true
 	for _, r := range s {
 		if r == utf8.RuneError || unsafeRune(r) {
