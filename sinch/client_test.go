@@ -511,6 +511,28 @@ func TestAccessErrors(t *testing.T) {
 	}
 }
 
+// TestAccessErrorKeepsOutcomeUnknown: a create whose answer was lost and
+// whose look-up is then refused is both an access problem and a create of
+// unknown outcome.
+func TestAccessErrorKeepsOutcomeUnknown(t *testing.T) {
+	srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			w.WriteHeader(503)
+			return
+		}
+		w.WriteHeader(403)
+		fmt.Fprint(w, `{"error":{"code":403,"message":"no","status":"PERMISSION_DENIED","details":[]}}`)
+	})
+	cfg := sinch.Config{BaseURL: srv.URL, Auth: sinch.AuthBasic, ProjectID: "p", KeyID: "k", KeySecret: testSecret}
+	fast(&cfg)
+	c := newClient(t, cfg)
+	sinch.SetClock(c, newFakeClock().Now, newFakeClock().Sleep)
+	_, err := c.CreateContact(t.Context(), contact("crm-1"))
+	if !errors.Is(err, sinch.ErrOutcomeUnknown) || !sinch.IsAccessDenied(err) || apiError(t, err).HTTPStatus != 403 {
+		t.Errorf("error %v: want an outcome-unknown create and an access error", err)
+	}
+}
+
 // TestOAuth2FreshTokenRefused: a bearer token refused twice (the second a
 // fresh one) is a credentials error after exactly one re-fetch.
 func TestOAuth2FreshTokenRefused(t *testing.T) {

@@ -68,12 +68,13 @@ func hasStatus(err error, status int) bool {
 // or when billing refuses the call.
 type AccessError struct {
 	ProjectID, KeyID, Auth string
-	Err                    *APIError
+	API                    *APIError // the refusal
+	Err                    error     // the whole error, API somewhere in its chain
 }
 
 func (e *AccessError) Error() string {
 	var what string
-	if e.Err.HTTPStatus == http.StatusForbidden {
+	if e.API.HTTPStatus == http.StatusForbidden {
 		what = fmt.Sprintf("access key %q may not use project %q (check sinch.project_id and sinch.key_id; billing may also have refused the call)", e.KeyID, e.ProjectID)
 	} else {
 		what = fmt.Sprintf("the credentials were refused for access key %q (check sinch.key_id, sinch.key_secret and sinch.auth, now %s)", e.KeyID, e.Auth)

@@ -68,7 +68,7 @@ func (c *Client) do(ctx context.Context, cl *call) error {
 		return err
 	}
 	if ae.HTTPStatus == http.StatusUnauthorized || ae.HTTPStatus == http.StatusForbidden {
-		return &AccessError{ProjectID: c.cfg.ProjectID, KeyID: c.cfg.KeyID, Auth: c.cfg.Auth, Err: ae}
+		return &AccessError{ProjectID: c.cfg.ProjectID, KeyID: c.cfg.KeyID, Auth: c.cfg.Auth, API: ae, Err: err}
 	}
 	return err
 }
