@@ -171,7 +171,7 @@ const holdMark int32 = -2
 
 func (d *differ) addToPool(i int) {
 	for _, id := range d.contact(i).ChannelIdentities {
-		key := identityKey(id)
+		key := sinch.IdentityKey(id)
 		if n := len(d.pool[key]); n == 0 || d.pool[key][n-1] != i {
 			d.pool[key] = append(d.pool[key], i)
 		}
@@ -183,7 +183,7 @@ func (d *differ) poolWith(id sinch.ChannelIdentity) []int {
 	if len(d.pool) == 0 {
 		return nil
 	}
-	d.key = appendIdentityKey(d.key[:0], id)
+	d.key = sinch.AppendIdentityKey(d.key[:0], id)
 	return d.pool[string(d.key)]
 }
 

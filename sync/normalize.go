@@ -126,7 +126,7 @@ func Normalize(rec crm.Record, opts Options) (Desired, *Rejection) {
 			if !slices.Contains(d.Managed, id.Channel) {
 				d.Managed = append(d.Managed, id.Channel)
 			}
-			if !slices.ContainsFunc(d.Identities, func(have sinch.ChannelIdentity) bool { return identityKey(have) == identityKey(id) }) {
+			if !slices.ContainsFunc(d.Identities, func(have sinch.ChannelIdentity) bool { return sinch.SameIdentity(have, id) }) {
 				d.Identities = append(d.Identities, id)
 			}
 		}
@@ -176,30 +176,6 @@ func NormalizePhone(raw, defaultRegion string) (string, error) {
 		return "", fmt.Errorf("%q is not a possible phone number", raw)
 	}
 	return phonenumbers.Format(num, phonenumbers.E164), nil
-}
-
-// sinchPhone puts an MSISDN as Sinch answers it ("46732000000") into the
-// E.164 form the CRM side uses. Sinch only ever answers digits, so this needs
-// no parser on the hot path.
-func sinchPhone(identity string) string {
-	identity = strings.TrimSpace(identity)
-	if strings.HasPrefix(identity, "+") {
-		return identity
-	}
-	return "+" + identity
-}
-
-// identityKey is how two identities compare: phone numbers in E.164, the
-// app_id only where the channel scopes identities to an app.
-func identityKey(id sinch.ChannelIdentity) string {
-	identity := id.Identity
-	if sinch.IsPhoneChannel(id.Channel) {
-		identity = sinchPhone(identity)
-	}
-	if sinch.IsAppScopedChannel(id.Channel) {
-		return id.Channel + "\x00" + identity + "\x00" + id.AppID
-	}
-	return id.Channel + "\x00" + identity
 }
 
 func parseIdentities(raw []byte, defaultRegion string) ([]sinch.ChannelIdentity, error) {
