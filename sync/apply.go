@@ -63,7 +63,9 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan Plan, answers 
 	pr := progressOf(ctx)
 	pr.update(func(p *Progress) { p.Phase = PhaseApplying; p.Total += len(plan.Operations) - rep.Withheld })
 	results := make([]opResult, len(plan.Operations))
-	g, gctx := errgroup.WithContext(context.WithoutCancel(ctx))
+	sendCtx, stopSending := sendContext(ctx)
+	defer stopSending()
+	g, gctx := errgroup.WithContext(sendCtx)
 	marks := r.newMarker(context.WithoutCancel(ctx)) // written in batches, all in before Apply returns
 	g.SetLimit(max(1, r.Concurrency))
 	for _, group := range groupByExternalID(plan.Operations) {
@@ -162,6 +164,20 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan Plan, answers 
 		return rep, ctx.Err()
 	}
 	return rep, nil
+}
+
+// sendContext is what the operations a run has started are sent with. A
+// shutdown (SIGTERM cancels ctx) lets them finish, retries included, so that
+// the journal records Sinch's answers; a lost project lock stops them at
+// once, since another runner may be writing by now.
+func sendContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	sendCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		if cause := context.Cause(ctx); errors.Is(cause, crm.ErrLockLost) {
+			cancel(cause)
+		}
+	})
+	return sendCtx, func() { stop(); cancel(nil) }
 }
 
 type opResult struct {

@@ -179,6 +179,7 @@ func (r *Reconciler) full(ctx context.Context, runID int64) (Report, error) {
 		return earlyRep, err
 	}
 	rep, err := r.Apply(ctx, runID, plan)
+	rep.Plan.sent() // the run's own plan: nobody else holds it
 	rep.Lookups += calls
 	rep.add(earlyRep)
 	return rep, err
@@ -252,6 +253,7 @@ func (e *early) apply() {
 		}
 		e.got = append(e.got, rep.answers...)
 		rep.answers, rep.Plan.Unchanged = nil, 0
+		rep.Plan.sent()
 		e.parts = append(e.parts, rep)
 	}
 }

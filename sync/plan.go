@@ -132,6 +132,16 @@ func (s *Summary) add(kind OpKind) {
 	}
 }
 
+// sent drops what only Sinch needed from operations that have been sent:
+// the request bodies and the contacts kept for the journal. A full run's
+// report holds every operation it made, a hundred thousand at a million
+// contacts, and needs only what they were and why.
+func (p *Plan) sent() {
+	for i := range p.Operations {
+		p.Operations[i].Contact, p.Operations[i].Before = nil, nil
+	}
+}
+
 // Empty reports whether the plan has nothing to send.
 func (p Plan) Empty() bool { return len(p.Operations) == 0 }
 

@@ -316,7 +316,8 @@ func TestIncrementalLeavesARenameToTheFullRun(t *testing.T) {
 // succeeds and the watermark is set.
 func TestRetriedCallsCountAsDone(t *testing.T) {
 	rec, _, store := newChaosReconciler(t, sinchtest.Faults{
-		ErrorRate: 0.3, TooManyRequestsRate: 0.1, DropAfterRate: 0.05, RetryAfter: -1, Seed: 11,
+		// Rates at which a call fails all its 8 attempts about once in 200,000.
+		ErrorRate: 0.12, TooManyRequestsRate: 0.05, DropAfterRate: 0.05, RetryAfter: -1, Seed: 11,
 	})
 	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(300, "Person")); err != nil {
 		t.Fatal(err)
