@@ -109,7 +109,7 @@ func TestDaemonQueuesFullRuns(t *testing.T) {
 	t.Run("behind another process", func(t *testing.T) {
 		t.Parallel()
 		g := newLockRig(t, 20)
-		d := startDaemon(t, g.process(t, 5000, 250*time.Millisecond, 0))
+		d := startDaemon(t, g.process(t, 5000, 500*time.Millisecond, 0))
 		other, err := g.admin.TryLock(context.Background(), "chaos")
 		if err != nil {
 			t.Fatal(err)
@@ -143,7 +143,7 @@ func TestDaemonQueuesFullRuns(t *testing.T) {
 	t.Run("behind this process's incremental run", func(t *testing.T) {
 		t.Parallel()
 		g := newLockRig(t, 20)
-		rec := g.process(t, 5000, 250*time.Millisecond, 0)
+		rec := g.process(t, 5000, 500*time.Millisecond, 0)
 		var hold atomic.Pointer[chan struct{}]
 		entered := make(chan struct{}, 1)
 		rec.OnProgress = func(contactsync.Progress) {

@@ -205,10 +205,10 @@ func TestLostLockReproductions(t *testing.T) {
 	t.Run("terminated backend", func(t *testing.T) {
 		t.Parallel()
 		g := newLockRig(t, n)
-		// Checks are a few times a second, not the default once, to keep the
-		// test short; much more often and a loaded machine would make a
-		// check miss its interval, which counts as a lost lock.
-		const check = 300 * time.Millisecond
+		// Checks twice a second, not the default once, to keep the test
+		// short; much more often and a loaded machine (-race, 2 cores shared)
+		// would make checks miss their lease, which counts as a lost lock.
+		const check = 500 * time.Millisecond
 		first := g.process(t, 1500, check, 2*check+time.Second)
 		second := g.process(t, 5000, check, 2*check+time.Second)
 		done := g.start(first)
@@ -232,15 +232,15 @@ func TestLostLockReproductions(t *testing.T) {
 		g.checkConverged(t, first)
 	})
 
-	// idle_session_timeout, with the lock checked more often than it: the
-	// checks keep the lock's session busy, so it outlives the timeout many
-	// times over and the second runner finds the project locked.
+	// idle_session_timeout, with the lock checked at the default interval:
+	// the checks keep the lock's session busy, so it outlives the timeout
+	// and the second runner finds the project locked.
 	t.Run("idle timeout outlived", func(t *testing.T) {
 		t.Parallel()
 		g := newLockRig(t, n)
-		g.setIdleTimeout(t, "1s")
-		first := g.process(t, 500, 200*time.Millisecond, 0)
-		second := g.process(t, 5000, 200*time.Millisecond, 0)
+		g.setIdleTimeout(t, "3s")
+		first := g.process(t, 300, crm.DefaultLockCheck, 0)
+		second := g.process(t, 5000, crm.DefaultLockCheck, 0)
 		done := g.start(first)
 		g.pollMidRun(t, done, "the lock's session has outlived the idle timeout twice", func() bool {
 			h, held := g.holder(t)
@@ -252,7 +252,7 @@ func TestLostLockReproductions(t *testing.T) {
 				FROM pg_stat_activity WHERE pid = ?`, h.PID).Scan(&age).Error; err != nil {
 				t.Fatal(err)
 			}
-			return age > 2.5
+			return age > 4
 		})
 		if _, err := second.Backfill(context.Background(), false); !contactsync.IsLocked(err) {
 			t.Errorf("second backfill during the first: %v, want locked", err)
@@ -300,9 +300,9 @@ func TestLostLockReproductions(t *testing.T) {
 // and then closes it as interrupted.
 func TestEarlierRunFencing(t *testing.T) {
 	t.Parallel()
-	const grace = 800 * time.Millisecond
+	const grace = 1200 * time.Millisecond
 	g := newLockRig(t, 20)
-	rec := g.process(t, 5000, 250*time.Millisecond, grace)
+	rec := g.process(t, 5000, 500*time.Millisecond, grace)
 	ctx := context.Background()
 
 	// A live session that holds no lock of this project, standing for a
