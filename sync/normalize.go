@@ -97,10 +97,13 @@ func Normalize(rec crm.Record, opts Options) (Desired, *Rejection) {
 		}
 	}
 	if rec.Metadata != nil {
-		if n := utf8.RuneCountInString(*rec.Metadata); n > sinch.MaxMetadataLength {
+		// A jsonb column reads back spaced ({"a": 1}); Sinch is sent, and
+		// measures, the compact form.
+		meta := compactMetadata(*rec.Metadata)
+		if n := utf8.RuneCountInString(meta); n > sinch.MaxMetadataLength {
 			return reject("metadata", "is %d characters long, Sinch stores at most %d", n, sinch.MaxMetadataLength)
 		}
-		d.Metadata = rec.Metadata
+		d.Metadata = same(rec.Metadata, meta)
 	}
 
 	if rec.Phone != nil {
@@ -236,6 +239,24 @@ func canonicalEmail(email string) string {
 		return email
 	}
 	return email[:at+1] + strings.ToLower(email[at+1:])
+}
+
+// compactMetadata is metadata that is a JSON object or array without the
+// white space between its tokens, keys and numbers as written; anything else
+// is left as it is.
+func compactMetadata(meta string) string {
+	trimmed := strings.TrimSpace(meta)
+	if trimmed == "" || (trimmed[0] != '{' && trimmed[0] != '[') {
+		return meta
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, []byte(trimmed)); err != nil {
+		return meta
+	}
+	if b.Len() == len(meta) {
+		return meta // already compact: share the record's string
+	}
+	return b.String()
 }
 
 // canonicalMetadata makes two JSON spellings of one value compare equal;
