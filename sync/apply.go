@@ -69,13 +69,13 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan Plan, answers 
 	marks := r.newMarker(context.WithoutCancel(ctx)) // written in batches, all in before Apply returns
 	g.SetLimit(max(1, r.Concurrency))
 	for _, group := range groupByExternalID(plan.Operations) {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || gctx.Err() != nil {
 			break
 		}
 		g.Go(func() error {
 			for _, i := range group {
-				if ctx.Err() != nil {
-					return nil // stop starting operations; the journal keeps them pending
+				if ctx.Err() != nil || gctx.Err() != nil {
+					return nil // stop starting operations
 				}
 				if entries[i].Status == StatusSkipped {
 					results[i] = opResult{status: StatusSkipped}
@@ -85,6 +85,10 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan Plan, answers 
 				results[i] = res
 				marks.mark(entries[i].ID, res)
 				pr.update(func(p *Progress) { p.Done++ })
+				if sinch.IsAccessDenied(res.err) {
+					// Every other call would be refused the same way.
+					return res.err
+				}
 				if res.status != StatusDone {
 					for _, rest := range group[indexOf(group, i)+1:] {
 						if entries[rest].Status != StatusSkipped {
@@ -99,7 +103,19 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan Plan, answers 
 			return nil
 		})
 	}
-	_ = g.Wait() // groups report through results, never through the group error
+	// Groups report through results; the group error is only a refused key,
+	// which stops the rest.
+	denied := g.Wait()
+	for i := range results {
+		if results[i].status == "" && entries[i].Status != StatusSkipped {
+			why := "not sent: the run stopped first"
+			if denied != nil {
+				why = "not sent: Sinch refused the credentials"
+			}
+			results[i] = opResult{status: StatusSkipped, err: errors.New(why)}
+			marks.mark(entries[i].ID, results[i])
+		}
+	}
 	marks.close()
 
 	var save []crm.Link
@@ -144,8 +160,6 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan Plan, answers 
 			if !(plan.DeleteGuard != "" && op.Removes()) {
 				rep.Skipped++
 			}
-		case "":
-			rep.Skipped++ // never started: the run was interrupted
 		}
 	}
 	stateCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -159,6 +173,9 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan Plan, answers 
 		if err := r.Store.DeleteLinks(stateCtx, r.ProjectID, unlink); err != nil {
 			return rep, fmt.Errorf("delete links: %w", err)
 		}
+	}
+	if denied != nil {
+		return rep, denied
 	}
 	if ctx.Err() != nil {
 		return rep, ctx.Err()

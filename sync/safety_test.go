@@ -6,6 +6,7 @@ import (
 	"iter"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -357,5 +358,47 @@ func TestAmbiguousCreateIsUnknown(t *testing.T) {
 	}
 	if len(entries) != 1 || entries[0].Status != contactsync.StatusUnknown {
 		t.Errorf("journal %+v, want one create journaled unknown", entries)
+	}
+}
+
+// refusedKey answers every create as Sinch does a key that lost access,
+// counting the calls.
+type refusedKey struct {
+	contactsync.SinchAPI
+	creates *atomic.Int32
+}
+
+func (k refusedKey) CreateContact(context.Context, sinch.Contact) (*sinch.Contact, error) {
+	k.creates.Add(1)
+	api := &sinch.APIError{HTTPStatus: 403, Status: "PERMISSION_DENIED", Message: "no"}
+	return nil, &sinch.AccessError{ProjectID: "chaos", KeyID: "k", Auth: "oauth2", API: api, Err: api}
+}
+
+// A refused key stops the run at the first refusal instead of failing every
+// remaining operation one call at a time; what was not sent is journaled as
+// skipped, not left pending.
+func TestRefusedKeyStopsTheRun(t *testing.T) {
+	rec, _, store := newChaosReconciler(t, sinchtest.Faults{})
+	rec.Concurrency = 1
+	var creates atomic.Int32
+	rec.Sinch = refusedKey{SinchAPI: rec.Sinch, creates: &creates}
+	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(50, "Person")); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := rec.Backfill(t.Context(), false)
+	if !sinch.IsAccessDenied(err) || rep.Outcome != contactsync.OutcomeFailed {
+		t.Errorf("outcome %s, err %v; want a failed run naming the refused key", rep.Outcome, err)
+	}
+	if n := creates.Load(); n != 1 {
+		t.Errorf("%d creates sent, want the run to stop at the first refusal", n)
+	}
+	entries, err := store.Journal(t.Context(), rep.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Status == contactsync.StatusPending {
+			t.Fatalf("journal entry %+v left pending", e)
+		}
 	}
 }
