@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -426,6 +427,9 @@ func (h *modelHarness) contactsByID() map[string]sinch.Contact {
 	return out
 }
 
+// pickContact draws one of the contacts keep accepts. They are drawn in
+// the order of what they hold, not of their ids: ids are made of the clock,
+// and a replayed sequence must draw the same contacts for rapid to shrink it.
 func (h *modelHarness) pickContact(rt *rapid.T, keep func(sinch.Contact) bool) sinch.Contact {
 	var cs []sinch.Contact
 	for _, c := range h.emu.Contacts() {
@@ -436,6 +440,10 @@ func (h *modelHarness) pickContact(rt *rapid.T, keep func(sinch.Contact) bool) s
 	if len(cs) == 0 {
 		rt.Skip("no such contact")
 	}
+	key := func(c sinch.Contact) string {
+		return fmt.Sprint(c.ExternalID, h.owner[c.ID], c.ChannelIdentities, c.DisplayName, c.Email)
+	}
+	slices.SortStableFunc(cs, func(a, b sinch.Contact) int { return strings.Compare(key(a), key(b)) })
 	return rapid.SampledFrom(cs).Draw(rt, "contact")
 }
 
@@ -587,27 +595,45 @@ func (h *modelHarness) run(rt *rapid.T, kind string, stop stopAt) (contactsync.R
 	w := h.watch(before, stop, cancel)
 	rep, err := h.reconciler(h.env.store, w).Run(ctx, kind, false)
 	after := h.emu.Contacts()
-	rt.Logf("run %d (%s, %+v): outcome %s, %s, %d writes, err %v", h.runs, kind, stop, rep.Outcome, rep.Plan.Summary(), w.writeCount(), err)
+	rt.Logf("run %d (%s, %+v): outcome %s, %s, %d writes, err %v %v", h.runs, kind, stop, rep.Outcome, rep.Plan.Summary(), w.writeCount(), err, rep.Errors)
 
 	var problems []string
 	problems = append(problems, w.problems()...)
 	interrupted := stop != stopAt{}
 	switch {
+	// The run's own error is logged above: it names run ids, which differ
+	// from one replay to the next.
 	case stop.loseLockAt > 0 && w.lockTaken() && (err == nil || rep.Outcome == contactsync.OutcomeSucceeded):
-		problems = append(problems, fmt.Sprintf("the run lost its project lock yet ended %s (err %v)", rep.Outcome, err))
+		problems = append(problems, fmt.Sprintf("the run lost its project lock yet ended %s", rep.Outcome))
 	case !interrupted && (err != nil || rep.Outcome != contactsync.OutcomeSucceeded):
-		problems = append(problems, fmt.Sprintf("an undisturbed run ended %s: %v %v", rep.Outcome, err, rep.Errors))
+		problems = append(problems, fmt.Sprintf("an undisturbed run ended %s (%d errors)", rep.Outcome, len(rep.Errors)))
 	}
 	problems = append(problems, h.checkRun(before, after)...)
 	if len(problems) > 0 {
-		rt.Fatalf("after run %d (%s):\n  %s\nbefore: %s\nafter:  %s", h.runs, kind,
-			strings.Join(problems, "\n  "), h.describe(before), h.describe(after))
+		rt.Logf("before run %d: %s\nafter run %d:  %s", h.runs, h.describe(before), h.runs, h.describe(after))
+		fail(rt, fmt.Sprintf("after run %d (%s)", h.runs, kind), problems)
 	}
 	h.learn(after)
 	if kind == contactsync.RunFull && !interrupted {
 		clear(h.rekey) // done by now, or reported above
 	}
 	return rep, w
+}
+
+// contactIDs matches the ids the emulator makes (ULIDs).
+var contactIDs = regexp.MustCompile(`\b[0-9A-HJKMNP-TV-Z]{26}\b`)
+
+// fail logs the problems as they are, then fails with them sorted and
+// without contact ids: ids are made of the clock, and rapid shrinks a
+// failing sequence only if its replay fails with the same message.
+func fail(rt *rapid.T, when string, problems []string) {
+	rt.Logf("%s:\n  %s", when, strings.Join(problems, "\n  "))
+	stable := make([]string, len(problems))
+	for i, p := range problems {
+		stable[i] = contactIDs.ReplaceAllString(p, "C")
+	}
+	slices.Sort(stable)
+	rt.Fatalf("%s:\n  %s", contactIDs.ReplaceAllString(when, "C"), strings.Join(stable, "\n  "))
 }
 
 // checkRun compares the contacts before and after a run.
@@ -689,14 +715,16 @@ func (h *modelHarness) converge(rt *rapid.T) {
 	h.run(rt, contactsync.RunFull, stopAt{})
 	rep, w := h.run(rt, contactsync.RunFull, stopAt{})
 	if !rep.Plan.Empty() || w.writeCount() > 0 {
-		rt.Fatalf("a second full run in a row planned %s and wrote %d times: %v", rep.Plan.Summary(), w.writeCount(), rep.Plan.Operations)
+		rt.Logf("operations: %+v", rep.Plan.Operations)
+		fail(rt, "convergence", []string{fmt.Sprintf("a second full run in a row planned %s and wrote %d times", rep.Plan.Summary(), w.writeCount())})
 	}
 	plan, err := h.reconciler(h.env.store, h.client).Plan(h.ctx)
 	if err != nil {
 		rt.Fatal(err)
 	}
 	if !plan.Empty() {
-		rt.Fatalf("Plan after convergence: %v", plan.Operations)
+		rt.Logf("operations: %+v", plan.Operations)
+		fail(rt, "convergence", []string{"Plan after two full runs: " + plan.Summary().String()})
 	}
 
 	var problems []string
@@ -745,7 +773,8 @@ func (h *modelHarness) converge(rt *rapid.T) {
 		}
 	}
 	if len(problems) > 0 {
-		rt.Fatalf("after convergence:\n  %s\ncontacts: %s", strings.Join(problems, "\n  "), h.describe(contacts))
+		rt.Logf("contacts after convergence: %s", h.describe(contacts))
+		fail(rt, "after convergence", problems)
 	}
 }
 
@@ -949,7 +978,8 @@ func (w *watchedSinch) MergeContacts(ctx context.Context, destinationID, sourceI
 // failover or an idle-session timeout would, and lets a second runner (a
 // standby, with its own store) take the project over and finish a full
 // run, while this run waits in the middle of its read. The run then has a
-// moment to notice (its context ending is one way) before it goes on.
+// moment more to notice (its context ending is one way) before it goes on;
+// any write it sends after that is a write without the lock.
 func (w *watchedSinch) takeLock(ctx context.Context) {
 	h := w.h
 	key := uint64(crm.LockKey(h.project))
@@ -962,9 +992,6 @@ func (w *watchedSinch) takeLock(ctx context.Context) {
 		w.report("take the project lock away: %d sessions ended, %v", terminated, err)
 		return
 	}
-	w.mu.Lock()
-	w.lost = true
-	w.mu.Unlock()
 
 	before := h.emu.Contacts()
 	standby := h.watch(before, stopAt{}, func() {})
@@ -976,16 +1003,20 @@ func (w *watchedSinch) takeLock(ctx context.Context) {
 		takeover = append(takeover, "the runner that took over: "+p)
 	}
 	if err != nil || rep.Outcome != contactsync.OutcomeSucceeded {
-		takeover = append(takeover, fmt.Sprintf("the runner that took over ended %s: %v", rep.Outcome, err))
+		h.env.log.Error("the runner that took over failed", zap.Error(err), zap.Strings("errors", rep.Errors))
+		takeover = append(takeover, "the runner that took over ended "+rep.Outcome)
 	}
-	w.mu.Lock()
-	w.takeover = append(w.takeover, takeover...)
-	w.mu.Unlock()
 
+	// From here on the run has had the standby's whole run and then some
+	// to notice: whatever it writes now, it writes without the lock.
 	select {
 	case <-ctx.Done():
 	case <-time.After(lockLossSlack):
 	}
+	w.mu.Lock()
+	w.takeover = append(w.takeover, takeover...)
+	w.lost = true
+	w.mu.Unlock()
 }
 
 var _ contactsync.SinchAPI = (*watchedSinch)(nil)
