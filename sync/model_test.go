@@ -94,9 +94,7 @@ func modelOptions() contactsync.Options {
 // Sinch never change whom a contact stands for.
 func TestModel(t *testing.T) {
 	modelDefaults(t, map[string]int{"rapid.checks": modelChecks, "rapid.steps": modelSteps})
-	dbURL := crmtest.NewDatabase(t)
-	log := zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))
-	env := &modelEnv{store: openStore(t, dbURL, log), standby: openStore(t, dbURL, log), db: openSQL(t, dbURL), log: log}
+	env := newModelEnv(t)
 	check := 0
 	rapid.Check(t, func(rt *rapid.T) {
 		check++
@@ -184,6 +182,13 @@ type modelEnv struct {
 	log            *zap.Logger
 }
 
+func newModelEnv(t *testing.T) *modelEnv {
+	t.Helper()
+	dbURL := crmtest.NewDatabase(t)
+	log := zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))
+	return &modelEnv{store: openStore(t, dbURL, log), standby: openStore(t, dbURL, log), db: openSQL(t, dbURL), log: log}
+}
+
 // modelRecord is a CRM row as the model knows it.
 type modelRecord struct {
 	name, email, phone string
@@ -193,7 +198,6 @@ type modelRecord struct {
 // modelHarness is one check: a fresh project, emulator and CRM table.
 type modelHarness struct {
 	env     *modelEnv
-	ctx     context.Context
 	project string
 	emu     *sinchtest.Emulator
 	srv     *httptest.Server
@@ -211,9 +215,8 @@ type modelHarness struct {
 	runs   int
 }
 
-func (env *modelEnv) start(rt *rapid.T, project string) *modelHarness {
-	ctx := context.Background()
-	if _, err := env.db.ExecContext(ctx, "DELETE FROM crm_contacts"); err != nil {
+func (env *modelEnv) start(rt rapid.TB, project string) *modelHarness {
+	if _, err := env.db.ExecContext(context.Background(), "DELETE FROM crm_contacts"); err != nil {
 		rt.Fatal(err)
 	}
 	emu := sinchtest.New(sinchtest.Options{ProjectID: project, KeyID: "k", KeySecret: "model-secret"})
@@ -230,7 +233,7 @@ func (env *modelEnv) start(rt *rapid.T, project string) *modelHarness {
 		return c
 	}
 	return &modelHarness{
-		env: env, ctx: ctx, project: project, emu: emu, srv: srv, client: client(), console: client(),
+		env: env, project: project, emu: emu, srv: srv, client: client(), console: client(),
 		records: map[string]*modelRecord{}, owner: map[string]string{}, rekey: map[string]bool{},
 	}
 }
@@ -257,8 +260,8 @@ func (h *modelHarness) liveIDs() []string {
 	return ids
 }
 
-func (h *modelHarness) exec(rt *rapid.T, query string, args ...any) {
-	if _, err := h.env.db.ExecContext(h.ctx, query, args...); err != nil {
+func (h *modelHarness) exec(rt rapid.TB, query string, args ...any) {
+	if _, err := h.env.db.ExecContext(context.Background(), query, args...); err != nil {
 		rt.Fatalf("CRM: %s: %v", query, err)
 	}
 }
@@ -291,11 +294,14 @@ func (h *modelHarness) claimants(c sinch.Contact) []string {
 func (h *modelHarness) insert(rt *rapid.T, phone string) {
 	ext := fmt.Sprintf("crm-%d", h.nextID)
 	h.nextID++
-	r := &modelRecord{
+	h.put(rt, ext, &modelRecord{
 		name:  rapid.SampledFrom(modelNames).Draw(rt, "name"),
 		email: rapid.SampledFrom(modelEmails).Draw(rt, "email"),
 		phone: phone,
-	}
+	})
+}
+
+func (h *modelHarness) put(rt rapid.TB, ext string, r *modelRecord) {
 	h.exec(rt, "INSERT INTO crm_contacts (external_id, display_name, email, phone) VALUES ($1, $2, $3, $4)",
 		ext, r.name, r.email, r.phone)
 	h.records[ext] = r
@@ -371,7 +377,10 @@ func (h *modelHarness) crmRename(rt *rapid.T) {
 	if !modelRenames {
 		rt.Skip("modelRenames is off")
 	}
-	old := h.pickLive(rt)
+	h.rename(rt, h.pickLive(rt))
+}
+
+func (h *modelHarness) rename(rt rapid.TB, old string) {
 	ext := fmt.Sprintf("crm-%d", h.nextID)
 	h.nextID++
 	h.exec(rt, "UPDATE crm_contacts SET external_id = $1 WHERE external_id = $2", ext, old)
@@ -481,7 +490,10 @@ func (h *modelHarness) sinchRekey(rt *rapid.T) {
 	if len(others) == 0 {
 		rt.Skip("no other live record")
 	}
-	to := rapid.SampledFrom(others).Draw(rt, "to")
+	h.setExternalID(rt, c, rapid.SampledFrom(others).Draw(rt, "to"))
+}
+
+func (h *modelHarness) setExternalID(rt rapid.TB, c sinch.Contact, to string) {
 	rt.Logf("Sinch: hand edit sets external_id of %s from %s to %s", c.ID, c.ExternalID, to)
 	c.ExternalID = to
 	h.emu.Seed(c)
@@ -489,7 +501,7 @@ func (h *modelHarness) sinchRekey(rt *rapid.T) {
 
 func (h *modelHarness) sinchDelete(rt *rapid.T) {
 	c := h.pickContact(rt, nil)
-	if err := h.console.DeleteContact(h.ctx, c.ID); err != nil {
+	if err := h.console.DeleteContact(context.Background(), c.ID); err != nil {
 		rt.Fatal(err)
 	}
 	h.forget(c.ID)
@@ -499,7 +511,7 @@ func (h *modelHarness) sinchDelete(rt *rapid.T) {
 func (h *modelHarness) sinchMerge(rt *rapid.T) {
 	dest := h.pickContact(rt, nil)
 	src := h.pickContact(rt, func(c sinch.Contact) bool { return c.ID != dest.ID })
-	if _, err := h.console.MergeContacts(h.ctx, dest.ID, src.ID); err != nil {
+	if _, err := h.console.MergeContacts(context.Background(), dest.ID, src.ID); err != nil {
 		rt.Fatal(err)
 	}
 	h.forget(src.ID)
@@ -580,7 +592,7 @@ func (h *modelHarness) reconciler(store *crm.Store, api contactsync.SinchAPI) *c
 }
 
 // run performs one run and checks what every run must leave true.
-func (h *modelHarness) run(rt *rapid.T, kind string, stop stopAt) (contactsync.Report, *watchedSinch) {
+func (h *modelHarness) run(rt rapid.TB, kind string, stop stopAt) (contactsync.Report, *watchedSinch) {
 	before := h.emu.Contacts()
 	if kind == contactsync.RunIncremental && !modelIncrementalShared {
 		for _, c := range before {
@@ -590,7 +602,7 @@ func (h *modelHarness) run(rt *rapid.T, kind string, stop stopAt) (contactsync.R
 		}
 	}
 	h.runs++
-	ctx, cancel := context.WithCancel(h.ctx)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	w := h.watch(before, stop, cancel)
 	rep, err := h.reconciler(h.env.store, w).Run(ctx, kind, false)
@@ -626,7 +638,7 @@ var contactIDs = regexp.MustCompile(`\b[0-9A-HJKMNP-TV-Z]{26}\b`)
 // fail logs the problems as they are, then fails with them sorted and
 // without contact ids: ids are made of the clock, and rapid shrinks a
 // failing sequence only if its replay fails with the same message.
-func fail(rt *rapid.T, when string, problems []string) {
+func fail(rt rapid.TB, when string, problems []string) {
 	rt.Logf("%s:\n  %s", when, strings.Join(problems, "\n  "))
 	stable := make([]string, len(problems))
 	for i, p := range problems {
@@ -711,14 +723,14 @@ func (h *modelHarness) describe(cs []sinch.Contact) string {
 
 // converge runs two full runs in a row: the second must plan and write
 // nothing, and Sinch must hold what the CRM says.
-func (h *modelHarness) converge(rt *rapid.T) {
+func (h *modelHarness) converge(rt rapid.TB) {
 	h.run(rt, contactsync.RunFull, stopAt{})
 	rep, w := h.run(rt, contactsync.RunFull, stopAt{})
 	if !rep.Plan.Empty() || w.writeCount() > 0 {
 		rt.Logf("operations: %+v", rep.Plan.Operations)
 		fail(rt, "convergence", []string{fmt.Sprintf("a second full run in a row planned %s and wrote %d times", rep.Plan.Summary(), w.writeCount())})
 	}
-	plan, err := h.reconciler(h.env.store, h.client).Plan(h.ctx)
+	plan, err := h.reconciler(h.env.store, h.client).Plan(context.Background())
 	if err != nil {
 		rt.Fatal(err)
 	}
@@ -984,7 +996,7 @@ func (w *watchedSinch) takeLock(ctx context.Context) {
 	h := w.h
 	key := uint64(crm.LockKey(h.project))
 	var terminated int
-	err := h.env.db.QueryRowContext(h.ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+	err := h.env.db.QueryRowContext(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
 		WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
 			AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 1`,
 		int64(key>>32), int64(key&0xffffffff)).Scan(&terminated)
@@ -995,7 +1007,7 @@ func (w *watchedSinch) takeLock(ctx context.Context) {
 
 	before := h.emu.Contacts()
 	standby := h.watch(before, stopAt{}, func() {})
-	runCtx, cancel := context.WithTimeout(h.ctx, time.Minute)
+	runCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	rep, err := h.reconciler(h.env.standby, standby).Run(runCtx, contactsync.RunFull, true)
 	var takeover []string
