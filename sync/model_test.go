@@ -30,8 +30,10 @@ import (
 )
 
 // Actions whose invariants the reconciler does not keep yet. Each stays in
-// the action set (so that a saved .fail file replays the same sequence once
-// its constant is flipped) but is skipped while its constant is false.
+// the action set but is skipped while its constant is false, so that the
+// failing sequence rapid saved for it (testdata/rapid/TestModel, replayed on
+// every run) fails again once the constant is switched on alone;
+// TestModelSequences holds the shortest sequence of each, step by step.
 const (
 	// modelRenames: a record whose external_id changes keeps its contact
 	// (re-keyed by a patch of external_id), never deleted and created anew.
