@@ -68,13 +68,22 @@ func (d *deps) Close() {
 	_ = d.log.Sync()
 }
 
-// open loads the configuration and connects to PostgreSQL and Sinch.
+// open loads the configuration and connects to PostgreSQL and Sinch. A
+// database whose schema is behind this binary's is refused in one line.
 func (e *env) open(ctx context.Context) (*deps, error) {
 	cfg, err := e.config(e.configExplicit)
 	if err != nil {
 		return nil, err
 	}
-	return e.openWith(ctx, cfg)
+	d, err := e.openWith(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.store.CheckMigrated(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
 }
 
 func (e *env) openWith(ctx context.Context, cfg Config) (*deps, error) {
