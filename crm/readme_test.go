@@ -71,7 +71,7 @@ func TestReadmeRecipesForAUsersOwnTable(t *testing.T) {
 	mustExec(t, s, `INSERT INTO crm.customers (id, first_name, modified_at) VALUES (42, 'Ada', $1)`, past)
 	mustExec(t, s, `UPDATE crm.customers SET first_name = 'Grace' WHERE id = 42`)
 	mustExec(t, s, `DELETE FROM crm.customers WHERE id = 42 AND false`) // touches nothing, notifies nothing
-	for _, want := range []string{"42", "42"} {                          // the insert, then the update (old and new folded)
+	for _, want := range []string{"42", "42"} {                         // the insert, then the update (old and new folded)
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		n, err := listener.WaitForNotification(wctx)
 		cancel()
