@@ -68,6 +68,9 @@ const (
 	OutcomeSucceeded   = "succeeded"
 	OutcomeFailed      = "failed"
 	OutcomeInterrupted = "interrupted"
+	// OutcomeRefused is an apply of a saved plan that refused every
+	// operation as stale: it changed nothing, which is no success.
+	OutcomeRefused = "refused"
 )
 
 // Journal statuses.
@@ -170,6 +173,7 @@ type Report struct {
 	Failed   int           `json:"failed"`
 	Skipped  int           `json:"skipped"`
 	Withheld int           `json:"withheld_deletes"`
+	Refused  int           `json:"refused"` // saved operations refused as stale
 	Lookups  int           `json:"lookups"`
 	Duration time.Duration `json:"duration_ns"`
 	// Rejected are contacts Sinch refused with a 400; the run went on.
@@ -212,6 +216,7 @@ func (rep Report) Counts() map[string]int {
 		"create": rep.Applied.Create, "patch": rep.Applied.Patch, "merge": rep.Applied.Merge, "delete": rep.Applied.Delete,
 		"unchanged": s.Unchanged, "rejected": s.Rejected + len(rep.Rejected),
 		"failed": rep.Failed, "skipped": rep.Skipped, "withheld_deletes": rep.Withheld, "lookups": rep.Lookups,
+		"refused": rep.Refused,
 	}
 }
 
@@ -454,6 +459,8 @@ func outcome(ctx context.Context, err error, rep Report) string {
 		return OutcomeInterrupted
 	case err != nil || rep.Failed > 0:
 		return OutcomeFailed
+	case rep.Refused > 0 && rep.Applied == (Summary{}):
+		return OutcomeRefused
 	default:
 		return OutcomeSucceeded
 	}

@@ -108,7 +108,9 @@ func (r *Reconciler) ApplySaved(ctx context.Context, sp SavedPlan, wait bool) (R
 			op.Hash = so.Hash
 			plan.Operations = append(plan.Operations, op)
 		}
-		return r.Apply(ctx, runID, plan)
+		rep, err := r.Apply(ctx, runID, plan)
+		rep.Refused = len(stale)
+		return rep, err
 	})
 	return rep, stale, err
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -104,5 +105,44 @@ func TestPlanReviewApply(t *testing.T) {
 	}
 	if h.writes() != 0 {
 		t.Errorf("an old plan wrote to Sinch: %v", h.emu.CallCounts())
+	}
+}
+
+// An apply that refused every operation changed nothing: it is not reported
+// as succeeded, neither in its summary nor in the run history.
+func TestApplyThatRefusedEverythingIsNotASuccess(t *testing.T) {
+	h := newHarness(t)
+	h.migrate()
+	h.load(crmRows(1))
+	plan := filepath.Join(t.TempDir(), "plan.json")
+	if code, out, _ := h.run("diff", "--out", plan); code != exitChangesPending {
+		t.Fatalf("diff --out exited %d:\n%s", code, out)
+	}
+	h.emu.Seed(sinch.Contact{ExternalID: "crm-0001", Language: "EN_US", ChannelIdentities: []sinch.ChannelIdentity{{Channel: "SMS", Identity: "46739000001"}}})
+	code, out, errOut := h.run("apply", plan)
+	if code != exitStalePlan || strings.Contains(out, "succeeded") || !strings.Contains(out, " refused in ") {
+		t.Errorf("apply exited %d:\n%s%s", code, out, errOut)
+	}
+	if len(h.emu.Contacts()) != 1 {
+		t.Errorf("%d contacts, want the one seeded", len(h.emu.Contacts()))
+	}
+	runs, err := h.store.LastRuns(t.Context(), "p1", 1)
+	if err != nil || len(runs) != 1 || runs[0].Outcome != "refused" || runs[0].Counts["refused"] != 1 {
+		t.Errorf("last run = %+v, %v; want outcome refused with 1 refused", runs, err)
+	}
+}
+
+// A run that never started prints no summary of itself.
+func TestNoSummaryForARunThatNeverStarted(t *testing.T) {
+	h := newHarness(t)
+	h.migrate()
+	lock, err := h.store.TryLock(t.Context(), "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lock.Release(context.Background()) })
+	code, out, _ := h.run("backfill")
+	if code != exitTempFail || strings.Contains(out, "Run 0") || out != "" {
+		t.Errorf("backfill under a held lock exited %d and printed %q", code, out)
 	}
 }

@@ -71,7 +71,12 @@ func backfillExit(rep contactsync.Report, strict bool) error {
 	return nil
 }
 
+// writeRunSummary prints how a run ended; nothing for one that never
+// started (its error says why), which would read "Run 0 in 0s".
 func writeRunSummary(w io.Writer, rep contactsync.Report) {
+	if rep.RunID == 0 {
+		return
+	}
 	a := rep.Applied
 	fmt.Fprintf(w, "Run %d %s in %s: %d created, %d patched, %d merged, %d deleted, %d unchanged, %d failed, %d skipped.\n",
 		rep.RunID, rep.Outcome, rep.Duration.Round(1e6), a.Create, a.Patch, a.Merge, a.Delete, rep.Plan.Unchanged, rep.Failed, rep.Skipped)
