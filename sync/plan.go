@@ -159,6 +159,24 @@ func (s *Summary) add(kind OpKind) {
 // Empty reports whether the plan has nothing to send.
 func (p Plan) Empty() bool { return len(p.Operations) == 0 }
 
+// Describe is the plan's summary in one line, with the delete guard's
+// verdict beside the count of deletes it withholds, so that nobody reads
+// "1 to delete" and expects a delete.
+func (p Plan) Describe() string {
+	s := p.Summary()
+	if p.DeleteGuard == "" {
+		return s.String()
+	}
+	withheld := 0
+	for _, op := range p.Operations {
+		if op.Removes() {
+			withheld++
+		}
+	}
+	return fmt.Sprintf("%d to create, %d to patch, %d to merge, %d to delete (%d withheld by the delete guard: %s), %d unchanged, %d rejected",
+		s.Create, s.Patch, s.Merge, s.Delete, withheld, p.DeleteGuard, s.Unchanged, s.Rejected)
+}
+
 func (s Summary) String() string {
 	return fmt.Sprintf("%d to create, %d to patch, %d to merge, %d to delete, %d unchanged, %d rejected",
 		s.Create, s.Patch, s.Merge, s.Delete, s.Unchanged, s.Rejected)

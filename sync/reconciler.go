@@ -445,7 +445,16 @@ func (r *Reconciler) run(ctx context.Context, lock *crm.Lock, kind string, body 
 	if err != nil {
 		fields = append(fields, zap.Error(err))
 	}
-	r.Logger.Info("run finished", fields...)
+	// The level says how much it matters: a failed run wants someone's
+	// attention, withheld deletes a look.
+	switch {
+	case rep.Outcome == OutcomeFailed:
+		r.Logger.Error("run finished", fields...)
+	case rep.Withheld > 0:
+		r.Logger.Warn("run finished", append(fields, zap.String("delete_guard", rep.Plan.DeleteGuard))...)
+	default:
+		r.Logger.Info("run finished", fields...)
+	}
 	return rep, err
 }
 

@@ -172,15 +172,12 @@ func WriteText(w io.Writer, p Plan, opts ReportOptions) error {
 	for _, note := range p.Notes {
 		fmt.Fprintf(w, "Note: %s\n", note)
 	}
-	if p.DeleteGuard != "" {
-		fmt.Fprintln(w, paint(string(OpDelete), "Deletes withheld: "+p.DeleteGuard))
-	}
 	s := p.Summary()
 	if p.Empty() {
 		_, err := fmt.Fprintf(w, "Nothing to do: %d unchanged, %d rejected.\n", s.Unchanged, s.Rejected)
 		return err
 	}
-	_, err := fmt.Fprintf(w, "Plan: %s.\n", s)
+	_, err := fmt.Fprintf(w, "Plan: %s.\n", p.Describe())
 	return err
 }
 

@@ -146,3 +146,47 @@ func TestNoSummaryForARunThatNeverStarted(t *testing.T) {
 		t.Errorf("backfill under a held lock exited %d and printed %q", code, out)
 	}
 }
+
+// On a small project one delete trips the fraction guard: the plan says so
+// in its summary line, apply withholds it and exits 3, and
+// --allow-mass-delete applies it.
+func TestApplyWithheldDeletes(t *testing.T) {
+	h := newHarness(t)
+	h.migrate()
+	rows := crmRows(4)
+	h.load(rows)
+	if code, out, errOut := h.run("backfill"); code != 0 {
+		t.Fatalf("backfill exited %d:\n%s%s", code, out, errOut)
+	}
+	if err := h.store.DB().Exec("DELETE FROM crm_contacts WHERE external_id = 'crm-0004'").Error; err != nil {
+		t.Fatal(err)
+	}
+	plan := filepath.Join(t.TempDir(), "plan.json")
+	code, out, _ := h.run("diff", "--out", plan)
+	if code != exitChangesPending {
+		t.Fatalf("diff exited %d:\n%s", code, out)
+	}
+	var summary string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "Plan: ") {
+			summary = line
+		}
+	}
+	if !strings.Contains(summary, "1 to delete (1 withheld by the delete guard: ") || !strings.Contains(summary, "max_delete_fraction") {
+		t.Errorf("the summary line does not say why the delete is withheld: %q\n%s", summary, out)
+	}
+
+	code, out, errOut := h.run("apply", plan)
+	if code != exitDeletesWithheld || !strings.Contains(out, "0 deleted (1 withheld by the delete guard") {
+		t.Errorf("apply exited %d, want %d:\n%s%s", code, exitDeletesWithheld, out, errOut)
+	}
+	if n := len(h.emu.Contacts()); n != 4 {
+		t.Fatalf("%d contacts after a guarded apply, want 4", n)
+	}
+	if code, out, errOut := h.run("apply", "--allow-mass-delete", plan); code != 0 {
+		t.Fatalf("apply --allow-mass-delete exited %d:\n%s%s", code, out, errOut)
+	}
+	if n := len(h.emu.Contacts()); n != 3 {
+		t.Errorf("%d contacts after apply --allow-mass-delete, want 3", n)
+	}
+}

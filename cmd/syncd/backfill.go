@@ -63,8 +63,8 @@ func backfillExit(rep contactsync.Report, strict bool) error {
 	switch {
 	case rep.Failed > 0:
 		return fmt.Errorf("%d operations failed; run again to retry them", rep.Failed)
-	case rep.Plan.DeleteGuard != "":
-		return &exitCodeError{code: exitDeletesWithheld, err: errors.New("deletes withheld: " + rep.Plan.DeleteGuard)}
+	case rep.Withheld > 0:
+		return deletesWithheld(rep)
 	case strict && rejected > 0:
 		return fmt.Errorf("%d rows rejected (--strict)", rejected)
 	}
@@ -78,8 +78,12 @@ func writeRunSummary(w io.Writer, rep contactsync.Report) {
 		return
 	}
 	a := rep.Applied
-	fmt.Fprintf(w, "Run %d %s in %s: %d created, %d patched, %d merged, %d deleted, %d unchanged, %d failed, %d skipped.\n",
-		rep.RunID, rep.Outcome, rep.Duration.Round(1e6), a.Create, a.Patch, a.Merge, a.Delete, rep.Plan.Unchanged, rep.Failed, rep.Skipped)
+	deleted := fmt.Sprintf("%d deleted", a.Delete)
+	if rep.Withheld > 0 {
+		deleted += fmt.Sprintf(" (%d withheld by the delete guard: %s)", rep.Withheld, rep.Plan.DeleteGuard)
+	}
+	fmt.Fprintf(w, "Run %d %s in %s: %d created, %d patched, %d merged, %s, %d unchanged, %d failed, %d skipped.\n",
+		rep.RunID, rep.Outcome, rep.Duration.Round(1e6), a.Create, a.Patch, a.Merge, deleted, rep.Plan.Unchanged, rep.Failed, rep.Skipped)
 	for _, rej := range rep.Plan.Rejected {
 		fmt.Fprintf(w, "rejected  %s  %s\n", rej.ExternalID, rej)
 	}
@@ -89,7 +93,10 @@ func writeRunSummary(w io.Writer, rep contactsync.Report) {
 	for _, msg := range rep.Errors {
 		fmt.Fprintf(w, "failed  %s\n", msg)
 	}
-	if rep.Plan.DeleteGuard != "" {
-		fmt.Fprintf(w, "deletes withheld (%d): %s\n", rep.Withheld, rep.Plan.DeleteGuard)
-	}
+}
+
+// deletesWithheld is exit status 3: the run did the rest, the guard kept
+// its deletes back.
+func deletesWithheld(rep contactsync.Report) error {
+	return &exitCodeError{code: exitDeletesWithheld, err: fmt.Errorf("%d deletes withheld: %s", rep.Withheld, rep.Plan.DeleteGuard)}
 }
