@@ -40,12 +40,33 @@ type runStatus struct {
 	mu      stdsync.Mutex
 	outcome string
 	line    string
+	why     string // why it failed
 }
 
-func (s *runStatus) set(outcome, line string) {
+func (s *runStatus) set(outcome, line, why string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.outcome, s.line = outcome, line
+	s.outcome, s.line, s.why = outcome, line, why
+}
+
+func (s *runStatus) failedBecause() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.why
+}
+
+// failure says in one line why a run failed: its error, or its failed
+// operations.
+func failure(rep contactsync.Report, err error) string {
+	switch {
+	case err != nil:
+		return err.Error()
+	case rep.Failed > 0 && len(rep.Errors) > 0:
+		return fmt.Sprintf("%d operations failed, the first: %s", rep.Failed, rep.Errors[0])
+	case rep.Failed > 0:
+		return fmt.Sprintf("%d operations failed", rep.Failed)
+	}
+	return ""
 }
 
 func (s *runStatus) last() (string, bool) {
@@ -68,7 +89,7 @@ func (e *env) daemon(ctx context.Context) error {
 		return fmt.Errorf("http.listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           metrics.Handler(d.metrics, metrics.Health{Ping: d.store.Ping, LastRun: status.last}),
+		Handler:           metrics.Handler(d.metrics, metrics.Health{Ping: d.store.Ping, LastRun: status.last, FailedBecause: status.failedBecause}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
@@ -113,7 +134,7 @@ func (e *env) daemon(ctx context.Context) error {
 		inc, full := dmn.NextRuns()
 		line := fmt.Sprintf("last run: %s %s at %s (%s); next incremental %s, next full %s",
 			rep.Kind, rep.Outcome, time.Now().Format(time.RFC3339), rep.Plan.Summary(), formatNext(inc), formatNext(full))
-		status.set(rep.Outcome, line)
+		status.set(rep.Outcome, line, failure(rep, err))
 		notifySystemd(log, "STATUS="+line)
 	}
 
