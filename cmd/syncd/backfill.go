@@ -31,9 +31,14 @@ its PostgreSQL session holds, and stopped), 3 deletes withheld by the mass-delet
 			}
 			defer d.Close()
 			rec := d.reconciler(allowMassDelete)
-			view := newProgressView(e.stderr, isTerminal(e.stderr), d.log)
+			terminal := isTerminal(e.stderr)
+			view := newProgressView(e.stderr, terminal, d.log)
+			if terminal {
+				e.console.draw(view)
+			}
 			rec.OnProgress = view.update
 			rep, err := rec.Backfill(cmd.Context(), wait)
+			e.console.draw(nil)
 			view.finish()
 			if contactsync.IsLocked(err) {
 				return &exitCodeError{code: exitTempFail, err: fmt.Errorf("%w; try again later, or pass --wait", err)}

@@ -54,6 +54,8 @@ type env struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 
+	console *console // stderr as the logger writes it; see logger
+
 	configPath     string
 	configExplicit bool // --config was given, so the file must exist
 

@@ -44,7 +44,10 @@ func (e *env) logger(cfg LogConfig) (*zap.Logger, error) {
 	} else {
 		enc = zapcore.NewJSONEncoder(encCfg)
 	}
-	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(e.stderr), level)), nil
+	if e.console == nil {
+		e.console = &console{w: e.stderr}
+	}
+	return zap.New(zapcore.NewCore(enc, e.console, level)), nil
 }
 
 func isTerminal(w io.Writer) bool {
