@@ -22,7 +22,10 @@ func (e *env) emulatorCommand() *cobra.Command {
 		Long: `Serve an in-memory emulator of the Sinch Conversation API contacts endpoints,
 for trying syncd out and for tests. Point sinch.base_url (or SYNCD_SINCH_BASE_URL)
 at it. The access key secret it accepts comes from SYNCD_SINCH_KEY_SECRET.
-OAuth2 tokens are served at /oauth2/token.`,
+OAuth2 tokens are served at /oauth2/token.
+
+Exit status: 0 stopped by SIGINT or SIGTERM, 1 error (no key secret, the
+address in use).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			secret := e.getenv("SYNCD_SINCH_KEY_SECRET")

@@ -26,7 +26,11 @@ func (e *env) runCommand() *cobra.Command {
 and, with crm.notify, an incremental one within a second of a CRM change.
 One run at a time per Sinch project, across hosts (a PostgreSQL advisory
 lock). Serves /healthz, /readyz and /metrics on http.listen, and speaks
-systemd's notify protocol (Type=notify, watchdog).`,
+systemd's notify protocol (Type=notify, watchdog). Refuses to start on a
+database with migrations pending.
+
+Exit status: 0 stopped by SIGINT or SIGTERM, 1 error at start (the
+configuration, the database, migrations pending, http.listen in use).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return e.daemon(cmd.Context())

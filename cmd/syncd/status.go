@@ -21,7 +21,9 @@ func (e *env) statusCommand() *cobra.Command {
 		Use:   "status",
 		Short: "Show the last runs and who holds the project lock",
 		Long: `Print the last runs from the journal (kind, start, duration, counts, outcome,
-the first rejected rows) and whether a syncd currently holds the project's lock.`,
+the first rejected rows) and whether a syncd currently holds the project's lock.
+
+Exit status: 0, 1 error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if format != "text" && format != "json" {
@@ -46,6 +48,7 @@ the first rejected rows) and whether a syncd currently holds the project's lock.
 	}
 	cmd.Flags().StringVar(&format, "format", "text", "text or json")
 	cmd.Flags().IntVar(&limit, "limit", 10, "how many runs to show")
+	_ = cmd.RegisterFlagCompletionFunc("format", completeValues([]string{"text", "json"}, false))
 	return cmd
 }
 
