@@ -28,6 +28,14 @@ type Config struct {
 	HTTP            HTTPConfig     `yaml:"http"`
 	Log             LogConfig      `yaml:"log"`
 	ShutdownTimeout time.Duration  `yaml:"shutdown_timeout"`
+	Journal         JournalConfig  `yaml:"journal"`
+}
+
+// JournalConfig bounds the history syncd keeps.
+type JournalConfig struct {
+	// Retention is how long journal entries and finished runs are kept; 0
+	// keeps them for ever.
+	Retention time.Duration `yaml:"retention"`
 }
 
 type DatabaseConfig struct {
@@ -108,6 +116,7 @@ func defaultConfig() Config {
 		HTTP:            HTTPConfig{Listen: "127.0.0.1:9464"},
 		Log:             LogConfig{Level: "info", Format: "auto"},
 		ShutdownTimeout: 20 * time.Second,
+		Journal:         JournalConfig{Retention: 30 * 24 * time.Hour},
 	}
 }
 
@@ -260,6 +269,9 @@ func (c Config) problems() []error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout must be positive")
+	}
+	if c.Journal.Retention < 0 {
+		bad("journal.retention must not be negative (0 keeps everything)")
 	}
 	return out
 }

@@ -24,6 +24,7 @@ func (e *env) runCommand() *cobra.Command {
 		Long: `Run until SIGINT or SIGTERM: an incremental reconcile on schedule.incremental
 (the CRM rows changed since the last run), a full reconcile on schedule.full,
 and, with crm.notify, an incremental one within a second of a CRM change.
+Every hour, journal entries and runs older than journal.retention are pruned.
 One run at a time per Sinch project, across hosts (a PostgreSQL advisory
 lock). Serves /healthz, /readyz and /metrics on http.listen, and speaks
 systemd's notify protocol (Type=notify, watchdog). Refuses to start on a
@@ -150,6 +151,9 @@ func (e *env) daemon(ctx context.Context) error {
 	}
 	daemonDone := make(chan error, 1)
 	go func() { daemonDone <- dmn.Run(runCtx, changes) }()
+	pruned := make(chan struct{})
+	go func() { defer close(pruned); pruneLoop(runCtx, d) }()
+	defer func() { stopRuns(); <-pruned }()
 	notifySystemd(log, daemon.SdNotifyReady, "STATUS=started; first run under way")
 	log.Info("syncd is running", zap.String("http", ln.Addr().String()), zap.Bool("crm_notify", cfg.CRM.Notify),
 		zap.String("incremental", cfg.Schedule.Incremental), zap.String("full", cfg.Schedule.Full))
