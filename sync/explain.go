@@ -2,6 +2,7 @@ package sync
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -93,6 +94,9 @@ type Event struct {
 	Status          string     `json:"status"`
 	HTTPStatus      int        `json:"http_status"`
 	Error           string     `json:"error"`
+	// Contacts are, for a merge or a delete, the full contacts it touched
+	// as syncd read them before sending it: what was removed.
+	Contacts json.RawMessage `json:"contacts"`
 }
 
 // Explain gathers, for id (a CRM external_id or a Sinch contact id), the
@@ -236,7 +240,8 @@ func (r *Reconciler) Explain(ctx context.Context, h History, id string) (Explana
 	for _, e := range events {
 		ex.Timeline = append(ex.Timeline, Event{At: e.CreatedAt, FinishedAt: e.FinishedAt, RunID: e.RunID, RunKind: e.RunKind,
 			Kind: e.Kind, ExternalID: e.ExternalID, ContactID: e.ContactID, SourceContactID: e.SourceContactID,
-			UpdateMask: e.UpdateMask, Reason: e.Reason, Status: e.Status, HTTPStatus: e.HTTPStatus, Error: e.Error})
+			UpdateMask: e.UpdateMask, Reason: e.Reason, Status: e.Status, HTTPStatus: e.HTTPStatus, Error: e.Error,
+			Contacts: json.RawMessage(e.Contacts)})
 	}
 	return ex, nil
 }

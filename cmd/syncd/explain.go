@@ -176,6 +176,9 @@ func writeExplanation(w io.Writer, ex contactsync.Explanation) error {
 		if len(ev.UpdateMask) > 0 {
 			what += " [" + strings.Join(ev.UpdateMask, ",") + "]"
 		}
+		if len(ev.Contacts) > 0 {
+			answer += "; the journal keeps what it removed (--format json)"
+		}
 		fmt.Fprintf(tw, "  %s\trun %d (%s)\t%s\t%s\t%s\n", ev.At.Local().Format(timeLayout), ev.RunID, ev.RunKind, what, ev.Reason, answer)
 	}
 	return tw.Flush()

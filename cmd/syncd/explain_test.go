@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/syncd/syncd/sinch"
 )
@@ -43,9 +44,10 @@ func TestExplain(t *testing.T) {
 		} `json:"operations"`
 		Verdict  string `json:"verdict"`
 		Timeline []struct {
-			Kind   string `json:"kind"`
-			Status string `json:"status"`
-			RunID  int64  `json:"run_id"`
+			Kind     string          `json:"kind"`
+			Status   string          `json:"status"`
+			RunID    int64           `json:"run_id"`
+			Contacts []sinch.Contact `json:"contacts"`
 		} `json:"timeline"`
 	}
 	explain := func(id string) explained {
@@ -104,6 +106,21 @@ func TestExplain(t *testing.T) {
 	}
 	if h.writes() != writes {
 		t.Errorf("explain wrote to Sinch: %d writes, want %d", h.writes(), writes)
+	}
+
+	// A deleted record: the delete in its timeline, with what it removed.
+	now := time.Now()
+	rows[1].DeletedAt = &now
+	h.load(rows[1:2])
+	if code, out, errOut := h.run("backfill", "--allow-mass-delete"); code != 0 {
+		t.Fatalf("backfill exited %d:\n%s%s", code, out, errOut)
+	}
+	ex = explain("crm-0002")
+	if len(ex.Contacts) != 0 || len(ex.Operations) != 0 || !strings.Contains(ex.Verdict, "deleted") || len(ex.Timeline) != 2 {
+		t.Fatalf("crm-0002 after its delete: %+v", ex)
+	}
+	if del := ex.Timeline[1]; del.Kind != "delete" || del.Status != "done" || len(del.Contacts) != 1 || del.Contacts[0].ID != c2.ID {
+		t.Errorf("crm-0002's delete in the timeline: %+v", del)
 	}
 }
 
