@@ -97,7 +97,9 @@ func (r *Reconciler) ApplySaved(ctx context.Context, sp SavedPlan, wait bool) (R
 			return Report{}, err
 		}
 		var plan Plan
-		plan.DeleteGuard = sp.DeleteGuard
+		if !r.Options.AllowMassDelete {
+			plan.DeleteGuard = sp.DeleteGuard
+		}
 		plan.Rejected = sp.Rejected
 		for _, so := range sp.Operations {
 			if why, bad := reasons[so.ExternalID]; bad {
@@ -111,7 +113,9 @@ func (r *Reconciler) ApplySaved(ctx context.Context, sp SavedPlan, wait bool) (R
 			}
 			plan.Operations = append(plan.Operations, op)
 		}
-		return r.Apply(ctx, runID, plan)
+		rep, err := r.Apply(ctx, runID, plan)
+		rep.Refused = len(stale)
+		return rep, err
 	})
 	return rep, stale, err
 }

@@ -27,7 +27,10 @@ at it, and sinch.token_url (SYNCD_SINCH_TOKEN_URL) at its /oauth2/token.
 It serves the project and accepts the access key of the same environment
 variables syncd reads, SYNCD_SINCH_PROJECT_ID, SYNCD_SINCH_KEY_ID and
 SYNCD_SINCH_KEY_SECRET, so that one set of exports serves both; --project-id
-and --key-id override the first two.`,
+and --key-id override the first two.
+
+Exit status: 0 stopped by SIGINT or SIGTERM, 1 error (no key secret, the
+address in use).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.ProjectID = flagOrEnv(cmd, "project-id", projectID, e.getenv("SYNCD_SINCH_PROJECT_ID"))
