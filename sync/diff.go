@@ -282,18 +282,28 @@ func (d *differ) claim() {
 	for _, i := range slices.Sorted(maps.Keys(claimants)) {
 		who := claimants[i]
 		if _, ext := s.contacts.ids(i); ext != "" && d.opts.DeletePolicy != DeletePolicyUnlink {
-			// A contact a gone record left behind belongs to whichever
-			// record holding its identity has no contact of its own: the
-			// record renamed. Two such records make it a guess, and a
-			// delete cannot be undone: it is kept until one of them has.
+			// A contact a gone record left behind belongs to the record
+			// holding its identity that has no contact of its own: the
+			// record renamed. With two such records, whose it is would be a
+			// guess: it is removed as its record is gone, as it would be
+			// without them, and each of them gets a contact of its own.
 			who = slices.DeleteFunc(slices.Clone(who), func(ext string) bool {
 				k, _ := s.lookup(ext)
 				return d.owner[k] >= 0 || d.owner[k] == holdMark || s.held[k] == heldSeen
 			})
 			if len(who) > 1 {
-				d.taken[i] = true
+				// The same fields as well as the same identity single one
+				// out: a rename changes the external_id and nothing else.
+				if same := slices.DeleteFunc(slices.Clone(who), func(ext string) bool {
+					k, _ := s.lookup(ext)
+					return !d.sameFields(i, int(k))
+				}); len(same) == 1 {
+					who = same
+				}
+			}
+			if len(who) > 1 {
 				d.plan.Notes = append(d.plan.Notes, fmt.Sprintf(
-					"contact %s carries external_id %s, whose record is gone, and holds identities of %d CRM records without a contact (%s): kept, not deleted, until it is clear which it is",
+					"contact %s carries external_id %s, whose record is gone, and holds identities of %d CRM records without a contact (%s): not taken over, since whose it is would be a guess",
 					d.contact(i).ID, ext, len(who), strings.Join(who, ", ")))
 				continue
 			}
@@ -353,13 +363,12 @@ func (d *differ) strays(k int, want *Desired, hasContact bool) []int {
 	case hasContact:
 		return unlinked // the record has its contact: the others are removed
 	case len(owned) > 1:
-		// Which one is the record's is a guess: none is taken, and none is
-		// deleted while the guess stands.
-		for _, i := range owned {
-			d.taken[i] = true
+		if same := slices.DeleteFunc(slices.Clone(owned), func(i int) bool { return !d.sameFields(i, k) }); len(same) == 1 {
+			return append(same, unlinked...)
 		}
+		// Which one is the record's would be a guess: none is taken.
 		d.plan.Notes = append(d.plan.Notes, fmt.Sprintf(
-			"%s: %d contacts of gone records hold its identities: kept, not deleted, until it is clear which is its own",
+			"%s: %d contacts of gone records hold its identities: none is taken over, since which is its own would be a guess",
 			want.ExternalID, len(owned)))
 		return unlinked
 	}
@@ -491,6 +500,14 @@ func (d *differ) patchRule(state sinch.Contact, want *Desired, linked string, ad
 		why = fmt.Sprintf("contact %s is linked to this record, but its external_id was changed to %q in Sinch", state.ID, state.ExternalID)
 	}
 	return rule, why
+}
+
+// sameFields reports whether the i-th contact is what the k-th live record
+// asks for, its external_id apart.
+func (d *differ) sameFields(i, k int) bool {
+	want := d.snap.want(k)
+	_, mask, _ := patchFor(d.contact(i), want, false)
+	return len(mask) == 0
 }
 
 // rekeyed is the id of the contact a gone record left among strays, which

@@ -357,7 +357,7 @@ func (r *Reconciler) incremental(ctx context.Context, runID int64) (Report, erro
 			unchanged++
 		default:
 			records = append(records, rec)
-			lookups = append(lookups, lookup{externalID: ext, identities: identitiesIfUnlinked(want, linked)})
+			lookups = append(lookups, lookup{externalID: ext, linkedID: link.ContactID, identities: identitiesIfUnlinked(want, linked)})
 		}
 	}
 	for _, l := range vanished {
@@ -370,20 +370,51 @@ func (r *Reconciler) incremental(ctx context.Context, runID int64) (Report, erro
 	}
 	// A contact found may be the linked contact of a record that did not
 	// change (its external_id changed or cleared in Sinch): the diff gives
-	// it back to that record, which it must therefore hold too.
+	// it back to that record, which the snapshot must therefore hold, with
+	// the contacts that carry its external_id, which may in turn be linked
+	// to other records. Hand edits chain rarely and briefly; the closure is
+	// bounded all the same.
 	inSnap := make(map[string]bool, len(records))
 	for _, rec := range records {
 		inSnap[rec.ExternalID] = true
 	}
-	more, gone, moreUnread, err := r.linkedRecords(ctx, links, contacts, inSnap, changed)
-	if err != nil {
-		return Report{Lookups: calls}, err
+	for _, l := range vanished {
+		inSnap[l.ExternalID] = true
 	}
-	for _, ext := range gone {
-		snap.vanish(ext)
+	for round := 0; ; round++ {
+		more, gone, moreUnread, err := r.linkedRecords(ctx, links, contacts, inSnap, changed)
+		if err != nil {
+			return Report{Lookups: calls}, err
+		}
+		if len(more)+len(gone)+len(moreUnread) == 0 {
+			break
+		}
+		if round == maxLinkRounds {
+			return Report{Lookups: calls}, fmt.Errorf("the contacts of the changed rows and the records they are linked to did not close after %d rounds: leaving them to the full run", maxLinkRounds)
+		}
+		var again []lookup
+		for _, rec := range more {
+			inSnap[rec.ExternalID] = true
+			again = append(again, lookup{externalID: rec.ExternalID})
+		}
+		for _, ext := range gone {
+			inSnap[ext] = true
+			snap.vanish(ext)
+			again = append(again, lookup{externalID: ext})
+		}
+		for _, rej := range moreUnread {
+			inSnap[rej.ExternalID] = true
+		}
+		records, unread = append(records, more...), append(unread, moreUnread...)
+		found, n, err := r.lookUp(ctx, again)
+		calls += n
+		if err != nil {
+			return Report{Lookups: calls}, err
+		}
+		contacts = mergeContacts(contacts, found)
 	}
-	snap.AddRecords(append(records, more...))
-	for _, rej := range append(unread, moreUnread...) {
+	snap.AddRecords(records)
+	for _, rej := range unread {
 		snap.AddUnreadable(rej)
 	}
 	for _, l := range links {
@@ -399,6 +430,25 @@ func (r *Reconciler) incremental(ctx context.Context, runID int64) (Report, erro
 	rep, err := r.Apply(ctx, runID, plan)
 	rep.Lookups = calls
 	return rep, err
+}
+
+// maxLinkRounds bounds how far an incremental run follows contacts to the
+// records they are linked to and back.
+const maxLinkRounds = 8
+
+// mergeContacts adds to contacts those of more it does not hold yet.
+func mergeContacts(contacts, more []sinch.Contact) []sinch.Contact {
+	have := make(map[string]bool, len(contacts))
+	for _, c := range contacts {
+		have[c.ID] = true
+	}
+	for _, c := range more {
+		if !have[c.ID] {
+			have[c.ID] = true
+			contacts = append(contacts, c)
+		}
+	}
+	return contacts
 }
 
 // linkedRecords returns the records, not yet in the snapshot, whose stored
@@ -447,6 +497,9 @@ func (r *Reconciler) linkedRecords(ctx context.Context, links map[string]crm.Lin
 
 type lookup struct {
 	externalID string
+	// linkedID is the record's linked contact, read by id when it no
+	// longer carries the external_id (a person changed it in Sinch).
+	linkedID   string
 	identities []sinch.ChannelIdentity // also looked up: the row was never linked
 }
 
@@ -485,6 +538,17 @@ func (r *Reconciler) lookUp(ctx context.Context, lookups []lookup) ([]sinch.Cont
 				return fmt.Errorf("look up %s: %w", l.externalID, err)
 			}
 			add(cs, 1)
+			if l.linkedID != "" && !slices.ContainsFunc(cs, func(c sinch.Contact) bool { return c.ID == l.linkedID }) {
+				c, err := r.Sinch.GetContact(gctx, l.linkedID)
+				switch {
+				case sinch.IsNotFound(err):
+					add(nil, 1)
+				case err != nil:
+					return fmt.Errorf("read the linked contact of %s: %w", l.externalID, err)
+				default:
+					add([]sinch.Contact{*c}, 1)
+				}
+			}
 			if len(cs) > 0 {
 				return nil // it has a contact: adoption is moot
 			}
