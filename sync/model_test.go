@@ -58,7 +58,7 @@ const (
 	// modelCallTimeout bounds one call to the emulator, which answers in
 	// microseconds; it is what a runner taking over must wait out.
 	modelCallTimeout = 3 * time.Second
-	modelSteps  = 25
+	modelSteps       = 25
 )
 
 // lockLossSlack bounds how long a run whose lock was terminated may take to
