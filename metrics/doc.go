@@ -20,6 +20,11 @@
 //	syncd_lock_wait_seconds                            histogram
 //	syncd_ticks_skipped_total{kind,reason}             counter
 //	syncd_lock_held                                    gauge, 0 or 1
+//	syncd_webhook_events_received_total{trigger}       counter, verified contact callbacks
+//	syncd_webhook_events_duplicate_total               counter, of those, events stored already
+//	syncd_webhook_callbacks_refused_total{reason}      counter
+//	syncd_webhook_events_applied_total{trigger}        counter, events processed
+//	syncd_webhook_event_lag_seconds                    histogram, event_time to processed
 //
 // Every label takes its value from a short fixed list; anything else is
 // counted as "other" (and a Sinch call that got no answer as code "error"),

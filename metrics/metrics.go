@@ -60,6 +60,7 @@ type Metrics struct {
 	lockDur prometheus.Histogram
 	skipped *prometheus.CounterVec
 	held    prometheus.Gauge
+	events  *eventMetrics
 }
 
 // New creates the collectors and registers them, with the Go runtime and
@@ -128,12 +129,14 @@ func New() *Metrics {
 			Name:      "lock_held",
 			Help:      "1 while this process holds the per-project advisory lock, else 0.",
 		}),
+		events: newEventMetrics(),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.calls, m.callDur, m.runs, m.runDur, m.lastOK, m.ops, m.rows, m.lockDur, m.skipped, m.held,
 	)
+	m.reg.MustRegister(m.events.collectors()...)
 
 	// Create every combination of the fixed label values up front, so that
 	// the series exist at 0 from the first scrape: rate() and increase()

@@ -364,6 +364,8 @@ var syncdMetrics = []string{
 	"syncd_runs_total", "syncd_run_duration_seconds", "syncd_last_success_timestamp_seconds",
 	"syncd_operations_total", "syncd_rejected_rows_total", "syncd_lock_wait_seconds",
 	"syncd_ticks_skipped_total", "syncd_lock_held",
+	"syncd_webhook_events_received_total", "syncd_webhook_events_duplicate_total",
+	"syncd_webhook_callbacks_refused_total", "syncd_webhook_events_applied_total", "syncd_webhook_event_lag_seconds",
 }
 
 // Series a fresh Metrics exposes before any hook is called: every

@@ -60,6 +60,9 @@ type env struct {
 	// ready, when set, is called once `syncd run` serves and schedules, with
 	// its HTTP address; tests wait on it.
 	ready func(httpAddr string)
+	// webhookReady, when set, is called with webhook.listen's address once
+	// it serves.
+	webhookReady func(addr string)
 }
 
 // run executes one syncd command line and returns its exit status.

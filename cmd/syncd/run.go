@@ -15,6 +15,7 @@ import (
 
 	"github.com/syncd/syncd/metrics"
 	contactsync "github.com/syncd/syncd/sync"
+	"github.com/syncd/syncd/webhook"
 )
 
 func (e *env) runCommand() *cobra.Command {
@@ -76,6 +77,13 @@ func (e *env) daemon(ctx context.Context) error {
 	go func() { httpDone <- serveUntilDone(httpCtx, srv, ln) }()
 	defer func() { stopHTTP(); <-httpDone }()
 
+	events := webhook.NewStore(d.store.DB())
+	stopWebhook, err := e.serveWebhook(ctx, d, events, func() {})
+	if err != nil {
+		return err
+	}
+	defer stopWebhook()
+
 	runCtx, stopRuns := context.WithCancel(ctx)
 	defer stopRuns()
 	var changes chan struct{}
@@ -127,6 +135,7 @@ func (e *env) daemon(ctx context.Context) error {
 	go func() { daemonDone <- dmn.Run(runCtx, changes) }()
 	notifySystemd(log, daemon.SdNotifyReady, "STATUS=started; first run under way")
 	log.Info("syncd is running", zap.String("http", ln.Addr().String()), zap.Bool("crm_notify", cfg.CRM.Notify),
+		zap.String("webhook", cfg.Webhook.Listen),
 		zap.String("incremental", cfg.Schedule.Incremental), zap.String("full", cfg.Schedule.Full))
 	if e.ready != nil {
 		e.ready(ln.Addr().String())
