@@ -27,8 +27,9 @@ func sinchOps() []string {
 	return []string{"list", "get", "create", "update", "delete", "merge", "token"}
 }
 
-// runKinds are the nightly full reconcile and the scheduled incremental sync.
-func runKinds() []string { return []string{"full", "incremental"} }
+// runKinds are the nightly full reconcile, the scheduled incremental sync
+// and the processing of Sinch contact events.
+func runKinds() []string { return []string{"full", "incremental", "event"} }
 
 // runOutcomes are the outcomes of a finished run: sync.Outcome* without
 // "running".

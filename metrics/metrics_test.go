@@ -376,9 +376,9 @@ func TestSeriesBeforeAnyHook(t *testing.T) {
 		name string
 		want int
 	}{
-		{"syncd_runs_total", 2 * 3},
+		{"syncd_runs_total", 3 * 3},
 		{"syncd_operations_total", 4 * 4},
-		{"syncd_ticks_skipped_total", 2 * 2},
+		{"syncd_ticks_skipped_total", 3 * 2},
 		{"syncd_rejected_rows_total", 1},
 		{"syncd_lock_wait_seconds", 1},
 		{"syncd_lock_held", 1},
@@ -415,10 +415,10 @@ func TestCardinalityIsBounded(t *testing.T) {
 	}{
 		{"syncd_sinch_calls_total", 1},           // {operation="other",code="other"}
 		{"syncd_sinch_call_duration_seconds", 1}, // {operation="other"}
-		{"syncd_runs_total", 2*3 + 1},
+		{"syncd_runs_total", 3*3 + 1},
 		{"syncd_run_duration_seconds", 1},
 		{"syncd_operations_total", 4*4 + 1},
-		{"syncd_ticks_skipped_total", 2*2 + 1},
+		{"syncd_ticks_skipped_total", 3*2 + 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -443,7 +443,7 @@ func TestLabelValuesMatchCallers(t *testing.T) {
 		m.ObserveCall(op, 200, 0)
 		want = append(want, `syncd_sinch_calls_total{code="200",operation="`+op+`"}`)
 	}
-	for _, kind := range []string{contactsync.RunFull, contactsync.RunIncremental} {
+	for _, kind := range []string{contactsync.RunFull, contactsync.RunIncremental, contactsync.RunEvents} {
 		for _, outcome := range []string{contactsync.OutcomeSucceeded, contactsync.OutcomeFailed, contactsync.OutcomeInterrupted} {
 			m.RunFinished(kind, outcome, 0)
 			want = append(want, `syncd_runs_total{kind="`+kind+`",outcome="`+outcome+`"}`)

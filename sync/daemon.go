@@ -38,14 +38,19 @@ type Daemon struct {
 	OnSkip func(kind, reason string)
 	// OnRun is told about every finished run.
 	OnRun func(rep Report, err error)
-	// RunAtStart makes an incremental run as soon as Run starts.
+	// RunAtStart makes an incremental run as soon as Run starts (and, with
+	// Events, an event run after it).
 	RunAtStart bool
+	// Events, when set, tells of new Sinch contact events in the queue:
+	// each burst makes an event run (see RunEvents).
+	Events <-chan struct{}
 
-	cron  *cron.Cron
-	wg    stdsync.WaitGroup
-	mu    stdsync.Mutex
-	busy  bool
-	again bool
+	cron        *cron.Cron
+	wg          stdsync.WaitGroup
+	mu          stdsync.Mutex
+	busy        bool
+	again       bool // an incremental run is asked for after the one going
+	againEvents bool // an event run is asked for after the one going
 }
 
 // Run schedules runs until ctx ends, then waits for the run in flight to
@@ -66,6 +71,11 @@ func (d *Daemon) Run(ctx context.Context, changes <-chan struct{}) error {
 	d.cron.Start()
 
 	if d.RunAtStart {
+		// Events stored while syncd was down, or left by a crash between
+		// receipt and processing, are processed after the first run.
+		d.mu.Lock()
+		d.againEvents = d.Events != nil
+		d.mu.Unlock()
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
@@ -76,7 +86,14 @@ func (d *Daemon) Run(ctx context.Context, changes <-chan struct{}) error {
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
-			d.watch(ctx, changes)
+			d.watch(ctx, changes, RunIncremental)
+		}()
+	}
+	if d.Events != nil {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.watch(ctx, d.Events, RunEvents)
 		}()
 	}
 	<-ctx.Done()
@@ -97,8 +114,8 @@ func (d *Daemon) NextRuns() (incremental, full time.Time) {
 	return entries[0].Next, entries[1].Next
 }
 
-// watch turns bursts of change notifications into incremental runs.
-func (d *Daemon) watch(ctx context.Context, changes <-chan struct{}) {
+// watch turns bursts of notifications into runs of kind.
+func (d *Daemon) watch(ctx context.Context, changes <-chan struct{}, kind string) {
 	debounce, maxDelay := d.Debounce, d.MaxDelay
 	if debounce <= 0 {
 		debounce = 200 * time.Millisecond
@@ -134,20 +151,22 @@ func (d *Daemon) watch(ctx context.Context, changes <-chan struct{}) {
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
-			d.start(ctx, RunIncremental, true)
+			d.start(ctx, kind, true)
 		}()
 	}
 }
 
-// start runs kind unless a run is going. A notified change (coalesce) that
-// finds a run going asks for one more incremental run after it instead.
+// start runs kind unless a run is going. A notification (coalesce) that
+// finds a run going asks for one more run of its kind after it instead.
 func (d *Daemon) start(ctx context.Context, kind string, coalesce bool) {
 	if ctx.Err() != nil {
 		return
 	}
 	d.mu.Lock()
 	if d.busy {
-		if coalesce {
+		if coalesce && kind == RunEvents {
+			d.againEvents = true
+		} else if coalesce {
 			d.again = true
 		}
 		d.mu.Unlock()
@@ -169,13 +188,27 @@ func (d *Daemon) start(ctx context.Context, kind string, coalesce bool) {
 			d.OnRun(rep, err)
 		}
 		d.mu.Lock()
-		if !d.again || ctx.Err() != nil {
+		if kind != RunEvents && d.Events != nil {
+			// Also picks up events left queued by a failure, or stored by
+			// another process while this one held the lock.
+			d.againEvents = true
+		}
+		switch {
+		case ctx.Err() != nil:
+			d.busy = false
+			d.mu.Unlock()
+			return
+		case d.again:
+			d.again = false
+			kind = RunIncremental
+		case d.againEvents:
+			d.againEvents = false
+			kind = RunEvents
+		default:
 			d.busy = false
 			d.mu.Unlock()
 			return
 		}
-		d.again = false
 		d.mu.Unlock()
-		kind = RunIncremental
 	}
 }

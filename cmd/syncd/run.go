@@ -25,6 +25,8 @@ func (e *env) runCommand() *cobra.Command {
 		Long: `Run until SIGINT or SIGTERM: an incremental reconcile on schedule.incremental
 (the CRM rows changed since the last run), a full reconcile on schedule.full,
 and, with crm.notify, an incremental one within a second of a CRM change.
+With webhook.listen, Sinch's contact callbacks are received there, verified,
+stored, and the contacts they name reconciled within seconds.
 One run at a time per Sinch project, across hosts (a PostgreSQL advisory
 lock). Serves /healthz, /readyz and /metrics on http.listen, and speaks
 systemd's notify protocol (Type=notify, watchdog).`,
@@ -78,7 +80,13 @@ func (e *env) daemon(ctx context.Context) error {
 	defer func() { stopHTTP(); <-httpDone }()
 
 	events := webhook.NewStore(d.store.DB())
-	stopWebhook, err := e.serveWebhook(ctx, d, events, func() {})
+	stored := make(chan struct{}, 1)
+	stopWebhook, err := e.serveWebhook(ctx, d, events, func() {
+		select {
+		case stored <- struct{}{}:
+		default: // an event run is already asked for
+		}
+	})
 	if err != nil {
 		return err
 	}
@@ -107,6 +115,9 @@ func (e *env) daemon(ctx context.Context) error {
 	}
 
 	rec := d.reconciler(false)
+	if cfg.Webhook.Listen != "" {
+		rec.Events = events
+	}
 	dmn := &contactsync.Daemon{
 		Reconciler:  rec,
 		Logger:      log,
@@ -116,6 +127,9 @@ func (e *env) daemon(ctx context.Context) error {
 		// A first run at start catches up on what changed while syncd was
 		// down (a full one when nothing was ever synced).
 		RunAtStart: true,
+	}
+	if cfg.Webhook.Listen != "" {
+		dmn.Events = stored
 	}
 	dmn.OnRun = func(rep contactsync.Report, err error) {
 		inc, full := dmn.NextRuns()

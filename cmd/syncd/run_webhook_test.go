@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,5 +92,62 @@ func TestWebhookConfigProblems(t *testing.T) {
 				t.Errorf("problems = %v, want %d", got, tt.want)
 			}
 		})
+	}
+}
+
+// A managed field edited in Sinch is put back by the daemon once the
+// callback comes, with one write, and without waiting for a tick.
+func TestRunPutsBackASinchEditOnCallback(t *testing.T) {
+	h := newHarness(t)
+	h.migrate()
+	h.load(crmRows(5))
+	h.env["SYNCD_WEBHOOK_SECRET"] = "hook-secret"
+	h.setConfig(daemonConfig("schedule:\n  incremental: '@every 1h'\n  full: '@every 1h'\nwebhook:\n  listen: 127.0.0.1:0\n"))
+	d := h.startDaemon()
+	eventually(t, "the first run mirrors the CRM", func() bool { return len(h.emu.Contacts()) == 5 })
+	eventually(t, "the first run has finished", func() bool {
+		var n int
+		h.store.DB().Raw(`SELECT count(*) FROM syncd.runs WHERE outcome <> 'running'`).Scan(&n)
+		return n >= 1
+	})
+
+	c := h.byExternalID()["crm-0003"][0]
+	c.DisplayName = "Edited In The Dashboard"
+	h.emu.Seed(c) // a person's edit, not syncd's
+	h.emu.ResetCalls()
+	body, err := json.Marshal(map[string]any{"project_id": "p1", "event_time": time.Now().UTC().Format(time.RFC3339Nano),
+		"contact_update_notification": map[string]any{"contact": c}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := postCallback(t, d, "hook-secret", "edit-1", body); got != http.StatusOK {
+		t.Fatalf("callback: %d", got)
+	}
+	eventually(t, "the edit is put back", func() bool {
+		cs := h.byExternalID()["crm-0003"]
+		return len(cs) == 1 && cs[0].DisplayName == "Person 3"
+	})
+	eventually(t, "the event is done", func() bool {
+		var n int
+		h.store.DB().Raw(`SELECT count(*) FROM syncd.webhook_events WHERE done_at IS NULL`).Scan(&n)
+		return n == 0
+	})
+	// The run records its end after it marks the events done.
+	eventually(t, "the event run is counted", func() bool {
+		return strings.Contains(httpGet(t, "http://"+d.addr+"/metrics"), `syncd_runs_total{kind="event",outcome="succeeded"} 1`)
+	})
+	if n := h.writes(); n != 1 {
+		t.Errorf("%d writes, want 1 (%v)", n, h.emu.CallCounts())
+	}
+	metricsText := httpGet(t, "http://"+d.addr+"/metrics")
+	for _, want := range []string{
+		`syncd_webhook_events_received_total{trigger="CONTACT_UPDATE"} 1`,
+		`syncd_webhook_events_applied_total{trigger="CONTACT_UPDATE"} 1`,
+		`syncd_webhook_event_lag_seconds_count 1`,
+		`syncd_runs_total{kind="event",outcome="succeeded"} 1`,
+	} {
+		if !strings.Contains(metricsText, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }
