@@ -105,6 +105,7 @@ type Emulator struct {
 	limiter    *rate.Limiter
 	entropy    *ulid.MonotonicEntropy
 	refuse     func(sinch.Contact) error
+	hooks      *hooks // the Webhooks API and its callbacks (webhooks.go)
 }
 
 // RefuseWrites makes creates and updates whose resulting contact fails check
@@ -140,6 +141,7 @@ func New(opts Options) *Emulator {
 		tokens:     map[string]time.Time{},
 		calls:      map[string]int{},
 		entropy:    ulid.Monotonic(rand.Reader, 0),
+		hooks:      newHooks(),
 	}
 	if e.tokenTTL <= 0 {
 		e.tokenTTL = DefaultTokenTTL
@@ -158,6 +160,7 @@ func Start(tb testing.TB, opts Options) (*Emulator, *httptest.Server) {
 	e := New(opts)
 	srv := httptest.NewServer(e)
 	tb.Cleanup(srv.Close)
+	tb.Cleanup(e.Close) // runs first: no callback is sent to a closed server
 	return e, srv
 }
 
