@@ -16,13 +16,18 @@ import (
 func (e *env) emulatorCommand() *cobra.Command {
 	var listen, projectID, keyID string
 	var faults sinchtest.Faults
+	var callbacks sinchtest.CallbackFaults
 	cmd := &cobra.Command{
 		Use:   "emulator",
 		Short: "Serve the bundled Sinch contacts emulator",
 		Long: `Serve an in-memory emulator of the Sinch Conversation API contacts endpoints,
 for trying syncd out and for tests. Point sinch.base_url (or SYNCD_SINCH_BASE_URL)
 at it. The access key secret it accepts comes from SYNCD_SINCH_KEY_SECRET.
-OAuth2 tokens are served at /oauth2/token.`,
+OAuth2 tokens are served at /oauth2/token. Webhooks created through its
+Webhooks API get signed callbacks for every contact change; /_admin/ plays a
+person editing (PATCH /_admin/contacts/{id}) or deleting
+(DELETE /_admin/contacts/{id}) a contact, and Sinch auto-creating one
+(POST /_admin/contacts).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			secret := e.getenv("SYNCD_SINCH_KEY_SECRET")
@@ -30,6 +35,9 @@ OAuth2 tokens are served at /oauth2/token.`,
 				return errors.New("SYNCD_SINCH_KEY_SECRET must hold the key secret the emulator accepts")
 			}
 			emu := sinchtest.New(sinchtest.Options{ProjectID: projectID, KeyID: keyID, KeySecret: secret, Faults: faults})
+			callbacks.Seed = faults.Seed
+			emu.SetCallbackFaults(callbacks)
+			defer emu.Close()
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
 				return fmt.Errorf("--listen: %w", err)
@@ -51,6 +59,10 @@ OAuth2 tokens are served at /oauth2/token.`,
 	f.Float64Var(&faults.DropAfterRate, "drop-after-rate", 0, "fraction of connections dropped after a write is applied")
 	f.DurationVar(&faults.SlowLoris, "slow-loris", 0, "dribble each answer out over this long")
 	f.Int64Var(&faults.Seed, "fault-seed", 1, "seed of the fault dice, for repeatable runs")
+	f.DurationVar(&callbacks.Delay, "callback-delay", 0, "delay before each webhook callback")
+	f.Float64Var(&callbacks.DuplicateRate, "callback-duplicate-rate", 0, "fraction of webhook callbacks posted twice")
+	f.Float64Var(&callbacks.ReorderRate, "callback-reorder-rate", 0, "fraction of webhook callbacks overtaken by the next one")
+	f.Float64Var(&callbacks.DropRate, "callback-drop-rate", 0, "fraction of webhook callbacks never posted")
 	return cmd
 }
 

@@ -110,6 +110,7 @@ contact records of a CRM in PostgreSQL. The CRM is the source of truth.`,
 		e.applyCommand(),
 		e.demoCommand(),
 		e.emulatorCommand(),
+		e.webhooksCommand(),
 		e.versionCommand(),
 	)
 	return root

@@ -392,7 +392,9 @@ func (h *hooks) send(now func() time.Time) {
 			continue
 		}
 		f := h.faults
-		if len(h.queue) > 1 && h.rng.Float64() < f.ReorderRate {
+		// Every draw is made whatever the queue, so one seed gives one
+		// sequence of decisions.
+		if reorder := h.rng.Float64() < f.ReorderRate; reorder && len(h.queue) > 1 {
 			h.queue[0], h.queue[1] = h.queue[1], h.queue[0]
 		}
 		cb := h.queue[0]
