@@ -9,7 +9,7 @@ import (
 	"github.com/syncd/syncd/crm/crmtest"
 )
 
-var allMigrations = []string{"00001_crm_contacts.sql", "00002_syncd_state.sql", "00003_crm_contacts_notify.sql", "00004_runs_lock_holder.sql"}
+var allMigrations = []string{"00001_crm_contacts.sql", "00002_syncd_state.sql", "00003_crm_contacts_notify.sql", "00004_runs_lock_holder.sql", "00006_webhook_events.sql"}
 
 func TestMigrateIsIdempotent(t *testing.T) {
 	t.Parallel()

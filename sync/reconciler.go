@@ -112,6 +112,8 @@ type Reconciler struct {
 	// session (default crm.DefaultLockCheck): a run stops sending within
 	// 2 × LockCheck of losing it.
 	LockCheck time.Duration
+	// renames are the CRM's renames not yet acted on (NoteRename).
+	renames renames
 	// LockGrace is how long after taking the lock a runner that finds an
 	// earlier run still "running" waits before writing, unless that run's
 	// process is known gone: long enough for the earlier process, if it

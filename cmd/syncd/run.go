@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/metrics"
 	contactsync "github.com/syncd/syncd/sync"
 	"github.com/syncd/syncd/webhook"
@@ -92,6 +93,11 @@ func (e *env) daemon(ctx context.Context) error {
 	}
 	defer stopWebhook()
 
+	rec := d.reconciler(false)
+	if cfg.Webhook.Listen != "" {
+		rec.Events = events
+	}
+
 	runCtx, stopRuns := context.WithCancel(ctx)
 	defer stopRuns()
 	var changes chan struct{}
@@ -102,7 +108,11 @@ func (e *env) daemon(ctx context.Context) error {
 		var once stdsync.Once
 		go func() {
 			defer close(listenDone)
-			_ = d.store.Listen(runCtx, func() { once.Do(func() { close(listening) }) }, func(string) {
+			_ = d.store.Listen(runCtx, func() { once.Do(func() { close(listening) }) }, func(payload string) {
+				// A rename keeps its contact: the run re-keys it.
+				if c := crm.ParseChange(payload); c.Renamed() {
+					rec.NoteRename(c.OldID, c.NewID)
+				}
 				select {
 				case changes <- struct{}{}:
 				default: // a run is already asked for
@@ -114,10 +124,6 @@ func (e *env) daemon(ctx context.Context) error {
 		close(listenDone)
 	}
 
-	rec := d.reconciler(false)
-	if cfg.Webhook.Listen != "" {
-		rec.Events = events
-	}
 	dmn := &contactsync.Daemon{
 		Reconciler:  rec,
 		Logger:      log,
