@@ -124,7 +124,8 @@ func runChild(raw string) error {
 
 func (a childArgs) reconciler(store *crm.Store) (*contactsync.Reconciler, error) {
 	client, err := sinch.NewClient(sinch.Config{
-		BaseURL: a.SinchURL, ProjectID: a.ProjectID, KeyID: a.KeyID, KeySecret: a.KeySecret,
+		BaseURL: a.SinchURL, TokenURL: a.SinchURL + "/oauth2/token", // the default auth, oauth2
+		ProjectID: a.ProjectID, KeyID: a.KeyID, KeySecret: a.KeySecret,
 		RateLimitRPS: a.RPS, MaxConcurrency: a.Concurrency,
 	})
 	if err != nil {

@@ -18,9 +18,9 @@ import (
 // SYNCD_TEST_DATABASE_URL.
 const benchDatabase = "syncd_bench"
 
-// recreateDatabase drops and creates syncd_bench, migrates it, and returns
-// its URL and a function that drops it.
-func recreateDatabase(ctx context.Context) (string, func(), error) {
+// recreateDatabase drops and creates the named database, migrates it, and
+// returns its URL and a function that drops it.
+func recreateDatabase(ctx context.Context, name string) (string, func(), error) {
 	admin := crmtest.AdminURL()
 	exec := func(stmt string) error {
 		conn, err := pgx.Connect(ctx, admin)
@@ -31,17 +31,17 @@ func recreateDatabase(ctx context.Context) (string, func(), error) {
 		_, err = conn.Exec(ctx, stmt)
 		return err
 	}
-	if err := exec(`DROP DATABASE IF EXISTS ` + benchDatabase + ` WITH (FORCE)`); err != nil {
+	if err := exec(`DROP DATABASE IF EXISTS ` + name + ` WITH (FORCE)`); err != nil {
 		return "", nil, err
 	}
-	if err := exec(`CREATE DATABASE ` + benchDatabase); err != nil {
+	if err := exec(`CREATE DATABASE ` + name); err != nil {
 		return "", nil, err
 	}
 	u, err := url.Parse(admin)
 	if err != nil {
 		return "", nil, err
 	}
-	u.Path = "/" + benchDatabase
+	u.Path = "/" + name
 	dbURL := u.String()
 	store, err := crm.Open(ctx, dbURL, zap.NewNop())
 	if err != nil {
@@ -52,8 +52,8 @@ func recreateDatabase(ctx context.Context) (string, func(), error) {
 		return "", nil, err
 	}
 	drop := func() {
-		if err := exec(`DROP DATABASE IF EXISTS ` + benchDatabase + ` WITH (FORCE)`); err != nil {
-			logf("drop %s: %v", benchDatabase, err)
+		if err := exec(`DROP DATABASE IF EXISTS ` + name + ` WITH (FORCE)`); err != nil {
+			logf("drop %s: %v", name, err)
 		}
 	}
 	return dbURL, drop, nil

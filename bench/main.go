@@ -53,7 +53,10 @@ func main() {
 	flag.IntVar(&cfg.large, "large", 100_000, "N above which -large-latency applies")
 	flag.Float64Var(&cfg.rps, "rps", 800, "Sinch rate limit (client and emulator), requests/s")
 	flag.IntVar(&cfg.concurrency, "concurrency", 0, "requests in flight; 0: enough to reach -rps at the measured round trip, plus one (at least 8)")
-	flag.StringVar(&cfg.only, "only", "", "comma-separated scenarios to run (read,purediff,diff,backfill,noop,incremental); default all")
+	flag.StringVar(&cfg.only, "only", "", "comma-separated scenarios to run (read,purediff,diff,backfill,noop,incremental,peer); default all")
+	flag.IntVar(&cfg.peerN, "peer-n", 600, "peer: contacts to create")
+	flag.DurationVar(&cfg.peerLatency, "peer-latency", 50*time.Millisecond, "peer: emulator latency per request")
+	flag.StringVar(&cfg.peerDir, "peer-dir", "", "peer: directory holding (or to receive) the npm install of the Sinch Node SDK; default a temporary one")
 	flag.StringVar(&cfg.profile, "profile", "", "directory for CPU and allocation profiles of each scenario process")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the syncd_bench database after the run")
 	flag.StringVar(&cfg.memLimit, "gomemlimit", "", "GOMEMLIMIT of the scenario processes (as a service unit would set it), e.g. 500MiB; default none")
@@ -75,7 +78,13 @@ type config struct {
 	profile      string
 	keep         bool
 	memLimit     string
+	peerN        int
+	peerLatency  time.Duration
+	peerDir      string
 }
+
+// sizeScenarios run once per N; peer runs once.
+var sizeScenarios = []string{"read", "purediff", "diff", "backfill", "noop", "incremental"}
 
 func (c config) wants(scenario string) bool {
 	return c.only == "" || slices.Contains(strings.Split(c.only, ","), scenario)
@@ -124,17 +133,30 @@ func run(cfg config) error {
 	var runs []runRow
 	var reads []readRow
 	started := time.Now()
+	var peers []peerRow
+	if cfg.wants("peer") {
+		var err error
+		if peers, err = runPeer(ctx, cfg); err != nil {
+			printPeer(os.Stdout, cfg, peers)
+			return fmt.Errorf("peer: %w", err)
+		}
+	}
 	for _, n := range sizes {
+		if !slices.ContainsFunc(sizeScenarios, cfg.wants) {
+			break
+		}
 		rr, rd, err := benchSize(ctx, cfg, n)
 		runs = append(runs, rr...)
 		if rd != nil {
 			reads = append(reads, *rd)
 		}
 		if err != nil {
+			printPeer(os.Stdout, cfg, peers)
 			printTables(os.Stdout, cfg, runs, reads)
 			return fmt.Errorf("N=%d: %w", n, err)
 		}
 	}
+	printPeer(os.Stdout, cfg, peers)
 	printTables(os.Stdout, cfg, runs, reads)
 	logf("all done in %s", time.Since(started).Round(time.Second))
 	return nil
@@ -153,7 +175,7 @@ func benchSize(ctx context.Context, cfg config, n int) ([]runRow, *readRow, erro
 	exp := w.expect()
 
 	logf("N=%d: preparing the database", n)
-	dbURL, drop, err := recreateDatabase(ctx)
+	dbURL, drop, err := recreateDatabase(ctx, benchDatabase)
 	if err != nil {
 		return nil, nil, err
 	}

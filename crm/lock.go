@@ -189,11 +189,12 @@ func (l *Lock) check(ctx context.Context) error {
 // Watch re-checks the lock on its own session every interval, which also
 // keeps that session from going idle (idle_session_timeout, a NAT dropping
 // idle connections). The returned context is ctx, cancelled with a cause
-// matching ErrLockLost as soon as a check fails or has not answered within
-// every: from then on another runner may hold the lock, so work that must
-// not overlap another runner's has to stop. A check that hangs (a network
-// cut) is thus noticed within 2 × every of the loss. every <= 0 means
-// DefaultLockCheck.
+// matching ErrLockLost as soon as a check fails, or no check has confirmed
+// the lock for 2 × every (a check that hangs on a network cut): from then on
+// another runner may hold the lock, so work that must not overlap another
+// runner's has to stop. Either way the loss is noticed within 2 × every of
+// it, while a check slowed by a loaded server has at least every to answer.
+// every <= 0 means DefaultLockCheck.
 //
 // The CancelFunc ends the watch, waits for it and cancels the context; call
 // it before Release.
@@ -208,13 +209,17 @@ func (l *Lock) Watch(ctx context.Context, every time.Duration) (context.Context,
 		defer close(done)
 		tick := time.NewTicker(every)
 		defer tick.Stop()
+		// When the last check that confirmed the lock was sent: the lock
+		// was held then, so the lease runs from there.
+		confirmed := time.Now()
 		for {
 			select {
 			case <-quit.Done():
 				return
 			case <-tick.C:
 			}
-			if err := l.checkWithin(quit, every); err != nil {
+			sent := time.Now()
+			if err := l.checkBy(quit, confirmed.Add(2*every)); err != nil {
 				if quit.Err() != nil {
 					return // stopped, or the caller's context ended: not a loss
 				}
@@ -223,6 +228,7 @@ func (l *Lock) Watch(ctx context.Context, every time.Duration) (context.Context,
 				lose(err)
 				return
 			}
+			confirmed = sent
 		}
 	}()
 	return watched, func() {
@@ -232,11 +238,11 @@ func (l *Lock) Watch(ctx context.Context, every time.Duration) (context.Context,
 	}
 }
 
-// checkWithin is Check, failing with ErrLockLost when no answer came within
-// d. It returns only once the check has, since the session is not safe to
-// share before; the verdict is given on time all the same.
-func (l *Lock) checkWithin(ctx context.Context, d time.Duration) error {
-	cctx, cancel := context.WithTimeout(ctx, d)
+// checkBy is Check, failing with ErrLockLost when no answer came by
+// deadline. It returns only once the check has, since the session is not
+// safe to share before; the verdict is given on time all the same.
+func (l *Lock) checkBy(ctx context.Context, deadline time.Time) error {
+	cctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	res := make(chan error, 1)
 	go func() { res <- l.Check(cctx) }()
@@ -245,7 +251,8 @@ func (l *Lock) checkWithin(ctx context.Context, d time.Duration) error {
 	case err = <-res:
 	case <-cctx.Done():
 		if ctx.Err() == nil {
-			err = fmt.Errorf("%w: project %q: its session did not answer within %s", ErrLockLost, l.projectID, d)
+			err = fmt.Errorf("%w: project %q: its session did not answer a check before %s",
+				ErrLockLost, l.projectID, deadline.Format(time.RFC3339Nano))
 		} else {
 			err = ctx.Err()
 		}

@@ -238,7 +238,7 @@ func TestWatchStepsDown(t *testing.T) {
 	}{
 		{name: "terminated backend", every: 50 * time.Millisecond, kill: true, wantLost: true},
 		{name: "idle timeout shorter than the checks", idleTimeout: "150ms", every: 600 * time.Millisecond, wantLost: true},
-		{name: "checks keep the session from idling", idleTimeout: "300ms", every: 50 * time.Millisecond},
+		{name: "checks keep the session from idling", idleTimeout: "1500ms", every: 400 * time.Millisecond},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -276,7 +276,7 @@ func TestWatchStepsDown(t *testing.T) {
 					FROM pg_stat_activity WHERE pid = ?`, held.BackendPID()).Scan(&age).Error; err != nil {
 					t.Fatal(err)
 				}
-				if age > 1.5 {
+				if age > 3.5 {
 					break
 				}
 				select {

@@ -1,15 +1,27 @@
 package crm_test
 
 import (
+	"fmt"
+	"io/fs"
 	"slices"
 	"sync"
 	"testing"
 
 	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/crm/crmtest"
+	"github.com/syncd/syncd/migrations"
 )
 
-var allMigrations = []string{"00001_crm_contacts.sql", "00002_syncd_state.sql", "00003_crm_contacts_notify.sql", "00004_runs_lock_holder.sql", "00006_webhook_events.sql"}
+// allMigrations are the embedded migration files in order, as goose
+// applies them: a new migration needs no edit here.
+var allMigrations = func() []string {
+	files, err := fs.Glob(migrations.FS, "*.sql")
+	if err != nil || len(files) == 0 {
+		panic(fmt.Sprintf("no embedded migrations: %v", err))
+	}
+	slices.Sort(files)
+	return files
+}()
 
 func TestMigrateIsIdempotent(t *testing.T) {
 	t.Parallel()

@@ -3,7 +3,6 @@ package crm
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +11,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // Link ties a CRM record to the Sinch contact that mirrors it. ContentHash is
@@ -24,16 +26,15 @@ type Link struct {
 	SyncedAt    time.Time
 }
 
-// linkChunk bounds the arrays sent per statement; unnest keeps the statement
-// itself constant whatever the size.
+// linkChunk bounds the rows of one statement: 5 parameters a link stay under
+// PostgreSQL's 65,535.
 const linkChunk = 5000
 
 // Links returns every link of a project, keyed by external_id.
 func (s *Store) Links(ctx context.Context, projectID string) (map[string]Link, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT external_id, contact_id, content_hash, synced_at
-		FROM syncd.links WHERE project_id = $1`, projectID)
+	rows, err := s.linkRows(ctx, projectID)
 	if err != nil {
-		return nil, fmt.Errorf("crm: read links: %w", err)
+		return nil, err
 	}
 	defer rows.Close()
 	links := make(map[string]Link)
@@ -52,17 +53,16 @@ func (s *Store) Links(ctx context.Context, projectID string) (map[string]Link, e
 
 // EachLink calls fn with every link of a project, as Links would return
 // them but without holding them all: a full run over a million links keeps
-// what it needs of each and no map of them. SyncedAt is left zero.
+// what it needs of each and no map of them.
 func (s *Store) EachLink(ctx context.Context, projectID string, fn func(Link)) error {
-	rows, err := s.db.QueryContext(ctx, `SELECT external_id, contact_id, content_hash
-		FROM syncd.links WHERE project_id = $1`, projectID)
+	rows, err := s.linkRows(ctx, projectID)
 	if err != nil {
-		return fmt.Errorf("crm: read links: %w", err)
+		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var l Link
-		if err := rows.Scan(&l.ExternalID, &l.ContactID, &l.ContentHash); err != nil {
+		if err := rows.Scan(&l.ExternalID, &l.ContactID, &l.ContentHash, &l.SyncedAt); err != nil {
 			return fmt.Errorf("crm: read links: %w", err)
 		}
 		fn(l)
@@ -73,6 +73,19 @@ func (s *Store) EachLink(ctx context.Context, projectID string, fn func(Link)) e
 	return nil
 }
 
+// linkRows queries a project's links through the model but scans them by
+// hand: gorm's per-row reflection (ScanRows, Find) costs more than the rest
+// of the read at a million links (see doc.go).
+func (s *Store) linkRows(ctx context.Context, projectID string) (*sql.Rows, error) {
+	rows, err := s.gorm.WithContext(ctx).Model(&linkRow{}).
+		Select("external_id", "contact_id", "content_hash", "synced_at").
+		Where("project_id = ?", projectID).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("crm: read links: %w", err)
+	}
+	return rows, nil
+}
+
 // SaveLinks inserts or replaces links, all or none. A zero SyncedAt means now;
 // when links repeat an external_id the last one wins.
 func (s *Store) SaveLinks(ctx context.Context, projectID string, links []Link) error {
@@ -81,33 +94,24 @@ func (s *Store) SaveLinks(ctx context.Context, projectID string, links []Link) e
 	}
 	links = dedupeLast(links, func(l Link) string { return l.ExternalID })
 	now := time.Now()
-	return s.inTx(ctx, "save links", func(tx *sql.Tx) error {
-		for chunk := range slices.Chunk(links, linkChunk) {
-			ids := make([]string, len(chunk))
-			contacts := make([]string, len(chunk))
-			hashes := make([]string, len(chunk))
-			synced := make([]time.Time, len(chunk))
-			for i, l := range chunk {
-				ids[i], contacts[i], hashes[i], synced[i] = l.ExternalID, l.ContactID, l.ContentHash, l.SyncedAt
-				if l.SyncedAt.IsZero() {
-					synced[i] = now
-				}
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO syncd.links AS l
-					(project_id, external_id, contact_id, content_hash, synced_at)
-				SELECT $1, u.external_id, u.contact_id, u.content_hash, u.synced_at
-				FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[])
-					AS u (external_id, contact_id, content_hash, synced_at)
-				ON CONFLICT (project_id, external_id) DO UPDATE SET
-					contact_id = EXCLUDED.contact_id,
-					content_hash = EXCLUDED.content_hash,
-					synced_at = EXCLUDED.synced_at`,
-				projectID, ids, contacts, hashes, synced); err != nil {
-				return err
-			}
+	rows := make([]linkRow, len(links))
+	for i, l := range links {
+		rows[i] = linkRow{ProjectID: projectID, ExternalID: l.ExternalID, ContactID: l.ContactID,
+			ContentHash: l.ContentHash, SyncedAt: l.SyncedAt}
+		if l.SyncedAt.IsZero() {
+			rows[i].SyncedAt = now
 		}
-		return nil
+	}
+	err := s.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return tx.Clauses(clause.OnConflict{
+			Columns:   []clause.Column{{Name: "project_id"}, {Name: "external_id"}},
+			DoUpdates: clause.AssignmentColumns([]string{"contact_id", "content_hash", "synced_at"}),
+		}).CreateInBatches(rows, linkChunk).Error
 	})
+	if err != nil {
+		return fmt.Errorf("crm: save links: %w", err)
+	}
+	return nil
 }
 
 // DeleteLinks removes the links of the given external_ids; unknown ids are
@@ -116,16 +120,19 @@ func (s *Store) DeleteLinks(ctx context.Context, projectID string, externalIDs [
 	if len(externalIDs) == 0 {
 		return nil
 	}
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM syncd.links
-		WHERE project_id = $1 AND external_id = ANY($2)`, projectID, externalIDs); err != nil {
+	err := s.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for chunk := range slices.Chunk(externalIDs, linkChunk) {
+			if err := tx.Where("project_id = ? AND external_id IN ?", projectID, chunk).Delete(&linkRow{}).Error; err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("crm: delete links: %w", err)
 	}
 	return nil
 }
-
-// RunRunning is the outcome of a run that has not finished. After a crash it
-// stays so; InterruptedRuns finds those.
-const RunRunning = "running"
 
 // Run is one sync run of a project, as recorded in syncd.runs.
 type Run struct {
@@ -157,7 +164,13 @@ var ErrRunFinished = errors.New("crm: run already finished")
 // names no lock session: runs under the project lock start with
 // Lock.StartRun.
 func (s *Store) StartRun(ctx context.Context, projectID, kind string) (Run, error) {
-	return startRun(ctx, s.db, projectID, kind, false)
+	host, _ := os.Hostname()
+	row := runRow{ProjectID: projectID, Kind: kind, Outcome: RunRunning, Counts: runCounts{},
+		Host: nullIfZero(host), PID: nullIfZero(os.Getpid()), PIDNamespace: nullIfZero(pidNamespace())}
+	if err := s.gorm.WithContext(ctx).Create(&row).Error; err != nil {
+		return Run{}, fmt.Errorf("crm: start run: %w", err)
+	}
+	return row.run(), nil
 }
 
 // StartRun records the start of a run under this lock, on the lock's own
@@ -185,6 +198,8 @@ func (l *Lock) StartRun(ctx context.Context, kind string) (Run, error) {
 
 // startRun inserts the run on q's session; underLock records that session
 // as the lock's and inserts nothing (sql.ErrNoRows) unless it holds the lock.
+// It is SQL by hand: it runs on the lock's own connection, outside gorm's
+// pool, and checks pg_locks in the same statement.
 func startRun(ctx context.Context, q rowQuerier, projectID, kind string, underLock bool) (Run, error) {
 	host, _ := os.Hostname()
 	r := Run{ProjectID: projectID, Kind: kind, Outcome: RunRunning, Host: host, PID: os.Getpid(),
@@ -249,30 +264,17 @@ func (s *Store) FinishRun(ctx context.Context, id int64, outcome string, counts 
 	if outcome == "" || outcome == RunRunning {
 		return fmt.Errorf("crm: finish run %d: outcome %q does not end a run", id, outcome)
 	}
-	if counts == nil {
-		counts = map[string]int{}
+	res := s.gorm.WithContext(ctx).Model(&runRow{}).Where("id = ? AND outcome = ?", id, RunRunning).
+		Updates(map[string]any{"outcome": outcome, "counts": runCounts(counts), "error": nullIfZero(errMsg),
+			"finished_at": gorm.Expr("now()")})
+	if res.Error != nil {
+		return fmt.Errorf("crm: finish run %d: %w", id, res.Error)
 	}
-	js, err := json.Marshal(counts)
-	if err != nil {
-		return fmt.Errorf("crm: finish run %d: %w", id, err)
-	}
-	res, err := s.db.ExecContext(ctx, `UPDATE syncd.runs
-		SET outcome = $2, counts = $3::jsonb, error = NULLIF($4, ''), finished_at = now()
-		WHERE id = $1 AND outcome = 'running'`, id, outcome, string(js), errMsg)
-	if err != nil {
-		return fmt.Errorf("crm: finish run %d: %w", id, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("crm: finish run %d: %w", id, err)
-	} else if n == 0 {
+	if res.RowsAffected == 0 {
 		return fmt.Errorf("crm: finish run %d: no such run, or %w", id, ErrRunFinished)
 	}
 	return nil
 }
-
-const runColumns = `id, project_id, kind, outcome, COALESCE(error, ''), COALESCE(host, ''),
-	COALESCE(pid, 0), started_at, finished_at, counts::text, COALESCE(pid_namespace, ''),
-	COALESCE(lock_pid, 0), lock_backend_start`
 
 // LastRuns returns the project's n most recent runs, newest first; none for
 // n <= 0.
@@ -280,8 +282,7 @@ func (s *Store) LastRuns(ctx context.Context, projectID string, n int) ([]Run, e
 	if n <= 0 {
 		return nil, nil
 	}
-	return s.queryRuns(ctx, `SELECT `+runColumns+` FROM syncd.runs
-		WHERE project_id = $1 ORDER BY id DESC LIMIT $2`, projectID, n)
+	return s.findRuns(s.gorm.WithContext(ctx).Where("project_id = ?", projectID).Order("id DESC").Limit(n))
 }
 
 // InterruptedRuns returns the project's runs still marked running, oldest
@@ -289,54 +290,20 @@ func (s *Store) LastRuns(ctx context.Context, projectID string, n int) ([]Run, e
 // even then not while the session that held the lock for them lives (see
 // SessionAlive) or their process may still have calls in flight.
 func (s *Store) InterruptedRuns(ctx context.Context, projectID string) ([]Run, error) {
-	return s.queryRuns(ctx, `SELECT `+runColumns+` FROM syncd.runs
-		WHERE project_id = $1 AND outcome = 'running' ORDER BY id`, projectID)
+	return s.findRuns(s.gorm.WithContext(ctx).Where("project_id = ? AND outcome = ?", projectID, RunRunning).Order("id"))
 }
 
-func (s *Store) queryRuns(ctx context.Context, query string, args ...any) ([]Run, error) {
-	rows, err := s.db.QueryContext(ctx, query, args...)
-	if err != nil {
+func (s *Store) findRuns(q *gorm.DB) ([]Run, error) {
+	var rows []runRow
+	if err := q.Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("crm: read runs: %w", err)
 	}
-	defer rows.Close()
-	var runs []Run
-	for rows.Next() {
-		var (
-			r         Run
-			counts    []byte
-			lockStart sql.NullTime
-		)
-		if err := rows.Scan(&r.ID, &r.ProjectID, &r.Kind, &r.Outcome, &r.Error, &r.Host, &r.PID,
-			&r.StartedAt, &r.FinishedAt, &counts, &r.PIDNamespace, &r.LockPID, &lockStart); err != nil {
-			return nil, fmt.Errorf("crm: read runs: %w", err)
-		}
-		r.LockBackendStart = lockStart.Time
-		if err := json.Unmarshal(counts, &r.Counts); err != nil {
-			return nil, fmt.Errorf("crm: read run %d: counts: %w", r.ID, err)
-		}
-		runs = append(runs, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("crm: read runs: %w", err)
+	runs := make([]Run, len(rows))
+	for i, r := range rows {
+		runs[i] = r.run()
 	}
 	return runs, nil
 }
-
-// Journal kinds and statuses, as the syncd.journal constraints allow them.
-const (
-	JournalCreate = "create"
-	JournalPatch  = "patch"
-	JournalMerge  = "merge"
-	JournalDelete = "delete"
-	JournalUnlink = "unlink"
-	JournalReject = "reject"
-
-	JournalPending  = "pending"
-	JournalDone     = "done"
-	JournalFailed   = "failed"
-	JournalSkipped  = "skipped"
-	JournalRejected = "rejected"
-)
 
 // JournalEntry is one planned operation of a run. It is written before the
 // call to Sinch and marked when Sinch answers, so that after a crash the
@@ -349,12 +316,15 @@ type JournalEntry struct {
 	ContactID       string
 	SourceContactID string   // merge: the contact that disappears into ContactID
 	UpdateMask      []string // patch: nil when not applicable
-	Reason          string
-	Status          string
-	HTTPStatus      int
-	Error           string
-	CreatedAt       time.Time
-	FinishedAt      *time.Time
+	// Contacts are the full contacts a merge or delete touches, as JSON (an
+	// array of Sinch contacts), kept because the operation cannot be undone.
+	Contacts   []byte
+	Reason     string
+	Status     string
+	HTTPStatus int
+	Error      string
+	CreatedAt  time.Time
+	FinishedAt *time.Time
 }
 
 // journalChunk keeps a statement at 11,000 parameters.
@@ -400,22 +370,26 @@ func (s *Store) JournalAppend(ctx context.Context, entries []JournalEntry) error
 			end := min(start+journalChunk, len(entries))
 			var sb strings.Builder
 			sb.WriteString(`INSERT INTO syncd.journal (id, run_id, kind, external_id, contact_id,
-				source_contact_id, update_mask, reason, status, http_status, error) VALUES `)
-			args := make([]any, 0, (end-start)*11)
+				source_contact_id, update_mask, reason, status, http_status, error, contacts) VALUES `)
+			args := make([]any, 0, (end-start)*12)
 			for i := start; i < end; i++ {
 				e := entries[i]
 				if i > start {
 					sb.WriteString(", ")
 				}
 				n := len(args)
-				fmt.Fprintf(&sb, "($%d, $%d, $%d, NULLIF($%d, ''), NULLIF($%d, ''), NULLIF($%d, ''), $%d, NULLIF($%d, ''), $%d, NULLIF($%d, 0), NULLIF($%d, ''))",
-					n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11)
+				fmt.Fprintf(&sb, "($%d, $%d, $%d, NULLIF($%d, ''), NULLIF($%d, ''), NULLIF($%d, ''), $%d, NULLIF($%d, ''), $%d, NULLIF($%d, 0), NULLIF($%d, ''), $%d::jsonb)",
+					n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11, n+12)
 				status := e.Status
 				if status == "" {
 					status = JournalPending
 				}
+				var contacts any // NULL unless given
+				if len(e.Contacts) > 0 {
+					contacts = string(e.Contacts)
+				}
 				args = append(args, ids[i], e.RunID, e.Kind, e.ExternalID, e.ContactID, e.SourceContactID,
-					e.UpdateMask, e.Reason, status, e.HTTPStatus, e.Error)
+					e.UpdateMask, e.Reason, status, e.HTTPStatus, e.Error, contacts)
 			}
 			sb.WriteString(" RETURNING id, created_at")
 			rows, err := tx.QueryContext(ctx, sb.String(), args...)
@@ -459,19 +433,19 @@ func (s *Store) JournalAppend(ctx context.Context, entries []JournalEntry) error
 // errMsg store nothing; a non-empty contactID fills in the contact a create
 // produced.
 func (s *Store) JournalMark(ctx context.Context, id int64, status string, httpStatus int, errMsg, contactID string) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE syncd.journal SET
-			status = $2,
-			http_status = NULLIF($3, 0),
-			error = NULLIF($4, ''),
-			contact_id = COALESCE(NULLIF($5, ''), contact_id),
-			finished_at = CASE WHEN $2 = 'pending' THEN NULL ELSE now() END
-		WHERE id = $1`, id, status, httpStatus, errMsg, contactID)
-	if err != nil {
-		return fmt.Errorf("crm: mark journal entry %d: %w", id, err)
+	set := map[string]any{"status": status, "http_status": nullIfZero(httpStatus), "error": nullIfZero(errMsg),
+		"finished_at": gorm.Expr("now()")}
+	if status == JournalPending {
+		set["finished_at"] = nil
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("crm: mark journal entry %d: %w", id, err)
-	} else if n == 0 {
+	if contactID != "" {
+		set["contact_id"] = contactID
+	}
+	res := s.gorm.WithContext(ctx).Model(&journalRow{}).Where("id = ?", id).Updates(set)
+	if res.Error != nil {
+		return fmt.Errorf("crm: mark journal entry %d: %w", id, res.Error)
+	}
+	if res.RowsAffected == 0 {
 		return fmt.Errorf("crm: mark journal entry %d: no such entry", id)
 	}
 	return nil
@@ -544,59 +518,40 @@ func (s *Store) JournalMarks(ctx context.Context, marks []JournalMark) error {
 	return nil
 }
 
-const journalColumns = `j.id, j.run_id, j.kind, COALESCE(j.external_id, ''), COALESCE(j.contact_id, ''),
-	COALESCE(j.source_contact_id, ''), to_jsonb(j.update_mask)::text, COALESCE(j.reason, ''), j.status,
-	COALESCE(j.http_status, 0), COALESCE(j.error, ''), j.created_at, j.finished_at`
-
 // Journal returns a run's entries in the order they were appended.
 func (s *Store) Journal(ctx context.Context, runID int64) ([]JournalEntry, error) {
-	return s.queryJournal(ctx, `SELECT `+journalColumns+` FROM syncd.journal j
-		WHERE j.run_id = $1 ORDER BY j.id`, runID)
+	return s.findJournal(s.gorm.WithContext(ctx).Where("run_id = ?", runID).Order("id"))
 }
 
-// PendingJournal returns the entries still pending in the project's runs that
-// are still marked running, in the order they were appended. As with
-// InterruptedRuns, only the holder of the project lock can take them for
-// interrupted; read them before finishing those runs.
-func (s *Store) PendingJournal(ctx context.Context, projectID string) ([]JournalEntry, error) {
-	return s.queryJournal(ctx, `SELECT `+journalColumns+` FROM syncd.journal j
-		JOIN syncd.runs r ON r.id = j.run_id
-		WHERE r.project_id = $1 AND r.outcome = 'running' AND j.status = 'pending'
-		ORDER BY j.id`, projectID)
+// CloseJournal marks the entries a stopped run left pending as unknown:
+// they were journaled before they were sent, and nothing says whether Sinch
+// got them. The next run reads Sinch afresh and finds out; the journal must
+// not keep claiming that they are still under way.
+func (s *Store) CloseJournal(ctx context.Context, runID int64) (int64, error) {
+	res := s.gorm.WithContext(ctx).Model(&journalRow{}).
+		Where("run_id = ? AND status = ?", runID, JournalPending).
+		Updates(map[string]any{"status": JournalUnknown, "finished_at": gorm.Expr("now()"),
+			"error": gorm.Expr("COALESCE(error, ?)", "the run stopped before Sinch answered")})
+	if res.Error != nil {
+		return 0, fmt.Errorf("crm: close the journal of run %d: %w", runID, res.Error)
+	}
+	return res.RowsAffected, nil
 }
 
 // Rejects returns up to n of a run's rejected entries: CRM rows and contacts
 // the run skipped, with their reasons.
 func (s *Store) Rejects(ctx context.Context, runID int64, n int) ([]JournalEntry, error) {
-	return s.queryJournal(ctx, `SELECT `+journalColumns+` FROM syncd.journal j
-		WHERE j.run_id = $1 AND j.status = 'rejected' ORDER BY j.id LIMIT $2`, runID, n)
+	return s.findJournal(s.gorm.WithContext(ctx).Where("run_id = ? AND status = ?", runID, JournalRejected).Order("id").Limit(n))
 }
 
-func (s *Store) queryJournal(ctx context.Context, query string, args ...any) ([]JournalEntry, error) {
-	rows, err := s.db.QueryContext(ctx, query, args...)
-	if err != nil {
+func (s *Store) findJournal(q *gorm.DB) ([]JournalEntry, error) {
+	var rows []journalRow
+	if err := q.Select(journalSelect).Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("crm: read journal: %w", err)
 	}
-	defer rows.Close()
-	var out []JournalEntry
-	for rows.Next() {
-		var (
-			e    JournalEntry
-			mask []byte
-		)
-		if err := rows.Scan(&e.ID, &e.RunID, &e.Kind, &e.ExternalID, &e.ContactID, &e.SourceContactID,
-			&mask, &e.Reason, &e.Status, &e.HTTPStatus, &e.Error, &e.CreatedAt, &e.FinishedAt); err != nil {
-			return nil, fmt.Errorf("crm: read journal: %w", err)
-		}
-		if mask != nil {
-			if e.UpdateMask, err = decodeTextArray(mask); err != nil {
-				return nil, fmt.Errorf("crm: read journal entry %d: update_mask: %w", e.ID, err)
-			}
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("crm: read journal: %w", err)
+	out := make([]JournalEntry, len(rows))
+	for i, r := range rows {
+		out[i] = r.entry()
 	}
 	return out, nil
 }
@@ -604,25 +559,24 @@ func (s *Store) queryJournal(ctx context.Context, query string, args ...any) ([]
 // Watermark returns where the project's last incremental run left off; false
 // when there is none yet, so the next run has to be a full one.
 func (s *Store) Watermark(ctx context.Context, projectID string) (time.Time, bool, error) {
-	var t time.Time
-	err := s.db.QueryRowContext(ctx, `SELECT updated_at FROM syncd.watermarks WHERE project_id = $1`,
-		projectID).Scan(&t)
-	if errors.Is(err, sql.ErrNoRows) {
-		return time.Time{}, false, nil
-	}
-	if err != nil {
+	var rows []watermarkRow
+	if err := s.gorm.WithContext(ctx).Where("project_id = ?", projectID).Limit(1).Find(&rows).Error; err != nil {
 		return time.Time{}, false, fmt.Errorf("crm: read watermark: %w", err)
 	}
-	return t, true, nil
+	if len(rows) == 0 {
+		return time.Time{}, false, nil
+	}
+	return rows[0].UpdatedAt, true, nil
 }
 
 // SetWatermark stores the project's watermark; see ChangedSince for what it
 // should be.
 func (s *Store) SetWatermark(ctx context.Context, projectID string, t time.Time) error {
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO syncd.watermarks (project_id, updated_at, external_id)
-		VALUES ($1, $2, '')
-		ON CONFLICT (project_id) DO UPDATE SET updated_at = EXCLUDED.updated_at, external_id = EXCLUDED.external_id`,
-		projectID, t); err != nil {
+	err := s.gorm.WithContext(ctx).Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "project_id"}},
+		DoUpdates: clause.AssignmentColumns([]string{"updated_at"}),
+	}).Create(&watermarkRow{ProjectID: projectID, UpdatedAt: t}).Error
+	if err != nil {
 		return fmt.Errorf("crm: set watermark: %w", err)
 	}
 	return nil

@@ -185,13 +185,6 @@ func TestRunsAndJournal(t *testing.T) {
 		}
 	}
 
-	pending, err := s.PendingJournal(ctx, "p")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(pending) != 2 || pending[0].ExternalID != "c" || pending[1].ExternalID != "d" {
-		t.Errorf("PendingJournal = %+v, want entries c and d", pending)
-	}
 	interrupted, err := s.InterruptedRuns(ctx, "p")
 	if err != nil {
 		t.Fatal(err)
@@ -209,8 +202,15 @@ func TestRunsAndJournal(t *testing.T) {
 	if err := s.FinishRun(ctx, other.ID, crm.RunRunning, nil, ""); err == nil {
 		t.Error(`finishing a run as "running" succeeded`)
 	}
-	if pending, _ := s.PendingJournal(ctx, "p"); len(pending) != 0 {
-		t.Errorf("finished run still has pending entries to recover: %+v", pending)
+	if n, err := s.CloseJournal(ctx, run.ID); err != nil || n != 2 {
+		t.Errorf("CloseJournal closed %d entries (%v), want the 2 pending", n, err)
+	}
+	if closed, _ := s.Journal(ctx, run.ID); closed[2].Status != crm.JournalUnknown || closed[2].FinishedAt == nil || closed[3].Status != crm.JournalUnknown {
+		t.Errorf("pending entries after CloseJournal: %+v", closed[2:4])
+	}
+	if rejects, err := s.Rejects(ctx, run.ID, 5); err != nil || len(rejects) != 1 || rejects[0].ExternalID != "e" ||
+		rejects[0].Reason != "invalid phone" {
+		t.Errorf("Rejects = %+v, %v; want entry e", rejects, err)
 	}
 
 	last, err := s.LastRuns(ctx, "p", 5)

@@ -94,10 +94,9 @@ func Open(ctx context.Context, databaseURL string, log *zap.Logger) (*Store, err
 // until it is released.
 func (s *Store) Close() error { return s.db.Close() }
 
-// DB is the gorm handle, for packages that want an ORM over syncd's tables.
-// The crm package itself runs hand-written SQL on the same pool: its queries
-// pass Go slices as PostgreSQL arrays (= ANY($1), unnest), which gorm would
-// expand into value lists.
+// DB is the gorm handle on the pool the Store uses, for tests and tools that
+// read syncd's tables; the package doc says where the Store itself does
+// without gorm and why.
 func (s *Store) DB() *gorm.DB { return s.gorm }
 
 // applicationName identifies this process in pg_stat_activity, which is what

@@ -20,6 +20,11 @@
 //	syncd_lock_wait_seconds                            histogram
 //	syncd_ticks_skipped_total{kind,reason}             counter
 //	syncd_lock_held                                    gauge, 0 or 1
+//	syncd_lock_held_seconds                            gauge, how long the current hold has lasted, 0 when not held
+//	syncd_start_time_seconds                           gauge, Unix time the process started
+//	syncd_schedule_period_seconds{kind}                gauge, longest gap of the run kind's schedule (syncd run)
+//	syncd_deletes_withheld{kind}                       gauge, deletes the last run of the kind withheld (syncd run)
+//	syncd_sinch_rate_limit_rps                         gauge, the client's current rate limit
 //	syncd_webhook_events_received_total{trigger}       counter, verified contact callbacks
 //	syncd_webhook_events_duplicate_total               counter, of those, events stored already
 //	syncd_webhook_callbacks_refused_total{reason}      counter

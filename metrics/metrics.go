@@ -9,6 +9,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/sinch"
 )
 
 const namespace = "syncd"
@@ -18,28 +21,26 @@ const labelOther = "other"
 
 // The values each label accepts; anything else becomes labelOther. They are
 // functions, not package variables, so that the package holds no global
-// state. They are spelled out rather than taken from the sinch and sync
-// constants so that this package stays a leaf any package can import; the
-// tests check them against those constants.
+// state, and they are the constants of the packages that define them: the
+// client's operations in sinch, the run and journal vocabulary in crm.
 
-// sinchOps are the sinch.Op* constants.
+// sinchOps are the client's operations.
 func sinchOps() []string {
-	return []string{"list", "get", "create", "update", "delete", "merge", "token"}
+	return []string{sinch.OpList, sinch.OpGet, sinch.OpCreate, sinch.OpUpdate, sinch.OpDelete, sinch.OpMerge, sinch.OpToken}
 }
 
-// runKinds are the nightly full reconcile, the scheduled incremental sync
+// runKinds are the kinds of run: full, incremental, a saved plan applied,
 // and the processing of Sinch contact events.
-func runKinds() []string { return []string{"full", "incremental", "event"} }
+func runKinds() []string { return crm.RunKinds() }
 
-// runOutcomes are the outcomes of a finished run: sync.Outcome* without
-// "running".
-func runOutcomes() []string { return []string{"succeeded", "failed", "interrupted"} }
+// runOutcomes are the outcomes of a finished run.
+func runOutcomes() []string { return crm.FinishedOutcomes() }
 
-// opKinds are the sync.OpKind values.
-func opKinds() []string { return []string{"create", "patch", "merge", "delete"} }
+// opKinds are the operations a plan sends.
+func opKinds() []string { return crm.OperationKinds() }
 
-// opStatuses are the final journal statuses: sync.Status* without "pending".
-func opStatuses() []string { return []string{"done", "failed", "rejected", "skipped"} }
+// opStatuses are the final journal statuses.
+func opStatuses() []string { return crm.FinalStatuses() }
 
 // skipReasons say why a scheduler tick started no run: this process is
 // still busy with the previous one, or another process holds the advisory
@@ -61,7 +62,8 @@ type Metrics struct {
 	lockDur prometheus.Histogram
 	skipped *prometheus.CounterVec
 	held    prometheus.Gauge
-	events  *eventMetrics
+	op      *operational  // operations.go
+	events  *eventMetrics // events.go
 }
 
 // New creates the collectors and registers them, with the Go runtime and
@@ -70,6 +72,7 @@ type Metrics struct {
 func New() *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
+		op:  newOperational(),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "sinch_calls_total",
@@ -137,6 +140,7 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.calls, m.callDur, m.runs, m.runDur, m.lastOK, m.ops, m.rows, m.lockDur, m.skipped, m.held,
 	)
+	m.reg.MustRegister(m.op.collectors()...)
 	m.reg.MustRegister(m.events.collectors()...)
 
 	// Create every combination of the fixed label values up front, so that
@@ -249,6 +253,7 @@ func (m *Metrics) SetLockHeld(held bool) {
 	if m == nil {
 		return
 	}
+	m.op.lockHeld(held)
 	if held {
 		m.held.Set(1)
 	} else {

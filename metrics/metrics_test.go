@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/metrics"
 	"github.com/syncd/syncd/sinch"
 	contactsync "github.com/syncd/syncd/sync"
@@ -364,6 +365,8 @@ var syncdMetrics = []string{
 	"syncd_runs_total", "syncd_run_duration_seconds", "syncd_last_success_timestamp_seconds",
 	"syncd_operations_total", "syncd_rejected_rows_total", "syncd_lock_wait_seconds",
 	"syncd_ticks_skipped_total", "syncd_lock_held",
+	"syncd_start_time_seconds", "syncd_schedule_period_seconds", "syncd_deletes_withheld",
+	"syncd_lock_held_seconds", "syncd_sinch_rate_limit_rps",
 	"syncd_webhook_events_received_total", "syncd_webhook_events_duplicate_total",
 	"syncd_webhook_callbacks_refused_total", "syncd_webhook_events_applied_total", "syncd_webhook_event_lag_seconds",
 }
@@ -376,9 +379,9 @@ func TestSeriesBeforeAnyHook(t *testing.T) {
 		name string
 		want int
 	}{
-		{"syncd_runs_total", 3 * 3},
-		{"syncd_operations_total", 4 * 4},
-		{"syncd_ticks_skipped_total", 3 * 2},
+		{"syncd_runs_total", len(crm.RunKinds()) * len(crm.FinishedOutcomes())},
+		{"syncd_operations_total", len(crm.OperationKinds()) * len(crm.FinalStatuses())},
+		{"syncd_ticks_skipped_total", len(crm.RunKinds()) * 2},
 		{"syncd_rejected_rows_total", 1},
 		{"syncd_lock_wait_seconds", 1},
 		{"syncd_lock_held", 1},
@@ -415,10 +418,10 @@ func TestCardinalityIsBounded(t *testing.T) {
 	}{
 		{"syncd_sinch_calls_total", 1},           // {operation="other",code="other"}
 		{"syncd_sinch_call_duration_seconds", 1}, // {operation="other"}
-		{"syncd_runs_total", 3*3 + 1},
+		{"syncd_runs_total", len(crm.RunKinds())*len(crm.FinishedOutcomes()) + 1},
 		{"syncd_run_duration_seconds", 1},
-		{"syncd_operations_total", 4*4 + 1},
-		{"syncd_ticks_skipped_total", 3*2 + 1},
+		{"syncd_operations_total", len(crm.OperationKinds())*len(crm.FinalStatuses()) + 1},
+		{"syncd_ticks_skipped_total", len(crm.RunKinds())*2 + 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -468,6 +471,9 @@ func TestLint(t *testing.T) {
 	// Histogram and gauge vectors only appear once observed.
 	m.ObserveCall(sinch.OpList, 200, time.Millisecond)
 	m.RunFinished(contactsync.RunFull, contactsync.OutcomeSucceeded, time.Second)
+	m.SetSchedule(contactsync.RunFull, cronEvery(time.Hour))
+	m.DeletesWithheld(contactsync.RunFull, 0)
+	m.WatchRateLimit(func() float64 { return 20 })
 	problems, err := testutil.GatherAndLint(m.Registry(), syncdMetrics...)
 	if err != nil {
 		t.Fatal(err)
@@ -519,6 +525,9 @@ func TestNilMetricsRecordsNothing(t *testing.T) {
 	m.LockWaited(time.Second)
 	m.TickSkipped(contactsync.RunFull, "locked")
 	m.SetLockHeld(true)
+	m.SetSchedule(contactsync.RunFull, cronEvery(time.Hour))
+	m.DeletesWithheld(contactsync.RunFull, 1)
+	m.WatchRateLimit(func() float64 { return 1 })
 	if m.Registry() != nil {
 		t.Error("nil Metrics has a registry")
 	}

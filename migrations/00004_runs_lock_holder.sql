@@ -8,6 +8,9 @@
 --     that host and pid name one process even where containers share a
 --     hostname; a process found gone on this host cannot be sending.
 -- NULL for runs recorded before this migration: nothing is known of them.
+--
+-- Also drops watermarks.external_id, a keyset tie-break that was always ''
+-- and that nothing ever read.
 
 -- +goose Up
 ALTER TABLE syncd.runs
@@ -15,7 +18,11 @@ ALTER TABLE syncd.runs
     ADD COLUMN lock_backend_start timestamptz,
     ADD COLUMN pid_namespace      text;
 
+ALTER TABLE syncd.watermarks DROP COLUMN external_id;
+
 -- +goose Down
+ALTER TABLE syncd.watermarks ADD COLUMN external_id text NOT NULL DEFAULT '';
+
 ALTER TABLE syncd.runs
     DROP COLUMN pid_namespace,
     DROP COLUMN lock_backend_start,

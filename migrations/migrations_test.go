@@ -3,6 +3,7 @@ package migrations_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"io/fs"
 	"regexp"
 	"strings"
@@ -24,11 +25,8 @@ func TestMain(m *testing.M) {
 
 var fileName = regexp.MustCompile(`^(\d{5})_[a-z0-9_]+\.sql$`)
 
-// Versions increase and every file can be rolled back: a repeated version
-// or a missing Down is a mistake caught here rather than on a production
-// server. Gaps are allowed while branches that reserved the numbers between
-// are unmerged (00005 is reserved); goose refuses to apply a lower version
-// after a higher one anyway.
+// Versions are consecutive and every file can be rolled back: a gap or a
+// missing Down is a mistake caught here rather than on a production server.
 func TestFilesAreWellFormed(t *testing.T) {
 	t.Parallel()
 	entries, err := fs.ReadDir(migrations.FS, ".")
@@ -38,17 +36,15 @@ func TestFilesAreWellFormed(t *testing.T) {
 	if len(entries) == 0 {
 		t.Fatal("no migrations embedded")
 	}
-	last := ""
-	for _, e := range entries {
+	for i, e := range entries {
 		m := fileName.FindStringSubmatch(e.Name())
 		if m == nil {
 			t.Errorf("%s: want NNNNN_lower_snake.sql", e.Name())
 			continue
 		}
-		if m[1] <= last || (last == "" && m[1] != "00001") {
-			t.Errorf("%s: version %s after %q", e.Name(), m[1], last)
+		if want := fmt.Sprintf("%05d", i+1); m[1] != want {
+			t.Errorf("%s: version %s, want %s", e.Name(), m[1], want)
 		}
-		last = m[1]
 		b, err := fs.ReadFile(migrations.FS, e.Name())
 		if err != nil {
 			t.Fatal(err)

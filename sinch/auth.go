@@ -45,6 +45,8 @@ type tokenSource struct {
 	hc      *http.Client
 	clk     *clock
 	observe func(status int, d time.Duration)
+	// redact scrubs credentials from what the token endpoint answered.
+	redact func(string) string
 
 	// refresh is held while a token is fetched; a channel rather than a
 	// mutex so that a caller waiting for it still honours its context.
@@ -55,7 +57,7 @@ type tokenSource struct {
 	refreshAt time.Time
 }
 
-func newTokenSource(cfg Config, hc *http.Client, clk *clock, observe func(int, time.Duration)) *tokenSource {
+func newTokenSource(cfg Config, hc *http.Client, clk *clock, observe func(int, time.Duration), redact func(string) string) *tokenSource {
 	return &tokenSource{
 		cfg: clientcredentials.Config{
 			ClientID:     cfg.KeyID,
@@ -66,6 +68,7 @@ func newTokenSource(cfg Config, hc *http.Client, clk *clock, observe func(int, t
 		hc:      hc,
 		clk:     clk,
 		observe: observe,
+		redact:  redact,
 		refresh: make(chan struct{}, 1),
 	}
 }
@@ -122,7 +125,7 @@ func (s *tokenSource) token(ctx context.Context) (string, error) {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.Response != nil {
 			s.observe(re.Response.StatusCode, time.Since(start))
-			return "", tokenAPIError(re, s.clk.now())
+			return "", tokenAPIError(re, s.clk.now(), s.redact)
 		}
 		s.observe(0, time.Since(start))
 		return "", fmt.Errorf("sinch %s: %w", OpToken, err)
@@ -144,8 +147,9 @@ func (s *tokenSource) token(ctx context.Context) (string, error) {
 }
 
 // tokenAPIError turns the token endpoint's OAuth2 error into an *APIError so
-// that callers see one error type whatever failed.
-func tokenAPIError(re *oauth2.RetrieveError, now time.Time) *APIError {
+// that callers see one error type whatever failed. Credentials are scrubbed
+// from the body before it is cut.
+func tokenAPIError(re *oauth2.RetrieveError, now time.Time, redact func(string) string) *APIError {
 	status := re.Response.StatusCode
 	e := &APIError{
 		HTTPStatus: status,
@@ -159,7 +163,8 @@ func tokenAPIError(re *oauth2.RetrieveError, now time.Time) *APIError {
 		e.Message += ": " + re.ErrorDescription
 	}
 	if e.Message == "" {
-		e.Message = snippet(re.Body)
+		e.Message = snippet([]byte(redact(string(re.Body))))
 	}
+	e.Message = redact(e.Message)
 	return e
 }

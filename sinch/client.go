@@ -36,6 +36,16 @@ const (
 // region.
 const DefaultTokenURL = "https://auth.sinch.com/oauth2/token"
 
+// ProjectRateLimit is Sinch's documented limit of one project, shared by
+// all its apps and most endpoints.
+const ProjectRateLimit = 800
+
+// Defaults of Config.
+const (
+	DefaultRateLimitRPS   = ProjectRateLimit / 2
+	DefaultMaxConcurrency = 64
+)
+
 // Observer is told about every HTTP attempt the client makes, retries and
 // token fetches included. statusCode is 0 when no answer came back.
 type Observer interface {
@@ -47,16 +57,22 @@ type Config struct {
 	BaseURL   string // overrides the regional endpoint https://{region}.conversation.api.sinch.com
 	Region    string // us (default), eu or br
 	ProjectID string // required
-	Auth      string // AuthBasic (default) or AuthOAuth2
+	Auth      string // AuthOAuth2 (default) or AuthBasic, which Sinch rate-limits harder
 	KeyID     string // required
 	// KeySecret is required. It is never logged, and the client blanks it
 	// out of any server message it puts in an error.
 	KeySecret string
 	TokenURL  string // default DefaultTokenURL
 
-	Timeout        time.Duration // per attempt, token fetch included; default 10s
-	RateLimitRPS   float64       // shared by every call of the client; default 20
-	MaxConcurrency int           // requests in flight at once; default 8
+	Timeout time.Duration // per attempt, token fetch included; default 10s
+	// RateLimitRPS is shared by every call of the client. The default,
+	// DefaultRateLimitRPS, is half of Sinch's per-project limit: the other
+	// half is the project's own traffic (sending messages).
+	RateLimitRPS float64
+	// MaxConcurrency caps the requests in flight; within it the client
+	// keeps rate × measured round trip + 1 in flight (see governor).
+	// Default DefaultMaxConcurrency.
+	MaxConcurrency int
 	MaxAttempts    int           // attempts per call; default 6
 	MaxRetryTime   time.Duration // total time a call may spend retrying; default 2m
 	MinBackoff     time.Duration // ceiling of the first backoff (full jitter); default 250ms
@@ -76,7 +92,6 @@ type Client struct {
 	hc       *http.Client
 	auth     authorizer
 	gov      *governor
-	sem      chan struct{}
 	clk      *clock
 	log      *zap.Logger
 	redactor *strings.Replacer
@@ -100,7 +115,6 @@ func NewClient(cfg Config) (*Client, error) {
 		cfg:  cfg,
 		base: cfg.BaseURL + "/v1/projects/" + url.PathEscape(cfg.ProjectID),
 		hc:   hc,
-		sem:  make(chan struct{}, cfg.MaxConcurrency),
 		clk:  realClock(),
 		log:  cfg.Logger,
 		redactor: strings.NewReplacer(
@@ -108,9 +122,9 @@ func NewClient(cfg Config) (*Client, error) {
 			base64.StdEncoding.EncodeToString([]byte(cfg.KeyID+":"+cfg.KeySecret)), redacted,
 		),
 	}
-	c.gov = newGovernor(cfg.RateLimitRPS, c.clk)
+	c.gov = newGovernor(cfg.RateLimitRPS, cfg.MaxConcurrency, c.clk)
 	if cfg.Auth == AuthOAuth2 {
-		c.auth = newTokenSource(cfg, hc, c.clk, func(status int, d time.Duration) { c.observe(OpToken, status, d) })
+		c.auth = newTokenSource(cfg, hc, c.clk, func(status int, d time.Duration) { c.observe(OpToken, status, d) }, c.redact)
 	} else {
 		c.auth = basicAuth{id: cfg.KeyID, secret: cfg.KeySecret}
 	}
@@ -143,7 +157,7 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	switch cfg.Auth {
 	case "":
-		cfg.Auth = AuthBasic
+		cfg.Auth = AuthOAuth2
 	case AuthBasic, AuthOAuth2:
 	default:
 		return cfg, fmt.Errorf("sinch: unknown auth %q (want %s or %s)", cfg.Auth, AuthBasic, AuthOAuth2)
@@ -154,9 +168,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.RateLimitRPS < 0 {
 		return cfg, errors.New("sinch: rate limit must not be negative")
 	}
-	setDefault(&cfg.RateLimitRPS, 20)
+	setDefault(&cfg.RateLimitRPS, DefaultRateLimitRPS)
 	setDefault(&cfg.Timeout, 10*time.Second)
-	setDefault(&cfg.MaxConcurrency, 8)
+	setDefault(&cfg.MaxConcurrency, DefaultMaxConcurrency)
 	setDefault(&cfg.MaxAttempts, 6)
 	setDefault(&cfg.MaxRetryTime, 2*time.Minute)
 	setDefault(&cfg.MinBackoff, 250*time.Millisecond)
@@ -174,11 +188,16 @@ func setDefault[T int | float64 | time.Duration](v *T, def T) {
 	}
 }
 
+// InFlightLimit is how many requests the client lets be in flight now, and
+// the smoothed round trip it was sized from (0 before the first answer).
+func (c *Client) InFlightLimit() (int, time.Duration) { return c.gov.limits() }
+
 // CloseIdleConnections closes the client's idle keep-alive connections.
 func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
 
 // ListContactsRequest selects one page of contacts. ExternalID cannot be
-// combined with Channel/Identity, which go together.
+// combined with Channel/Identity, which go together. A phone number may be
+// given with or without its '+': it is sent as Sinch stores it.
 type ListContactsRequest struct {
 	PageSize   int // 0 lets Sinch pick (10); capped at MaxPageSize
 	PageToken  string
@@ -207,7 +226,10 @@ func (c *Client) ListContacts(ctx context.Context, req ListContactsRequest) (*Li
 	setIf("page_token", req.PageToken)
 	setIf("external_id", req.ExternalID)
 	setIf("channel", req.Channel)
-	setIf("identity", req.Identity)
+	// Sinch stores a number without its '+', and whether its filter
+	// normalises the query is not documented: a miss would mean a duplicate
+	// contact, so ask in the stored form.
+	setIf("identity", NormalizeIdentity(req.Channel, req.Identity))
 	var out ListContactsResponse
 	err := c.do(ctx, &call{op: OpList, method: http.MethodGet, path: "/contacts", query: q, out: &out, idempotent: true})
 	if err != nil {

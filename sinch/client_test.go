@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -120,6 +121,9 @@ func TestOperations(t *testing.T) {
 	if err != nil || len(page.Contacts) != 1 {
 		t.Fatalf("list by identity: %+v, %v", page, err)
 	}
+	if q, _ := url.ParseQuery(e.Requests()[len(e.Requests())-1].rawQuery); q.Get("identity") != "46732000000" {
+		t.Errorf("identity look-up sent %q, want the number as Sinch stores it, without '+'", q.Get("identity"))
+	}
 
 	other, err := c.CreateContact(ctx, sinch.Contact{
 		ChannelIdentities: []sinch.ChannelIdentity{{Channel: "WHATSAPP", Identity: "+46700000009"}},
@@ -153,6 +157,27 @@ func TestOperations(t *testing.T) {
 		if !strings.HasPrefix(r.authorization, "Basic ") {
 			t.Errorf("%s %s sent %q, want Basic auth", r.method, r.path, r.authorization)
 		}
+	}
+}
+
+// TestViberBotChannel: VIBER (the Viber Bot channel) is app-scoped, unlike
+// VIBERBM, and its id is kept as sent.
+func TestViberBotChannel(t *testing.T) {
+	if !sinch.IsValidChannel("VIBER") || !sinch.IsAppScopedChannel("VIBER") || sinch.IsPhoneChannel("VIBER") || sinch.IsAppScopedChannel("VIBERBM") {
+		t.Fatal("VIBER must be a known app-scoped, non-phone channel")
+	}
+	e := newEnv(t, sinchtest.Options{})
+	viber := sinch.ChannelIdentity{Channel: "VIBER", Identity: "+01234567890A=", AppID: "viber-app"}
+	created, err := e.client.CreateContact(t.Context(), sinch.Contact{Language: "EN_US", ChannelIdentities: []sinch.ChannelIdentity{viber}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(created.ChannelIdentities, []sinch.ChannelIdentity{viber}) {
+		t.Errorf("stored %+v, want %+v", created.ChannelIdentities, viber)
+	}
+	viber.AppID = ""
+	if _, err := e.client.CreateContact(t.Context(), sinch.Contact{Language: "EN_US", ChannelIdentities: []sinch.ChannelIdentity{viber}}); apiError(t, err).HTTPStatus != 400 {
+		t.Errorf("VIBER without app_id: %v, want a 400", err)
 	}
 }
 
@@ -205,13 +230,36 @@ func TestPagingCost(t *testing.T) {
 	}
 }
 
+// TestPagesThroughEmptyLastPage: a list that ends with a token and an
+// empty page costs one more call and loses nothing.
+func TestPagesThroughEmptyLastPage(t *testing.T) {
+	e := newEnv(t, sinchtest.Options{EmptyLastPage: true})
+	for i := range 40 {
+		e.emu.Seed(contact(fmt.Sprintf("crm-%d", i%3)))
+	}
+	var got []sinch.Contact
+	for page, err := range e.client.Pages(t.Context(), sinch.ListContactsRequest{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, page...)
+	}
+	if len(got) != 40 || e.emu.Calls(sinchtest.OpList) != 3 {
+		t.Errorf("%d contacts in %d calls, want 40 in 3 (two full pages and the empty one)", len(got), e.emu.Calls(sinchtest.OpList))
+	}
+	found, err := e.client.FindByExternalID(t.Context(), "crm-1")
+	if err != nil || len(found) != 13 {
+		t.Errorf("found %d, %v; want 13", len(found), err)
+	}
+}
+
 func TestPagesStopsOnRepeatedToken(t *testing.T) {
 	var calls atomic.Int32
 	srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
 		fmt.Fprint(w, `{"contacts":[],"next_page_token":"same"}`)
 	})
-	c := newClient(t, sinch.Config{BaseURL: srv.URL, ProjectID: "p", KeyID: "k", KeySecret: testSecret, RateLimitRPS: 1000})
+	c := newClient(t, sinch.Config{BaseURL: srv.URL, Auth: sinch.AuthBasic, ProjectID: "p", KeyID: "k", KeySecret: testSecret, RateLimitRPS: 1000})
 	var err error
 	for _, err = range c.Pages(t.Context(), sinch.ListContactsRequest{}) {
 	}
@@ -278,7 +326,7 @@ func TestNoRetryOnOther4xx(t *testing.T) {
 				w.WriteHeader(status)
 				fmt.Fprintf(w, `{"error":{"code":%d,"message":"no","status":"X","details":[]}}`, status)
 			})
-			cfg := sinch.Config{BaseURL: srv.URL, ProjectID: "p", KeyID: "k", KeySecret: secret}
+			cfg := sinch.Config{BaseURL: srv.URL, Auth: sinch.AuthBasic, ProjectID: "p", KeyID: "k", KeySecret: secret}
 			fast(&cfg)
 			c := newClient(t, cfg)
 			ops := map[string]func() error{
@@ -415,6 +463,103 @@ func TestOAuth2UnauthorizedTwiceGivesUp(t *testing.T) {
 	}
 }
 
+// TestAccessErrors: a key of another project (403) and credentials that
+// no fresh token cures (401) end the call at once with one line naming the
+// configuration keys to check, never the secret.
+func TestAccessErrors(t *testing.T) {
+	tests := []struct {
+		name       string
+		tune       func(*sinch.Config)
+		wantKeys   []string
+		wantStatus int
+		wantCalls  map[string]int
+	}{
+		{"another project, basic", func(c *sinch.Config) { c.ProjectID = "someone-else" },
+			[]string{"sinch.project_id", "sinch.key_id", `"someone-else"`}, 403, map[string]int{sinchtest.OpGet: 1}},
+		{"another project, oauth2", func(c *sinch.Config) { c.ProjectID = "someone-else"; c.Auth = sinch.AuthOAuth2 },
+			[]string{"sinch.project_id", "sinch.key_id"}, 403, map[string]int{sinchtest.OpGet: 1, sinchtest.OpToken: 1}},
+		{"wrong secret, basic", func(c *sinch.Config) { c.KeySecret = "wrong-secret-value" },
+			[]string{"sinch.key_id", "sinch.key_secret", "sinch.auth", "basic"}, 401, map[string]int{sinchtest.OpGet: 1}},
+		{"wrong secret, oauth2", func(c *sinch.Config) { c.KeySecret = "wrong-secret-value"; c.Auth = sinch.AuthOAuth2 },
+			[]string{"sinch.key_id", "sinch.key_secret", "sinch.auth", "oauth2"}, 401, map[string]int{sinchtest.OpToken: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, sinchtest.Options{}, tt.tune)
+			_, err := e.client.GetContact(t.Context(), "01ARZ3NDEKTSV4RRFFQ69G5FAV")
+			if !sinch.IsAccessDenied(err) {
+				t.Fatalf("error %v (%T), want an *AccessError", err, err)
+			}
+			if ae := apiError(t, err); ae.HTTPStatus != tt.wantStatus {
+				t.Errorf("HTTP %d, want %d", ae.HTTPStatus, tt.wantStatus)
+			}
+			msg := err.Error()
+			for _, k := range tt.wantKeys {
+				if !strings.Contains(msg, k) {
+					t.Errorf("error %q does not name %s", msg, k)
+				}
+			}
+			if strings.ContainsAny(msg, "\n\r") || strings.Contains(msg, "wrong-secret-value") || strings.Contains(msg, sinchtest.DefaultKeySecret) {
+				t.Errorf("error %q: not one clean line", msg)
+			}
+			got := e.emu.CallCounts()
+			delete(got, sinchtest.OpOther)
+			if !maps.Equal(got, tt.wantCalls) {
+				t.Errorf("calls %v, want %v: never retried", got, tt.wantCalls)
+			}
+		})
+	}
+}
+
+// TestAccessErrorKeepsOutcomeUnknown: a create whose answer was lost and
+// whose look-up is then refused is both an access problem and a create of
+// unknown outcome.
+func TestAccessErrorKeepsOutcomeUnknown(t *testing.T) {
+	srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			w.WriteHeader(503)
+			return
+		}
+		w.WriteHeader(403)
+		fmt.Fprint(w, `{"error":{"code":403,"message":"no","status":"PERMISSION_DENIED","details":[]}}`)
+	})
+	cfg := sinch.Config{BaseURL: srv.URL, Auth: sinch.AuthBasic, ProjectID: "p", KeyID: "k", KeySecret: testSecret}
+	fast(&cfg)
+	c := newClient(t, cfg)
+	sinch.SetClock(c, newFakeClock().Now, newFakeClock().Sleep)
+	_, err := c.CreateContact(t.Context(), contact("crm-1"))
+	if !errors.Is(err, sinch.ErrOutcomeUnknown) || !sinch.IsAccessDenied(err) || apiError(t, err).HTTPStatus != 403 {
+		t.Errorf("error %v: want an outcome-unknown create and an access error", err)
+	}
+}
+
+// TestOAuth2FreshTokenRefused: a bearer token refused twice (the second a
+// fresh one) is a credentials error after exactly one re-fetch.
+func TestOAuth2FreshTokenRefused(t *testing.T) {
+	emu := sinchtest.New(sinchtest.Options{})
+	var contactCalls atomic.Int32
+	srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/oauth2/token" {
+			emu.ServeHTTP(w, r)
+			return
+		}
+		contactCalls.Add(1)
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		w.WriteHeader(401)
+		fmt.Fprint(w, `{"error":{"code":401,"message":"Unauthorized\nsecond line","status":"UNAUTHORIZED","details":[]}}`)
+	})
+	cfg := emu.ClientConfig(srv.URL)
+	cfg.Auth = sinch.AuthOAuth2
+	fast(&cfg)
+	_, err := newClient(t, cfg).ListContacts(t.Context(), sinch.ListContactsRequest{})
+	if !sinch.IsAccessDenied(err) || !strings.Contains(err.Error(), "sinch.key_secret") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("error %q, want one line naming the credentials keys", err)
+	}
+	if contactCalls.Load() != 2 || emu.Calls(sinchtest.OpToken) != 2 {
+		t.Errorf("%d calls and %d tokens, want 2 and 2", contactCalls.Load(), emu.Calls(sinchtest.OpToken))
+	}
+}
+
 func TestOAuth2WrongKey(t *testing.T) {
 	e := newEnv(t, sinchtest.Options{}, func(c *sinch.Config) { c.Auth = sinch.AuthOAuth2; c.KeySecret = "wrong-secret" })
 	_, err := e.client.GetContact(t.Context(), "id")
@@ -445,6 +590,70 @@ func TestRateLimitedWithRetryAfter(t *testing.T) {
 	}
 	if r := sinch.CurrentRate(e.client); r >= 10000 {
 		t.Errorf("rate %v after a 429, want it lowered", r)
+	}
+}
+
+// TestRateLimitedWithRetryInfo: the wait Sinch documents, a
+// google.rpc.RetryInfo detail, is honoured like Retry-After.
+func TestRateLimitedWithRetryInfo(t *testing.T) {
+	e := newEnv(t, sinchtest.Options{Faults: sinchtest.Faults{TooManyRequestsRate: 1, RetryAfter: 2500 * time.Millisecond, RetryInfo: true}})
+	id := e.emu.Seed(contact("x"))[0].ID
+	e.healAfterFirstSleep()
+	if _, err := e.client.GetContact(t.Context(), id); err != nil {
+		t.Fatal(err)
+	}
+	if slept := e.clock.Slept(); len(slept) == 0 || slept[0] < 2500*time.Millisecond {
+		t.Errorf("slept %v, want at least the 2.5s retry_delay first", slept)
+	}
+	if n := e.emu.Calls(sinchtest.OpGet); n != 2 {
+		t.Errorf("%d get calls, want 2", n)
+	}
+}
+
+// TestDecisionsKeyOnHTTPCode: whatever status string and code the body
+// carries, the HTTP status alone decides whether a call is retried.
+func TestDecisionsKeyOnHTTPCode(t *testing.T) {
+	tests := []struct {
+		name      string
+		http      int
+		body      string
+		wantCalls int
+	}{
+		{"canonical 503", 503, `{"error":{"code":503,"message":"m","status":"UNAVAILABLE","details":[]}}`, 2},
+		{"spec's INTERNAL_ERROR", 500, `{"error":{"code":500,"message":"m","status":"INTERNAL_ERROR","details":[]}}`, 2},
+		{"501", 501, `{"error":{"code":501,"message":"m","status":"UNIMPLEMENTED","details":[]}}`, 2},
+		{"429 whose body says 400", 429, `{"error":{"code":400,"message":"m","status":"INVALID_ARGUMENT","details":[]}}`, 2},
+		{"spec's INVALID_REQUEST", 400, `{"code":400,"message":"m","status":"INVALID_REQUEST","details":[]}`, 1},
+		{"400 whose body says UNAVAILABLE", 400, `{"error":{"code":503,"message":"m","status":"UNAVAILABLE","details":[]}}`, 1},
+		{"404 whose body says RESOURCE_EXHAUSTED", 404, `{"error":{"code":429,"message":"m","status":"RESOURCE_EXHAUSTED","details":[]}}`, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var calls atomic.Int32
+			srv := serve(t, func(w http.ResponseWriter, _ *http.Request) {
+				if calls.Add(1) > 1 {
+					fmt.Fprint(w, `{"id":"c1"}`)
+					return
+				}
+				w.WriteHeader(tt.http)
+				fmt.Fprint(w, tt.body)
+			})
+			cfg := sinch.Config{BaseURL: srv.URL, Auth: sinch.AuthBasic, ProjectID: "p", KeyID: "k", KeySecret: testSecret}
+			fast(&cfg)
+			c := newClient(t, cfg)
+			sinch.SetClock(c, newFakeClock().Now, newFakeClock().Sleep)
+			_, err := c.GetContact(t.Context(), "c1")
+			if n := int(calls.Load()); n != tt.wantCalls {
+				t.Errorf("%d calls, want %d (err %v)", n, tt.wantCalls, err)
+			}
+			if tt.wantCalls == 1 {
+				if ae := apiError(t, err); ae.HTTPStatus != tt.http || sinch.IsNotFound(err) != (tt.http == 404) || sinch.IsRateLimited(err) {
+					t.Errorf("error %+v", ae)
+				}
+			} else if err != nil {
+				t.Errorf("retried call failed: %v", err)
+			}
+		})
 	}
 }
 
@@ -731,6 +940,33 @@ func TestSecretNeverInErrors(t *testing.T) {
 	}
 }
 
+// TestSecretScrubbedBeforeTheCut: a long error body that echoes the secret
+// across the point where the message is cut keeps no piece of it, from the
+// contacts endpoints and from the token endpoint alike.
+func TestSecretScrubbedBeforeTheCut(t *testing.T) {
+	filler := strings.Repeat("x", 240) // the cut is at 256 bytes: inside the secret
+	srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadGateway)
+		fmt.Fprintf(w, "<html>%s%s and %s</html>", filler, testSecret, r.Header.Get("Authorization"))
+	})
+	for _, auth := range []string{sinch.AuthBasic, sinch.AuthOAuth2} {
+		t.Run(auth, func(t *testing.T) {
+			cfg := sinch.Config{BaseURL: srv.URL, TokenURL: srv.URL + "/oauth2/token", Auth: auth, ProjectID: "p", KeyID: "k", KeySecret: testSecret, MaxAttempts: 1}
+			fast(&cfg)
+			_, err := newClient(t, cfg).GetContact(t.Context(), "id")
+			ae := apiError(t, err)
+			if !strings.Contains(ae.Message, filler[:100]) {
+				t.Fatalf("message %q: not the body's start", ae.Message)
+			}
+			for _, piece := range []string{testSecret[:6], testSecret[6:12], testSecret[len(testSecret)-6:]} {
+				if strings.Contains(err.Error(), piece) {
+					t.Errorf("error %q keeps %q of the secret", err, piece)
+				}
+			}
+		})
+	}
+}
+
 func TestConcurrencyBound(t *testing.T) {
 	emu := sinchtest.New(sinchtest.Options{Faults: sinchtest.Faults{Latency: 5 * time.Millisecond}})
 	id := emu.Seed(contact("x"))[0].ID
@@ -757,6 +993,26 @@ func TestConcurrencyBound(t *testing.T) {
 	wg.Wait()
 	if p := peak.Load(); p > 3 || p < 2 {
 		t.Errorf("peak of %d requests in flight, want up to 3", p)
+	}
+}
+
+// TestInFlightSizedFromRoundTrip: at 400 requests/s and a server taking at
+// least 50ms, the client lets at least 400×0.05+1 requests be in flight, and
+// never more than MaxConcurrency. Only lower bounds on time: a loaded
+// machine makes round trips longer, never shorter.
+func TestInFlightSizedFromRoundTrip(t *testing.T) {
+	e := newEnv(t, sinchtest.Options{Faults: sinchtest.Faults{Latency: 50 * time.Millisecond}}, func(c *sinch.Config) {
+		c.RateLimitRPS = 400
+		c.MaxConcurrency = 30
+	})
+	if n, _ := e.client.InFlightLimit(); n != 2 {
+		t.Errorf("limit %d before any answer, want 2", n)
+	}
+	if _, err := e.client.ListContacts(t.Context(), sinch.ListContactsRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := e.client.InFlightLimit(); n < 21 || n > 30 {
+		t.Errorf("limit %d after a round trip of at least 50ms at 400/s, want 21 to 30", n)
 	}
 }
 

@@ -60,7 +60,7 @@ var Languages = []string{
 // Channels lists the conversation channels a contact identity may use.
 var Channels = []string{
 	"WHATSAPP", "RCS", "SMS", "MESSENGER", "VIBERBM", "MMS", "INSTAGRAM", "TELEGRAM",
-	"KAKAOTALK", "KAKAOTALKCHAT", "LINE", "WECHAT", "APPLEBC",
+	"KAKAOTALK", "KAKAOTALKCHAT", "LINE", "WECHAT", "APPLEBC", "VIBER",
 }
 
 // IsPhoneChannel reports whether the channel's identity is an MSISDN.
@@ -72,10 +72,12 @@ func IsPhoneChannel(channel string) bool {
 	return false
 }
 
-// IsAppScopedChannel reports whether identities on the channel need an app_id.
+// IsAppScopedChannel reports whether identities on the channel need an
+// app_id. VIBER is the Viber Bot channel, whose ids belong to one app, unlike
+// VIBERBM (Viber Business Messages), which uses the phone number.
 func IsAppScopedChannel(channel string) bool {
 	switch channel {
-	case "MESSENGER", "INSTAGRAM", "LINE", "WECHAT":
+	case "MESSENGER", "INSTAGRAM", "LINE", "WECHAT", "VIBER":
 		return true
 	}
 	return false

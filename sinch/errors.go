@@ -20,8 +20,11 @@ type APIError struct {
 	Message    string            // error.message
 	Status     string            // error.status, e.g. NOT_FOUND, INVALID_ARGUMENT
 	Details    []json.RawMessage // error.details, undecoded
-	RetryAfter time.Duration     // from the Retry-After header, 0 when absent
-	Operation  string            // the client operation, e.g. "get"
+	// RetryAfter is the wait the server asked for: the longer of a
+	// Retry-After header and a google.rpc.RetryInfo detail's retry_delay,
+	// 0 when neither came.
+	RetryAfter time.Duration
+	Operation  string // the client operation, e.g. "get"
 }
 
 // Error never includes credentials: the client redacts the secret and tokens
@@ -42,6 +45,11 @@ func (e *APIError) Error() string {
 	return b.String()
 }
 
+// Every decision about an error is made on HTTPStatus alone: the status
+// strings Sinch sends vary (the canonical gRPC names, and INVALID_REQUEST,
+// UNAUTHORIZED, INTERNAL_ERROR in its own spec's examples), so Status is
+// kept for people to read, never compared.
+
 // IsNotFound reports whether err is, or wraps, a Sinch 404.
 func IsNotFound(err error) bool { return hasStatus(err, http.StatusNotFound) }
 
@@ -51,6 +59,36 @@ func IsRateLimited(err error) bool { return hasStatus(err, http.StatusTooManyReq
 func hasStatus(err error, status int) bool {
 	var ae *APIError
 	return errors.As(err, &ae) && ae.HTTPStatus == status
+}
+
+// AccessError is a refusal no retry can cure, named in one line with the
+// configuration keys to check (syncd's names for the Config fields): a 401
+// that a fresh token did not cure (or any 401 with Basic auth, or from the
+// token endpoint), and a 403, which Sinch sends for a key of another project
+// or when billing refuses the call.
+type AccessError struct {
+	ProjectID, KeyID, Auth string
+	API                    *APIError // the refusal
+	Err                    error     // the whole error, API somewhere in its chain
+}
+
+func (e *AccessError) Error() string {
+	var what string
+	if e.API.HTTPStatus == http.StatusForbidden {
+		what = fmt.Sprintf("access key %q may not use project %q (check sinch.project_id and sinch.key_id; billing may also have refused the call)", e.KeyID, e.ProjectID)
+	} else {
+		what = fmt.Sprintf("the credentials were refused for access key %q (check sinch.key_id, sinch.key_secret and sinch.auth, now %s)", e.KeyID, e.Auth)
+	}
+	// One line whatever the server put in its message.
+	return strings.Join(strings.Fields("sinch: "+what+": "+strings.TrimPrefix(e.Err.Error(), "sinch ")), " ")
+}
+
+func (e *AccessError) Unwrap() error { return e.Err }
+
+// IsAccessDenied reports whether err is, or wraps, an *AccessError.
+func IsAccessDenied(err error) bool {
+	var ae *AccessError
+	return errors.As(err, &ae)
 }
 
 // ErrOutcomeUnknown marks a failure after which Sinch may or may not have
@@ -76,8 +114,15 @@ type rpcStatus struct {
 
 // decodeError turns a non-2xx answer into an *APIError. It accepts the
 // wrapped shape Sinch sends, the unwrapped shape some spec examples show, and
-// anything else as plain text.
-func decodeError(op string, httpStatus int, header http.Header, body []byte, now time.Time) *APIError {
+// anything else as plain text. redact (nil: none) scrubs credentials from
+// the whole body before anything is cut from it, and from the decoded
+// message, where JSON escapes may have hidden them from the first pass: a
+// cut first could leave the start of a secret behind.
+func decodeError(op string, httpStatus int, header http.Header, body []byte, now time.Time, redact func(string) string) *APIError {
+	if redact == nil {
+		redact = func(s string) string { return s }
+	}
+	body = []byte(redact(string(body)))
 	e := &APIError{HTTPStatus: httpStatus, Operation: op, RetryAfter: parseRetryAfter(header.Get("Retry-After"), now)}
 	var wrapped struct {
 		Error *rpcStatus `json:"error"`
@@ -92,7 +137,8 @@ func decodeError(op string, httpStatus int, header http.Header, body []byte, now
 		}
 	}
 	if st != nil {
-		e.Code, e.Message, e.Status, e.Details = st.Code, st.Message, st.Status, st.Details
+		e.Code, e.Message, e.Status, e.Details = st.Code, redact(st.Message), st.Status, st.Details
+		e.RetryAfter = max(e.RetryAfter, retryDelay(st.Details))
 	} else {
 		e.Message = snippet(body)
 	}
@@ -109,6 +155,7 @@ func decodeError(op string, httpStatus int, header http.Header, body []byte, now
 }
 
 // snippet returns the start of a body as one clean line of valid UTF-8.
+// Credentials must be scrubbed from body before: the cut may split one.
 func snippet(body []byte) string {
 	if len(body) > maxMessageBytes {
 		body = body[:maxMessageBytes]
@@ -144,6 +191,65 @@ func rpcStatusName(httpStatus int) string {
 		return "INTERNAL"
 	}
 	return "UNKNOWN"
+}
+
+// retryInfoType is the @type of the detail that carries a retry delay.
+const retryInfoType = "type.googleapis.com/google.rpc.RetryInfo"
+
+// retryDelay returns the longest retry_delay of the google.rpc.RetryInfo
+// entries of details, 0 when there is none. The delay is a protobuf
+// Duration: in JSON a string such as "2s" or "0.5s"; the object form
+// {"seconds", "nanos"} and the proto3 JSON name retryDelay are accepted too.
+func retryDelay(details []json.RawMessage) time.Duration {
+	var longest time.Duration
+	for _, raw := range details {
+		var d struct {
+			Type       string          `json:"@type"`
+			RetryDelay json.RawMessage `json:"retry_delay"`
+			Camel      json.RawMessage `json:"retryDelay"`
+		}
+		if json.Unmarshal(raw, &d) != nil || (d.Type != retryInfoType && !strings.HasSuffix(d.Type, "/google.rpc.RetryInfo")) {
+			continue
+		}
+		v := d.RetryDelay
+		if v == nil {
+			v = d.Camel
+		}
+		longest = max(longest, parseDuration(v))
+	}
+	return longest
+}
+
+// parseDuration reads a protobuf Duration in its JSON forms; nonsense and
+// negative values give 0, and the result is capped like Retry-After.
+func parseDuration(raw json.RawMessage) time.Duration {
+	var secs float64
+	var text string
+	var obj struct {
+		Seconds json.Number `json:"seconds"`
+		Nanos   int64       `json:"nanos"`
+	}
+	switch {
+	case json.Unmarshal(raw, &text) == nil:
+		n, ok := strings.CutSuffix(strings.TrimSpace(text), "s")
+		f, err := strconv.ParseFloat(n, 64)
+		if !ok || err != nil {
+			return 0
+		}
+		secs = f
+	case json.Unmarshal(raw, &obj) == nil:
+		f, err := obj.Seconds.Float64()
+		if err != nil && obj.Seconds != "" {
+			return 0
+		}
+		secs = f + float64(obj.Nanos)/1e9
+	default:
+		return 0
+	}
+	if !(secs > 0) { // also NaN
+		return 0
+	}
+	return min(time.Duration(min(secs, maxRetryAfter.Seconds())*float64(time.Second)), maxRetryAfter)
 }
 
 // parseRetryAfter reads a Retry-After header given either as delay seconds or

@@ -2,6 +2,7 @@ package sinch
 
 import (
 	"context"
+	"net/http"
 	"time"
 )
 
@@ -16,9 +17,11 @@ func CurrentRate(c *Client) float64 { return c.gov.rate() }
 // BaseURL is the project base URL the client calls.
 func BaseURL(c *Client) string { return c.base }
 
-var (
-	DecodeError     = decodeError
-	ParseRetryAfter = parseRetryAfter
-)
+var ParseRetryAfter = parseRetryAfter
+
+// DecodeError decodes an error answer without redaction.
+func DecodeError(op string, status int, h http.Header, body []byte, now time.Time) *APIError {
+	return decodeError(op, status, h, body, now, nil)
+}
 
 type MergeRequest = mergeRequest

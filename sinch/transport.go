@@ -60,9 +60,23 @@ const (
 	reauth                   // the bearer token was rejected: fetch a new one and resend once
 )
 
-// do runs a call with retries: exponential backoff with full jitter, bounded
-// by MaxAttempts and MaxRetryTime, never shorter than a Retry-After.
+// do runs a call with retries and names a refused key as an *AccessError.
 func (c *Client) do(ctx context.Context, cl *call) error {
+	err := c.retry(ctx, cl)
+	var ae *APIError
+	if err == nil || IsAccessDenied(err) || !errors.As(err, &ae) {
+		return err
+	}
+	if ae.HTTPStatus == http.StatusUnauthorized || ae.HTTPStatus == http.StatusForbidden {
+		return &AccessError{ProjectID: c.cfg.ProjectID, KeyID: c.cfg.KeyID, Auth: c.cfg.Auth, API: ae, Err: err}
+	}
+	return err
+}
+
+// retry runs a call with retries: exponential backoff with full jitter,
+// bounded by MaxAttempts and MaxRetryTime, never shorter than a Retry-After
+// or a RetryInfo delay.
+func (c *Client) retry(ctx context.Context, cl *call) error {
 	var body []byte
 	if cl.body != nil {
 		var err error
@@ -151,12 +165,10 @@ func (c *Client) backoff(attempt int, start time.Time, err error) (time.Duration
 
 // attempt sends one request and decodes a 2xx answer into cl.out.
 func (c *Client) attempt(ctx context.Context, cl *call, body []byte) (outcome, error) {
-	select {
-	case c.sem <- struct{}{}:
-	case <-ctx.Done():
-		return final, fmt.Errorf("sinch %s: %w", cl.op, ctx.Err())
+	if err := c.gov.acquire(ctx); err != nil {
+		return final, fmt.Errorf("sinch %s: %w", cl.op, err)
 	}
-	defer func() { <-c.sem }()
+	defer c.gov.release()
 	if err := c.gov.wait(ctx); err != nil {
 		return final, fmt.Errorf("sinch %s: %w", cl.op, err)
 	}
@@ -196,11 +208,13 @@ func (c *Client) attempt(ctx context.Context, cl *call, body []byte) (outcome, e
 	_, err = buf.ReadFrom(io.LimitReader(resp.Body, maxAnswerBytes))
 	answer := buf.Bytes() // valid until buf goes back to the pool: decoding copies what it keeps
 	resp.Body.Close()
-	c.observe(cl.op, resp.StatusCode, time.Since(began))
+	took := time.Since(began)
+	c.observe(cl.op, resp.StatusCode, took)
 	if err != nil {
 		// The status came back but the body did not: as open as a timeout.
 		return c.classifyTransport(ctx, cl.op, err)
 	}
+	c.gov.roundTrip(took)
 
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		c.gov.succeeded()
@@ -211,8 +225,7 @@ func (c *Client) attempt(ctx context.Context, cl *call, body []byte) (outcome, e
 		}
 		return final, nil
 	}
-	ae := decodeError(cl.op, resp.StatusCode, resp.Header, answer, c.clk.now())
-	ae.Message = c.redact(ae.Message)
+	ae := decodeError(cl.op, resp.StatusCode, resp.Header, answer, c.clk.now(), c.redact)
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests:
 		if rps, lowered := c.gov.throttled(ae.RetryAfter); lowered {
@@ -256,7 +269,6 @@ func (c *Client) classifyTokenError(ctx context.Context, err error) (outcome, er
 	case ctx.Err() != nil:
 		return final, err
 	case errors.As(err, &ae):
-		ae.Message = c.redact(ae.Message)
 		if ae.HTTPStatus == http.StatusTooManyRequests || ae.HTTPStatus >= 500 {
 			return refused, ae
 		}

@@ -2,6 +2,7 @@ package sync
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -20,6 +21,12 @@ import (
 // different external_ids run concurrently. A 400 rejects that contact and the
 // run goes on; a failed operation skips the rest of its group.
 func (r *Reconciler) Apply(ctx context.Context, runID int64, plan Plan) (Report, error) {
+	return r.apply(ctx, runID, plan, false)
+}
+
+// apply is Apply; with answers set, the report keeps the contacts as Sinch
+// returned them (early patches put them back into the snapshot).
+func (r *Reconciler) apply(ctx context.Context, runID int64, plan Plan, answers bool) (Report, error) {
 	rep := Report{RunID: runID, Plan: plan}
 	if len(plan.Fetch) > 0 {
 		return rep, fmt.Errorf("the plan depends on %d contacts not yet read in full; diff again first", len(plan.Fetch))
@@ -31,15 +38,22 @@ func (r *Reconciler) Apply(ctx context.Context, runID int64, plan Plan) (Report,
 			status = StatusSkipped
 			rep.Withheld++
 		}
+		var before []byte
+		if len(op.Before) > 0 {
+			var err error
+			if before, err = json.Marshal(op.Before); err != nil {
+				return rep, fmt.Errorf("journal the plan: %w", err)
+			}
+		}
 		entries = append(entries, crm.JournalEntry{
 			RunID: runID, Kind: string(op.Kind), ExternalID: op.ExternalID, ContactID: op.ContactID,
 			SourceContactID: op.SourceContactID, UpdateMask: op.UpdateMask, Reason: op.Rule + ": " + op.Explain(true),
-			Status: status,
+			Status: status, Contacts: before,
 		})
 	}
 	for _, rej := range plan.Rejected {
 		entries = append(entries, crm.JournalEntry{
-			RunID: runID, Kind: "reject", ExternalID: rej.ExternalID, Reason: rej.String(), Status: StatusRejected,
+			RunID: runID, Kind: crm.JournalReject, ExternalID: rej.ExternalID, Reason: rej.String(), Status: StatusRejected,
 		})
 	}
 	if err := r.Store.JournalAppend(ctx, entries); err != nil {
@@ -49,17 +63,19 @@ func (r *Reconciler) Apply(ctx context.Context, runID int64, plan Plan) (Report,
 	pr := progressOf(ctx)
 	pr.update(func(p *Progress) { p.Phase = PhaseApplying; p.Total += len(plan.Operations) - rep.Withheld })
 	results := make([]opResult, len(plan.Operations))
-	g, gctx := errgroup.WithContext(context.WithoutCancel(ctx))
+	sendCtx, stopSending := sendContext(ctx)
+	defer stopSending()
+	g, gctx := errgroup.WithContext(sendCtx)
 	marks := r.newMarker(context.WithoutCancel(ctx)) // written in batches, all in before Apply returns
 	g.SetLimit(max(1, r.Concurrency))
 	for _, group := range groupByExternalID(plan.Operations) {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || gctx.Err() != nil {
 			break
 		}
 		g.Go(func() error {
 			for _, i := range group {
-				if ctx.Err() != nil {
-					return nil // stop starting operations; the journal keeps them pending
+				if ctx.Err() != nil || gctx.Err() != nil {
+					return nil // stop starting operations
 				}
 				if entries[i].Status == StatusSkipped {
 					results[i] = opResult{status: StatusSkipped}
@@ -69,6 +85,10 @@ func (r *Reconciler) Apply(ctx context.Context, runID int64, plan Plan) (Report,
 				results[i] = res
 				marks.mark(entries[i].ID, res)
 				pr.update(func(p *Progress) { p.Done++ })
+				if sinch.IsAccessDenied(res.err) {
+					// Every other call would be refused the same way.
+					return res.err
+				}
 				if res.status != StatusDone {
 					for _, rest := range group[indexOf(group, i)+1:] {
 						if entries[rest].Status != StatusSkipped {
@@ -83,7 +103,19 @@ func (r *Reconciler) Apply(ctx context.Context, runID int64, plan Plan) (Report,
 			return nil
 		})
 	}
-	_ = g.Wait() // groups report through results, never through the group error
+	// Groups report through results; the group error is only a refused key,
+	// which stops the rest.
+	denied := g.Wait()
+	for i := range results {
+		if results[i].status == "" && entries[i].Status != StatusSkipped {
+			why := "not sent: the run stopped first"
+			if denied != nil {
+				why = "not sent: Sinch refused the credentials"
+			}
+			results[i] = opResult{status: StatusSkipped, err: errors.New(why)}
+			marks.mark(entries[i].ID, results[i])
+		}
+	}
 	marks.close()
 
 	var save []crm.Link
@@ -100,7 +132,7 @@ func (r *Reconciler) Apply(ctx context.Context, runID int64, plan Plan) (Report,
 		switch res.status {
 		case StatusDone:
 			rep.Applied.add(op.Kind)
-			if res.answer != nil {
+			if res.answer != nil && answers {
 				rep.answers = append(rep.answers, *res.answer)
 			}
 			switch {
@@ -128,8 +160,6 @@ func (r *Reconciler) Apply(ctx context.Context, runID int64, plan Plan) (Report,
 			if !(plan.DeleteGuard != "" && op.Removes()) {
 				rep.Skipped++
 			}
-		case "":
-			rep.Skipped++ // never started: the run was interrupted
 		}
 	}
 	stateCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -144,10 +174,27 @@ func (r *Reconciler) Apply(ctx context.Context, runID int64, plan Plan) (Report,
 			return rep, fmt.Errorf("delete links: %w", err)
 		}
 	}
+	if denied != nil {
+		return rep, denied
+	}
 	if ctx.Err() != nil {
 		return rep, ctx.Err()
 	}
 	return rep, nil
+}
+
+// sendContext is what the operations a run has started are sent with. A
+// shutdown (SIGTERM cancels ctx) lets them finish, retries included, so that
+// the journal records Sinch's answers; a lost project lock stops them at
+// once, since another runner may be writing by now.
+func sendContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	sendCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		if cause := context.Cause(ctx); errors.Is(cause, crm.ErrLockLost) {
+			cancel(cause)
+		}
+	})
+	return sendCtx, func() { stop(); cancel(nil) }
 }
 
 type opResult struct {

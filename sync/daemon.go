@@ -20,9 +20,13 @@ func ParseSchedule(spec string) (cron.Schedule, error) {
 }
 
 // Daemon runs reconciles on two schedules, incremental and full, and an
-// incremental run soon after the CRM reports a change. One run at a time: a
-// tick that finds a run going is skipped, never queued; changes reported
-// during a run make one more incremental run after it.
+// incremental run soon after the CRM reports a change. One run at a time: an
+// incremental tick that finds a run going, or the lock held by another
+// process, is skipped; changes reported during a run make one more
+// incremental run after it. A full run is never lost, being the only one
+// that sees drift made in Sinch: one that falls due during an incremental
+// run is queued (once) to run right after it, and one that finds the lock
+// held elsewhere waits for it. A full tick during a full run is skipped.
 type Daemon struct {
 	Reconciler  *Reconciler
 	Logger      *zap.Logger
@@ -44,13 +48,19 @@ type Daemon struct {
 	// Events, when set, tells of new Sinch contact events in the queue:
 	// each burst makes an event run (see RunEvents).
 	Events <-chan struct{}
+	// Ticks, when set, stands in for the two schedules: each kind received
+	// (RunIncremental or RunFull) is a tick of that schedule. Tests fire
+	// ticks with it when they choose, without a clock.
+	Ticks <-chan string
 
 	cron        *cron.Cron
 	wg          stdsync.WaitGroup
 	mu          stdsync.Mutex
 	busy        bool
-	again       bool // an incremental run is asked for after the one going
-	againEvents bool // an event run is asked for after the one going
+	current     string // kind of the run going, while busy
+	again       bool   // an incremental run is due after it
+	fullDue     bool   // a full run is due after it
+	againEvents bool   // an event run is due after it
 }
 
 // Run schedules runs until ctx ends, then waits for the run in flight to
@@ -65,10 +75,18 @@ func (d *Daemon) Run(ctx context.Context, changes <-chan struct{}) error {
 	if err != nil {
 		return fmt.Errorf("schedule.full: %w", err)
 	}
-	d.cron = cron.New(cron.WithParser(scheduleParser), cron.WithLogger(cron.DiscardLogger))
-	d.cron.Schedule(inc, cron.FuncJob(func() { d.start(ctx, RunIncremental, false) }))
-	d.cron.Schedule(full, cron.FuncJob(func() { d.start(ctx, RunFull, false) }))
-	d.cron.Start()
+	if d.Ticks == nil {
+		d.cron = cron.New(cron.WithParser(scheduleParser), cron.WithLogger(cron.DiscardLogger))
+		d.cron.Schedule(inc, cron.FuncJob(func() { d.start(ctx, RunIncremental, false) }))
+		d.cron.Schedule(full, cron.FuncJob(func() { d.start(ctx, RunFull, false) }))
+		d.cron.Start()
+	} else {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.tickOn(ctx, d.Ticks)
+		}()
+	}
 
 	if d.RunAtStart {
 		// Events stored while syncd was down, or left by a crash between
@@ -97,9 +115,28 @@ func (d *Daemon) Run(ctx context.Context, changes <-chan struct{}) error {
 		}()
 	}
 	<-ctx.Done()
-	<-d.cron.Stop().Done()
+	if d.cron != nil {
+		<-d.cron.Stop().Done()
+	}
 	d.wg.Wait()
 	return nil
+}
+
+// tickOn runs each tick received as cron runs a job: in a goroutine of its
+// own, so that a long run does not hold back the ticks after it.
+func (d *Daemon) tickOn(ctx context.Context, ticks <-chan string) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case kind := <-ticks:
+			d.wg.Add(1)
+			go func() {
+				defer d.wg.Done()
+				d.start(ctx, kind, false)
+			}()
+		}
+	}
 }
 
 // NextRuns returns when each schedule fires next; zero before Run.
@@ -157,34 +194,48 @@ func (d *Daemon) watch(ctx context.Context, changes <-chan struct{}, kind string
 }
 
 // start runs kind unless a run is going. A notification (coalesce) that
-// finds a run going asks for one more run of its kind after it instead.
+// finds a run going asks for one more run of its kind after it instead; a
+// full tick that finds an incremental run going queues the full run after
+// it, once.
 func (d *Daemon) start(ctx context.Context, kind string, coalesce bool) {
 	if ctx.Err() != nil {
 		return
 	}
 	d.mu.Lock()
 	if d.busy {
-		if coalesce && kind == RunEvents {
+		queued := false
+		switch {
+		case kind == RunFull && d.current != RunFull && !d.fullDue:
+			d.fullDue, queued = true, true
+		case coalesce && kind == RunEvents:
 			d.againEvents = true
-		} else if coalesce {
+		case coalesce:
 			d.again = true
 		}
 		d.mu.Unlock()
-		if !coalesce && d.OnSkip != nil {
+		if queued {
+			d.Logger.Info("a full run fell due during another run; it runs right after it")
+		} else if !coalesce && d.OnSkip != nil {
 			d.OnSkip(kind, "running")
 		}
 		return
 	}
-	d.busy = true
+	d.busy, d.current = true, kind
 	d.mu.Unlock()
 	for {
-		rep, err := d.Reconciler.Run(ctx, kind, false)
-		if IsLocked(err) {
+		// A full run waits for a lock held elsewhere rather than be dropped.
+		rep, err := d.Reconciler.Run(ctx, kind, kind == RunFull)
+		switch {
+		case IsLocked(err):
 			d.Logger.Info("another syncd holds the project lock; skipping this run", zap.String("kind", kind), zap.Error(err))
 			if d.OnSkip != nil {
 				d.OnSkip(kind, "locked")
 			}
-		} else if d.OnRun != nil {
+		case rep.RunID == 0 && ctx.Err() != nil:
+			// Stopped while waiting for the lock: no run to tell of.
+		case rep.RunID == 0 && kind == RunEvents && err == nil:
+			// No event was queued: no run was made.
+		case d.OnRun != nil:
 			d.OnRun(rep, err)
 		}
 		d.mu.Lock()
@@ -193,22 +244,25 @@ func (d *Daemon) start(ctx context.Context, kind string, coalesce bool) {
 			// another process while this one held the lock.
 			d.againEvents = true
 		}
-		switch {
-		case ctx.Err() != nil:
-			d.busy = false
-			d.mu.Unlock()
-			return
-		case d.again:
-			d.again = false
-			kind = RunIncremental
-		case d.againEvents:
-			d.againEvents = false
-			kind = RunEvents
-		default:
-			d.busy = false
+		if ctx.Err() != nil || (!d.again && !d.fullDue && !d.againEvents) {
+			d.busy, d.current = false, ""
 			d.mu.Unlock()
 			return
 		}
+		switch {
+		case d.fullDue:
+			// A full run reads every row, so it also covers the changes
+			// that asked for an incremental one.
+			kind = RunFull
+			d.fullDue, d.again = false, false
+		case d.again:
+			kind = RunIncremental
+			d.again = false
+		default:
+			kind = RunEvents
+			d.againEvents = false
+		}
+		d.current = kind
 		d.mu.Unlock()
 	}
 }

@@ -3,6 +3,7 @@ package sync
 import (
 	"cmp"
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"slices"
 	"strings"
@@ -26,7 +27,78 @@ func Diff(s *Snapshot) Plan {
 		d.reconcile(k)
 	}
 	d.remove()
+	if s.complete {
+		d.sharedIdentities()
+	}
 	return d.plan
+}
+
+// maxSharedNotes bounds the notes about records that share an identity.
+const maxSharedNotes = 20
+
+// sharedIdentities notes the live records that hold the same identity (two
+// CRM rows with one phone number, say): each gets a contact of its own, and
+// Sinch reports the two as a duplication. Only a full run sees every record.
+// Identities are compared by a 64-bit hash first, sorted, so that a million
+// records cost 16 MB for a moment rather than a map of every number.
+func (d *differ) sharedIdentities() {
+	s := d.snap
+	type entry struct {
+		h uint64
+		k int32
+	}
+	entries := make([]entry, 0, len(s.live))
+	var key []byte
+	hash := fnv.New64a()
+	for k, rec := range s.live {
+		var prev string
+		s.recs.eachIdentity(int(rec), func(id sinch.ChannelIdentity) {
+			// A phone number counts once, whatever channels carry it.
+			if sinch.IsPhoneChannel(id.Channel) {
+				if id.Identity == prev {
+					return
+				}
+				prev = id.Identity
+				id.Channel = "SMS"
+			}
+			key = sinch.AppendIdentityKey(key[:0], id)
+			hash.Reset()
+			_, _ = hash.Write(key)
+			entries = append(entries, entry{h: hash.Sum64(), k: int32(k)})
+		})
+	}
+	slices.SortFunc(entries, func(a, b entry) int { return cmp.Or(cmp.Compare(a.h, b.h), cmp.Compare(a.k, b.k)) })
+	var pairs [][2]int32
+	for i := 1; i < len(entries); i++ {
+		if a, b := entries[i-1], entries[i]; a.h == b.h && a.k != b.k && d.share(int(a.k), int(b.k)) {
+			if p := [2]int32{a.k, b.k}; !slices.Contains(pairs, p) {
+				pairs = append(pairs, p)
+			}
+		}
+	}
+	for i, p := range pairs {
+		if i == maxSharedNotes {
+			d.plan.Notes = append(d.plan.Notes, fmt.Sprintf("%d more pairs of CRM records share an identity", len(pairs)-i))
+			break
+		}
+		d.plan.Notes = append(d.plan.Notes, fmt.Sprintf(
+			"%s and %s share an identity (the same phone number, say): each gets a contact of its own holding it, which Sinch reports as a duplication",
+			s.recs.externalID(int(s.live[p[0]])), s.recs.externalID(int(s.live[p[1]]))))
+	}
+}
+
+// share reports whether two live records hold an identity in common, the
+// check behind a hash match.
+func (d *differ) share(a, b int) bool {
+	var ids []sinch.ChannelIdentity
+	d.snap.recs.eachIdentity(int(d.snap.live[a]), func(id sinch.ChannelIdentity) { ids = append(ids, id) })
+	found := false
+	d.snap.recs.eachIdentity(int(d.snap.live[b]), func(id sinch.ChannelIdentity) {
+		found = found || slices.ContainsFunc(ids, func(have sinch.ChannelIdentity) bool {
+			return have.Identity == id.Identity && (sinch.IsPhoneChannel(have.Channel) && sinch.IsPhoneChannel(id.Channel) || sinch.SameIdentity(have, id))
+		})
+	})
+	return found
 }
 
 // A diff of a million records against a million contacts must stay within
@@ -171,7 +243,7 @@ const holdMark int32 = -2
 
 func (d *differ) addToPool(i int) {
 	for _, id := range d.contact(i).ChannelIdentities {
-		key := identityKey(id)
+		key := sinch.IdentityKey(id)
 		if n := len(d.pool[key]); n == 0 || d.pool[key][n-1] != i {
 			d.pool[key] = append(d.pool[key], i)
 		}
@@ -183,7 +255,7 @@ func (d *differ) poolWith(id sinch.ChannelIdentity) []int {
 	if len(d.pool) == 0 {
 		return nil
 	}
-	d.key = appendIdentityKey(d.key[:0], id)
+	d.key = sinch.AppendIdentityKey(d.key[:0], id)
 	return d.pool[string(d.key)]
 }
 
@@ -214,7 +286,8 @@ func (d *differ) claim() {
 			if d.claimer == nil {
 				d.claimer = make([]bool, len(s.live))
 			}
-			d.claimer[s.state[who[0]]] = true
+			k, _ := s.lookup(who[0])
+			d.claimer[k] = true
 			continue
 		}
 		d.plan.Notes = append(d.plan.Notes, fmt.Sprintf(
@@ -329,7 +402,7 @@ func (d *differ) reconcile(k int) {
 		d.plan.Operations = append(d.plan.Operations, Operation{
 			Kind: OpMerge, ExternalID: want.ExternalID, ContactID: state.ID, SourceContactID: source.ID,
 			Rule: rule, Reason: why + "; merged into " + d.destinationWhy(state.ID, linked, adopt),
-			Hash: want.Hash,
+			Hash: want.Hash, Before: []sinch.Contact{state, source},
 		})
 		state = sinch.Merged(state, source)
 	}
@@ -504,6 +577,7 @@ func (d *differ) remove() {
 		}
 		d.plan.Operations = append(d.plan.Operations, Operation{
 			Kind: OpDelete, ExternalID: ext, ContactID: id, Rule: rule, Reason: why,
+			Before: []sinch.Contact{s.contacts.contact(i)},
 		})
 	}
 }

@@ -483,3 +483,51 @@ func TestOptionsValidate(t *testing.T) {
 		})
 	}
 }
+
+// jsonb metadata reads back spaced; Sinch gets, and measures, the compact
+// form, so 1,024 characters of compact JSON are accepted.
+func TestMetadataIsMeasuredCompact(t *testing.T) {
+	long := strings.Repeat("x", sinch.MaxMetadataLength-len(`{"k":""}`))
+	tests := []struct {
+		name, metadata string
+		want           string // the metadata sent; "" for a rejected row
+	}{
+		{"spaced jsonb at the limit", `{"k": "` + long + `"}`, `{"k":"` + long + `"}`},
+		{"one over", `{"k": "` + long + `x"}`, ""},
+		{"text is measured as written", strings.Repeat("y", sinch.MaxMetadataLength), strings.Repeat("y", sinch.MaxMetadataLength)},
+		{"order and numbers kept", `{ "b" : 1.50, "a" : [1, 2] }`, `{"b":1.50,"a":[1,2]}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			plan := diffOf(t, opts(), true, []crm.Record{record("crm-1", func(r *crm.Record) { r.Metadata = str(tt.metadata) })}, nil, nil)
+			if tt.want == "" {
+				if len(plan.Rejected) != 1 || plan.Rejected[0].Column != "metadata" {
+					t.Fatalf("plan %+v, want the row rejected for its metadata", plan)
+				}
+				return
+			}
+			if len(plan.Operations) != 1 || plan.Operations[0].Contact.Metadata != tt.want {
+				t.Fatalf("plan %+v, want a create sending %q", plan, tt.want)
+			}
+		})
+	}
+}
+
+// Two CRM rows with one phone number become two contacts holding one
+// identity, which Sinch reports as a duplication: a full run says so.
+func TestSharedPhoneIsNoted(t *testing.T) {
+	records := []crm.Record{record("crm-1"), record("crm-2", func(r *crm.Record) { r.Phone = str("+46 73 200 00 01") }), record("crm-3", func(r *crm.Record) { r.Phone = str("+46732000003") })}
+	plan := diffOf(t, opts(), true, records, nil, nil)
+	var shared []string
+	for _, n := range plan.Notes {
+		if strings.Contains(n, "share an identity") {
+			shared = append(shared, n)
+		}
+	}
+	if len(shared) != 1 || !strings.Contains(shared[0], "crm-1 and crm-2") {
+		t.Errorf("notes %q, want one about crm-1 and crm-2", plan.Notes)
+	}
+	if got := brief(plan); len(got) != 3 {
+		t.Errorf("operations %q, want three creates", got)
+	}
+}

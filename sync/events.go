@@ -16,7 +16,7 @@ import (
 )
 
 // RunEvents is a run that processes the stored Sinch contact events.
-const RunEvents = "event"
+const RunEvents = crm.RunEvents
 
 // EventQueue holds the Sinch contact events still to be processed;
 // *webhook.Store has it.

@@ -157,23 +157,6 @@ func lowerASCII(s string) bool {
 	return true
 }
 
-// appendIdentityKey appends identityKey(id) to b without allocating.
-func appendIdentityKey(b []byte, id sinch.ChannelIdentity) []byte {
-	b = append(b, id.Channel...)
-	b = append(b, 0)
-	if sinch.IsPhoneChannel(id.Channel) {
-		b = append(b, '+')
-		b = append(b, strings.TrimPrefix(strings.TrimSpace(id.Identity), "+")...)
-	} else {
-		b = append(b, id.Identity...)
-	}
-	if sinch.IsAppScopedChannel(id.Channel) {
-		b = append(b, 0)
-		b = append(b, id.AppID...)
-	}
-	return b
-}
-
 // hashPool holds the buffers Desired.hash writes its input into.
 var hashPool = stdsync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
@@ -201,7 +184,7 @@ func (d Desired) hash() string {
 	}
 	for _, id := range d.Identities {
 		b = append(b, 1)
-		b = appendIdentityKey(b, id)
+		b = sinch.AppendIdentityKey(b, id)
 		b = append(b, 0)
 	}
 	b = append(b, 2)

@@ -179,6 +179,7 @@ func (r *Reconciler) full(ctx context.Context, runID int64) (Report, error) {
 		return earlyRep, err
 	}
 	rep, err := r.Apply(ctx, runID, plan)
+	rep.Plan.sent() // the run's own plan: nobody else holds it
 	rep.Lookups += calls
 	rep.add(earlyRep)
 	return rep, err
@@ -245,13 +246,14 @@ func (e *early) apply() {
 		if e.ctx.Err() != nil {
 			continue // drain: nothing new starts
 		}
-		rep, err := e.r.Apply(e.ctx, e.runID, plan)
+		rep, err := e.r.apply(e.ctx, e.runID, plan, true)
 		if err != nil {
 			rep.Errors = append(rep.Errors, err.Error())
 			rep.Failed += len(plan.Operations) - rep.Applied.Patch - rep.Failed - rep.Skipped - len(rep.Rejected)
 		}
 		e.got = append(e.got, rep.answers...)
 		rep.answers, rep.Plan.Unchanged = nil, 0
+		rep.Plan.sent()
 		e.parts = append(e.parts, rep)
 	}
 }

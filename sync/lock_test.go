@@ -85,6 +85,25 @@ func poll(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// pollMidRun polls cond while the run of done goes on, and fails the test
+// if the run ends first.
+func (g *lockRig) pollMidRun(t *testing.T, done <-chan runResult, what string, cond func() bool) {
+	t.Helper()
+	var ended *runResult
+	poll(t, what, func() bool {
+		select {
+		case res := <-done:
+			ended = &res
+			return true
+		default:
+			return cond()
+		}
+	})
+	if ended != nil {
+		t.Fatalf("the run ended (%s, %v) before %s", ended.rep.Outcome, ended.err, what)
+	}
+}
+
 func (g *lockRig) holder(t *testing.T) (crm.LockHolder, bool) {
 	t.Helper()
 	h, held, err := g.admin.LockHolder(context.Background(), "chaos")
@@ -186,10 +205,14 @@ func TestLostLockReproductions(t *testing.T) {
 	t.Run("terminated backend", func(t *testing.T) {
 		t.Parallel()
 		g := newLockRig(t, n)
-		first := g.process(t, 1500, 100*time.Millisecond, 1200*time.Millisecond)
-		second := g.process(t, 5000, 100*time.Millisecond, 1200*time.Millisecond)
+		// Checks twice a second, not the default once, to keep the test
+		// short; much more often and a loaded machine (-race, 2 cores shared)
+		// would make checks miss their lease, which counts as a lost lock.
+		const check = 500 * time.Millisecond
+		first := g.process(t, 1500, check, 2*check+time.Second)
+		second := g.process(t, 5000, check, 2*check+time.Second)
 		done := g.start(first)
-		poll(t, "the first run has created 300 contacts", func() bool { return g.emu.Calls(sinchtest.OpCreate) >= 300 })
+		g.pollMidRun(t, done, "the first run has created 300 contacts", func() bool { return g.emu.Calls(sinchtest.OpCreate) >= 300 })
 		h, held := g.holder(t)
 		if !held {
 			t.Fatal("nobody holds the lock mid-run")
@@ -209,17 +232,17 @@ func TestLostLockReproductions(t *testing.T) {
 		g.checkConverged(t, first)
 	})
 
-	// idle_session_timeout, with the lock checked more often than it: the
-	// checks keep the lock's session busy, so it outlives the timeout many
-	// times over and the second runner finds the project locked.
+	// idle_session_timeout, with the lock checked at the default interval:
+	// the checks keep the lock's session busy, so it outlives the timeout
+	// and the second runner finds the project locked.
 	t.Run("idle timeout outlived", func(t *testing.T) {
 		t.Parallel()
 		g := newLockRig(t, n)
-		g.setIdleTimeout(t, "400ms")
-		first := g.process(t, 1000, 100*time.Millisecond, 0)
-		second := g.process(t, 5000, 100*time.Millisecond, 0)
+		g.setIdleTimeout(t, "3s")
+		first := g.process(t, 300, crm.DefaultLockCheck, 0)
+		second := g.process(t, 5000, crm.DefaultLockCheck, 0)
 		done := g.start(first)
-		poll(t, "the lock's session has outlived the idle timeout three times", func() bool {
+		g.pollMidRun(t, done, "the lock's session has outlived the idle timeout twice", func() bool {
 			h, held := g.holder(t)
 			if !held {
 				return false
@@ -229,7 +252,7 @@ func TestLostLockReproductions(t *testing.T) {
 				FROM pg_stat_activity WHERE pid = ?`, h.PID).Scan(&age).Error; err != nil {
 				t.Fatal(err)
 			}
-			return age > 1.2
+			return age > 4
 		})
 		if _, err := second.Backfill(context.Background(), false); !contactsync.IsLocked(err) {
 			t.Errorf("second backfill during the first: %v, want locked", err)
@@ -254,8 +277,8 @@ func TestLostLockReproductions(t *testing.T) {
 		const check = crm.DefaultLockCheck
 		first := g.process(t, 1500, check, 2*check+time.Second)
 		done := g.start(first)
-		poll(t, "the first run holds the lock", func() bool { _, held := g.holder(t); return held })
-		poll(t, "the server has closed the lock's idle session", func() bool { _, held := g.holder(t); return !held })
+		g.pollMidRun(t, done, "the first run holds the lock", func() bool { _, held := g.holder(t); return held })
+		g.pollMidRun(t, done, "the server has closed the lock's idle session", func() bool { _, held := g.holder(t); return !held })
 		lost, atLoss := time.Now(), g.emu.Calls(sinchtest.OpCreate)
 		g.setIdleTimeout(t, "0")
 		second := g.process(t, 5000, check, 2*check+time.Second)
@@ -277,9 +300,9 @@ func TestLostLockReproductions(t *testing.T) {
 // and then closes it as interrupted.
 func TestEarlierRunFencing(t *testing.T) {
 	t.Parallel()
-	const grace = 400 * time.Millisecond
+	const grace = 1200 * time.Millisecond
 	g := newLockRig(t, 20)
-	rec := g.process(t, 5000, 50*time.Millisecond, grace)
+	rec := g.process(t, 5000, 500*time.Millisecond, grace)
 	ctx := context.Background()
 
 	// A live session that holds no lock of this project, standing for a

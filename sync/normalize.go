@@ -97,10 +97,13 @@ func Normalize(rec crm.Record, opts Options) (Desired, *Rejection) {
 		}
 	}
 	if rec.Metadata != nil {
-		if n := utf8.RuneCountInString(*rec.Metadata); n > sinch.MaxMetadataLength {
+		// A jsonb column reads back spaced ({"a": 1}); Sinch is sent, and
+		// measures, the compact form.
+		meta := compactMetadata(*rec.Metadata)
+		if n := utf8.RuneCountInString(meta); n > sinch.MaxMetadataLength {
 			return reject("metadata", "is %d characters long, Sinch stores at most %d", n, sinch.MaxMetadataLength)
 		}
-		d.Metadata = rec.Metadata
+		d.Metadata = same(rec.Metadata, meta)
 	}
 
 	if rec.Phone != nil {
@@ -126,7 +129,7 @@ func Normalize(rec crm.Record, opts Options) (Desired, *Rejection) {
 			if !slices.Contains(d.Managed, id.Channel) {
 				d.Managed = append(d.Managed, id.Channel)
 			}
-			if !slices.ContainsFunc(d.Identities, func(have sinch.ChannelIdentity) bool { return identityKey(have) == identityKey(id) }) {
+			if !slices.ContainsFunc(d.Identities, func(have sinch.ChannelIdentity) bool { return sinch.SameIdentity(have, id) }) {
 				d.Identities = append(d.Identities, id)
 			}
 		}
@@ -176,30 +179,6 @@ func NormalizePhone(raw, defaultRegion string) (string, error) {
 		return "", fmt.Errorf("%q is not a possible phone number", raw)
 	}
 	return phonenumbers.Format(num, phonenumbers.E164), nil
-}
-
-// sinchPhone puts an MSISDN as Sinch answers it ("46732000000") into the
-// E.164 form the CRM side uses. Sinch only ever answers digits, so this needs
-// no parser on the hot path.
-func sinchPhone(identity string) string {
-	identity = strings.TrimSpace(identity)
-	if strings.HasPrefix(identity, "+") {
-		return identity
-	}
-	return "+" + identity
-}
-
-// identityKey is how two identities compare: phone numbers in E.164, the
-// app_id only where the channel scopes identities to an app.
-func identityKey(id sinch.ChannelIdentity) string {
-	identity := id.Identity
-	if sinch.IsPhoneChannel(id.Channel) {
-		identity = sinchPhone(identity)
-	}
-	if sinch.IsAppScopedChannel(id.Channel) {
-		return id.Channel + "\x00" + identity + "\x00" + id.AppID
-	}
-	return id.Channel + "\x00" + identity
 }
 
 func parseIdentities(raw []byte, defaultRegion string) ([]sinch.ChannelIdentity, error) {
@@ -260,6 +239,24 @@ func canonicalEmail(email string) string {
 		return email
 	}
 	return email[:at+1] + strings.ToLower(email[at+1:])
+}
+
+// compactMetadata is metadata that is a JSON object or array without the
+// white space between its tokens, keys and numbers as written; anything else
+// is left as it is.
+func compactMetadata(meta string) string {
+	trimmed := strings.TrimSpace(meta)
+	if trimmed == "" || (trimmed[0] != '{' && trimmed[0] != '[') {
+		return meta
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, []byte(trimmed)); err != nil {
+		return meta
+	}
+	if b.Len() == len(meta) {
+		return meta // already compact: share the record's string
+	}
+	return b.String()
 }
 
 // canonicalMetadata makes two JSON spellings of one value compare equal;

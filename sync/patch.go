@@ -85,14 +85,14 @@ func identitiesFor(have sinch.Contact, want Desired) ([]sinch.ChannelIdentity, b
 	haveKeys := make(map[string]bool, len(have.ChannelIdentities))
 	for _, id := range have.ChannelIdentities {
 		if slices.Contains(want.Managed, id.Channel) {
-			haveKeys[identityKey(id)] = true
+			haveKeys[sinch.IdentityKey(id)] = true
 		} else {
 			unmanaged = append(unmanaged, id)
 		}
 	}
 	same := len(haveKeys) == len(want.Identities)
 	for _, id := range want.Identities {
-		same = same && haveKeys[identityKey(id)]
+		same = same && haveKeys[sinch.IdentityKey(id)]
 	}
 	if same {
 		return nil, false
@@ -146,7 +146,7 @@ func sameManagedIdentities(have sinch.Contact, want Desired) (same, ok bool) {
 		}
 		repeat := false
 		for _, earlier := range have.ChannelIdentities[:j] {
-			if sameIdentity(earlier, id) && slices.Contains(want.Managed, earlier.Channel) {
+			if sinch.SameIdentity(earlier, id) && slices.Contains(want.Managed, earlier.Channel) {
 				repeat = true
 				break
 			}
@@ -161,7 +161,7 @@ func sameManagedIdentities(have sinch.Contact, want Desired) (same, ok bool) {
 	for _, w := range want.Identities {
 		found := false
 		for _, id := range have.ChannelIdentities {
-			if sameIdentity(id, w) && slices.Contains(want.Managed, id.Channel) {
+			if sinch.SameIdentity(id, w) && slices.Contains(want.Managed, id.Channel) {
 				found = true
 				break
 			}
@@ -171,22 +171,6 @@ func sameManagedIdentities(have sinch.Contact, want Desired) (same, ok bool) {
 		}
 	}
 	return true, true
-}
-
-// sameIdentity reports identityKey(a) == identityKey(b) for identities
-// without NULs.
-func sameIdentity(a, b sinch.ChannelIdentity) bool {
-	if a.Channel != b.Channel {
-		return false
-	}
-	if sinch.IsPhoneChannel(a.Channel) {
-		if strings.TrimPrefix(strings.TrimSpace(a.Identity), "+") != strings.TrimPrefix(strings.TrimSpace(b.Identity), "+") {
-			return false
-		}
-	} else if a.Identity != b.Identity {
-		return false
-	}
-	return !sinch.IsAppScopedChannel(a.Channel) || a.AppID == b.AppID
 }
 
 func hasNUL(id sinch.ChannelIdentity) bool {

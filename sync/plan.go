@@ -5,17 +5,19 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/sinch"
 )
 
 // OpKind names what an operation does to Sinch.
 type OpKind string
 
+// The kinds, as the journal names them (see crm).
 const (
-	OpCreate OpKind = "create"
-	OpPatch  OpKind = "patch"
-	OpMerge  OpKind = "merge"
-	OpDelete OpKind = "delete"
+	OpCreate OpKind = crm.JournalCreate
+	OpPatch  OpKind = crm.JournalPatch
+	OpMerge  OpKind = crm.JournalMerge
+	OpDelete OpKind = crm.JournalDelete
 )
 
 // Rules say why an operation exists, for the report and the journal.
@@ -47,6 +49,10 @@ type Operation struct {
 	// Hash is the content hash of the CRM record the operation serves,
 	// stored with the link once Sinch has confirmed it.
 	Hash string `json:"-"`
+	// Before are the contacts a merge (destination, then source) or a
+	// delete removes or changes, as the diff saw them. Neither can be
+	// undone, so the journal keeps them.
+	Before []sinch.Contact `json:"-"`
 }
 
 // Change is one field an operation sets, with the value Sinch holds now.
@@ -123,6 +129,16 @@ func (s *Summary) add(kind OpKind) {
 		s.Merge++
 	case OpDelete:
 		s.Delete++
+	}
+}
+
+// sent drops what only Sinch needed from operations that have been sent:
+// the request bodies and the contacts kept for the journal. A full run's
+// report holds every operation it made, a hundred thousand at a million
+// contacts, and needs only what they were and why.
+func (p *Plan) sent() {
+	for i := range p.Operations {
+		p.Operations[i].Contact, p.Operations[i].Before = nil, nil
 	}
 }
 

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+	"unicode/utf8"
 )
 
 // ReportOptions shape how a plan is rendered.
@@ -159,7 +161,7 @@ func WriteText(w io.Writer, p Plan, opts ReportOptions) error {
 			shown = shown[:opts.Limit]
 		}
 		for _, l := range shown {
-			fmt.Fprintf(tw, "  %s %s\t%s\t%s\n", paint(kind, sectionSign[kind]), l.externalID, l.target, l.detail)
+			fmt.Fprintf(tw, "  %s %s\t%s\t%s\n", paint(kind, sectionSign[kind]), TerminalEscape(l.externalID), TerminalEscape(l.target), TerminalEscape(l.detail))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -170,10 +172,10 @@ func WriteText(w io.Writer, p Plan, opts ReportOptions) error {
 		fmt.Fprintln(w)
 	}
 	for _, note := range p.Notes {
-		fmt.Fprintf(w, "Note: %s\n", note)
+		fmt.Fprintf(w, "Note: %s\n", TerminalEscape(note))
 	}
 	if p.DeleteGuard != "" {
-		fmt.Fprintln(w, paint(string(OpDelete), "Deletes withheld: "+p.DeleteGuard))
+		fmt.Fprintln(w, paint(string(OpDelete), "Deletes withheld: "+TerminalEscape(p.DeleteGuard)))
 	}
 	s := p.Summary()
 	if p.Empty() {
@@ -226,9 +228,49 @@ func WriteMarkdown(w io.Writer, p Plan, opts ReportOptions) error {
 	return err
 }
 
-// markdownEscape keeps CRM values from breaking a table or injecting HTML.
+// markdownEscape keeps CRM values from breaking a table or injecting HTML,
+// and from driving the terminal the Markdown is first read on.
 func markdownEscape(s string) string {
-	return strings.NewReplacer("|", `\|`, "<", "&lt;", ">", "&gt;", "\n", " ", "`", "'").Replace(s)
+	return TerminalEscape(strings.NewReplacer("|", `\|`, "<", "&lt;", ">", "&gt;", "\n", " ", "`", "'").Replace(s))
+}
+
+// TerminalEscape returns s fit for a terminal, for every CRM value or
+// external id printed outside a report too: the characters of s that a
+// terminal would act on are written as Go escapes: C0 and C1 controls (ESC[2J in an external_id would clear
+// the operator's screen; a tab or a newline would forge report lines), DEL,
+// the bidirectional overrides that reorder what is shown, and bytes that are
+// not UTF-8 (0x9b alone is CSI to an 8-bit terminal). Everything else,
+// accents and scripts included, is kept as it is.
+func TerminalEscape(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || unsafeRune(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unsafeRune(r):
+			q := strconv.QuoteRune(r) // '\x1b', '\n', '\u202e'
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+func unsafeRune(r rune) bool {
+	return r < 0x20 || (r >= 0x7f && r <= 0x9f) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) || r == 0x200e || r == 0x200f || r == 0x061c
 }
 
 func redactChanges(changes []Change, redact bool) []Change {

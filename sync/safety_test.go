@@ -2,9 +2,11 @@ package sync_test
 
 import (
 	"context"
+	"fmt"
 	"iter"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -231,5 +233,172 @@ func TestWatermarkWaitsForAnOpenTransaction(t *testing.T) {
 	mustRun(t, rec, contactsync.RunIncremental)
 	if cs := byExternalID(emu)["crm-00002"]; len(cs) != 1 || cs[0].DisplayName != "Committed late" {
 		t.Errorf("crm-00002 is %v: a committed change was skipped", cs)
+	}
+}
+
+// Merges and deletes cannot be undone: the journal keeps the contacts they
+// removed, in full. A run left "running" by a stopped process has its
+// unanswered operations closed as unknown by the next run.
+func TestJournalKeepsWhatCannotBeUndone(t *testing.T) {
+	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
+	rec.Options.MaxDeleteFraction = 1
+	rec.LockGrace = 50 * time.Millisecond // the stopped run is this process's: nothing to wait out
+	rows := chaosRows(3, "Person")
+	if err := store.UpsertRecords(t.Context(), "crm_contacts", rows); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, rec, contactsync.RunFull)
+	dup := emu.Seed(sinch.Contact{ExternalID: "crm-00000", Language: "EN_US", DisplayName: "Twin",
+		ChannelIdentities: []sinch.ChannelIdentity{{Channel: "SMS", Identity: "46730000000"}}})[0]
+	orphan := emu.Seed(sinch.Contact{ExternalID: "crm-gone", Language: "EN_US", DisplayName: "Orphan",
+		ChannelIdentities: []sinch.ChannelIdentity{{Channel: "SMS", Identity: "46739999999"}}})[0]
+
+	stopped, err := store.StartRun(t.Context(), "chaos", contactsync.RunFull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.JournalAppend(t.Context(), []crm.JournalEntry{{RunID: stopped.ID, Kind: "create", ExternalID: "crm-00001"}}); err != nil {
+		t.Fatal(err)
+	}
+	rep := mustRun(t, rec, contactsync.RunFull)
+
+	entries, err := store.Journal(t.Context(), rep.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := map[string]string{}
+	for _, e := range entries {
+		if e.Kind == "merge" || e.Kind == "delete" {
+			kept[e.Kind] = string(e.Contacts)
+		}
+	}
+	if !strings.Contains(kept["merge"], dup.ID) || !strings.Contains(kept["merge"], `"Twin"`) {
+		t.Errorf("the merge journaled %q, want the full contacts, %s among them", kept["merge"], dup.ID)
+	}
+	if !strings.Contains(kept["delete"], orphan.ID) || !strings.Contains(kept["delete"], `"Orphan"`) {
+		t.Errorf("the delete journaled %q, want the full contact %s", kept["delete"], orphan.ID)
+	}
+	old, err := store.Journal(t.Context(), stopped.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(old) != 1 || old[0].Status != contactsync.StatusUnknown {
+		t.Errorf("the stopped run's journal is %+v, want its pending entry closed as unknown", old)
+	}
+}
+
+// An incremental run that sees a renamed record (its new row, and the link
+// of its old external_id vanished) neither deletes the old contact nor
+// creates a new one: it leaves the re-key to the full run, which re-keys.
+func TestIncrementalLeavesARenameToTheFullRun(t *testing.T) {
+	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
+	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(20, "Person")); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, rec, contactsync.RunFull)
+	old := byExternalID(emu)["crm-00004"][0]
+	execSQL(t, store, `UPDATE crm_contacts SET external_id = 'crm-renamed', updated_at = now() WHERE external_id = 'crm-00004'`)
+	emu.ResetCalls()
+	mustRun(t, rec, contactsync.RunIncremental)
+	if n := writes(emu); n != 0 {
+		t.Errorf("the incremental run wrote %v, want nothing until the full run", emu.CallCounts())
+	}
+	mustRun(t, rec, contactsync.RunFull)
+	if cs := byExternalID(emu)["crm-renamed"]; len(cs) != 1 || cs[0].ID != old.ID {
+		t.Errorf("crm-renamed has %v, want the old contact %s", cs, old.ID)
+	}
+	if n := emu.Calls(sinchtest.OpCreate) + emu.Calls(sinchtest.OpDelete); n != 0 {
+		t.Errorf("the rename cost %v", emu.CallCounts())
+	}
+}
+
+// A call that fails and then succeeds on a retry is done: through a storm
+// of 5xx, 429 and connections dropped after the write, the first backfill
+// succeeds and the watermark is set.
+func TestRetriedCallsCountAsDone(t *testing.T) {
+	rec, _, store := newChaosReconciler(t, sinchtest.Faults{
+		// Rates at which a call fails all its 8 attempts about once in 200,000.
+		ErrorRate: 0.12, TooManyRequestsRate: 0.05, DropAfterRate: 0.05, RetryAfter: -1, Seed: 11,
+	})
+	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(300, "Person")); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := rec.Backfill(t.Context(), false)
+	if err != nil || rep.Outcome != contactsync.OutcomeSucceeded || rep.Failed != 0 {
+		t.Fatalf("backfill through the storm: outcome %s, %d failed, err %v, errors %v", rep.Outcome, rep.Failed, err, rep.Errors)
+	}
+	if _, ok, err := store.Watermark(t.Context(), "chaos"); err != nil || !ok {
+		t.Errorf("no watermark after a successful run (%v)", err)
+	}
+}
+
+// unknownCreates answers every create as a create whose answer was lost and
+// whose follow-up look-up Sinch refused with a 400.
+type unknownCreates struct{ contactsync.SinchAPI }
+
+func (unknownCreates) CreateContact(context.Context, sinch.Contact) (*sinch.Contact, error) {
+	return nil, fmt.Errorf("%w: %w", sinch.ErrOutcomeUnknown, &sinch.APIError{HTTPStatus: 400, Status: "INVALID_ARGUMENT", Message: "bad filter"})
+}
+
+// An ambiguous create is journaled unknown, never as rejected by Sinch, and
+// the run does not succeed, so that the next run checks.
+func TestAmbiguousCreateIsUnknown(t *testing.T) {
+	rec, _, store := newChaosReconciler(t, sinchtest.Faults{})
+	rec.Sinch = unknownCreates{rec.Sinch}
+	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(1, "Person")); err != nil {
+		t.Fatal(err)
+	}
+	rep, _ := rec.Backfill(t.Context(), false)
+	if rep.Outcome == contactsync.OutcomeSucceeded || len(rep.Rejected) != 0 {
+		t.Errorf("outcome %s with %d rejected, want a failed run and no reject", rep.Outcome, len(rep.Rejected))
+	}
+	entries, err := store.Journal(t.Context(), rep.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Status != contactsync.StatusUnknown {
+		t.Errorf("journal %+v, want one create journaled unknown", entries)
+	}
+}
+
+// refusedKey answers every create as Sinch does a key that lost access,
+// counting the calls.
+type refusedKey struct {
+	contactsync.SinchAPI
+	creates *atomic.Int32
+}
+
+func (k refusedKey) CreateContact(context.Context, sinch.Contact) (*sinch.Contact, error) {
+	k.creates.Add(1)
+	api := &sinch.APIError{HTTPStatus: 403, Status: "PERMISSION_DENIED", Message: "no"}
+	return nil, &sinch.AccessError{ProjectID: "chaos", KeyID: "k", Auth: "oauth2", API: api, Err: api}
+}
+
+// A refused key stops the run at the first refusal instead of failing every
+// remaining operation one call at a time; what was not sent is journaled as
+// skipped, not left pending.
+func TestRefusedKeyStopsTheRun(t *testing.T) {
+	rec, _, store := newChaosReconciler(t, sinchtest.Faults{})
+	rec.Concurrency = 1
+	var creates atomic.Int32
+	rec.Sinch = refusedKey{SinchAPI: rec.Sinch, creates: &creates}
+	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(50, "Person")); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := rec.Backfill(t.Context(), false)
+	if !sinch.IsAccessDenied(err) || rep.Outcome != contactsync.OutcomeFailed {
+		t.Errorf("outcome %s, err %v; want a failed run naming the refused key", rep.Outcome, err)
+	}
+	if n := creates.Load(); n != 1 {
+		t.Errorf("%d creates sent, want the run to stop at the first refusal", n)
+	}
+	entries, err := store.Journal(t.Context(), rep.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Status == contactsync.StatusPending {
+			t.Fatalf("journal entry %+v left pending", e)
+		}
 	}
 }

@@ -106,6 +106,9 @@ func (r *Reconciler) ApplySaved(ctx context.Context, sp SavedPlan, wait bool) (R
 			}
 			op := so.Operation
 			op.Hash = so.Hash
+			if op.Kind == OpMerge || op.Kind == OpDelete {
+				op.Before = so.Before
+			}
 			plan.Operations = append(plan.Operations, op)
 		}
 		return r.Apply(ctx, runID, plan)

@@ -96,7 +96,9 @@ func TestBackfillConverges(t *testing.T) {
 	if want := (total + 19) / 20; h.emu.Calls(sinchtest.OpList) != want {
 		t.Errorf("diff made %d list calls for %d contacts, want %d", h.emu.Calls(sinchtest.OpList), total, want)
 	}
-	if h.writes() != 0 || len(h.emu.CallCounts()) != 1 {
+	calls := h.emu.CallCounts()
+	delete(calls, sinchtest.OpToken) // a fresh process fetches its OAuth2 token
+	if h.writes() != 0 || len(calls) != 1 {
 		t.Errorf("diff made other calls: %v", h.emu.CallCounts())
 	}
 }

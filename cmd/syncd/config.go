@@ -105,10 +105,10 @@ func defaultConfig() Config {
 		Database: DatabaseConfig{URL: "postgres://postgres@127.0.0.1:5432/syncd?sslmode=disable"},
 		Sinch: SinchConfig{
 			Region:         "us",
-			Auth:           "basic",
+			Auth:           sinch.AuthOAuth2,
 			Timeout:        10 * time.Second,
-			RateLimitRPS:   20,
-			MaxConcurrency: 8,
+			RateLimitRPS:   sinch.DefaultRateLimitRPS,
+			MaxConcurrency: sinch.DefaultMaxConcurrency,
 			MaxAttempts:    6,
 			MaxRetryTime:   2 * time.Minute,
 		},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -90,12 +91,9 @@ func (e *env) configCheck(ctx context.Context) error {
 			return "", err
 		}
 		defer client.CloseIdleConnections()
+		// A refused key comes back as one line naming the keys to check.
 		if _, err := client.ListContacts(ctx, sinch.ListContactsRequest{PageSize: 1}); err != nil {
-			var apiErr *sinch.APIError
-			if errors.As(err, &apiErr) && apiErr.HTTPStatus == 401 {
-				return "", fmt.Errorf("the credentials were refused (sinch.key_id, sinch.key_secret, sinch.auth): %w", err)
-			}
-			return "", err
+			return "", errors.New(strings.TrimPrefix(err.Error(), "sinch: ")) // already under "sinch:"
 		}
 		return fmt.Sprintf("%s auth accepted for project %s", cfg.Sinch.Auth, cfg.Sinch.ProjectID), nil
 	})

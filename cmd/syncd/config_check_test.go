@@ -18,7 +18,7 @@ func TestConfigCheck(t *testing.T) {
 	}
 	h.env["SYNCD_DATABASE_URL"] = migrated
 	code, out, _ = h.run("config", "check")
-	if code != 0 || !strings.Contains(out, "migrations up to date") || !strings.Contains(out, "basic auth accepted") {
+	if code != 0 || !strings.Contains(out, "migrations up to date") || !strings.Contains(out, "oauth2 auth accepted") {
 		t.Fatalf("config check exited %d:\n%s", code, out)
 	}
 
@@ -28,6 +28,15 @@ func TestConfigCheck(t *testing.T) {
 	if code != exitError || !strings.Contains(out, "credentials were refused") || strings.Contains(out, "not-the-secret") {
 		t.Errorf("config check with a wrong secret exited %d:\n%s", code, out)
 	}
+	h.env["SYNCD_SINCH_KEY_SECRET"] = "s3cret-value"
+
+	// A key of another project: Sinch answers 403.
+	h.env["SYNCD_SINCH_PROJECT_ID"] = "p2"
+	code, out, _ = h.run("config", "check")
+	if code != exitError || !strings.Contains(out, "sinch.project_id and sinch.key_id") {
+		t.Errorf("config check with another project exited %d:\n%s", code, out)
+	}
+	h.env["SYNCD_SINCH_PROJECT_ID"] = "p1"
 
 	// Several bad keys are all named, one per line.
 	h.setConfig("sinch:\n  region: mars\n  rate_limit_rps: 0\nschedule:\n  full: 'every day'\nlog:\n  format: fancy\nsync:\n  delete_policy: purge\n")

@@ -68,7 +68,7 @@ func (e *env) demo(ctx context.Context, database string) error {
 	}()
 	defer func() { stopServer(); <-served }()
 	cfg.Sinch.BaseURL = "http://" + ln.Addr().String()
-	cfg.Sinch.RateLimitRPS = 200
+	cfg.Sinch.TokenURL = cfg.Sinch.BaseURL + "/oauth2/token" // the default auth, oauth2, from the emulator
 
 	d, err := e.openWith(ctx, cfg)
 	if err != nil {

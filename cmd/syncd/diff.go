@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -112,14 +113,55 @@ func reportWriter(format string) (func(io.Writer, contactsync.Plan, contactsync.
 }
 
 // writePlanFile writes the saved plan readable by its owner only: it holds
-// CRM values (names, phone numbers).
+// CRM values (names, phone numbers). The plan goes to a new file beside
+// path, created 0600, synced, then renamed over path: a file already there
+// does not lend its wider mode to the plan, a symlink there is replaced
+// rather than followed (its target is left alone), and a crash leaves the
+// old file or the new, never half of one.
 func writePlanFile(path string, sp contactsync.SavedPlan) error {
 	data, err := json.MarshalIndent(sp, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(path, append(data, '\n'), 0o600); err != nil {
+	if err := writePrivateFile(path, append(data, '\n')); err != nil {
 		return fmt.Errorf("--out: %w", err)
+	}
+	return nil
+}
+
+func writePrivateFile(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp") // mode 0600
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	// CreateTemp makes the file 0600 whatever the umask; say so anyway, as
+	// the mode is the point.
+	if err = tmp.Chmod(0o600); err != nil {
+		return err
+	}
+	if _, err = tmp.Write(data); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	// The rename is durable once the directory is.
+	if d, derr := os.Open(dir); derr == nil {
+		_ = d.Sync()
+		d.Close()
 	}
 	return nil
 }

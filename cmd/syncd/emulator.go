@@ -15,26 +15,34 @@ import (
 
 func (e *env) emulatorCommand() *cobra.Command {
 	var listen, projectID, keyID string
-	var faults sinchtest.Faults
+	var opts sinchtest.Options
+	faults := &opts.Faults
 	var callbacks sinchtest.CallbackFaults
 	cmd := &cobra.Command{
 		Use:   "emulator",
 		Short: "Serve the bundled Sinch contacts emulator",
 		Long: `Serve an in-memory emulator of the Sinch Conversation API contacts endpoints,
 for trying syncd out and for tests. Point sinch.base_url (or SYNCD_SINCH_BASE_URL)
-at it. The access key secret it accepts comes from SYNCD_SINCH_KEY_SECRET.
-OAuth2 tokens are served at /oauth2/token. Webhooks created through its
-Webhooks API get signed callbacks for every contact change; /_admin/ plays a
-person editing (PATCH /_admin/contacts/{id}) or deleting
-(DELETE /_admin/contacts/{id}) a contact, and Sinch auto-creating one
-(POST /_admin/contacts).`,
+at it, and sinch.token_url (SYNCD_SINCH_TOKEN_URL) at its /oauth2/token.
+
+It serves the project and accepts the access key of the same environment
+variables syncd reads, SYNCD_SINCH_PROJECT_ID, SYNCD_SINCH_KEY_ID and
+SYNCD_SINCH_KEY_SECRET, so that one set of exports serves both; --project-id
+and --key-id override the first two.
+
+Webhooks created through its Webhooks API get signed callbacks for every
+contact change; /_admin/ plays a person editing (PATCH /_admin/contacts/{id})
+or deleting (DELETE /_admin/contacts/{id}) a contact, and Sinch auto-creating
+one (POST /_admin/contacts).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			secret := e.getenv("SYNCD_SINCH_KEY_SECRET")
-			if secret == "" {
+			opts.ProjectID = flagOrEnv(cmd, "project-id", projectID, e.getenv("SYNCD_SINCH_PROJECT_ID"))
+			opts.KeyID = flagOrEnv(cmd, "key-id", keyID, e.getenv("SYNCD_SINCH_KEY_ID"))
+			opts.KeySecret = e.getenv("SYNCD_SINCH_KEY_SECRET")
+			if opts.KeySecret == "" {
 				return errors.New("SYNCD_SINCH_KEY_SECRET must hold the key secret the emulator accepts")
 			}
-			emu := sinchtest.New(sinchtest.Options{ProjectID: projectID, KeyID: keyID, KeySecret: secret, Faults: faults})
+			emu := sinchtest.New(opts)
 			callbacks.Seed = faults.Seed
 			emu.SetCallbackFaults(callbacks)
 			defer emu.Close()
@@ -42,14 +50,18 @@ person editing (PATCH /_admin/contacts/{id}) or deleting
 			if err != nil {
 				return fmt.Errorf("--listen: %w", err)
 			}
-			fmt.Fprintf(e.stdout, "Sinch emulator for project %s listening on http://%s\n", projectID, ln.Addr())
+			fmt.Fprintf(e.stdout, "Sinch emulator for project %s, access key %s, listening on http://%s (OAuth2 tokens at http://%[3]s/oauth2/token)\n",
+				opts.ProjectID, opts.KeyID, ln.Addr())
 			return serveUntilDone(cmd.Context(), &http.Server{Handler: emu, ReadHeaderTimeout: 10 * time.Second}, ln)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", "127.0.0.1:8788", "address to listen on")
-	f.StringVar(&projectID, "project-id", "demo-project", "the project id the emulator serves")
-	f.StringVar(&keyID, "key-id", "demo-key", "the access key id the emulator accepts")
+	f.StringVar(&projectID, "project-id", "demo-project", "the project id the emulator serves; overrides SYNCD_SINCH_PROJECT_ID")
+	f.StringVar(&keyID, "key-id", "demo-key", "the access key id the emulator accepts; overrides SYNCD_SINCH_KEY_ID")
+	f.BoolVar(&opts.UnifiedContactID, "unified-contact-id", false, "play the project setting unified_contact_id_enabled: add SMS, MMS and RCS identities for every phone number")
+	f.BoolVar(&opts.EmptyLastPage, "empty-last-page", false, "end every list with a page token whose page is empty")
+	f.BoolVar(&faults.RetryInfo, "retry-info", false, "send the wait of 429s as a google.rpc.RetryInfo detail instead of Retry-After")
 	f.DurationVar(&faults.Latency, "latency", 0, "fixed latency added to every answer")
 	f.DurationVar(&faults.LatencyJitter, "latency-jitter", 0, "random latency added on top, up to this much")
 	f.Float64Var(&faults.RateLimitRPS, "rate-limit-rps", 0, "server-side rate limit answering 429 with Retry-After (0: none)")
@@ -64,6 +76,15 @@ person editing (PATCH /_admin/contacts/{id}) or deleting
 	f.Float64Var(&callbacks.ReorderRate, "callback-reorder-rate", 0, "fraction of webhook callbacks overtaken by the next one")
 	f.Float64Var(&callbacks.DropRate, "callback-drop-rate", 0, "fraction of webhook callbacks never posted")
 	return cmd
+}
+
+// flagOrEnv is the flag's value when it was given, else the environment's,
+// else the flag's default.
+func flagOrEnv(cmd *cobra.Command, name, flag, env string) string {
+	if cmd.Flags().Changed(name) || env == "" {
+		return flag
+	}
+	return env
 }
 
 // serveUntilDone serves until ctx ends, then shuts the server down.

@@ -41,6 +41,7 @@ func newHarness(t *testing.T) *harness {
 		"SYNCD_DATABASE_URL":     dbURL,
 		"SYNCD_SINCH_PROJECT_ID": "p1",
 		"SYNCD_SINCH_BASE_URL":   srv.URL,
+		"SYNCD_SINCH_TOKEN_URL":  srv.URL + "/oauth2/token",
 		"SYNCD_SINCH_KEY_ID":     "key",
 		"SYNCD_SINCH_KEY_SECRET": "s3cret-value",
 		"SYNCD_LOG_LEVEL":        "warn",

@@ -143,6 +143,14 @@ func (e *env) daemon(ctx context.Context) error {
 			rep.Kind, rep.Outcome, time.Now().Format(time.RFC3339), rep.Plan.Summary(), formatNext(inc), formatNext(full))
 		status.set(rep.Outcome, line)
 		notifySystemd(log, "STATUS="+line)
+		d.metrics.DeletesWithheld(rep.Kind, rep.Withheld)
+	}
+	// The schedules' periods let alerts and dashboards compare runs with
+	// them; a spec that does not parse is dmn.Run's error to report.
+	for kind, spec := range map[string]string{contactsync.RunIncremental: cfg.Schedule.Incremental, contactsync.RunFull: cfg.Schedule.Full} {
+		if s, err := contactsync.ParseSchedule(spec); err == nil {
+			d.metrics.SetSchedule(kind, s)
+		}
 	}
 
 	// Changes committed from here on wake a run.

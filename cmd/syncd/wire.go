@@ -96,6 +96,7 @@ func (e *env) openWith(ctx context.Context, cfg Config) (*deps, error) {
 		d.Close()
 		return nil, fmt.Errorf("sinch: %w", err)
 	}
+	d.metrics.WatchRateLimit(d.client.RateLimit)
 	return d, nil
 }
 
@@ -111,5 +112,8 @@ func (d *deps) reconciler(allowMassDelete bool) *contactsync.Reconciler {
 		Options:     d.cfg.syncOptions(allowMassDelete),
 		Observer:    d.metrics,
 		LogPII:      d.cfg.Log.PII,
+		// A successor waits this long for a run whose lock session died: two
+		// lock checks for it to notice, one attempt for its calls to end.
+		LockGrace: 2*crm.DefaultLockCheck + d.cfg.Sinch.Timeout,
 	}
 }

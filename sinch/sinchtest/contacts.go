@@ -147,6 +147,7 @@ func (e *Emulator) create(body []byte) (int, any) {
 	if err := e.refused(c); err != nil {
 		return invalid(err)
 	}
+	c = e.unify(sinch.Contact{}, c)
 	c.ID = e.newID()
 	e.store(c)
 	return http.StatusOK, toWire(c)
@@ -253,6 +254,7 @@ func (e *Emulator) update(id string, q url.Values, body []byte) (int, any) {
 	if err := e.refused(next); err != nil {
 		return invalid(err)
 	}
+	next = e.unify(cur, next)
 	e.store(next)
 	return http.StatusOK, toWire(next)
 }
@@ -288,7 +290,7 @@ func (e *Emulator) merge(destID string, body []byte) (int, any) {
 	if !ok {
 		return notFound("source contact", in.SourceID)
 	}
-	merged := normalize(sinch.Merged(dest, src))
+	merged := e.unify(dest, normalize(sinch.Merged(dest, src)))
 	e.remove(src.ID)
 	e.store(merged)
 	return http.StatusOK, toWire(merged)
@@ -330,9 +332,9 @@ func (e *Emulator) list(q url.Values) (int, any) {
 		case ext != "":
 			return c.ExternalID == ext
 		case channel != "":
-			want := sinch.NormalizeIdentity(channel, identity)
+			// Matched as stored: a number with its '+' finds nothing.
 			return slices.ContainsFunc(c.ChannelIdentities, func(ci sinch.ChannelIdentity) bool {
-				return ci.Channel == channel && sinch.NormalizeIdentity(ci.Channel, ci.Identity) == want
+				return ci.Channel == channel && ci.Identity == identity
 			})
 		}
 		return true
@@ -364,6 +366,10 @@ func (e *Emulator) list(q url.Values) (int, any) {
 			break
 		}
 		out.Contacts = append(out.Contacts, toWire(c))
+	}
+	if e.emptyLast && out.NextPageToken == "" && len(out.Contacts) > 0 {
+		// The next page will be empty, and the last.
+		out.NextPageToken = encodePageToken(out.Contacts[len(out.Contacts)-1].ID, filter)
 	}
 	return http.StatusOK, out
 }

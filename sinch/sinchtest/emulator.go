@@ -5,9 +5,12 @@
 // It enforces what the real API enforces (see /work/shared/sinch/README.md):
 // routes under /v1/projects/{project_id}, Basic or bearer auth, page_size
 // defaults and caps, opaque page tokens, required fields, update_mask and
-// merge semantics, Sinch's error body. It counts requests per operation and
-// can inject latency, 429s with Retry-After, 5xx, dropped connections, slow
-// answers and a server-side rate limit.
+// merge semantics, Sinch's error body, identities stored and matched without
+// the '+' of a number, 403 for a key used on another project. It counts
+// requests per operation and can inject latency, 429s with Retry-After or a
+// google.rpc.RetryInfo detail, 5xx, dropped connections, slow answers and a
+// server-side rate limit; it can also end lists with an empty page and play
+// the project setting unified_contact_id_enabled.
 package sinchtest
 
 import (
@@ -55,6 +58,15 @@ type Options struct {
 	// TokenTTL is the lifetime of the bearer tokens it issues; default 1h.
 	TokenTTL time.Duration
 	Faults   Faults
+	// UnifiedContactID plays the project setting unified_contact_id_enabled
+	// (projectsettings/ContactSettingsDto.json): when a create, an update or
+	// a merge brings a contact a phone number, Sinch adds the SMS, MMS and
+	// RCS identities of that number it lacks, at the end.
+	UnifiedContactID bool
+	// EmptyLastPage ends every list that found contacts with a page token
+	// whose page is empty and has none, as the Java SDK's fixture
+	// ContactListResponseDtoPage1.json shows Sinch doing.
+	EmptyLastPage bool
 	// Clock drives token expiry and contact id timestamps; default
 	// time.Now. The server-side rate limit always runs on real time.
 	Clock func() time.Time
@@ -73,6 +85,10 @@ type Faults struct {
 	// RetryAfter is sent with injected 429s, rounded up to whole seconds:
 	// 0 means 1s, a negative value sends no header.
 	RetryAfter time.Duration
+	// RetryInfo sends the wait of every 429 as a google.rpc.RetryInfo
+	// detail (retry_delay, the documented form) instead of the Retry-After
+	// header, which Sinch does not document.
+	RetryInfo bool
 	// DropBeforeRate closes the connection without applying the request;
 	// DropAfterRate applies it, then closes without answering.
 	DropBeforeRate, DropAfterRate float64
@@ -95,7 +111,7 @@ type Emulator struct {
 	ids  []string
 	dead int
 	// byExternal and byIdentity index the list filters: contact ids,
-	// sorted, by external_id and by channel and normalised identity.
+	// sorted, by external_id and by channel and stored identity.
 	byExternal map[string][]string
 	byIdentity map[string][]string
 	tokens     map[string]time.Time
@@ -105,7 +121,60 @@ type Emulator struct {
 	limiter    *rate.Limiter
 	entropy    *ulid.MonotonicEntropy
 	refuse     func(sinch.Contact) error
+	unified    bool
+	emptyLast  bool
 	hooks      *hooks // the Webhooks API and its callbacks (webhooks.go)
+}
+
+// SetUnifiedContactID turns the unified_contact_id_enabled behaviour (see
+// Options) on or off; contacts stored already are left as they are.
+func (e *Emulator) SetUnifiedContactID(on bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.unified = on
+}
+
+// SetEmptyLastPage turns the trailing empty page of lists (see Options) on
+// or off.
+func (e *Emulator) SetEmptyLastPage(on bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.emptyLast = on
+}
+
+// unifiedChannels are the channels Sinch fills in for a phone number.
+var unifiedChannels = []string{"SMS", "MMS", "RCS"}
+
+// unify adds the identities unified_contact_id_enabled makes Sinch add,
+// when it is on: for each phone number the write brings (one that before,
+// the contact held on no channel), its SMS, MMS and RCS identities. A number
+// the contact already had is left as it is, so an identity removed later is
+// not forced back. Callers hold e.mu; both contacts are normalised.
+func (e *Emulator) unify(before, after sinch.Contact) sinch.Contact {
+	if !e.unified {
+		return after
+	}
+	numbers := func(c sinch.Contact) []string {
+		var out []string
+		for _, ci := range c.ChannelIdentities {
+			if sinch.IsPhoneChannel(ci.Channel) && !slices.Contains(out, ci.Identity) {
+				out = append(out, ci.Identity)
+			}
+		}
+		return out
+	}
+	had := numbers(before)
+	for _, n := range numbers(after) {
+		if slices.Contains(had, n) {
+			continue
+		}
+		for _, ch := range unifiedChannels {
+			if id := (sinch.ChannelIdentity{Channel: ch, Identity: n}); !slices.Contains(after.ChannelIdentities, id) {
+				after.ChannelIdentities = append(after.ChannelIdentities, id)
+			}
+		}
+	}
+	return after
 }
 
 // RefuseWrites makes creates and updates whose resulting contact fails check
@@ -141,6 +210,8 @@ func New(opts Options) *Emulator {
 		tokens:     map[string]time.Time{},
 		calls:      map[string]int{},
 		entropy:    ulid.Monotonic(rand.Reader, 0),
+		unified:    opts.UnifiedContactID,
+		emptyLast:  opts.EmptyLastPage,
 		hooks:      newHooks(),
 	}
 	if e.tokenTTL <= 0 {
@@ -165,10 +236,13 @@ func Start(tb testing.TB, opts Options) (*Emulator, *httptest.Server) {
 }
 
 // ClientConfig returns a client configuration pointing at the emulator
-// served at baseURL, with its project and key (Basic auth).
+// served at baseURL, with its project and key, and Basic auth, so that
+// tests see their own requests only; set Auth to sinch.AuthOAuth2 for
+// tokens from the emulator's token endpoint.
 func (e *Emulator) ClientConfig(baseURL string) sinch.Config {
 	return sinch.Config{
 		BaseURL:   baseURL,
+		Auth:      sinch.AuthBasic,
 		ProjectID: e.projectID,
 		KeyID:     e.keyID,
 		KeySecret: e.keySecret,
@@ -285,8 +359,12 @@ func (e *Emulator) remove(id string) {
 	}
 }
 
+// identityIndexKey keys an identity as stored (contacts are normalised
+// before they are stored), so that a look-up matches only the stored form,
+// as Sinch's filter is assumed to: a number queried with its '+' finds
+// nothing, and a client that sends one is caught.
 func identityIndexKey(channel, identity string) string {
-	return channel + "\x00" + sinch.NormalizeIdentity(channel, identity)
+	return channel + "\x00" + identity
 }
 
 func (e *Emulator) index(c sinch.Contact) {

@@ -95,7 +95,8 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rt.project != e.projectID {
-		writeError(w, http.StatusNotFound, "NOT_FOUND", "project "+rt.project+" not found")
+		// The key is valid but not this project's: Sinch refuses it.
+		writeError(w, http.StatusForbidden, "PERMISSION_DENIED", "the access key does not belong to project "+rt.project)
 		return
 	}
 	if allowed != "" {
@@ -105,14 +106,10 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case p.limitedFor > 0:
-		setRetryAfter(w, p.limitedFor)
-		writeError(w, http.StatusTooManyRequests, "RESOURCE_EXHAUSTED", "project rate limit exceeded")
+		writeTooMany(w, p.limitedFor, p.retryInfo, "project rate limit exceeded")
 		return
 	case p.tooMany:
-		if p.retryAfter > 0 {
-			setRetryAfter(w, p.retryAfter)
-		}
-		writeError(w, http.StatusTooManyRequests, "RESOURCE_EXHAUSTED", "too many requests")
+		writeTooMany(w, p.retryAfter, p.retryInfo, "too many requests")
 		return
 	case p.failStatus != 0:
 		name := map[int]string{http.StatusInternalServerError: "INTERNAL", http.StatusServiceUnavailable: "UNAVAILABLE"}[p.failStatus]
@@ -160,6 +157,7 @@ type plan struct {
 	limitedFor            time.Duration // > 0: refused by the server-side rate limit
 	tooMany               bool
 	retryAfter            time.Duration
+	retryInfo             bool
 	failStatus            int
 	dropBefore, dropAfter bool
 	slowLoris             time.Duration
@@ -171,7 +169,7 @@ func (e *Emulator) plan() plan {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	f := e.faults
-	p := plan{latency: f.Latency, slowLoris: f.SlowLoris}
+	p := plan{latency: f.Latency, slowLoris: f.SlowLoris, retryInfo: f.RetryInfo}
 	jitter := e.rng.Float64()
 	if f.LatencyJitter > 0 {
 		p.latency += time.Duration(jitter * float64(f.LatencyJitter))
@@ -203,11 +201,28 @@ func (e *Emulator) plan() plan {
 	return p
 }
 
-// setRetryAfter sends d as whole seconds, rounded up: the header has no
-// finer unit.
-func setRetryAfter(w http.ResponseWriter, d time.Duration) {
-	secs := max(1, int(math.Ceil(d.Seconds())))
-	w.Header().Set("Retry-After", strconv.Itoa(secs))
+// writeTooMany answers 429 RESOURCE_EXHAUSTED asking for a wait of d (none
+// when d is 0), in a Retry-After header or, with retryInfo, as the
+// google.rpc.RetryInfo detail of Sinch's documented example.
+func writeTooMany(w http.ResponseWriter, d time.Duration, retryInfo bool, message string) {
+	var details []json.RawMessage
+	switch {
+	case d <= 0:
+	case retryInfo:
+		detail, _ := json.Marshal(map[string]string{
+			"@type":       "type.googleapis.com/google.rpc.RetryInfo",
+			"retry_delay": strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s",
+		})
+		details = append(details, detail)
+	default:
+		// Whole seconds, rounded up: the header has no finer unit.
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(d.Seconds())))))
+	}
+	body := rpcError{Error: rpcStatus{Code: http.StatusTooManyRequests, Message: message, Status: "RESOURCE_EXHAUSTED", Details: details}}
+	if body.Error.Details == nil {
+		body.Error.Details = []json.RawMessage{}
+	}
+	writeBody(w, http.StatusTooManyRequests, body)
 }
 
 // pause waits d unless the request is cancelled first.
@@ -250,18 +265,23 @@ func writeJSON(w http.ResponseWriter, r *http.Request, status int, v any, slow t
 		w.Write(b)
 		return
 	}
+	// The status line goes out at once; the body comes in chunks, each
+	// after its share of the delay, so the whole answer takes at least slow
+	// (timers never fire early) and the client waits before the first byte
+	// of the body as well.
 	rc := http.NewResponseController(w)
+	rc.Flush()
+	start := time.Now()
 	chunks := min(len(b), 10)
-	step := slow / time.Duration(chunks)
 	for i := range chunks {
-		part := b[i*len(b)/chunks : (i+1)*len(b)/chunks]
-		if _, err := w.Write(part); err != nil {
+		due := start.Add(slow * time.Duration(i+1) / time.Duration(chunks))
+		if !pause(r.Context(), time.Until(due)) {
+			return
+		}
+		if _, err := w.Write(b[i*len(b)/chunks : (i+1)*len(b)/chunks]); err != nil {
 			return
 		}
 		rc.Flush()
-		if i < chunks-1 && !pause(r.Context(), step) {
-			return
-		}
 	}
 }
 
@@ -283,6 +303,10 @@ func errorBody(code int, status, message string) (int, any) {
 
 func writeError(w http.ResponseWriter, code int, status, message string) {
 	code, body := errorBody(code, status, message)
+	writeBody(w, code, body)
+}
+
+func writeBody(w http.ResponseWriter, code int, body any) {
 	b, _ := json.Marshal(body)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)

@@ -1,0 +1,187 @@
+package sync_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/syncd/syncd/crm"
+	contactsync "github.com/syncd/syncd/sync"
+)
+
+// daemonRig runs a Daemon whose schedules are ticks the test fires.
+type daemonRig struct {
+	t     *testing.T
+	ticks chan string
+	runs  chan contactsync.Report
+	skips chan string // "kind reason"
+}
+
+func startDaemon(t *testing.T, rec *contactsync.Reconciler) *daemonRig {
+	t.Helper()
+	r := &daemonRig{t: t, ticks: make(chan string), runs: make(chan contactsync.Report, 16), skips: make(chan string, 16)}
+	d := &contactsync.Daemon{
+		Reconciler: rec, Logger: zaptest.NewLogger(t), Incremental: "@every 1h", Full: "@every 1h", Ticks: r.ticks,
+		OnRun: func(rep contactsync.Report, err error) {
+			if err != nil {
+				t.Errorf("%s run: %v", rep.Kind, err)
+			}
+			r.runs <- rep
+		},
+		OnSkip: func(kind, reason string) { r.skips <- kind + " " + reason },
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, nil) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("daemon: %v", err)
+		}
+	})
+	return r
+}
+
+func (r *daemonRig) tick(kind string) {
+	r.t.Helper()
+	select {
+	case r.ticks <- kind:
+	case <-time.After(30 * time.Second):
+		r.t.Fatalf("the daemon did not take a %s tick", kind)
+	}
+}
+
+// next is the next run the daemon reports, or the next skip.
+func (r *daemonRig) next() (run *contactsync.Report, skip string) {
+	r.t.Helper()
+	select {
+	case rep := <-r.runs:
+		return &rep, ""
+	case s := <-r.skips:
+		return nil, s
+	case <-time.After(30 * time.Second):
+		r.t.Fatal("the daemon neither ran nor skipped anything")
+		return nil, ""
+	}
+}
+
+func (r *daemonRig) wantRun(kind string) {
+	r.t.Helper()
+	if run, skip := r.next(); run == nil || run.Kind != kind || run.Outcome != contactsync.OutcomeSucceeded {
+		r.t.Fatalf("got run %+v / skip %q, want a %s run that succeeded", run, skip, kind)
+	}
+}
+
+func (r *daemonRig) wantSkip(want string) {
+	r.t.Helper()
+	if run, skip := r.next(); skip != want {
+		r.t.Fatalf("got run %+v / skip %q, want skip %q", run, skip, want)
+	}
+}
+
+// idleThenIncremental ticks incremental until one runs: the ticks that find
+// a run still going are skipped. No full run may come first: that would be a
+// full run queued twice.
+func (r *daemonRig) idleThenIncremental() {
+	r.t.Helper()
+	for {
+		r.tick(contactsync.RunIncremental)
+		run, skip := r.next()
+		switch {
+		case skip == "incremental running":
+			continue
+		case run != nil && run.Kind == contactsync.RunIncremental:
+			return
+		default:
+			r.t.Fatalf("got run %+v / skip %q, want the incremental run", run, skip)
+		}
+	}
+}
+
+// TestDaemonQueuesFullRuns: a full run that falls due while another run
+// holds the project lock runs as soon as the lock is free, once however
+// many times it fell due meanwhile.
+func TestDaemonQueuesFullRuns(t *testing.T) {
+	t.Run("behind another process", func(t *testing.T) {
+		t.Parallel()
+		g := newLockRig(t, 20)
+		d := startDaemon(t, g.process(t, 5000, 500*time.Millisecond, 0))
+		other, err := g.admin.TryLock(context.Background(), "chaos")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.tick(contactsync.RunFull)
+		poll(t, "the full run waits for the lock", func() bool {
+			var waiting int64
+			if err := g.admin.DB().Raw(`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`).
+				Scan(&waiting).Error; err != nil {
+				t.Fatal(err)
+			}
+			return waiting > 0
+		})
+		d.tick(contactsync.RunFull)
+		d.wantSkip("full running")
+		d.tick(contactsync.RunIncremental)
+		d.wantSkip("incremental running")
+		if n := len(g.emu.Contacts()); n != 0 {
+			t.Fatalf("%d contacts written while another process held the lock", n)
+		}
+		if err := other.Release(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		d.wantRun(contactsync.RunFull)
+		d.idleThenIncremental()
+		if n := len(g.emu.Contacts()); n != len(g.rows) {
+			t.Errorf("%d contacts after the full run, want %d", n, len(g.rows))
+		}
+	})
+
+	t.Run("behind this process's incremental run", func(t *testing.T) {
+		t.Parallel()
+		g := newLockRig(t, 20)
+		rec := g.process(t, 5000, 500*time.Millisecond, 0)
+		var hold atomic.Pointer[chan struct{}]
+		entered := make(chan struct{}, 1)
+		rec.OnProgress = func(contactsync.Progress) {
+			if h := hold.Swap(nil); h != nil {
+				entered <- struct{}{}
+				<-*h
+			}
+		}
+		d := startDaemon(t, rec)
+		d.tick(contactsync.RunFull)
+		d.wantRun(contactsync.RunFull)
+
+		edited := g.rows[3]
+		edited.DisplayName = str("Edited")
+		edited.UpdatedAt = time.Now()
+		if err := g.admin.UpsertRecords(context.Background(), "crm_contacts", []crm.Record{edited}); err != nil {
+			t.Fatal(err)
+		}
+		release := make(chan struct{})
+		hold.Store(&release)
+		d.tick(contactsync.RunIncremental)
+		<-entered // the incremental run holds the lock, stopped mid-way
+		for range 3 {
+			d.tick(contactsync.RunFull)
+		}
+		d.wantSkip("full running") // the first was queued, the next two dropped
+		d.wantSkip("full running")
+		close(release)
+		d.wantRun(contactsync.RunIncremental)
+		d.wantRun(contactsync.RunFull)
+		d.idleThenIncremental()
+		runs := g.runs(t)
+		kinds := ""
+		for i := len(runs) - 1; i >= 0; i-- {
+			kinds += fmt.Sprintf("%s ", runs[i].Kind)
+		}
+		if kinds != "full incremental full incremental " {
+			t.Errorf("runs recorded: %s", kinds)
+		}
+	})
+}
