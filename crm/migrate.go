@@ -141,3 +141,33 @@ func (s *Store) PendingMigrations(ctx context.Context) (int, error) {
 	}
 	return pending, nil
 }
+
+// NotMigratedError says that syncd's schema lacks migrations this binary
+// carries: every command but migrate needs them, and without this check the
+// first query fails with `relation "syncd.runs" does not exist`.
+type NotMigratedError struct {
+	Pending int // migrations not yet applied
+}
+
+func (e *NotMigratedError) Error() string {
+	return fmt.Sprintf("the database is not migrated (%s pending): run syncd migrate", plural(e.Pending, "migration"))
+}
+
+// CheckMigrated returns a *NotMigratedError when migrations are pending.
+func (s *Store) CheckMigrated(ctx context.Context) error {
+	pending, err := s.PendingMigrations(ctx)
+	if err != nil {
+		return err
+	}
+	if pending > 0 {
+		return &NotMigratedError{Pending: pending}
+	}
+	return nil
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

@@ -20,6 +20,9 @@ const (
 	RunSucceeded   = "succeeded"
 	RunFailed      = "failed"
 	RunInterrupted = "interrupted"
+	// RunRefused is an apply of a saved plan that refused every operation
+	// as stale: it changed nothing, which is no success.
+	RunRefused = "refused"
 )
 
 // Journal kinds (syncd.journal.kind): the operations a plan sends, and the
@@ -46,7 +49,9 @@ const (
 func RunKinds() []string { return []string{RunFull, RunIncremental, RunApply, RunEvents} }
 
 // FinishedOutcomes are the outcomes of a run that has ended.
-func FinishedOutcomes() []string { return []string{RunSucceeded, RunFailed, RunInterrupted} }
+func FinishedOutcomes() []string {
+	return []string{RunSucceeded, RunFailed, RunInterrupted, RunRefused}
+}
 
 // OperationKinds are the journal kinds that are calls to Sinch.
 func OperationKinds() []string {

@@ -76,6 +76,7 @@ func Example() {
 	// /healthz: ok
 	// syncd_runs_total{kind="full",outcome="failed"} 1
 	// syncd_runs_total{kind="full",outcome="interrupted"} 0
+	// syncd_runs_total{kind="full",outcome="refused"} 0
 	// syncd_runs_total{kind="full",outcome="succeeded"} 0
 	// syncd_sinch_calls_total{code="200",operation="list"} 1
 	// syncd_sinch_calls_total{code="429",operation="create"} 1

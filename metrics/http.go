@@ -18,6 +18,8 @@ const PingTimeout = 2 * time.Second
 type Health struct {
 	Ping    func(ctx context.Context) error  // database reachable?
 	LastRun func() (outcome string, ok bool) // outcome of the last finished run, ok=false before any run
+	// FailedBecause, when set, says why the last run failed, for /readyz.
+	FailedBecause func() string
 }
 
 // Handler serves the daemon's HTTP endpoints:
@@ -61,6 +63,11 @@ func (h Health) notReady(ctx context.Context) string {
 	}
 	if h.LastRun != nil {
 		if outcome, ok := h.LastRun(); ok && outcome == "failed" {
+			if h.FailedBecause != nil {
+				if why := h.FailedBecause(); why != "" {
+					return "last run failed: " + why
+				}
+			}
 			return "last run failed"
 		}
 	}

@@ -49,6 +49,8 @@ func TestHandler(t *testing.T) {
 		{"readyz when the database is down", metrics.Health{Ping: pingErr("dial tcp 127.0.0.1:5432: connection refused"), LastRun: noRunYet}, "GET", "/readyz", 503,
 			"not ready: database: dial tcp 127.0.0.1:5432: connection refused\n", false},
 		{"readyz after a failed run", metrics.Health{Ping: pingOK, LastRun: lastRun(contactsync.OutcomeFailed)}, "GET", "/readyz", 503, "not ready: last run failed\n", false},
+		{"readyz says why the last run failed", metrics.Health{Ping: pingOK, LastRun: lastRun(contactsync.OutcomeFailed),
+			FailedBecause: func() string { return "3 operations failed" }}, "GET", "/readyz", 503, "not ready: last run failed: 3 operations failed\n", false},
 		{"readyz reports the database first", metrics.Health{Ping: pingErr("down"), LastRun: lastRun(contactsync.OutcomeFailed)}, "GET", "/readyz", 503, "not ready: database: down\n", false},
 		{"readyz reason stays on one line", metrics.Health{Ping: pingErr("server said:\n  FATAL: too many clients\r\n")}, "GET", "/readyz", 503,
 			"not ready: database: server said: FATAL: too many clients\n", false},

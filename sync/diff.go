@@ -281,6 +281,26 @@ func (d *differ) claim() {
 	d.taken = make(map[int]bool)
 	for _, i := range slices.Sorted(maps.Keys(claimants)) {
 		who := claimants[i]
+		if _, ext := s.contacts.ids(i); ext != "" && d.opts.DeletePolicy != DeletePolicyUnlink {
+			// A contact a gone record left behind belongs to whichever
+			// record holding its identity has no contact of its own: the
+			// record renamed. Two such records make it a guess, and a
+			// delete cannot be undone: it is kept until one of them has.
+			who = slices.DeleteFunc(slices.Clone(who), func(ext string) bool {
+				k, _ := s.lookup(ext)
+				return d.owner[k] >= 0 || d.owner[k] == holdMark || s.held[k] == heldSeen
+			})
+			if len(who) > 1 {
+				d.taken[i] = true
+				d.plan.Notes = append(d.plan.Notes, fmt.Sprintf(
+					"contact %s carries external_id %s, whose record is gone, and holds identities of %d CRM records without a contact (%s): kept, not deleted, until it is clear which it is",
+					d.contact(i).ID, ext, len(who), strings.Join(who, ", ")))
+				continue
+			}
+			if len(who) == 0 {
+				continue
+			}
+		}
 		if len(who) == 1 {
 			d.claims[i] = who[0]
 			if d.claimer == nil {
@@ -327,10 +347,24 @@ func (d *differ) strays(k int, want *Desired, hasContact bool) []int {
 			owned = append(owned, i)
 		}
 	}
-	if hasContact || len(unlinked) > 0 || len(owned) > 1 {
+	switch {
+	case len(owned) == 0:
+		return unlinked
+	case hasContact:
+		return unlinked // the record has its contact: the others are removed
+	case len(owned) > 1:
+		// Which one is the record's is a guess: none is taken, and none is
+		// deleted while the guess stands.
+		for _, i := range owned {
+			d.taken[i] = true
+		}
+		d.plan.Notes = append(d.plan.Notes, fmt.Sprintf(
+			"%s: %d contacts of gone records hold its identities: kept, not deleted, until it is clear which is its own",
+			want.ExternalID, len(owned)))
 		return unlinked
 	}
-	return owned
+	// The renamed record's contact, and what shares its identity with it.
+	return append(owned, unlinked...)
 }
 
 func (d *differ) reconcile(k int) {
@@ -375,12 +409,13 @@ func (d *differ) reconcile(k int) {
 	}
 
 	linked, fresh := s.linked(k), s.linkFresh[k]
+	rekey := d.rekeyed(strays)
 	var dest int
 	var sources []int
 	adopt := len(group) == 0
 	switch {
 	case adopt:
-		dest = d.destination(strays, "")
+		dest = d.destination(strays, rekey)
 		sources = without(strays, dest)
 	case len(group) == 1 && len(strays) == 0:
 		dest = group[0] // one contact, nothing to merge
@@ -401,7 +436,7 @@ func (d *differ) reconcile(k int) {
 		}
 		d.plan.Operations = append(d.plan.Operations, Operation{
 			Kind: OpMerge, ExternalID: want.ExternalID, ContactID: state.ID, SourceContactID: source.ID,
-			Rule: rule, Reason: why + "; merged into " + d.destinationWhy(state.ID, linked, adopt),
+			Rule: rule, Reason: why + "; merged into " + d.destinationWhy(state.ID, linked, rekey, adopt),
 			Hash: want.Hash, Before: []sinch.Contact{state, source},
 		})
 		state = sinch.Merged(state, source)
@@ -458,6 +493,17 @@ func (d *differ) patchRule(state sinch.Contact, want *Desired, linked string, ad
 	return rule, why
 }
 
+// rekeyed is the id of the contact a gone record left among strays, which
+// the renamed record takes over whole; "" when there is none.
+func (d *differ) rekeyed(strays []int) string {
+	for _, i := range strays {
+		if id, ext := d.snap.contacts.ids(i); ext != "" && d.opts.DeletePolicy != DeletePolicyUnlink {
+			return id
+		}
+	}
+	return ""
+}
+
 // destination picks the contact that survives a merge: the linked one, else
 // the one holding the most identities, else the oldest. Sinch ids are ULIDs,
 // which sort by creation time, so the oldest is also the smallest id.
@@ -476,10 +522,12 @@ func (d *differ) destination(cands []int, linkedID string) int {
 	})
 }
 
-func (d *differ) destinationWhy(id, linkedID string, adopt bool) string {
+func (d *differ) destinationWhy(id, linkedID, rekeyID string, adopt bool) string {
 	switch {
 	case linkedID != "" && id == linkedID:
 		return id + " (the linked contact)"
+	case adopt && id == rekeyID:
+		return id + " (the contact of the renamed record)"
 	case adopt:
 		return id + " (the adopted contact: most identities, then oldest)"
 	default:

@@ -27,7 +27,7 @@ func ExampleDiff() {
 	_ = contactsync.WriteText(os.Stdout, plan, contactsync.ReportOptions{})
 	// Output:
 	// Create (1)
-	//   + crm-2  (new)  no Sinch contact carries this external_id
+	//   + crm-2  (new)  no Sinch contact carries this external_id: sends display_name "Grace Hopper", channel_identities "SMS +46701112233, WHATSAPP +46701112233", language "EN_US"
 	//
 	// Patch (1)
 	//   ~ crm-1  01HZX0  [display_name] the contact differs from the CRM record: display_name "Ada" → "Ada Lovelace"

@@ -139,6 +139,28 @@ func unreadable(err error) (Rejection, bool) {
 	return Rejection{ExternalID: rowErr.ExternalID, Column: rowErr.Column, Reason: rowErr.Err.Error()}, true
 }
 
+// unreadableRows splits what RecordsByExternalID returned as its error:
+// the rows it could not read, joined as *crm.RowError each, become
+// rejections; anything else is an error.
+func unreadableRows(err error) ([]Rejection, error) {
+	if err == nil {
+		return nil, nil
+	}
+	errs := []error{err}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = joined.Unwrap()
+	}
+	var out []Rejection
+	for _, e := range errs {
+		rej, ok := unreadable(e)
+		if !ok {
+			return nil, err
+		}
+		out = append(out, rej)
+	}
+	return out, nil
+}
+
 // Plan is a dry run: it fetches both sides and diffs them, writing nothing.
 func (r *Reconciler) Plan(ctx context.Context) (Plan, error) {
 	snap, err := r.Fetch(ctx)
@@ -346,20 +368,34 @@ func (r *Reconciler) incremental(ctx context.Context, runID int64) (Report, erro
 		snap.vanish(l.ExternalID)
 		lookups = append(lookups, lookup{externalID: l.ExternalID})
 	}
-	snap.AddRecords(records)
-	for _, rej := range unread {
+	contacts, calls, err := r.lookUp(ctx, lookups)
+	if err != nil {
+		return Report{Lookups: calls}, err
+	}
+	// A contact found may be the linked contact of a record that did not
+	// change (its external_id changed or cleared in Sinch): the diff gives
+	// it back to that record, which it must therefore hold too.
+	inSnap := make(map[string]bool, len(records))
+	for _, rec := range records {
+		inSnap[rec.ExternalID] = true
+	}
+	more, gone, moreUnread, err := r.linkedRecords(ctx, links, contacts, inSnap, changed)
+	if err != nil {
+		return Report{Lookups: calls}, err
+	}
+	for _, ext := range gone {
+		snap.vanish(ext)
+	}
+	snap.AddRecords(append(records, more...))
+	for _, rej := range append(unread, moreUnread...) {
 		snap.AddUnreadable(rej)
 	}
 	for _, l := range links {
 		snap.AddLinks(l)
 	}
-	contacts, calls, err := r.lookUp(ctx, lookups)
-	if err != nil {
-		return Report{Lookups: calls}, err
-	}
 	snap.AddContacts(contacts)
-	plan, more, err := r.plan(ctx, snap)
-	calls += more
+	plan, gets, err := r.plan(ctx, snap)
+	calls += gets
 	if err != nil {
 		return Report{Lookups: calls}, err
 	}
@@ -372,6 +408,50 @@ func (r *Reconciler) incremental(ctx context.Context, runID int64) (Report, erro
 		err = r.Store.DeleteLinks(context.WithoutCancel(ctx), r.ProjectID, renamed)
 	}
 	return rep, err
+}
+
+// linkedRecords returns the records, not yet in the snapshot, whose stored
+// link is one of the contacts: from the rows read (one that did not change
+// since it was synced) or read now; gone are the external_ids of those links
+// whose row is no longer in the source.
+func (r *Reconciler) linkedRecords(ctx context.Context, links map[string]crm.Link, contacts []sinch.Contact, inSnap map[string]bool, read map[string]crm.Record) (records []crm.Record, gone []string, unread []Rejection, err error) {
+	found := make(map[string]bool, len(contacts))
+	for _, c := range contacts {
+		found[c.ID] = true
+	}
+	var want []string
+	for ext, l := range links {
+		if inSnap[ext] || !found[l.ContactID] {
+			continue
+		}
+		if rec, ok := read[ext]; ok {
+			records = append(records, rec)
+		} else {
+			want = append(want, ext)
+		}
+	}
+	if len(want) == 0 {
+		return records, nil, nil, nil
+	}
+	slices.Sort(want)
+	more, err := r.Store.RecordsByExternalID(ctx, r.Source, want)
+	if unread, err = unreadableRows(err); err != nil {
+		return nil, nil, nil, fmt.Errorf("read the records of linked contacts: %w", err)
+	}
+	records = append(records, more...)
+	have := make(map[string]bool, len(more)+len(unread))
+	for _, rec := range more {
+		have[rec.ExternalID] = true
+	}
+	for _, rej := range unread {
+		have[rej.ExternalID] = true
+	}
+	for _, ext := range want {
+		if !have[ext] {
+			gone = append(gone, ext)
+		}
+	}
+	return records, gone, unread, nil
 }
 
 type lookup struct {

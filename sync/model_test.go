@@ -37,17 +37,17 @@ import (
 const (
 	// modelRenames: a record whose external_id changes keeps its contact
 	// (re-keyed by a patch of external_id), never deleted and created anew.
-	modelRenames = false // enable once renames re-key
+	modelRenames = true // enable once renames re-key
 	// modelHandRekey: a linked contact whose external_id someone changed in
 	// Sinch to another record's gets its own put back, never merged away.
-	modelHandRekey = false // enable once a linked contact's external_id is restored
+	modelHandRekey = true // enable once a linked contact's external_id is restored
 	// modelIncrementalShared: incremental runs while a contact without
 	// external_id holds the identities of two live records, which belongs to
 	// neither: an incremental run must not adopt it for the one it looks up.
-	modelIncrementalShared = false // enable once incremental runs adopt only what a full run would
+	modelIncrementalShared = true // enable once incremental runs adopt only what a full run would
 	// modelLostLock: a run whose project lock is taken from it sends no
 	// more writes, while another runner takes over.
-	modelLostLock = false // enable once the lock is watched for the whole run
+	modelLostLock = true // enable once the lock is watched for the whole run
 )
 
 // Defaults of the model test, small enough for CI under -race on two cores.

@@ -71,10 +71,40 @@ func (op Operation) Removes() bool {
 // Explain is the operation's reason followed by the fields it sets, with
 // their values unless redact is set (logs and the journal hold no PII).
 func (op Operation) Explain(redact bool) string {
-	if len(op.Changes) == 0 {
+	changes := op.Sent()
+	if len(changes) == 0 {
 		return op.Reason
 	}
-	return op.Reason + ": " + describeChanges(op.Changes, redact)
+	if op.Kind == OpCreate && len(op.Changes) == 0 {
+		return op.Reason + ": sends " + describeValues(changes, redact)
+	}
+	return op.Reason + ": " + describeChanges(changes, redact)
+}
+
+// Sent is what the operation sets in Sinch: its changes, or for a create,
+// which has none to show, every field of the contact it sends.
+func (op Operation) Sent() []Change {
+	if op.Kind != OpCreate || op.Contact == nil || len(op.Changes) > 0 {
+		return op.Changes
+	}
+	c := op.Contact
+	var out []Change
+	add := func(field, v string) {
+		if v != "" {
+			out = append(out, Change{Field: field, New: v})
+		}
+	}
+	add(sinch.FieldDisplayName, c.DisplayName)
+	add(sinch.FieldEmail, c.Email)
+	ids := make([]string, len(c.ChannelIdentities))
+	for i, id := range c.ChannelIdentities {
+		ids[i] = id.Channel + " " + id.Identity
+	}
+	add(sinch.FieldChannelIdentities, strings.Join(ids, ", "))
+	add(sinch.FieldChannelPriority, strings.Join(c.ChannelPriority, ", "))
+	add(sinch.FieldLanguage, c.Language)
+	add(sinch.FieldMetadata, c.Metadata)
+	return out
 }
 
 // Link ties a CRM record to the Sinch contact that mirrors it.
@@ -145,9 +175,40 @@ func (p *Plan) sent() {
 // Empty reports whether the plan has nothing to send.
 func (p Plan) Empty() bool { return len(p.Operations) == 0 }
 
+// Describe is the plan's summary in one line, with the delete guard's
+// verdict beside the count of deletes it withholds, so that nobody reads
+// "1 to delete" and expects a delete.
+func (p Plan) Describe() string {
+	s := p.Summary()
+	if p.DeleteGuard == "" {
+		return s.String()
+	}
+	withheld := 0
+	for _, op := range p.Operations {
+		if op.Removes() {
+			withheld++
+		}
+	}
+	return fmt.Sprintf("%d to create, %d to patch, %d to merge, %d to delete (%d withheld by the delete guard: %s), %d unchanged, %d rejected",
+		s.Create, s.Patch, s.Merge, s.Delete, withheld, p.DeleteGuard, s.Unchanged, s.Rejected)
+}
+
 func (s Summary) String() string {
 	return fmt.Sprintf("%d to create, %d to patch, %d to merge, %d to delete, %d unchanged, %d rejected",
 		s.Create, s.Patch, s.Merge, s.Delete, s.Unchanged, s.Rejected)
+}
+
+// describeValues renders fields set from nothing as `field "new"`.
+func describeValues(changes []Change, redact bool) string {
+	parts := make([]string, 0, len(changes))
+	for _, c := range changes {
+		if redact {
+			parts = append(parts, c.Field)
+			continue
+		}
+		parts = append(parts, c.Field+" "+strconv.Quote(c.New))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // describeChanges renders changes as `field "old" → "new"`, with values

@@ -70,6 +70,7 @@ const (
 	OutcomeSucceeded   = crm.RunSucceeded
 	OutcomeFailed      = crm.RunFailed
 	OutcomeInterrupted = crm.RunInterrupted
+	OutcomeRefused     = crm.RunRefused
 )
 
 // Journal statuses (see crm).
@@ -177,6 +178,7 @@ type Report struct {
 	Failed   int           `json:"failed"`
 	Skipped  int           `json:"skipped"`
 	Withheld int           `json:"withheld_deletes"`
+	Refused  int           `json:"refused"` // saved operations refused as stale
 	Lookups  int           `json:"lookups"`
 	Duration time.Duration `json:"duration_ns"`
 	// Rejected are contacts Sinch refused with a 400; the run went on.
@@ -219,6 +221,7 @@ func (rep Report) Counts() map[string]int {
 		"create": rep.Applied.Create, "patch": rep.Applied.Patch, "merge": rep.Applied.Merge, "delete": rep.Applied.Delete,
 		"unchanged": s.Unchanged, "rejected": s.Rejected + len(rep.Rejected),
 		"failed": rep.Failed, "skipped": rep.Skipped, "withheld_deletes": rep.Withheld, "lookups": rep.Lookups,
+		"refused": rep.Refused,
 	}
 }
 
@@ -465,7 +468,16 @@ func (r *Reconciler) run(ctx context.Context, lock *crm.Lock, kind string, body 
 	if err != nil {
 		fields = append(fields, zap.Error(err))
 	}
-	r.Logger.Info("run finished", fields...)
+	// The level says how much it matters: a failed run wants someone's
+	// attention, withheld deletes a look.
+	switch {
+	case rep.Outcome == OutcomeFailed:
+		r.Logger.Error("run finished", fields...)
+	case rep.Withheld > 0:
+		r.Logger.Warn("run finished", append(fields, zap.String("delete_guard", rep.Plan.DeleteGuard))...)
+	default:
+		r.Logger.Info("run finished", fields...)
+	}
 	return rep, err
 }
 
@@ -479,6 +491,8 @@ func outcome(ctx context.Context, err error, rep Report) string {
 		return OutcomeInterrupted
 	case err != nil || rep.Failed > 0:
 		return OutcomeFailed
+	case rep.Refused > 0 && rep.Applied == (Summary{}):
+		return OutcomeRefused
 	default:
 		return OutcomeSucceeded
 	}

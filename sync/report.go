@@ -70,7 +70,7 @@ func WriteJSON(w io.Writer, p Plan, opts ReportOptions) error {
 		}
 		ro := reportOperation{
 			Kind: op.Kind, ExternalID: op.ExternalID, ContactID: op.ContactID, SourceContactID: op.SourceContactID,
-			UpdateMask: op.UpdateMask, Reason: op.Explain(opts.Redact), Rule: op.Rule, Changes: redactChanges(op.Changes, opts.Redact),
+			UpdateMask: op.UpdateMask, Reason: op.Explain(opts.Redact), Rule: op.Rule, Changes: redactChanges(op.Sent(), opts.Redact),
 		}
 		if ro.UpdateMask == nil {
 			ro.UpdateMask = []string{}
@@ -80,7 +80,7 @@ func WriteJSON(w io.Writer, p Plan, opts ReportOptions) error {
 	if opts.shows("rejected") {
 		for _, rej := range p.Rejected {
 			if opts.Redact {
-				rej.Reason = "(redacted)"
+				rej.Reason = RedactReason(rej.Reason)
 			}
 			out.Rejected = append(out.Rejected, rej)
 		}
@@ -126,10 +126,10 @@ func sections(p Plan, opts ReportOptions) map[string][]reportLine {
 		out[string(op.Kind)] = append(out[string(op.Kind)], reportLine{op.ExternalID, target, detail})
 	}
 	for _, rej := range p.Rejected {
-		reason := rej.String()
 		if opts.Redact {
-			reason = rej.Column + ": (redacted)"
+			rej.Reason = RedactReason(rej.Reason)
 		}
+		reason := rej.String()
 		out["rejected"] = append(out["rejected"], reportLine{rej.ExternalID, "", reason})
 	}
 	return out
@@ -174,15 +174,12 @@ func WriteText(w io.Writer, p Plan, opts ReportOptions) error {
 	for _, note := range p.Notes {
 		fmt.Fprintf(w, "Note: %s\n", TerminalEscape(note))
 	}
-	if p.DeleteGuard != "" {
-		fmt.Fprintln(w, paint(string(OpDelete), "Deletes withheld: "+TerminalEscape(p.DeleteGuard)))
-	}
 	s := p.Summary()
 	if p.Empty() {
 		_, err := fmt.Fprintf(w, "Nothing to do: %d unchanged, %d rejected.\n", s.Unchanged, s.Rejected)
 		return err
 	}
-	_, err := fmt.Fprintf(w, "Plan: %s.\n", s)
+	_, err := fmt.Fprintf(w, "Plan: %s.\n", p.Describe())
 	return err
 }
 

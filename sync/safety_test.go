@@ -402,3 +402,35 @@ func TestRefusedKeyStopsTheRun(t *testing.T) {
 		}
 	}
 }
+
+// crm-6's contact is set by hand to crm-2's external_id, and crm-2's own
+// contact is deleted; crm-2 then changes. The incremental run gives the
+// contact back to crm-6 and creates one for crm-2.
+func TestIncrementalGivesAMovedContactBack(t *testing.T) {
+	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
+	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(8, "Person")); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, rec, contactsync.RunFull)
+	before := byExternalID(emu)
+	c6, c2 := before["crm-00006"][0], before["crm-00002"][0]
+	if _, err := rec.Sinch.UpdateContact(t.Context(), c6.ID, sinch.Contact{ExternalID: "crm-00002"}, []string{sinch.FieldExternalID}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Sinch.DeleteContact(t.Context(), c2.ID); err != nil {
+		t.Fatal(err)
+	}
+	execSQL(t, store, `UPDATE crm_contacts SET display_name = 'Changed', updated_at = now() WHERE external_id = 'crm-00002'`)
+	emu.ResetCalls()
+	mustRun(t, rec, contactsync.RunIncremental)
+	after := byExternalID(emu)
+	if cs := after["crm-00006"]; len(cs) != 1 || cs[0].ID != c6.ID {
+		t.Errorf("crm-00006 has %v, want its own contact %s back", cs, c6.ID)
+	}
+	if cs := after["crm-00002"]; len(cs) != 1 || cs[0].ID == c6.ID || cs[0].DisplayName != "Changed" {
+		t.Errorf("crm-00002 has %v, want a new contact of its own", cs)
+	}
+	if n := emu.Calls(sinchtest.OpMerge) + emu.Calls(sinchtest.OpDelete); n != 0 {
+		t.Errorf("%v", emu.CallCounts())
+	}
+}

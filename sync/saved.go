@@ -97,7 +97,9 @@ func (r *Reconciler) ApplySaved(ctx context.Context, sp SavedPlan, wait bool) (R
 			return Report{}, err
 		}
 		var plan Plan
-		plan.DeleteGuard = sp.DeleteGuard
+		if !r.Options.AllowMassDelete {
+			plan.DeleteGuard = sp.DeleteGuard
+		}
 		plan.Rejected = sp.Rejected
 		for _, so := range sp.Operations {
 			if why, bad := reasons[so.ExternalID]; bad {
@@ -111,7 +113,9 @@ func (r *Reconciler) ApplySaved(ctx context.Context, sp SavedPlan, wait bool) (R
 			}
 			plan.Operations = append(plan.Operations, op)
 		}
-		return r.Apply(ctx, runID, plan)
+		rep, err := r.Apply(ctx, runID, plan)
+		rep.Refused = len(stale)
+		return rep, err
 	})
 	return rep, stale, err
 }
@@ -129,19 +133,12 @@ func (r *Reconciler) checkSaved(ctx context.Context, sp SavedPlan) (map[string]s
 	var mu stdsync.Mutex
 	reasons := make(map[string]string)
 	records, err := r.Store.RecordsByExternalID(ctx, sp.Source, order)
+	unread, err := unreadableRows(err)
 	if err != nil {
-		// Rows that cannot be read come back joined, each a *crm.RowError.
-		errs := []error{err}
-		if joined, ok := err.(interface{ Unwrap() []error }); ok {
-			errs = joined.Unwrap()
-		}
-		for _, e := range errs {
-			rej, ok := unreadable(e)
-			if !ok {
-				return nil, fmt.Errorf("read CRM records: %w", err)
-			}
-			reasons[rej.ExternalID] = "the CRM record cannot be read: " + rej.String()
-		}
+		return nil, fmt.Errorf("read CRM records: %w", err)
+	}
+	for _, rej := range unread {
+		reasons[rej.ExternalID] = "the CRM record cannot be read: " + rej.String()
 	}
 	now := make(map[string]crm.Record, len(records))
 	for _, rec := range records {

@@ -12,7 +12,7 @@ import (
 
 func (e *env) applyCommand() *cobra.Command {
 	var maxAge time.Duration
-	var wait bool
+	var wait, allowMassDelete bool
 	cmd := &cobra.Command{
 		Use:   "apply PLAN.json",
 		Short: "Apply a plan saved by syncd diff --out, refusing what changed since",
@@ -23,8 +23,9 @@ no contact with its external_id. Operations that fail the check are refused
 and listed; the rest are applied. A plan older than --max-age is refused whole.
 
 Exit status: 0 applied (refused operations listed), 1 error or failed
-operations, 4 some operations were refused as stale, 75 another syncd holds
-the project's lock (unless --wait).`,
+operations, 3 deletes withheld by the delete guard (unless
+--allow-mass-delete), 4 some operations were refused as stale, 75 another
+syncd holds the project's lock (unless --wait).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			data, err := os.ReadFile(args[0])
@@ -43,7 +44,7 @@ the project's lock (unless --wait).`,
 				return err
 			}
 			defer d.Close()
-			rep, stale, err := d.reconciler(false).ApplySaved(cmd.Context(), sp, wait)
+			rep, stale, err := d.reconciler(allowMassDelete).ApplySaved(cmd.Context(), sp, wait)
 			if contactsync.IsLocked(err) {
 				return &exitCodeError{code: exitTempFail, err: fmt.Errorf("%w; try again later, or pass --wait", err)}
 			}
@@ -60,10 +61,14 @@ the project's lock (unless --wait).`,
 			if len(stale) > 0 {
 				return &exitCodeError{code: exitStalePlan, err: fmt.Errorf("%d operations refused: their preconditions no longer hold; run syncd diff again", len(stale))}
 			}
+			if rep.Withheld > 0 {
+				return deletesWithheld(rep)
+			}
 			return nil
 		},
 	}
 	cmd.Flags().DurationVar(&maxAge, "max-age", time.Hour, "refuse a plan older than this")
+	cmd.Flags().BoolVar(&allowMassDelete, "allow-mass-delete", false, "apply the plan's deletes even when the delete guard withheld them (sync.max_deletes, sync.max_delete_fraction)")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait for another syncd to finish instead of exiting 75 while it holds the project lock")
 	return cmd
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -104,5 +105,88 @@ func TestPlanReviewApply(t *testing.T) {
 	}
 	if h.writes() != 0 {
 		t.Errorf("an old plan wrote to Sinch: %v", h.emu.CallCounts())
+	}
+}
+
+// An apply that refused every operation changed nothing: it is not reported
+// as succeeded, neither in its summary nor in the run history.
+func TestApplyThatRefusedEverythingIsNotASuccess(t *testing.T) {
+	h := newHarness(t)
+	h.migrate()
+	h.load(crmRows(1))
+	plan := filepath.Join(t.TempDir(), "plan.json")
+	if code, out, _ := h.run("diff", "--out", plan); code != exitChangesPending {
+		t.Fatalf("diff --out exited %d:\n%s", code, out)
+	}
+	h.emu.Seed(sinch.Contact{ExternalID: "crm-0001", Language: "EN_US", ChannelIdentities: []sinch.ChannelIdentity{{Channel: "SMS", Identity: "46739000001"}}})
+	code, out, errOut := h.run("apply", plan)
+	if code != exitStalePlan || strings.Contains(out, "succeeded") || !strings.Contains(out, " refused in ") {
+		t.Errorf("apply exited %d:\n%s%s", code, out, errOut)
+	}
+	if len(h.emu.Contacts()) != 1 {
+		t.Errorf("%d contacts, want the one seeded", len(h.emu.Contacts()))
+	}
+	runs, err := h.store.LastRuns(t.Context(), "p1", 1)
+	if err != nil || len(runs) != 1 || runs[0].Outcome != "refused" || runs[0].Counts["refused"] != 1 {
+		t.Errorf("last run = %+v, %v; want outcome refused with 1 refused", runs, err)
+	}
+}
+
+// A run that never started prints no summary of itself.
+func TestNoSummaryForARunThatNeverStarted(t *testing.T) {
+	h := newHarness(t)
+	h.migrate()
+	lock, err := h.store.TryLock(t.Context(), "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lock.Release(context.Background()) })
+	code, out, _ := h.run("backfill")
+	if code != exitTempFail || strings.Contains(out, "Run 0") || out != "" {
+		t.Errorf("backfill under a held lock exited %d and printed %q", code, out)
+	}
+}
+
+// On a small project one delete trips the fraction guard: the plan says so
+// in its summary line, apply withholds it and exits 3, and
+// --allow-mass-delete applies it.
+func TestApplyWithheldDeletes(t *testing.T) {
+	h := newHarness(t)
+	h.migrate()
+	rows := crmRows(4)
+	h.load(rows)
+	if code, out, errOut := h.run("backfill"); code != 0 {
+		t.Fatalf("backfill exited %d:\n%s%s", code, out, errOut)
+	}
+	if err := h.store.DB().Exec("DELETE FROM crm_contacts WHERE external_id = 'crm-0004'").Error; err != nil {
+		t.Fatal(err)
+	}
+	plan := filepath.Join(t.TempDir(), "plan.json")
+	code, out, _ := h.run("diff", "--out", plan)
+	if code != exitChangesPending {
+		t.Fatalf("diff exited %d:\n%s", code, out)
+	}
+	var summary string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "Plan: ") {
+			summary = line
+		}
+	}
+	if !strings.Contains(summary, "1 to delete (1 withheld by the delete guard: ") || !strings.Contains(summary, "max_delete_fraction") {
+		t.Errorf("the summary line does not say why the delete is withheld: %q\n%s", summary, out)
+	}
+
+	code, out, errOut := h.run("apply", plan)
+	if code != exitDeletesWithheld || !strings.Contains(out, "0 deleted (1 withheld by the delete guard") {
+		t.Errorf("apply exited %d, want %d:\n%s%s", code, exitDeletesWithheld, out, errOut)
+	}
+	if n := len(h.emu.Contacts()); n != 4 {
+		t.Fatalf("%d contacts after a guarded apply, want 4", n)
+	}
+	if code, out, errOut := h.run("apply", "--allow-mass-delete", plan); code != 0 {
+		t.Fatalf("apply --allow-mass-delete exited %d:\n%s%s", code, out, errOut)
+	}
+	if n := len(h.emu.Contacts()); n != 3 {
+		t.Errorf("%d contacts after apply --allow-mass-delete, want 3", n)
 	}
 }

@@ -31,9 +31,14 @@ its PostgreSQL session holds, and stopped), 3 deletes withheld by the mass-delet
 			}
 			defer d.Close()
 			rec := d.reconciler(allowMassDelete)
-			view := newProgressView(e.stderr, isTerminal(e.stderr), d.log)
+			terminal := isTerminal(e.stderr)
+			view := newProgressView(e.stderr, terminal, d.log)
+			if terminal {
+				e.console.draw(view)
+			}
 			rec.OnProgress = view.update
 			rep, err := rec.Backfill(cmd.Context(), wait)
+			e.console.draw(nil)
 			view.finish()
 			if contactsync.IsLocked(err) {
 				return &exitCodeError{code: exitTempFail, err: fmt.Errorf("%w; try again later, or pass --wait", err)}
@@ -63,18 +68,27 @@ func backfillExit(rep contactsync.Report, strict bool) error {
 	switch {
 	case rep.Failed > 0:
 		return fmt.Errorf("%d operations failed; run again to retry them", rep.Failed)
-	case rep.Plan.DeleteGuard != "":
-		return &exitCodeError{code: exitDeletesWithheld, err: errors.New("deletes withheld: " + rep.Plan.DeleteGuard)}
+	case rep.Withheld > 0:
+		return deletesWithheld(rep)
 	case strict && rejected > 0:
 		return fmt.Errorf("%d rows rejected (--strict)", rejected)
 	}
 	return nil
 }
 
+// writeRunSummary prints how a run ended; nothing for one that never
+// started (its error says why), which would read "Run 0 in 0s".
 func writeRunSummary(w io.Writer, rep contactsync.Report) {
+	if rep.RunID == 0 {
+		return
+	}
 	a := rep.Applied
-	fmt.Fprintf(w, "Run %d %s in %s: %d created, %d patched, %d merged, %d deleted, %d unchanged, %d failed, %d skipped.\n",
-		rep.RunID, rep.Outcome, rep.Duration.Round(1e6), a.Create, a.Patch, a.Merge, a.Delete, rep.Plan.Unchanged, rep.Failed, rep.Skipped)
+	deleted := fmt.Sprintf("%d deleted", a.Delete)
+	if rep.Withheld > 0 {
+		deleted += fmt.Sprintf(" (%d withheld by the delete guard: %s)", rep.Withheld, rep.Plan.DeleteGuard)
+	}
+	fmt.Fprintf(w, "Run %d %s in %s: %d created, %d patched, %d merged, %s, %d unchanged, %d failed, %d skipped.\n",
+		rep.RunID, rep.Outcome, rep.Duration.Round(1e6), a.Create, a.Patch, a.Merge, deleted, rep.Plan.Unchanged, rep.Failed, rep.Skipped)
 	for _, rej := range rep.Plan.Rejected {
 		fmt.Fprintf(w, "rejected  %s  %s\n", rej.ExternalID, rej)
 	}
@@ -84,7 +98,10 @@ func writeRunSummary(w io.Writer, rep contactsync.Report) {
 	for _, msg := range rep.Errors {
 		fmt.Fprintf(w, "failed  %s\n", msg)
 	}
-	if rep.Plan.DeleteGuard != "" {
-		fmt.Fprintf(w, "deletes withheld (%d): %s\n", rep.Withheld, rep.Plan.DeleteGuard)
-	}
+}
+
+// deletesWithheld is exit status 3: the run did the rest, the guard kept
+// its deletes back.
+func deletesWithheld(rep contactsync.Report) error {
+	return &exitCodeError{code: exitDeletesWithheld, err: fmt.Errorf("%d deletes withheld: %s", rep.Withheld, rep.Plan.DeleteGuard)}
 }

@@ -1,21 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
 	"net/url"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"go.uber.org/zap/zapcore"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/syncd/syncd/sinch"
 	contactsync "github.com/syncd/syncd/sync"
@@ -33,6 +29,14 @@ type Config struct {
 	Webhook         WebhookConfig  `yaml:"webhook"`
 	Log             LogConfig      `yaml:"log"`
 	ShutdownTimeout time.Duration  `yaml:"shutdown_timeout"`
+	Journal         JournalConfig  `yaml:"journal"`
+}
+
+// JournalConfig bounds the history syncd keeps.
+type JournalConfig struct {
+	// Retention is how long journal entries and finished runs are kept; 0
+	// keeps them for ever.
+	Retention time.Duration `yaml:"retention"`
 }
 
 type DatabaseConfig struct {
@@ -125,6 +129,7 @@ func defaultConfig() Config {
 		Webhook:         WebhookConfig{Path: "/webhooks/sinch"},
 		Log:             LogConfig{Level: "info", Format: "auto"},
 		ShutdownTimeout: 20 * time.Second,
+		Journal:         JournalConfig{Retention: 30 * 24 * time.Hour},
 	}
 }
 
@@ -147,7 +152,7 @@ var envOverrides = []struct {
 	{"SYNCD_CRM_SOURCE", "crm.source", func(c *Config, v string) error { c.CRM.Source = v; return nil }},
 	{"SYNCD_WEBHOOK_SECRET", "webhook.secret", func(c *Config, v string) error { c.Webhook.Secret = v; return nil }},
 	{"SYNCD_LOG_LEVEL", "log.level", func(c *Config, v string) error { c.Log.Level = v; return nil }},
-	{"SYNCD_LOG_PII", "log.pii", func(c *Config, v string) (err error) { c.Log.PII, err = strconv.ParseBool(v); return err }},
+	{"SYNCD_LOG_PII", "log.pii", func(c *Config, v string) (err error) { c.Log.PII, err = parseBool(v); return err }},
 }
 
 // loadConfig reads the file at path (a missing file is fine unless the
@@ -161,27 +166,29 @@ func loadConfig(path string, explicit bool, getenv func(string) string) (Config,
 }
 
 // readConfig reads the file and applies the environment without judging
-// the values: an unreadable file or an unknown key is an error here.
+// the values: an unreadable file, an unknown key or a value of the wrong
+// kind is an error here, all of them at once as configErrors; the keys
+// that read well are set all the same.
 func readConfig(path string, explicit bool, getenv func(string) string) (Config, error) {
 	cfg := defaultConfig()
+	var problems configErrors
 	data, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && !explicit:
 	case err != nil:
 		return cfg, fmt.Errorf("read config: %w", err)
 	default:
-		dec := yaml.NewDecoder(bytes.NewReader(data))
-		dec.KnownFields(true)
-		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) { // EOF: an empty file
-			return cfg, fmt.Errorf("config %s: %w", path, err)
-		}
+		problems = decodeConfig(data, &cfg)
 	}
 	for _, o := range envOverrides {
 		if v := getenv(o.name); v != "" {
 			if err := o.set(&cfg, v); err != nil {
-				return cfg, fmt.Errorf("%s (%s): %w", o.name, o.key, err)
+				problems = append(problems, fmt.Errorf("%s (%s): %w", o.name, o.key, err))
 			}
 		}
+	}
+	if len(problems) > 0 {
+		return cfg, problems
 	}
 	return cfg, nil
 }
@@ -259,10 +266,10 @@ func (c Config) problems() []error {
 		}
 	}
 	if _, err := contactsync.ParseSchedule(c.Schedule.Incremental); err != nil {
-		bad("schedule.incremental: %q: %v", c.Schedule.Incremental, err)
+		bad("schedule.incremental: %q is not a schedule (like \"@every 1m\" or \"*/5 * * * *\")", c.Schedule.Incremental)
 	}
 	if _, err := contactsync.ParseSchedule(c.Schedule.Full); err != nil {
-		bad("schedule.full: %q: %v", c.Schedule.Full, err)
+		bad("schedule.full: %q is not a schedule (like \"0 3 * * *\" or \"@daily\")", c.Schedule.Full)
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 		bad("http.listen: %q is not host:port", c.HTTP.Listen)
@@ -278,6 +285,9 @@ func (c Config) problems() []error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout must be positive")
+	}
+	if c.Journal.Retention < 0 {
+		bad("journal.retention must not be negative (0 keeps everything)")
 	}
 	return out
 }

@@ -22,10 +22,13 @@ func (e *env) configCommand() *cobra.Command {
 	cmd.AddCommand(&cobra.Command{
 		Use:   "check",
 		Short: "Validate the configuration, the database connection and the Sinch credentials",
-		Long: `Check the configuration file and the environment key by key, then connect to
-PostgreSQL (and say whether migrations are pending) and make one harmless call
-to Sinch (a list of one contact) to prove the credentials. Exit 1 on any
-problem.`,
+		Long: `Check the configuration file and the environment key by key (every problem at
+once, each by its key path), then connect to PostgreSQL (and say whether
+migrations are pending), check that crm.source exists and has every column of
+the contract with a type syncd can read, and make one harmless call to Sinch
+(a list of one contact) to prove the credentials.
+
+Exit status: 0 all checks passed (warnings are printed with !), 1 any problem.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return e.configCheck(cmd.Context())
@@ -41,16 +44,24 @@ func (e *env) configCheck(ctx context.Context) error {
 		source += " (if present)"
 	}
 	cfg, err := readConfig(e.configPath, e.configExplicit, e.getenv)
-	problems := cfg.problems()
-	if err != nil {
-		problems = []error{err} // the rest cannot be judged from a file that does not parse
+	var problems []error
+	var read configErrors
+	switch {
+	case errors.As(err, &read):
+		// The keys that did read are judged too: every problem at once.
+		problems = append(problems, read...)
+	case err != nil:
+		problems = append(problems, err) // an unreadable file: nothing to judge
+	}
+	if err == nil || len(read) > 0 {
+		problems = append(problems, cfg.problems()...)
 	}
 	if len(problems) > 0 {
 		fmt.Fprintf(out, "✗ configuration from %s and the environment:\n", source)
 		for _, p := range problems {
 			fmt.Fprintf(out, "    %v\n", p)
 		}
-		return &exitCodeError{code: exitError, err: fmt.Errorf("%d configuration problems", len(problems))}
+		return &exitCodeError{code: exitError, err: errors.New(plural(len(problems), "configuration problem"))}
 	}
 	fmt.Fprintf(out, "✓ configuration from %s and the environment\n", source)
 
@@ -67,20 +78,47 @@ func (e *env) configCheck(ctx context.Context) error {
 		}
 		fmt.Fprintf(out, "✓ %s: %s\n", what, detail)
 	}
+	pending := 0
 	check("database.url", func(ctx context.Context) (string, error) {
 		store, err := crm.Open(ctx, cfg.Database.URL, log)
 		if err != nil {
 			return "", err
 		}
 		defer store.Close()
-		pending, err := store.PendingMigrations(ctx)
+		pending, err = store.PendingMigrations(ctx)
 		if err != nil {
 			return "", err
 		}
 		if pending > 0 {
-			return fmt.Sprintf("connected; %d migrations pending: run syncd migrate", pending), nil
+			return fmt.Sprintf("connected; %s pending: run syncd migrate", plural(pending, "migration")), nil
 		}
 		return "connected; migrations up to date", nil
+	})
+	check("crm.source", func(ctx context.Context) (string, error) {
+		store, err := crm.Open(ctx, cfg.Database.URL, log)
+		if err != nil {
+			return "", errors.New("not checked: no database")
+		}
+		defer store.Close()
+		if pending > 0 && (cfg.CRM.Source == "crm_contacts" || cfg.CRM.Source == "public.crm_contacts") {
+			return "the reference table; syncd migrate creates it", nil
+		}
+		sc, err := store.CheckSource(ctx, cfg.CRM.Source)
+		if err != nil {
+			return "", err
+		}
+		if !sc.OK() {
+			var parts []string
+			if len(sc.Missing) > 0 {
+				parts = append(parts, "missing "+strings.Join(sc.Missing, ", "))
+			}
+			parts = append(parts, sc.Mistyped...)
+			return "", fmt.Errorf("%s does not have the contract's columns: %s", cfg.CRM.Source, strings.Join(parts, "; "))
+		}
+		for _, w := range sc.Warnings {
+			fmt.Fprintf(out, "! crm.source: %s\n", w)
+		}
+		return fmt.Sprintf("%s has every contract column", cfg.CRM.Source), nil
 	})
 	check("sinch", func(ctx context.Context) (string, error) {
 		sc := cfg.sinchConfig()
@@ -98,7 +136,15 @@ func (e *env) configCheck(ctx context.Context) error {
 		return fmt.Sprintf("%s auth accepted for project %s", cfg.Sinch.Auth, cfg.Sinch.ProjectID), nil
 	})
 	if failed > 0 {
-		return &exitCodeError{code: exitError, err: fmt.Errorf("%d checks failed", failed)}
+		return &exitCodeError{code: exitError, err: errors.New(plural(failed, "check") + " failed")}
 	}
 	return nil
+}
+
+// plural counts noun: "1 configuration problem", "2 configuration problems".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

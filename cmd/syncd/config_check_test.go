@@ -56,3 +56,99 @@ func TestConfigCheck(t *testing.T) {
 		t.Errorf("an unknown key: exit %d\n%s%s", code, out, errOut)
 	}
 }
+
+// Every problem of a file is reported at once, by key path, in words rather
+// than Go's types or the parser's.
+func TestConfigCheckReportsEveryProblemByKey(t *testing.T) {
+	h := newHarness(t)
+	tests := []struct {
+		name, yaml string
+		env        map[string]string
+		want       []string
+		summary    string
+	}{
+		{
+			name: "unknown key, type errors and a bad region",
+			yaml: "sinch:\n  colour: blue\n  region: mars\n  timeout: soon\n  max_attempts: many\nlog:\n  pii: perhaps\nsync:\n  phone_channels: SMS\n",
+			want: []string{"sinch.colour: unknown key", `sinch.region: "mars" is not one of us, eu, br`,
+				`sinch.timeout: "soon" is not a duration`, `sinch.max_attempts: "many" is not a whole number`,
+				`log.pii: "perhaps" is not true or false`, `sync.phone_channels: "SMS" is not a list`},
+			summary: "6 configuration problems",
+		},
+		{name: "one problem", yaml: "colour: blue\n", want: []string{"colour: unknown key"}, summary: "1 configuration problem"},
+		{name: "a bad environment value", yaml: "", env: map[string]string{"SYNCD_LOG_PII": "perhaps"},
+			want: []string{`SYNCD_LOG_PII (log.pii): "perhaps" is not true or false`}, summary: "1 configuration problem"},
+		{name: "a bad schedule", yaml: "schedule:\n  full: 'every day'\n",
+			want: []string{`schedule.full: "every day" is not a schedule`}, summary: "1 configuration problem"},
+		{name: "not YAML", yaml: "sinch: [\n", want: []string{"not valid YAML"}, summary: "1 configuration problem"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				h.env[k] = v
+				t.Cleanup(func() { delete(h.env, k) })
+			}
+			h.setConfig(tc.yaml)
+			code, out, errOut := h.run("config", "check")
+			if code != exitError {
+				t.Fatalf("exit %d:\n%s%s", code, out, errOut)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			if got := strings.TrimSpace(errOut); got != "syncd: "+tc.summary {
+				t.Errorf("summary %q, want %q", got, tc.summary)
+			}
+			for _, jargon := range []string{"main.", "!!str", "strconv", "unmarshal", "time.Duration", "expected exactly"} {
+				if strings.Contains(out+errOut, jargon) {
+					t.Errorf("output speaks of %q:\n%s%s", jargon, out, errOut)
+				}
+			}
+		})
+	}
+}
+
+// crm.source is checked against the contract: every missing or mistyped
+// column named, a naive timestamp warned about.
+func TestConfigCheckSource(t *testing.T) {
+	h := newHarness(t)
+	for _, q := range []string{
+		`CREATE TABLE people (id text, display_name varchar(80), channel_priority text, updated_at integer)`,
+		`CREATE TABLE naive (external_id uuid, display_name text, email text, phone text, channel_identities jsonb,
+			channel_priority varchar[], language text, metadata jsonb, updated_at timestamp, deleted_at timestamp)`,
+	} {
+		if err := h.store.DB().Exec(q).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		source string
+		code   int
+		want   []string
+	}{
+		{"people", exitError, []string{"missing external_id, email, phone, channel_identities, language, metadata, deleted_at",
+			"channel_priority is text, want text[]", "updated_at is integer, want timestamptz"}},
+		{"naive", 0, []string{"! crm.source: updated_at is timestamp without time zone", "✓ crm.source: naive has every contract column"}},
+		{"nowhere", exitError, []string{"relation nowhere does not exist"}},
+		{"crm_contacts", 0, []string{"✓ crm.source: crm_contacts has every contract column"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.source, func(t *testing.T) {
+			h.env["SYNCD_CRM_SOURCE"] = tc.source
+			code, out, errOut := h.run("config", "check")
+			if code != tc.code {
+				t.Errorf("exit %d, want %d:\n%s%s", code, tc.code, out, errOut)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			if tc.source == "crm_contacts" && strings.Contains(out, "!") {
+				t.Errorf("a warning on the reference table:\n%s", out)
+			}
+		})
+	}
+}

@@ -30,7 +30,9 @@ func (e *env) demoCommand() *cobra.Command {
 local PostgreSQL (SYNCD_DATABASE_URL names another server) and migrate it,
 start the bundled Sinch emulator in process, load sample CRM rows and a
 drifted Sinch project, print the diff, sync, and print a second diff that
-has nothing left to do.`,
+has nothing left to do.
+
+Exit status: 0, 1 error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return e.demo(cmd.Context(), database)

@@ -74,6 +74,8 @@ Exit status: 0 nothing to do, 2 changes pending, 1 error.`,
 	f.IntVar(&limit, "limit", 0, "show at most N operations of each kind, with a count of the rest (0: all)")
 	f.StringVar(&only, "only", "", "show only these kinds, comma-separated: "+strings.Join(contactsync.ReportKinds, ","))
 	f.StringVar(&out, "out", "", "also save the plan to this file, for syncd apply")
+	_ = cmd.RegisterFlagCompletionFunc("format", completeValues([]string{"text", "json", "markdown"}, false))
+	_ = cmd.RegisterFlagCompletionFunc("only", completeValues(contactsync.ReportKinds, true))
 	return cmd
 }
 

@@ -33,7 +33,10 @@ and --key-id override the first two.
 Webhooks created through its Webhooks API get signed callbacks for every
 contact change; /_admin/ plays a person editing (PATCH /_admin/contacts/{id})
 or deleting (DELETE /_admin/contacts/{id}) a contact, and Sinch auto-creating
-one (POST /_admin/contacts).`,
+one (POST /_admin/contacts).
+
+Exit status: 0 stopped by SIGINT or SIGTERM, 1 error (no key secret, the
+address in use).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.ProjectID = flagOrEnv(cmd, "project-id", projectID, e.getenv("SYNCD_SINCH_PROJECT_ID"))

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -54,6 +55,8 @@ type env struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 
+	console *console // stderr as the logger writes it; see logger
+
 	configPath     string
 	configExplicit bool // --config was given, so the file must exist
 
@@ -92,7 +95,10 @@ func (e *env) rootCommand() *cobra.Command {
 		Use:   "syncd",
 		Short: "Keep Sinch Conversation API contacts aligned with CRM records in PostgreSQL",
 		Long: `syncd reconciles the contacts of a Sinch Conversation API project with the
-contact records of a CRM in PostgreSQL. The CRM is the source of truth.`,
+contact records of a CRM in PostgreSQL. The CRM is the source of truth.
+
+Exit status: each command's help lists its own; 0 is success and 1 an error
+for all of them.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
@@ -108,10 +114,77 @@ contact records of a CRM in PostgreSQL. The CRM is the source of truth.`,
 		e.diffCommand(),
 		e.backfillCommand(),
 		e.applyCommand(),
+		e.explainCommand(),
+		e.pruneCommand(),
 		e.demoCommand(),
 		e.emulatorCommand(),
 		e.webhooksCommand(),
 		e.versionCommand(),
 	)
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	finishCommands(root)
 	return root
+}
+
+// defaultExitStatus is the exit statuses of the commands that say nothing
+// of their own: cobra's help and completion, and version.
+const defaultExitStatus = "Exit status: 0, 1 error."
+
+// finishCommands walks the command tree: a command that only groups others
+// (syncd config) refuses an unknown subcommand with a suggestion, as the
+// root does, instead of printing its help and exiting 0; and every
+// command's help ends with its exit statuses.
+func finishCommands(cmd *cobra.Command) {
+	if cmd.HasSubCommands() && cmd.Run == nil && cmd.RunE == nil {
+		cmd.Args = unknownSubcommand
+		cmd.SuggestionsMinimumDistance = 2
+		cmd.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
+	}
+	if !strings.Contains(cmd.Long, "Exit status:") {
+		long := cmd.Long
+		if long == "" {
+			long = cmd.Short + "."
+		}
+		cmd.Long = long + "\n\n" + defaultExitStatus
+	}
+	for _, c := range cmd.Commands() {
+		finishCommands(c)
+	}
+}
+
+func unknownSubcommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += fmt.Sprintf("; did you mean %q?", cmd.CommandPath()+" "+s[0])
+	}
+	return fmt.Errorf("%s (%s --help lists its commands)", msg, cmd.CommandPath())
+}
+
+// completeValues completes a flag from a fixed list; with list set, a
+// comma-separated list of them (--only create,delete).
+func completeValues(values []string, list bool) cobra.CompletionFunc {
+	return func(_ *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		prefix := ""
+		if i := strings.LastIndexByte(toComplete, ','); list && i >= 0 {
+			prefix = toComplete[:i+1]
+		}
+		var out []string
+		for _, v := range values {
+			if list && strings.Contains(","+prefix, ","+v+",") {
+				continue // already given
+			}
+			if strings.HasPrefix(prefix+v, toComplete) {
+				out = append(out, prefix+v)
+			}
+		}
+		directive := cobra.ShellCompDirectiveNoFileComp
+		if list {
+			directive |= cobra.ShellCompDirectiveNoSpace
+		}
+		return out, directive
+	}
 }

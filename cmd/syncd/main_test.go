@@ -3,9 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
@@ -86,4 +90,52 @@ func (h *harness) migrate() {
 func (h *harness) writes() int {
 	c := h.emu.CallCounts()
 	return c[sinchtest.OpCreate] + c[sinchtest.OpUpdate] + c[sinchtest.OpDelete] + c[sinchtest.OpMerge]
+}
+
+// Every command's help lists its exit statuses.
+func TestEveryCommandListsItsExitStatuses(t *testing.T) {
+	e := &env{stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }}
+	var walk func(c *cobra.Command)
+	n := 0
+	walk = func(c *cobra.Command) {
+		if !c.Hidden {
+			n++
+			if !strings.Contains(c.Long, "Exit status:") {
+				t.Errorf("%q: its help lists no exit statuses", c.CommandPath())
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(e.rootCommand())
+	if n < 15 {
+		t.Errorf("walked %d commands, want every one (completion's and help included)", n)
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	h := newHarness(t)
+	tests := []struct {
+		args []string
+		code int
+		want string // in stdout+stderr
+		not  string
+	}{
+		{[]string{"config", "chek"}, exitError, `did you mean "syncd config check"?`, ""},
+		{[]string{"stauts"}, exitError, `did you mean "syncd status"?`, ""},
+		{[]string{"config"}, 0, "check", "unknown"},
+		{[]string{"__complete", "diff", "--format", ""}, 0, "text\njson\nmarkdown\n", ""},
+		{[]string{"__complete", "status", "--format", "j"}, 0, "json\n", "markdown"},
+		{[]string{"__complete", "diff", "--only", "create,d"}, 0, "create,delete\n", "create,create"},
+		{[]string{"__complete", "diff", "--only", "re"}, 0, "rejected\n", ""},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			code, out, errOut := h.run(tc.args...)
+			if code != tc.code || !strings.Contains(out+errOut, tc.want) || (tc.not != "" && strings.Contains(out+errOut, tc.not)) {
+				t.Errorf("exit %d (want %d):\n%s%s", code, tc.code, out, errOut)
+			}
+		})
+	}
 }

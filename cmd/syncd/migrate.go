@@ -14,7 +14,11 @@ func (e *env) migrateCommand() *cobra.Command {
 		Use:   "migrate",
 		Short: "Apply the embedded SQL migrations to the database",
 		Long: `Apply the versioned SQL migrations embedded in syncd: the reference CRM table
-crm_contacts and syncd's own state in the syncd schema. Safe to run again.`,
+crm_contacts and syncd's own state in the syncd schema. Safe to run again.
+Every other command that needs the schema refuses a database with
+migrations pending, in one line that says to run this.
+
+Exit status: 0 applied (or up to date), 1 error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Migrating needs the database only: no Sinch key is required.

@@ -35,6 +35,51 @@ func newProgressView(w io.Writer, terminal bool, log *zap.Logger) *progressView 
 	return v
 }
 
+// writeLine erases the bar from its line and writes p (a log line) to w,
+// so that the line starts at the margin rather than on the bar; the next
+// update redraws the bar below it. Holding v.mu keeps an update from
+// drawing in between.
+func (v *progressView) writeLine(w io.Writer, p []byte) (int, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.bar != nil {
+		_ = v.bar.Clear()
+	}
+	return w.Write(p)
+}
+
+// console is stderr as the logger and a progress bar share it: a log line
+// clears the bar first.
+type console struct {
+	mu   stdsync.Mutex
+	w    io.Writer
+	view *progressView // the bar being drawn on w, if any
+}
+
+func (c *console) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.view != nil {
+		return c.view.writeLine(c.w, p)
+	}
+	return c.w.Write(p)
+}
+
+// Sync lets zap flush a file behind the console.
+func (c *console) Sync() error {
+	if s, ok := c.w.(interface{ Sync() error }); ok {
+		_ = s.Sync() // a terminal or pipe cannot sync; that is no error
+	}
+	return nil
+}
+
+// draw makes v the bar that log lines clear; nil when it is done.
+func (c *console) draw(v *progressView) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.view = v
+}
+
 func (v *progressView) update(p contactsync.Progress) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -48,15 +93,17 @@ func (v *progressView) update(p contactsync.Progress) {
 	}
 	if p.Phase != v.phase {
 		if v.bar != nil {
-			_ = v.bar.Finish()
-			fmt.Fprintln(v.w)
+			// The reading bar gives way to a line that keeps its counts.
+			_ = v.bar.Clear()
+			fmt.Fprintln(v.w, readingLine(p))
 		}
 		v.phase = p.Phase
 		v.bar = v.newBar(p)
 	}
 	switch p.Phase {
 	case contactsync.PhaseReading:
-		v.bar.Describe(fmt.Sprintf("reading: %d CRM rows, %d Sinch contacts", p.CRMRows, p.Contacts))
+		// Rows and contacts are counted apart: their sum means nothing.
+		v.bar.Describe(readingLine(p))
 		_ = v.bar.Set(p.CRMRows + p.Contacts)
 	case contactsync.PhaseApplying:
 		v.bar.ChangeMax(p.Total)
@@ -75,7 +122,15 @@ func (v *progressView) newBar(p contactsync.Progress) *progressbar.ProgressBar {
 		progressbar.OptionEnableColorCodes(true),
 	}
 	if p.Phase == contactsync.PhaseReading {
-		return progressbar.NewOptions(-1, append(opts, progressbar.OptionSetItsString("items"))...)
+		return progressbar.NewOptions(-1,
+			progressbar.OptionSetWriter(v.w),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionSetWidth(30),
+			progressbar.OptionSetElapsedTime(true),
+			// No spinner of its own: a goroutine redrawing at any moment
+			// would draw between a log line's clearing and its text.
+			progressbar.OptionSetSpinnerChangeInterval(0),
+		)
 	}
 	return progressbar.NewOptions(p.Total, append(opts,
 		progressbar.OptionSetDescription("applying"),
@@ -97,7 +152,9 @@ func (v *progressView) logLine(p contactsync.Progress) {
 	v.log.Info("progress", fields...)
 }
 
-// finish draws the bar's last state, or logs the last line.
+// finish replaces the bar by a line that says what was done, which after
+// Ctrl-C is less than what was planned (a bar filled to 100 % would lie),
+// or logs the last line.
 func (v *progressView) finish() {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -105,8 +162,22 @@ func (v *progressView) finish() {
 		v.logLine(v.last)
 		return
 	}
-	if v.bar != nil {
-		_ = v.bar.Finish()
-		fmt.Fprintln(v.w)
+	if v.bar == nil {
+		return
 	}
+	_ = v.bar.Clear()
+	v.bar = nil
+	p := v.last
+	switch {
+	case p.Phase == contactsync.PhaseReading:
+		fmt.Fprintf(v.w, "%s; stopped before applying\n", readingLine(p))
+	case p.Done < p.Total:
+		fmt.Fprintf(v.w, "applied %d of %d operations; %d not sent\n", p.Done, p.Total, p.Total-p.Done)
+	default:
+		fmt.Fprintf(v.w, "applied %d of %d operations\n", p.Done, p.Total)
+	}
+}
+
+func readingLine(p contactsync.Progress) string {
+	return fmt.Sprintf("reading: %d CRM rows, %d Sinch contacts", p.CRMRows, p.Contacts)
 }

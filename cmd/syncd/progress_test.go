@@ -8,6 +8,9 @@ import (
 	"testing"
 
 	"github.com/creack/pty"
+	"go.uber.org/zap"
+
+	contactsync "github.com/syncd/syncd/sync"
 )
 
 // TestBackfillProgressOnATerminal runs a backfill with stderr on a
@@ -36,7 +39,7 @@ func TestBackfillProgressOnATerminal(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("backfill exited %d:\n%s\n%s", code, out.String(), drawn)
 	}
-	for _, want := range []string{"reading:", "applying", "60/60"} {
+	for _, want := range []string{"reading: 60 CRM rows, 0 Sinch contacts", "applying", "applied 60 of 60 operations"} {
 		if !strings.Contains(drawn, want) {
 			t.Errorf("the terminal shows no %q:\n%q", want, drawn)
 		}
@@ -89,5 +92,35 @@ func TestBackfillInterruptSaysHowToResume(t *testing.T) {
 	}
 	if n := len(h.emu.Contacts()); n != 200 {
 		t.Errorf("%d contacts, want 200", n)
+	}
+}
+
+// A log line clears the bar before it is written; the reading phase counts
+// rows and contacts apart; an interrupted apply ends on what was done.
+func TestProgressViewOnATerminal(t *testing.T) {
+	var screen bytes.Buffer
+	v := newProgressView(&screen, true, zap.NewNop())
+	c := &console{w: &screen}
+	c.draw(v)
+
+	v.update(contactsync.Progress{Phase: contactsync.PhaseReading, CRMRows: 5, Contacts: 3})
+	if !strings.Contains(screen.String(), "reading: 5 CRM rows, 3 Sinch contacts") || strings.Contains(screen.String(), "8 items") {
+		t.Errorf("the reading bar does not count rows and contacts apart:\n%q", screen.String())
+	}
+	barEnd := screen.Len()
+	if _, err := c.Write([]byte("a log line\n")); err != nil {
+		t.Fatal(err)
+	}
+	between, _, _ := strings.Cut(screen.String()[barEnd:], "a log line")
+	if !strings.HasSuffix(between, "\r") || strings.TrimSpace(between) != "" {
+		t.Errorf("the bar was not cleared before the log line: %q", between)
+	}
+
+	v.update(contactsync.Progress{Phase: contactsync.PhaseApplying, CRMRows: 5, Contacts: 3, Total: 10, Done: 4})
+	c.draw(nil)
+	v.finish()
+	out := screen.String()
+	if !strings.HasSuffix(out, "applied 4 of 10 operations; 6 not sent\n") || strings.Contains(out, "10/10") || strings.Contains(out, "100%") {
+		t.Errorf("an unfinished apply does not end on what was done:\n%q", out)
 	}
 }

@@ -28,9 +28,14 @@ func (e *env) runCommand() *cobra.Command {
 and, with crm.notify, an incremental one within a second of a CRM change.
 With webhook.listen, Sinch's contact callbacks are received there, verified,
 stored, and the contacts they name reconciled within seconds.
+Every hour, journal entries and runs older than journal.retention are pruned.
 One run at a time per Sinch project, across hosts (a PostgreSQL advisory
 lock). Serves /healthz, /readyz and /metrics on http.listen, and speaks
-systemd's notify protocol (Type=notify, watchdog).`,
+systemd's notify protocol (Type=notify, watchdog). Refuses to start on a
+database with migrations pending.
+
+Exit status: 0 stopped by SIGINT or SIGTERM, 1 error at start (the
+configuration, the database, migrations pending, http.listen in use).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return e.daemon(cmd.Context())
@@ -44,12 +49,33 @@ type runStatus struct {
 	mu      stdsync.Mutex
 	outcome string
 	line    string
+	why     string // why it failed
 }
 
-func (s *runStatus) set(outcome, line string) {
+func (s *runStatus) set(outcome, line, why string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.outcome, s.line = outcome, line
+	s.outcome, s.line, s.why = outcome, line, why
+}
+
+func (s *runStatus) failedBecause() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.why
+}
+
+// failure says in one line why a run failed: its error, or its failed
+// operations.
+func failure(rep contactsync.Report, err error) string {
+	switch {
+	case err != nil:
+		return err.Error()
+	case rep.Failed > 0 && len(rep.Errors) > 0:
+		return fmt.Sprintf("%d operations failed, the first: %s", rep.Failed, rep.Errors[0])
+	case rep.Failed > 0:
+		return fmt.Sprintf("%d operations failed", rep.Failed)
+	}
+	return ""
 }
 
 func (s *runStatus) last() (string, bool) {
@@ -72,7 +98,7 @@ func (e *env) daemon(ctx context.Context) error {
 		return fmt.Errorf("http.listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           metrics.Handler(d.metrics, metrics.Health{Ping: d.store.Ping, LastRun: status.last}),
+		Handler:           metrics.Handler(d.metrics, metrics.Health{Ping: d.store.Ping, LastRun: status.last, FailedBecause: status.failedBecause}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
@@ -141,7 +167,7 @@ func (e *env) daemon(ctx context.Context) error {
 		inc, full := dmn.NextRuns()
 		line := fmt.Sprintf("last run: %s %s at %s (%s); next incremental %s, next full %s",
 			rep.Kind, rep.Outcome, time.Now().Format(time.RFC3339), rep.Plan.Summary(), formatNext(inc), formatNext(full))
-		status.set(rep.Outcome, line)
+		status.set(rep.Outcome, line, failure(rep, err))
 		notifySystemd(log, "STATUS="+line)
 		d.metrics.DeletesWithheld(rep.Kind, rep.Withheld)
 	}
@@ -161,6 +187,9 @@ func (e *env) daemon(ctx context.Context) error {
 	}
 	daemonDone := make(chan error, 1)
 	go func() { daemonDone <- dmn.Run(runCtx, changes) }()
+	pruned := make(chan struct{})
+	go func() { defer close(pruned); pruneLoop(runCtx, d) }()
+	defer func() { stopRuns(); <-pruned }()
 	notifySystemd(log, daemon.SdNotifyReady, "STATUS=started; first run under way")
 	log.Info("syncd is running", zap.String("http", ln.Addr().String()), zap.Bool("crm_notify", cfg.CRM.Notify),
 		zap.String("webhook", cfg.Webhook.Listen),

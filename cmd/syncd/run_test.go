@@ -12,6 +12,8 @@ import (
 	stdsync "sync"
 	"testing"
 	"time"
+
+	"github.com/syncd/syncd/sinch/sinchtest"
 )
 
 // daemonHandle is a `syncd run` started in process.
@@ -338,4 +340,22 @@ func (p *tcpProxy) close() {
 	p.conns = nil
 	p.mu.Unlock()
 	p.wg.Wait()
+}
+
+// After a failed run /readyz says what failed, not only that something did.
+func TestReadyzSaysWhyTheLastRunFailed(t *testing.T) {
+	h := newHarness(t)
+	h.setConfig(daemonConfig("sinch:\n  rate_limit_rps: 1000\n  max_attempts: 1\nschedule:\n  incremental: '@every 1h'\n  full: '@every 1h'\n"))
+	h.migrate()
+	h.load(crmRows(2))
+	h.emu.SetFaults(sinchtest.Faults{ErrorRate: 1})
+	d := h.startDaemon()
+	var body string
+	eventually(t, "/readyz answers 503 after the failed first run", func() bool {
+		body = httpGet(t, "http://"+d.addr+"/readyz")
+		return strings.HasPrefix(body, "not ready: last run failed: ")
+	})
+	if !strings.Contains(body, "500") && !strings.Contains(body, "503") && !strings.Contains(body, "INTERNAL") && !strings.Contains(body, "UNAVAILABLE") {
+		t.Errorf("/readyz does not name Sinch's error: %q", body)
+	}
 }

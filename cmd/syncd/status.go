@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/syncd/syncd/crm"
+	contactsync "github.com/syncd/syncd/sync"
 	"github.com/syncd/syncd/webhook"
 )
 
@@ -21,7 +22,9 @@ func (e *env) statusCommand() *cobra.Command {
 		Use:   "status",
 		Short: "Show the last runs and who holds the project lock",
 		Long: `Print the last runs from the journal (kind, start, duration, counts, outcome,
-the first rejected rows) and whether a syncd currently holds the project's lock.`,
+the first rejected rows) and whether a syncd currently holds the project's lock.
+
+Exit status: 0, 1 error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if format != "text" && format != "json" {
@@ -46,6 +49,7 @@ the first rejected rows) and whether a syncd currently holds the project's lock.
 	}
 	cmd.Flags().StringVar(&format, "format", "text", "text or json")
 	cmd.Flags().IntVar(&limit, "limit", 10, "how many runs to show")
+	_ = cmd.RegisterFlagCompletionFunc("format", completeValues([]string{"text", "json"}, false))
 	return cmd
 }
 
@@ -74,7 +78,8 @@ type runStatusJSON struct {
 	PID        int            `json:"pid"`
 	Counts     map[string]int `json:"counts"`
 	Error      string         `json:"error,omitempty"`
-	Rejects    []string       `json:"rejects"`
+	// Rejects have the shape of diff's: {external_id, column, reason}.
+	Rejects []contactsync.Rejection `json:"rejects"`
 }
 
 func readStatus(ctx context.Context, store *crm.Store, projectID string, limit int) (statusReport, error) {
@@ -95,18 +100,25 @@ func readStatus(ctx context.Context, store *crm.Store, projectID string, limit i
 	if err != nil {
 		return st, err
 	}
+	// A running run's elapsed time, on the clock that stamped its start.
+	now, err := store.Now(ctx)
+	if err != nil {
+		return st, err
+	}
 	for _, r := range runs {
 		rs := runStatusJSON{ID: r.ID, Kind: r.Kind, Outcome: r.Outcome, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
-			Host: r.Host, PID: r.PID, Counts: r.Counts, Error: r.Error, Rejects: []string{}}
+			Host: r.Host, PID: r.PID, Counts: r.Counts, Error: r.Error, Rejects: []contactsync.Rejection{}}
 		if r.FinishedAt != nil {
 			rs.DurationMS = r.FinishedAt.Sub(r.StartedAt).Milliseconds()
+		} else {
+			rs.DurationMS = max(0, now.Sub(r.StartedAt).Milliseconds())
 		}
 		rejects, err := store.Rejects(ctx, r.ID, 5)
 		if err != nil {
 			return st, err
 		}
 		for _, j := range rejects {
-			rs.Rejects = append(rs.Rejects, j.ExternalID+": "+j.Reason)
+			rs.Rejects = append(rs.Rejects, contactsync.RejectionOf(j))
 		}
 		st.Runs = append(st.Runs, rs)
 	}
@@ -128,8 +140,12 @@ func writeStatus(w io.Writer, st statusReport) error {
 	fmt.Fprintln(tw, "RUN\tKIND\tSTARTED\tDURATION\tOUTCOME\tCREATE\tPATCH\tMERGE\tDELETE\tREJECTED\tFAILED")
 	for _, r := range st.Runs {
 		c := r.Counts
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\n", r.ID, r.Kind, r.StartedAt.Local().Format(time.DateTime),
-			(time.Duration(r.DurationMS) * time.Millisecond).String(), r.Outcome, c["create"], c["patch"], c["merge"], c["delete"], c["rejected"], c["failed"])
+		took := (time.Duration(r.DurationMS) * time.Millisecond).Round(time.Millisecond).String()
+		if r.FinishedAt == nil {
+			took += " so far"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\n", r.ID, r.Kind, r.StartedAt.Local().Format(timeLayout),
+			took, r.Outcome, c["create"], c["patch"], c["merge"], c["delete"], c["rejected"], c["failed"])
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -139,7 +155,7 @@ func writeStatus(w io.Writer, st statusReport) error {
 			fmt.Fprintf(w, "run %d: %s\n", r.ID, r.Error)
 		}
 		for _, rej := range r.Rejects {
-			fmt.Fprintf(w, "run %d rejected %s\n", r.ID, rej)
+			fmt.Fprintf(w, "run %d rejected %s: %s\n", r.ID, rej.ExternalID, rej)
 		}
 	}
 	return nil
@@ -155,3 +171,7 @@ func writeQueue(w io.Writer, q webhook.Queue) {
 		fmt.Fprintf(w, "%d queued events failed before and are retried; last error: %s\n", q.Retried, q.LastError)
 	}
 }
+
+// timeLayout is how times are shown to a person: local, with the offset
+// that makes them unambiguous.
+const timeLayout = "2006-01-02 15:04:05 -07:00"

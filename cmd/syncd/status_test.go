@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestStatus(t *testing.T) {
@@ -44,7 +46,11 @@ func TestStatus(t *testing.T) {
 			Kind    string         `json:"kind"`
 			Outcome string         `json:"outcome"`
 			Counts  map[string]int `json:"counts"`
-			Rejects []string       `json:"rejects"`
+			Rejects []struct {
+				ExternalID string `json:"external_id"`
+				Column     string `json:"column"`
+				Reason     string `json:"reason"`
+			} `json:"rejects"`
 		} `json:"runs"`
 	}
 	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 0 {
@@ -54,7 +60,11 @@ func TestStatus(t *testing.T) {
 		t.Errorf("lock = %+v, want held by backend %d", st.Lock, lock.BackendPID())
 	}
 	if len(st.Runs) != 1 || st.Runs[0].Counts["create"] != 2 || st.Runs[0].Counts["rejected"] != 1 || len(st.Runs[0].Rejects) != 1 {
-		t.Errorf("runs = %+v", st.Runs)
+		t.Fatalf("runs = %+v", st.Runs)
+	}
+	// The shape of diff's rejects.
+	if rej := st.Runs[0].Rejects[0]; rej.ExternalID != "crm-0002" || rej.Column != "phone" || !strings.Contains(rej.Reason, "is not a phone number") {
+		t.Errorf("reject = %+v, want crm-0002's phone with its reason", rej)
 	}
 	code, _, errOut = h.run("backfill")
 	if code != exitTempFail || !strings.Contains(errOut, "locked by backend pid") {
@@ -92,5 +102,40 @@ func TestBackfillWaitsForTheLock(t *testing.T) {
 	}
 	if n := len(h.emu.Contacts()); n != 3 {
 		t.Errorf("%d contacts after the wait, want 3", n)
+	}
+}
+
+// A run under way shows how long it has run so far; times carry their zone.
+func TestStatusOfARunningRun(t *testing.T) {
+	h := newHarness(t)
+	h.migrate()
+	ctx := context.Background()
+	if _, err := h.store.StartRun(ctx, "p1", "full"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.store.DB().Exec(`UPDATE syncd.runs SET started_at = now() - interval '90 seconds'`).Error; err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := h.run("status")
+	if code != 0 {
+		t.Fatalf("status exited %d: %s", code, errOut)
+	}
+	if !regexp.MustCompile(`running`).MatchString(out) || !regexp.MustCompile(`1m3\d\.\d+s so far`).MatchString(out) {
+		t.Errorf("status of a running run lacks its elapsed time:\n%s", out)
+	}
+	if !regexp.MustCompile(`\d\d:\d\d:\d\d [+-]\d\d:\d\d`).MatchString(out) {
+		t.Errorf("status shows a time without its zone:\n%s", out)
+	}
+	code, out, _ = h.run("status", "--format", "json")
+	var st struct {
+		Runs []struct {
+			DurationMS int64 `json:"duration_ms"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 0 || len(st.Runs) != 1 {
+		t.Fatalf("status --format json exited %d: %v\n%s", code, err, out)
+	}
+	if d := time.Duration(st.Runs[0].DurationMS) * time.Millisecond; d < 90*time.Second || d > time.Hour {
+		t.Errorf("duration_ms of the running run = %v, want its elapsed time", d)
 	}
 }

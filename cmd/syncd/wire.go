@@ -44,7 +44,10 @@ func (e *env) logger(cfg LogConfig) (*zap.Logger, error) {
 	} else {
 		enc = zapcore.NewJSONEncoder(encCfg)
 	}
-	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(e.stderr), level)), nil
+	if e.console == nil {
+		e.console = &console{w: e.stderr}
+	}
+	return zap.New(zapcore.NewCore(enc, e.console, level)), nil
 }
 
 func isTerminal(w io.Writer) bool {
@@ -68,13 +71,22 @@ func (d *deps) Close() {
 	_ = d.log.Sync()
 }
 
-// open loads the configuration and connects to PostgreSQL and Sinch.
+// open loads the configuration and connects to PostgreSQL and Sinch. A
+// database whose schema is behind this binary's is refused in one line.
 func (e *env) open(ctx context.Context) (*deps, error) {
 	cfg, err := e.config(e.configExplicit)
 	if err != nil {
 		return nil, err
 	}
-	return e.openWith(ctx, cfg)
+	d, err := e.openWith(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.store.CheckMigrated(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
 }
 
 func (e *env) openWith(ctx context.Context, cfg Config) (*deps, error) {

@@ -1,0 +1,287 @@
+package sync
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/sinch"
+)
+
+// History is what Explain reads of syncd's own records besides the
+// reconciler's Store; *crm.Store has it.
+type History interface {
+	LinkOf(ctx context.Context, projectID, externalID string) (crm.Link, bool, error)
+	LinkByContact(ctx context.Context, projectID, contactID string) (crm.Link, bool, error)
+	Timeline(ctx context.Context, projectID, externalID, contactID string) ([]crm.TimelineEntry, error)
+}
+
+// ErrNotFound says that an id names no CRM record, no Sinch contact and
+// nothing in the journal.
+var ErrNotFound = errors.New("not found")
+
+// Explanation answers "why is this contact like this?" for one record.
+type Explanation struct {
+	Query      string `json:"query"`
+	ExternalID string `json:"external_id"`
+	// Record is the CRM row as read; nil when the source has none.
+	Record *RecordView `json:"record"`
+	// Normalized is the contact the row asks for; nil when it is rejected
+	// or there is no row.
+	Normalized *NormalizedView `json:"normalized"`
+	Rejection  *Rejection      `json:"rejection"`
+	Link       *LinkView       `json:"link"`
+	// Contacts are the Sinch contacts now that carry the external_id or
+	// are linked to it.
+	Contacts []sinch.Contact `json:"contacts"`
+	// Operations are what a diff would do about it, each with its reason.
+	Operations []Operation `json:"operations"`
+	Verdict    string      `json:"verdict"`
+	Timeline   []Event     `json:"timeline"`
+}
+
+// RecordView is a crm.Record as JSON shows it: null for NULL.
+type RecordView struct {
+	ExternalID        string     `json:"external_id"`
+	DisplayName       *string    `json:"display_name"`
+	Email             *string    `json:"email"`
+	Phone             *string    `json:"phone"`
+	ChannelIdentities *string    `json:"channel_identities"`
+	ChannelPriority   []string   `json:"channel_priority"`
+	Language          *string    `json:"language"`
+	Metadata          *string    `json:"metadata"`
+	UpdatedAt         time.Time  `json:"updated_at"`
+	DeletedAt         *time.Time `json:"deleted_at"`
+}
+
+// NormalizedView is a Desired as JSON shows it: null where the CRM has no
+// opinion and Sinch's value stays.
+type NormalizedView struct {
+	DisplayName       *string                 `json:"display_name"`
+	Email             *string                 `json:"email"`
+	Language          *string                 `json:"language"`
+	Metadata          *string                 `json:"metadata"`
+	ChannelIdentities []sinch.ChannelIdentity `json:"channel_identities"`
+	ManagedChannels   []string                `json:"managed_channels"`
+	ChannelPriority   []string                `json:"channel_priority"`
+	Deleted           bool                    `json:"deleted"`
+	Hash              string                  `json:"hash"`
+}
+
+// LinkView is the stored link of the record to its contact.
+type LinkView struct {
+	ContactID   string    `json:"contact_id"`
+	ContentHash string    `json:"content_hash"`
+	SyncedAt    time.Time `json:"synced_at"`
+}
+
+// Event is one journal entry of the timeline.
+type Event struct {
+	At              time.Time  `json:"at"`
+	FinishedAt      *time.Time `json:"finished_at"`
+	RunID           int64      `json:"run_id"`
+	RunKind         string     `json:"run_kind"`
+	Kind            string     `json:"kind"`
+	ExternalID      string     `json:"external_id"`
+	ContactID       string     `json:"contact_id"`
+	SourceContactID string     `json:"source_contact_id"`
+	UpdateMask      []string   `json:"update_mask"`
+	Reason          string     `json:"reason"`
+	Status          string     `json:"status"`
+	HTTPStatus      int        `json:"http_status"`
+	Error           string     `json:"error"`
+	// Contacts are, for a merge or a delete, the full contacts it touched
+	// as syncd read them before sending it: what was removed.
+	Contacts json.RawMessage `json:"contacts"`
+}
+
+// Explain gathers, for id (a CRM external_id or a Sinch contact id), the
+// CRM row as read and as normalised, its link, its Sinch contacts now, what
+// a diff would do about it and why, and the journal's timeline. It writes
+// nothing. The diff is that of an incremental run for this one record: the
+// delete guard, which weighs a whole run's deletes, is left to syncd diff.
+func (r *Reconciler) Explain(ctx context.Context, h History, id string) (Explanation, error) {
+	ex := Explanation{Query: id, Contacts: []sinch.Contact{}, Operations: []Operation{}, Timeline: []Event{}}
+	recs, err := r.Store.RecordsByExternalID(ctx, r.Source, []string{id})
+	var rowErr *crm.RowError
+	if err != nil && !errors.As(err, &rowErr) {
+		return ex, err
+	}
+	ext := id
+	link, linked, err := h.LinkOf(ctx, r.ProjectID, id)
+	if err != nil {
+		return ex, err
+	}
+	var byID *sinch.Contact
+	if len(recs) == 0 && rowErr == nil && !linked {
+		// Not a CRM id syncd knows: perhaps a Sinch contact's.
+		if link, linked, err = h.LinkByContact(ctx, r.ProjectID, id); err != nil {
+			return ex, err
+		}
+		c, err := r.Sinch.GetContact(ctx, id)
+		switch {
+		case sinch.IsNotFound(err):
+		case err != nil:
+			return ex, fmt.Errorf("read contact %s: %w", id, err)
+		default:
+			byID = c
+		}
+		switch {
+		case linked:
+			ext = link.ExternalID
+		case byID != nil && byID.ExternalID != "":
+			ext = byID.ExternalID
+		case byID != nil:
+			ext = ""
+		}
+		if ext != "" && ext != id {
+			if recs, err = r.Store.RecordsByExternalID(ctx, r.Source, []string{ext}); err != nil && !errors.As(err, &rowErr) {
+				return ex, err
+			}
+			if !linked {
+				if link, linked, err = h.LinkOf(ctx, r.ProjectID, ext); err != nil {
+					return ex, err
+				}
+			}
+		}
+	}
+	ex.ExternalID = ext
+
+	if linked {
+		ex.Link = &LinkView{ContactID: link.ContactID, ContentHash: link.ContentHash, SyncedAt: link.SyncedAt}
+	}
+	snap := r.explainSnapshot()
+	var want Desired
+	switch {
+	case len(recs) > 0:
+		rec := recs[0]
+		ex.Record = recordView(rec)
+		d, rej := Normalize(rec, r.Options)
+		if rej != nil {
+			ex.Rejection = rej
+		} else {
+			want = d
+			ex.Normalized = normalizedView(d)
+		}
+		snap.AddRecords(recs[:1])
+	case rowErr != nil:
+		rej := Rejection{ExternalID: rowErr.ExternalID, Column: rowErr.Column, Reason: rowErr.Err.Error()}
+		ex.Rejection = &rej
+		snap.AddUnreadable(rej)
+	case linked:
+		snap.vanish(ext)
+	}
+
+	contactID := id
+	if linked {
+		contactID = link.ContactID
+	}
+	if ext != "" {
+		contacts, _, err := r.lookUp(ctx, []lookup{{externalID: ext, identities: identitiesIfUnlinked(want, linked)}})
+		if err != nil {
+			return ex, err
+		}
+		ex.Contacts = append(ex.Contacts, contacts...)
+	}
+	if linked && !slices.ContainsFunc(ex.Contacts, func(c sinch.Contact) bool { return c.ID == link.ContactID }) {
+		// Its external_id was changed in Sinch, or the contact is gone.
+		c, err := r.Sinch.GetContact(ctx, link.ContactID)
+		if err != nil && !sinch.IsNotFound(err) {
+			return ex, fmt.Errorf("read contact %s: %w", link.ContactID, err)
+		}
+		if c != nil {
+			ex.Contacts = append(ex.Contacts, *c)
+		}
+	}
+	if byID != nil && !slices.ContainsFunc(ex.Contacts, func(c sinch.Contact) bool { return c.ID == byID.ID }) {
+		ex.Contacts = append(ex.Contacts, *byID)
+	}
+	if len(recs) == 0 && rowErr == nil && !linked && byID == nil {
+		if events, err := h.Timeline(ctx, r.ProjectID, id, id); err != nil || len(events) == 0 {
+			if err == nil {
+				err = fmt.Errorf("%q is no CRM external_id in %s, no Sinch contact id and nowhere in the journal: %w", id, r.Source, ErrNotFound)
+			}
+			return ex, err
+		}
+	}
+
+	if ext != "" {
+		if linked {
+			snap.AddLinks(link)
+		}
+		// The links of the contacts found say whether they belong to
+		// other records.
+		for _, c := range ex.Contacts {
+			if l, ok, err := h.LinkByContact(ctx, r.ProjectID, c.ID); err != nil {
+				return ex, err
+			} else if ok && l.ExternalID != ext {
+				snap.AddLinks(l)
+			}
+		}
+		snap.AddContacts(ex.Contacts)
+		plan, _, err := r.plan(ctx, snap)
+		if err != nil {
+			return ex, err
+		}
+		ex.Operations = append(ex.Operations, plan.Operations...)
+		ex.Verdict = verdict(ex, plan)
+	} else {
+		ex.Verdict = "the contact carries no external_id, so it is no CRM record's; syncd leaves it alone"
+	}
+
+	events, err := h.Timeline(ctx, r.ProjectID, ext, contactID)
+	if err != nil {
+		return ex, err
+	}
+	for _, e := range events {
+		ex.Timeline = append(ex.Timeline, Event{At: e.CreatedAt, FinishedAt: e.FinishedAt, RunID: e.RunID, RunKind: e.RunKind,
+			Kind: e.Kind, ExternalID: e.ExternalID, ContactID: e.ContactID, SourceContactID: e.SourceContactID,
+			UpdateMask: e.UpdateMask, Reason: e.Reason, Status: e.Status, HTTPStatus: e.HTTPStatus, Error: e.Error,
+			Contacts: json.RawMessage(e.Contacts)})
+	}
+	return ex, nil
+}
+
+// explainSnapshot is an incremental snapshot under the reconciler's rules,
+// with the guard off: one record cannot judge a run's deletes.
+func (r *Reconciler) explainSnapshot() *Snapshot {
+	opts := r.Options
+	opts.AllowMassDelete = true
+	return NewSnapshot(opts, r.Source, false)
+}
+
+func verdict(ex Explanation, plan Plan) string {
+	switch {
+	case len(plan.Operations) > 0:
+		return fmt.Sprintf("a diff would make %d operation(s): %s", len(plan.Operations), plan.Summary())
+	case ex.Rejection != nil:
+		return "the row is rejected, so syncd leaves its contact as it is: " + ex.Rejection.String()
+	case ex.Record == nil && ex.Link == nil:
+		return "no CRM row and no link: syncd has nothing to do with it"
+	case ex.Record != nil && ex.Record.DeletedAt != nil && len(ex.Contacts) == 0:
+		return "the row is deleted and has no contact: nothing to do"
+	default:
+		return "in sync: a diff would do nothing"
+	}
+}
+
+func recordView(rec crm.Record) *RecordView {
+	v := &RecordView{ExternalID: rec.ExternalID, DisplayName: rec.DisplayName, Email: rec.Email, Phone: rec.Phone,
+		ChannelPriority: rec.ChannelPriority, Language: rec.Language, Metadata: rec.Metadata,
+		UpdatedAt: rec.UpdatedAt, DeletedAt: rec.DeletedAt}
+	if rec.ChannelIdentities != nil {
+		s := string(rec.ChannelIdentities)
+		v.ChannelIdentities = &s
+	}
+	return v
+}
+
+func normalizedView(d Desired) *NormalizedView {
+	return &NormalizedView{DisplayName: d.DisplayName, Email: d.Email, Language: d.Language, Metadata: d.Metadata,
+		ChannelIdentities: d.Identities, ManagedChannels: d.Managed, ChannelPriority: d.ChannelPriority,
+		Deleted: d.Deleted, Hash: d.Hash}
+}
