@@ -151,7 +151,10 @@ func (d *Daemon) NextRuns() (incremental, full time.Time) {
 	return entries[0].Next, entries[1].Next
 }
 
-// watch turns bursts of notifications into runs of kind.
+// watch turns bursts of notifications into runs of kind. Events wait
+// less than CRM changes: an event run reads only what its events name, so
+// a steady stream of them is cheap to follow closely, and a Sinch-side edit
+// is wrong for every message sent until it is put back.
 func (d *Daemon) watch(ctx context.Context, changes <-chan struct{}, kind string) {
 	debounce, maxDelay := d.Debounce, d.MaxDelay
 	if debounce <= 0 {
@@ -159,6 +162,9 @@ func (d *Daemon) watch(ctx context.Context, changes <-chan struct{}, kind string
 	}
 	if maxDelay <= 0 {
 		maxDelay = time.Second
+	}
+	if kind == RunEvents {
+		debounce, maxDelay = debounce/4, maxDelay/4
 	}
 	for {
 		select {
