@@ -10,14 +10,14 @@ import (
 )
 
 // NotifyChannel is the channel the crm_contacts trigger notifies, with the
-// changed record's external_id as payload ("" when it cannot say which).
+// change as payload (see ParseChange; "" when it cannot say which).
 const NotifyChannel = "syncd_crm_changed"
 
 // Listen LISTENs on NotifyChannel on a connection of its own and calls
 // onChange with each payload until ctx ends. ready is called each time the
 // LISTEN is in place. After a lost connection it reconnects with backoff and
 // calls onChange("") once, since notifications sent meanwhile are gone.
-func (s *Store) Listen(ctx context.Context, ready func(), onChange func(externalID string)) error {
+func (s *Store) Listen(ctx context.Context, ready func(), onChange func(payload string)) error {
 	backoff := time.Second
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {

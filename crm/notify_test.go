@@ -33,27 +33,30 @@ func TestCRMChangesAreNotified(t *testing.T) {
 		}
 	}
 	exec := func(query string) func() { return func() { mustExec(t, s, query) } }
+	ins := func(id string) crm.Change { return crm.Change{Op: crm.OpInsert, NewID: id} }
+	upd := func(old, id string) crm.Change { return crm.Change{Op: crm.OpUpdate, OldID: old, NewID: id} }
 	steps := []struct {
 		name string
 		do   func()
-		want []string
+		want []crm.Change
 	}{
-		{"insert", upsert("n1"), []string{"n1"}},
-		{"another insert", upsert("n2"), []string{"n2"}},
+		// INSERT ... ON CONFLICT DO UPDATE fires the insert trigger.
+		{"insert", upsert("n1"), []crm.Change{ins("n1")}},
+		{"another insert", upsert("n2"), []crm.Change{ins("n2")}},
 		// Notifications arrive in commit order, so the first one after a
 		// no-op update shows whether the no-op sent one.
 		{"no-op update is silent", func() {
 			exec(`UPDATE crm_contacts SET email = email WHERE external_id = 'n1'`)()
 			exec(`UPDATE crm_contacts SET email = 'x@example.com' WHERE external_id = 'n2'`)()
-		}, []string{"n2"}},
-		{"renamed id names both", exec(`UPDATE crm_contacts SET external_id = 'n3' WHERE external_id = 'n2'`), []string{"n2", "n3"}},
+		}, []crm.Change{upd("n2", "n2")}},
+		{"renamed id names both", exec(`UPDATE crm_contacts SET external_id = 'n3' WHERE external_id = 'n2'`), []crm.Change{upd("n2", "n3")}},
 		{"one per row per transaction", exec(`DO $$ BEGIN
 			UPDATE crm_contacts SET email = 'a@example.com' WHERE external_id = 'n3';
 			UPDATE crm_contacts SET email = 'b@example.com' WHERE external_id = 'n3';
 			INSERT INTO crm_contacts (external_id) VALUES ('n4');
-		END $$`), []string{"n3", "n4"}},
-		{"delete", exec(`DELETE FROM crm_contacts WHERE external_id = 'n1'`), []string{"n1"}},
-		{"truncate says something changed", exec(`TRUNCATE crm_contacts`), []string{""}},
+		END $$`), []crm.Change{upd("n3", "n3"), ins("n4")}},
+		{"delete", exec(`DELETE FROM crm_contacts WHERE external_id = 'n1'`), []crm.Change{{Op: crm.OpDelete, OldID: "n1"}}},
+		{"truncate says something changed", exec(`TRUNCATE crm_contacts`), []crm.Change{{}}},
 	}
 	for _, st := range steps {
 		st.do()
@@ -62,10 +65,10 @@ func TestCRMChangesAreNotified(t *testing.T) {
 			n, err := listener.WaitForNotification(wctx)
 			cancel()
 			if err != nil {
-				t.Fatalf("%s: waiting for %q: %v", st.name, want, err)
+				t.Fatalf("%s: waiting for %+v: %v", st.name, want, err)
 			}
-			if n.Channel != "syncd_crm_changed" || n.Payload != want {
-				t.Fatalf("%s: got %s %q, want %q", st.name, n.Channel, n.Payload, want)
+			if got := crm.ParseChange(n.Payload); n.Channel != "syncd_crm_changed" || got != want {
+				t.Fatalf("%s: got %s %q (%+v), want %+v", st.name, n.Channel, n.Payload, got, want)
 			}
 		}
 	}
@@ -103,6 +106,27 @@ func TestUpdatedAtIsTouchedUnlessSet(t *testing.T) {
 		mustExec(t, s, tc.update)
 		if after := read(); !tc.check(before, after) {
 			t.Errorf("%s: updated_at %v -> %v", tc.name, before, after)
+		}
+	}
+}
+
+func TestParseChange(t *testing.T) {
+	tests := []struct {
+		payload string
+		want    crm.Change
+		renamed bool
+	}{
+		{`{"op" : "UPDATE", "old" : "a", "new" : "b"}`, crm.Change{Op: crm.OpUpdate, OldID: "a", NewID: "b"}, true},
+		{`{"op" : "UPDATE", "old" : "a", "new" : "a"}`, crm.Change{Op: crm.OpUpdate, OldID: "a", NewID: "a"}, false},
+		{`{"op" : "DELETE", "old" : "a", "new" : null}`, crm.Change{Op: crm.OpDelete, OldID: "a"}, false},
+		{`crm-7`, crm.Change{NewID: "crm-7"}, false}, // a bare id, from a user's own trigger
+		{``, crm.Change{}, false},
+		{`{not json`, crm.Change{}, false},
+	}
+	for _, tt := range tests {
+		got := crm.ParseChange(tt.payload)
+		if got != tt.want || got.Renamed() != tt.renamed {
+			t.Errorf("ParseChange(%q) = %+v (renamed %v), want %+v (%v)", tt.payload, got, got.Renamed(), tt.want, tt.renamed)
 		}
 	}
 }

@@ -9,6 +9,7 @@ const (
 	RunFull        = "full"        // every contact, every row
 	RunIncremental = "incremental" // the rows changed since the watermark
 	RunApply       = "apply"       // a plan saved by syncd diff --out
+	RunEvents      = "event"       // the contacts stored Sinch events name
 )
 
 // Run outcomes (syncd.runs.outcome). RunRunning is the outcome of a run that
@@ -45,7 +46,7 @@ const (
 )
 
 // RunKinds are the kinds of run.
-func RunKinds() []string { return []string{RunFull, RunIncremental, RunApply} }
+func RunKinds() []string { return []string{RunFull, RunIncremental, RunApply, RunEvents} }
 
 // FinishedOutcomes are the outcomes of a run that has ended.
 func FinishedOutcomes() []string {

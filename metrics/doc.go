@@ -25,6 +25,11 @@
 //	syncd_schedule_period_seconds{kind}                gauge, longest gap of the run kind's schedule (syncd run)
 //	syncd_deletes_withheld{kind}                       gauge, deletes the last run of the kind withheld (syncd run)
 //	syncd_sinch_rate_limit_rps                         gauge, the client's current rate limit
+//	syncd_webhook_events_received_total{trigger}       counter, verified contact callbacks
+//	syncd_webhook_events_duplicate_total               counter, of those, events stored already
+//	syncd_webhook_callbacks_refused_total{reason}      counter
+//	syncd_webhook_events_applied_total{trigger}        counter, events processed
+//	syncd_webhook_event_lag_seconds                    histogram, event_time to processed
 //
 // Every label takes its value from a short fixed list; anything else is
 // counted as "other" (and a Sinch call that got no answer as code "error"),

@@ -29,7 +29,8 @@ func sinchOps() []string {
 	return []string{sinch.OpList, sinch.OpGet, sinch.OpCreate, sinch.OpUpdate, sinch.OpDelete, sinch.OpMerge, sinch.OpToken}
 }
 
-// runKinds are the kinds of run: full, incremental, and a saved plan applied.
+// runKinds are the kinds of run: full, incremental, a saved plan applied,
+// and the processing of Sinch contact events.
 func runKinds() []string { return crm.RunKinds() }
 
 // runOutcomes are the outcomes of a finished run.
@@ -61,7 +62,8 @@ type Metrics struct {
 	lockDur prometheus.Histogram
 	skipped *prometheus.CounterVec
 	held    prometheus.Gauge
-	op      *operational // operations.go
+	op      *operational  // operations.go
+	events  *eventMetrics // events.go
 }
 
 // New creates the collectors and registers them, with the Go runtime and
@@ -131,6 +133,7 @@ func New() *Metrics {
 			Name:      "lock_held",
 			Help:      "1 while this process holds the per-project advisory lock, else 0.",
 		}),
+		events: newEventMetrics(),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -138,6 +141,7 @@ func New() *Metrics {
 		m.calls, m.callDur, m.runs, m.runDur, m.lastOK, m.ops, m.rows, m.lockDur, m.skipped, m.held,
 	)
 	m.reg.MustRegister(m.op.collectors()...)
+	m.reg.MustRegister(m.events.collectors()...)
 
 	// Create every combination of the fixed label values up front, so that
 	// the series exist at 0 from the first scrape: rate() and increase()

@@ -367,6 +367,8 @@ var syncdMetrics = []string{
 	"syncd_ticks_skipped_total", "syncd_lock_held",
 	"syncd_start_time_seconds", "syncd_schedule_period_seconds", "syncd_deletes_withheld",
 	"syncd_lock_held_seconds", "syncd_sinch_rate_limit_rps",
+	"syncd_webhook_events_received_total", "syncd_webhook_events_duplicate_total",
+	"syncd_webhook_callbacks_refused_total", "syncd_webhook_events_applied_total", "syncd_webhook_event_lag_seconds",
 }
 
 // Series a fresh Metrics exposes before any hook is called: every
@@ -444,7 +446,7 @@ func TestLabelValuesMatchCallers(t *testing.T) {
 		m.ObserveCall(op, 200, 0)
 		want = append(want, `syncd_sinch_calls_total{code="200",operation="`+op+`"}`)
 	}
-	for _, kind := range []string{contactsync.RunFull, contactsync.RunIncremental} {
+	for _, kind := range []string{contactsync.RunFull, contactsync.RunIncremental, contactsync.RunEvents} {
 		for _, outcome := range []string{contactsync.OutcomeSucceeded, contactsync.OutcomeFailed, contactsync.OutcomeInterrupted} {
 			m.RunFinished(kind, outcome, 0)
 			want = append(want, `syncd_runs_total{kind="`+kind+`",outcome="`+outcome+`"}`)

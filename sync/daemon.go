@@ -42,20 +42,25 @@ type Daemon struct {
 	OnSkip func(kind, reason string)
 	// OnRun is told about every finished run.
 	OnRun func(rep Report, err error)
-	// RunAtStart makes an incremental run as soon as Run starts.
+	// RunAtStart makes an incremental run as soon as Run starts (and, with
+	// Events, an event run after it).
 	RunAtStart bool
+	// Events, when set, tells of new Sinch contact events in the queue:
+	// each burst makes an event run (see RunEvents).
+	Events <-chan struct{}
 	// Ticks, when set, stands in for the two schedules: each kind received
 	// (RunIncremental or RunFull) is a tick of that schedule. Tests fire
 	// ticks with it when they choose, without a clock.
 	Ticks <-chan string
 
-	cron    *cron.Cron
-	wg      stdsync.WaitGroup
-	mu      stdsync.Mutex
-	busy    bool
-	current string // kind of the run going, while busy
-	again   bool   // an incremental run is due after it
-	fullDue bool   // a full run is due after it
+	cron        *cron.Cron
+	wg          stdsync.WaitGroup
+	mu          stdsync.Mutex
+	busy        bool
+	current     string // kind of the run going, while busy
+	again       bool   // an incremental run is due after it
+	fullDue     bool   // a full run is due after it
+	againEvents bool   // an event run is due after it
 }
 
 // Run schedules runs until ctx ends, then waits for the run in flight to
@@ -84,6 +89,11 @@ func (d *Daemon) Run(ctx context.Context, changes <-chan struct{}) error {
 	}
 
 	if d.RunAtStart {
+		// Events stored while syncd was down, or left by a crash between
+		// receipt and processing, are processed after the first run.
+		d.mu.Lock()
+		d.againEvents = d.Events != nil
+		d.mu.Unlock()
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
@@ -94,7 +104,14 @@ func (d *Daemon) Run(ctx context.Context, changes <-chan struct{}) error {
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
-			d.watch(ctx, changes)
+			d.watch(ctx, changes, RunIncremental)
+		}()
+	}
+	if d.Events != nil {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.watch(ctx, d.Events, RunEvents)
 		}()
 	}
 	<-ctx.Done()
@@ -134,14 +151,20 @@ func (d *Daemon) NextRuns() (incremental, full time.Time) {
 	return entries[0].Next, entries[1].Next
 }
 
-// watch turns bursts of change notifications into incremental runs.
-func (d *Daemon) watch(ctx context.Context, changes <-chan struct{}) {
+// watch turns bursts of notifications into runs of kind. Events wait
+// less than CRM changes: an event run reads only what its events name, so
+// a steady stream of them is cheap to follow closely, and a Sinch-side edit
+// is wrong for every message sent until it is put back.
+func (d *Daemon) watch(ctx context.Context, changes <-chan struct{}, kind string) {
 	debounce, maxDelay := d.Debounce, d.MaxDelay
 	if debounce <= 0 {
 		debounce = 200 * time.Millisecond
 	}
 	if maxDelay <= 0 {
 		maxDelay = time.Second
+	}
+	if kind == RunEvents {
+		debounce, maxDelay = debounce/4, maxDelay/4
 	}
 	for {
 		select {
@@ -171,13 +194,13 @@ func (d *Daemon) watch(ctx context.Context, changes <-chan struct{}) {
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
-			d.start(ctx, RunIncremental, true)
+			d.start(ctx, kind, true)
 		}()
 	}
 }
 
-// start runs kind unless a run is going. A notified change (coalesce) that
-// finds a run going asks for one more incremental run after it instead; a
+// start runs kind unless a run is going. A notification (coalesce) that
+// finds a run going asks for one more run of its kind after it instead; a
 // full tick that finds an incremental run going queues the full run after
 // it, once.
 func (d *Daemon) start(ctx context.Context, kind string, coalesce bool) {
@@ -190,6 +213,8 @@ func (d *Daemon) start(ctx context.Context, kind string, coalesce bool) {
 		switch {
 		case kind == RunFull && d.current != RunFull && !d.fullDue:
 			d.fullDue, queued = true, true
+		case coalesce && kind == RunEvents:
+			d.againEvents = true
 		case coalesce:
 			d.again = true
 		}
@@ -214,22 +239,35 @@ func (d *Daemon) start(ctx context.Context, kind string, coalesce bool) {
 			}
 		case rep.RunID == 0 && ctx.Err() != nil:
 			// Stopped while waiting for the lock: no run to tell of.
+		case rep.RunID == 0 && kind == RunEvents && err == nil:
+			// No event was queued: no run was made.
 		case d.OnRun != nil:
 			d.OnRun(rep, err)
 		}
 		d.mu.Lock()
-		if ctx.Err() != nil || (!d.again && !d.fullDue) {
+		if kind != RunEvents && d.Events != nil {
+			// Also picks up events left queued by a failure, or stored by
+			// another process while this one held the lock.
+			d.againEvents = true
+		}
+		if ctx.Err() != nil || (!d.again && !d.fullDue && !d.againEvents) {
 			d.busy, d.current = false, ""
 			d.mu.Unlock()
 			return
 		}
-		kind = RunIncremental
-		if d.fullDue {
+		switch {
+		case d.fullDue:
 			// A full run reads every row, so it also covers the changes
 			// that asked for an incremental one.
 			kind = RunFull
+			d.fullDue, d.again = false, false
+		case d.again:
+			kind = RunIncremental
+			d.again = false
+		default:
+			kind = RunEvents
+			d.againEvents = false
 		}
-		d.fullDue, d.again = false, false
 		d.current = kind
 		d.mu.Unlock()
 	}

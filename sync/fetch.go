@@ -334,6 +334,10 @@ func (r *Reconciler) incremental(ctx context.Context, runID int64) (Report, erro
 			changed[rec.ExternalID] = rec
 		}
 	}
+	order, renamed, err := r.applyRenames(ctx, links, changed, order)
+	if err != nil {
+		return Report{}, err
+	}
 	vanished, err := r.Store.VanishedLinks(ctx, r.ProjectID, r.Source)
 	if err != nil {
 		return Report{}, err
@@ -429,6 +433,11 @@ func (r *Reconciler) incremental(ctx context.Context, runID int64) (Report, erro
 	plan.Unchanged += unchanged
 	rep, err := r.Apply(ctx, runID, plan)
 	rep.Lookups = calls
+	if err == nil && rep.Failed == 0 && len(renamed) > 0 {
+		// The records' links moved to their new ids with the re-keying
+		// patches; the old ones name nothing now.
+		err = r.Store.DeleteLinks(context.WithoutCancel(ctx), r.ProjectID, renamed)
+	}
 	return rep, err
 }
 

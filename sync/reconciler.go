@@ -93,10 +93,13 @@ const DefaultOverlap = 2 * time.Minute
 
 // Reconciler reads both sides, diffs them and applies the plan.
 type Reconciler struct {
-	Store       Store
-	Sinch       SinchAPI
-	Logger      *zap.Logger
-	Observer    Observer // optional
+	Store    Store
+	Sinch    SinchAPI
+	Logger   *zap.Logger
+	Observer Observer // optional
+	// Events is the queue of Sinch contact events that RunEvents drains;
+	// optional.
+	Events      EventQueue
 	ProjectID   string
 	Source      string // the CRM relation, e.g. crm_contacts
 	BatchSize   int    // CRM rows per query
@@ -112,6 +115,8 @@ type Reconciler struct {
 	// session (default crm.DefaultLockCheck): a run stops sending within
 	// 2 × LockCheck of losing it.
 	LockCheck time.Duration
+	// renames are the CRM's renames not yet acted on (NoteRename).
+	renames renames
 	// LockGrace is how long after taking the lock a runner that finds an
 	// earlier run still "running" waits before writing, unless that run's
 	// process is known gone: long enough for the earlier process, if it
@@ -229,6 +234,16 @@ func (r *Reconciler) Run(ctx context.Context, kind string, wait bool) (Report, e
 		return r.locked(ctx, kind, wait, r.full)
 	case RunIncremental:
 		return r.locked(ctx, kind, wait, r.incremental)
+	case RunEvents:
+		if r.Events == nil {
+			return Report{Kind: kind}, errors.New("no event queue")
+		}
+		// Nothing queued is the common wake-up (events another process
+		// took): no lock, no run recorded.
+		if pending, err := r.Events.Pending(ctx, r.ProjectID, 1); err != nil || len(pending) == 0 {
+			return Report{Kind: kind, Outcome: OutcomeSucceeded}, err
+		}
+		return r.locked(ctx, kind, wait, r.events)
 	}
 	return Report{Kind: kind}, fmt.Errorf("unknown run kind %q", kind)
 }
@@ -430,8 +445,9 @@ func (r *Reconciler) run(ctx context.Context, lock *crm.Lock, kind string, body 
 	finishCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	// A full or incremental run saw every change up to readStart; applying
-	// a saved plan says nothing about rows it did not cover.
-	if rep.Outcome == OutcomeSucceeded && kind != RunApply {
+	// a saved plan or processing events says nothing about rows it did not
+	// cover.
+	if rep.Outcome == OutcomeSucceeded && (kind == RunFull || kind == RunIncremental) {
 		if werr := r.Store.SetWatermark(finishCtx, r.ProjectID, readStart); werr != nil {
 			err = fmt.Errorf("advance watermark: %w", werr)
 			rep.Outcome = OutcomeFailed

@@ -26,6 +26,7 @@ type Config struct {
 	Sync            SyncConfig     `yaml:"sync"`
 	Schedule        ScheduleConfig `yaml:"schedule"`
 	HTTP            HTTPConfig     `yaml:"http"`
+	Webhook         WebhookConfig  `yaml:"webhook"`
 	Log             LogConfig      `yaml:"log"`
 	ShutdownTimeout time.Duration  `yaml:"shutdown_timeout"`
 	Journal         JournalConfig  `yaml:"journal"`
@@ -44,6 +45,7 @@ type DatabaseConfig struct {
 
 type SinchConfig struct {
 	ProjectID      string        `yaml:"project_id"`
+	AppID          string        `yaml:"app_id"`
 	Region         string        `yaml:"region"`
 	BaseURL        string        `yaml:"base_url"`
 	Auth           string        `yaml:"auth"`
@@ -82,6 +84,16 @@ type HTTPConfig struct {
 	Listen string `yaml:"listen"`
 }
 
+// WebhookConfig is the receiver of Sinch's contact events: its own
+// listener, apart from http.listen, since it faces Sinch (through a reverse
+// proxy) while metrics stay on loopback.
+type WebhookConfig struct {
+	Listen    string `yaml:"listen"`
+	Path      string `yaml:"path"`
+	PublicURL string `yaml:"public_url"`
+	Secret    string `yaml:"secret"`
+}
+
 type LogConfig struct {
 	Level  string `yaml:"level"`
 	Format string `yaml:"format"`
@@ -114,6 +126,7 @@ func defaultConfig() Config {
 		},
 		Schedule:        ScheduleConfig{Incremental: "@every 1m", Full: "0 3 * * *"},
 		HTTP:            HTTPConfig{Listen: "127.0.0.1:9464"},
+		Webhook:         WebhookConfig{Path: "/webhooks/sinch"},
 		Log:             LogConfig{Level: "info", Format: "auto"},
 		ShutdownTimeout: 20 * time.Second,
 		Journal:         JournalConfig{Retention: 30 * 24 * time.Hour},
@@ -129,6 +142,7 @@ var envOverrides = []struct {
 }{
 	{"SYNCD_DATABASE_URL", "database.url", func(c *Config, v string) error { c.Database.URL = v; return nil }},
 	{"SYNCD_SINCH_PROJECT_ID", "sinch.project_id", func(c *Config, v string) error { c.Sinch.ProjectID = v; return nil }},
+	{"SYNCD_SINCH_APP_ID", "sinch.app_id", func(c *Config, v string) error { c.Sinch.AppID = v; return nil }},
 	{"SYNCD_SINCH_REGION", "sinch.region", func(c *Config, v string) error { c.Sinch.Region = v; return nil }},
 	{"SYNCD_SINCH_BASE_URL", "sinch.base_url", func(c *Config, v string) error { c.Sinch.BaseURL = v; return nil }},
 	{"SYNCD_SINCH_AUTH", "sinch.auth", func(c *Config, v string) error { c.Sinch.Auth = v; return nil }},
@@ -136,6 +150,7 @@ var envOverrides = []struct {
 	{"SYNCD_SINCH_KEY_SECRET", "sinch.key_secret", func(c *Config, v string) error { c.Sinch.KeySecret = v; return nil }},
 	{"SYNCD_SINCH_TOKEN_URL", "sinch.token_url", func(c *Config, v string) error { c.Sinch.TokenURL = v; return nil }},
 	{"SYNCD_CRM_SOURCE", "crm.source", func(c *Config, v string) error { c.CRM.Source = v; return nil }},
+	{"SYNCD_WEBHOOK_SECRET", "webhook.secret", func(c *Config, v string) error { c.Webhook.Secret = v; return nil }},
 	{"SYNCD_LOG_LEVEL", "log.level", func(c *Config, v string) error { c.Log.Level = v; return nil }},
 	{"SYNCD_LOG_PII", "log.pii", func(c *Config, v string) (err error) { c.Log.PII, err = parseBool(v); return err }},
 }
@@ -259,6 +274,7 @@ func (c Config) problems() []error {
 	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 		bad("http.listen: %q is not host:port", c.HTTP.Listen)
 	}
+	out = append(out, c.Webhook.problems()...)
 	if _, err := zapcore.ParseLevel(c.Log.Level); err != nil {
 		bad("log.level: %q is not one of debug, info, warn, error", c.Log.Level)
 	}
@@ -272,6 +288,36 @@ func (c Config) problems() []error {
 	}
 	if c.Journal.Retention < 0 {
 		bad("journal.retention must not be negative (0 keeps everything)")
+	}
+	return out
+}
+
+// maxWebhookTarget is the longest target the Webhooks API accepts.
+const maxWebhookTarget = 742
+
+// problems checks the webhook keys. The listener is off without
+// webhook.listen; with it, callbacks cannot be verified without a secret.
+// public_url and sinch.app_id are needed only to register the webhook.
+func (w WebhookConfig) problems() []error {
+	var out []error
+	bad := func(format string, args ...any) { out = append(out, fmt.Errorf(format, args...)) }
+	if w.Listen != "" {
+		if _, _, err := net.SplitHostPort(w.Listen); err != nil {
+			bad("webhook.listen: %q is not host:port", w.Listen)
+		}
+		if w.Secret == "" {
+			bad("webhook.secret is required with webhook.listen (or SYNCD_WEBHOOK_SECRET): unsigned callbacks are refused")
+		}
+	}
+	if !strings.HasPrefix(w.Path, "/") {
+		bad("webhook.path: %q does not start with /", w.Path)
+	}
+	if w.PublicURL != "" {
+		if u, err := url.Parse(w.PublicURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			bad("webhook.public_url: %q is not an http(s) URL", w.PublicURL)
+		} else if len(w.PublicURL) > maxWebhookTarget {
+			bad("webhook.public_url is %d characters; Sinch accepts at most %d", len(w.PublicURL), maxWebhookTarget)
+		}
 	}
 	return out
 }

@@ -19,25 +19,30 @@ func (e *env) configCommand() *cobra.Command {
 		Use:   "config",
 		Short: "Inspect the configuration",
 	}
-	cmd.AddCommand(&cobra.Command{
+	var remote bool
+	check := &cobra.Command{
 		Use:   "check",
 		Short: "Validate the configuration, the database connection and the Sinch credentials",
 		Long: `Check the configuration file and the environment key by key (every problem at
 once, each by its key path), then connect to PostgreSQL (and say whether
 migrations are pending), check that crm.source exists and has every column of
 the contract with a type syncd can read, and make one harmless call to Sinch
-(a list of one contact) to prove the credentials.
+(a list of one contact) to prove the credentials. With --remote, also check
+that the Sinch webhook of sinch.app_id for webhook.public_url is registered
+as syncd webhooks register would leave it.
 
 Exit status: 0 all checks passed (warnings are printed with !), 1 any problem.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return e.configCheck(cmd.Context())
+			return e.configCheck(cmd.Context(), remote)
 		},
-	})
+	}
+	check.Flags().BoolVar(&remote, "remote", false, "also check the registered Sinch webhook against webhook.public_url, webhook.secret and sinch.app_id")
+	cmd.AddCommand(check)
 	return cmd
 }
 
-func (e *env) configCheck(ctx context.Context) error {
+func (e *env) configCheck(ctx context.Context, remote bool) error {
 	out := e.stdout
 	source := e.configPath
 	if !e.configExplicit {
@@ -135,6 +140,9 @@ func (e *env) configCheck(ctx context.Context) error {
 		}
 		return fmt.Sprintf("%s auth accepted for project %s", cfg.Sinch.Auth, cfg.Sinch.ProjectID), nil
 	})
+	if remote {
+		check("webhook", func(ctx context.Context) (string, error) { return checkWebhook(ctx, cfg, log) })
+	}
 	if failed > 0 {
 		return &exitCodeError{code: exitError, err: errors.New(plural(failed, "check") + " failed")}
 	}

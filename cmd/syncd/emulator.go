@@ -17,6 +17,7 @@ func (e *env) emulatorCommand() *cobra.Command {
 	var listen, projectID, keyID string
 	var opts sinchtest.Options
 	faults := &opts.Faults
+	var callbacks sinchtest.CallbackFaults
 	cmd := &cobra.Command{
 		Use:   "emulator",
 		Short: "Serve the bundled Sinch contacts emulator",
@@ -29,6 +30,11 @@ variables syncd reads, SYNCD_SINCH_PROJECT_ID, SYNCD_SINCH_KEY_ID and
 SYNCD_SINCH_KEY_SECRET, so that one set of exports serves both; --project-id
 and --key-id override the first two.
 
+Webhooks created through its Webhooks API get signed callbacks for every
+contact change; /_admin/ plays a person editing (PATCH /_admin/contacts/{id})
+or deleting (DELETE /_admin/contacts/{id}) a contact, and Sinch auto-creating
+one (POST /_admin/contacts).
+
 Exit status: 0 stopped by SIGINT or SIGTERM, 1 error (no key secret, the
 address in use).`,
 		Args: cobra.NoArgs,
@@ -40,6 +46,9 @@ address in use).`,
 				return errors.New("SYNCD_SINCH_KEY_SECRET must hold the key secret the emulator accepts")
 			}
 			emu := sinchtest.New(opts)
+			callbacks.Seed = faults.Seed
+			emu.SetCallbackFaults(callbacks)
+			defer emu.Close()
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
 				return fmt.Errorf("--listen: %w", err)
@@ -65,6 +74,10 @@ address in use).`,
 	f.Float64Var(&faults.DropAfterRate, "drop-after-rate", 0, "fraction of connections dropped after a write is applied")
 	f.DurationVar(&faults.SlowLoris, "slow-loris", 0, "dribble each answer out over this long")
 	f.Int64Var(&faults.Seed, "fault-seed", 1, "seed of the fault dice, for repeatable runs")
+	f.DurationVar(&callbacks.Delay, "callback-delay", 0, "delay before each webhook callback")
+	f.Float64Var(&callbacks.DuplicateRate, "callback-duplicate-rate", 0, "fraction of webhook callbacks posted twice")
+	f.Float64Var(&callbacks.ReorderRate, "callback-reorder-rate", 0, "fraction of webhook callbacks overtaken by the next one")
+	f.Float64Var(&callbacks.DropRate, "callback-drop-rate", 0, "fraction of webhook callbacks never posted")
 	return cmd
 }
 

@@ -63,6 +63,9 @@ type env struct {
 	// ready, when set, is called once `syncd run` serves and schedules, with
 	// its HTTP address; tests wait on it.
 	ready func(httpAddr string)
+	// webhookReady, when set, is called with webhook.listen's address once
+	// it serves.
+	webhookReady func(addr string)
 }
 
 // run executes one syncd command line and returns its exit status.
@@ -115,6 +118,7 @@ for all of them.`,
 		e.pruneCommand(),
 		e.demoCommand(),
 		e.emulatorCommand(),
+		e.webhooksCommand(),
 		e.versionCommand(),
 	)
 	root.InitDefaultHelpCmd()

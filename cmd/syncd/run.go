@@ -13,8 +13,10 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/metrics"
 	contactsync "github.com/syncd/syncd/sync"
+	"github.com/syncd/syncd/webhook"
 )
 
 func (e *env) runCommand() *cobra.Command {
@@ -24,6 +26,8 @@ func (e *env) runCommand() *cobra.Command {
 		Long: `Run until SIGINT or SIGTERM: an incremental reconcile on schedule.incremental
 (the CRM rows changed since the last run), a full reconcile on schedule.full,
 and, with crm.notify, an incremental one within a second of a CRM change.
+With webhook.listen, Sinch's contact callbacks are received there, verified,
+stored, and the contacts they name reconciled within seconds.
 Every hour, journal entries and runs older than journal.retention are pruned.
 One run at a time per Sinch project, across hosts (a PostgreSQL advisory
 lock). Serves /healthz, /readyz and /metrics on http.listen, and speaks
@@ -102,6 +106,24 @@ func (e *env) daemon(ctx context.Context) error {
 	go func() { httpDone <- serveUntilDone(httpCtx, srv, ln) }()
 	defer func() { stopHTTP(); <-httpDone }()
 
+	events := webhook.NewStore(d.store.DB())
+	stored := make(chan struct{}, 1)
+	stopWebhook, err := e.serveWebhook(ctx, d, events, func() {
+		select {
+		case stored <- struct{}{}:
+		default: // an event run is already asked for
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer stopWebhook()
+
+	rec := d.reconciler(false)
+	if cfg.Webhook.Listen != "" {
+		rec.Events = events
+	}
+
 	runCtx, stopRuns := context.WithCancel(ctx)
 	defer stopRuns()
 	var changes chan struct{}
@@ -112,7 +134,11 @@ func (e *env) daemon(ctx context.Context) error {
 		var once stdsync.Once
 		go func() {
 			defer close(listenDone)
-			_ = d.store.Listen(runCtx, func() { once.Do(func() { close(listening) }) }, func(string) {
+			_ = d.store.Listen(runCtx, func() { once.Do(func() { close(listening) }) }, func(payload string) {
+				// A rename keeps its contact: the run re-keys it.
+				if c := crm.ParseChange(payload); c.Renamed() {
+					rec.NoteRename(c.OldID, c.NewID)
+				}
 				select {
 				case changes <- struct{}{}:
 				default: // a run is already asked for
@@ -124,7 +150,6 @@ func (e *env) daemon(ctx context.Context) error {
 		close(listenDone)
 	}
 
-	rec := d.reconciler(false)
 	dmn := &contactsync.Daemon{
 		Reconciler:  rec,
 		Logger:      log,
@@ -134,6 +159,9 @@ func (e *env) daemon(ctx context.Context) error {
 		// A first run at start catches up on what changed while syncd was
 		// down (a full one when nothing was ever synced).
 		RunAtStart: true,
+	}
+	if cfg.Webhook.Listen != "" {
+		dmn.Events = stored
 	}
 	dmn.OnRun = func(rep contactsync.Report, err error) {
 		inc, full := dmn.NextRuns()
@@ -164,6 +192,7 @@ func (e *env) daemon(ctx context.Context) error {
 	defer func() { stopRuns(); <-pruned }()
 	notifySystemd(log, daemon.SdNotifyReady, "STATUS=started; first run under way")
 	log.Info("syncd is running", zap.String("http", ln.Addr().String()), zap.Bool("crm_notify", cfg.CRM.Notify),
+		zap.String("webhook", cfg.Webhook.Listen),
 		zap.String("incremental", cfg.Schedule.Incremental), zap.String("full", cfg.Schedule.Full))
 	if e.ready != nil {
 		e.ready(ln.Addr().String())

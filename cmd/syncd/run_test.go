@@ -18,10 +18,11 @@ import (
 
 // daemonHandle is a `syncd run` started in process.
 type daemonHandle struct {
-	addr   string
-	cancel context.CancelFunc
-	done   chan int
-	stderr *syncBuffer
+	addr    string
+	webhook string // webhook.listen's address, when set
+	cancel  context.CancelFunc
+	done    chan int
+	stderr  *syncBuffer
 }
 
 // syncBuffer is a bytes.Buffer safe for the daemon's concurrent writes.
@@ -50,7 +51,7 @@ func (h *harness) startDaemon() *daemonHandle {
 	ready := make(chan string, 1)
 	d := &daemonHandle{cancel: cancel, done: make(chan int, 1), stderr: &syncBuffer{}}
 	e := &env{stdout: io.Discard, stderr: d.stderr, getenv: func(k string) string { return h.env[k] },
-		ready: func(addr string) { ready <- addr }}
+		ready: func(addr string) { ready <- addr }, webhookReady: func(addr string) { d.webhook = addr }}
 	go func() {
 		root := e.rootCommand()
 		root.SetArgs([]string{"--config", h.config, "run"})

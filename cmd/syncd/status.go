@@ -12,6 +12,7 @@ import (
 
 	"github.com/syncd/syncd/crm"
 	contactsync "github.com/syncd/syncd/sync"
+	"github.com/syncd/syncd/webhook"
 )
 
 func (e *env) statusCommand() *cobra.Command {
@@ -56,6 +57,7 @@ type statusReport struct {
 	ProjectID string          `json:"project_id"`
 	Lock      lockStatus      `json:"lock"`
 	Runs      []runStatusJSON `json:"runs"`
+	Events    webhook.Queue   `json:"events"` // Sinch contact events received and not yet processed
 }
 
 type lockStatus struct {
@@ -90,6 +92,9 @@ func readStatus(ctx context.Context, store *crm.Store, projectID string, limit i
 	}
 	if held {
 		st.Lock = lockStatus{Held: true, PID: holder.PID, ApplicationName: holder.ApplicationName, ClientAddr: holder.ClientAddr}
+	}
+	if st.Events, err = webhook.NewStore(store.DB()).Queue(ctx, projectID); err != nil {
+		return st, err
 	}
 	runs, err := store.LastRuns(ctx, projectID, limit)
 	if err != nil {
@@ -126,6 +131,7 @@ func writeStatus(w io.Writer, st statusReport) error {
 	} else {
 		fmt.Fprintf(w, "Project %s: no sync running now.\n", st.ProjectID)
 	}
+	writeQueue(w, st.Events)
 	if len(st.Runs) == 0 {
 		_, err := fmt.Fprintln(w, "No runs yet.")
 		return err
@@ -153,6 +159,17 @@ func writeStatus(w io.Writer, st statusReport) error {
 		}
 	}
 	return nil
+}
+
+func writeQueue(w io.Writer, q webhook.Queue) {
+	fmt.Fprintf(w, "Sinch events: %d queued", q.Pending)
+	if q.OldestPending != nil {
+		fmt.Fprintf(w, " (oldest received %s ago)", time.Since(*q.OldestPending).Round(time.Second))
+	}
+	fmt.Fprintf(w, ", %d processed in the last hour.\n", q.DoneLastHour)
+	if q.Retried > 0 {
+		fmt.Fprintf(w, "%d queued events failed before and are retried; last error: %s\n", q.Retried, q.LastError)
+	}
 }
 
 // timeLayout is how times are shown to a person: local, with the offset

@@ -123,6 +123,7 @@ type Emulator struct {
 	refuse     func(sinch.Contact) error
 	unified    bool
 	emptyLast  bool
+	hooks      *hooks // the Webhooks API and its callbacks (webhooks.go)
 }
 
 // SetUnifiedContactID turns the unified_contact_id_enabled behaviour (see
@@ -211,6 +212,7 @@ func New(opts Options) *Emulator {
 		entropy:    ulid.Monotonic(rand.Reader, 0),
 		unified:    opts.UnifiedContactID,
 		emptyLast:  opts.EmptyLastPage,
+		hooks:      newHooks(),
 	}
 	if e.tokenTTL <= 0 {
 		e.tokenTTL = DefaultTokenTTL
@@ -229,6 +231,7 @@ func Start(tb testing.TB, opts Options) (*Emulator, *httptest.Server) {
 	e := New(opts)
 	srv := httptest.NewServer(e)
 	tb.Cleanup(srv.Close)
+	tb.Cleanup(e.Close) // runs first: no callback is sent to a closed server
 	return e, srv
 }
 

@@ -46,7 +46,10 @@ func match(r *http.Request) (rt route, allowed string, ok bool) {
 			byMethod = map[string]string{http.MethodGet: OpGet, http.MethodPatch: OpUpdate, http.MethodDelete: OpDelete}
 		}
 	default:
-		return rt, "", false
+		var webhooks bool
+		if byMethod, rt.id, webhooks = webhookRoute(rest); !webhooks {
+			return rt, "", false
+		}
 	}
 	if op, found := byMethod[r.Method]; found {
 		rt.op = op
@@ -66,6 +69,10 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/oauth2/token" {
 		e.count(OpToken)
 		e.serveToken(w, r)
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, adminPrefix) {
+		e.serveAdmin(w, r)
 		return
 	}
 	rt, allowed, ok := match(r)
@@ -113,7 +120,9 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	before := e.before(rt, body)
 	status, answer := e.apply(rt, r, body)
+	e.announceAPI(rt, status, answer, before)
 	if p.dropAfter {
 		drop(w)
 		return
@@ -136,6 +145,8 @@ func (e *Emulator) apply(rt route, r *http.Request, body []byte) (int, any) {
 		return e.delete(rt.id)
 	case OpMerge:
 		return e.merge(rt.id, body)
+	case OpWebhookCreate, OpWebhookList, OpWebhookGet, OpWebhookUpdate, OpWebhookDelete:
+		return e.applyWebhooks(rt, r.URL.Query(), body)
 	}
 	return errorBody(http.StatusNotFound, "NOT_FOUND", "no such endpoint")
 }

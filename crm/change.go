@@ -1,0 +1,42 @@
+package crm
+
+import (
+	"encoding/json"
+	"strings"
+)
+
+// Change is one change notification of the CRM source: the operation and
+// the external_id before and after (migration 00006). A rename is an UPDATE
+// whose OldID and NewID differ.
+type Change struct {
+	Op    string `json:"op"` // INSERT, UPDATE or DELETE; "" when the payload did not say
+	OldID string `json:"old"`
+	NewID string `json:"new"`
+}
+
+// Change operations.
+const (
+	OpInsert = "INSERT"
+	OpUpdate = "UPDATE"
+	OpDelete = "DELETE"
+)
+
+// ParseChange reads a NotifyChannel payload: the JSON of the crm_contacts
+// trigger, or a bare external_id (what a user's own trigger may send, and
+// what the trigger sent before 00006). An empty payload, or one that cannot
+// be read, is the zero Change: something changed, it cannot say what.
+func ParseChange(payload string) Change {
+	if !strings.HasPrefix(payload, "{") {
+		return Change{NewID: payload}
+	}
+	var c Change
+	if err := json.Unmarshal([]byte(payload), &c); err != nil {
+		return Change{}
+	}
+	return c
+}
+
+// Renamed reports whether the change gave a record a new external_id.
+func (c Change) Renamed() bool {
+	return c.Op == OpUpdate && c.OldID != "" && c.NewID != "" && c.OldID != c.NewID
+}

@@ -1,0 +1,324 @@
+package sync_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/sinch"
+	"github.com/syncd/syncd/sinch/sinchtest"
+	contactsync "github.com/syncd/syncd/sync"
+	"github.com/syncd/syncd/webhook"
+)
+
+const eventSecret = "event-secret"
+
+// eventRig is a reconciler whose event queue is fed by a real webhook
+// handler, on PostgreSQL and the emulator.
+type eventRig struct {
+	rec   *contactsync.Reconciler
+	emu   *sinchtest.Emulator
+	store *crm.Store
+	queue *webhook.Store
+	srv   *httptest.Server
+	seq   int
+}
+
+func newEventRig(t *testing.T, rows int) *eventRig {
+	t.Helper()
+	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
+	g := &eventRig{rec: rec, emu: emu, store: store, queue: webhook.NewStore(store.DB())}
+	rec.Events = g.queue
+	h := webhook.NewHandler(webhook.Config{Secret: eventSecret, ProjectID: "chaos", Store: g.queue,
+		Logger: zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); h.Run(ctx) }()
+	g.srv = httptest.NewServer(h)
+	t.Cleanup(func() { g.srv.Close(); cancel(); <-done })
+	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(rows, "Person")); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, rec, contactsync.RunFull)
+	return g
+}
+
+// body is a callback envelope of the rig's project carrying one event.
+func (g *eventRig) body(key string, value any) []byte {
+	g.seq++
+	now := time.Now().UTC()
+	b, err := json.Marshal(map[string]any{
+		"app_id": "app", "project_id": "chaos", "message_metadata": "", "correlation_id": "",
+		"event_time":    now.Format(time.RFC3339Nano),
+		"accepted_time": now.Add(time.Duration(g.seq) * time.Microsecond).Format(time.RFC3339Nano),
+		key:             value,
+	})
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// post delivers body signed with secret and returns the status.
+func (g *eventRig) post(t *testing.T, body []byte, secret string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, g.srv.URL, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.seq++
+	webhook.Sign(req.Header, []byte(secret), body, fmt.Sprintf("nonce-%d", g.seq), time.Now())
+	resp, err := g.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+func (g *eventRig) deliver(t *testing.T, body []byte) {
+	t.Helper()
+	if got := g.post(t, body, eventSecret); got != http.StatusOK {
+		t.Fatalf("callback answered %d", got)
+	}
+}
+
+func contactEvent(trigger string, c sinch.Contact) (string, any) {
+	key := map[string]string{
+		webhook.TriggerCreate: "contact_create_notification",
+		webhook.TriggerUpdate: "contact_update_notification",
+		webhook.TriggerDelete: "contact_delete_notification",
+	}[trigger]
+	return key, map[string]any{"contact": c}
+}
+
+func (g *eventRig) pending(t *testing.T) int {
+	t.Helper()
+	p, err := g.queue.Pending(t.Context(), "chaos", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(p)
+}
+
+// converged checks that a full run finds nothing left to do.
+func (g *eventRig) converged(t *testing.T) {
+	t.Helper()
+	g.emu.ResetCalls()
+	mustRun(t, g.rec, contactsync.RunFull)
+	if n := writes(g.emu); n != 0 {
+		t.Errorf("the next full run made %d writes, want 0 (%v)", n, g.emu.CallCounts())
+	}
+}
+
+func (g *eventRig) contactOf(t *testing.T, ext string) sinch.Contact {
+	t.Helper()
+	cs := byExternalID(g.emu)[ext]
+	if len(cs) != 1 {
+		t.Fatalf("%s has %d contacts, want 1: %+v", ext, len(cs), cs)
+	}
+	return cs[0]
+}
+
+// A managed field edited in Sinch is put back with exactly one write, and
+// the echo of that write costs none.
+func TestEventPutsBackAHandEdit(t *testing.T) {
+	g := newEventRig(t, 3)
+	ctx := t.Context()
+	c := g.contactOf(t, "crm-00001")
+	edited, err := g.rec.Sinch.UpdateContact(ctx, c.ID, sinch.Contact{DisplayName: "Mallory"}, []string{sinch.FieldDisplayName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.emu.ResetCalls()
+	body := g.body(contactEvent(webhook.TriggerUpdate, *edited))
+	g.deliver(t, body)
+	g.deliver(t, body) // a redelivery: stored once
+	if n := g.pending(t); n != 1 {
+		t.Fatalf("%d events queued, want 1", n)
+	}
+	rep := mustRun(t, g.rec, contactsync.RunEvents)
+	if n, u := writes(g.emu), g.emu.Calls(sinchtest.OpUpdate); n != 1 || u != 1 {
+		t.Errorf("%d writes (%d patches), want exactly one patch: %v", n, u, g.emu.CallCounts())
+	}
+	if got := g.contactOf(t, "crm-00001"); got.ID != c.ID || got.DisplayName != "Person 1" {
+		t.Errorf("contact now %+v, want %s named Person 1 again", got, c.ID)
+	}
+	if rep.Kind != contactsync.RunEvents || rep.Applied.Patch != 1 {
+		t.Errorf("report kind %s, applied %+v", rep.Kind, rep.Applied)
+	}
+	if n := g.pending(t); n != 0 {
+		t.Errorf("%d events still queued", n)
+	}
+
+	// The echo of syncd's own patch: a read, no write.
+	g.emu.ResetCalls()
+	g.deliver(t, g.body(contactEvent(webhook.TriggerUpdate, g.contactOf(t, "crm-00001"))))
+	mustRun(t, g.rec, contactsync.RunEvents)
+	if n := writes(g.emu); n != 0 || g.emu.Calls(sinchtest.OpGet) == 0 {
+		t.Errorf("the echo cost %v, want reads only", g.emu.CallCounts())
+	}
+	// A stale event (the edit again, after the fix) finds the contact as it
+	// is now: no write.
+	g.emu.ResetCalls()
+	g.deliver(t, g.body(contactEvent(webhook.TriggerUpdate, *edited)))
+	mustRun(t, g.rec, contactsync.RunEvents)
+	if n := writes(g.emu); n != 0 {
+		t.Errorf("a stale event made %d writes (%v)", n, g.emu.CallCounts())
+	}
+	g.converged(t)
+}
+
+// A contact deleted in Sinch whose record lives is recreated and relinked.
+func TestEventRecreatesADeletedContact(t *testing.T) {
+	g := newEventRig(t, 3)
+	c := g.contactOf(t, "crm-00002")
+	if err := g.rec.Sinch.DeleteContact(t.Context(), c.ID); err != nil {
+		t.Fatal(err)
+	}
+	g.emu.ResetCalls()
+	g.deliver(t, g.body(contactEvent(webhook.TriggerDelete, c)))
+	mustRun(t, g.rec, contactsync.RunEvents)
+	if n, cr := writes(g.emu), g.emu.Calls(sinchtest.OpCreate); n != 1 || cr != 1 {
+		t.Errorf("%v, want exactly one create", g.emu.CallCounts())
+	}
+	if got := g.contactOf(t, "crm-00002"); got.ID == c.ID || got.DisplayName != "Person 2" {
+		t.Errorf("crm-00002 now has %+v", got)
+	}
+	g.converged(t)
+}
+
+// A merge in Sinch moves the link of the deleted contact to the preserved
+// one, which is made to match its record; nothing is created.
+func TestEventMergeMovesTheLink(t *testing.T) {
+	g := newEventRig(t, 3)
+	ctx := t.Context()
+	c := g.contactOf(t, "crm-00000")
+	p := g.emu.Seed(sinch.Contact{DisplayName: "Someone", Language: "EN_US",
+		ChannelIdentities: []sinch.ChannelIdentity{{Channel: "MESSENGER", Identity: "psid-1", AppID: "app"}}})[0]
+	merged, err := g.rec.Sinch.MergeContacts(ctx, p.ID, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.emu.ResetCalls()
+	g.deliver(t, g.body("contact_merge_notification", map[string]any{"preserved_contact": merged, "deleted_contact": c}))
+	mustRun(t, g.rec, contactsync.RunEvents)
+	if n := g.emu.Calls(sinchtest.OpCreate) + g.emu.Calls(sinchtest.OpDelete) + g.emu.Calls(sinchtest.OpMerge); n != 0 {
+		t.Errorf("%v, want no create, delete or merge", g.emu.CallCounts())
+	}
+	got := g.contactOf(t, "crm-00000")
+	if got.ID != p.ID || got.DisplayName != "Person 0" {
+		t.Errorf("crm-00000 now has %+v, want the preserved %s named Person 0", got, p.ID)
+	}
+	g.converged(t)
+	if got := g.contactOf(t, "crm-00000"); got.ID != p.ID {
+		t.Errorf("after a full run crm-00000 has %s, want %s", got.ID, p.ID)
+	}
+}
+
+// A contact Sinch creates for an inbound sender that holds a record's
+// identity is left to the full run, which sees every record that may share
+// it; the event run writes nothing.
+func TestEventCreateOfAStrangerIsDeferred(t *testing.T) {
+	g := newEventRig(t, 2)
+	s := g.emu.Seed(sinch.Contact{Language: "EN_US",
+		ChannelIdentities: []sinch.ChannelIdentity{{Channel: "SMS", Identity: "46730000001"}}})[0]
+	g.emu.ResetCalls()
+	g.deliver(t, g.body(contactEvent(webhook.TriggerCreate, s)))
+	mustRun(t, g.rec, contactsync.RunEvents)
+	if n := writes(g.emu); n != 0 {
+		t.Errorf("%v, want no write", g.emu.CallCounts())
+	}
+	if n := g.pending(t); n != 0 {
+		t.Errorf("%d events still queued", n)
+	}
+}
+
+// An event about the contact of a record deleted in the CRM removes it per
+// sync.delete_policy, as a full run would (20 records, so that one delete
+// stays within the default sync.max_delete_fraction).
+func TestEventOfADeletedRecordDeletes(t *testing.T) {
+	g := newEventRig(t, 20)
+	c := g.contactOf(t, "crm-00001")
+	execSQL(t, g.store, `UPDATE crm_contacts SET deleted_at = now() WHERE external_id = 'crm-00001'`)
+	g.emu.ResetCalls()
+	g.deliver(t, g.body(contactEvent(webhook.TriggerUpdate, c)))
+	mustRun(t, g.rec, contactsync.RunEvents)
+	if n, d := writes(g.emu), g.emu.Calls(sinchtest.OpDelete); n != 1 || d != 1 {
+		t.Errorf("%v, want exactly one delete", g.emu.CallCounts())
+	}
+	if cs := byExternalID(g.emu)["crm-00001"]; len(cs) != 0 {
+		t.Errorf("crm-00001 still has %v", cs)
+	}
+}
+
+// A forged callback is refused and causes no run and no Sinch call.
+func TestForgedEventCostsNothing(t *testing.T) {
+	g := newEventRig(t, 2)
+	c := g.contactOf(t, "crm-00001")
+	g.emu.ResetCalls()
+	if got := g.post(t, g.body(contactEvent(webhook.TriggerDelete, c)), "not-the-secret"); got != http.StatusUnauthorized {
+		t.Fatalf("forged callback answered %d", got)
+	}
+	rep, err := g.rec.Run(t.Context(), contactsync.RunEvents, false)
+	if err != nil || rep.RunID != 0 {
+		t.Fatalf("run %d, err %v; want none", rep.RunID, err)
+	}
+	if n := totalCalls(g.emu); n != 0 {
+		t.Errorf("%d Sinch calls after a forged callback (%v)", n, g.emu.CallCounts())
+	}
+}
+
+// Events that arrive out of order and twice, about several contacts at
+// once, are each processed once and the project converges.
+func TestEventsOutOfOrderConverge(t *testing.T) {
+	g := newEventRig(t, 6)
+	ctx := t.Context()
+	c1, c2, c3 := g.contactOf(t, "crm-00001"), g.contactOf(t, "crm-00002"), g.contactOf(t, "crm-00003")
+	e1, err := g.rec.Sinch.UpdateContact(ctx, c1.ID, sinch.Contact{Email: "x@example.com"}, []string{sinch.FieldEmail})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e1b, err := g.rec.Sinch.UpdateContact(ctx, c1.ID, sinch.Contact{DisplayName: "Y"}, []string{sinch.FieldDisplayName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.rec.Sinch.DeleteContact(ctx, c2.ID); err != nil {
+		t.Fatal(err)
+	}
+	bodies := [][]byte{
+		g.body(contactEvent(webhook.TriggerUpdate, *e1b)), // the later edit first
+		g.body(contactEvent(webhook.TriggerDelete, c2)),
+		g.body(contactEvent(webhook.TriggerUpdate, *e1)),
+		g.body(contactEvent(webhook.TriggerUpdate, c3)), // nothing changed
+		g.body("duplicated_contact_identities_notification", map[string]any{"duplicated_identities": []map[string]any{
+			{"channel": "SMS", "contact_ids": []string{c1.ID, c3.ID}}}}),
+	}
+	for _, i := range []int{0, 1, 2, 1, 3, 0, 4} {
+		g.deliver(t, bodies[i])
+	}
+	g.emu.ResetCalls()
+	mustRun(t, g.rec, contactsync.RunEvents)
+	if p, cr := g.emu.Calls(sinchtest.OpUpdate), g.emu.Calls(sinchtest.OpCreate); p != 1 || cr != 1 || writes(g.emu) != 2 {
+		t.Errorf("%v, want one patch and one create", g.emu.CallCounts())
+	}
+	var done int
+	if err := g.store.DB().Raw(`SELECT count(*) FROM syncd.webhook_events WHERE done_at IS NOT NULL AND attempts = 1`).Scan(&done).Error; err != nil {
+		t.Fatal(err)
+	}
+	if done != len(bodies) || g.pending(t) != 0 {
+		t.Errorf("%d events done once, %d pending; want %d and 0", done, g.pending(t), len(bodies))
+	}
+	g.converged(t)
+}

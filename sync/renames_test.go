@@ -1,0 +1,85 @@
+package sync_test
+
+import (
+	"testing"
+
+	"github.com/syncd/syncd/sinch/sinchtest"
+	contactsync "github.com/syncd/syncd/sync"
+)
+
+// A rename the CRM reported re-keys the record's contact in the next
+// incremental run with one patch; without the report the incremental run
+// leaves it to the full run (it cannot tell a rename from a delete and an
+// insert), and deletes nothing either way.
+func TestIncrementalRekeysAReportedRename(t *testing.T) {
+	tests := []struct {
+		name     string
+		reported bool
+		patches  int
+	}{
+		{"reported", true, 1},
+		{"not reported", false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
+			if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(20, "Person")); err != nil {
+				t.Fatal(err)
+			}
+			mustRun(t, rec, contactsync.RunFull)
+			old := byExternalID(emu)["crm-00003"][0]
+			execSQL(t, store, `UPDATE crm_contacts SET external_id = 'crm-renamed' WHERE external_id = 'crm-00003'`)
+			if tt.reported {
+				rec.NoteRename("crm-00003", "crm-renamed")
+			}
+			emu.ResetCalls()
+			mustRun(t, rec, contactsync.RunIncremental)
+			if n := emu.Calls(sinchtest.OpCreate) + emu.Calls(sinchtest.OpDelete) + emu.Calls(sinchtest.OpMerge); n != 0 {
+				t.Errorf("the rename cost %v", emu.CallCounts())
+			}
+			if n := emu.Calls(sinchtest.OpUpdate); n != tt.patches {
+				t.Errorf("%d patches, want %d", n, tt.patches)
+			}
+			got := byExternalID(emu)
+			if tt.reported {
+				if cs := got["crm-renamed"]; len(cs) != 1 || cs[0].ID != old.ID || len(got["crm-00003"]) != 0 {
+					t.Errorf("crm-renamed has %v, crm-00003 %v; want the old contact %s re-keyed", cs, got["crm-00003"], old.ID)
+				}
+				links, err := store.Links(t.Context(), "chaos")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, stale := links["crm-00003"]; stale || links["crm-renamed"].ContactID != old.ID {
+					t.Errorf("links: old %v, new %+v", stale, links["crm-renamed"])
+				}
+			}
+			// Either way a full run then finds the contact re-keyed, and
+			// the next has nothing to do.
+			mustRun(t, rec, contactsync.RunFull)
+			if cs := byExternalID(emu)["crm-renamed"]; len(cs) != 1 || cs[0].ID != old.ID {
+				t.Errorf("after a full run crm-renamed has %v", cs)
+			}
+			emu.ResetCalls()
+			mustRun(t, rec, contactsync.RunFull)
+			if n := writes(emu); n != 0 {
+				t.Errorf("the next full run wrote %d times", n)
+			}
+		})
+	}
+}
+
+// A hint that no longer holds (the old row is back) changes nothing.
+func TestStaleRenameIsIgnored(t *testing.T) {
+	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
+	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(20, "Person")); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, rec, contactsync.RunFull)
+	rec.NoteRename("crm-00003", "crm-00004") // crm-00003 still exists; crm-00004 is linked
+	rec.NoteRename("crm-00005", "crm-nowhere")
+	emu.ResetCalls()
+	mustRun(t, rec, contactsync.RunIncremental)
+	if n := writes(emu); n != 0 {
+		t.Errorf("stale hints cost %v", emu.CallCounts())
+	}
+}

@@ -1,0 +1,138 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	stdsync "sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/syncd/syncd/crm/crmtest"
+)
+
+const (
+	testSecret  = "test-secret"
+	testProject = "p1"
+)
+
+// countingObserver counts callbacks by outcome.
+type countingObserver struct {
+	mu       stdsync.Mutex
+	received map[string]int
+	dups     int
+	refused  map[string]int
+}
+
+func (o *countingObserver) CallbackReceived(trigger string, duplicate bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.received == nil {
+		o.received = map[string]int{}
+	}
+	o.received[trigger]++
+	if duplicate {
+		o.dups++
+	}
+}
+
+func (o *countingObserver) CallbackRefused(reason string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.refused == nil {
+		o.refused = map[string]int{}
+	}
+	o.refused[reason]++
+}
+
+func (o *countingObserver) refusedFor(reason string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.refused[reason]
+}
+
+// receiver is a Handler on a fresh database, served by httptest.
+type receiver struct {
+	store  *Store
+	obs    *countingObserver
+	srv    *httptest.Server
+	now    atomic.Pointer[time.Time]
+	stored atomic.Int64
+}
+
+func newReceiver(tb testing.TB) *receiver {
+	tb.Helper()
+	return newReceiverOn(tb, NewStore(crmtest.NewStore(tb).DB()))
+}
+
+func newReceiverOn(tb testing.TB, store *Store) *receiver {
+	tb.Helper()
+	rv := &receiver{store: store, obs: &countingObserver{}}
+	start := time.Now()
+	rv.now.Store(&start)
+	h := NewHandler(Config{
+		Secret: testSecret, ProjectID: testProject, Store: store, Logger: zaptest.NewLogger(tb),
+		Observer: rv.obs, Now: func() time.Time { return *rv.now.Load() },
+		OnStored: func() { rv.stored.Add(1) },
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); h.Run(ctx) }()
+	rv.srv = httptest.NewServer(h)
+	tb.Cleanup(func() {
+		rv.srv.Close()
+		cancel()
+		<-done
+	})
+	return rv
+}
+
+// post sends body signed with secret, nonce and the signing time.
+func (rv *receiver) post(tb testing.TB, body []byte, secret, nonce string, signedAt time.Time) int {
+	tb.Helper()
+	req, err := http.NewRequest(http.MethodPost, rv.srv.URL, bytes.NewReader(body))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if secret != "" {
+		Sign(req.Header, []byte(secret), body, nonce, signedAt)
+	}
+	resp, err := rv.srv.Client().Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+// state is what the store holds.
+type state struct{ Events, Nonces, Pending int }
+
+func (rv *receiver) state(tb testing.TB) state {
+	tb.Helper()
+	var s state
+	err := rv.store.db.Raw(`SELECT (SELECT count(*) FROM syncd.webhook_events) AS events,
+		(SELECT count(*) FROM syncd.webhook_nonces) AS nonces,
+		(SELECT count(*) FROM syncd.webhook_events WHERE done_at IS NULL) AS pending`).Scan(&s).Error
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+// updateEvent is a CONTACT_UPDATE callback body of project.
+func updateEvent(project, contactID, name string) []byte {
+	return fmt.Appendf(nil, `{"app_id":"app","project_id":%q,"accepted_time":"2026-12-01T10:00:00.5Z","event_time":"2026-12-01T10:00:00Z",`+
+		`"message_metadata":"","correlation_id":"","contact_update_notification":{"contact":{"id":%q,"display_name":%q,"external_id":"crm-1",`+
+		`"channel_identities":[{"channel":"SMS","identity":"46732000001"}],"language":"EN_US"}}}`, project, contactID, name)
+}
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
