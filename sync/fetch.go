@@ -163,11 +163,7 @@ func unreadableRows(err error) ([]Rejection, error) {
 
 // Plan is a dry run: it fetches both sides and diffs them, writing nothing.
 func (r *Reconciler) Plan(ctx context.Context) (Plan, error) {
-	snap, err := r.Fetch(ctx)
-	if err != nil {
-		return Plan{}, err
-	}
-	plan, _, err := r.plan(ctx, snap)
+	plan, _, err := r.PlanSnapshot(ctx)
 	return plan, err
 }
 

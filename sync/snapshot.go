@@ -85,12 +85,6 @@ func SnapshotOf(opts Options, source string, complete bool, records []crm.Record
 	return s
 }
 
-// Options are the rules the snapshot was normalised with.
-func (s *Snapshot) Options() Options { return s.opts }
-
-// Complete reports whether the snapshot is the whole of both sides.
-func (s *Snapshot) Complete() bool { return s.complete }
-
 // AddRecords normalises and packs source rows. All records come before the
 // first link or contact.
 func (s *Snapshot) AddRecords(records []crm.Record) {

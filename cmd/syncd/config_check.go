@@ -126,10 +126,7 @@ func (e *env) configCheck(ctx context.Context, remote bool) error {
 		return fmt.Sprintf("%s has every contract column", cfg.CRM.Source), nil
 	})
 	check("sinch", func(ctx context.Context) (string, error) {
-		sc := cfg.sinchConfig()
-		sc.Logger = log
-		sc.MaxAttempts = 1
-		client, err := sinch.NewClient(sc)
+		client, err := checkClient(cfg, log)
 		if err != nil {
 			return "", err
 		}
@@ -155,4 +152,14 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// checkClient is the Sinch client of config check: one attempt per call,
+// so that a check answers at once rather than after the retries a run
+// would make.
+func checkClient(cfg Config, log *zap.Logger) (*sinch.Client, error) {
+	sc := cfg.sinchConfig()
+	sc.Logger = log
+	sc.MaxAttempts = 1
+	return sinch.NewClient(sc)
 }

@@ -9,7 +9,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/webhook"
 )
 
@@ -28,10 +27,7 @@ func checkWebhook(ctx context.Context, cfg Config, log *zap.Logger) (string, err
 		slices.Sort(missing)
 		return "", fmt.Errorf("%s must be set to check the webhook", strings.Join(missing, ", "))
 	}
-	sc := cfg.sinchConfig()
-	sc.Logger = log
-	sc.MaxAttempts = 1
-	client, err := sinch.NewClient(sc)
+	client, err := checkClient(cfg, log)
 	if err != nil {
 		return "", err
 	}
