@@ -351,3 +351,21 @@ func (c Config) sinchConfig() sinch.Config {
 		MaxRetryTime:   c.Sinch.MaxRetryTime,
 	}
 }
+
+// defaultProjectName names the one project of a configuration without a
+// projects: list, in logs, metrics and --project.
+const defaultProjectName = "default"
+
+// Project is one Sinch project that syncd keeps in sync: its name and its
+// whole configuration, the top-level sections with the project's own keys
+// over them.
+type Project struct {
+	Name   string
+	Config Config
+}
+
+// Projects lists the projects the configuration names; a configuration
+// without a projects: list is one project named "default".
+func (c Config) Projects() []Project {
+	return []Project{{Name: defaultProjectName, Config: c}}
+}
