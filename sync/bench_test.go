@@ -2,6 +2,7 @@ package sync_test
 
 import (
 	"fmt"
+	"runtime"
 	"strconv"
 	stdsync "sync"
 	"testing"
@@ -38,24 +39,40 @@ func benchRecord(i int) crm.Record {
 // sync and linked, 5% changed, 2% missing, 1% duplicated, 1% held by an
 // auto-created contact, 1% tombstoned, plus 1% orphans and 1% strangers.
 func benchSnapshot(n int) benchSides {
-	opts := contactsync.DefaultOptions()
 	var snap benchSides
 	snap.Records = make([]crm.Record, 0, n)
 	snap.Contacts = make([]sinch.Contact, 0, n+n/100)
+	benchRows(n, func(r crm.Record, contacts []sinch.Contact, links []crm.Link) {
+		snap.Records = append(snap.Records, r)
+		snap.Contacts = append(snap.Contacts, contacts...)
+		snap.Links = append(snap.Links, links...)
+	})
+	return snap
+}
+
+// benchRows generates the rows of benchSnapshot one at a time, each with
+// the contacts and links that go with it, so that a million of them need
+// not be held at once.
+func benchRows(n int, fn func(r crm.Record, contacts []sinch.Contact, links []crm.Link)) {
+	opts := contactsync.DefaultOptions()
+	var contacts []sinch.Contact
+	var links []crm.Link
+	next := 0
 	add := func(c sinch.Contact, link bool, hash string) {
-		c.ID = fmt.Sprintf("01JB%022d", len(snap.Contacts))
-		snap.Contacts = append(snap.Contacts, c)
+		c.ID = fmt.Sprintf("01JB%022d", next)
+		next++
+		contacts = append(contacts, c)
 		if link {
-			snap.Links = append(snap.Links, crm.Link{ExternalID: c.ExternalID, ContactID: c.ID, ContentHash: hash})
+			links = append(links, crm.Link{ExternalID: c.ExternalID, ContactID: c.ID, ContentHash: hash})
 		}
 	}
 	for i := range n {
+		contacts, links = contacts[:0], links[:0]
 		r := benchRecord(i)
 		if i%100 == 99 {
 			now := r.UpdatedAt
 			r.DeletedAt = &now
 		}
-		snap.Records = append(snap.Records, r)
 		hash := ""
 		if want, rej := contactsync.Normalize(r, opts); rej == nil {
 			hash = want.Hash
@@ -89,8 +106,8 @@ func benchSnapshot(n int) benchSides {
 			add(sinch.Contact{ChannelIdentities: []sinch.ChannelIdentity{{Channel: "WHATSAPP", Identity: fmt.Sprintf("4673%07d", i)}},
 				DisplayName: "Unknown", Language: "UNSPECIFIED"}, false, "")
 		}
+		fn(r, contacts, links)
 	}
-	return snap
 }
 
 // benchSides are both sides of a benchmark, held whole.
@@ -208,5 +225,83 @@ func BenchmarkNormalizePhone(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkSnapshotHeap is the live heap a full run's snapshot and plan
+// hold, step by step, as a run builds them: records in batches, then links,
+// then contacts in pages (those linked and in sync as seen bits), then the
+// plan, with the contacts it asks for read afresh. The rows are generated as
+// they go in, so what is measured is the snapshot's alone. It is a
+// benchmark so that the plain test run skips it:
+//
+//	go test -run '^$' -bench SnapshotHeap -benchtime 1x ./sync/
+func BenchmarkSnapshotHeap(b *testing.B) {
+	const n = 1_000_000
+	opts := contactsync.DefaultOptions()
+	opts.AllowMassDelete = true
+	live := func() float64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return float64(ms.HeapAlloc) / (1 << 20)
+	}
+	for b.Loop() {
+		base := live()
+		snap := contactsync.NewSnapshot(opts, "crm_contacts", true)
+		batch := make([]crm.Record, 0, 1000)
+		benchRows(n, func(r crm.Record, _ []sinch.Contact, _ []crm.Link) {
+			if batch = append(batch, r); len(batch) == cap(batch) {
+				snap.AddRecords(batch)
+				batch = batch[:0]
+			}
+		})
+		snap.AddRecords(batch)
+		records := live()
+		benchRows(n, func(_ crm.Record, _ []sinch.Contact, links []crm.Link) { snap.AddLinks(links...) })
+		links := live()
+		page := make([]sinch.Contact, 0, sinch.MaxPageSize)
+		benchRows(n, func(_ crm.Record, contacts []sinch.Contact, _ []crm.Link) {
+			for _, c := range contacts {
+				if page = append(page, c); len(page) == cap(page) {
+					snap.AddContacts(page)
+					page = page[:0]
+				}
+			}
+		})
+		snap.AddContacts(page)
+		page = nil
+		contacts := live()
+		plan := contactsync.Diff(snap)
+		gets := len(plan.Fetch)
+		if gets > 0 {
+			want := make(map[string]bool, len(plan.Fetch))
+			for _, id := range plan.Fetch {
+				want[id] = true
+			}
+			var got []sinch.Contact
+			benchRows(n, func(_ crm.Record, contacts []sinch.Contact, _ []crm.Link) {
+				for _, c := range contacts {
+					if want[c.ID] {
+						got = append(got, c)
+					}
+				}
+			})
+			want = nil
+			plan = contactsync.Plan{} // dropped before the second is made
+			snap.AddContacts(got)
+			got = nil
+			plan = contactsync.Diff(snap)
+		}
+		planned := live()
+		runtime.KeepAlive(snap)
+		runtime.KeepAlive(plan)
+		b.ReportMetric(records-base, "MiB-records")
+		b.ReportMetric(links-records, "MiB-links")
+		b.ReportMetric(contacts-links, "MiB-contacts")
+		b.ReportMetric(planned-contacts, "MiB-plan")
+		b.ReportMetric(planned-base, "MiB-total")
+		b.ReportMetric(float64(gets), "gets")
+		b.ReportMetric(float64(len(plan.Operations)), "ops")
 	}
 }
