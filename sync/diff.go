@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/oklog/ulid/v2"
+
 	"github.com/syncd/syncd/sinch"
 )
 
@@ -132,10 +134,38 @@ type differ struct {
 	// claimer marks the live records that some pool contact's claim names,
 	// the only ones that can have strays.
 	claimer []bool
+	// mirrored are the live records whose contacts, held as mirrors, the
+	// diff rebuilt: contact i ≥ the contacts held in full is that of
+	// mirrored[i - their number].
+	mirrored []int
 }
 
-// contact is the i-th contact held in full.
-func (d *differ) contact(i int) sinch.Contact { return d.snap.contacts.contact(i) }
+// contact is the i-th contact held in full, or past those, the i-th
+// rebuilt by mirror.
+func (d *differ) contact(i int) sinch.Contact {
+	if n := d.snap.contacts.len(); i >= n {
+		k := d.mirrored[i-n]
+		want := d.snap.want(k)
+		return mirrorOf(&want, d.snap.linked(k), d.opts)
+	}
+	return d.snap.contacts.contact(i)
+}
+
+// ids are the id and external_id of the i-th contact, as contact has it.
+func (d *differ) ids(i int) (id, externalID string) {
+	if n := d.snap.contacts.len(); i >= n {
+		k := d.mirrored[i-n]
+		return d.snap.linked(k), d.snap.recs.externalID(int(d.snap.live[k]))
+	}
+	return d.snap.contacts.ids(i)
+}
+
+// mirror is the contact of the k-th live record, held as a mirror (see
+// Snapshot), rebuilt: its index for contact and ids.
+func (d *differ) mirror(k int) int {
+	d.mirrored = append(d.mirrored, k)
+	return d.snap.contacts.len() + len(d.mirrored) - 1
+}
 
 // index sorts every contact held in full to the record that owns it, the
 // pool of contacts records may take by identity, or the removal candidates.
@@ -174,7 +204,7 @@ func (d *differ) index() {
 			st = s.recordState(ext)
 		}
 		states[i] = st
-		if st < 0 || s.linked(int(st)) != id {
+		if st < 0 || !s.linkedIs(int(st), id) {
 			if odd == nil {
 				odd = make(map[string]int32)
 			}
@@ -182,9 +212,10 @@ func (d *differ) index() {
 		}
 	}
 	if len(odd) > 0 {
+		var buf [ulid.EncodedSize]byte
 		for k := range s.live {
-			if l := s.linkedAt[k]; l != 0 {
-				if at, ok := odd[s.linked(k)]; ok && at < 0 {
+			if s.hasLink(k) {
+				if at, ok := odd[string(s.appendLinked(buf[:0], k))]; ok && at < 0 {
 					odd[s.linked(k)] = int32(k)
 				}
 			}
@@ -289,7 +320,7 @@ func (d *differ) claim() {
 			// without them, and each of them gets a contact of its own.
 			who = slices.DeleteFunc(slices.Clone(who), func(ext string) bool {
 				k, _ := s.lookup(ext)
-				return d.owner[k] >= 0 || d.owner[k] == holdMark || s.held[k] == heldSeen
+				return d.owner[k] >= 0 || d.owner[k] == holdMark || s.seenContact(int(k))
 			})
 			if len(who) > 1 {
 				// The same fields as well as the same identity single one
@@ -398,10 +429,13 @@ func (d *differ) reconcile(k int) {
 		d.taken[i] = true
 	}
 	if s.seenContact(k) {
-		// A duplicate or a stray is to be merged into a contact held only
-		// as seen: the caller reads it in full and diffs again.
-		d.plan.Fetch = append(d.plan.Fetch, s.linked(k))
-		return
+		if s.held[k] == heldSeen {
+			// A duplicate or a stray is to be merged into a contact held
+			// only as seen: the caller reads it in full and diffs again.
+			d.plan.Fetch = append(d.plan.Fetch, s.linked(k))
+			return
+		}
+		group = append(group, d.mirror(k))
 	}
 	if len(strays) > 0 && !s.complete {
 		// Whether a contact without a record of its own belongs to this
@@ -526,7 +560,7 @@ func (d *differ) rekeyed(strays []int) string {
 // which sort by creation time, so the oldest is also the smallest id.
 func (d *differ) destination(cands []int, linkedID string) int {
 	for _, i := range cands {
-		if id, _ := d.snap.contacts.ids(i); id == linkedID && linkedID != "" {
+		if id, _ := d.ids(i); id == linkedID && linkedID != "" {
 			return i
 		}
 	}
@@ -553,11 +587,21 @@ func (d *differ) destinationWhy(id, linkedID, rekeyID string, adopt bool) string
 }
 
 func (d *differ) create(want Desired) Operation {
+	body := createBody(&want, d.opts)
+	return Operation{
+		Kind: OpCreate, ExternalID: want.ExternalID, Rule: RuleMissing,
+		Reason:  "no Sinch contact carries this external_id",
+		Contact: &body, Hash: want.Hash,
+	}
+}
+
+// createBody is the contact a create sends for want.
+func createBody(want *Desired, opts Options) sinch.Contact {
 	body := sinch.Contact{
 		ExternalID:        want.ExternalID,
 		ChannelIdentities: slices.Clone(want.Identities),
 		ChannelPriority:   want.ChannelPriority,
-		Language:          d.opts.DefaultLanguage,
+		Language:          opts.DefaultLanguage,
 	}
 	if want.Language != nil {
 		body.Language = *want.Language
@@ -571,11 +615,39 @@ func (d *differ) create(want Desired) Operation {
 	if want.Metadata != nil {
 		body.Metadata = *want.Metadata
 	}
-	return Operation{
-		Kind: OpCreate, ExternalID: want.ExternalID, Rule: RuleMissing,
-		Reason:  "no Sinch contact carries this external_id",
-		Contact: &body, Hash: want.Hash,
+	return body
+}
+
+// mirrorOf is the contact with this id that Sinch holds once it has created
+// want's contact and nobody has changed it since: the create's body as
+// Sinch stores it (phone numbers without their '+', an empty name as its
+// default, an empty language as unspecified, an empty priority as none).
+// A listed contact that is exactly this can be rebuilt rather than kept.
+func mirrorOf(want *Desired, id string, opts Options) sinch.Contact {
+	c := createBody(want, opts)
+	c.ID = id
+	for i, ci := range c.ChannelIdentities {
+		c.ChannelIdentities[i].Identity = sinch.NormalizeIdentity(ci.Channel, ci.Identity)
 	}
+	if c.DisplayName == "" {
+		c.DisplayName = sinch.DefaultDisplayName
+	}
+	if c.Language == "" {
+		c.Language = sinch.LanguageUnspecified
+	}
+	if len(c.ChannelPriority) == 0 {
+		c.ChannelPriority = nil
+	}
+	return c
+}
+
+// sameContact compares two contacts as Sinch shows them, and as the snapshot
+// packs them: every field, identities in order; empty and missing lists are
+// the same thing.
+func sameContact(a, b sinch.Contact) bool {
+	return a.ID == b.ID && a.ExternalID == b.ExternalID && a.DisplayName == b.DisplayName && a.Email == b.Email &&
+		a.Language == b.Language && a.Metadata == b.Metadata &&
+		slices.Equal(a.ChannelIdentities, b.ChannelIdentities) && slices.Equal(a.ChannelPriority, b.ChannelPriority)
 }
 
 // remove plans what happens to the owned contacts whose record is deleted

@@ -44,7 +44,7 @@ func (p *packedContacts) add(contacts []sinch.Contact) {
 			buf = appendPackedString(buf, s)
 		}
 		buf = appendIdentities(buf, c.ChannelIdentities)
-		if c.ChannelPriority == nil {
+		if len(c.ChannelPriority) == 0 { // Sinch's [] is no priority, as nil is
 			buf = append(buf, 0)
 		} else {
 			buf = binary.AppendUvarint(buf, uint64(len(c.ChannelPriority))+1)

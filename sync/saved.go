@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"reflect"
 	stdsync "sync"
 	"time"
 
@@ -233,21 +232,6 @@ func (r *Reconciler) contactsChanged(ctx context.Context, so SavedOperation) (st
 		}
 	}
 	return "", nil
-}
-
-// sameContact compares two contacts as Sinch shows them; empty and missing
-// values are the same thing.
-func sameContact(a, b sinch.Contact) bool {
-	norm := func(c sinch.Contact) sinch.Contact {
-		if len(c.ChannelIdentities) == 0 {
-			c.ChannelIdentities = nil
-		}
-		if len(c.ChannelPriority) == 0 {
-			c.ChannelPriority = nil
-		}
-		return c
-	}
-	return reflect.DeepEqual(norm(a), norm(b))
 }
 
 // ReadSavedPlan decodes a plan file.

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/oklog/ulid/v2"
+
 	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/sinch"
 )
@@ -26,8 +28,10 @@ type normalized struct {
 // seen bit on the record rather than in full: at a million contacts nearly
 // all are, and that is what keeps a full run within a few hundred megabytes.
 // Should the diff need such a contact after all (a duplicate or a stray is to
-// be merged into it), the plan says so in Fetch, and the caller adds the
-// contact read afresh and diffs again.
+// be merged into it), it rebuilds it from the record when the contact is,
+// to the byte, the one syncd would have created (mirrorOf), as nearly every
+// contact syncd created and nobody edited is. Otherwise the plan says so in
+// Fetch, and the caller adds the contact read afresh and diffs again.
 type Snapshot struct {
 	opts     Options
 	source   string
@@ -49,12 +53,16 @@ type Snapshot struct {
 	states   []int32
 	rejected []Rejection
 
-	// The stored link of each live record. A million lookups in a map of a
-	// million links would cost more than the rest of the diff.
-	linkedAt  []uint32 // by live position: where linkIDs holds the linked contact id, +1; 0 when none
-	linkIDs   []byte   // linked contact ids, each after its length
-	linkFresh []bool   // by live position: the link's content hash is the record's
-	links     int      // links stored for the project, whether or not their record was read
+	// The stored link of each live record, by live position. A million
+	// lookups in a map of a million links would cost more than the rest of
+	// the diff. Sinch's contact ids are ULIDs, held as their 16 bytes; an id
+	// that is not one in its canonical spelling is held as it is, in
+	// linkOdd.
+	linkKind  []uint8 // linkNone, linkULID or linkOdd
+	linkIDs   []ulid.ULID
+	linkOdd   map[int32]string
+	linkFresh []bool // the link's content hash is the record's
+	links     int    // links stored for the project, whether or not their record was read
 	vanished  map[string]bool
 
 	contacts packedContacts
@@ -114,8 +122,7 @@ func (s *Snapshot) AddLinks(links ...crm.Link) {
 	for _, l := range links {
 		s.links++
 		if k, ok := s.lookup(l.ExternalID); ok && k >= 0 {
-			s.linkedAt[k] = uint32(len(s.linkIDs)) + 1
-			s.linkIDs = appendPackedString(s.linkIDs, l.ContactID)
+			s.setLinked(k, l.ContactID)
 			s.linkFresh[k] = s.recs.hashIs(int(s.live[k]), l.ContentHash)
 		}
 	}
@@ -128,9 +135,9 @@ func (s *Snapshot) AddContacts(contacts []sinch.Contact) {
 	s.seal()
 	keep := contacts[:0:0]
 	for _, c := range contacts {
-		if k, ok := s.lookup(c.ExternalID); ok && k >= 0 && c.ID != "" && s.linked(int(k)) == c.ID {
+		if k, ok := s.lookup(c.ExternalID); ok && k >= 0 && c.ID != "" && s.linkedIs(int(k), c.ID) {
 			switch s.held[k] {
-			case heldSeen:
+			case heldSeen, heldMirror:
 				// Read again on request, or listed twice (a list that
 				// shifted while it was paged): held in full from now on.
 				s.seenN--
@@ -140,8 +147,12 @@ func (s *Snapshot) AddContacts(contacts []sinch.Contact) {
 			case heldNone:
 				s.held[k] = heldFull
 				if s.linkFresh[k] {
-					if _, mask, _ := patchFor(c, s.want(int(k)), false); len(mask) == 0 {
+					want := s.want(int(k))
+					if _, mask, _ := patchFor(c, want, false); len(mask) == 0 {
 						s.held[k] = heldSeen
+						if sameContact(c, mirrorOf(&want, c.ID, s.opts)) {
+							s.held[k] = heldMirror
+						}
 						s.seenN++
 						continue
 					}
@@ -155,9 +166,10 @@ func (s *Snapshot) AddContacts(contacts []sinch.Contact) {
 
 // How a snapshot holds the linked contact of a record.
 const (
-	heldNone  uint8 = iota
-	heldSeen        // listed, in sync, not kept
-	heldFull        // kept in full
+	heldNone   uint8 = iota
+	heldSeen         // listed, in sync, not kept: read again should the diff need it
+	heldMirror       // listed, exactly mirrorOf its record, not kept: rebuilt should the diff need it
+	heldFull         // kept in full
 	heldEarly       // listed with drift; its patch was sent while the list went on
 	heldSkip        // its early patch did not land: the run leaves the record alone
 )
@@ -169,7 +181,7 @@ const (
 // asks for afresh). It returns the record's position and its patch.
 func (s *Snapshot) drifted(c sinch.Contact) (Operation, bool) {
 	k, ok := s.lookup(c.ExternalID)
-	if !ok || k < 0 || c.ID == "" || s.linked(int(k)) != c.ID || s.held[k] != heldNone {
+	if !ok || k < 0 || c.ID == "" || !s.linkedIs(int(k), c.ID) || s.held[k] != heldNone {
 		return Operation{}, false
 	}
 	want := s.want(int(k))
@@ -198,7 +210,7 @@ func (s *Snapshot) settle(externalID string, answer *sinch.Contact) {
 
 // seenContact reports whether the k-th live record's linked contact is
 // held as a seen bit only.
-func (s *Snapshot) seenContact(k int) bool { return s.held[k] == heldSeen }
+func (s *Snapshot) seenContact(k int) bool { return s.held[k] == heldSeen || s.held[k] == heldMirror }
 
 // seal indexes the records once all are in: duplicates, rejects,
 // tombstones and the live records.
@@ -275,7 +287,8 @@ func (s *Snapshot) seal() {
 			s.unreadOK[rej.ExternalID] = true
 		}
 	}
-	s.linkedAt = make([]uint32, len(s.live))
+	s.linkKind = make([]uint8, len(s.live))
+	s.linkIDs = make([]ulid.ULID, len(s.live))
 	s.linkFresh = make([]bool, len(s.live))
 	s.held = make([]uint8, len(s.live))
 	s.scratch = nil
@@ -300,8 +313,9 @@ func (s *Snapshot) forget(ids []string) {
 	for _, id := range ids {
 		gone[id] = true
 	}
+	var buf [ulid.EncodedSize]byte
 	for k := range s.live {
-		if s.held[k] == heldSeen && gone[s.linked(k)] {
+		if s.held[k] == heldSeen && gone[string(s.appendLinked(buf[:0], k))] {
 			s.held[k] = heldFull
 			s.seenN--
 		}
@@ -311,14 +325,63 @@ func (s *Snapshot) forget(ids []string) {
 // want is the k-th live record.
 func (s *Snapshot) want(k int) Desired { return s.recs.desired(int(s.live[k])) }
 
+// How a snapshot holds the contact id of a record's link.
+const (
+	linkNone uint8 = iota
+	linkULID       // in linkIDs
+	linkOdd        // in linkOdd: not a ULID as Sinch spells them
+)
+
+// setLinked stores the contact id of the k-th live record's link.
+func (s *Snapshot) setLinked(k int32, id string) {
+	if u, err := ulid.ParseStrict(id); err == nil {
+		var spelled [ulid.EncodedSize]byte
+		_ = u.MarshalTextTo(spelled[:])
+		if string(spelled[:]) == id { // the canonical spelling: upper case
+			s.linkKind[k], s.linkIDs[k] = linkULID, u
+			delete(s.linkOdd, k)
+			return
+		}
+	}
+	if s.linkOdd == nil {
+		s.linkOdd = make(map[int32]string)
+	}
+	s.linkKind[k], s.linkOdd[k] = linkOdd, id
+}
+
 // linked is the contact id the k-th live record is linked to, "" when none.
 func (s *Snapshot) linked(k int) string {
-	if s.linkedAt[k] == 0 {
-		return ""
+	switch s.linkKind[k] {
+	case linkULID:
+		return s.linkIDs[k].String()
+	case linkOdd:
+		return s.linkOdd[int32(k)]
 	}
-	r := packedReader{b: s.linkIDs, off: int(s.linkedAt[k] - 1)}
-	return r.str()
+	return ""
 }
+
+// appendLinked appends the contact id the k-th live record is linked to,
+// for comparisons and map look-ups that need not allocate.
+func (s *Snapshot) appendLinked(b []byte, k int) []byte {
+	switch s.linkKind[k] {
+	case linkULID:
+		var spelled [ulid.EncodedSize]byte
+		_ = s.linkIDs[k].MarshalTextTo(spelled[:])
+		return append(b, spelled[:]...)
+	case linkOdd:
+		return append(b, s.linkOdd[int32(k)]...)
+	}
+	return b
+}
+
+// linkedIs reports whether the k-th live record is linked to contact id.
+func (s *Snapshot) linkedIs(k int, id string) bool {
+	var buf [ulid.EncodedSize]byte
+	return string(s.appendLinked(buf[:0], k)) == id
+}
+
+// hasLink reports whether the k-th live record has a stored link.
+func (s *Snapshot) hasLink(k int) bool { return s.linkKind[k] != linkNone }
 
 // recordState is the state of the record with this external_id.
 func (s *Snapshot) recordState(ext string) int32 {

@@ -66,3 +66,70 @@ func diffBoth(tb testing.TB, opts contactsync.Options, complete bool, records []
 	}
 	return whole
 }
+
+// TestSeenContactsRebuiltOrRead covers the linked contacts in sync that a
+// full run holds as seen bits and a merge then needs: one that is exactly
+// what syncd would have created is rebuilt from its record, with no read;
+// any other is asked for in Fetch. Either way the plan is that of the
+// contacts held whole, whatever the spelling of the contact ids.
+func TestSeenContactsRebuiltOrRead(t *testing.T) {
+	const ulidID, dupID = "01JB0000000000000000000001", "01JB0000000000000000000002"
+	for _, tc := range []struct {
+		name      string
+		id, dup   string
+		edit      func(*sinch.Contact)
+		record    func(*crm.Record)
+		wantFetch bool
+	}{
+		{name: "created by syncd", id: ulidID, dup: dupID, edit: func(*sinch.Contact) {}},
+		{name: "empty priority as Sinch answers it", id: ulidID, dup: dupID, edit: func(c *sinch.Contact) { c.ChannelPriority = []string{} }},
+		{name: "an identity syncd does not manage", id: ulidID, dup: dupID, wantFetch: true, edit: func(c *sinch.Contact) {
+			c.ChannelIdentities = append(c.ChannelIdentities, sinch.ChannelIdentity{Channel: "MESSENGER", Identity: "7968425018576406", AppID: "01EB7TQRD1J1AMPPC4KA4QRZNB"})
+		}},
+		{name: "a name the record has no opinion on", id: ulidID, dup: dupID, wantFetch: true, edit: func(*sinch.Contact) {},
+			record: func(r *crm.Record) { r.DisplayName = nil }},
+		{name: "no name, as Sinch shows it", id: ulidID, dup: dupID, edit: func(c *sinch.Contact) { c.DisplayName = "Unknown" },
+			record: func(r *crm.Record) { r.DisplayName = nil }},
+		{name: "ids that are not ULIDs", id: "contact-1", dup: "contact-2", edit: func(*sinch.Contact) {}},
+		{name: "a ULID in lower case", id: strings.ToLower(ulidID), dup: dupID, edit: func(*sinch.Contact) {}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := contactsync.DefaultOptions()
+			rec := record("crm-1")
+			if tc.record != nil {
+				tc.record(&rec)
+			}
+			want, rej := contactsync.Normalize(rec, o)
+			if rej != nil {
+				t.Fatal(rej)
+			}
+			linked := mirror(tc.id, "crm-1", tc.edit)
+			dup := mirror(tc.dup, "crm-1", func(c *sinch.Contact) { c.ChannelIdentities = c.ChannelIdentities[:1] })
+			contacts := []sinch.Contact{linked, dup}
+			links := []crm.Link{{ExternalID: "crm-1", ContactID: tc.id, ContentHash: want.Hash}}
+
+			whole := contactsync.Diff(contactsync.SnapshotOf(o, "crm_contacts", true, []crm.Record{rec}, contacts, links))
+			lean := contactsync.NewSnapshot(o, "crm_contacts", true)
+			lean.AddRecords([]crm.Record{rec})
+			lean.AddLinks(links...)
+			lean.AddContacts(contacts)
+			plan := contactsync.Diff(lean)
+			if got := len(plan.Fetch) > 0; got != tc.wantFetch {
+				t.Fatalf("Fetch = %v, want a read: %v", plan.Fetch, tc.wantFetch)
+			}
+			if tc.wantFetch {
+				if !slices.Equal(plan.Fetch, []string{tc.id}) {
+					t.Fatalf("Fetch = %v, want [%s]", plan.Fetch, tc.id)
+				}
+				lean.AddContacts([]sinch.Contact{linked})
+				plan = contactsync.Diff(lean)
+			}
+			if !reflect.DeepEqual(whole, plan) {
+				t.Fatalf("the plan of the contact held as seen differs from the plan of it held whole:\n seen  %+v\n whole %+v", plan, whole)
+			}
+			if got := brief(plan); len(got) == 0 || got[0] != "merge crm-1 "+tc.id+"<-"+tc.dup+" same-external-id" {
+				t.Fatalf("plan = %v, want the duplicate merged into the linked contact first", got)
+			}
+		})
+	}
+}
