@@ -170,8 +170,8 @@ const (
 	heldSeen         // listed, in sync, not kept: read again should the diff need it
 	heldMirror       // listed, exactly mirrorOf its record, not kept: rebuilt should the diff need it
 	heldFull         // kept in full
-	heldEarly       // listed with drift; its patch was sent while the list went on
-	heldSkip        // its early patch did not land: the run leaves the record alone
+	heldEarly        // listed with drift; its patch was sent while the list went on
+	heldSkip         // its early patch did not land: the run leaves the record alone
 )
 
 // drifted takes a listed contact that is the linked contact of a live
