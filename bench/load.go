@@ -14,10 +14,6 @@ import (
 	"github.com/syncd/syncd/sinch/sinchtest"
 )
 
-// benchDatabase is recreated for every N on the server of
-// SYNCD_TEST_DATABASE_URL.
-const benchDatabase = "syncd_bench"
-
 // recreateDatabase drops and creates the named database, migrates it, and
 // returns its URL and a function that drops it.
 func recreateDatabase(ctx context.Context, name string) (string, func(), error) {

@@ -4,7 +4,7 @@
 //
 //	go run ./bench -n 10000,100000,1000000
 //
-// For each N it recreates the database syncd_bench on the server of
+// For each N it recreates the database syncd_bench (-db) on the server of
 // SYNCD_TEST_DATABASE_URL (default the test server on 127.0.0.1:5432), loads
 // N CRM rows with COPY, seeds an in-process Sinch emulator on loopback with a
 // drifted project (see data.go for the mix), and runs each scenario in a
@@ -58,7 +58,8 @@ func main() {
 	flag.DurationVar(&cfg.peerLatency, "peer-latency", 50*time.Millisecond, "peer: emulator latency per request")
 	flag.StringVar(&cfg.peerDir, "peer-dir", "", "peer: directory holding (or to receive) the npm install of the Sinch Node SDK; default a temporary one")
 	flag.StringVar(&cfg.profile, "profile", "", "directory for CPU and allocation profiles of each scenario process")
-	flag.BoolVar(&cfg.keep, "keep", false, "keep the syncd_bench database after the run")
+	flag.BoolVar(&cfg.keep, "keep", false, "keep the bench database after the run")
+	flag.StringVar(&cfg.database, "db", "syncd_bench", "the database recreated for each N; give each bench sharing a server its own")
 	flag.StringVar(&cfg.memLimit, "gomemlimit", "", "GOMEMLIMIT of the scenario processes (as a service unit would set it), e.g. 500MiB; default none")
 	flag.Parse()
 	if err := run(cfg); err != nil {
@@ -68,6 +69,7 @@ func main() {
 }
 
 type config struct {
+	database     string
 	sizes        string
 	latency      time.Duration
 	largeLatency time.Duration
@@ -175,7 +177,7 @@ func benchSize(ctx context.Context, cfg config, n int) ([]runRow, *readRow, erro
 	exp := w.expect()
 
 	logf("N=%d: preparing the database", n)
-	dbURL, drop, err := recreateDatabase(ctx, benchDatabase)
+	dbURL, drop, err := recreateDatabase(ctx, cfg.database)
 	if err != nil {
 		return nil, nil, err
 	}
