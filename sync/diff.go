@@ -32,6 +32,9 @@ func Diff(s *Snapshot) Plan {
 	if s.complete {
 		d.sharedIdentities()
 	}
+	if len(d.plan.Fetch) == 0 {
+		d.plan.detach()
+	}
 	return d.plan
 }
 

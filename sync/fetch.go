@@ -212,11 +212,11 @@ type early struct {
 	r     *Reconciler
 	ctx   context.Context // the run's: once cancelled, no new batch starts
 	runID int64
-	work  chan Operation
+	work  chan *Operation
 	done  chan struct{}
-	sent  []Operation     // every patch handed over, for settle
-	got   []sinch.Contact // Sinch's answers to the patches that landed
-	rep   Report          // the early patches' report, once settled
+	sent  []Link         // the record and contact of every patch handed over, for settle
+	got   packedContacts // Sinch's answers to the patches that landed
+	rep   Report         // the early patches' report, once settled
 	parts []Report
 }
 
@@ -224,7 +224,7 @@ type early struct {
 const maxEarlyBatch = 1000
 
 func newEarly(ctx context.Context, r *Reconciler, runID int64) *early {
-	e := &early{r: r, ctx: ctx, runID: runID, work: make(chan Operation, 1<<16), done: make(chan struct{})}
+	e := &early{r: r, ctx: ctx, runID: runID, work: make(chan *Operation, 1<<16), done: make(chan struct{})}
 	go e.apply()
 	return e
 }
@@ -239,8 +239,8 @@ func (e *early) take(snap *Snapshot, page []sinch.Contact) []sinch.Contact {
 			rest = append(rest, c)
 			continue
 		}
-		e.sent = append(e.sent, op)
-		e.work <- op
+		e.sent = append(e.sent, Link{ExternalID: op.ExternalID, ContactID: op.ContactID})
+		e.work <- &op
 	}
 	return rest
 }
@@ -248,7 +248,7 @@ func (e *early) take(snap *Snapshot, page []sinch.Contact) []sinch.Contact {
 func (e *early) apply() {
 	defer close(e.done)
 	for op := range e.work {
-		plan := Plan{Operations: []Operation{op}}
+		plan := Plan{Operations: []Operation{*op}}
 	gather:
 		for len(plan.Operations) < maxEarlyBatch {
 			select {
@@ -256,7 +256,7 @@ func (e *early) apply() {
 				if !ok {
 					break gather
 				}
-				plan.Operations = append(plan.Operations, more)
+				plan.Operations = append(plan.Operations, *more)
 			default:
 				break gather
 			}
@@ -269,9 +269,10 @@ func (e *early) apply() {
 			rep.Errors = append(rep.Errors, err.Error())
 			rep.Failed += len(plan.Operations) - rep.Applied.Patch - rep.Failed - rep.Skipped - len(rep.Rejected)
 		}
-		e.got = append(e.got, rep.answers...)
+		e.got.add(rep.answers)
 		rep.answers, rep.Plan.Unchanged = nil, 0
 		rep.Plan.sent()
+		rep.Plan.detach()
 		e.parts = append(e.parts, rep)
 	}
 }
@@ -281,13 +282,15 @@ func (e *early) apply() {
 func (e *early) settle(snap *Snapshot) {
 	close(e.work)
 	<-e.done
-	byID := make(map[string]*sinch.Contact, len(e.got))
-	for i := range e.got {
-		byID[e.got[i].ID] = &e.got[i]
+	for _, l := range e.sent {
+		var answer *sinch.Contact
+		if i, ok := e.got.index(l.ContactID); ok {
+			c := e.got.contact(i)
+			answer = &c
+		}
+		snap.settle(l.ExternalID, answer)
 	}
-	for _, op := range e.sent {
-		snap.settle(op.ExternalID, byID[op.ContactID])
-	}
+	e.sent, e.got = nil, packedContacts{}
 	e.rep.add(e.parts...)
 }
 
