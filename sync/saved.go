@@ -60,7 +60,7 @@ func Save(plan Plan, snap *Snapshot, projectID string, now time.Time) SavedPlan 
 	for _, op := range plan.Operations {
 		so := SavedOperation{Operation: op, Hash: op.Hash, RecordState: snap.RecordState(op.ExternalID)}
 		for _, id := range []string{op.ContactID, op.SourceContactID} {
-			if c, ok := snap.contactByID(id); ok && id != "" {
+			if c, ok := snap.contactByID(op.ExternalID, id); ok && id != "" {
 				so.Before = append(so.Before, c)
 			}
 		}

@@ -410,13 +410,18 @@ func (s *Snapshot) lookup(ext string) (int32, bool) {
 	return 0, false
 }
 
-// contactByID returns the contact the snapshot holds in full with this id.
-func (s *Snapshot) contactByID(id string) (sinch.Contact, bool) {
-	i, ok := s.contacts.index(id)
-	if !ok {
-		return sinch.Contact{}, false
+// contactByID returns the contact with this id that the snapshot holds in
+// full, or as a mirror of the record with this external_id (rebuilt, as the
+// diff rebuilt it).
+func (s *Snapshot) contactByID(externalID, id string) (sinch.Contact, bool) {
+	if i, ok := s.contacts.index(id); ok {
+		return s.contacts.contact(i), true
 	}
-	return s.contacts.contact(i), true
+	if k, ok := s.lookup(externalID); ok && k >= 0 && s.held[k] == heldMirror && s.linkedIs(int(k), id) {
+		want := s.want(int(k))
+		return mirrorOf(&want, id, s.opts), true
+	}
+	return sinch.Contact{}, false
 }
 
 // RecordState says what the snapshot knows of the CRM record with this

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/sinch"
@@ -108,7 +109,8 @@ func TestSeenContactsRebuiltOrRead(t *testing.T) {
 			contacts := []sinch.Contact{linked, dup}
 			links := []crm.Link{{ExternalID: "crm-1", ContactID: tc.id, ContentHash: want.Hash}}
 
-			whole := contactsync.Diff(contactsync.SnapshotOf(o, "crm_contacts", true, []crm.Record{rec}, contacts, links))
+			wholeSnap := contactsync.SnapshotOf(o, "crm_contacts", true, []crm.Record{rec}, contacts, links)
+			whole := contactsync.Diff(wholeSnap)
 			lean := contactsync.NewSnapshot(o, "crm_contacts", true)
 			lean.AddRecords([]crm.Record{rec})
 			lean.AddLinks(links...)
@@ -129,6 +131,16 @@ func TestSeenContactsRebuiltOrRead(t *testing.T) {
 			}
 			if got := brief(plan); len(got) == 0 || got[0] != "merge crm-1 "+tc.id+"<-"+tc.dup+" same-external-id" {
 				t.Fatalf("plan = %v, want the duplicate merged into the linked contact first", got)
+			}
+			// A plan saved for review holds the contacts it assumed, the
+			// rebuilt one among them.
+			at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+			saved, wholeSaved := contactsync.Save(plan, lean, "p", at), contactsync.Save(whole, wholeSnap, "p", at)
+			if !reflect.DeepEqual(saved, wholeSaved) {
+				t.Fatalf("saved plan of the contact held as seen:\n %+v\nof it held whole:\n %+v", saved, wholeSaved)
+			}
+			if len(saved.Operations[0].Before) != 2 {
+				t.Fatalf("the saved merge assumes %+v, want both contacts", saved.Operations[0].Before)
 			}
 		})
 	}
