@@ -2,7 +2,6 @@ package sync
 
 import (
 	"encoding/binary"
-	"slices"
 	"unsafe"
 
 	"github.com/syncd/syncd/sinch"
@@ -133,49 +132,4 @@ func (p *packedContacts) index(id string) (int, bool) {
 	}
 	i, ok := p.byID[id]
 	return int(i), ok
-}
-
-// stringArena copies strings into chunks of its own, so that they no
-// longer keep alive the arena they pointed into.
-type stringArena struct{ chunk []byte }
-
-func (a *stringArena) copy(s string) string {
-	if s == "" {
-		return ""
-	}
-	if len(a.chunk)+len(s) > cap(a.chunk) {
-		a.chunk = make([]byte, 0, max(64<<10, len(s)))
-	}
-	start := len(a.chunk)
-	a.chunk = append(a.chunk, s...)
-	return unsafe.String(&a.chunk[start], len(s))
-}
-
-// contact copies the strings of c, in place.
-func (a *stringArena) contact(c *sinch.Contact) {
-	c.ID, c.ExternalID, c.DisplayName = a.copy(c.ID), a.copy(c.ExternalID), a.copy(c.DisplayName)
-	c.Email, c.Language, c.Metadata = a.copy(c.Email), a.copy(c.Language), a.copy(c.Metadata)
-	// The slices themselves may be shared with the snapshot's.
-	ids := slices.Clone(c.ChannelIdentities)
-	for i := range ids {
-		ids[i].Channel = a.channel(ids[i].Channel)
-		ids[i].Identity, ids[i].AppID = a.copy(ids[i].Identity), a.copy(ids[i].AppID)
-	}
-	c.ChannelIdentities = ids
-	if c.ChannelPriority != nil {
-		prio := make([]string, len(c.ChannelPriority))
-		for i, ch := range c.ChannelPriority {
-			prio[i] = a.channel(ch)
-		}
-		c.ChannelPriority = prio
-	}
-}
-
-// channel is a channel's name from sinch.Channels, or a copy of an unknown
-// one.
-func (a *stringArena) channel(ch string) string {
-	if code, ok := channelCodes[ch]; ok {
-		return sinch.Channels[code-1]
-	}
-	return a.copy(ch)
 }

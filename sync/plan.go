@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/sinch"
@@ -176,45 +177,95 @@ func (p *Plan) sent() {
 }
 
 // detach copies the strings of the plan that point into a snapshot (the
-// external_ids, the contacts' fields) into an arena of the plan's own, so
+// external_ids, the contacts' fields) into one buffer of the plan's own, so
 // that the plan no longer holds the snapshot's arenas alive. A full run
 // holds its plan, and its report, to the end, long after the snapshot is
 // done with: at a million records, operations on one row in ten would
 // otherwise keep every chunk of the snapshot's 100 MB of records.
 func (p *Plan) detach() {
-	var a stringArena
+	// The lists in the contacts may be shared with the snapshot's records:
+	// the plan gets lists of its own before their strings move.
+	own := func(c *sinch.Contact) {
+		c.ChannelIdentities = slices.Clone(c.ChannelIdentities)
+		c.ChannelPriority = slices.Clone(c.ChannelPriority)
+	}
 	for i := range p.Operations {
 		op := &p.Operations[i]
-		op.ExternalID, op.ContactID, op.SourceContactID = a.copy(op.ExternalID), a.copy(op.ContactID), a.copy(op.SourceContactID)
-		op.Hash = a.copy(op.Hash)
-		if op.Changes != nil {
-			changes := make([]Change, len(op.Changes))
-			for j, c := range op.Changes {
-				changes[j] = Change{Field: c.Field, Old: a.copy(c.Old), New: a.copy(c.New)}
-			}
-			op.Changes = changes
-		}
+		op.Changes = slices.Clone(op.Changes)
 		if op.Contact != nil {
 			body := *op.Contact
-			a.contact(&body)
+			own(&body)
 			op.Contact = &body
 		}
-		if op.Before != nil {
-			before := slices.Clone(op.Before)
-			for j := range before {
-				a.contact(&before[j])
-			}
-			op.Before = before
+		op.Before = slices.Clone(op.Before)
+		for j := range op.Before {
+			own(&op.Before[j])
+		}
+	}
+	need := 0
+	p.eachString(func(s *string) { need += len(*s) })
+	buf := make([]byte, 0, need)
+	p.eachString(func(s *string) {
+		if *s != "" {
+			start := len(buf)
+			buf = append(buf, *s...)
+			*s = unsafe.String(&buf[start], len(*s))
+		}
+	})
+}
+
+// eachString calls fn with every string of the plan that may point into a
+// snapshot.
+func (p *Plan) eachString(fn func(*string)) {
+	contact := func(c *sinch.Contact) {
+		for _, s := range []*string{&c.ID, &c.ExternalID, &c.DisplayName, &c.Email, &c.Language, &c.Metadata} {
+			fn(s)
+		}
+		for i := range c.ChannelIdentities {
+			id := &c.ChannelIdentities[i]
+			channel(&id.Channel, fn)
+			fn(&id.Identity)
+			fn(&id.AppID)
+		}
+		for i := range c.ChannelPriority {
+			channel(&c.ChannelPriority[i], fn)
+		}
+	}
+	for i := range p.Operations {
+		op := &p.Operations[i]
+		fn(&op.ExternalID)
+		fn(&op.ContactID)
+		fn(&op.SourceContactID)
+		fn(&op.Hash)
+		for j := range op.Changes {
+			fn(&op.Changes[j].Old)
+			fn(&op.Changes[j].New)
+		}
+		if op.Contact != nil {
+			contact(op.Contact)
+		}
+		for j := range op.Before {
+			contact(&op.Before[j])
 		}
 	}
 	for i := range p.Links {
-		l := &p.Links[i]
-		l.ExternalID, l.ContactID, l.Hash = a.copy(l.ExternalID), a.copy(l.ContactID), a.copy(l.Hash)
+		fn(&p.Links[i].ExternalID)
+		fn(&p.Links[i].ContactID)
+		fn(&p.Links[i].Hash)
 	}
 	for i := range p.Rejected {
-		r := &p.Rejected[i]
-		r.ExternalID = a.copy(r.ExternalID)
+		fn(&p.Rejected[i].ExternalID)
 	}
+}
+
+// channel is fn for a channel name that is not one of sinch.Channels; a
+// known one becomes sinch.Channels' own string, which points nowhere.
+func channel(ch *string, fn func(*string)) {
+	if code, ok := channelCodes[*ch]; ok {
+		*ch = sinch.Channels[code-1]
+		return
+	}
+	fn(ch)
 }
 
 // Empty reports whether the plan has nothing to send.
