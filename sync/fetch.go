@@ -273,6 +273,9 @@ func (e *early) apply() {
 		rep.answers, rep.Plan.Unchanged = nil, 0
 		rep.Plan.sent()
 		rep.Plan.detach()
+		// Kept to the end of the run: without the room left by the
+		// appends that gathered the batch.
+		rep.Plan.Operations = slices.Clone(rep.Plan.Operations)
 		e.parts = append(e.parts, rep)
 	}
 }

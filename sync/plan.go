@@ -183,21 +183,21 @@ func (p *Plan) sent() {
 // done with: at a million records, operations on one row in ten would
 // otherwise keep every chunk of the snapshot's 100 MB of records.
 func (p *Plan) detach() {
-	// The lists in the contacts may be shared with the snapshot's records:
-	// the plan gets lists of its own before their strings move.
+	// The lists in the contacts may be shared with the snapshot's records
+	// (a channel priority, say): the plan gets lists of its own before
+	// their strings move. The operations, their changes and their Before
+	// are the diff's own.
 	own := func(c *sinch.Contact) {
 		c.ChannelIdentities = slices.Clone(c.ChannelIdentities)
 		c.ChannelPriority = slices.Clone(c.ChannelPriority)
 	}
 	for i := range p.Operations {
 		op := &p.Operations[i]
-		op.Changes = slices.Clone(op.Changes)
 		if op.Contact != nil {
 			body := *op.Contact
 			own(&body)
 			op.Contact = &body
 		}
-		op.Before = slices.Clone(op.Before)
 		for j := range op.Before {
 			own(&op.Before[j])
 		}
