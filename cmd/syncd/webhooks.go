@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
 
 	"github.com/syncd/syncd/sinch"
 )
@@ -22,14 +23,20 @@ and webhook.secret, list shows the app's webhooks, delete removes one.`,
 	return cmd
 }
 
-// webhooksClient loads the configuration and builds a Sinch client; the
-// webhook commands need no database. need names the keys the command
+// webhooksClient loads the configuration and builds a Sinch client for the
+// project the command acts on (oneProject), whose configuration it returns;
+// the webhook commands need no database. need names the keys the command
 // cannot do without.
 func (e *env) webhooksClient(need ...string) (Config, *sinch.Client, error) {
 	cfg, err := e.config(e.configExplicit)
 	if err != nil {
 		return cfg, nil, err
 	}
+	p, err := e.oneProject(cfg)
+	if err != nil {
+		return cfg, nil, err
+	}
+	cfg = p.Config
 	for _, key := range need {
 		missing := map[string]bool{
 			"sinch.app_id":       cfg.Sinch.AppID == "",
@@ -44,6 +51,7 @@ func (e *env) webhooksClient(need ...string) (Config, *sinch.Client, error) {
 	if err != nil {
 		return cfg, nil, err
 	}
+	log = log.With(zap.String("project", p.Name))
 	sc := cfg.sinchConfig()
 	sc.Logger = log
 	client, err := sinch.NewClient(sc)
