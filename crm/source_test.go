@@ -503,7 +503,10 @@ func TestSourceFilter(t *testing.T) {
 			}
 			return ids(r)
 		}, []string{"eu-1"}},
-		{"unfiltered", func() []string { r, _ := collect(t, s.Records(ctxFor(t), crm.Source{Relation: contacts}, 2)); return ids(r) },
+		{"unfiltered", func() []string {
+			r, _ := collect(t, s.Records(ctxFor(t), crm.Source{Relation: contacts}, 2))
+			return ids(r)
+		},
 			[]string{"eu-1", "eu-2", "us-1", "us-2", "xx-1"}},
 		{"vanished links", func() []string {
 			// eu-2 leaves the EU filter: to the project eu it is gone.
