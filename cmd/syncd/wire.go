@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -100,7 +101,10 @@ type deps struct {
 	log     *zap.Logger
 	store   *crm.Store
 	client  *sinch.Client
-	metrics *metrics.Metrics
+	metrics *metrics.Project // the project's view of registry, which its client and reconciler report to
+
+	// registry holds every project's series, for /metrics.
+	registry *metrics.Metrics
 }
 
 func (d *deps) Close() {
@@ -150,7 +154,8 @@ func (e *env) openShared(ctx context.Context, projects []Project) (*deps, error)
 }
 
 // openWith connects for one project's configuration, as open does without
-// choosing the project; its logs name no project.
+// choosing the project; its logs name no project and its metrics are the
+// default project's.
 func (e *env) openWith(ctx context.Context, cfg Config) (*deps, error) {
 	return e.openProject(ctx, Project{Config: cfg})
 }
@@ -165,7 +170,8 @@ func (e *env) openProject(ctx context.Context, p Project) (*deps, error) {
 	if p.Name != "" {
 		log = log.With(zap.String("project", p.Name))
 	}
-	d := &deps{project: p.Name, cfg: cfg, log: log, metrics: metrics.New()}
+	d := &deps{project: p.Name, cfg: cfg, log: log, registry: metrics.New()}
+	d.metrics = d.registry.Project(cmp.Or(p.Name, defaultProjectName))
 	d.store, err = crm.Open(ctx, cfg.Database.URL, log)
 	if err != nil {
 		d.Close()
