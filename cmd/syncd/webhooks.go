@@ -36,6 +36,10 @@ func (e *env) webhooksClient(need ...string) (Config, *sinch.Client, error) {
 	if err != nil {
 		return cfg, nil, err
 	}
+	where := ""
+	if len(cfg.projects) > 0 {
+		where = "projects[" + p.Name + "]."
+	}
 	cfg = p.Config
 	for _, key := range need {
 		missing := map[string]bool{
@@ -44,7 +48,7 @@ func (e *env) webhooksClient(need ...string) (Config, *sinch.Client, error) {
 			"webhook.secret":     cfg.Webhook.Secret == "",
 		}[key]
 		if missing {
-			return cfg, nil, fmt.Errorf("%s is required for this command", key)
+			return cfg, nil, fmt.Errorf("%s%s is required for this command", where, key)
 		}
 	}
 	log, err := e.logger(cfg.Log)

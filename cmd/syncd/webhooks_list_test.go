@@ -43,7 +43,7 @@ func TestWebhooksListOfAProject(t *testing.T) {
 		want string
 	}{
 		{[]string{"webhooks", "list"}, exitError, "syncd: the configuration names several projects (eu, us): say which with --project\n"},
-		{[]string{"--project", "eu", "webhooks", "list"}, exitError, "syncd: sinch.app_id is required for this command\n"},
+		{[]string{"--project", "eu", "webhooks", "list"}, exitError, "syncd: projects[eu].sinch.app_id is required for this command\n"},
 		{[]string{"--project", "us", "webhooks", "list"}, 0, "App app-us has no webhooks.\n"},
 	}
 	for _, tc := range tests {
