@@ -25,6 +25,16 @@ func (e *env) serveWebhook(ctx context.Context, d *deps, events *webhook.Store, 
 	if err != nil {
 		return nil, fmt.Errorf("webhook.listen: %w", err)
 	}
+	stop = serveWebhookOn(ctx, d, ln, events, onStored)
+	if e.webhookReady != nil {
+		e.webhookReady(ln.Addr().String())
+	}
+	return stop, nil
+}
+
+// serveWebhookOn serves the webhook on ln, as serveWebhook does.
+func serveWebhookOn(ctx context.Context, d *deps, ln net.Listener, events *webhook.Store, onStored func()) (stop func()) {
+	cfg := d.cfg.Webhook
 	h := webhook.NewHandler(webhook.Config{
 		Secret: cfg.Secret, ProjectID: d.cfg.Sinch.ProjectID, Store: events,
 		Logger: d.log.Named("webhook"), Observer: d.metrics, OnStored: onStored,
@@ -45,15 +55,12 @@ func (e *env) serveWebhook(ctx context.Context, d *deps, events *webhook.Store, 
 	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
 	served := make(chan error, 1)
 	go func() { served <- serveUntilDone(serveCtx, srv, ln) }()
-	if e.webhookReady != nil {
-		e.webhookReady(ln.Addr().String())
-	}
 	return func() {
 		stopServing()
 		<-served
 		stopStoring()
 		<-stored
-	}, nil
+	}
 }
 
 // listenForWakes LISTENs, on one connection, for what wakes a run of
