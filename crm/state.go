@@ -434,7 +434,7 @@ func jsonOrNull(b []byte) any {
 	if len(b) == 0 {
 		return nil
 	}
-	return string(b)
+	return b
 }
 
 // JournalMark records Sinch's answer for an entry. httpStatus 0 and an empty
