@@ -80,7 +80,10 @@ func writeExplanation(w io.Writer, ex contactsync.Explanation, redact bool) erro
 	if ex.Query != ex.ExternalID {
 		title = fmt.Sprintf("%s (asked for %s)", ex.ExternalID, ex.Query)
 	}
-	fmt.Fprintf(w, "Record %s\n\n", title)
+	// Ids, reasons and Sinch's answers are printed as they are, so each
+	// goes through TerminalEscape as in syncd diff; values are quoted.
+	esc := contactsync.TerminalEscape
+	fmt.Fprintf(w, "Record %s\n\n", esc(title))
 
 	fmt.Fprintln(w, "CRM row as read:")
 	if r := ex.Record; r != nil {
@@ -115,7 +118,7 @@ func writeExplanation(w io.Writer, ex contactsync.Explanation, redact bool) erro
 	fmt.Fprintln(w, "\nAs normalised:")
 	switch n := ex.Normalized; {
 	case ex.Rejection != nil:
-		fmt.Fprintf(w, "  rejected: %s\n", ex.Rejection)
+		fmt.Fprintf(w, "  rejected: %s\n", esc(ex.Rejection.String()))
 	case n == nil:
 		fmt.Fprintln(w, "  (no row)")
 	default:
@@ -135,7 +138,7 @@ func writeExplanation(w io.Writer, ex contactsync.Explanation, redact bool) erro
 		if len(n.ManagedChannels) > 0 {
 			managed = strings.Join(n.ManagedChannels, ", ")
 		}
-		fmt.Fprintf(tw, "  channel_identities\t%s (syncd decides %s)\n", identities(n.ChannelIdentities), managed)
+		fmt.Fprintf(tw, "  channel_identities\t%s (syncd decides %s)\n", esc(identities(n.ChannelIdentities)), managed)
 		if n.Deleted {
 			fmt.Fprintf(tw, "  deleted\tyes\n")
 		}
@@ -146,7 +149,7 @@ func writeExplanation(w io.Writer, ex contactsync.Explanation, redact bool) erro
 
 	fmt.Fprintln(w, "\nLink:")
 	if l := ex.Link; l != nil {
-		fmt.Fprintf(w, "  contact %s, last synced %s\n", l.ContactID, l.SyncedAt.Local().Format(timeLayout))
+		fmt.Fprintf(w, "  contact %s, last synced %s\n", esc(l.ContactID), l.SyncedAt.Local().Format(timeLayout))
 	} else {
 		fmt.Fprintln(w, "  none: syncd has not synced this record to a contact")
 	}
@@ -157,17 +160,17 @@ func writeExplanation(w io.Writer, ex contactsync.Explanation, redact bool) erro
 	}
 	for _, c := range ex.Contacts {
 		fmt.Fprintf(w, "  %s external_id %s, display_name %s, email %s, language %s, identities %s\n",
-			c.ID, strconv.Quote(c.ExternalID), quote(c.DisplayName), quote(c.Email), c.Language, identities(c.ChannelIdentities))
+			esc(c.ID), strconv.Quote(c.ExternalID), quote(c.DisplayName), quote(c.Email), esc(c.Language), esc(identities(c.ChannelIdentities)))
 	}
 
 	fmt.Fprintln(w, "\nA diff now:")
-	fmt.Fprintf(w, "  %s\n", ex.Verdict)
+	fmt.Fprintf(w, "  %s\n", esc(ex.Verdict))
 	for _, op := range ex.Operations {
 		target := op.ContactID
 		if op.Kind == contactsync.OpMerge {
 			target = op.SourceContactID + " → " + op.ContactID
 		}
-		fmt.Fprintf(w, "  %s %s: %s\n", op.Kind, strings.TrimSpace(target), op.Explain(redact))
+		fmt.Fprintf(w, "  %s %s: %s\n", op.Kind, esc(strings.TrimSpace(target)), esc(op.Explain(redact)))
 	}
 
 	fmt.Fprintln(w, "\nTimeline (journal):")
@@ -196,10 +199,10 @@ func writeExplanation(w io.Writer, ex contactsync.Explanation, redact bool) erro
 		if len(ev.Contacts) > 0 {
 			answer += "; --format json has the whole contacts it removed"
 		}
-		fmt.Fprintf(tw, "  %s\trun %d (%s)\t%s\t%s\t%s\n", ev.At.Local().Format(timeLayout), ev.RunID, ev.RunKind, what, ev.Reason, answer)
+		fmt.Fprintf(tw, "  %s\trun %d (%s)\t%s\t%s\t%s\n", ev.At.Local().Format(timeLayout), ev.RunID, ev.RunKind, esc(what), esc(ev.Reason), esc(answer))
 		if d := ev.Describe(redact); d != "" {
 			// The last cell is in no column: long values widen nothing.
-			fmt.Fprintf(tw, "  \t\t↳ %s\n", d)
+			fmt.Fprintf(tw, "  \t\t↳ %s\n", esc(d))
 		}
 	}
 	return tw.Flush()

@@ -296,3 +296,27 @@ func TestExplainValuesAndRedact(t *testing.T) {
 		t.Errorf("explain --redact of a deleted record:\n%s", out)
 	}
 }
+
+// An external_id holding ESC[2J reaches the operator's terminal escaped,
+// as in syncd diff.
+func TestExplainEscapesTerminalControls(t *testing.T) {
+	h := newHarness(t)
+	h.migrate()
+	rows := crmRows(1)
+	rows[0].ExternalID = "crm-\x1b[2J"
+	rows[0].DisplayName = str("Eve\x1b]0;owned\x07")
+	h.load(rows)
+	if code, out, errOut := h.run("backfill"); code != 0 {
+		t.Fatalf("backfill exited %d:\n%s%s", code, out, errOut)
+	}
+	code, out, errOut := h.run("explain", rows[0].ExternalID)
+	if code != 0 {
+		t.Fatalf("explain exited %d:\n%s%s", code, out, errOut)
+	}
+	if strings.ContainsAny(out+errOut, "\x1b\x07") {
+		t.Errorf("explain sent terminal controls:\n%q", out)
+	}
+	if !strings.Contains(out, `crm-\x1b[2J`) {
+		t.Errorf("explain does not show the external id escaped:\n%s", out)
+	}
+}
