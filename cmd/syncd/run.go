@@ -98,7 +98,7 @@ func (e *env) daemon(ctx context.Context) error {
 		return fmt.Errorf("http.listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           metrics.Handler(d.metrics, metrics.Health{Ping: d.store.Ping, LastRun: status.last, FailedBecause: status.failedBecause}),
+		Handler:           metrics.Handler(d.registry, metrics.Health{Ping: d.store.Ping, LastRun: status.last, FailedBecause: status.failedBecause}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
@@ -108,12 +108,13 @@ func (e *env) daemon(ctx context.Context) error {
 
 	events := webhook.NewStore(d.store.DB())
 	stored := make(chan struct{}, 1)
-	stopWebhook, err := e.serveWebhook(ctx, d, events, func() {
+	wakeEvents := func() {
 		select {
 		case stored <- struct{}{}:
 		default: // an event run is already asked for
 		}
-	})
+	}
+	stopWebhook, err := e.serveWebhook(ctx, d, events, wakeEvents)
 	if err != nil {
 		return err
 	}
@@ -129,12 +130,14 @@ func (e *env) daemon(ctx context.Context) error {
 	var changes chan struct{}
 	listening := make(chan struct{})
 	listenDone := make(chan struct{})
-	if cfg.CRM.Notify {
-		changes = make(chan struct{}, 1)
+	if cfg.CRM.Notify || cfg.Webhook.Listen != "" {
+		if cfg.CRM.Notify {
+			changes = make(chan struct{}, 1)
+		}
 		var once stdsync.Once
 		go func() {
 			defer close(listenDone)
-			_ = d.store.Listen(runCtx, func() { once.Do(func() { close(listening) }) }, func(payload string) {
+			_ = listenForWakes(runCtx, d, func() { once.Do(func() { close(listening) }) }, wakeEvents, func(payload string) {
 				// A rename keeps its contact: the run re-keys it.
 				if c := crm.ParseChange(payload); c.Renamed() {
 					rec.NoteRename(c.OldID, c.NewID)
@@ -171,6 +174,9 @@ func (e *env) daemon(ctx context.Context) error {
 		notifySystemd(log, "STATUS="+line)
 		d.metrics.DeletesWithheld(rep.Kind, rep.Withheld)
 	}
+	// Every process that runs the schedules is active for the project (the
+	// advisory lock takes turns between them).
+	d.metrics.SetActive(true)
 	// The schedules' periods let alerts and dashboards compare runs with
 	// them; a spec that does not parse is dmn.Run's error to report.
 	for kind, spec := range map[string]string{contactsync.RunIncremental: cfg.Schedule.Incremental, contactsync.RunFull: cfg.Schedule.Full} {

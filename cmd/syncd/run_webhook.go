@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/webhook"
 )
 
@@ -24,6 +25,16 @@ func (e *env) serveWebhook(ctx context.Context, d *deps, events *webhook.Store, 
 	if err != nil {
 		return nil, fmt.Errorf("webhook.listen: %w", err)
 	}
+	stop = serveWebhookOn(ctx, d, ln, events, onStored)
+	if e.webhookReady != nil {
+		e.webhookReady(ln.Addr().String())
+	}
+	return stop, nil
+}
+
+// serveWebhookOn serves the webhook on ln, as serveWebhook does.
+func serveWebhookOn(ctx context.Context, d *deps, ln net.Listener, events *webhook.Store, onStored func()) (stop func()) {
+	cfg := d.cfg.Webhook
 	h := webhook.NewHandler(webhook.Config{
 		Secret: cfg.Secret, ProjectID: d.cfg.Sinch.ProjectID, Store: events,
 		Logger: d.log.Named("webhook"), Observer: d.metrics, OnStored: onStored,
@@ -44,13 +55,39 @@ func (e *env) serveWebhook(ctx context.Context, d *deps, events *webhook.Store, 
 	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
 	served := make(chan error, 1)
 	go func() { served <- serveUntilDone(serveCtx, srv, ln) }()
-	if e.webhookReady != nil {
-		e.webhookReady(ln.Addr().String())
-	}
 	return func() {
 		stopServing()
 		<-served
 		stopStoring()
 		<-stored
-	}, nil
+	}
+}
+
+// listenForWakes LISTENs, on one connection, for what wakes a run of
+// `syncd run`: with crm.notify, the CRM's changes (onChange gets each
+// payload); with webhook.listen, the events of this project stored by any
+// syncd (onStored). The second is how the process holding the project lock
+// hears of callbacks another one received, behind the same load balancer or
+// as a standby, at once rather than after its next run. ready is called
+// once the LISTENs are in place; after a lost connection both are told, as
+// something may have been missed. It returns when ctx ends.
+func listenForWakes(ctx context.Context, d *deps, ready, onStored func(), onChange func(payload string)) error {
+	var channels []string
+	if d.cfg.CRM.Notify {
+		channels = append(channels, crm.NotifyChannel)
+	}
+	if d.cfg.Webhook.Listen != "" {
+		channels = append(channels, webhook.NotifyChannel)
+	}
+	return d.store.Listen(ctx, channels, ready, func(channel, payload string) {
+		switch channel {
+		case crm.NotifyChannel:
+			onChange(payload)
+		case webhook.NotifyChannel:
+			// Another project's events are its own syncd's to process.
+			if payload == "" || payload == d.cfg.Sinch.ProjectID {
+				onStored()
+			}
+		}
+	})
 }
