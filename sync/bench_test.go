@@ -249,7 +249,7 @@ func BenchmarkSnapshotHeap(b *testing.B) {
 	}
 	for b.Loop() {
 		base := live()
-		snap := contactsync.NewSnapshot(opts, "crm_contacts", true)
+		snap := contactsync.NewSnapshot(opts, crm.Source{Relation: "crm_contacts"}, true)
 		batch := make([]crm.Record, 0, 1000)
 		benchRows(n, func(r crm.Record, _ []sinch.Contact, _ []crm.Link) {
 			if batch = append(batch, r); len(batch) == cap(batch) {

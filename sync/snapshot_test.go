@@ -109,9 +109,9 @@ func TestSeenContactsRebuiltOrRead(t *testing.T) {
 			contacts := []sinch.Contact{linked, dup}
 			links := []crm.Link{{ExternalID: "crm-1", ContactID: tc.id, ContentHash: want.Hash}}
 
-			wholeSnap := contactsync.SnapshotOf(o, "crm_contacts", true, []crm.Record{rec}, contacts, links)
+			wholeSnap := contactsync.SnapshotOf(o, crm.Source{Relation: "crm_contacts"}, true, []crm.Record{rec}, contacts, links)
 			whole := contactsync.Diff(wholeSnap)
-			lean := contactsync.NewSnapshot(o, "crm_contacts", true)
+			lean := contactsync.NewSnapshot(o, crm.Source{Relation: "crm_contacts"}, true)
 			lean.AddRecords([]crm.Record{rec})
 			lean.AddLinks(links...)
 			lean.AddContacts(contacts)
