@@ -604,44 +604,81 @@ func createBody(want *Desired, opts Options) sinch.Contact {
 		ExternalID:        want.ExternalID,
 		ChannelIdentities: slices.Clone(want.Identities),
 		ChannelPriority:   want.ChannelPriority,
-		Language:          opts.DefaultLanguage,
 	}
+	body.DisplayName, body.Email, body.Language, body.Metadata = createFields(want, opts)
+	return body
+}
+
+// createFields are the fields a create of want sends, its lists apart.
+func createFields(want *Desired, opts Options) (name, email, language, metadata string) {
+	language = opts.DefaultLanguage
 	if want.Language != nil {
-		body.Language = *want.Language
+		language = *want.Language
 	}
 	if want.DisplayName != nil {
-		body.DisplayName = *want.DisplayName
+		name = *want.DisplayName
 	}
 	if want.Email != nil {
-		body.Email = *want.Email
+		email = *want.Email
 	}
 	if want.Metadata != nil {
-		body.Metadata = *want.Metadata
+		metadata = *want.Metadata
 	}
-	return body
+	return name, email, language, metadata
+}
+
+// storedFields are createFields as Sinch stores them: an empty name as its
+// default, an empty language as unspecified.
+func storedFields(want *Desired, opts Options) (name, email, language, metadata string) {
+	name, email, language, metadata = createFields(want, opts)
+	if name == "" {
+		name = sinch.DefaultDisplayName
+	}
+	if language == "" {
+		language = sinch.LanguageUnspecified
+	}
+	return name, email, language, metadata
+}
+
+// storedIdentity is an identity of a create as Sinch stores it: a phone
+// number without its '+'.
+func storedIdentity(id sinch.ChannelIdentity) sinch.ChannelIdentity {
+	id.Identity = sinch.NormalizeIdentity(id.Channel, id.Identity)
+	return id
 }
 
 // mirrorOf is the contact with this id that Sinch holds once it has created
 // want's contact and nobody has changed it since: the create's body as
-// Sinch stores it (phone numbers without their '+', an empty name as its
-// default, an empty language as unspecified, an empty priority as none).
-// A listed contact that is exactly this can be rebuilt rather than kept.
+// Sinch stores it (see storedFields and storedIdentity; an empty priority
+// as none). A listed contact that is exactly this can be rebuilt rather
+// than kept.
 func mirrorOf(want *Desired, id string, opts Options) sinch.Contact {
-	c := createBody(want, opts)
-	c.ID = id
-	for i, ci := range c.ChannelIdentities {
-		c.ChannelIdentities[i].Identity = sinch.NormalizeIdentity(ci.Channel, ci.Identity)
+	c := sinch.Contact{ID: id, ExternalID: want.ExternalID, ChannelIdentities: make([]sinch.ChannelIdentity, len(want.Identities))}
+	c.DisplayName, c.Email, c.Language, c.Metadata = storedFields(want, opts)
+	for i, ci := range want.Identities {
+		c.ChannelIdentities[i] = storedIdentity(ci)
 	}
-	if c.DisplayName == "" {
-		c.DisplayName = sinch.DefaultDisplayName
-	}
-	if c.Language == "" {
-		c.Language = sinch.LanguageUnspecified
-	}
-	if len(c.ChannelPriority) == 0 {
-		c.ChannelPriority = nil
+	if len(want.ChannelPriority) > 0 {
+		c.ChannelPriority = want.ChannelPriority
 	}
 	return c
+}
+
+// isMirror is sameContact(c, mirrorOf(want, c.ID, opts)) without building
+// the mirror: it runs for every linked contact a full run lists.
+func isMirror(c sinch.Contact, want *Desired, opts Options) bool {
+	name, email, language, metadata := storedFields(want, opts)
+	if c.ExternalID != want.ExternalID || c.DisplayName != name || c.Email != email || c.Language != language ||
+		c.Metadata != metadata || !slices.Equal(c.ChannelPriority, want.ChannelPriority) ||
+		len(c.ChannelIdentities) != len(want.Identities) {
+		return false
+	}
+	for i, id := range want.Identities {
+		if c.ChannelIdentities[i] != storedIdentity(id) {
+			return false
+		}
+	}
+	return true
 }
 
 // sameContact compares two contacts as Sinch shows them, and as the snapshot

@@ -150,7 +150,7 @@ func (s *Snapshot) AddContacts(contacts []sinch.Contact) {
 					want := s.want(int(k))
 					if _, mask, _ := patchFor(c, want, false); len(mask) == 0 {
 						s.held[k] = heldSeen
-						if sameContact(c, mirrorOf(&want, c.ID, s.opts)) {
+						if isMirror(c, &want, s.opts) {
 							s.held[k] = heldMirror
 						}
 						s.seenN++
