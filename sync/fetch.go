@@ -230,9 +230,10 @@ func newEarly(ctx context.Context, r *Reconciler, runID int64) *early {
 }
 
 // take hands the page's drifted linked contacts over for a patch and
-// returns the rest of the page.
+// returns the rest of the page, filtered into the page itself (its caller
+// is done with it), so that a page of contacts in sync allocates nothing.
 func (e *early) take(snap *Snapshot, page []sinch.Contact) []sinch.Contact {
-	rest := page[:0:0]
+	rest := page[:0]
 	for _, c := range page {
 		op, ok := snap.drifted(c)
 		if !ok {
@@ -240,7 +241,9 @@ func (e *early) take(snap *Snapshot, page []sinch.Contact) []sinch.Contact {
 			continue
 		}
 		e.sent = append(e.sent, Link{ExternalID: op.ExternalID, ContactID: op.ContactID})
-		e.work <- &op
+		patch := new(Operation)
+		*patch = op
+		e.work <- patch
 	}
 	return rest
 }
