@@ -10,23 +10,23 @@ import (
 	"github.com/syncd/syncd/webhook"
 )
 
-var _ webhook.Observer = (*metrics.Metrics)(nil)
+var _ webhook.Observer = (*metrics.Project)(nil)
 
 func TestEventMetrics(t *testing.T) {
-	m := metrics.New()
+	m, p := newProject()
 	var want []string
 	for _, trigger := range webhook.Triggers() {
-		m.CallbackReceived(trigger, false)
-		m.EventApplied(trigger, 1500*time.Millisecond)
+		p.CallbackReceived(trigger, false)
+		p.EventApplied(trigger, 1500*time.Millisecond)
 		want = append(want, `syncd_webhook_events_received_total{trigger="`+trigger+`"}`,
 			`syncd_webhook_events_applied_total{trigger="`+trigger+`"}`)
 	}
 	for _, reason := range webhook.Reasons() {
-		m.CallbackRefused(reason)
+		p.CallbackRefused(reason)
 		want = append(want, `syncd_webhook_callbacks_refused_total{reason="`+reason+`"}`)
 	}
-	m.CallbackReceived(webhook.TriggerUpdate, true)
-	got := scrape(t, m)
+	p.CallbackReceived(webhook.TriggerUpdate, true)
+	got := scrapeProject(t, m)
 	for _, k := range want {
 		if got[k] < 1 {
 			t.Errorf("%s = %v, want at least 1", k, got[k])
@@ -41,8 +41,8 @@ func TestEventMetrics(t *testing.T) {
 
 	// Junk labels cannot grow the series.
 	for _, junk := range []string{"x", "y", "z"} {
-		m.CallbackReceived(junk, false)
-		m.CallbackRefused(junk)
+		p.CallbackReceived(junk, false)
+		p.CallbackRefused(junk)
 	}
 	for name, n := range map[string]int{
 		"syncd_webhook_events_received_total":   len(webhook.Triggers()) + 1,
@@ -52,7 +52,7 @@ func TestEventMetrics(t *testing.T) {
 			t.Errorf("%s: %d series (%v), want %d", name, c, err, n)
 		}
 	}
-	var nilM *metrics.Metrics
+	var nilM *metrics.Project
 	nilM.CallbackReceived(webhook.TriggerCreate, true)
 	nilM.CallbackRefused(webhook.ReasonStale)
 	nilM.EventApplied(webhook.TriggerCreate, time.Second)

@@ -16,15 +16,19 @@ import (
 	contactsync "github.com/syncd/syncd/sync"
 )
 
-// Example wires one Metrics into the Sinch client, the reconciler and the
-// daemon's HTTP server, then looks at what a probe and a scrape see.
+// Example wires one Metrics into the Sinch clients and reconcilers of two
+// projects and into the daemon's HTTP server, then looks at what a probe
+// and a scrape see.
 func Example() {
 	m := metrics.New()
+	eu, us := m.Project("eu"), m.Project("us")
 
-	// The Sinch client reports every HTTP attempt, and the reconciler every
-	// run and operation, to the same Metrics.
-	_ = sinch.Config{ProjectID: "demo-project", KeyID: "demo-key", KeySecret: "local-only", Observer: m}
-	_ = contactsync.Reconciler{Observer: m}
+	// Each project's Sinch client reports every HTTP attempt, and its
+	// reconciler every run and operation, to the project's view.
+	_ = sinch.Config{ProjectID: "demo-eu", KeyID: "demo-key", KeySecret: "local-only", Observer: eu}
+	_ = contactsync.Reconciler{Observer: eu}
+	_ = sinch.Config{ProjectID: "demo-us", KeyID: "demo-key", KeySecret: "local-only", Observer: us}
+	_ = contactsync.Reconciler{Observer: us}
 
 	// The daemon remembers the last run's outcome for /readyz (the probe
 	// reads it from another goroutine); Ping would be the database pool's.
@@ -52,13 +56,15 @@ func Example() {
 
 	fmt.Print("/readyz: ", get("/readyz"))
 
-	// What one failed full run reports.
-	m.ObserveCall(sinch.OpList, http.StatusOK, 120*time.Millisecond)
-	m.ObserveCall(sinch.OpCreate, http.StatusTooManyRequests, 40*time.Millisecond)
-	m.ObserveCall(sinch.OpCreate, 0, 10*time.Second) // no answer: code "error"
-	m.OperationFinished(string(contactsync.OpCreate), contactsync.StatusFailed)
-	m.RunFinished(contactsync.RunFull, contactsync.OutcomeFailed, 11*time.Second)
+	// What one failed full run of eu reports, and a succeeded one of us.
+	eu.ObserveCall(sinch.OpList, http.StatusOK, 120*time.Millisecond)
+	eu.ObserveCall(sinch.OpCreate, http.StatusTooManyRequests, 40*time.Millisecond)
+	eu.ObserveCall(sinch.OpCreate, 0, 10*time.Second) // no answer: code "error"
+	eu.OperationFinished(string(contactsync.OpCreate), contactsync.StatusFailed)
+	eu.RunFinished(contactsync.RunFull, contactsync.OutcomeFailed, 11*time.Second)
 	lastOutcome.Store(contactsync.OutcomeFailed)
+	us.ObserveCall(sinch.OpList, http.StatusOK, 80*time.Millisecond)
+	us.RunFinished(contactsync.RunFull, contactsync.OutcomeSucceeded, 2*time.Second)
 
 	fmt.Print("/readyz: ", get("/readyz"))
 	fmt.Print("/healthz: ", get("/healthz"))
@@ -74,11 +80,16 @@ func Example() {
 	// /readyz: ok
 	// /readyz: not ready: last run failed
 	// /healthz: ok
-	// syncd_runs_total{kind="full",outcome="failed"} 1
-	// syncd_runs_total{kind="full",outcome="interrupted"} 0
-	// syncd_runs_total{kind="full",outcome="refused"} 0
-	// syncd_runs_total{kind="full",outcome="succeeded"} 0
-	// syncd_sinch_calls_total{code="200",operation="list"} 1
-	// syncd_sinch_calls_total{code="429",operation="create"} 1
-	// syncd_sinch_calls_total{code="error",operation="create"} 1
+	// syncd_runs_total{kind="full",outcome="failed",project="eu"} 1
+	// syncd_runs_total{kind="full",outcome="failed",project="us"} 0
+	// syncd_runs_total{kind="full",outcome="interrupted",project="eu"} 0
+	// syncd_runs_total{kind="full",outcome="interrupted",project="us"} 0
+	// syncd_runs_total{kind="full",outcome="refused",project="eu"} 0
+	// syncd_runs_total{kind="full",outcome="refused",project="us"} 0
+	// syncd_runs_total{kind="full",outcome="succeeded",project="eu"} 0
+	// syncd_runs_total{kind="full",outcome="succeeded",project="us"} 1
+	// syncd_sinch_calls_total{code="200",operation="list",project="eu"} 1
+	// syncd_sinch_calls_total{code="200",operation="list",project="us"} 1
+	// syncd_sinch_calls_total{code="429",operation="create",project="eu"} 1
+	// syncd_sinch_calls_total{code="error",operation="create",project="eu"} 1
 }

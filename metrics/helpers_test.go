@@ -84,3 +84,51 @@ func checkSamples(t *testing.T, got map[string]float64, want map[string]float64,
 		}
 	}
 }
+
+// testProject is the project the tests of one project record for.
+const testProject = "eu"
+
+// newProject returns a new Metrics and its view of testProject.
+func newProject() (*metrics.Metrics, *metrics.Project) {
+	m := metrics.New()
+	return m, m.Project(testProject)
+}
+
+// scrapeProject is scrape's samples of testProject, keyed without their
+// project label, so that a test of one project reads like one of today's
+// single-project metrics; samples of no project or another one are left
+// out.
+func scrapeProject(t *testing.T, m *metrics.Metrics) map[string]float64 {
+	t.Helper()
+	return ofProject(scrape(t, m), testProject)
+}
+
+// ofProject returns the samples of got that carry project=name, keyed
+// without that label.
+func ofProject(got map[string]float64, name string) map[string]float64 {
+	out := make(map[string]float64)
+	for k, v := range got {
+		metric, labels, ok := strings.Cut(k, "{")
+		if !ok {
+			continue
+		}
+		var pairs []string
+		found := false
+		for _, m := range labelPair.FindAllStringSubmatch(labels, -1) {
+			if m[1] == "project" {
+				found = m[2] == name
+				continue
+			}
+			pairs = append(pairs, m[0])
+		}
+		if !found {
+			continue
+		}
+		if len(pairs) == 0 {
+			out[metric] = v
+		} else {
+			out[metric+"{"+strings.Join(pairs, ",")+"}"] = v
+		}
+	}
+	return out
+}

@@ -104,9 +104,9 @@ func TestHandler(t *testing.T) {
 // /metrics over a real connection serves what the hooks recorded, and
 // counts its own scrapes.
 func TestMetricsEndpoint(t *testing.T) {
-	m := metrics.New()
-	m.SetLockHeld(true)
-	m.RowsRejected(2)
+	m, p := newProject()
+	p.SetLockHeld(true)
+	p.RowsRejected(2)
 	srv := httptest.NewServer(metrics.Handler(m, metrics.Health{}))
 	defer srv.Close()
 
@@ -127,9 +127,12 @@ func TestMetricsEndpoint(t *testing.T) {
 		return parseExposition(t, string(body))
 	}
 	get()
-	checkSamples(t, get(), map[string]float64{
+	got := get()
+	checkSamples(t, ofProject(got, testProject), map[string]float64{
 		`syncd_lock_held`:           1,
 		`syncd_rejected_rows_total`: 2,
+	}, nil)
+	checkSamples(t, got, map[string]float64{
 		// The first scrape had finished when the second was gathered.
 		`promhttp_metric_handler_requests_total{code="200"}`: 1,
 	}, nil)

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +16,10 @@ import (
 )
 
 const namespace = "syncd"
+
+// labelProject names the Sinch project a series is about. Its values are
+// the project names of the configuration, so the configuration bounds them.
+const labelProject = "project"
 
 // labelOther replaces a label value that is not on the label's list.
 const labelOther = "other"
@@ -48,22 +53,28 @@ func opStatuses() []string { return crm.FinalStatuses() }
 func skipReasons() []string { return []string{"running", "locked"} }
 
 // Metrics holds syncd's collectors and the registry they are registered on.
-// Create it with [New].
+// Create it with [New]; what is about one Sinch project is recorded through
+// that project's [Project].
 type Metrics struct {
 	reg     *prometheus.Registry
 	scrape  http.Handler // promhttp for reg, built once so its own counters register once
+	now     func() time.Time
 	calls   *prometheus.CounterVec
 	callDur *prometheus.HistogramVec
 	runs    *prometheus.CounterVec
 	runDur  *prometheus.HistogramVec
 	lastOK  *prometheus.GaugeVec
 	ops     *prometheus.CounterVec
-	rows    prometheus.Counter
-	lockDur prometheus.Histogram
+	rows    *prometheus.CounterVec
+	lockDur *prometheus.HistogramVec
 	skipped *prometheus.CounterVec
-	held    prometheus.Gauge
+	held    *prometheus.GaugeVec
+	active  *prometheus.GaugeVec
 	op      *operational  // operations.go
 	events  *eventMetrics // events.go
+
+	mu       sync.Mutex
+	projects map[string]*Project
 }
 
 // New creates the collectors and registers them, with the Go runtime and
@@ -71,13 +82,14 @@ type Metrics struct {
 // registry, so any number of Metrics can live in one process (tests do).
 func New() *Metrics {
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
-		op:  newOperational(),
+		reg:      prometheus.NewRegistry(),
+		now:      time.Now,
+		projects: make(map[string]*Project),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "sinch_calls_total",
-			Help:      "HTTP attempts made to the Sinch API, retries and token fetches included, by operation and HTTP status code (\"error\" when no answer came back).",
-		}, []string{"operation", "code"}),
+			Help:      "HTTP attempts made to the Sinch API, retries and token fetches included, by project, operation and HTTP status code (\"error\" when no answer came back).",
+		}, []string{labelProject, "operation", "code"}),
 		callDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace,
 			Name:      "sinch_call_duration_seconds",
@@ -85,12 +97,12 @@ func New() *Metrics {
 			// 5ms to 10s: a single attempt is cut off by the client's
 			// per-request timeout, 10s by default.
 			Buckets: prometheus.DefBuckets,
-		}, []string{"operation"}),
+		}, []string{labelProject, "operation"}),
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "runs_total",
-			Help:      "Finished sync runs, by kind and outcome.",
-		}, []string{"kind", "outcome"}),
+			Help:      "Finished sync runs, by project, kind and outcome.",
+		}, []string{labelProject, "kind", "outcome"}),
 		runDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace,
 			Name:      "run_duration_seconds",
@@ -99,69 +111,55 @@ func New() *Metrics {
 			// one waits on ceil(N/20) sequential list calls, which is
 			// minutes to hours for large projects.
 			Buckets: prometheus.ExponentialBuckets(0.25, 2, 16),
-		}, []string{"kind"}),
+		}, []string{labelProject, "kind"}),
 		lastOK: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace,
 			Name:      "last_success_timestamp_seconds",
-			Help:      "Unix time at which the last succeeded run of this kind finished. Absent until one has.",
-		}, []string{"kind"}),
+			Help:      "Unix time at which the last succeeded run of this project and kind finished. Absent until one has.",
+		}, []string{labelProject, "kind"}),
 		ops: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "operations_total",
-			Help:      "Planned operations on Sinch contacts that reached a final status, by kind and status.",
-		}, []string{"kind", "status"}),
-		rows: prometheus.NewCounter(prometheus.CounterOpts{
+			Help:      "Planned operations on Sinch contacts that reached a final status, by project, kind and status.",
+		}, []string{labelProject, "kind", "status"}),
+		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "rejected_rows_total",
 			Help:      "CRM rows and contacts that could not be synced and were skipped.",
-		}),
-		lockDur: prometheus.NewHistogram(prometheus.HistogramOpts{
+		}, []string{labelProject}),
+		lockDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace,
 			Name:      "lock_wait_seconds",
 			Help:      "Time spent acquiring the per-project advisory lock.",
 			// 1ms to about 4.4 min: uncontended it is one round trip to
 			// PostgreSQL; contended it lasts as long as another process's run.
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
-		}),
+		}, []string{labelProject}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "ticks_skipped_total",
-			Help:      "Scheduler ticks that started no run, by run kind and reason (\"running\": this process is still busy with the previous run; \"locked\": another process holds the lock).",
-		}, []string{"kind", "reason"}),
-		held: prometheus.NewGauge(prometheus.GaugeOpts{
+			Help:      "Scheduler ticks that started no run, by project, run kind and reason (\"running\": this process is still busy with the previous run; \"locked\": another process holds the lock).",
+		}, []string{labelProject, "kind", "reason"}),
+		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace,
 			Name:      "lock_held",
-			Help:      "1 while this process holds the per-project advisory lock, else 0.",
-		}),
+			Help:      "1 while this process holds the project's advisory lock, else 0.",
+		}, []string{labelProject}),
+		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "project_active",
+			Help:      "1 while this process is the active one for the project, 0 while it stands by. Absent until the daemon has said which.",
+		}, []string{labelProject}),
 		events: newEventMetrics(),
 	}
+	m.op = newOperational(m)
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.calls, m.callDur, m.runs, m.runDur, m.lastOK, m.ops, m.rows, m.lockDur, m.skipped, m.held,
+		m.calls, m.callDur, m.runs, m.runDur, m.lastOK, m.ops, m.rows, m.lockDur, m.skipped, m.held, m.active,
 	)
 	m.reg.MustRegister(m.op.collectors()...)
 	m.reg.MustRegister(m.events.collectors()...)
-
-	// Create every combination of the fixed label values up front, so that
-	// the series exist at 0 from the first scrape: rate() and increase()
-	// then see the first increment instead of a series that appears out of
-	// nowhere, and an alert on failures has something to compare against.
-	// The Sinch series are left out: status codes are not known in advance.
-	// So is the last-success gauge, whose 0 would read as "1970".
-	for _, kind := range runKinds() {
-		for _, outcome := range runOutcomes() {
-			m.runs.WithLabelValues(kind, outcome)
-		}
-		for _, reason := range skipReasons() {
-			m.skipped.WithLabelValues(kind, reason)
-		}
-	}
-	for _, kind := range opKinds() {
-		for _, status := range opStatuses() {
-			m.ops.WithLabelValues(kind, status)
-		}
-	}
 
 	m.scrape = promhttp.InstrumentMetricHandler(m.reg, promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
 		// Count failed collections in promhttp_metric_handler_errors_total.
@@ -183,82 +181,183 @@ func (m *Metrics) Registry() *prometheus.Registry {
 	return m.reg
 }
 
-// ObserveCall records one HTTP attempt to Sinch; it makes *Metrics a
+// Project is what m records about one Sinch project: every series it
+// touches carries project="name". Its methods make it a sinch.Observer, a
+// sync.Observer and a webhook.Observer. A nil *Project records nothing.
+type Project struct {
+	m         *Metrics
+	name      string
+	calls     *prometheus.CounterVec
+	callDur   prometheus.ObserverVec
+	runs      *prometheus.CounterVec
+	runDur    prometheus.ObserverVec
+	lastOK    *prometheus.GaugeVec
+	ops       *prometheus.CounterVec
+	rows      prometheus.Counter
+	lockDur   prometheus.Observer
+	skipped   *prometheus.CounterVec
+	held      prometheus.Gauge
+	projectOp               // operations.go
+	events    projectEvents // events.go
+}
+
+// Project returns the view of m for the project called name (the
+// configuration's project name, "default" for a configuration without a
+// projects: list). Every call with the same name returns the same view.
+// The first one creates the project's series of fixed label values at 0,
+// so that rate() and increase() see the first increment instead of a
+// series appearing out of nowhere, and an alert on failures has something
+// to compare against. The Sinch series are left out (status codes are not
+// known in advance), and so is the last-success gauge, whose 0 would read
+// as "1970". A nil m returns a nil *Project.
+func (m *Metrics) Project(name string) *Project {
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p, ok := m.projects[name]; ok {
+		return p
+	}
+	l := prometheus.Labels{labelProject: name}
+	p := &Project{
+		m:       m,
+		name:    name,
+		calls:   m.calls.MustCurryWith(l),
+		callDur: m.callDur.MustCurryWith(l),
+		runs:    m.runs.MustCurryWith(l),
+		runDur:  m.runDur.MustCurryWith(l),
+		lastOK:  m.lastOK.MustCurryWith(l),
+		ops:     m.ops.MustCurryWith(l),
+		rows:    m.rows.With(l),
+		lockDur: m.lockDur.With(l),
+		skipped: m.skipped.MustCurryWith(l),
+		held:    m.held.With(l),
+		projectOp: projectOp{
+			period:   m.op.period.MustCurryWith(l),
+			withheld: m.op.withheld.MustCurryWith(l),
+		},
+		events: m.events.curry(l),
+	}
+	for _, kind := range runKinds() {
+		for _, outcome := range runOutcomes() {
+			p.runs.WithLabelValues(kind, outcome)
+		}
+		for _, reason := range skipReasons() {
+			p.skipped.WithLabelValues(kind, reason)
+		}
+	}
+	for _, kind := range opKinds() {
+		for _, status := range opStatuses() {
+			p.ops.WithLabelValues(kind, status)
+		}
+	}
+	m.projects[name] = p
+	return p
+}
+
+// projectList returns m's projects, for the collectors that read them at
+// every scrape.
+func (m *Metrics) projectList() []*Project {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ps := make([]*Project, 0, len(m.projects))
+	for _, p := range m.projects {
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+// ObserveCall records one HTTP attempt to Sinch; it makes *Project a
 // sinch.Observer. statusCode 0 means no answer came back (a timeout, a
 // refused connection) and is counted as code "error".
-func (m *Metrics) ObserveCall(op string, statusCode int, d time.Duration) {
-	if m == nil {
+func (p *Project) ObserveCall(op string, statusCode int, d time.Duration) {
+	if p == nil {
 		return
 	}
 	op = bounded(op, sinchOps())
-	m.calls.WithLabelValues(op, codeLabel(statusCode)).Inc()
-	m.callDur.WithLabelValues(op).Observe(seconds(d))
+	p.calls.WithLabelValues(op, codeLabel(statusCode)).Inc()
+	p.callDur.WithLabelValues(op).Observe(seconds(d))
 }
 
 // RunFinished records a finished run of kind ("full", "incremental") with
 // outcome ("succeeded", "failed", "interrupted") after d. A succeeded run
 // also sets syncd_last_success_timestamp_seconds{kind} to now.
-func (m *Metrics) RunFinished(kind, outcome string, d time.Duration) {
-	if m == nil {
+func (p *Project) RunFinished(kind, outcome string, d time.Duration) {
+	if p == nil {
 		return
 	}
 	kind, outcome = bounded(kind, runKinds()), bounded(outcome, runOutcomes())
-	m.runs.WithLabelValues(kind, outcome).Inc()
-	m.runDur.WithLabelValues(kind).Observe(seconds(d))
+	p.runs.WithLabelValues(kind, outcome).Inc()
+	p.runDur.WithLabelValues(kind).Observe(seconds(d))
 	if outcome == "succeeded" {
-		m.lastOK.WithLabelValues(kind).SetToCurrentTime()
+		p.lastOK.WithLabelValues(kind).SetToCurrentTime()
 	}
 }
 
 // OperationFinished records one planned operation that reached a final
 // status: kind is create, patch, merge or delete; status is done, failed,
 // rejected or skipped.
-func (m *Metrics) OperationFinished(kind, status string) {
-	if m == nil {
+func (p *Project) OperationFinished(kind, status string) {
+	if p == nil {
 		return
 	}
-	m.ops.WithLabelValues(bounded(kind, opKinds()), bounded(status, opStatuses())).Inc()
+	p.ops.WithLabelValues(bounded(kind, opKinds()), bounded(status, opStatuses())).Inc()
 }
 
 // RowsRejected adds n rejected rows. n <= 0 records nothing (a counter
 // cannot go down, and client_golang would panic).
-func (m *Metrics) RowsRejected(n int) {
-	if m == nil || n <= 0 {
+func (p *Project) RowsRejected(n int) {
+	if p == nil || n <= 0 {
 		return
 	}
-	m.rows.Add(float64(n))
+	p.rows.Add(float64(n))
 }
 
 // LockWaited records how long acquiring the advisory lock took, whether or
 // not it was acquired.
-func (m *Metrics) LockWaited(d time.Duration) {
-	if m == nil {
+func (p *Project) LockWaited(d time.Duration) {
+	if p == nil {
 		return
 	}
-	m.lockDur.Observe(seconds(d))
+	p.lockDur.Observe(seconds(d))
 }
 
 // TickSkipped records a scheduler tick for a run of kind that started
 // nothing, because a run is still going in this process (reason "running")
 // or another process holds the lock ("locked").
-func (m *Metrics) TickSkipped(kind, reason string) {
-	if m == nil {
+func (p *Project) TickSkipped(kind, reason string) {
+	if p == nil {
 		return
 	}
-	m.skipped.WithLabelValues(bounded(kind, runKinds()), bounded(reason, skipReasons())).Inc()
+	p.skipped.WithLabelValues(bounded(kind, runKinds()), bounded(reason, skipReasons())).Inc()
 }
 
-// SetLockHeld records whether this process holds the advisory lock.
-func (m *Metrics) SetLockHeld(held bool) {
-	if m == nil {
+// SetLockHeld records whether this process holds the project's advisory
+// lock.
+func (p *Project) SetLockHeld(held bool) {
+	if p == nil {
 		return
 	}
-	m.op.lockHeld(held)
-	if held {
-		m.held.Set(1)
-	} else {
-		m.held.Set(0)
+	p.lockHeld(p.m.now, held)
+	p.held.Set(boolValue(held))
+}
+
+// SetActive records whether this process is the active one for the
+// project (true) or stands by (false). Until the first call the series is
+// absent: a process that has not said is neither.
+func (p *Project) SetActive(active bool) {
+	if p == nil {
+		return
 	}
+	p.m.active.WithLabelValues(p.name).Set(boolValue(active))
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // codeLabel turns an HTTP status into the code label: "error" for no

@@ -2,6 +2,8 @@ package metrics_test
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,10 +16,10 @@ import (
 	contactsync "github.com/syncd/syncd/sync"
 )
 
-// *Metrics is what the Sinch client and the reconciler report to.
+// *Project is what the Sinch client and the reconciler report to.
 var (
-	_ sinch.Observer       = (*metrics.Metrics)(nil)
-	_ contactsync.Observer = (*metrics.Metrics)(nil)
+	_ sinch.Observer       = (*metrics.Project)(nil)
+	_ contactsync.Observer = (*metrics.Project)(nil)
 )
 
 func TestObserveCall(t *testing.T) {
@@ -117,11 +119,11 @@ func TestObserveCall(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := metrics.New()
+			m, p := newProject()
 			for _, c := range tt.calls {
-				m.ObserveCall(c.op, c.status, c.d)
+				p.ObserveCall(c.op, c.status, c.d)
 			}
-			checkSamples(t, scrape(t, m), tt.want, tt.absent)
+			checkSamples(t, scrapeProject(t, m), tt.want, tt.absent)
 		})
 	}
 }
@@ -204,13 +206,13 @@ func TestRunFinished(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := metrics.New()
+			m, p := newProject()
 			before := time.Now().Unix()
 			for _, r := range tt.runs {
-				m.RunFinished(r.kind, r.outcome, r.d)
+				p.RunFinished(r.kind, r.outcome, r.d)
 			}
 			after := time.Now().Unix() + 1 // the gauge keeps sub-second precision
-			got := scrape(t, m)
+			got := scrapeProject(t, m)
 			checkSamples(t, got, tt.want, tt.absent)
 			for _, kind := range tt.lastSuccess {
 				key := `syncd_last_success_timestamp_seconds{kind="` + kind + `"}`
@@ -240,14 +242,14 @@ func TestOperationFinished(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := metrics.New()
-			m.OperationFinished(string(tt.kind), tt.status)
-			m.OperationFinished(string(tt.kind), tt.status)
+			m, p := newProject()
+			p.OperationFinished(string(tt.kind), tt.status)
+			p.OperationFinished(string(tt.kind), tt.status)
 			var absent []string
 			if tt.wantAbsent != "" {
 				absent = append(absent, tt.wantAbsent)
 			}
-			checkSamples(t, scrape(t, m), map[string]float64{tt.wantKey: 2}, absent)
+			checkSamples(t, scrapeProject(t, m), map[string]float64{tt.wantKey: 2}, absent)
 		})
 	}
 }
@@ -264,11 +266,11 @@ func TestRowsRejected(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := metrics.New()
+			m, p := newProject()
 			for _, n := range tt.adds {
-				m.RowsRejected(n)
+				p.RowsRejected(n)
 			}
-			checkSamples(t, scrape(t, m), map[string]float64{`syncd_rejected_rows_total`: tt.want}, nil)
+			checkSamples(t, scrapeProject(t, m), map[string]float64{`syncd_rejected_rows_total`: tt.want}, nil)
 		})
 	}
 }
@@ -298,11 +300,11 @@ func TestLockWaited(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := metrics.New()
+			m, p := newProject()
 			for _, d := range tt.waits {
-				m.LockWaited(d)
+				p.LockWaited(d)
 			}
-			checkSamples(t, scrape(t, m), tt.want, nil)
+			checkSamples(t, scrapeProject(t, m), tt.want, nil)
 		})
 	}
 }
@@ -320,9 +322,9 @@ func TestTickSkipped(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := metrics.New()
-			m.TickSkipped(tt.kind, tt.reason)
-			got := scrape(t, m)
+			m, p := newProject()
+			p.TickSkipped(tt.kind, tt.reason)
+			got := scrapeProject(t, m)
 			checkSamples(t, got, map[string]float64{tt.wantKey: 1}, nil)
 			// The other known combinations stay at 0.
 			for _, k := range []string{"full", "incremental"} {
@@ -350,11 +352,11 @@ func TestSetLockHeld(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := metrics.New()
+			m, p := newProject()
 			for _, held := range tt.sets {
-				m.SetLockHeld(held)
+				p.SetLockHeld(held)
 			}
-			checkSamples(t, scrape(t, m), map[string]float64{`syncd_lock_held`: tt.want}, nil)
+			checkSamples(t, scrapeProject(t, m), map[string]float64{`syncd_lock_held`: tt.want}, nil)
 		})
 	}
 }
@@ -364,18 +366,22 @@ var syncdMetrics = []string{
 	"syncd_sinch_calls_total", "syncd_sinch_call_duration_seconds",
 	"syncd_runs_total", "syncd_run_duration_seconds", "syncd_last_success_timestamp_seconds",
 	"syncd_operations_total", "syncd_rejected_rows_total", "syncd_lock_wait_seconds",
-	"syncd_ticks_skipped_total", "syncd_lock_held",
+	"syncd_ticks_skipped_total", "syncd_lock_held", "syncd_project_active",
 	"syncd_start_time_seconds", "syncd_schedule_period_seconds", "syncd_deletes_withheld",
 	"syncd_lock_held_seconds", "syncd_sinch_rate_limit_rps",
 	"syncd_webhook_events_received_total", "syncd_webhook_events_duplicate_total",
 	"syncd_webhook_callbacks_refused_total", "syncd_webhook_events_applied_total", "syncd_webhook_event_lag_seconds",
 }
 
-// Series a fresh Metrics exposes before any hook is called: every
-// combination of the fixed label values, at 0.
+// processMetrics are the families about the process, not a project: the
+// only syncd_ ones without a project label.
+var processMetrics = []string{"syncd_start_time_seconds"}
+
+// Series a fresh Metrics exposes before any hook is called: none about a
+// project until Project is called, then every combination of the fixed
+// label values for each project, at 0.
 func TestSeriesBeforeAnyHook(t *testing.T) {
-	m := metrics.New()
-	tests := []struct {
+	perProject := []struct {
 		name string
 		want int
 	}{
@@ -385,18 +391,190 @@ func TestSeriesBeforeAnyHook(t *testing.T) {
 		{"syncd_rejected_rows_total", 1},
 		{"syncd_lock_wait_seconds", 1},
 		{"syncd_lock_held", 1},
+		{"syncd_lock_held_seconds", 1},
+		{"syncd_webhook_events_duplicate_total", 1},
+		{"syncd_webhook_event_lag_seconds", 1},
 		{"syncd_sinch_calls_total", 0},
 		{"syncd_last_success_timestamp_seconds", 0},
+		{"syncd_project_active", 0},
+		{"syncd_sinch_rate_limit_rps", 0},
+	}
+	for _, projects := range []int{0, 1, 2} {
+		m := metrics.New()
+		for i := range projects {
+			m.Project(fmt.Sprintf("p%d", i))
+		}
+		for _, tt := range perProject {
+			t.Run(fmt.Sprintf("%s/%d projects", tt.name, projects), func(t *testing.T) {
+				n, err := testutil.GatherAndCount(m.Registry(), tt.name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n != tt.want*projects {
+					t.Errorf("%d series, want %d", n, tt.want*projects)
+				}
+			})
+		}
+		t.Run(fmt.Sprintf("syncd_start_time_seconds/%d projects", projects), func(t *testing.T) {
+			if n, err := testutil.GatherAndCount(m.Registry(), "syncd_start_time_seconds"); err != nil || n != 1 {
+				t.Errorf("%d series (%v), want 1", n, err)
+			}
+		})
+	}
+}
+
+// recordAll calls every method of p once, so that every family has a
+// series of p.
+func recordAll(p *metrics.Project) {
+	p.ObserveCall(sinch.OpList, 200, time.Millisecond)
+	p.RunFinished(contactsync.RunFull, contactsync.OutcomeSucceeded, time.Second)
+	p.OperationFinished(string(contactsync.OpCreate), contactsync.StatusDone)
+	p.RowsRejected(1)
+	p.LockWaited(time.Millisecond)
+	p.TickSkipped(contactsync.RunFull, "locked")
+	p.SetLockHeld(true)
+	p.SetActive(true)
+	p.SetSchedule(contactsync.RunFull, cronEvery(time.Hour))
+	p.DeletesWithheld(contactsync.RunFull, 3)
+	p.WatchRateLimit(func() float64 { return 20 })
+	p.CallbackReceived("CONTACT_CREATE", true)
+	p.CallbackRefused("stale")
+	p.EventApplied("CONTACT_CREATE", time.Second)
+}
+
+// Every series of a syncd_ family carries the project it is about, but
+// the process's own; the Go runtime and process collectors carry none.
+func TestProjectLabel(t *testing.T) {
+	m := metrics.New()
+	recordAll(m.Project("eu"))
+	recordAll(m.Project("us"))
+	families, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]map[string]bool{} // family -> projects
+	for _, f := range families {
+		name := f.GetName()
+		for _, sample := range f.GetMetric() {
+			project, labelled := "", false
+			for _, l := range sample.GetLabel() {
+				if l.GetName() == "project" {
+					project, labelled = l.GetValue(), true
+				}
+			}
+			switch {
+			case !strings.HasPrefix(name, "syncd_") || slices.Contains(processMetrics, name):
+				if labelled {
+					t.Errorf("%s has a project label (%q)", name, project)
+				}
+			case !labelled:
+				t.Errorf("%s %v has no project label", name, sample.GetLabel())
+			default:
+				if seen[name] == nil {
+					seen[name] = map[string]bool{}
+				}
+				seen[name][project] = true
+			}
+		}
+	}
+	for _, name := range syncdMetrics {
+		if slices.Contains(processMetrics, name) {
+			continue
+		}
+		if !seen[name]["eu"] || !seen[name]["us"] || len(seen[name]) != 2 {
+			t.Errorf("%s: projects %v, want eu and us", name, seen[name])
+		}
+	}
+}
+
+// What one project records shows in its series only.
+func TestProjectsAreKeptApart(t *testing.T) {
+	tests := []struct {
+		name   string
+		record func(p *metrics.Project)
+		key    string // as ofProject keys it
+		want   float64
+	}{
+		{"call", func(p *metrics.Project) { p.ObserveCall(sinch.OpList, 503, time.Second) }, `syncd_sinch_calls_total{code="503",operation="list"}`, 1},
+		{"run", func(p *metrics.Project) {
+			p.RunFinished(contactsync.RunIncremental, contactsync.OutcomeFailed, time.Second)
+		},
+			`syncd_runs_total{kind="incremental",outcome="failed"}`, 1},
+		{"operation", func(p *metrics.Project) { p.OperationFinished(string(contactsync.OpDelete), contactsync.StatusDone) },
+			`syncd_operations_total{kind="delete",status="done"}`, 1},
+		{"rows rejected", func(p *metrics.Project) { p.RowsRejected(7) }, `syncd_rejected_rows_total`, 7},
+		{"lock waited", func(p *metrics.Project) { p.LockWaited(time.Second) }, `syncd_lock_wait_seconds_count`, 1},
+		{"tick skipped", func(p *metrics.Project) { p.TickSkipped(contactsync.RunFull, "locked") }, `syncd_ticks_skipped_total{kind="full",reason="locked"}`, 1},
+		{"lock held", func(p *metrics.Project) { p.SetLockHeld(true) }, `syncd_lock_held`, 1},
+		{"active", func(p *metrics.Project) { p.SetActive(true) }, `syncd_project_active`, 1},
+		{"deletes withheld", func(p *metrics.Project) { p.DeletesWithheld(contactsync.RunFull, 9) }, `syncd_deletes_withheld{kind="full"}`, 9},
+		{"schedule", func(p *metrics.Project) { p.SetSchedule(contactsync.RunFull, cronEvery(time.Hour)) }, `syncd_schedule_period_seconds{kind="full"}`, 3600},
+		{"rate limit", func(p *metrics.Project) { p.WatchRateLimit(func() float64 { return 2.5 }) }, `syncd_sinch_rate_limit_rps`, 2.5},
+		{"callback", func(p *metrics.Project) { p.CallbackReceived("CONTACT_UPDATE", true) }, `syncd_webhook_events_duplicate_total`, 1},
+		{"refused", func(p *metrics.Project) { p.CallbackRefused("replay") }, `syncd_webhook_callbacks_refused_total{reason="replay"}`, 1},
+		{"event", func(p *metrics.Project) { p.EventApplied("CONTACT_UPDATE", time.Second) }, `syncd_webhook_events_applied_total{trigger="CONTACT_UPDATE"}`, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n, err := testutil.GatherAndCount(m.Registry(), tt.name)
-			if err != nil {
-				t.Fatal(err)
+			m := metrics.New()
+			eu, us := m.Project("eu"), m.Project("us")
+			tt.record(eu)
+			got := scrape(t, m)
+			if g := ofProject(got, "eu")[tt.key]; g != tt.want {
+				t.Errorf("eu: %s = %v, want %v", tt.key, g, tt.want)
 			}
-			if n != tt.want {
-				t.Errorf("%d series, want %d", n, tt.want)
+			if g := ofProject(got, "us")[tt.key]; g != 0 {
+				t.Errorf("us: %s = %v, want 0 or absent", tt.key, g)
 			}
+			tt.record(us)
+			tt.record(us)
+			got = scrape(t, m)
+			if g := ofProject(got, "eu")[tt.key]; g != tt.want {
+				t.Errorf("eu after us recorded: %s = %v, want %v", tt.key, g, tt.want)
+			}
+			if _, ok := ofProject(got, "us")[tt.key]; !ok {
+				t.Errorf("us: %s not exposed", tt.key)
+			}
+		})
+	}
+}
+
+// Asking for a project twice gives the same view, so two parts of the
+// daemon that report about one project share its lock-hold start and rate.
+func TestProjectIsOneView(t *testing.T) {
+	m := metrics.New()
+	if a, b := m.Project("eu"), m.Project("eu"); a != b {
+		t.Error("two views of project eu")
+	}
+	if m.Project("eu") == m.Project("us") {
+		t.Error("eu and us share a view")
+	}
+}
+
+func TestSetActive(t *testing.T) {
+	tests := []struct {
+		name   string
+		sets   []bool
+		want   float64
+		absent bool
+	}{
+		{"not said yet", nil, 0, true},
+		{"active", []bool{true}, 1, false},
+		{"standing by", []bool{false}, 0, false},
+		{"took over", []bool{false, true}, 1, false},
+		{"lost it", []bool{true, false}, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, p := newProject()
+			for _, a := range tt.sets {
+				p.SetActive(a)
+			}
+			if tt.absent {
+				checkSamples(t, scrapeProject(t, m), nil, []string{`syncd_project_active`})
+				return
+			}
+			checkSamples(t, scrapeProject(t, m), map[string]float64{`syncd_project_active`: tt.want}, nil)
 		})
 	}
 }
@@ -404,13 +582,13 @@ func TestSeriesBeforeAnyHook(t *testing.T) {
 // Whatever strings callers pass, the number of series stays fixed: ids
 // must never turn into labels.
 func TestCardinalityIsBounded(t *testing.T) {
-	m := metrics.New()
+	m, p := newProject()
 	for i := range 500 {
 		junk := fmt.Sprintf("contact-%d", i)
-		m.ObserveCall(junk, 600+i, time.Millisecond)
-		m.RunFinished(junk, junk, time.Second)
-		m.OperationFinished(junk, junk)
-		m.TickSkipped(junk, junk)
+		p.ObserveCall(junk, 600+i, time.Millisecond)
+		p.RunFinished(junk, junk, time.Second)
+		p.OperationFinished(junk, junk)
+		p.TickSkipped(junk, junk)
 	}
 	tests := []struct {
 		name string
@@ -440,25 +618,25 @@ func TestCardinalityIsBounded(t *testing.T) {
 // actually report; a new constant there without a change here would be
 // counted as "other".
 func TestLabelValuesMatchCallers(t *testing.T) {
-	m := metrics.New()
+	m, p := newProject()
 	var want []string
 	for _, op := range []string{sinch.OpList, sinch.OpGet, sinch.OpCreate, sinch.OpUpdate, sinch.OpDelete, sinch.OpMerge, sinch.OpToken} {
-		m.ObserveCall(op, 200, 0)
+		p.ObserveCall(op, 200, 0)
 		want = append(want, `syncd_sinch_calls_total{code="200",operation="`+op+`"}`)
 	}
 	for _, kind := range []string{contactsync.RunFull, contactsync.RunIncremental, contactsync.RunEvents} {
 		for _, outcome := range []string{contactsync.OutcomeSucceeded, contactsync.OutcomeFailed, contactsync.OutcomeInterrupted} {
-			m.RunFinished(kind, outcome, 0)
+			p.RunFinished(kind, outcome, 0)
 			want = append(want, `syncd_runs_total{kind="`+kind+`",outcome="`+outcome+`"}`)
 		}
 	}
 	for _, kind := range []contactsync.OpKind{contactsync.OpCreate, contactsync.OpPatch, contactsync.OpMerge, contactsync.OpDelete} {
 		for _, status := range []string{contactsync.StatusDone, contactsync.StatusFailed, contactsync.StatusRejected, contactsync.StatusSkipped} {
-			m.OperationFinished(string(kind), status)
+			p.OperationFinished(string(kind), status)
 			want = append(want, `syncd_operations_total{kind="`+string(kind)+`",status="`+status+`"}`)
 		}
 	}
-	got := scrape(t, m)
+	got := scrapeProject(t, m)
 	for _, k := range want {
 		if got[k] != 1 {
 			t.Errorf("%s = %v, want 1", k, got[k])
@@ -469,11 +647,7 @@ func TestLabelValuesMatchCallers(t *testing.T) {
 func TestLint(t *testing.T) {
 	m := metrics.New()
 	// Histogram and gauge vectors only appear once observed.
-	m.ObserveCall(sinch.OpList, 200, time.Millisecond)
-	m.RunFinished(contactsync.RunFull, contactsync.OutcomeSucceeded, time.Second)
-	m.SetSchedule(contactsync.RunFull, cronEvery(time.Hour))
-	m.DeletesWithheld(contactsync.RunFull, 0)
-	m.WatchRateLimit(func() float64 { return 20 })
+	recordAll(m.Project("eu"))
 	problems, err := testutil.GatherAndLint(m.Registry(), syncdMetrics...)
 	if err != nil {
 		t.Fatal(err)
@@ -492,9 +666,10 @@ func TestLint(t *testing.T) {
 
 func TestRegistriesAreSeparate(t *testing.T) {
 	a, b := metrics.New(), metrics.New()
-	a.RowsRejected(5)
-	checkSamples(t, scrape(t, a), map[string]float64{`syncd_rejected_rows_total`: 5}, nil)
-	checkSamples(t, scrape(t, b), map[string]float64{`syncd_rejected_rows_total`: 0}, nil)
+	a.Project(testProject).RowsRejected(5)
+	b.Project(testProject)
+	checkSamples(t, scrapeProject(t, a), map[string]float64{`syncd_rejected_rows_total`: 5}, nil)
+	checkSamples(t, scrapeProject(t, b), map[string]float64{`syncd_rejected_rows_total`: 0}, nil)
 	if a.Registry() == b.Registry() {
 		t.Error("two Metrics share a registry")
 	}
@@ -518,16 +693,11 @@ func TestRuntimeCollectors(t *testing.T) {
 
 func TestNilMetricsRecordsNothing(t *testing.T) {
 	var m *metrics.Metrics
-	m.ObserveCall(sinch.OpList, 200, time.Second)
-	m.RunFinished(contactsync.RunFull, contactsync.OutcomeSucceeded, time.Second)
-	m.OperationFinished("create", "done")
-	m.RowsRejected(1)
-	m.LockWaited(time.Second)
-	m.TickSkipped(contactsync.RunFull, "locked")
-	m.SetLockHeld(true)
-	m.SetSchedule(contactsync.RunFull, cronEvery(time.Hour))
-	m.DeletesWithheld(contactsync.RunFull, 1)
-	m.WatchRateLimit(func() float64 { return 1 })
+	p := m.Project(testProject)
+	if p != nil {
+		t.Fatal("nil Metrics has a project view")
+	}
+	recordAll(p)
 	if m.Registry() != nil {
 		t.Error("nil Metrics has a registry")
 	}

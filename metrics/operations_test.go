@@ -17,41 +17,42 @@ func TestLockHeldSeconds(t *testing.T) {
 	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name  string
-		steps []func(m *metrics.Metrics, c *fakeClock)
+		steps []func(p *metrics.Project, c *fakeClock)
 		want  float64
 	}{
 		{"never held", nil, 0},
-		{"held for 90s", []func(*metrics.Metrics, *fakeClock){
-			func(m *metrics.Metrics, _ *fakeClock) { m.SetLockHeld(true) },
-			func(_ *metrics.Metrics, c *fakeClock) { c.t = c.t.Add(90 * time.Second) },
+		{"held for 90s", []func(*metrics.Project, *fakeClock){
+			func(p *metrics.Project, _ *fakeClock) { p.SetLockHeld(true) },
+			func(_ *metrics.Project, c *fakeClock) { c.t = c.t.Add(90 * time.Second) },
 		}, 90},
-		{"a second acquire keeps the first start", []func(*metrics.Metrics, *fakeClock){
-			func(m *metrics.Metrics, _ *fakeClock) { m.SetLockHeld(true) },
-			func(_ *metrics.Metrics, c *fakeClock) { c.t = c.t.Add(time.Minute) },
-			func(m *metrics.Metrics, _ *fakeClock) { m.SetLockHeld(true) },
-			func(_ *metrics.Metrics, c *fakeClock) { c.t = c.t.Add(time.Minute) },
+		{"a second acquire keeps the first start", []func(*metrics.Project, *fakeClock){
+			func(p *metrics.Project, _ *fakeClock) { p.SetLockHeld(true) },
+			func(_ *metrics.Project, c *fakeClock) { c.t = c.t.Add(time.Minute) },
+			func(p *metrics.Project, _ *fakeClock) { p.SetLockHeld(true) },
+			func(_ *metrics.Project, c *fakeClock) { c.t = c.t.Add(time.Minute) },
 		}, 120},
-		{"released", []func(*metrics.Metrics, *fakeClock){
-			func(m *metrics.Metrics, _ *fakeClock) { m.SetLockHeld(true) },
-			func(_ *metrics.Metrics, c *fakeClock) { c.t = c.t.Add(time.Hour) },
-			func(m *metrics.Metrics, _ *fakeClock) { m.SetLockHeld(false) },
+		{"released", []func(*metrics.Project, *fakeClock){
+			func(p *metrics.Project, _ *fakeClock) { p.SetLockHeld(true) },
+			func(_ *metrics.Project, c *fakeClock) { c.t = c.t.Add(time.Hour) },
+			func(p *metrics.Project, _ *fakeClock) { p.SetLockHeld(false) },
 		}, 0},
-		{"the next hold starts from 0", []func(*metrics.Metrics, *fakeClock){
-			func(m *metrics.Metrics, _ *fakeClock) { m.SetLockHeld(true) },
-			func(_ *metrics.Metrics, c *fakeClock) { c.t = c.t.Add(time.Hour) },
-			func(m *metrics.Metrics, _ *fakeClock) { m.SetLockHeld(false) },
-			func(m *metrics.Metrics, _ *fakeClock) { m.SetLockHeld(true) },
-			func(_ *metrics.Metrics, c *fakeClock) { c.t = c.t.Add(5 * time.Second) },
+		{"the next hold starts from 0", []func(*metrics.Project, *fakeClock){
+			func(p *metrics.Project, _ *fakeClock) { p.SetLockHeld(true) },
+			func(_ *metrics.Project, c *fakeClock) { c.t = c.t.Add(time.Hour) },
+			func(p *metrics.Project, _ *fakeClock) { p.SetLockHeld(false) },
+			func(p *metrics.Project, _ *fakeClock) { p.SetLockHeld(true) },
+			func(_ *metrics.Project, c *fakeClock) { c.t = c.t.Add(5 * time.Second) },
 		}, 5},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m, c := metrics.New(), &fakeClock{t: start}
 			metrics.SetClock(m, c.now)
+			p := m.Project(testProject)
 			for _, step := range tt.steps {
-				step(m, c)
+				step(p, c)
 			}
-			checkSamples(t, scrape(t, m), map[string]float64{`syncd_lock_held_seconds`: tt.want}, nil)
+			checkSamples(t, scrapeProject(t, m), map[string]float64{`syncd_lock_held_seconds`: tt.want}, nil)
 		})
 	}
 }
@@ -94,10 +95,10 @@ func TestSetSchedule(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := metrics.New()
+			m, p := newProject()
 			metrics.SetClock(m, (&fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}).now)
-			m.SetSchedule(tt.kind, tt.schedule)
-			checkSamples(t, scrape(t, m), tt.want, tt.absent)
+			p.SetSchedule(tt.kind, tt.schedule)
+			checkSamples(t, scrapeProject(t, m), tt.want, tt.absent)
 		})
 	}
 }
@@ -121,25 +122,25 @@ func TestDeletesWithheld(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := metrics.New()
+			m, p := newProject()
 			for _, r := range tt.runs {
-				m.DeletesWithheld(r[0].(string), r[1].(int))
+				p.DeletesWithheld(r[0].(string), r[1].(int))
 			}
-			checkSamples(t, scrape(t, m), tt.want, nil)
+			checkSamples(t, scrapeProject(t, m), tt.want, nil)
 		})
 	}
 }
 
 func TestWatchRateLimit(t *testing.T) {
-	m := metrics.New()
-	checkSamples(t, scrape(t, m), nil, []string{`syncd_sinch_rate_limit_rps`})
+	m, p := newProject()
+	checkSamples(t, scrapeProject(t, m), nil, []string{`syncd_sinch_rate_limit_rps`})
 	rps := 20.0
-	m.WatchRateLimit(func() float64 { return rps })
-	checkSamples(t, scrape(t, m), map[string]float64{`syncd_sinch_rate_limit_rps`: 20}, nil)
+	p.WatchRateLimit(func() float64 { return rps })
+	checkSamples(t, scrapeProject(t, m), map[string]float64{`syncd_sinch_rate_limit_rps`: 20}, nil)
 	rps = 2.5 // read at every scrape
-	checkSamples(t, scrape(t, m), map[string]float64{`syncd_sinch_rate_limit_rps`: 2.5}, nil)
-	m.WatchRateLimit(func() float64 { return 7 })
-	checkSamples(t, scrape(t, m), map[string]float64{`syncd_sinch_rate_limit_rps`: 7}, nil)
+	checkSamples(t, scrapeProject(t, m), map[string]float64{`syncd_sinch_rate_limit_rps`: 2.5}, nil)
+	p.WatchRateLimit(func() float64 { return 7 })
+	checkSamples(t, scrapeProject(t, m), map[string]float64{`syncd_sinch_rate_limit_rps`: 7}, nil)
 }
 
 func TestStartTime(t *testing.T) {

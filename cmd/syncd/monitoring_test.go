@@ -215,8 +215,8 @@ func TestMonitoringNamesAreExported(t *testing.T) {
 	var text string
 	eventually(t, "a full and an incremental run have succeeded", func() bool {
 		text = httpGet(t, "http://"+d.addr+"/metrics")
-		return strings.Contains(text, `syncd_runs_total{kind="full",outcome="succeeded"} 1`) &&
-			!strings.Contains(text, `syncd_runs_total{kind="incremental",outcome="succeeded"} 0`)
+		return strings.Contains(text, `syncd_runs_total{kind="full",outcome="succeeded",project="default"} 1`) &&
+			!strings.Contains(text, `syncd_runs_total{kind="incremental",outcome="succeeded",project="default"} 0`)
 	})
 	exported := exportedNames(text)
 	for name, where := range uses {

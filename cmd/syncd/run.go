@@ -98,7 +98,7 @@ func (e *env) daemon(ctx context.Context) error {
 		return fmt.Errorf("http.listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           metrics.Handler(d.metrics, metrics.Health{Ping: d.store.Ping, LastRun: status.last, FailedBecause: status.failedBecause}),
+		Handler:           metrics.Handler(d.registry, metrics.Health{Ping: d.store.Ping, LastRun: status.last, FailedBecause: status.failedBecause}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
@@ -171,6 +171,9 @@ func (e *env) daemon(ctx context.Context) error {
 		notifySystemd(log, "STATUS="+line)
 		d.metrics.DeletesWithheld(rep.Kind, rep.Withheld)
 	}
+	// Every process that runs the schedules is active for the project (the
+	// advisory lock takes turns between them).
+	d.metrics.SetActive(true)
 	// The schedules' periods let alerts and dashboards compare runs with
 	// them; a spec that does not parse is dmn.Run's error to report.
 	for kind, spec := range map[string]string{contactsync.RunIncremental: cfg.Schedule.Incremental, contactsync.RunFull: cfg.Schedule.Full} {

@@ -134,17 +134,17 @@ func TestRunPutsBackASinchEditOnCallback(t *testing.T) {
 	})
 	// The run records its end after it marks the events done.
 	eventually(t, "the event run is counted", func() bool {
-		return strings.Contains(httpGet(t, "http://"+d.addr+"/metrics"), `syncd_runs_total{kind="event",outcome="succeeded"} 1`)
+		return strings.Contains(httpGet(t, "http://"+d.addr+"/metrics"), `syncd_runs_total{kind="event",outcome="succeeded",project="default"} 1`)
 	})
 	if n := h.writes(); n != 1 {
 		t.Errorf("%d writes, want 1 (%v)", n, h.emu.CallCounts())
 	}
 	metricsText := httpGet(t, "http://"+d.addr+"/metrics")
 	for _, want := range []string{
-		`syncd_webhook_events_received_total{trigger="CONTACT_UPDATE"} 1`,
-		`syncd_webhook_events_applied_total{trigger="CONTACT_UPDATE"} 1`,
-		`syncd_webhook_event_lag_seconds_count 1`,
-		`syncd_runs_total{kind="event",outcome="succeeded"} 1`,
+		`syncd_webhook_events_received_total{project="default",trigger="CONTACT_UPDATE"} 1`,
+		`syncd_webhook_events_applied_total{project="default",trigger="CONTACT_UPDATE"} 1`,
+		`syncd_webhook_event_lag_seconds_count{project="default"} 1`,
+		`syncd_runs_total{kind="event",outcome="succeeded",project="default"} 1`,
 	} {
 		if !strings.Contains(metricsText, want) {
 			t.Errorf("/metrics lacks %q", want)

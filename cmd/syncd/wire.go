@@ -61,7 +61,10 @@ type deps struct {
 	log     *zap.Logger
 	store   *crm.Store
 	client  *sinch.Client
-	metrics *metrics.Metrics
+	metrics *metrics.Project // the project's view of registry, which its client and reconciler report to
+
+	// registry holds every project's series, for /metrics.
+	registry *metrics.Metrics
 }
 
 func (d *deps) Close() {
@@ -94,7 +97,8 @@ func (e *env) openWith(ctx context.Context, cfg Config) (*deps, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &deps{cfg: cfg, log: log, metrics: metrics.New()}
+	d := &deps{cfg: cfg, log: log, registry: metrics.New()}
+	d.metrics = d.registry.Project(defaultProjectName)
 	d.store, err = crm.Open(ctx, cfg.Database.URL, log)
 	if err != nil {
 		d.Close()
