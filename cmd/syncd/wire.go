@@ -97,19 +97,32 @@ func (e *env) openWith(ctx context.Context, cfg Config) (*deps, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &deps{cfg: cfg, log: log, registry: metrics.New()}
-	d.metrics = d.registry.Project(defaultProjectName)
-	d.store, err = crm.Open(ctx, cfg.Database.URL, log)
+	store, err := crm.Open(ctx, cfg.Database.URL, log)
 	if err != nil {
-		d.Close()
+		_ = log.Sync()
 		return nil, fmt.Errorf("database.url: %w", err)
 	}
-	sc := cfg.sinchConfig()
-	sc.Logger = log
-	sc.Observer = d.metrics
-	d.client, err = sinch.NewClient(sc)
+	d, err := projectDeps(Project{Name: defaultProjectName, Config: cfg}, log, store, metrics.New())
 	if err != nil {
-		d.Close()
+		_ = store.Close()
+		_ = log.Sync()
+		return nil, err
+	}
+	return d, nil
+}
+
+// projectDeps are the parts of one project over the store and registry
+// that every project of the process shares: its own Sinch client (and so
+// its own rate limit, as Sinch's limit is per project), its own series,
+// and a logger that names it. Closing them closes the store.
+func projectDeps(p Project, log *zap.Logger, store *crm.Store, registry *metrics.Metrics) (*deps, error) {
+	d := &deps{cfg: p.Config, log: log.With(zap.String("project", p.Name)), store: store,
+		registry: registry, metrics: registry.Project(p.Name)}
+	sc := p.Config.sinchConfig()
+	sc.Logger = d.log
+	sc.Observer = d.metrics
+	var err error
+	if d.client, err = sinch.NewClient(sc); err != nil {
 		return nil, fmt.Errorf("sinch: %w", err)
 	}
 	d.metrics.WatchRateLimit(d.client.RateLimit)
