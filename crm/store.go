@@ -110,6 +110,16 @@ var sessionKeepalive = map[string]string{
 	"tcp_user_timeout":        "11000",
 }
 
+// ServeProjects sizes the pool for a process that syncs that many projects
+// at once (syncd run with a projects: list): each project's run holds its
+// lock's session and reads and writes on others, and one project's run must
+// never wait for connections another's holds.
+func (s *Store) ServeProjects(projects int) {
+	projects = max(1, projects)
+	s.db.SetMaxOpenConns(maxOpenConns * projects)
+	s.db.SetMaxIdleConns(maxIdleConns * projects)
+}
+
 // Close closes the connection pool. A Lock still held keeps its connection
 // until it is released.
 func (s *Store) Close() error { return s.db.Close() }

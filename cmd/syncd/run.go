@@ -116,6 +116,9 @@ func (e *env) daemon(ctx context.Context) error {
 		projects = append(projects, newProjectRun(p.Name, d))
 	}
 
+	// The elector's session comes on top of the projects' own.
+	store.ServeProjects(len(projects) + 1)
+
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return fmt.Errorf("http.listen: %w", err)
