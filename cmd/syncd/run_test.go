@@ -148,7 +148,7 @@ func TestRunSyncsEditsOnTheNextTick(t *testing.T) {
 	metricsText := httpGet(t, "http://"+d.addr+"/metrics")
 	for _, want := range []string{
 		`syncd_runs_total{kind="full",outcome="succeeded",project="default"} 1`,
-		`syncd_operations_total{kind="create",status="done",project="default"} 30`,
+		`syncd_operations_total{kind="create",project="default",status="done"} 30`,
 		`syncd_sinch_calls_total{code="200",operation="create",project="default"} 30`,
 		`syncd_last_success_timestamp_seconds{kind="incremental",project="default"}`,
 		`syncd_lock_wait_seconds_count{project="default"}`,
