@@ -100,7 +100,8 @@ func BenchmarkLinkState(b *testing.B) {
 }
 
 // BenchmarkJournal measures the journal of a 10k-operation run: appending
-// the plan, then marking every answer, one by one and in one batch.
+// the plan (patches of two fields, with their old and new values), then
+// marking every answer, one by one and in one batch.
 func BenchmarkJournal(b *testing.B) {
 	const n = 10_000
 	s := crmtest.NewStore(b)
@@ -113,7 +114,9 @@ func BenchmarkJournal(b *testing.B) {
 		es := make([]crm.JournalEntry, n)
 		for i := range es {
 			es[i] = crm.JournalEntry{RunID: run.ID, Kind: crm.JournalPatch, ExternalID: fmt.Sprintf("crm-%07d", i),
-				ContactID: fmt.Sprintf("01HZX%021d", i), UpdateMask: []string{"display_name", "email"}, Reason: "changed: display_name"}
+				ContactID: fmt.Sprintf("01HZX%021d", i), UpdateMask: []string{"display_name", "email"}, Reason: "changed: display_name",
+				Changes: fmt.Appendf(nil, `[{"field":"display_name","old":"Person %d","new":"Renamed %d"},`+
+					`{"field":"email","old":"p%d@example.com","new":"r%d@example.com"}]`, i, i, i, i)}
 		}
 		return es
 	}

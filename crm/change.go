@@ -21,9 +21,10 @@ const (
 	OpDelete = "DELETE"
 )
 
-// ParseChange reads a NotifyChannel payload: the JSON of the crm_contacts
-// trigger, or a bare external_id (what a user's own trigger may send, and
-// what the trigger sent before 00006). An empty payload, or one that cannot
+// ParseChange reads a NotifyChannel payload: the JSON of the triggers the
+// migrations define (crm_contacts' since 00006, syncd.notify_changed()'s
+// since 00008), or a bare external_id (what a trigger function of the
+// user's own may send, and what those sent before). An empty payload, or one that cannot
 // be read, is the zero Change: something changed, it cannot say what.
 func ParseChange(payload string) Change {
 	if !strings.HasPrefix(payload, "{") {

@@ -48,7 +48,7 @@ func (s *Store) Timeline(ctx context.Context, projectID, externalID, contactID s
 	rows, err := s.db.QueryContext(ctx, `SELECT j.id, j.run_id, j.kind, COALESCE(j.external_id, ''),
 			COALESCE(j.contact_id, ''), COALESCE(j.source_contact_id, ''), to_jsonb(j.update_mask)::text,
 			COALESCE(j.reason, ''), j.status, COALESCE(j.http_status, 0), COALESCE(j.error, ''),
-			j.created_at, j.finished_at, r.kind, r.started_at, j.contacts::text
+			j.created_at, j.finished_at, r.kind, r.started_at, j.contacts::text, j.changes::text
 		FROM syncd.journal j JOIN syncd.runs r ON r.id = j.run_id
 		WHERE r.project_id = $1 AND (
 			($2 <> '' AND j.external_id = $2) OR
@@ -65,7 +65,8 @@ func (s *Store) Timeline(ctx context.Context, projectID, externalID, contactID s
 			mask []byte
 		)
 		if err := rows.Scan(&e.ID, &e.RunID, &e.Kind, &e.ExternalID, &e.ContactID, &e.SourceContactID, &mask,
-			&e.Reason, &e.Status, &e.HTTPStatus, &e.Error, &e.CreatedAt, &e.FinishedAt, &e.RunKind, &e.RunStartedAt, &e.Contacts); err != nil {
+			&e.Reason, &e.Status, &e.HTTPStatus, &e.Error, &e.CreatedAt, &e.FinishedAt, &e.RunKind, &e.RunStartedAt, &e.Contacts,
+			&e.Changes); err != nil {
 			return nil, fmt.Errorf("crm: read journal: %w", err)
 		}
 		if mask != nil {

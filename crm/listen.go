@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	"go.uber.org/zap"
 )
@@ -13,21 +14,24 @@ import (
 // change as payload (see ParseChange; "" when it cannot say which).
 const NotifyChannel = "syncd_crm_changed"
 
-// Listen LISTENs on NotifyChannel on a connection of its own and calls
-// onChange with each payload until ctx ends. ready is called each time the
-// LISTEN is in place. After a lost connection it reconnects with backoff and
-// calls onChange("") once, since notifications sent meanwhile are gone.
-func (s *Store) Listen(ctx context.Context, ready func(), onChange func(payload string)) error {
+// Listen LISTENs on channels, all on one connection of its own, and calls
+// onNotify with each notification's channel and payload until ctx ends.
+// ready is called each time the LISTENs are in place. After a lost
+// connection it reconnects with backoff and calls onNotify(channel, "")
+// once for each channel, since notifications sent meanwhile are gone.
+func (s *Store) Listen(ctx context.Context, channels []string, ready func(), onNotify func(channel, payload string)) error {
 	backoff := time.Second
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
-			onChange("")
+			for _, ch := range channels {
+				onNotify(ch, "")
+			}
 		}
-		err := s.listenOnce(ctx, ready, onChange)
+		err := s.listenOnce(ctx, channels, ready, onNotify)
 		if ctx.Err() != nil {
 			return nil
 		}
-		s.log.Warn("crm change listener lost its connection; reconnecting", zap.Error(err), zap.Duration("in", backoff))
+		s.log.Warn("change listener lost its connection; reconnecting", zap.Error(err), zap.Duration("in", backoff))
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
@@ -39,7 +43,7 @@ func (s *Store) Listen(ctx context.Context, ready func(), onChange func(payload 
 	}
 }
 
-func (s *Store) listenOnce(ctx context.Context, ready func(), onChange func(string)) error {
+func (s *Store) listenOnce(ctx context.Context, channels []string, ready func(), onNotify func(string, string)) error {
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("crm: listener connection: %w", err)
@@ -47,8 +51,10 @@ func (s *Store) listenOnce(ctx context.Context, ready func(), onChange func(stri
 	defer discard(conn) // a connection that LISTENed must not go back to the pool
 	return conn.Raw(func(dc any) error {
 		pc := dc.(*stdlib.Conn).Conn()
-		if _, err := pc.Exec(ctx, "LISTEN "+NotifyChannel); err != nil {
-			return fmt.Errorf("crm: LISTEN: %w", err)
+		for _, ch := range channels {
+			if _, err := pc.Exec(ctx, "LISTEN "+pgx.Identifier{ch}.Sanitize()); err != nil {
+				return fmt.Errorf("crm: LISTEN %s: %w", ch, err)
+			}
 		}
 		ready()
 		for {
@@ -56,7 +62,7 @@ func (s *Store) listenOnce(ctx context.Context, ready func(), onChange func(stri
 			if err != nil {
 				return err
 			}
-			onChange(n.Payload)
+			onNotify(n.Channel, n.Payload)
 		}
 	})
 }

@@ -90,6 +90,7 @@ type journalRow struct {
 	CreatedAt       time.Time  `gorm:"column:created_at"`
 	FinishedAt      *time.Time `gorm:"column:finished_at"`
 	Contacts        *string    `gorm:"column:contacts"`
+	Changes         *string    `gorm:"column:changes"`
 }
 
 func (journalRow) TableName() string { return "syncd.journal" }
@@ -98,14 +99,14 @@ func (j journalRow) entry() JournalEntry {
 	return JournalEntry{ID: j.ID, RunID: j.RunID, Kind: j.Kind, ExternalID: deref(j.ExternalID), ContactID: deref(j.ContactID),
 		SourceContactID: deref(j.SourceContactID), UpdateMask: j.UpdateMask, Reason: deref(j.Reason), Status: j.Status,
 		HTTPStatus: deref(j.HTTPStatus), Error: deref(j.Error), CreatedAt: j.CreatedAt, FinishedAt: j.FinishedAt,
-		Contacts: []byte(deref(j.Contacts))}
+		Contacts: []byte(deref(j.Contacts)), Changes: []byte(deref(j.Changes))}
 }
 
 // journalSelect reads update_mask as JSON, which textArray decodes with the
 // CRM reader's decoder rather than a second parser of array literals.
 const journalSelect = `id, run_id, kind, external_id, contact_id, source_contact_id,
 	to_jsonb(update_mask) AS update_mask, reason, status, http_status, error, created_at, finished_at,
-	contacts::text AS contacts`
+	contacts::text AS contacts, changes::text AS changes`
 
 // textArray is a text[] column read through to_jsonb (see journalSelect).
 type textArray []string

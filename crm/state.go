@@ -318,7 +318,11 @@ type JournalEntry struct {
 	UpdateMask      []string // patch: nil when not applicable
 	// Contacts are the full contacts a merge or delete touches, as JSON (an
 	// array of Sinch contacts), kept because the operation cannot be undone.
-	Contacts   []byte
+	Contacts []byte
+	// Changes are the values a create sent, or a patch's fields with the
+	// value Sinch held and the one sent, as JSON (an array of {"field",
+	// "old", "new"}), so that a record's history reads old -> new.
+	Changes    []byte
 	Reason     string
 	Status     string
 	HTTPStatus int
@@ -327,7 +331,7 @@ type JournalEntry struct {
 	FinishedAt *time.Time
 }
 
-// journalChunk keeps a statement at 11,000 parameters.
+// journalChunk keeps a statement at 13,000 parameters.
 const journalChunk = 1000
 
 // JournalAppend writes entries in one transaction and sets their ID and
@@ -370,26 +374,22 @@ func (s *Store) JournalAppend(ctx context.Context, entries []JournalEntry) error
 			end := min(start+journalChunk, len(entries))
 			var sb strings.Builder
 			sb.WriteString(`INSERT INTO syncd.journal (id, run_id, kind, external_id, contact_id,
-				source_contact_id, update_mask, reason, status, http_status, error, contacts) VALUES `)
-			args := make([]any, 0, (end-start)*12)
+				source_contact_id, update_mask, reason, status, http_status, error, contacts, changes) VALUES `)
+			args := make([]any, 0, (end-start)*13)
 			for i := start; i < end; i++ {
 				e := entries[i]
 				if i > start {
 					sb.WriteString(", ")
 				}
 				n := len(args)
-				fmt.Fprintf(&sb, "($%d, $%d, $%d, NULLIF($%d, ''), NULLIF($%d, ''), NULLIF($%d, ''), $%d, NULLIF($%d, ''), $%d, NULLIF($%d, 0), NULLIF($%d, ''), $%d::jsonb)",
-					n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11, n+12)
+				fmt.Fprintf(&sb, "($%d, $%d, $%d, NULLIF($%d, ''), NULLIF($%d, ''), NULLIF($%d, ''), $%d, NULLIF($%d, ''), $%d, NULLIF($%d, 0), NULLIF($%d, ''), $%d::jsonb, $%d::jsonb)",
+					n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11, n+12, n+13)
 				status := e.Status
 				if status == "" {
 					status = JournalPending
 				}
-				var contacts any // NULL unless given
-				if len(e.Contacts) > 0 {
-					contacts = string(e.Contacts)
-				}
 				args = append(args, ids[i], e.RunID, e.Kind, e.ExternalID, e.ContactID, e.SourceContactID,
-					e.UpdateMask, e.Reason, status, e.HTTPStatus, e.Error, contacts)
+					e.UpdateMask, e.Reason, status, e.HTTPStatus, e.Error, jsonOrNull(e.Contacts), jsonOrNull(e.Changes))
 			}
 			sb.WriteString(" RETURNING id, created_at")
 			rows, err := tx.QueryContext(ctx, sb.String(), args...)
@@ -427,6 +427,14 @@ func (s *Store) JournalAppend(ctx context.Context, entries []JournalEntry) error
 		}
 	}
 	return nil
+}
+
+// jsonOrNull is a jsonb parameter: NULL unless given.
+func jsonOrNull(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
 }
 
 // JournalMark records Sinch's answer for an entry. httpStatus 0 and an empty

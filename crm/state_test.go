@@ -1,7 +1,9 @@
 package crm_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -120,8 +122,10 @@ func TestRunsAndJournal(t *testing.T) {
 	}
 
 	entries := []crm.JournalEntry{
-		{RunID: run.ID, Kind: crm.JournalCreate, ExternalID: "a", Reason: "new record"},
-		{RunID: run.ID, Kind: crm.JournalPatch, ExternalID: "b", ContactID: "B", UpdateMask: []string{"display_name", "language"}},
+		{RunID: run.ID, Kind: crm.JournalCreate, ExternalID: "a", Reason: "new record",
+			Changes: []byte(`[{"field":"display_name","old":"","new":"Ann"}]`)},
+		{RunID: run.ID, Kind: crm.JournalPatch, ExternalID: "b", ContactID: "B", UpdateMask: []string{"display_name", "language"},
+			Changes: []byte(`[{"field":"display_name","old":"Bo","new":"Bob"},{"field":"language","old":"","new":"sv"}]`)},
 		{RunID: run.ID, Kind: crm.JournalPatch, ExternalID: "c", ContactID: "C", UpdateMask: []string{}},
 		{RunID: run.ID, Kind: crm.JournalMerge, ExternalID: "d", ContactID: "D", SourceContactID: "D2"},
 		{RunID: run.ID, Kind: crm.JournalReject, ExternalID: "e", Reason: "invalid phone", Status: crm.JournalRejected},
@@ -176,6 +180,8 @@ func TestRunsAndJournal(t *testing.T) {
 			got[1].ContactID == "B"},
 		{"empty mask is not NULL", got[2].UpdateMask != nil && len(got[2].UpdateMask) == 0},
 		{"merge keeps both contacts, NULL mask", got[3].SourceContactID == "D2" && got[3].ContactID == "D" && got[3].UpdateMask == nil},
+		{"create and patch keep their values", jsonEqual(got[0].Changes, entries[0].Changes) && jsonEqual(got[1].Changes, entries[1].Changes)},
+		{"no values is NULL", len(got[2].Changes) == 0 && len(got[3].Changes) == 0 && len(got[4].Changes) == 0},
 		{"pending has no finish", got[3].Status == crm.JournalPending && got[3].FinishedAt == nil && got[3].HTTPStatus == 0},
 		{"reject recorded as rejected", got[4].Kind == crm.JournalReject && got[4].Status == crm.JournalRejected},
 	}
@@ -183,6 +189,10 @@ func TestRunsAndJournal(t *testing.T) {
 		if !c.ok {
 			t.Errorf("%s: %+v", c.name, got)
 		}
+	}
+
+	if tl, err := s.Timeline(ctx, "p", "b", ""); err != nil || len(tl) != 1 || !jsonEqual(tl[0].Changes, entries[1].Changes) {
+		t.Errorf("Timeline(b) = %+v, %v; want the patch with its values", tl, err)
 	}
 
 	interrupted, err := s.InterruptedRuns(ctx, "p")
@@ -297,4 +307,13 @@ func TestWatermark(t *testing.T) {
 	if _, ok, _ := s.Watermark(ctx, "q"); ok {
 		t.Error("watermark leaked across projects")
 	}
+}
+
+// jsonEqual compares JSON documents by value: jsonb reorders and respaces.
+func jsonEqual(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
 }

@@ -38,17 +38,14 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan Plan, answers 
 			status = StatusSkipped
 			rep.Withheld++
 		}
-		var before []byte
-		if len(op.Before) > 0 {
-			var err error
-			if before, err = json.Marshal(op.Before); err != nil {
-				return rep, fmt.Errorf("journal the plan: %w", err)
-			}
+		before, changes, err := journalValues(op)
+		if err != nil {
+			return rep, fmt.Errorf("journal the plan: %w", err)
 		}
 		entries = append(entries, crm.JournalEntry{
 			RunID: runID, Kind: string(op.Kind), ExternalID: op.ExternalID, ContactID: op.ContactID,
 			SourceContactID: op.SourceContactID, UpdateMask: op.UpdateMask, Reason: op.Rule + ": " + op.Explain(true),
-			Status: status, Contacts: before,
+			Status: status, Contacts: before, Changes: changes,
 		})
 	}
 	for _, rej := range plan.Rejected {
@@ -181,6 +178,24 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan Plan, answers 
 		return rep, ctx.Err()
 	}
 	return rep, nil
+}
+
+// journalValues are the values the journal keeps of op, as JSON: the
+// contacts a merge or delete touches, and the fields a create or patch sets
+// (old and new), for syncd explain. The reason stays redacted, as logs are;
+// the values have columns of their own, which explain --redact hides.
+func journalValues(op Operation) (contacts, changes []byte, err error) {
+	if len(op.Before) > 0 {
+		if contacts, err = json.Marshal(op.Before); err != nil {
+			return nil, nil, err
+		}
+	}
+	if sent := op.Sent(); len(sent) > 0 {
+		if changes, err = json.Marshal(sent); err != nil {
+			return nil, nil, err
+		}
+	}
+	return contacts, changes, nil
 }
 
 // sendContext is what the operations a run has started are sent with. A

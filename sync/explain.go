@@ -97,6 +97,69 @@ type Event struct {
 	// Contacts are, for a merge or a delete, the full contacts it touched
 	// as syncd read them before sending it: what was removed.
 	Contacts json.RawMessage `json:"contacts"`
+	// Changes are the fields the operation set, old -> new: a patch's
+	// fields, a create's values (old ""), and the fields of the contact a
+	// delete removed or a merge's source gave up (new ""). Empty for a
+	// reject, and for entries journaled before syncd kept values.
+	Changes []Change `json:"changes"`
+}
+
+// Describe is the event's fields old -> new as the diff shows an
+// operation's: field names only when redact is set.
+func (e Event) Describe(redact bool) string {
+	if len(e.Changes) == 0 {
+		return ""
+	}
+	switch e.Kind {
+	case crm.JournalCreate:
+		return "sent: " + describeValues(e.Changes, redact)
+	case crm.JournalDelete:
+		return "removed the contact: " + describeValues(oldAsNew(e.Changes), redact)
+	case crm.JournalMerge:
+		return "merged the source away: " + describeValues(oldAsNew(e.Changes), redact)
+	}
+	return describeChanges(e.Changes, redact)
+}
+
+// oldAsNew shows the values a contact had, for describeValues.
+func oldAsNew(changes []Change) []Change {
+	out := make([]Change, len(changes))
+	for i, c := range changes {
+		out[i] = Change{Field: c.Field, New: c.Old}
+	}
+	return out
+}
+
+// eventChanges reads an entry's changes; a merge's or delete's are the
+// fields of the contact it removed, which the journal keeps whole.
+func eventChanges(e crm.TimelineEntry) ([]Change, error) {
+	changes := []Change{}
+	if len(e.Changes) > 0 {
+		if err := json.Unmarshal(e.Changes, &changes); err != nil {
+			return nil, fmt.Errorf("journal entry %d: changes: %w", e.ID, err)
+		}
+		return changes, nil
+	}
+	if len(e.Contacts) == 0 || (e.Kind != crm.JournalDelete && e.Kind != crm.JournalMerge) {
+		return changes, nil
+	}
+	var contacts []sinch.Contact
+	if err := json.Unmarshal(e.Contacts, &contacts); err != nil {
+		return nil, fmt.Errorf("journal entry %d: contacts: %w", e.ID, err)
+	}
+	removed := e.ContactID
+	if e.Kind == crm.JournalMerge {
+		removed = e.SourceContactID
+	}
+	for _, c := range contacts {
+		if c.ID != removed {
+			continue
+		}
+		for _, f := range (Operation{Kind: OpCreate, Contact: &c}).Sent() {
+			changes = append(changes, Change{Field: f.Field, Old: f.New})
+		}
+	}
+	return changes, nil
 }
 
 // Explain gathers, for id (a CRM external_id or a Sinch contact id), the
@@ -238,10 +301,14 @@ func (r *Reconciler) Explain(ctx context.Context, h History, id string) (Explana
 		return ex, err
 	}
 	for _, e := range events {
+		changes, err := eventChanges(e)
+		if err != nil {
+			return ex, err
+		}
 		ex.Timeline = append(ex.Timeline, Event{At: e.CreatedAt, FinishedAt: e.FinishedAt, RunID: e.RunID, RunKind: e.RunKind,
 			Kind: e.Kind, ExternalID: e.ExternalID, ContactID: e.ContactID, SourceContactID: e.SourceContactID,
 			UpdateMask: e.UpdateMask, Reason: e.Reason, Status: e.Status, HTTPStatus: e.HTTPStatus, Error: e.Error,
-			Contacts: json.RawMessage(e.Contacts)})
+			Contacts: json.RawMessage(e.Contacts), Changes: changes})
 	}
 	return ex, nil
 }
@@ -284,4 +351,110 @@ func normalizedView(d Desired) *NormalizedView {
 	return &NormalizedView{DisplayName: d.DisplayName, Email: d.Email, Language: d.Language, Metadata: d.Metadata,
 		ChannelIdentities: d.Identities, ManagedChannels: d.Managed, ChannelPriority: d.ChannelPriority,
 		Deleted: d.Deleted, Hash: d.Hash}
+}
+
+// Redacted stands in for a value that --redact hides.
+const Redacted = "(redacted)"
+
+// Redacted is the explanation with its values hidden, as syncd diff
+// --redact hides them: names, phone numbers, e-mails, languages, metadata
+// and channel identities become Redacted, in the CRM row, the normalised
+// contact, Sinch's contacts, the pending operations and the timeline's old
+// and new values; reasons keep their words and lose the values they quote
+// (RedactReason). Ids, field and channel names, NULLs, times, statuses and
+// hashes stay: they say what happened without saying to whom.
+func (ex Explanation) Redacted() (Explanation, error) {
+	out := ex
+	if r := ex.Record; r != nil {
+		v := *r
+		v.DisplayName, v.Email, v.Phone = redactPtr(v.DisplayName), redactPtr(v.Email), redactPtr(v.Phone)
+		v.ChannelIdentities, v.Language, v.Metadata = redactPtr(v.ChannelIdentities), redactPtr(v.Language), redactPtr(v.Metadata)
+		out.Record = &v
+	}
+	if n := ex.Normalized; n != nil {
+		v := *n
+		v.DisplayName, v.Email, v.Language, v.Metadata = redactPtr(v.DisplayName), redactPtr(v.Email), redactPtr(v.Language), redactPtr(v.Metadata)
+		v.ChannelIdentities = redactIdentities(v.ChannelIdentities)
+		out.Normalized = &v
+	}
+	if ex.Rejection != nil {
+		rej := *ex.Rejection
+		rej.Reason = RedactReason(rej.Reason)
+		out.Rejection = &rej
+	}
+	out.Contacts = redactContacts(ex.Contacts)
+	out.Operations = make([]Operation, len(ex.Operations))
+	for i, op := range ex.Operations {
+		op.Changes = redactChanges(op.Changes, true)
+		if op.Contact != nil {
+			c := redactContact(*op.Contact)
+			op.Contact = &c
+		}
+		op.Before = redactContacts(op.Before)
+		out.Operations[i] = op
+	}
+	out.Verdict = RedactReason(ex.Verdict)
+	out.Timeline = make([]Event, len(ex.Timeline))
+	for i, e := range ex.Timeline {
+		e.Reason, e.Error = RedactReason(e.Reason), RedactReason(e.Error)
+		e.Changes = redactChanges(e.Changes, true)
+		if len(e.Contacts) > 0 {
+			var contacts []sinch.Contact
+			if err := json.Unmarshal(e.Contacts, &contacts); err != nil {
+				return ex, fmt.Errorf("redact journal entry of run %d: %w", e.RunID, err)
+			}
+			b, err := json.Marshal(redactContacts(contacts))
+			if err != nil {
+				return ex, fmt.Errorf("redact journal entry of run %d: %w", e.RunID, err)
+			}
+			e.Contacts = b
+		}
+		out.Timeline[i] = e
+	}
+	return out, nil
+}
+
+func redactPtr(v *string) *string {
+	if v == nil {
+		return nil
+	}
+	s := Redacted
+	return &s
+}
+
+func redactValue(v string) string {
+	if v == "" {
+		return ""
+	}
+	return Redacted
+}
+
+func redactContacts(cs []sinch.Contact) []sinch.Contact {
+	if cs == nil {
+		return nil
+	}
+	out := make([]sinch.Contact, len(cs))
+	for i, c := range cs {
+		out[i] = redactContact(c)
+	}
+	return out
+}
+
+// redactContact keeps a contact's ids and channel names.
+func redactContact(c sinch.Contact) sinch.Contact {
+	c.DisplayName, c.Email, c.Language, c.Metadata = redactValue(c.DisplayName), redactValue(c.Email), redactValue(c.Language), redactValue(c.Metadata)
+	c.ChannelIdentities = redactIdentities(c.ChannelIdentities)
+	return c
+}
+
+func redactIdentities(ids []sinch.ChannelIdentity) []sinch.ChannelIdentity {
+	if ids == nil {
+		return nil
+	}
+	out := make([]sinch.ChannelIdentity, len(ids))
+	for i, id := range ids {
+		id.Identity = redactValue(id.Identity)
+		out[i] = id
+	}
+	return out
 }

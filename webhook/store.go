@@ -9,6 +9,12 @@ import (
 	"gorm.io/gorm"
 )
 
+// NotifyChannel is notified, with the project id as payload, in the
+// transaction that stores new events of that project (a trigger of
+// migration 00008), whichever process stored them: the one that holds the
+// project lock LISTENs to it to process events another one received.
+const NotifyChannel = "syncd_webhook_events"
+
 // Store keeps received events and the nonces of verified callbacks in
 // syncd's schema (migration 00006). It is safe for concurrent use.
 type Store struct {

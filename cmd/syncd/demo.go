@@ -17,6 +17,7 @@ import (
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
 	contactsync "github.com/syncd/syncd/sync"
+	"github.com/syncd/syncd/webhook"
 )
 
 const demoDatabase = "syncd_demo"
@@ -25,12 +26,15 @@ func (e *env) demoCommand() *cobra.Command {
 	var database string
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Try syncd: a diff, a sync and a second diff against a local emulator",
+		Short: "Try syncd: a diff, a sync, a second diff and a Sinch-side edit put back, against a local emulator",
 		Long: `Run the whole cycle on built-in defaults: create the database syncd_demo on the
 local PostgreSQL (SYNCD_DATABASE_URL names another server) and migrate it,
 start the bundled Sinch emulator in process, load sample CRM rows and a
 drifted Sinch project, print the diff, sync, and print a second diff that
-has nothing left to do.
+has nothing left to do. Then register a webhook with the emulator, edit a
+synced contact as a person would in the Sinch dashboard, and show syncd
+receiving the signed CONTACT_UPDATE and the event run patching the contact
+back (and the echo of that patch costing no write).
 
 Exit status: 0, 1 error.`,
 		Args: cobra.NoArgs,
@@ -58,6 +62,8 @@ func (e *env) demo(ctx context.Context, database string) error {
 	secret := make([]byte, 16)
 	_, _ = rand.Read(secret)
 	cfg.Sinch.ProjectID, cfg.Sinch.KeyID, cfg.Sinch.KeySecret = "demo-project", "demo-key", hex.EncodeToString(secret)
+	_, _ = rand.Read(secret)
+	cfg.Sinch.AppID, cfg.Webhook.Secret = "demo-app", hex.EncodeToString(secret)
 	emu := sinchtest.New(sinchtest.Options{ProjectID: cfg.Sinch.ProjectID, KeyID: cfg.Sinch.KeyID, KeySecret: cfg.Sinch.KeySecret})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -69,6 +75,7 @@ func (e *env) demo(ctx context.Context, database string) error {
 		served <- serveUntilDone(srvCtx, &http.Server{Handler: emu, ReadHeaderTimeout: 10 * time.Second}, ln)
 	}()
 	defer func() { stopServer(); <-served }()
+	defer emu.Close() // before the webhook it posts to stops
 	cfg.Sinch.BaseURL = "http://" + ln.Addr().String()
 	cfg.Sinch.TokenURL = cfg.Sinch.BaseURL + "/oauth2/token" // the default auth, oauth2, from the emulator
 
@@ -125,7 +132,114 @@ func (e *env) demo(ctx context.Context, database string) error {
 	if !plan.Empty() {
 		return &exitCodeError{code: exitError, err: fmt.Errorf("the second diff still has %d operations", len(plan.Operations))}
 	}
+	return e.demoSinchEdit(ctx, d, emu, rec)
+}
+
+// demoSinchEdit shows a Sinch-side edit put back: a person renames a
+// synced contact in the dashboard, the emulator posts the signed
+// CONTACT_UPDATE to syncd's webhook as Sinch does, syncd verifies and
+// stores it, and the event run that `syncd run` would start patches the
+// contact back; the echo of that patch costs no write.
+func (e *env) demoSinchEdit(ctx context.Context, d *deps, emu *sinchtest.Emulator, rec *contactsync.Reconciler) error {
+	out := e.stdout
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	events := webhook.NewStore(d.store.DB())
+	stopWebhook := serveWebhookOn(ctx, d, ln, events, nil)
+	defer stopWebhook()
+	defer emu.Close() // no callback is left on its way to a stopped webhook
+	rec.Events = events
+
+	fmt.Fprintln(out, "\n== syncd webhooks register")
+	target := "http://" + ln.Addr().String() + d.cfg.Webhook.Path
+	hook, err := d.client.CreateWebhook(ctx, sinch.Webhook{AppID: d.cfg.Sinch.AppID, Target: target, TargetType: "HTTP",
+		Secret: d.cfg.Webhook.Secret, Triggers: webhook.Triggers()})
+	if err != nil {
+		return fmt.Errorf("create the webhook: %w", err)
+	}
+	fmt.Fprintf(out, "created webhook %s of app %s: %s\n", hook.ID, hook.AppID, target)
+
+	const ext, edited = "crm-0005", "Barbara (edited in Sinch)"
+	contact, ok := demoContact(emu, ext)
+	if !ok {
+		return fmt.Errorf("no contact for %s", ext)
+	}
+	fmt.Fprintln(out, "\n== a person edits a contact in the Sinch dashboard")
+	if _, err := emu.EditAsPerson(contact.ID, func(c *sinch.Contact) { c.DisplayName = edited }); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "contact %s (%s): display_name %q -> %q; Sinch posts a signed CONTACT_UPDATE\n",
+		contact.ID, ext, contact.DisplayName, edited)
+	pending, err := demoDelivered(ctx, emu, events, d.cfg.Sinch.ProjectID)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "syncd verified the callback and stored the event: %d pending in syncd.webhook_events\n", pending)
+
+	fmt.Fprintln(out, "\n== the event run (syncd run starts it within a second of the callback)")
+	emu.ResetCalls()
+	rep, err := rec.Run(ctx, contactsync.RunEvents, false)
+	writeRunSummary(out, rep)
+	if err != nil {
+		return err
+	}
+	now, _ := demoContact(emu, ext)
+	writes := demoWrites(emu)
+	fmt.Fprintf(out, "contact %s is %q again: read afresh and patched back with %d write (%d calls in all).\n",
+		now.ID, now.DisplayName, writes, totalCalls(emu.CallCounts()))
+	if now.DisplayName != contact.DisplayName || writes != 1 {
+		return &exitCodeError{code: exitError, err: fmt.Errorf("the Sinch-side edit was not put back with one write")}
+	}
+
+	fmt.Fprintln(out, "\n== the echo: Sinch posts syncd's own patch back as a CONTACT_UPDATE")
+	if _, err := demoDelivered(ctx, emu, events, d.cfg.Sinch.ProjectID); err != nil {
+		return err
+	}
+	emu.ResetCalls()
+	rep, err = rec.Run(ctx, contactsync.RunEvents, false)
+	writeRunSummary(out, rep)
+	if err != nil {
+		return err
+	}
+	writes = demoWrites(emu)
+	fmt.Fprintf(out, "Its event run read the contact afresh, found it matching: %d calls, %d writes.\n", totalCalls(emu.CallCounts()), writes)
+	if writes != 0 {
+		return &exitCodeError{code: exitError, err: fmt.Errorf("the echo of syncd's own patch made %d writes", writes)}
+	}
 	return nil
+}
+
+// demoDelivered waits until the emulator has posted every callback it
+// owes, each answered (hence stored) by the webhook, and returns how many
+// events are pending.
+func demoDelivered(ctx context.Context, emu *sinchtest.Emulator, events *webhook.Store, projectID string) (int, error) {
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := emu.Idle(wctx); err != nil {
+		return 0, fmt.Errorf("the emulator's callbacks: %w (%+v)", err, emu.CallbackStats())
+	}
+	if st := emu.CallbackStats(); st.Failed > 0 {
+		return 0, fmt.Errorf("%d callbacks failed", st.Failed)
+	}
+	q, err := events.Queue(ctx, projectID)
+	return q.Pending, err
+}
+
+// demoWrites counts the calls that changed Sinch.
+func demoWrites(emu *sinchtest.Emulator) int {
+	c := emu.CallCounts()
+	return c[sinchtest.OpCreate] + c[sinchtest.OpUpdate] + c[sinchtest.OpDelete] + c[sinchtest.OpMerge]
+}
+
+func demoContact(emu *sinchtest.Emulator, externalID string) (sinch.Contact, bool) {
+	for _, c := range emu.Contacts() {
+		if c.ExternalID == externalID {
+			return c, true
+		}
+	}
+	return sinch.Contact{}, false
 }
 
 func totalCalls(counts map[string]int) int {

@@ -97,3 +97,38 @@ func TestDiffEscapesTerminalControls(t *testing.T) {
 		t.Errorf("diff does not show the external id escaped:\n%s", out)
 	}
 }
+
+// TestDiffRedact: --redact hides the values a create would send and a
+// reject quotes, in text and JSON, and keeps the reasons, the field names
+// and the ids.
+func TestDiffRedact(t *testing.T) {
+	h := newHarness(t)
+	h.migrate()
+	rows := crmRows(2)
+	rows[1].Phone = str("call me")
+	h.load(rows)
+	for _, format := range []string{"text", "json"} {
+		code, plain, errOut := h.run("diff", "--format", format)
+		if code != exitChangesPending {
+			t.Fatalf("diff --format %s exited %d:\n%s%s", format, code, plain, errOut)
+		}
+		if !strings.Contains(plain, "Person 1") || !strings.Contains(plain, "p1@example.com") {
+			t.Errorf("diff --format %s does not show the values a create sends:\n%s", format, plain)
+		}
+		code, out, errOut := h.run("diff", "--redact", "--format", format)
+		if code != exitChangesPending {
+			t.Fatalf("diff --redact --format %s exited %d:\n%s%s", format, code, out, errOut)
+		}
+		for _, v := range []string{"Person 1", "p1@example.com", "46730000001", "call me", "Person 2"} {
+			if strings.Contains(out, v) {
+				t.Errorf("diff --redact --format %s shows %q:\n%s", format, v, out)
+			}
+		}
+		for _, k := range []string{"crm-0001", "crm-0002", "no Sinch contact carries this external_id", "display_name", "email",
+			"phone", "is not a phone number: it contains letters"} {
+			if !strings.Contains(out, k) {
+				t.Errorf("diff --redact --format %s lacks %q:\n%s", format, k, out)
+			}
+		}
+	}
+}

@@ -16,7 +16,10 @@ import (
 )
 
 func (e *env) explainCommand() *cobra.Command {
-	var format string
+	var (
+		format string
+		redact bool
+	)
 	cmd := &cobra.Command{
 		Use:   "explain ID",
 		Short: "Say why one contact is as it is: its CRM row, link, Sinch contact, pending diff and history",
@@ -24,8 +27,12 @@ func (e *env) explainCommand() *cobra.Command {
 CRM row as read and as normalised (or why it is rejected), its link to a
 Sinch contact, the Sinch contacts that carry it now, what a diff would do to
 it and why, and the journal's timeline for it (every operation, when, in
-which run, the fields it set, Sinch's answer), as far back as
+which run, its fields old -> new, Sinch's answer), as far back as
 journal.retention keeps. Nothing is written.
+
+--redact hides the values (names, phone numbers, e-mails, languages,
+metadata, channel identities, old and new values) as 'syncd diff --redact'
+does, and keeps the ids, field names, reasons and statuses: for a ticket.
 
 The diff is that of an incremental run for this one record: whether the
 delete guard would withhold a delete depends on the whole run, which
@@ -49,25 +56,34 @@ Exit status: 0, 1 error or an id that names nothing.`,
 			if err != nil {
 				return fmt.Errorf("explain %s: %w", args[0], err)
 			}
+			if redact {
+				if ex, err = ex.Redacted(); err != nil {
+					return fmt.Errorf("explain %s: %w", args[0], err)
+				}
+			}
 			if format == "json" {
 				enc := json.NewEncoder(e.stdout)
 				enc.SetIndent("", "  ")
 				return enc.Encode(ex)
 			}
-			return writeExplanation(e.stdout, ex)
+			return writeExplanation(e.stdout, ex, redact)
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "text", "text or json")
+	cmd.Flags().BoolVar(&redact, "redact", false, "hide values (names, phone numbers, e-mails, old and new values), keep ids, fields and reasons")
 	_ = cmd.RegisterFlagCompletionFunc("format", completeValues([]string{"text", "json"}, false))
 	return cmd
 }
 
-func writeExplanation(w io.Writer, ex contactsync.Explanation) error {
+func writeExplanation(w io.Writer, ex contactsync.Explanation, redact bool) error {
 	title := ex.ExternalID
 	if ex.Query != ex.ExternalID {
 		title = fmt.Sprintf("%s (asked for %s)", ex.ExternalID, ex.Query)
 	}
-	fmt.Fprintf(w, "Record %s\n\n", title)
+	// Ids, reasons and Sinch's answers are printed as they are, so each
+	// goes through TerminalEscape as in syncd diff; values are quoted.
+	esc := contactsync.TerminalEscape
+	fmt.Fprintf(w, "Record %s\n\n", esc(title))
 
 	fmt.Fprintln(w, "CRM row as read:")
 	if r := ex.Record; r != nil {
@@ -102,7 +118,7 @@ func writeExplanation(w io.Writer, ex contactsync.Explanation) error {
 	fmt.Fprintln(w, "\nAs normalised:")
 	switch n := ex.Normalized; {
 	case ex.Rejection != nil:
-		fmt.Fprintf(w, "  rejected: %s\n", ex.Rejection)
+		fmt.Fprintf(w, "  rejected: %s\n", esc(ex.Rejection.String()))
 	case n == nil:
 		fmt.Fprintln(w, "  (no row)")
 	default:
@@ -112,13 +128,17 @@ func writeExplanation(w io.Writer, ex contactsync.Explanation) error {
 				fmt.Fprintf(tw, "  %s\t(no opinion: Sinch's value stays)\n", name)
 				return
 			}
-			fmt.Fprintf(tw, "  %s\t%s\n", name, strconv.Quote(*v))
+			fmt.Fprintf(tw, "  %s\t%s\n", name, quote(*v))
 		}
 		opinion("display_name", n.DisplayName)
 		opinion("email", n.Email)
 		opinion("language", n.Language)
 		opinion("metadata", n.Metadata)
-		fmt.Fprintf(tw, "  channel_identities\t%s (syncd decides %s)\n", identities(n.ChannelIdentities), strings.Join(n.ManagedChannels, ", "))
+		managed := "no channel"
+		if len(n.ManagedChannels) > 0 {
+			managed = strings.Join(n.ManagedChannels, ", ")
+		}
+		fmt.Fprintf(tw, "  channel_identities\t%s (syncd decides %s)\n", esc(identities(n.ChannelIdentities)), managed)
 		if n.Deleted {
 			fmt.Fprintf(tw, "  deleted\tyes\n")
 		}
@@ -129,7 +149,7 @@ func writeExplanation(w io.Writer, ex contactsync.Explanation) error {
 
 	fmt.Fprintln(w, "\nLink:")
 	if l := ex.Link; l != nil {
-		fmt.Fprintf(w, "  contact %s, last synced %s\n", l.ContactID, l.SyncedAt.Local().Format(timeLayout))
+		fmt.Fprintf(w, "  contact %s, last synced %s\n", esc(l.ContactID), l.SyncedAt.Local().Format(timeLayout))
 	} else {
 		fmt.Fprintln(w, "  none: syncd has not synced this record to a contact")
 	}
@@ -140,17 +160,17 @@ func writeExplanation(w io.Writer, ex contactsync.Explanation) error {
 	}
 	for _, c := range ex.Contacts {
 		fmt.Fprintf(w, "  %s external_id %s, display_name %s, email %s, language %s, identities %s\n",
-			c.ID, strconv.Quote(c.ExternalID), strconv.Quote(c.DisplayName), strconv.Quote(c.Email), c.Language, identities(c.ChannelIdentities))
+			esc(c.ID), strconv.Quote(c.ExternalID), quote(c.DisplayName), quote(c.Email), esc(c.Language), esc(identities(c.ChannelIdentities)))
 	}
 
 	fmt.Fprintln(w, "\nA diff now:")
-	fmt.Fprintf(w, "  %s\n", ex.Verdict)
+	fmt.Fprintf(w, "  %s\n", esc(ex.Verdict))
 	for _, op := range ex.Operations {
 		target := op.ContactID
 		if op.Kind == contactsync.OpMerge {
 			target = op.SourceContactID + " → " + op.ContactID
 		}
-		fmt.Fprintf(w, "  %s %s: %s\n", op.Kind, strings.TrimSpace(target), op.Explain(false))
+		fmt.Fprintf(w, "  %s %s: %s\n", op.Kind, esc(strings.TrimSpace(target)), esc(op.Explain(redact)))
 	}
 
 	fmt.Fprintln(w, "\nTimeline (journal):")
@@ -177,9 +197,13 @@ func writeExplanation(w io.Writer, ex contactsync.Explanation) error {
 			what += " [" + strings.Join(ev.UpdateMask, ",") + "]"
 		}
 		if len(ev.Contacts) > 0 {
-			answer += "; the journal keeps what it removed (--format json)"
+			answer += "; --format json has the whole contacts it removed"
 		}
-		fmt.Fprintf(tw, "  %s\trun %d (%s)\t%s\t%s\t%s\n", ev.At.Local().Format(timeLayout), ev.RunID, ev.RunKind, what, ev.Reason, answer)
+		fmt.Fprintf(tw, "  %s\trun %d (%s)\t%s\t%s\t%s\n", ev.At.Local().Format(timeLayout), ev.RunID, ev.RunKind, esc(what), esc(ev.Reason), esc(answer))
+		if d := ev.Describe(redact); d != "" {
+			// The last cell is in no column: long values widen nothing.
+			fmt.Fprintf(tw, "  \t\t↳ %s\n", esc(d))
+		}
 	}
 	return tw.Flush()
 }
@@ -188,7 +212,15 @@ func nullable(v *string) string {
 	if v == nil {
 		return "NULL"
 	}
-	return strconv.Quote(*v)
+	return quote(*v)
+}
+
+// quote quotes a value, and leaves the mark of a redacted one bare.
+func quote(v string) string {
+	if v == contactsync.Redacted {
+		return v
+	}
+	return strconv.Quote(v)
 }
 
 func identities(ids []sinch.ChannelIdentity) string {

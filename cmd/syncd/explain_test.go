@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -159,5 +160,163 @@ func TestRecordStatusView(t *testing.T) {
 	}
 	if s := got[2]; s.ContactID != nil || s.LastRejectReason == nil || !strings.Contains(*s.LastRejectReason, "phone") {
 		t.Errorf("the rejected row: %+v", s)
+	}
+}
+
+// The timeline shows every operation's fields old -> new, and --redact
+// hides every value in both formats but keeps ids, fields, reasons and
+// statuses.
+func TestExplainValuesAndRedact(t *testing.T) {
+	h := newHarness(t)
+	h.migrate()
+	rows := crmRows(3)
+	rows[2].Phone = str("call me")
+	h.load(rows)
+	backfill := func(args ...string) {
+		t.Helper()
+		if code, out, errOut := h.run(append([]string{"backfill"}, args...)...); code != 0 {
+			t.Fatalf("backfill exited %d:\n%s%s", code, out, errOut)
+		}
+	}
+	backfill()
+	c1 := h.byExternalID()["crm-0001"][0]
+	// A duplicate to merge and a rename to patch, then an edit left pending.
+	dup := h.emu.Seed(sinch.Contact{ExternalID: "crm-0001", DisplayName: "Duplicate Person", Email: "dup@example.com"})[0]
+	rows[0].DisplayName = str("Renamed In CRM")
+	h.load(rows[:1])
+	backfill()
+	rows[0].Email = str("new@example.com")
+	h.load(rows[:1])
+
+	type change struct{ Field, Old, New string }
+	type explained struct {
+		Operations []struct {
+			Kind    string   `json:"kind"`
+			Changes []change `json:"changes"`
+		} `json:"operations"`
+		Timeline []struct {
+			Kind            string   `json:"kind"`
+			Status          string   `json:"status"`
+			ContactID       string   `json:"contact_id"`
+			SourceContactID string   `json:"source_contact_id"`
+			Reason          string   `json:"reason"`
+			Changes         []change `json:"changes"`
+		} `json:"timeline"`
+	}
+	explain := func(args ...string) string {
+		t.Helper()
+		code, out, errOut := h.run(append([]string{"explain"}, args...)...)
+		if code != 0 {
+			t.Fatalf("explain %v exited %d:\n%s%s", args, code, out, errOut)
+		}
+		return out
+	}
+	decode := func(out string) explained {
+		t.Helper()
+		var ex explained
+		if err := json.Unmarshal([]byte(out), &ex); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		return ex
+	}
+
+	ex := decode(explain("--format", "json", "crm-0001"))
+	byKind := make(map[string]int)
+	for i, e := range ex.Timeline {
+		byKind[e.Kind] = i
+	}
+	if len(ex.Timeline) != 3 || len(byKind) != 3 {
+		t.Fatalf("crm-0001's timeline is %+v, want a create, a merge and a patch", ex.Timeline)
+	}
+	if c := ex.Timeline[byKind["create"]]; !slices.Contains(c.Changes, change{"display_name", "", "Person 1"}) ||
+		!slices.Contains(c.Changes, change{"email", "", "p1@example.com"}) {
+		t.Errorf("the create's changes %+v lack the values it sent", c.Changes)
+	}
+	if m := ex.Timeline[byKind["merge"]]; m.SourceContactID != dup.ID || m.ContactID != c1.ID ||
+		!slices.Contains(m.Changes, change{"display_name", "Duplicate Person", ""}) {
+		t.Errorf("the merge %+v lacks what its source had", m)
+	}
+	if p := ex.Timeline[byKind["patch"]]; !slices.Equal(p.Changes, []change{{"display_name", "Person 1", "Renamed In CRM"}}) {
+		t.Errorf("the patch's changes are %+v, want display_name Person 1 -> Renamed In CRM", p.Changes)
+	}
+	if len(ex.Operations) != 1 || !slices.Equal(ex.Operations[0].Changes, []change{{"email", "p1@example.com", "new@example.com"}}) {
+		t.Errorf("pending operations %+v, want the email patch", ex.Operations)
+	}
+	text := explain("crm-0001")
+	for _, want := range []string{`sent: display_name "Person 1", email "p1@example.com"`,
+		`merged the source away: display_name "Duplicate Person", email "dup@example.com"`,
+		`display_name "Person 1" → "Renamed In CRM"`, `email "p1@example.com" → "new@example.com"`} {
+		if !strings.Contains(text, want) {
+			t.Errorf("explain text lacks %q:\n%s", want, text)
+		}
+	}
+
+	values := []string{"Person 1", "Renamed In CRM", "p1@example.com", "new@example.com", "46730000001", "Duplicate Person",
+		"dup@example.com", "EN_US", "Person 3", "p3@example.com", "call me"}
+	for _, tc := range []struct {
+		id   string
+		keep []string
+	}{
+		{"crm-0001", []string{"crm-0001", c1.ID, dup.ID, "display_name", "email", "channel_identities", "SMS", "done",
+			"drift", "the contact differs from the CRM record", "no Sinch contact carries this external_id", "(redacted)"}},
+		{"crm-0003", []string{"crm-0003", "phone", "is not a phone number: it contains letters", "rejected", "(redacted)"}},
+	} {
+		for _, format := range []string{"text", "json"} {
+			out := explain("--redact", "--format", format, tc.id)
+			for _, v := range values {
+				if strings.Contains(out, v) {
+					t.Errorf("%s --redact --format %s shows %q:\n%s", tc.id, format, v, out)
+				}
+			}
+			for _, k := range tc.keep {
+				if !strings.Contains(out, k) {
+					t.Errorf("%s --redact --format %s lacks %q:\n%s", tc.id, format, k, out)
+				}
+			}
+		}
+	}
+	plain, redacted := decode(explain("--format", "json", "crm-0001")), decode(explain("--redact", "--format", "json", "crm-0001"))
+	for i := range plain.Timeline {
+		p, r := plain.Timeline[i], redacted.Timeline[i]
+		if p.Kind != r.Kind || p.Status != r.Status || p.ContactID != r.ContactID || len(p.Changes) != len(r.Changes) ||
+			(len(r.Changes) > 0 && r.Changes[0].Field != p.Changes[0].Field) {
+			t.Errorf("--redact changed more than values: %+v against %+v", r, p)
+		}
+	}
+
+	// A delete: the fields of the contact it removed.
+	now := time.Now()
+	rows[1].DeletedAt = &now
+	h.load(rows[1:2])
+	backfill("--allow-mass-delete")
+	if out := explain("crm-0002"); !strings.Contains(out, `removed the contact: display_name "Person 2", email "p2@example.com"`) {
+		t.Errorf("explain of a deleted record lacks what the delete removed:\n%s", out)
+	}
+	if out := explain("--redact", "crm-0002"); strings.Contains(out, "Person 2") || !strings.Contains(out, "removed the contact: display_name, email") {
+		t.Errorf("explain --redact of a deleted record:\n%s", out)
+	}
+}
+
+// An external_id holding ESC[2J reaches the operator's terminal escaped,
+// as in syncd diff.
+func TestExplainEscapesTerminalControls(t *testing.T) {
+	h := newHarness(t)
+	h.migrate()
+	rows := crmRows(1)
+	rows[0].ExternalID = "crm-\x1b[2J"
+	rows[0].DisplayName = str("Eve\x1b]0;owned\x07")
+	h.load(rows)
+	if code, out, errOut := h.run("backfill"); code != 0 {
+		t.Fatalf("backfill exited %d:\n%s%s", code, out, errOut)
+	}
+	code, out, errOut := h.run("explain", rows[0].ExternalID)
+	if code != 0 {
+		t.Fatalf("explain exited %d:\n%s%s", code, out, errOut)
+	}
+	if strings.ContainsAny(out+errOut, "\x1b\x07") {
+		t.Errorf("explain sent terminal controls:\n%q", out)
+	}
+	if !strings.Contains(out, `crm-\x1b[2J`) {
+		t.Errorf("explain does not show the external id escaped:\n%s", out)
 	}
 }

@@ -67,12 +67,14 @@ func (p *projectRun) lead(ctx context.Context) {
 	var changes chan struct{}
 	listening := make(chan struct{})
 	listenDone := make(chan struct{})
-	if cfg.CRM.Notify {
-		changes = make(chan struct{}, 1)
+	if cfg.CRM.Notify || cfg.Webhook.Listen != "" {
+		if cfg.CRM.Notify {
+			changes = make(chan struct{}, 1)
+		}
 		var once stdsync.Once
 		go func() {
 			defer close(listenDone)
-			_ = d.store.Listen(ctx, func() { once.Do(func() { close(listening) }) }, func(payload string) {
+			_ = listenForWakes(ctx, d, func() { once.Do(func() { close(listening) }) }, p.wake, func(payload string) {
 				// A rename keeps its contact: the run re-keys it.
 				if c := crm.ParseChange(payload); c.Renamed() {
 					rec.NoteRename(c.OldID, c.NewID)

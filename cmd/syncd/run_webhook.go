@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/webhook"
 )
 
@@ -22,63 +23,111 @@ func (e *env) serveWebhooks(ctx context.Context, projects []*projectRun) (stop f
 			stops[i]()
 		}
 	}
-	muxes := map[string]*http.ServeMux{}
+	byAddr := map[string][]webhookTarget{}
 	var addrs []string
-	var handlers []*webhook.Handler
 	for _, p := range projects {
-		cfg := p.d.cfg.Webhook
-		if cfg.Listen == "" {
+		addr := p.d.cfg.Webhook.Listen
+		if addr == "" {
 			continue
 		}
-		mux := muxes[cfg.Listen]
-		if mux == nil {
-			mux = http.NewServeMux()
-			muxes[cfg.Listen] = mux
-			addrs = append(addrs, cfg.Listen)
+		if byAddr[addr] == nil {
+			addrs = append(addrs, addr)
 		}
-		h := webhook.NewHandler(webhook.Config{
-			Secret: cfg.Secret, ProjectID: p.d.cfg.Sinch.ProjectID, Store: p.events,
-			Logger: p.d.log.Named("webhook"), Observer: p.d.metrics, OnStored: p.wake,
-		})
-		mux.Handle(cfg.Path, h)
-		handlers = append(handlers, h)
+		byAddr[addr] = append(byAddr[addr], webhookTarget{d: p.d, events: p.events, onStored: p.wake})
 	}
-	if len(handlers) == 0 {
-		return func() {}, nil
-	}
-	storeCtx, stopStoring := context.WithCancel(context.WithoutCancel(ctx))
-	stored := make(chan struct{}, len(handlers))
-	for _, h := range handlers {
-		go func() { defer func() { stored <- struct{}{} }(); h.Run(storeCtx) }()
-	}
-	// Storing stops last, once no listener takes callbacks.
-	stops = append(stops, func() {
-		stopStoring()
-		for range handlers {
-			<-stored
-		}
-	})
 	for _, addr := range addrs {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			stopAll()
 			return nil, fmt.Errorf("webhook.listen: %w", err)
 		}
-		// It faces the internet (through a proxy): slow clients are cut off.
-		srv := &http.Server{
-			Handler:           muxes[addr],
-			ReadHeaderTimeout: 10 * time.Second,
-			ReadTimeout:       30 * time.Second,
-			WriteTimeout:      30 * time.Second,
-			MaxHeaderBytes:    64 << 10,
-		}
-		serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
-		served := make(chan error, 1)
-		go func() { served <- serveUntilDone(serveCtx, srv, ln) }()
-		stops = append(stops, func() { stopServing(); <-served })
+		stops = append(stops, serveWebhooksOn(ctx, ln, byAddr[addr]))
 		if e.webhookReady != nil {
 			e.webhookReady(ln.Addr().String())
 		}
 	}
 	return stopAll, nil
+}
+
+// webhookTarget is a project whose callbacks a listener takes: they are
+// stored in events, and onStored (if set) is told.
+type webhookTarget struct {
+	d        *deps
+	events   *webhook.Store
+	onStored func()
+}
+
+// serveWebhookOn serves one project's webhook on ln.
+func serveWebhookOn(ctx context.Context, d *deps, ln net.Listener, events *webhook.Store, onStored func()) (stop func()) {
+	return serveWebhooksOn(ctx, ln, []webhookTarget{{d: d, events: events, onStored: onStored}})
+}
+
+// serveWebhooksOn serves on ln the webhooks of the targets, each on its
+// webhook.path.
+func serveWebhooksOn(ctx context.Context, ln net.Listener, targets []webhookTarget) (stop func()) {
+	mux := http.NewServeMux()
+	var handlers []*webhook.Handler
+	for _, t := range targets {
+		cfg := t.d.cfg.Webhook
+		h := webhook.NewHandler(webhook.Config{
+			Secret: cfg.Secret, ProjectID: t.d.cfg.Sinch.ProjectID, Store: t.events,
+			Logger: t.d.log.Named("webhook"), Observer: t.d.metrics, OnStored: t.onStored,
+		})
+		mux.Handle(cfg.Path, h)
+		handlers = append(handlers, h)
+	}
+	// It faces the internet (through a proxy): slow clients are cut off.
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	storeCtx, stopStoring := context.WithCancel(context.WithoutCancel(ctx))
+	stored := make(chan struct{}, len(handlers))
+	for _, h := range handlers {
+		go func() { defer func() { stored <- struct{}{} }(); h.Run(storeCtx) }()
+	}
+	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
+	served := make(chan error, 1)
+	go func() { served <- serveUntilDone(serveCtx, srv, ln) }()
+	return func() {
+		stopServing()
+		<-served
+		// Storing stops last, once the listener takes no more callbacks.
+		stopStoring()
+		for range handlers {
+			<-stored
+		}
+	}
+}
+
+// listenForWakes LISTENs, on one connection, for what wakes a run of
+// `syncd run`: with crm.notify, the CRM's changes (onChange gets each
+// payload); with webhook.listen, the events of this project stored by any
+// syncd (onStored). The second is how the process holding the project lock
+// hears of callbacks another one received, behind the same load balancer or
+// as a standby, at once rather than after its next run. ready is called
+// once the LISTENs are in place; after a lost connection both are told, as
+// something may have been missed. It returns when ctx ends.
+func listenForWakes(ctx context.Context, d *deps, ready, onStored func(), onChange func(payload string)) error {
+	var channels []string
+	if d.cfg.CRM.Notify {
+		channels = append(channels, crm.NotifyChannel)
+	}
+	if d.cfg.Webhook.Listen != "" {
+		channels = append(channels, webhook.NotifyChannel)
+	}
+	return d.store.Listen(ctx, channels, ready, func(channel, payload string) {
+		switch channel {
+		case crm.NotifyChannel:
+			onChange(payload)
+		case webhook.NotifyChannel:
+			// Another project's events are its own syncd's to process.
+			if payload == "" || payload == d.cfg.Sinch.ProjectID {
+				onStored()
+			}
+		}
+	})
 }

@@ -2,13 +2,18 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"go.uber.org/zap/zaptest"
+
+	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/webhook"
 )
 
@@ -150,4 +155,70 @@ func TestRunPutsBackASinchEditOnCallback(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+}
+
+// A callback received by another process, one that does not hold the
+// project lock (a second syncd behind the same load balancer, a standby),
+// wakes the daemon at once: the stored event's NOTIFY reaches it, and it
+// puts the edit back with one write, although no callback came to its own
+// webhook and no tick falls due.
+func TestRunProcessesEventsAnotherProcessStored(t *testing.T) {
+	h := newHarness(t)
+	h.migrate()
+	h.load(crmRows(5))
+	if code, out, errOut := h.run("backfill"); code != 0 {
+		t.Fatalf("backfill exited %d:\n%s%s", code, out, errOut)
+	}
+
+	// The other process: a webhook receiver on the same database.
+	other := webhook.NewHandler(webhook.Config{Secret: "hook-secret", ProjectID: "p1",
+		Store: webhook.NewStore(h.store.DB()), Logger: zaptest.NewLogger(t)})
+	storing, stopStoring := context.WithCancel(context.Background())
+	storerDone := make(chan struct{})
+	go func() { defer close(storerDone); other.Run(storing) }()
+	srv := httptest.NewServer(other)
+	t.Cleanup(func() { srv.Close(); stopStoring(); <-storerDone })
+
+	h.env["SYNCD_SINCH_APP_ID"] = "app1"
+	h.env["SYNCD_WEBHOOK_SECRET"] = "hook-secret"
+	h.setConfig(daemonConfig("schedule:\n  incremental: '@every 1h'\n  full: '@every 1h'\nwebhook:\n  listen: 127.0.0.1:0\n" +
+		"  public_url: " + srv.URL + "/webhooks/sinch\n"))
+	if code, out, errOut := h.run("webhooks", "register"); code != 0 {
+		t.Fatalf("register exited %d:\n%s%s", code, out, errOut)
+	}
+	d := h.startDaemon()
+	eventually(t, "the daemon's first run has finished", func() bool {
+		var n int
+		h.store.DB().Raw(`SELECT count(*) FROM syncd.runs WHERE kind = 'incremental' AND outcome <> 'running'`).Scan(&n)
+		return n >= 1
+	})
+
+	id := h.byExternalID()["crm-0003"][0].ID
+	h.emu.ResetCalls()
+	if _, err := h.emu.EditAsPerson(id, func(c *sinch.Contact) { c.DisplayName = "Edited In The Dashboard" }); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the edit is put back", func() bool {
+		cs := h.byExternalID()["crm-0003"]
+		return len(cs) == 1 && cs[0].DisplayName == "Person 3"
+	})
+	// The echo of syncd's patch goes the same way, and costs no write.
+	h.waitCallbacks()
+	eventually(t, "every event is done", func() bool {
+		pending, _, total := h.queued()
+		return pending == 0 && total == 2
+	})
+	if n := h.writes(); n != 1 {
+		t.Errorf("%d writes, want 1 (%v)", n, h.emu.CallCounts())
+	}
+	for _, line := range strings.Split(httpGet(t, "http://"+d.addr+"/metrics"), "\n") {
+		if strings.HasPrefix(line, "syncd_webhook_events_received_total{") && !strings.HasSuffix(line, " 0") {
+			t.Errorf("the daemon's own webhook received callbacks (%s); the test means the other process to", line)
+		}
+	}
+	var lag []struct{ Started, Done float64 }
+	h.store.DB().Raw(`SELECT extract(epoch FROM r.started_at - e.received_at) AS started,
+			extract(epoch FROM e.done_at - e.received_at) AS done
+		FROM syncd.webhook_events e JOIN syncd.runs r ON r.id = e.run_id ORDER BY e.id`).Scan(&lag)
+	t.Logf("stored by the other process, then (run started, event done) after: %+v seconds", lag)
 }
