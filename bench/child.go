@@ -145,7 +145,7 @@ func (a childArgs) reconciler(store *crm.Store) (*contactsync.Reconciler, error)
 	opts.AllowMassDelete = true // 2% orphans are over max_deletes: backfill --allow-mass-delete
 	return &contactsync.Reconciler{
 		Store: store, Sinch: client, Logger: zap.NewNop(),
-		ProjectID: a.ProjectID, Source: "crm_contacts", BatchSize: 1000,
+		ProjectID: a.ProjectID, Source: crm.Source{Relation: "crm_contacts"}, BatchSize: 1000,
 		Concurrency: a.Concurrency, Options: opts,
 	}, nil
 }
@@ -211,7 +211,7 @@ func childRead(ctx context.Context, a childArgs, res *childResult) error {
 	for range 3 {
 		start := time.Now()
 		n := 0
-		for batch, err := range store.Records(ctx, "crm_contacts", 1000) {
+		for batch, err := range store.Records(ctx, crm.Source{Relation: "crm_contacts"}, 1000) {
 			if err != nil {
 				return err
 			}
@@ -273,7 +273,7 @@ func childPureDiff(a childArgs, res *childResult) error {
 	// contacts (those linked and in sync as a seen bit).
 	runtime.GC()
 	start := time.Now()
-	snap := contactsync.NewSnapshot(opts, "crm_contacts", true)
+	snap := contactsync.NewSnapshot(opts, crm.Source{Relation: "crm_contacts"}, true)
 	snap.AddRecords(records)
 	snap.AddLinks(links...)
 	snap.AddContacts(contacts)

@@ -196,7 +196,7 @@ func runPeer(ctx context.Context, cfg config) ([]peerRow, error) {
 		defer client.CloseIdleConnections()
 		r := &contactsync.Reconciler{
 			Store: store, Sinch: client, Logger: zap.NewNop(),
-			ProjectID: sinchtest.DefaultProjectID, Source: "crm_contacts", BatchSize: 1000,
+			ProjectID: sinchtest.DefaultProjectID, Source: crm.Source{Relation: "crm_contacts"}, BatchSize: 1000,
 			Concurrency: sinch.DefaultMaxConcurrency, Options: contactsync.DefaultOptions(),
 		}
 		start := time.Now()

@@ -33,7 +33,7 @@ func BenchmarkRecords(b *testing.B) {
 			ctx := ctxFor(b)
 			for b.Loop() {
 				n := 0
-				for recs, err := range s.Records(ctx, contacts, batch) {
+				for recs, err := range s.Records(ctx, crm.Source{Relation: contacts}, batch) {
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -66,9 +66,11 @@ var contractColumns = []contractColumn{
 // CheckSource looks the source relation up in the catalog and reports every
 // contract column that is missing or of a type syncd cannot read, rather than
 // the first one a query would trip on. A relation that does not exist, or
-// that the role cannot read, is an error.
-func (s *Store) CheckSource(ctx context.Context, source string) (SourceCheck, error) {
+// that the role cannot read, is an error, and so is a filter that does not
+// run over it.
+func (s *Store) CheckSource(ctx context.Context, src Source) (SourceCheck, error) {
 	var check SourceCheck
+	source := src.Relation
 	rel, err := quoteRelation(source)
 	if err != nil {
 		return check, err
@@ -123,9 +125,18 @@ func (s *Store) CheckSource(ctx context.Context, source string) (SourceCheck, er
 		return check, nil
 	}
 	// The catalog says the columns are right; this proves the role may read
-	// them and that the casts syncd makes hold.
+	// them, that the casts syncd makes hold and that the filter runs.
+	from, err := src.from()
+	if err != nil {
+		return check, err
+	}
 	if _, err := s.db.ExecContext(ctx, `SELECT `+recordColumns+` FROM `+rel+` LIMIT 0`); err != nil {
 		return check, fmt.Errorf("cannot read %s: %w", source, err)
+	}
+	if src.Filter != "" {
+		if _, err := s.db.ExecContext(ctx, `SELECT `+recordColumns+` FROM `+from+` LIMIT 0`); err != nil {
+			return check, fmt.Errorf("the filter %s does not run over %s: %w", src.Filter, source, err)
+		}
 	}
 	return check, nil
 }

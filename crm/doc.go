@@ -1,6 +1,6 @@
 // Package crm is syncd's PostgreSQL side: it reads CRM records from the source
 // relation named in crm.source (a table or a view of the contract shape in
-// SPEC §2), applies the embedded migrations, and keeps syncd's own state in
+// SPEC §2), through crm.filter when several projects share it, applies the embedded migrations, and keeps syncd's own state in
 // the syncd schema: links to Sinch contacts, runs, the operation journal,
 // incremental watermarks, and the per-project advisory lock that lets only one
 // runner sync a Sinch project at a time across processes and hosts.

@@ -33,28 +33,28 @@ func (s *Store) ReadHorizon(ctx context.Context) (time.Time, error) {
 // incremental run reads only rows that changed, and a row that is gone does
 // not change; this set difference is how it notices them without a full
 // run.
-func (s *Store) VanishedLinks(ctx context.Context, projectID, source string) ([]Link, error) {
-	rel, err := quoteRelation(source)
+func (s *Store) VanishedLinks(ctx context.Context, projectID string, source Source) ([]Link, error) {
+	rel, err := source.from()
 	if err != nil {
 		return nil, err
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT l.external_id, l.contact_id FROM syncd.links l
-		WHERE l.project_id = $1 AND NOT EXISTS (SELECT 1 FROM `+rel+` src WHERE src.external_id = l.external_id)
+		WHERE l.project_id = $1 AND NOT EXISTS (SELECT 1 FROM `+rel+` WHERE src.external_id = l.external_id)
 		ORDER BY l.external_id`, projectID)
 	if err != nil {
-		return nil, fmt.Errorf("crm: find links whose record vanished from %s: %w", source, err)
+		return nil, fmt.Errorf("crm: find links whose record vanished from %s: %w", source.String(), err)
 	}
 	defer rows.Close()
 	var out []Link
 	for rows.Next() {
 		var l Link
 		if err := rows.Scan(&l.ExternalID, &l.ContactID); err != nil {
-			return nil, fmt.Errorf("crm: find links whose record vanished from %s: %w", source, err)
+			return nil, fmt.Errorf("crm: find links whose record vanished from %s: %w", source.String(), err)
 		}
 		out = append(out, l)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("crm: find links whose record vanished from %s: %w", source, err)
+		return nil, fmt.Errorf("crm: find links whose record vanished from %s: %w", source.String(), err)
 	}
 	return out, nil
 }

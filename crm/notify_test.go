@@ -95,7 +95,7 @@ func TestUpdatedAtIsTouchedUnlessSet(t *testing.T) {
 	}
 	read := func() time.Time {
 		t.Helper()
-		recs, err := s.RecordsByExternalID(ctxFor(t), contacts, []string{"u"})
+		recs, err := s.RecordsByExternalID(ctxFor(t), crm.Source{Relation: contacts}, []string{"u"})
 		if err != nil || len(recs) != 1 {
 			t.Fatalf("read: %v %v", recs, err)
 		}

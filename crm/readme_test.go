@@ -32,7 +32,7 @@ func TestReadmeRecipesForAUsersOwnTable(t *testing.T) {
 	for _, b := range blocks {
 		mustExec(t, s, b)
 	}
-	check, err := s.CheckSource(ctx, "crm.v_sinch_contacts")
+	check, err := s.CheckSource(ctx, crm.Source{Relation: "crm.v_sinch_contacts"})
 	if err != nil || !check.OK() || len(check.Warnings) > 0 {
 		t.Fatalf("the README's view against the contract: %+v, %v", check, err)
 	}

@@ -39,8 +39,45 @@ const recordColumns = `external_id::text, display_name::text, email::text, phone
 	channel_identities::text, to_jsonb(channel_priority)::text, language::text,
 	metadata::text, updated_at::timestamptz, deleted_at::timestamptz`
 
-// Records streams every row of the source relation (a table or view, optionally
-// schema-qualified, quoted the way PostgreSQL reads names) in batches ordered
+// Source is where the CRM records are: a relation (crm.source) and, when
+// several projects read one, which of its rows are this one's
+// (crm.filter). Every read of the source goes through from, so that a full
+// read, an incremental one, the vanished links and a look-up by id all see
+// the same rows.
+type Source struct {
+	// Relation is a table or view, optionally schema-qualified, read the way
+	// PostgreSQL reads names and quoted whole, so nothing in it reaches the
+	// SQL as code.
+	Relation string
+	// Filter is an SQL boolean expression over the relation's columns
+	// (region = 'eu'); empty, every row is a record. It is SQL, written by
+	// whoever writes the configuration, and is run as such.
+	Filter string
+}
+
+// String names the source in messages.
+func (s Source) String() string {
+	if strings.TrimSpace(s.Filter) == "" {
+		return s.Relation
+	}
+	return s.Relation + " WHERE " + s.Filter
+}
+
+// from is the source as a FROM item named src: the relation, or the rows
+// of it the filter keeps. The filter is parenthesised apart, on a line of
+// its own so that a trailing -- comment cannot swallow the parenthesis.
+func (s Source) from() (string, error) {
+	rel, err := quoteRelation(s.Relation)
+	if err != nil {
+		return "", err
+	}
+	if strings.TrimSpace(s.Filter) == "" {
+		return rel + " AS src", nil
+	}
+	return "(SELECT * FROM " + rel + " WHERE (\n" + s.Filter + "\n)) AS src", nil
+}
+
+// Records streams every row of the source in batches ordered
 // by external_id. Each batch is its own short query, keyed on the last
 // external_id seen, so the scan costs the same at the millionth row as at the
 // first and holds no snapshot open between batches. A row present for the
@@ -51,8 +88,8 @@ const recordColumns = `external_id::text, display_name::text, email::text, phone
 //
 // A row that cannot be represented yields a *RowError and the stream goes on;
 // any other error ends it.
-func (s *Store) Records(ctx context.Context, source string, batchSize int) iter.Seq2[[]Record, error] {
-	rel, err := quoteRelation(source)
+func (s *Store) Records(ctx context.Context, source Source, batchSize int) iter.Seq2[[]Record, error] {
+	rel, err := source.from()
 	batchSize = normBatch(batchSize)
 	first := `SELECT ` + recordColumns + ` FROM ` + rel + `
 		WHERE external_id IS NOT NULL
@@ -60,7 +97,7 @@ func (s *Store) Records(ctx context.Context, source string, batchSize int) iter.
 	next := `SELECT ` + recordColumns + ` FROM ` + rel + `
 		WHERE external_id::text > $1
 		ORDER BY external_id::text LIMIT $2`
-	return s.keysetStream(ctx, "read "+source, err, first, []any{batchSize}, next,
+	return s.keysetStream(ctx, "read "+source.String(), err, first, []any{batchSize}, next,
 		func(b *batch) []any { return []any{b.lastID, batchSize} }, batchSize)
 }
 
@@ -73,8 +110,8 @@ func (s *Store) Records(ctx context.Context, source string, batchSize int) iter.
 // become visible with a timestamp older than a watermark taken meanwhile. A
 // watermark should therefore trail the time a read started by the longest
 // expected CRM transaction, rather than be the newest updated_at seen.
-func (s *Store) ChangedSince(ctx context.Context, source string, since time.Time, batchSize int) iter.Seq2[[]Record, error] {
-	rel, err := quoteRelation(source)
+func (s *Store) ChangedSince(ctx context.Context, source Source, since time.Time, batchSize int) iter.Seq2[[]Record, error] {
+	rel, err := source.from()
 	batchSize = normBatch(batchSize)
 	first := `SELECT ` + recordColumns + ` FROM ` + rel + `
 		WHERE updated_at::timestamptz >= $1 AND external_id IS NOT NULL
@@ -82,7 +119,7 @@ func (s *Store) ChangedSince(ctx context.Context, source string, since time.Time
 	next := `SELECT ` + recordColumns + ` FROM ` + rel + `
 		WHERE (updated_at::timestamptz, external_id::text) > ($1, $2)
 		ORDER BY updated_at::timestamptz, external_id::text LIMIT $3`
-	return s.keysetStream(ctx, "read changes from "+source, err, first, []any{since, batchSize}, next,
+	return s.keysetStream(ctx, "read changes from "+source.String(), err, first, []any{since, batchSize}, next,
 		func(b *batch) []any { return []any{b.lastAt, b.lastID, batchSize} }, batchSize)
 }
 
@@ -115,8 +152,8 @@ func (s *Store) keysetStream(ctx context.Context, what string, setupErr error, f
 // external_id; ids with no row are simply absent. Rows that cannot be
 // represented are left out and reported together in the error (each a
 // *RowError), alongside the records that could be read.
-func (s *Store) RecordsByExternalID(ctx context.Context, source string, ids []string) ([]Record, error) {
-	rel, err := quoteRelation(source)
+func (s *Store) RecordsByExternalID(ctx context.Context, source Source, ids []string) ([]Record, error) {
+	rel, err := source.from()
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +164,7 @@ func (s *Store) RecordsByExternalID(ctx context.Context, source string, ids []st
 		WHERE external_id::text = ANY($1)
 		ORDER BY external_id::text`, ids)
 	if err != nil {
-		return nil, fmt.Errorf("crm: read %s by external_id: %w", source, err)
+		return nil, fmt.Errorf("crm: read %s by external_id: %w", source.String(), err)
 	}
 	return b.recs, errors.Join(b.rowErrs...)
 }

@@ -30,7 +30,7 @@ func TestRecordsStreamsEveryRowOnceInOrder(t *testing.T) {
 			t.Parallel()
 			s := crmtest.NewStore(t)
 			want := seedRecords(t, s, tc.rows)
-			recs, batches := collect(t, s.Records(ctxFor(t), contacts, tc.batch))
+			recs, batches := collect(t, s.Records(ctxFor(t), crm.Source{Relation: contacts}, tc.batch))
 			if !slices.Equal(batches, tc.want) {
 				t.Errorf("batch sizes = %v, want %v", batches, tc.want)
 			}
@@ -49,7 +49,7 @@ func TestRecordsKeysetSurvivesDeletesBehindTheCursor(t *testing.T) {
 	all := seedRecords(t, s, 2345)
 	var got []string
 	first := true
-	for batch, err := range s.Records(ctxFor(t), contacts, 1000) {
+	for batch, err := range s.Records(ctxFor(t), crm.Source{Relation: contacts}, 1000) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -69,7 +69,7 @@ func TestRecordsStopsWhenTheConsumerDoes(t *testing.T) {
 	s := crmtest.NewStore(t)
 	seedRecords(t, s, 30)
 	n := 0
-	for range s.Records(ctxFor(t), contacts, 10) {
+	for range s.Records(ctxFor(t), crm.Source{Relation: contacts}, 10) {
 		n++
 		break
 	}
@@ -77,7 +77,7 @@ func TestRecordsStopsWhenTheConsumerDoes(t *testing.T) {
 		t.Fatalf("got %d batches after break, want 1", n)
 	}
 	// The pool must still work: nothing was left holding a connection.
-	if _, err := s.RecordsByExternalID(ctxFor(t), contacts, []string{"c-00001"}); err != nil {
+	if _, err := s.RecordsByExternalID(ctxFor(t), crm.Source{Relation: contacts}, []string{"c-00001"}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -106,8 +106,8 @@ func TestNullAndEmptyAreDistinct(t *testing.T) {
 	if err := s.UpsertRecords(ctxFor(t), contacts, recs); err != nil {
 		t.Fatal(err)
 	}
-	streamed, _ := collect(t, s.Records(ctxFor(t), contacts, 2))
-	byID, err := s.RecordsByExternalID(ctxFor(t), contacts, []string{"null", "empty", "full"})
+	streamed, _ := collect(t, s.Records(ctxFor(t), crm.Source{Relation: contacts}, 2))
+	byID, err := s.RecordsByExternalID(ctxFor(t), crm.Source{Relation: contacts}, []string{"null", "empty", "full"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestUserViewAsSource(t *testing.T) {
 		(12, '',     NULL, NULL, NULL, NULL, NULL, '""', '2025-01-04Z', NULL)`)
 
 	const view = `"Sales CRM"."Contacts ""v1"""`
-	recs, _ := collect(t, s.Records(ctxFor(t), view, 2))
+	recs, _ := collect(t, s.Records(ctxFor(t), crm.Source{Relation: view}, 2))
 	// external_id is text by contract, so a numeric key sorts as text.
 	if got, want := ids(recs), []string{"10", "11", "12", "9"}; !slices.Equal(got, want) {
 		t.Fatalf("ids = %v, want %v", got, want)
@@ -235,11 +235,11 @@ func TestUserViewAsSource(t *testing.T) {
 		t.Errorf("11 should be a tombstone")
 	}
 
-	changed, _ := collect(t, s.ChangedSince(ctxFor(t), view, time.Date(2025, 1, 3, 0, 0, 0, 0, time.UTC), 1))
+	changed, _ := collect(t, s.ChangedSince(ctxFor(t), crm.Source{Relation: view}, time.Date(2025, 1, 3, 0, 0, 0, 0, time.UTC), 1))
 	if got, want := ids(changed), []string{"11", "12"}; !slices.Equal(got, want) {
 		t.Errorf("ChangedSince ids = %v, want %v", got, want)
 	}
-	one, err := s.RecordsByExternalID(ctxFor(t), view, []string{"12", "404"})
+	one, err := s.RecordsByExternalID(ctxFor(t), crm.Source{Relation: view}, []string{"12", "404"})
 	if err != nil || len(one) != 1 || one[0].DisplayName == nil || *one[0].DisplayName != "" {
 		t.Errorf("RecordsByExternalID = %+v, %v; want record 12 with empty display_name", one, err)
 	}
@@ -261,7 +261,7 @@ func TestRecordsByExternalID(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := s.RecordsByExternalID(ctxFor(t), contacts, tc.ids)
+			got, err := s.RecordsByExternalID(ctxFor(t), crm.Source{Relation: contacts}, tc.ids)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -299,7 +299,7 @@ func TestChangedSince(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, _ := collect(t, s.ChangedSince(ctxFor(t), contacts, tc.since, tc.batch))
+			got, _ := collect(t, s.ChangedSince(ctxFor(t), crm.Source{Relation: contacts}, tc.since, tc.batch))
 			if len(got) != tc.want {
 				t.Fatalf("got %d rows, want %d", len(got), tc.want)
 			}
@@ -342,7 +342,7 @@ func TestUnrepresentableRowsAreReportedByID(t *testing.T) {
 
 	var good []string
 	bad := map[string]string{}
-	for batch, err := range s.Records(ctxFor(t), "odd_contacts", 2) {
+	for batch, err := range s.Records(ctxFor(t), crm.Source{Relation: "odd_contacts"}, 2) {
 		var rowErr *crm.RowError
 		switch {
 		case errors.As(err, &rowErr):
@@ -363,7 +363,7 @@ func TestUnrepresentableRowsAreReportedByID(t *testing.T) {
 		t.Errorf("row errors = %v, want %v", bad, wantBad)
 	}
 
-	recs, err := s.RecordsByExternalID(ctxFor(t), "odd_contacts", []string{"a", "b", "d"})
+	recs, err := s.RecordsByExternalID(ctxFor(t), crm.Source{Relation: "odd_contacts"}, []string{"a", "b", "d"})
 	var rowErr *crm.RowError
 	if !errors.As(err, &rowErr) || len(recs) != 1 || recs[0].ExternalID != "a" {
 		t.Errorf("RecordsByExternalID = %v, %v; want record a and row errors", ids(recs), err)
@@ -392,7 +392,7 @@ func TestSourceNamesCannotInjectSQL(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.source, func(t *testing.T) {
 			var err error
-			for _, e := range s.Records(ctxFor(t), tc.source, 10) {
+			for _, e := range s.Records(ctxFor(t), crm.Source{Relation: tc.source}, 10) {
 				if e != nil {
 					err = e
 				}
@@ -402,7 +402,7 @@ func TestSourceNamesCannotInjectSQL(t *testing.T) {
 			}
 		})
 	}
-	if got, err := s.RecordsByExternalID(ctxFor(t), contacts, []string{"c-00001"}); err != nil || len(got) != 1 {
+	if got, err := s.RecordsByExternalID(ctxFor(t), crm.Source{Relation: contacts}, []string{"c-00001"}); err != nil || len(got) != 1 {
 		t.Fatalf("crm_contacts damaged: %v %v", got, err)
 	}
 }
@@ -428,7 +428,7 @@ func TestUpsertRecordsLeavesUnchangedRowsAlone(t *testing.T) {
 		if err := s.UpsertRecords(ctxFor(t), contacts, []crm.Record{tc.rec}); err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		got, err := s.RecordsByExternalID(ctxFor(t), contacts, []string{"x"})
+		got, err := s.RecordsByExternalID(ctxFor(t), crm.Source{Relation: contacts}, []string{"x"})
 		if err != nil || len(got) != 1 {
 			t.Fatalf("%s: %v %v", tc.name, got, err)
 		}
@@ -462,8 +462,91 @@ func TestUpsertRecordsIntoJSONBMetadata(t *testing.T) {
 	if want := []string{"null", "object", "SQL NULL"}; !slices.Equal(kinds, want) {
 		t.Fatalf("stored metadata kinds %v, want %v", kinds, want)
 	}
-	got, err := s.RecordsByExternalID(ctxFor(t), "crm_jsonb", []string{"obj"})
+	got, err := s.RecordsByExternalID(ctxFor(t), crm.Source{Relation: "crm_jsonb"}, []string{"obj"})
 	if err != nil || len(got) != 1 || show(got[0].Metadata) != show(ptr(`{"tier": "gold"}`)) {
 		t.Fatalf("read back %+v, %v", got, err)
+	}
+}
+
+// Two projects reading one table through their filters see their own rows
+// in every read, the vanished links included, and a filter that does not
+// run is the source check's error.
+func TestSourceFilter(t *testing.T) {
+	t.Parallel()
+	s := crmtest.NewStore(t)
+	mustExec(t, s, `ALTER TABLE crm_contacts ADD COLUMN region text`)
+	var recs []crm.Record
+	for _, id := range []string{"eu-1", "us-1", "eu-2", "us-2", "xx-1"} {
+		recs = append(recs, crm.Record{ExternalID: id, DisplayName: ptr(id)})
+	}
+	if err := s.UpsertRecords(ctxFor(t), contacts, recs); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, s, `UPDATE crm_contacts SET region = left(external_id, 2) WHERE external_id <> 'xx-1'`)
+	eu := crm.Source{Relation: contacts, Filter: "region = 'eu'"}
+	us := crm.Source{Relation: contacts, Filter: "region = 'us' -- a trailing comment does not swallow the parenthesis"}
+
+	tests := []struct {
+		name string
+		read func() []string
+		want []string
+	}{
+		{"full read", func() []string { r, _ := collect(t, s.Records(ctxFor(t), eu, 1)); return ids(r) }, []string{"eu-1", "eu-2"}},
+		{"incremental read", func() []string {
+			r, _ := collect(t, s.ChangedSince(ctxFor(t), us, time.Time{}, 1))
+			return ids(r)
+		}, []string{"us-1", "us-2"}},
+		{"by external_id", func() []string {
+			r, err := s.RecordsByExternalID(ctxFor(t), eu, []string{"eu-1", "us-1", "xx-1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ids(r)
+		}, []string{"eu-1"}},
+		{"unfiltered", func() []string {
+			r, _ := collect(t, s.Records(ctxFor(t), crm.Source{Relation: contacts}, 2))
+			return ids(r)
+		},
+			[]string{"eu-1", "eu-2", "us-1", "us-2", "xx-1"}},
+		{"vanished links", func() []string {
+			// eu-2 leaves the EU filter: to the project eu it is gone.
+			mustExec(t, s, `UPDATE crm_contacts SET region = 'us' WHERE external_id = 'eu-2'`)
+			var out []string
+			vanished, err := s.VanishedLinks(ctxFor(t), "eu", eu)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range vanished {
+				out = append(out, l.ExternalID)
+			}
+			return out
+		}, []string{"eu-2", "us-1"}},
+	}
+	links := []crm.Link{{ExternalID: "eu-1", ContactID: "c1"}, {ExternalID: "eu-2", ContactID: "c2"}, {ExternalID: "us-1", ContactID: "c3"}}
+	if err := s.SaveLinks(ctxFor(t), "eu", links); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range tests { // in order: the last one changes a row
+		if got := tc.read(); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
+		}
+	}
+
+	checks := []struct {
+		filter string
+		want   string // in the error; "" for none
+	}{
+		{"region = 'eu'", ""},
+		{"regio = 'eu'", `the filter regio = 'eu' does not run over public.crm_contacts`},
+		{"region", "boolean"},
+	}
+	for _, tc := range checks {
+		sc, err := s.CheckSource(ctxFor(t), crm.Source{Relation: contacts, Filter: tc.filter})
+		switch {
+		case tc.want == "" && (err != nil || !sc.OK()):
+			t.Errorf("check with filter %q: %+v, %v", tc.filter, sc, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("check with filter %q: err %v, want one saying %q", tc.filter, err, tc.want)
+		}
 	}
 }

@@ -131,7 +131,7 @@ func BenchmarkDiff(b *testing.B) {
 			var plan contactsync.Plan
 			for b.Loop() {
 				b.StopTimer()
-				snap := contactsync.NewSnapshot(opts, "crm_contacts", true)
+				snap := contactsync.NewSnapshot(opts, crm.Source{Relation: "crm_contacts"}, true)
 				snap.AddRecords(sides.Records)
 				snap.AddLinks(sides.Links...)
 				snap.AddContacts(sides.Contacts)

@@ -50,7 +50,7 @@ func newChaosReconciler(t *testing.T, faults sinchtest.Faults) (*contactsync.Rec
 	t.Cleanup(client.CloseIdleConnections)
 	rec := &contactsync.Reconciler{
 		Store: store, Sinch: client, Logger: zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)), ProjectID: "chaos",
-		Source: "crm_contacts", BatchSize: 1000, Concurrency: 16, Options: contactsync.DefaultOptions(),
+		Source: crm.Source{Relation: "crm_contacts"}, BatchSize: 1000, Concurrency: 16, Options: contactsync.DefaultOptions(),
 	}
 	return rec, emu, store
 }

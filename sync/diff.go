@@ -629,7 +629,7 @@ func (d *differ) remove() {
 		id, ext := s.contacts.ids(i)
 		rule, why := RuleTombstone, "the CRM record is deleted (deleted_at is set)"
 		if s.recordState(ext) != stateTombstone {
-			rule, why = RuleGone, fmt.Sprintf("no record with this external_id in %s", cmp.Or(s.source, "the CRM source"))
+			rule, why = RuleGone, fmt.Sprintf("no record with this external_id in %s", cmp.Or(s.source.String(), "the CRM source"))
 		}
 		if d.opts.DeletePolicy == DeletePolicyUnlink {
 			d.plan.Operations = append(d.plan.Operations, Operation{

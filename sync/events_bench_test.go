@@ -66,7 +66,7 @@ func BenchmarkEventLag(b *testing.B) {
 	queue := webhook.NewStore(store.DB())
 	log := zaptest.NewLogger(b, zaptest.Level(zap.ErrorLevel))
 	rec := &contactsync.Reconciler{
-		Store: store, Sinch: client, Logger: log, ProjectID: "lag", Source: "crm_contacts",
+		Store: store, Sinch: client, Logger: log, ProjectID: "lag", Source: crm.Source{Relation: "crm_contacts"},
 		BatchSize: 1000, Concurrency: 16, Options: contactsync.DefaultOptions(), Observer: obs, Events: queue,
 	}
 	recs := make([]crm.Record, rows)

@@ -23,7 +23,7 @@ func ExampleDiff() {
 		// Sinch answers MSISDNs without the '+'; they compare equal.
 		ChannelIdentities: []sinch.ChannelIdentity{{Channel: "SMS", Identity: "46701234567"}, {Channel: "WHATSAPP", Identity: "46701234567"}},
 	}}
-	plan := contactsync.Diff(contactsync.SnapshotOf(contactsync.DefaultOptions(), "crm_contacts", true, records, contacts, nil))
+	plan := contactsync.Diff(contactsync.SnapshotOf(contactsync.DefaultOptions(), crm.Source{Relation: "crm_contacts"}, true, records, contacts, nil))
 	_ = contactsync.WriteText(os.Stdout, plan, contactsync.ReportOptions{})
 	// Output:
 	// Create (1)

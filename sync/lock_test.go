@@ -58,7 +58,7 @@ func (g *lockRig) process(t *testing.T, rps float64, check, grace time.Duration)
 	t.Cleanup(client.CloseIdleConnections)
 	return &contactsync.Reconciler{
 		Store: crmtest.OpenStore(t, g.url), Sinch: client, Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
-		ProjectID: "chaos", Source: "crm_contacts", BatchSize: 1000, Concurrency: 8, Options: contactsync.DefaultOptions(),
+		ProjectID: "chaos", Source: crm.Source{Relation: "crm_contacts"}, BatchSize: 1000, Concurrency: 8, Options: contactsync.DefaultOptions(),
 		LockCheck: check, LockGrace: grace,
 	}
 }

@@ -592,7 +592,7 @@ func (h *modelHarness) runLosesLock(rt *rapid.T) {
 func (h *modelHarness) reconciler(store *crm.Store, api contactsync.SinchAPI) *contactsync.Reconciler {
 	return &contactsync.Reconciler{
 		Store: store, Sinch: api, Logger: h.env.log, ProjectID: h.project,
-		Source: "crm_contacts", BatchSize: 100, Concurrency: 4, Options: modelOptions(),
+		Source: crm.Source{Relation: "crm_contacts"}, BatchSize: 100, Concurrency: 4, Options: modelOptions(),
 		// A runner that took over waits 2 × LockCheck + the call timeout
 		// (modelCallTimeout) before it writes: short values keep a lost lock
 		// from costing the test its default twelve seconds.

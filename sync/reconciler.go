@@ -28,15 +28,15 @@ type SinchAPI interface {
 // Store is what the reconciler needs from PostgreSQL: the CRM source and
 // syncd's own state. *crm.Store has it.
 type Store interface {
-	Records(ctx context.Context, source string, batchSize int) iter.Seq2[[]crm.Record, error]
-	RecordsByExternalID(ctx context.Context, source string, ids []string) ([]crm.Record, error)
-	ChangedSince(ctx context.Context, source string, since time.Time, batchSize int) iter.Seq2[[]crm.Record, error]
+	Records(ctx context.Context, source crm.Source, batchSize int) iter.Seq2[[]crm.Record, error]
+	RecordsByExternalID(ctx context.Context, source crm.Source, ids []string) ([]crm.Record, error)
+	ChangedSince(ctx context.Context, source crm.Source, since time.Time, batchSize int) iter.Seq2[[]crm.Record, error]
 	ReadHorizon(ctx context.Context) (time.Time, error)
 	Watermark(ctx context.Context, projectID string) (time.Time, bool, error)
 	SetWatermark(ctx context.Context, projectID string, t time.Time) error
 	Links(ctx context.Context, projectID string) (map[string]crm.Link, error)
 	EachLink(ctx context.Context, projectID string, fn func(crm.Link)) error
-	VanishedLinks(ctx context.Context, projectID, source string) ([]crm.Link, error)
+	VanishedLinks(ctx context.Context, projectID string, source crm.Source) ([]crm.Link, error)
 	SaveLinks(ctx context.Context, projectID string, links []crm.Link) error
 	DeleteLinks(ctx context.Context, projectID string, externalIDs []string) error
 	FinishRun(ctx context.Context, id int64, outcome string, counts map[string]int, errMsg string) error
@@ -101,9 +101,9 @@ type Reconciler struct {
 	// optional.
 	Events      EventQueue
 	ProjectID   string
-	Source      string // the CRM relation, e.g. crm_contacts
-	BatchSize   int    // CRM rows per query
-	Concurrency int    // Sinch calls in flight, for look-ups and operations
+	Source      crm.Source // the CRM relation (crm_contacts) and the filter of the project's rows
+	BatchSize   int        // CRM rows per query
+	Concurrency int        // Sinch calls in flight, for look-ups and operations
 	Options     Options
 	Overlap     time.Duration // incremental read-back; DefaultOverlap when zero
 	// LogPII shows field values (phone numbers, e-mails) in debug logs.

@@ -171,7 +171,7 @@ type twiceRead struct {
 	stale crm.Record
 }
 
-func (s twiceRead) ChangedSince(ctx context.Context, source string, since time.Time, batchSize int) iter.Seq2[[]crm.Record, error] {
+func (s twiceRead) ChangedSince(ctx context.Context, source crm.Source, since time.Time, batchSize int) iter.Seq2[[]crm.Record, error] {
 	return func(yield func([]crm.Record, error) bool) {
 		if !yield([]crm.Record{s.stale}, nil) {
 			return

@@ -26,6 +26,7 @@ type SavedPlan struct {
 	CreatedAt   time.Time        `json:"created_at"`
 	ProjectID   string           `json:"project_id"`
 	Source      string           `json:"source"`
+	Filter      string           `json:"filter,omitempty"` // crm.filter: which of Source's rows the plan read
 	Summary     Summary          `json:"summary"`
 	DeleteGuard string           `json:"delete_guard,omitempty"`
 	Operations  []SavedOperation `json:"operations"`
@@ -54,7 +55,7 @@ const (
 // Save freezes a plan with the state of both sides it was computed from.
 func Save(plan Plan, snap *Snapshot, projectID string, now time.Time) SavedPlan {
 	sp := SavedPlan{
-		Version: SavedPlanVersion, CreatedAt: now, ProjectID: projectID, Source: snap.source,
+		Version: SavedPlanVersion, CreatedAt: now, ProjectID: projectID, Source: snap.source.Relation, Filter: snap.source.Filter,
 		Summary: plan.Summary(), DeleteGuard: plan.DeleteGuard, Rejected: plan.Rejected,
 		Operations: make([]SavedOperation, 0, len(plan.Operations)),
 	}
@@ -132,7 +133,7 @@ func (r *Reconciler) checkSaved(ctx context.Context, sp SavedPlan) (map[string]s
 	}
 	var mu stdsync.Mutex
 	reasons := make(map[string]string)
-	records, err := r.Store.RecordsByExternalID(ctx, sp.Source, order)
+	records, err := r.Store.RecordsByExternalID(ctx, crm.Source{Relation: sp.Source, Filter: sp.Filter}, order)
 	unread, err := unreadableRows(err)
 	if err != nil {
 		return nil, fmt.Errorf("read CRM records: %w", err)

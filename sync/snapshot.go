@@ -30,7 +30,7 @@ type normalized struct {
 // contact read afresh and diffs again.
 type Snapshot struct {
 	opts     Options
-	source   string
+	source   crm.Source
 	complete bool
 
 	recs       packedRecords // every source row, in the order read, normalised
@@ -70,14 +70,14 @@ type Snapshot struct {
 // the whole CRM source and the contacts the whole Sinch project, so that a
 // record missing from the source counts as deleted; an incremental run reads
 // only the rows that changed. source names the CRM relation, for reasons.
-func NewSnapshot(opts Options, source string, complete bool) *Snapshot {
+func NewSnapshot(opts Options, source crm.Source, complete bool) *Snapshot {
 	return &Snapshot{opts: opts, source: source, complete: complete}
 }
 
 // SnapshotOf builds a snapshot of both sides held whole, as tools and
 // tests have them. Its contacts go in before its links, so every contact is
 // held in full and Diff never asks for one (see Snapshot).
-func SnapshotOf(opts Options, source string, complete bool, records []crm.Record, contacts []sinch.Contact, links []crm.Link) *Snapshot {
+func SnapshotOf(opts Options, source crm.Source, complete bool, records []crm.Record, contacts []sinch.Contact, links []crm.Link) *Snapshot {
 	s := NewSnapshot(opts, source, complete)
 	s.AddRecords(records)
 	s.AddContacts(contacts)

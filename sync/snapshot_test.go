@@ -39,9 +39,9 @@ func diffOf(tb testing.TB, opts contactsync.Options, complete bool, records []cr
 
 func diffBoth(tb testing.TB, opts contactsync.Options, complete bool, records []crm.Record, contacts []sinch.Contact, links []crm.Link) contactsync.Plan {
 	tb.Helper()
-	whole := contactsync.Diff(contactsync.SnapshotOf(opts, "crm_contacts", complete, records, contacts, links))
+	whole := contactsync.Diff(contactsync.SnapshotOf(opts, crm.Source{Relation: "crm_contacts"}, complete, records, contacts, links))
 
-	lean := contactsync.NewSnapshot(opts, "crm_contacts", complete)
+	lean := contactsync.NewSnapshot(opts, crm.Source{Relation: "crm_contacts"}, complete)
 	lean.AddRecords(records)
 	lean.AddLinks(links...)
 	lean.AddContacts(contacts)

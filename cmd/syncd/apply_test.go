@@ -190,3 +190,39 @@ func TestApplyWithheldDeletes(t *testing.T) {
 		t.Errorf("%d contacts after apply --allow-mass-delete, want 3", n)
 	}
 }
+
+// A plan keeps the filter it read through: apply re-reads the project's
+// rows only, and another project refuses the plan.
+func TestApplyAProjectsPlan(t *testing.T) {
+	h := newHarness(t)
+	h.migrate()
+	us := h.twoProjects("")
+	h.load(crmRows(3))
+	h.setRegion("eu", "crm-0001", "crm-0002")
+	h.setRegion("us", "crm-0003")
+	plan := filepath.Join(t.TempDir(), "plan.json")
+	if code, out, errOut := h.run("--project", "eu", "diff", "--out", plan); code != exitChangesPending {
+		t.Fatalf("diff --out exited %d:\n%s%s", code, out, errOut)
+	}
+	var saved struct {
+		Source, Filter string
+	}
+	if data, err := os.ReadFile(plan); err != nil || json.Unmarshal(data, &saved) != nil || saved.Source != "crm_contacts" || saved.Filter != "region = 'eu'" {
+		t.Errorf("the plan's source = %+v (%v), want crm_contacts and eu's filter", saved, err)
+	}
+	if code, _, errOut := h.run("--project", "us", "apply", plan); code != exitError || !strings.Contains(errOut, "the plan is for project p1, the configuration for p2") {
+		t.Errorf("apply of eu's plan to us exited %d: %s", code, errOut)
+	}
+	// crm-0002 leaves eu after the plan: its create no longer holds.
+	h.setRegion("us", "crm-0002")
+	code, out, errOut := h.run("--project", "eu", "apply", plan)
+	if code != exitStalePlan || !strings.Contains(out, "refused  create crm-0002") {
+		t.Errorf("apply exited %d:\n%s%s", code, out, errOut)
+	}
+	if got := externalIDs(h.emu); len(got) != 1 || got[0] != "crm-0001" {
+		t.Errorf("eu's Sinch project holds %v, want crm-0001", got)
+	}
+	if n := len(us.Contacts()); n != 0 {
+		t.Errorf("us's Sinch project holds %d contacts, want none", n)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -278,5 +279,71 @@ func TestBackfillLosingTheLockExitsNonZero(t *testing.T) {
 	}
 	if code, out, _ := h.run("diff"); code != 0 {
 		t.Errorf("diff after the second backfill exited %d:\n%s", code, out)
+	}
+}
+
+// Two projects read one table through their filters: each backfill writes
+// its own rows to its own Sinch project, and a row that moves from one
+// region to the other moves between the projects.
+func TestBackfillTwoProjectsOverOneTable(t *testing.T) {
+	h := newHarness(t)
+	h.migrate()
+	us := h.twoProjects("")
+	h.load(crmRows(6))
+	h.setRegion("eu", "crm-0001", "crm-0002", "crm-0003")
+	h.setRegion("us", "crm-0004", "crm-0005", "crm-0006")
+
+	code, out, errOut := h.run("backfill")
+	if code != exitError || strings.TrimSpace(errOut) != "syncd: the configuration names several projects (eu, us): say which with --project" {
+		t.Fatalf("backfill without --project exited %d:\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut := h.run("--project", "ap", "diff"); code != exitError || !strings.Contains(errOut, `--project "ap": the configuration names eu, us`) {
+		t.Errorf("an unknown project exited %d: %s", code, errOut)
+	}
+	if h.writes()+us.CallCounts()[sinchtest.OpCreate] != 0 {
+		t.Fatal("a refused command wrote to Sinch")
+	}
+
+	steps := []struct {
+		name   string
+		before func()
+		args   []string
+		eu, us []string
+	}{
+		{"eu", nil, []string{"--project", "eu", "backfill"}, []string{"crm-0001", "crm-0002", "crm-0003"}, nil},
+		{"us", nil, []string{"--project", "us", "backfill"}, []string{"crm-0001", "crm-0002", "crm-0003"}, []string{"crm-0004", "crm-0005", "crm-0006"}},
+		{"a row leaves eu", func() { h.setRegion("us", "crm-0003") }, []string{"--project", "eu", "backfill"},
+			[]string{"crm-0001", "crm-0002"}, []string{"crm-0004", "crm-0005", "crm-0006"}},
+		{"and joins us", nil, []string{"--project", "us", "backfill"},
+			[]string{"crm-0001", "crm-0002"}, []string{"crm-0003", "crm-0004", "crm-0005", "crm-0006"}},
+	}
+	for _, st := range steps {
+		if st.before != nil {
+			st.before()
+		}
+		if code, out, errOut := h.run(st.args...); code != 0 {
+			t.Fatalf("%s: %v exited %d:\n%s%s", st.name, st.args, code, out, errOut)
+		}
+		if got := externalIDs(h.emu); !slices.Equal(got, st.eu) {
+			t.Errorf("%s: eu's Sinch project holds %v, want %v", st.name, got, st.eu)
+		}
+		if got := externalIDs(us); !slices.Equal(got, st.us) {
+			t.Errorf("%s: us's Sinch project holds %v, want %v", st.name, got, st.us)
+		}
+	}
+	for _, p := range []string{"eu", "us"} {
+		if code, out, errOut := h.run("--project", p, "diff"); code != 0 {
+			t.Errorf("%s: diff after the backfills exited %d:\n%s%s", p, code, out, errOut)
+		}
+	}
+	var links []struct {
+		ProjectID string
+		N         int
+	}
+	if err := h.store.DB().Raw(`SELECT project_id, count(*) AS n FROM syncd.links GROUP BY project_id ORDER BY project_id`).Scan(&links).Error; err != nil {
+		t.Fatal(err)
+	}
+	if len(links) != 2 || links[0].ProjectID != "p1" || links[0].N != 2 || links[1].ProjectID != "p2" || links[1].N != 4 {
+		t.Errorf("links by project = %v, want p1 2 and p2 4", links)
 	}
 }

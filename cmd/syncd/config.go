@@ -7,12 +7,15 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
 
 	"go.uber.org/zap/zapcore"
+	"go.yaml.in/yaml/v3"
 
+	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/sinch"
 	contactsync "github.com/syncd/syncd/sync"
 )
@@ -30,6 +33,11 @@ type Config struct {
 	Log             LogConfig      `yaml:"log"`
 	ShutdownTimeout time.Duration  `yaml:"shutdown_timeout"`
 	Journal         JournalConfig  `yaml:"journal"`
+
+	// projects are the entries of the file's projects: list, each with its
+	// whole configuration; none when the file has no such list. Projects()
+	// is how they are read.
+	projects []Project `yaml:"-"`
 }
 
 // JournalConfig bounds the history syncd keeps.
@@ -60,7 +68,11 @@ type SinchConfig struct {
 }
 
 type CRMConfig struct {
-	Source    string `yaml:"source"`
+	Source string `yaml:"source"`
+	// Filter is an SQL boolean expression over the source's columns: only
+	// the rows it holds are the project's, so that several projects can
+	// read one table.
+	Filter    string `yaml:"filter"`
 	BatchSize int    `yaml:"batch_size"`
 	Notify    bool   `yaml:"notify"`
 }
@@ -134,25 +146,39 @@ func defaultConfig() Config {
 }
 
 // envOverrides maps environment variables onto keys, so that secrets and
-// the database URL need not sit in the file.
+// the database URL need not sit in the file. Those marked project are read
+// by each project of a projects: list too, with its name after SYNCD_
+// (see projectEnv).
 var envOverrides = []struct {
-	name string
-	key  string
-	set  func(c *Config, v string) error
+	name    string
+	key     string
+	set     func(c *Config, v string) error
+	project bool
 }{
-	{"SYNCD_DATABASE_URL", "database.url", func(c *Config, v string) error { c.Database.URL = v; return nil }},
-	{"SYNCD_SINCH_PROJECT_ID", "sinch.project_id", func(c *Config, v string) error { c.Sinch.ProjectID = v; return nil }},
-	{"SYNCD_SINCH_APP_ID", "sinch.app_id", func(c *Config, v string) error { c.Sinch.AppID = v; return nil }},
-	{"SYNCD_SINCH_REGION", "sinch.region", func(c *Config, v string) error { c.Sinch.Region = v; return nil }},
-	{"SYNCD_SINCH_BASE_URL", "sinch.base_url", func(c *Config, v string) error { c.Sinch.BaseURL = v; return nil }},
-	{"SYNCD_SINCH_AUTH", "sinch.auth", func(c *Config, v string) error { c.Sinch.Auth = v; return nil }},
-	{"SYNCD_SINCH_KEY_ID", "sinch.key_id", func(c *Config, v string) error { c.Sinch.KeyID = v; return nil }},
-	{"SYNCD_SINCH_KEY_SECRET", "sinch.key_secret", func(c *Config, v string) error { c.Sinch.KeySecret = v; return nil }},
-	{"SYNCD_SINCH_TOKEN_URL", "sinch.token_url", func(c *Config, v string) error { c.Sinch.TokenURL = v; return nil }},
-	{"SYNCD_CRM_SOURCE", "crm.source", func(c *Config, v string) error { c.CRM.Source = v; return nil }},
-	{"SYNCD_WEBHOOK_SECRET", "webhook.secret", func(c *Config, v string) error { c.Webhook.Secret = v; return nil }},
-	{"SYNCD_LOG_LEVEL", "log.level", func(c *Config, v string) error { c.Log.Level = v; return nil }},
-	{"SYNCD_LOG_PII", "log.pii", func(c *Config, v string) (err error) { c.Log.PII, err = parseBool(v); return err }},
+	{"SYNCD_DATABASE_URL", "database.url", func(c *Config, v string) error { c.Database.URL = v; return nil }, false},
+	{"SYNCD_SINCH_PROJECT_ID", "sinch.project_id", func(c *Config, v string) error { c.Sinch.ProjectID = v; return nil }, true},
+	{"SYNCD_SINCH_APP_ID", "sinch.app_id", func(c *Config, v string) error { c.Sinch.AppID = v; return nil }, false},
+	{"SYNCD_SINCH_REGION", "sinch.region", func(c *Config, v string) error { c.Sinch.Region = v; return nil }, false},
+	{"SYNCD_SINCH_BASE_URL", "sinch.base_url", func(c *Config, v string) error { c.Sinch.BaseURL = v; return nil }, false},
+	{"SYNCD_SINCH_AUTH", "sinch.auth", func(c *Config, v string) error { c.Sinch.Auth = v; return nil }, false},
+	{"SYNCD_SINCH_KEY_ID", "sinch.key_id", func(c *Config, v string) error { c.Sinch.KeyID = v; return nil }, true},
+	{"SYNCD_SINCH_KEY_SECRET", "sinch.key_secret", func(c *Config, v string) error { c.Sinch.KeySecret = v; return nil }, true},
+	{"SYNCD_SINCH_TOKEN_URL", "sinch.token_url", func(c *Config, v string) error { c.Sinch.TokenURL = v; return nil }, false},
+	{"SYNCD_CRM_SOURCE", "crm.source", func(c *Config, v string) error { c.CRM.Source = v; return nil }, false},
+	{"SYNCD_WEBHOOK_SECRET", "webhook.secret", func(c *Config, v string) error { c.Webhook.Secret = v; return nil }, true},
+	{"SYNCD_LOG_LEVEL", "log.level", func(c *Config, v string) error { c.Log.Level = v; return nil }, false},
+	{"SYNCD_LOG_PII", "log.pii", func(c *Config, v string) (err error) { c.Log.PII, err = parseBool(v); return err }, false},
+}
+
+// projectEnv names the variable a project reads in place of name, one of
+// envOverrides: SYNCD_SINCH_KEY_SECRET is SYNCD_EU_SINCH_KEY_SECRET for
+// the project eu. "" is the one project of a configuration without a
+// projects: list, which reads the unprefixed ones.
+func projectEnv(project, name string) string {
+	if project == "" {
+		return name
+	}
+	return "SYNCD_" + strings.ToUpper(project) + "_" + strings.TrimPrefix(name, "SYNCD_")
 }
 
 // loadConfig reads the file at path (a missing file is fine unless the
@@ -172,13 +198,14 @@ func loadConfig(path string, explicit bool, getenv func(string) string) (Config,
 func readConfig(path string, explicit bool, getenv func(string) string) (Config, error) {
 	cfg := defaultConfig()
 	var problems configErrors
+	var projects *yaml.Node
 	data, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && !explicit:
 	case err != nil:
 		return cfg, fmt.Errorf("read config: %w", err)
 	default:
-		problems = decodeConfig(data, &cfg)
+		projects, problems = decodeConfig(data, &cfg)
 	}
 	for _, o := range envOverrides {
 		if v := getenv(o.name); v != "" {
@@ -186,6 +213,13 @@ func readConfig(path string, explicit bool, getenv func(string) string) (Config,
 				problems = append(problems, fmt.Errorf("%s (%s): %w", o.name, o.key, err))
 			}
 		}
+	}
+	// Each project starts from the top level as the environment left it,
+	// so that what the projects share is written once.
+	if projects != nil {
+		var errs []error
+		cfg.projects, errs = decodeProjects(projects, cfg, getenv)
+		problems = append(problems, errs...)
 	}
 	if len(problems) > 0 {
 		return cfg, problems
@@ -203,8 +237,83 @@ func (c Config) validate() error {
 }
 
 // problems checks every key and returns one error per problem, each naming
-// its key.
+// its key; a project's problems are named by its path in the projects:
+// list (projects[eu].sinch.region).
 func (c Config) problems() []error {
+	out := c.sharedProblems()
+	if len(c.projects) == 0 {
+		return append(out, c.projectProblems("")...)
+	}
+	paths := projectPaths(c.projects)
+	for i, p := range c.projects {
+		switch {
+		case p.Name == "":
+			out = append(out, fmt.Errorf("%s.name is required", paths[i]))
+		case !projectNameRE.MatchString(p.Name):
+			out = append(out, fmt.Errorf("%s.name: %q is not lower case letters, digits and _", paths[i], p.Name))
+		case paths[i] != "projects["+p.Name+"]":
+			out = append(out, fmt.Errorf("%s.name: %q names another project too: names are unique", paths[i], p.Name))
+		}
+		for _, err := range p.Config.projectProblems(p.Name) {
+			out = append(out, fmt.Errorf("%s.%w", paths[i], err))
+		}
+	}
+	return append(out, c.betweenProjects(paths)...)
+}
+
+// betweenProjects checks what the projects of a projects: list must not
+// share: a Sinch project (its lock and links would be both's), or a webhook
+// listener's path (one listener serves the projects that name its address)
+// and http.listen's address.
+func (c Config) betweenProjects(paths []string) []error {
+	var out []error
+	projectIDs := map[string]string{}
+	hooks := map[string]string{} // listen + path: the first project's path
+	for i, p := range c.projects {
+		s, w := p.Config.Sinch, p.Config.Webhook
+		if first, ok := projectIDs[s.ProjectID]; ok && s.ProjectID != "" {
+			out = append(out, fmt.Errorf("%s.sinch.project_id: %q is %s's too: two projects on one Sinch project would share its lock and links", paths[i], s.ProjectID, first))
+		} else {
+			projectIDs[s.ProjectID] = paths[i]
+		}
+		if w.Listen == "" {
+			continue
+		}
+		if w.Listen == c.HTTP.Listen {
+			out = append(out, fmt.Errorf("%s.webhook.listen: %s is http.listen's: the webhook needs an address of its own", paths[i], w.Listen))
+		}
+		if first, ok := hooks[w.Listen+" "+w.Path]; ok {
+			out = append(out, fmt.Errorf("%s.webhook.path: %s on %s is %s's too: projects on one webhook.listen need different webhook.path", paths[i], w.Path, w.Listen, first))
+		} else {
+			hooks[w.Listen+" "+w.Path] = paths[i]
+		}
+	}
+	return out
+}
+
+// projectNameRE is what a project's name may be: it becomes part of
+// environment variables, metric labels and --project.
+var projectNameRE = regexp.MustCompile(`^[a-z0-9_]+$`)
+
+// projectPaths names each project of a projects: list in messages: by its
+// name, or by its place in the list while it has no name of its own (none,
+// a malformed one, or one an earlier project has).
+func projectPaths(projects []Project) []string {
+	paths := make([]string, len(projects))
+	seen := map[string]bool{}
+	for i, p := range projects {
+		paths[i] = fmt.Sprintf("projects[%d]", i)
+		if projectNameRE.MatchString(p.Name) && !seen[p.Name] {
+			seen[p.Name] = true
+			paths[i] = "projects[" + p.Name + "]"
+		}
+	}
+	return paths
+}
+
+// sharedProblems checks the keys that only the top level has: those of the
+// process rather than of a project.
+func (c Config) sharedProblems() []error {
 	var out []error
 	bad := func(format string, args ...any) { out = append(out, fmt.Errorf(format, args...)) }
 	if c.Database.URL == "" {
@@ -212,8 +321,35 @@ func (c Config) problems() []error {
 	} else if u, err := url.Parse(c.Database.URL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		bad("database.url must be a postgres:// URL")
 	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+		bad("http.listen: %q is not host:port", c.HTTP.Listen)
+	}
+	if _, err := zapcore.ParseLevel(c.Log.Level); err != nil {
+		bad("log.level: %q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "auto", "json", "console":
+	default:
+		bad("log.format: %q is not one of auto, json, console", c.Log.Format)
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown_timeout must be positive")
+	}
+	if c.Journal.Retention < 0 {
+		bad("journal.retention must not be negative (0 keeps everything)")
+	}
+	return out
+}
+
+// projectProblems checks the keys a project may set (sinch, crm, sync,
+// schedule, webhook) of project, whose name the variables that may supply
+// them carry ("" for the one project without a projects: list).
+func (c Config) projectProblems(project string) []error {
+	var out []error
+	bad := func(format string, args ...any) { out = append(out, fmt.Errorf(format, args...)) }
+	env := func(name string) string { return projectEnv(project, name) }
 	if c.Sinch.ProjectID == "" {
-		bad("sinch.project_id is required (or SYNCD_SINCH_PROJECT_ID)")
+		bad("sinch.project_id is required (or %s)", env("SYNCD_SINCH_PROJECT_ID"))
 	}
 	if !slices.Contains([]string{"us", "eu", "br"}, c.Sinch.Region) {
 		bad("sinch.region: %q is not one of us, eu, br", c.Sinch.Region)
@@ -227,10 +363,10 @@ func (c Config) problems() []error {
 		bad("sinch.auth: %q is not one of basic, oauth2", c.Sinch.Auth)
 	}
 	if c.Sinch.KeyID == "" {
-		bad("sinch.key_id is required (or SYNCD_SINCH_KEY_ID)")
+		bad("sinch.key_id is required (or %s)", env("SYNCD_SINCH_KEY_ID"))
 	}
 	if c.Sinch.KeySecret == "" {
-		bad("sinch.key_secret is required (or SYNCD_SINCH_KEY_SECRET)")
+		bad("sinch.key_secret is required (or %s)", env("SYNCD_SINCH_KEY_SECRET"))
 	}
 	if c.Sinch.TokenURL != "" {
 		if u, err := url.Parse(c.Sinch.TokenURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
@@ -271,25 +407,7 @@ func (c Config) problems() []error {
 	if _, err := contactsync.ParseSchedule(c.Schedule.Full); err != nil {
 		bad("schedule.full: %q is not a schedule (like \"0 3 * * *\" or \"@daily\")", c.Schedule.Full)
 	}
-	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
-		bad("http.listen: %q is not host:port", c.HTTP.Listen)
-	}
-	out = append(out, c.Webhook.problems()...)
-	if _, err := zapcore.ParseLevel(c.Log.Level); err != nil {
-		bad("log.level: %q is not one of debug, info, warn, error", c.Log.Level)
-	}
-	switch c.Log.Format {
-	case "auto", "json", "console":
-	default:
-		bad("log.format: %q is not one of auto, json, console", c.Log.Format)
-	}
-	if c.ShutdownTimeout <= 0 {
-		bad("shutdown_timeout must be positive")
-	}
-	if c.Journal.Retention < 0 {
-		bad("journal.retention must not be negative (0 keeps everything)")
-	}
-	return out
+	return append(out, c.Webhook.problemsWith(env("SYNCD_WEBHOOK_SECRET"))...)
 }
 
 // maxWebhookTarget is the longest target the Webhooks API accepts.
@@ -298,7 +416,11 @@ const maxWebhookTarget = 742
 // problems checks the webhook keys. The listener is off without
 // webhook.listen; with it, callbacks cannot be verified without a secret.
 // public_url and sinch.app_id are needed only to register the webhook.
-func (w WebhookConfig) problems() []error {
+func (w WebhookConfig) problems() []error { return w.problemsWith("SYNCD_WEBHOOK_SECRET") }
+
+// problemsWith is problems where secretEnv is the variable that may supply
+// the secret, a project's own.
+func (w WebhookConfig) problemsWith(secretEnv string) []error {
 	var out []error
 	bad := func(format string, args ...any) { out = append(out, fmt.Errorf(format, args...)) }
 	if w.Listen != "" {
@@ -306,7 +428,7 @@ func (w WebhookConfig) problems() []error {
 			bad("webhook.listen: %q is not host:port", w.Listen)
 		}
 		if w.Secret == "" {
-			bad("webhook.secret is required with webhook.listen (or SYNCD_WEBHOOK_SECRET): unsigned callbacks are refused")
+			bad("webhook.secret is required with webhook.listen (or %s): unsigned callbacks are refused", secretEnv)
 		}
 	}
 	if !strings.HasPrefix(w.Path, "/") {
@@ -333,6 +455,11 @@ func (c Config) syncOptions(allowMassDelete bool) contactsync.Options {
 		MaxDeleteFraction: c.Sync.MaxDeleteFraction,
 		AllowMassDelete:   allowMassDelete,
 	}
+}
+
+// source is the project's CRM source: crm.source, and crm.filter over it.
+func (c Config) source() crm.Source {
+	return crm.Source{Relation: c.CRM.Source, Filter: c.CRM.Filter}
 }
 
 func (c Config) sinchConfig() sinch.Config {
@@ -364,8 +491,12 @@ type Project struct {
 	Config Config
 }
 
-// Projects lists the projects the configuration names; a configuration
-// without a projects: list is one project named "default".
+// Projects lists the projects the configuration names, in the order of its
+// projects: list; a configuration without one is one project named
+// "default", the whole configuration.
 func (c Config) Projects() []Project {
-	return []Project{{Name: defaultProjectName, Config: c}}
+	if len(c.projects) == 0 {
+		return []Project{{Name: defaultProjectName, Config: c}}
+	}
+	return slices.Clone(c.projects)
 }

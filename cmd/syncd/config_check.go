@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -26,10 +27,12 @@ func (e *env) configCommand() *cobra.Command {
 		Long: `Check the configuration file and the environment key by key (every problem at
 once, each by its key path), then connect to PostgreSQL (and say whether
 migrations are pending), check that crm.source exists and has every column of
-the contract with a type syncd can read, and make one harmless call to Sinch
-(a list of one contact) to prove the credentials. With --remote, also check
-that the Sinch webhook of sinch.app_id for webhook.public_url is registered
-as syncd webhooks register would leave it.
+the contract with a type syncd can read (and that crm.filter runs over it),
+and make one harmless call to Sinch (a list of one contact) to prove the
+credentials. With --remote, also check that the Sinch webhook of
+sinch.app_id for webhook.public_url is registered as syncd webhooks register
+would leave it. With a projects: list, each project is checked (or only
+--project's), its checks named projects[NAME].
 
 Exit status: 0 all checks passed (warnings are printed with !), 1 any problem.`,
 		Args: cobra.NoArgs,
@@ -99,51 +102,72 @@ func (e *env) configCheck(ctx context.Context, remote bool) error {
 		}
 		return "connected; migrations up to date", nil
 	})
-	check("crm.source", func(ctx context.Context) (string, error) {
-		store, err := crm.Open(ctx, cfg.Database.URL, log)
-		if err != nil {
-			return "", errors.New("not checked: no database")
+	projects, err := e.projects(cfg)
+	if err != nil {
+		failed++
+		fmt.Fprintf(out, "✗ %v\n", err)
+	}
+	listed := len(cfg.projects) > 0
+	for _, p := range projects {
+		cfg, prefix := p.Config, ""
+		if listed {
+			prefix = "projects[" + p.Name + "]."
 		}
-		defer store.Close()
-		if pending > 0 && (cfg.CRM.Source == "crm_contacts" || cfg.CRM.Source == "public.crm_contacts") {
-			return "the reference table; syncd migrate creates it", nil
-		}
-		sc, err := store.CheckSource(ctx, cfg.CRM.Source)
-		if err != nil {
-			return "", err
-		}
-		if !sc.OK() {
-			var parts []string
-			if len(sc.Missing) > 0 {
-				parts = append(parts, "missing "+strings.Join(sc.Missing, ", "))
+		check(prefix+"crm.source", func(ctx context.Context) (string, error) {
+			return checkSource(ctx, out, cfg, prefix, pending, log)
+		})
+		check(prefix+"sinch", func(ctx context.Context) (string, error) {
+			client, err := checkClient(cfg, log)
+			if err != nil {
+				return "", err
 			}
-			parts = append(parts, sc.Mistyped...)
-			return "", fmt.Errorf("%s does not have the contract's columns: %s", cfg.CRM.Source, strings.Join(parts, "; "))
+			defer client.CloseIdleConnections()
+			// A refused key comes back as one line naming the keys to check.
+			if _, err := client.ListContacts(ctx, sinch.ListContactsRequest{PageSize: 1}); err != nil {
+				return "", errors.New(strings.TrimPrefix(err.Error(), "sinch: ")) // already under "sinch:"
+			}
+			return fmt.Sprintf("%s auth accepted for project %s", cfg.Sinch.Auth, cfg.Sinch.ProjectID), nil
+		})
+		if remote {
+			check(prefix+"webhook", func(ctx context.Context) (string, error) { return checkWebhook(ctx, cfg, log) })
 		}
-		for _, w := range sc.Warnings {
-			fmt.Fprintf(out, "! crm.source: %s\n", w)
-		}
-		return fmt.Sprintf("%s has every contract column", cfg.CRM.Source), nil
-	})
-	check("sinch", func(ctx context.Context) (string, error) {
-		client, err := checkClient(cfg, log)
-		if err != nil {
-			return "", err
-		}
-		defer client.CloseIdleConnections()
-		// A refused key comes back as one line naming the keys to check.
-		if _, err := client.ListContacts(ctx, sinch.ListContactsRequest{PageSize: 1}); err != nil {
-			return "", errors.New(strings.TrimPrefix(err.Error(), "sinch: ")) // already under "sinch:"
-		}
-		return fmt.Sprintf("%s auth accepted for project %s", cfg.Sinch.Auth, cfg.Sinch.ProjectID), nil
-	})
-	if remote {
-		check("webhook", func(ctx context.Context) (string, error) { return checkWebhook(ctx, cfg, log) })
 	}
 	if failed > 0 {
 		return &exitCodeError{code: exitError, err: errors.New(plural(failed, "check") + " failed")}
 	}
 	return nil
+}
+
+// checkSource checks that cfg's CRM source has the contract's columns and
+// that its filter runs over it; warnings go to out under prefix.
+func checkSource(ctx context.Context, out io.Writer, cfg Config, prefix string, pending int, log *zap.Logger) (string, error) {
+	store, err := crm.Open(ctx, cfg.Database.URL, log)
+	if err != nil {
+		return "", errors.New("not checked: no database")
+	}
+	defer store.Close()
+	if pending > 0 && cfg.CRM.Filter == "" && (cfg.CRM.Source == "crm_contacts" || cfg.CRM.Source == "public.crm_contacts") {
+		return "the reference table; syncd migrate creates it", nil
+	}
+	sc, err := store.CheckSource(ctx, cfg.source())
+	if err != nil {
+		return "", err
+	}
+	if !sc.OK() {
+		var parts []string
+		if len(sc.Missing) > 0 {
+			parts = append(parts, "missing "+strings.Join(sc.Missing, ", "))
+		}
+		parts = append(parts, sc.Mistyped...)
+		return "", fmt.Errorf("%s does not have the contract's columns: %s", cfg.CRM.Source, strings.Join(parts, "; "))
+	}
+	for _, w := range sc.Warnings {
+		fmt.Fprintf(out, "! %scrm.source: %s\n", prefix, w)
+	}
+	if cfg.CRM.Filter != "" {
+		return fmt.Sprintf("%s has every contract column and crm.filter runs over it", cfg.CRM.Source), nil
+	}
+	return fmt.Sprintf("%s has every contract column", cfg.CRM.Source), nil
 }
 
 // plural counts noun: "1 configuration problem", "2 configuration problems".

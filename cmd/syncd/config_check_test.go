@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -148,6 +149,74 @@ func TestConfigCheckSource(t *testing.T) {
 			}
 			if tc.source == "crm_contacts" && strings.Contains(out, "!") {
 				t.Errorf("a warning on the reference table:\n%s", out)
+			}
+		})
+	}
+}
+
+// With several projects config check checks each, its checks named by the
+// project, the database once; --project checks one.
+func TestConfigCheckSeveralProjects(t *testing.T) {
+	h := newHarness(t)
+	h.migrate()
+	h.twoProjects("")
+	good, err := os.ReadFile(h.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		replace [2]string // in the configuration
+		code    int
+		want    []string
+		not     []string
+	}{
+		{name: "every project", code: 0, want: []string{
+			"✓ database.url: connected; migrations up to date",
+			"✓ projects[eu].crm.source: crm_contacts has every contract column and crm.filter runs over it",
+			"✓ projects[eu].sinch: oauth2 auth accepted for project p1",
+			"✓ projects[us].crm.source: crm_contacts has every contract column and crm.filter runs over it",
+			"✓ projects[us].sinch: oauth2 auth accepted for project p2"}},
+		{name: "one project", args: []string{"--project", "us"}, code: 0,
+			want: []string{"✓ projects[us].sinch: oauth2 auth accepted for project p2"}, not: []string{"projects[eu]"}},
+		{name: "an unknown project", args: []string{"--project", "ap"}, code: exitError,
+			want: []string{`✗ --project "ap": the configuration names eu, us`}, not: []string{"projects["}},
+		{name: "a filter that does not run", replace: [2]string{"filter: region = 'us'", "filter: regoin = 'us'"}, code: exitError, want: []string{
+			"✓ projects[eu].crm.source", "✗ projects[us].crm.source: the filter regoin = 'us' does not run over crm_contacts"}},
+		{name: "a refused key", env: map[string]string{"SYNCD_US_SINCH_KEY_SECRET": "not-the-secret"}, code: exitError, want: []string{
+			"✓ projects[eu].sinch", "✗ projects[us].sinch: ", "credentials were refused"}, not: []string{"not-the-secret"}},
+		{name: "a project's bad key", replace: [2]string{"filter: region = 'us'", "filter: region = 'us'\n    sync:\n      delete_policy: purge"}, code: exitError,
+			want: []string{"✗ configuration from", "projects[us].sync.delete_policy"}, not: []string{"database.url"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h.setConfig(string(good))
+			if tc.replace[0] != "" {
+				h.setConfig(strings.Replace(string(good), tc.replace[0], tc.replace[1], 1))
+			}
+			for k, v := range tc.env {
+				old := h.env[k]
+				h.env[k] = v
+				t.Cleanup(func() { h.env[k] = old })
+			}
+			code, out, errOut := h.run(append(tc.args, "config", "check")...)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d:\n%s%s", code, tc.code, out, errOut)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			for _, w := range tc.not {
+				if strings.Contains(out+errOut, w) {
+					t.Errorf("output has %q:\n%s%s", w, out, errOut)
+				}
+			}
+			if n := strings.Count(out, "database.url:"); n > 1 {
+				t.Errorf("the database is checked %d times:\n%s", n, out)
 			}
 		})
 	}

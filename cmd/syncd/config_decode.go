@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,17 +15,104 @@ import (
 // key or unusable value, each named by its key path (sinch.timeout) and
 // worded for the person editing the file rather than in Go's or the YAML
 // parser's terms. Keys with a problem keep their previous value.
-func decodeConfig(data []byte, cfg *Config) []error {
+//
+// The projects: list is returned undecoded, for decodeProjects: each
+// project starts from the top level once the environment has been applied
+// to it.
+func decodeConfig(data []byte, cfg *Config) (projects *yaml.Node, errs []error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return []error{fmt.Errorf("not valid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))}
+		return nil, []error{fmt.Errorf("not valid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))}
 	}
 	if len(doc.Content) == 0 { // an empty file
-		return nil
+		return nil, nil
+	}
+	top := doc.Content[0]
+	if top.Kind == yaml.MappingNode {
+		rest := *top
+		rest.Content = nil
+		for i := 0; i+1 < len(top.Content); i += 2 {
+			if top.Content[i].Value == "projects" {
+				projects = top.Content[i+1]
+				continue
+			}
+			rest.Content = append(rest.Content, top.Content[i], top.Content[i+1])
+		}
+		top = &rest
+	}
+	decodeNode(top, reflect.ValueOf(cfg).Elem(), "", &errs)
+	return projects, errs
+}
+
+// projectSections are the top-level sections a project may override, key
+// by key; the others (database, http, log...) are the process's.
+var projectSections = []string{"sinch", "crm", "sync", "schedule", "webhook"}
+
+// decodeProjects decodes the projects: list, each entry over base (the top
+// level with the environment applied), then the project's own variables
+// over that (projectEnv). Names are judged by Config.problems; a project
+// is named here by its path, projects[eu] or projects[2] while it has no
+// usable name.
+func decodeProjects(list *yaml.Node, base Config, getenv func(string) string) ([]Project, []error) {
+	if list.Kind == yaml.AliasNode {
+		list = list.Alias
 	}
 	var errs []error
-	decodeNode(doc.Content[0], reflect.ValueOf(cfg).Elem(), "", &errs)
-	return errs
+	switch {
+	case list.Tag == "!!null":
+		return nil, nil // "projects:" with nothing under it
+	case list.Kind != yaml.SequenceNode:
+		return nil, []error{fmt.Errorf("projects: want a list of projects, not %s", describeNode(list))}
+	case len(list.Content) == 0:
+		return nil, []error{fmt.Errorf("projects: the list is empty: leave it out for one project")}
+	}
+	var projects []Project
+	for i, n := range list.Content {
+		if n.Kind == yaml.AliasNode {
+			n = n.Alias
+		}
+		p := Project{Config: base}
+		path := fmt.Sprintf("projects[%d]", i)
+		if n.Kind != yaml.MappingNode {
+			errs = append(errs, fmt.Errorf("%s: want the keys of a project (name, %s), not %s", path, strings.Join(projectSections, ", "), describeNode(n)))
+			projects = append(projects, p)
+			continue
+		}
+		for j := 0; j+1 < len(n.Content); j += 2 {
+			if key, value := n.Content[j], n.Content[j+1]; key.Value == "name" {
+				if value.Kind == yaml.ScalarNode {
+					p.Name = value.Value
+				} else {
+					errs = append(errs, fmt.Errorf("%s.name: %s is not a single value", path, describeNode(value)))
+				}
+			}
+		}
+		path = projectPaths(append(projects, p))[i]
+		sections := &yaml.Node{Kind: yaml.MappingNode}
+		for j := 0; j+1 < len(n.Content); j += 2 {
+			key, value := n.Content[j], n.Content[j+1]
+			switch {
+			case key.Value == "name":
+			case slices.Contains(projectSections, key.Value):
+				sections.Content = append(sections.Content, key, value)
+			default:
+				errs = append(errs, fmt.Errorf("%s.%s: unknown key (a project has name, %s)", path, key.Value, strings.Join(projectSections, ", ")))
+			}
+		}
+		decodeNode(sections, reflect.ValueOf(&p.Config).Elem(), path, &errs)
+		if projectNameRE.MatchString(p.Name) {
+			for _, o := range envOverrides {
+				name := projectEnv(p.Name, o.name)
+				if v := getenv(name); o.project && v != "" {
+					if err := o.set(&p.Config, v); err != nil {
+						errs = append(errs, fmt.Errorf("%s (%s.%s): %w", name, path, o.key, err))
+					}
+				}
+			}
+		}
+		projects = append(projects, p)
+	}
+	return projects, errs
 }
 
 var durationType = reflect.TypeOf(time.Duration(0))

@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -169,5 +171,192 @@ func TestMigrateNeedsOnlyTheDatabase(t *testing.T) {
 	delete(h.env, "SYNCD_SINCH_KEY_SECRET")
 	if code, out, errOut := h.run("migrate"); code != 0 {
 		t.Errorf("migrate without Sinch settings exited %d:\n%s%s", code, out, errOut)
+	}
+}
+
+// writeConfig writes yaml to a file of the test's and returns its path.
+func writeConfig(t *testing.T, yaml string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// allProblems is what config check lists: the problems of reading and
+// those of the values read.
+func allProblems(t *testing.T, yaml string, env map[string]string) []string {
+	t.Helper()
+	cfg, err := readConfig(writeConfig(t, yaml), true, func(k string) string { return env[k] })
+	var read configErrors
+	if err != nil && !errors.As(err, &read) {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, p := range append([]error(read), cfg.problems()...) {
+		out = append(out, p.Error())
+	}
+	return out
+}
+
+func TestProjects(t *testing.T) {
+	env := map[string]string{
+		"SYNCD_SINCH_PROJECT_ID":    "p-shared",
+		"SYNCD_SINCH_KEY_ID":        "key-shared",
+		"SYNCD_SINCH_KEY_SECRET":    "secret-shared",
+		"SYNCD_EU_SINCH_PROJECT_ID": "p-eu",
+		"SYNCD_EU_SINCH_KEY_SECRET": "secret-eu",
+		"SYNCD_EU_WEBHOOK_SECRET":   "hook-eu",
+		"SYNCD_WEBHOOK_SECRET":      "hook-shared",
+		"SYNCD_DATABASE_URL":        "postgres://postgres@127.0.0.1:5432/other?sslmode=disable",
+	}
+	t.Run("without projects: one project, default, the whole configuration", func(t *testing.T) {
+		cfg, err := loadConfig(writeConfig(t, "sinch:\n  region: eu\n"), true, func(k string) string { return env[k] })
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := cfg.Projects()
+		if len(got) != 1 || got[0].Name != defaultProjectName || !reflect.DeepEqual(got[0].Config, cfg) {
+			t.Errorf("Projects() = %+v, want the one project default", got)
+		}
+	})
+	cfg, err := loadConfig(writeConfig(t, `
+sinch:
+  region: eu
+  timeout: 3s
+crm:
+  batch_size: 50
+webhook:
+  listen: 127.0.0.1:8789
+projects:
+  - name: eu
+    crm:
+      filter: region = 'eu'
+    sync:
+      external_id_prefix: "eu-"
+    webhook:
+      path: /hooks/eu
+  - name: us_1
+    sinch:
+      region: us
+      project_id: p-us
+      key_id: key-us
+    crm:
+      source: crm.us_contacts
+    schedule:
+      full: "@daily"
+`), true, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := cfg.Projects()
+	if len(ps) != 2 || ps[0].Name != "eu" || ps[1].Name != "us_1" {
+		t.Fatalf("Projects() = %+v, want eu and us_1", ps)
+	}
+	eu, us := ps[0].Config, ps[1].Config
+	tests := []struct {
+		key       string
+		got, want any
+	}{
+		{"eu sinch.project_id: its own variable", eu.Sinch.ProjectID, "p-eu"},
+		{"eu sinch.key_id: no variable of its own, the unprefixed one", eu.Sinch.KeyID, "key-shared"},
+		{"eu sinch.key_secret: its own variable", eu.Sinch.KeySecret, "secret-eu"},
+		{"eu sinch.region: the top level's", eu.Sinch.Region, "eu"},
+		{"eu sinch.timeout: the top level's", eu.Sinch.Timeout, 3 * time.Second},
+		{"eu crm.filter", eu.CRM.Filter, "region = 'eu'"},
+		{"eu crm.source: the default", eu.CRM.Source, "crm_contacts"},
+		{"eu crm.batch_size: the top level's", eu.CRM.BatchSize, 50},
+		{"eu sync.external_id_prefix", eu.Sync.ExternalIDPrefix, "eu-"},
+		{"eu webhook.listen: the top level's", eu.Webhook.Listen, "127.0.0.1:8789"},
+		{"eu webhook.path", eu.Webhook.Path, "/hooks/eu"},
+		{"eu webhook.secret: its own variable", eu.Webhook.Secret, "hook-eu"},
+		{"eu database.url: the process's", eu.Database.URL, env["SYNCD_DATABASE_URL"]},
+		{"us sinch.project_id: its section over the unprefixed variable", us.Sinch.ProjectID, "p-us"},
+		{"us sinch.key_id: its section", us.Sinch.KeyID, "key-us"},
+		{"us sinch.key_secret: the unprefixed variable", us.Sinch.KeySecret, "secret-shared"},
+		{"us sinch.region: its own", us.Sinch.Region, "us"},
+		{"us sinch.timeout: the top level's", us.Sinch.Timeout, 3 * time.Second},
+		{"us crm.source", us.CRM.Source, "crm.us_contacts"},
+		{"us crm.filter: none", us.CRM.Filter, ""},
+		{"us schedule.full", us.Schedule.Full, "@daily"},
+		{"us schedule.incremental: the default", us.Schedule.Incremental, "@every 1m"},
+		{"us webhook.path: the default", us.Webhook.Path, "/webhooks/sinch"},
+		{"us webhook.secret: the unprefixed variable", us.Webhook.Secret, "hook-shared"},
+		{"us sync.phone_channels: the default", us.Sync.PhoneChannels, []string{"SMS", "WHATSAPP"}},
+	}
+	for _, tc := range tests {
+		if !reflect.DeepEqual(tc.got, tc.want) {
+			t.Errorf("%s = %v, want %v", tc.key, tc.got, tc.want)
+		}
+	}
+	if len(eu.Projects()) != 1 || eu.Projects()[0].Name != defaultProjectName {
+		t.Errorf("a project's configuration names projects of its own: %+v", eu.Projects())
+	}
+}
+
+func TestProjectProblems(t *testing.T) {
+	env := map[string]string{
+		"SYNCD_SINCH_KEY_ID":        "key",
+		"SYNCD_SINCH_KEY_SECRET":    "do-not-print-me",
+		"SYNCD_EU_SINCH_PROJECT_ID": "p-eu",
+		"SYNCD_US_SINCH_PROJECT_ID": "p-us",
+	}
+	const two = "projects:\n  - name: eu\n  - name: us\n"
+	tests := []struct {
+		name string
+		yaml string
+		want []string // each a problem's beginning, in order
+	}{
+		{"two well-formed projects", two, nil},
+		{"a list of one", "projects:\n  - name: eu\n", nil},
+		{"a malformed name", "projects:\n  - name: EU\n    sinch: {project_id: p1}\n", []string{
+			`projects[0].name: "EU" is not lower case letters, digits and _`}},
+		{"no name", "projects:\n  - sinch: {project_id: p1}\n", []string{"projects[0].name is required"}},
+		{"a name that is a list", "projects:\n  - name: [eu]\n    sinch: {project_id: p1}\n", []string{
+			`projects[0].name: a list is not a single value`, "projects[0].name is required"}},
+		{"a name twice", "projects:\n  - name: eu\n  - name: eu\n    sinch: {project_id: p2}\n", []string{
+			`projects[1].name: "eu" names another project too: names are unique`,
+			`projects[1].sinch.project_id: "p-eu" is projects[eu]'s too`}}, // SYNCD_EU_SINCH_PROJECT_ID is both's
+		{"an unknown section", two + "    database: {url: x}\n", []string{
+			"projects[us].database: unknown key (a project has name, sinch, crm, sync, schedule, webhook)"}},
+		{"a key of the wrong kind", two + "    crm: {batch_size: many}\n", []string{
+			`projects[us].crm.batch_size: "many" is not a whole number`}},
+		{"an unknown key in a section", two + "    sinch: {projectid: x}\n", []string{"projects[us].sinch.projectid: unknown key"}},
+		{"a bad value", two + "    sinch: {region: mars}\n", []string{`projects[us].sinch.region: "mars" is not one of us, eu, br`}},
+		{"a project without its Sinch project", "projects:\n  - name: eu\n  - name: ap\n", []string{
+			"projects[ap].sinch.project_id is required (or SYNCD_AP_SINCH_PROJECT_ID)"}},
+		{"a webhook without its secret", two + "    webhook: {listen: '127.0.0.1:8789'}\n", []string{
+			"projects[us].webhook.secret is required with webhook.listen (or SYNCD_US_WEBHOOK_SECRET)"}},
+		{"one Sinch project twice", "projects:\n  - name: eu\n  - name: ap\n    sinch: {project_id: p-eu}\n", []string{
+			`projects[ap].sinch.project_id: "p-eu" is projects[eu]'s too`}},
+		{"a project's variable over its section", two + "    sinch: {project_id: p-eu}\n", nil},
+		{"one webhook path on one listener", "webhook: {listen: '127.0.0.1:8789', secret: s}\n" + two, []string{
+			"projects[us].webhook.path: /webhooks/sinch on 127.0.0.1:8789 is projects[eu]'s too"}},
+		{"one path on two listeners", "webhook: {secret: s}\n" + two + "    webhook: {listen: '127.0.0.1:8790'}\n", nil},
+		{"the webhook on http.listen", "webhook: {secret: s}\nhttp: {listen: '127.0.0.1:9464'}\n" + two + "    webhook: {listen: '127.0.0.1:9464'}\n", []string{
+			"projects[us].webhook.listen: 127.0.0.1:9464 is http.listen's"}},
+		{"not a list", "projects: {eu: {}}\n", []string{"projects: want a list of projects, not a set of keys",
+			"sinch.project_id is required (or SYNCD_SINCH_PROJECT_ID)"}},
+		{"an empty list", "projects: []\n", []string{"projects: the list is empty", "sinch.project_id is required (or SYNCD_SINCH_PROJECT_ID)"}},
+		{"an entry that is no project", "projects:\n  - eu\n", []string{"projects[0]: want the keys of a project", "projects[0].name is required",
+			"projects[0].sinch.project_id is required (or SYNCD_SINCH_PROJECT_ID)"}},
+		{"the process's keys stay at the top level", "database: {url: 'mysql://x'}\n" + two, []string{"database.url must be a postgres:// URL"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := allProblems(t, tc.yaml, env)
+			if len(got) != len(tc.want) {
+				t.Fatalf("problems:\n%s\nwant %d: %q", strings.Join(got, "\n"), len(tc.want), tc.want)
+			}
+			for i, p := range got {
+				if !strings.HasPrefix(p, tc.want[i]) {
+					t.Errorf("problem %d = %q, want it to begin %q", i, p, tc.want[i])
+				}
+				if strings.Contains(p, "do-not-print-me") {
+					t.Errorf("a problem leaks a secret: %q", p)
+				}
+			}
+		})
 	}
 }

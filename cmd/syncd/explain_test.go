@@ -320,3 +320,25 @@ func TestExplainEscapesTerminalControls(t *testing.T) {
 		t.Errorf("explain does not show the external id escaped:\n%s", out)
 	}
 }
+
+// explain reads the record through --project's filter and looks at its
+// Sinch project: a row of another project's is no record of this one's.
+func TestExplainOfAProject(t *testing.T) {
+	h := newHarness(t)
+	h.migrate()
+	h.twoProjects("")
+	h.load(crmRows(2))
+	h.setRegion("eu", "crm-0001")
+	h.setRegion("us", "crm-0002")
+	if code, out, errOut := h.run("--project", "us", "backfill"); code != 0 {
+		t.Fatalf("backfill exited %d:\n%s%s", code, out, errOut)
+	}
+	code, out, errOut := h.run("--project", "us", "explain", "crm-0002")
+	if code != 0 || !strings.Contains(out, "in sync: a diff would do nothing") {
+		t.Errorf("explain --project us exited %d:\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = h.run("--project", "eu", "explain", "crm-0002")
+	if code != exitError || !strings.Contains(errOut, `"crm-0002" is no CRM external_id in crm_contacts WHERE region = 'eu'`) {
+		t.Errorf("explain --project eu of a us row exited %d:\n%s%s", code, out, errOut)
+	}
+}

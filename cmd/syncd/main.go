@@ -58,7 +58,8 @@ type env struct {
 	console *console // stderr as the logger writes it; see logger
 
 	configPath     string
-	configExplicit bool // --config was given, so the file must exist
+	configExplicit bool   // --config was given, so the file must exist
+	project        string // --project: the project a command acts on
 
 	// ready, when set, is called once `syncd run` serves and schedules, with
 	// its HTTP address; tests wait on it.
@@ -106,6 +107,13 @@ for all of them.`,
 		},
 	}
 	root.PersistentFlags().StringVar(&e.configPath, "config", "config.yaml", "path of the configuration file (a missing default file is fine when the environment supplies the rest)")
+	root.PersistentFlags().StringVar(&e.project, "project", "", "the project of the configuration's projects: list to act on (required with several, for the commands that act on one)")
+	_ = root.RegisterFlagCompletionFunc("project", func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		// A configuration with problems still names its projects.
+		explicit := cmd.Flags().Changed("config")
+		cfg, _ := readConfig(e.configPath, explicit, e.getenv)
+		return completeValues(projectNames(cfg), false)(cmd, args, toComplete)
+	})
 	root.AddCommand(
 		e.migrateCommand(),
 		e.runCommand(),

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -129,6 +130,7 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"__complete", "status", "--format", "j"}, 0, "json\n", "markdown"},
 		{[]string{"__complete", "diff", "--only", "create,d"}, 0, "create,delete\n", "create,create"},
 		{[]string{"__complete", "diff", "--only", "re"}, 0, "rejected\n", ""},
+		{[]string{"__complete", "status", "--project", ""}, 0, "default\n", ""},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -137,5 +139,67 @@ func TestCommandLine(t *testing.T) {
 				t.Errorf("exit %d (want %d):\n%s%s", code, tc.code, out, errOut)
 			}
 		})
+	}
+}
+
+// twoProjects makes the harness's configuration two projects reading one
+// table, crm_contacts with a region column: eu on the harness's emulator,
+// with the unprefixed variables, and us on an emulator of its own, with
+// its own variables. The database must be migrated. It returns us's
+// emulator.
+func (h *harness) twoProjects(extra string) *sinchtest.Emulator {
+	h.t.Helper()
+	us, srv := sinchtest.Start(h.t, sinchtest.Options{ProjectID: "p2", KeyID: "key2", KeySecret: "s3cret-us"})
+	h.env["SYNCD_US_SINCH_PROJECT_ID"] = "p2"
+	h.env["SYNCD_US_SINCH_KEY_ID"] = "key2"
+	h.env["SYNCD_US_SINCH_KEY_SECRET"] = "s3cret-us"
+	if err := h.store.DB().Exec(`ALTER TABLE crm_contacts ADD COLUMN region text`).Error; err != nil {
+		h.t.Fatal(err)
+	}
+	h.setConfig(`sinch:
+  rate_limit_rps: 1000
+sync:
+  max_delete_fraction: 1
+projects:
+  - name: eu
+    crm:
+      filter: region = 'eu'
+  - name: us
+    sinch:
+      base_url: ` + srv.URL + `
+      token_url: ` + srv.URL + `/oauth2/token
+    crm:
+      filter: region = 'us'
+` + extra)
+	return us
+}
+
+// setRegion puts the rows with the given external_ids in region.
+func (h *harness) setRegion(region string, ids ...string) {
+	h.t.Helper()
+	if err := h.store.DB().Exec(`UPDATE crm_contacts SET region = ? WHERE external_id IN ?`, region, ids).Error; err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// externalIDs lists the external_ids of an emulator's contacts, sorted.
+func externalIDs(emu *sinchtest.Emulator) []string {
+	var out []string
+	for _, c := range emu.Contacts() {
+		out = append(out, c.ExternalID)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// --project completes from the configuration's projects.
+func TestProjectFlagCompletes(t *testing.T) {
+	h := newHarness(t)
+	h.migrate()
+	h.twoProjects("")
+	for _, tc := range []struct{ prefix, want string }{{"", "eu\nus\n"}, {"u", "us\n"}, {"x", ":4\n"}} {
+		if code, out, _ := h.run("__complete", "diff", "--project", tc.prefix); code != 0 || !strings.HasPrefix(out, tc.want) {
+			t.Errorf("completing --project %q exited %d:\n%s", tc.prefix, code, out)
+		}
 	}
 }

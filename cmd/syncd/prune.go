@@ -18,18 +18,22 @@ func (e *env) pruneCommand() *cobra.Command {
 		Short: "Delete journal entries and finished runs older than journal.retention",
 		Long: `Delete the project's finished runs that ended more than journal.retention ago
 (or --older-than), with their journal entries, in small batches that never
-hold up a run. syncd run does the same every hour; this is for hosts that
-run only backfills. Runs still marked running are kept.
+hold up a run: every project's, or --project's. syncd run does the same
+every hour; this is for hosts that run only backfills. Runs still marked
+running are kept.
 
 Exit status: 0, 1 error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			d, err := e.open(cmd.Context())
+			cfg, err := e.config(e.configExplicit)
 			if err != nil {
 				return err
 			}
-			defer d.Close()
-			retention := d.cfg.Journal.Retention
+			projects, err := e.projects(cfg)
+			if err != nil {
+				return err
+			}
+			retention := cfg.Journal.Retention
 			if cmd.Flags().Changed("older-than") {
 				retention = olderThan
 			}
@@ -37,15 +41,29 @@ Exit status: 0, 1 error.`,
 				fmt.Fprintln(e.stdout, "journal.retention is 0: everything is kept.")
 				return nil
 			}
-			before := time.Now().Add(-retention)
-			st, err := d.store.Prune(cmd.Context(), d.cfg.Sinch.ProjectID, before, crm.DefaultPruneBatch)
-			entries := fmt.Sprintf("%d journal entries", st.JournalEntries)
-			if st.JournalEntries == 1 {
-				entries = "1 journal entry"
+			d, err := e.openShared(cmd.Context(), projects)
+			if err != nil {
+				return err
 			}
-			fmt.Fprintf(e.stdout, "Pruned %s and %s that finished before %s.\n",
-				entries, plural(int(st.Runs), "run"), before.Local().Format(timeLayout))
-			return err
+			defer d.Close()
+			before := time.Now().Add(-retention)
+			for _, p := range projects {
+				st, err := d.store.Prune(cmd.Context(), p.Config.Sinch.ProjectID, before, crm.DefaultPruneBatch)
+				entries := fmt.Sprintf("%d journal entries", st.JournalEntries)
+				if st.JournalEntries == 1 {
+					entries = "1 journal entry"
+				}
+				of := ""
+				if len(cfg.projects) > 0 {
+					of = " of project " + p.Name
+				}
+				fmt.Fprintf(e.stdout, "Pruned %s and %s%s that finished before %s.\n",
+					entries, plural(int(st.Runs), "run"), of, before.Local().Format(timeLayout))
+				if err != nil {
+					return err
+				}
+			}
+			return nil
 		},
 	}
 	cmd.Flags().DurationVar(&olderThan, "older-than", 0, "prune what finished longer ago than this instead of journal.retention")

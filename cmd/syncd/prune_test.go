@@ -69,3 +69,31 @@ func TestDaemonPrunes(t *testing.T) {
 		return old == 0
 	})
 }
+
+// Without --project, prune prunes every project's journal; with it, that
+// project's only.
+func TestPruneSeveralProjects(t *testing.T) {
+	h := newHarness(t)
+	h.migrate()
+	h.twoProjects("")
+	h.load(crmRows(3))
+	h.setRegion("eu", "crm-0001")
+	h.setRegion("us", "crm-0002", "crm-0003")
+	for _, p := range []string{"eu", "us"} {
+		if code, out, errOut := h.run("--project", p, "backfill"); code != 0 {
+			t.Fatalf("%s: backfill exited %d:\n%s%s", p, code, out, errOut)
+		}
+	}
+	h.age("31 days")
+	code, out, _ := h.run("--project", "us", "prune")
+	if code != 0 || !strings.HasPrefix(out, "Pruned 2 journal entries and 1 run of project us ") || strings.Count(out, "\n") != 1 {
+		t.Errorf("prune --project us exited %d: %s", code, out)
+	}
+	code, out, _ = h.run("prune")
+	if code != 0 || !strings.Contains(out, "Pruned 1 journal entry and 1 run of project eu ") || !strings.Contains(out, "Pruned 0 journal entries and 0 runs of project us ") {
+		t.Errorf("prune exited %d: %s", code, out)
+	}
+	if n := h.count("syncd.journal") + h.count("syncd.runs"); n != 0 {
+		t.Errorf("%d rows left in the journal and runs", n)
+	}
+}

@@ -20,9 +20,12 @@ func (e *env) statusCommand() *cobra.Command {
 	var limit int
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show the last runs and who holds the project lock",
+		Short: "Show the last runs and who holds the project lock, for every project",
 		Long: `Print the last runs from the journal (kind, start, duration, counts, outcome,
-the first rejected rows) and whether a syncd currently holds the project's lock.
+the first rejected rows) and whether a syncd currently holds the project's lock:
+for every project of the configuration, one section each, or for --project's.
+With --format json, a configuration with a projects: list (and no --project)
+gives a list of the projects' reports; otherwise the one report.
 
 Exit status: 0, 1 error.`,
 		Args: cobra.NoArgs,
@@ -30,21 +33,49 @@ Exit status: 0, 1 error.`,
 			if format != "text" && format != "json" {
 				return fmt.Errorf("--format: %q is not one of text, json", format)
 			}
-			d, err := e.open(cmd.Context())
+			cfg, err := e.config(e.configExplicit)
+			if err != nil {
+				return err
+			}
+			projects, err := e.projects(cfg)
+			if err != nil {
+				return err
+			}
+			d, err := e.openShared(cmd.Context(), projects)
 			if err != nil {
 				return err
 			}
 			defer d.Close()
-			st, err := readStatus(cmd.Context(), d.store, d.cfg.Sinch.ProjectID, limit)
-			if err != nil {
-				return err
+			reports := make([]statusReport, 0, len(projects))
+			for _, p := range projects {
+				st, err := readStatus(cmd.Context(), d.store, p.Config.Sinch.ProjectID, limit)
+				if err != nil {
+					return fmt.Errorf("project %s: %w", p.Name, err)
+				}
+				st.Project = p.Name
+				reports = append(reports, st)
 			}
+			list := len(cfg.projects) > 0 && e.project == ""
 			if format == "json" {
 				enc := json.NewEncoder(e.stdout)
 				enc.SetIndent("", "  ")
-				return enc.Encode(st)
+				if list {
+					return enc.Encode(reports)
+				}
+				return enc.Encode(reports[0])
 			}
-			return writeStatus(e.stdout, st)
+			for i, st := range reports {
+				if i > 0 {
+					fmt.Fprintln(e.stdout)
+				}
+				if list {
+					fmt.Fprintf(e.stdout, "== %s ==\n", st.Project)
+				}
+				if err := writeStatus(e.stdout, st); err != nil {
+					return err
+				}
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "text", "text or json")
@@ -54,6 +85,7 @@ Exit status: 0, 1 error.`,
 }
 
 type statusReport struct {
+	Project   string          `json:"project"` // its name in the configuration
 	ProjectID string          `json:"project_id"`
 	Lock      lockStatus      `json:"lock"`
 	Runs      []runStatusJSON `json:"runs"`

@@ -139,3 +139,60 @@ func TestStatusOfARunningRun(t *testing.T) {
 		t.Errorf("duration_ms of the running run = %v, want its elapsed time", d)
 	}
 }
+
+// With several projects status shows each, one section each, and in JSON a
+// list; --project picks one.
+func TestStatusOfSeveralProjects(t *testing.T) {
+	h := newHarness(t)
+	h.migrate()
+	h.twoProjects("")
+	h.load(crmRows(3))
+	h.setRegion("eu", "crm-0001")
+	h.setRegion("us", "crm-0002", "crm-0003")
+	if code, out, errOut := h.run("--project", "us", "backfill"); code != 0 {
+		t.Fatalf("backfill exited %d:\n%s%s", code, out, errOut)
+	}
+	lock, err := h.store.TryLock(context.Background(), "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Release(context.Background())
+
+	code, out, errOut := h.run("status")
+	if code != 0 {
+		t.Fatalf("status exited %d: %s", code, errOut)
+	}
+	eu, us, ok := strings.Cut(out, "== us ==")
+	if !ok || !strings.HasPrefix(eu, "== eu ==\nProject p1: a syncd is running a sync now") || !strings.Contains(eu, "No runs yet.") {
+		t.Errorf("status lacks eu's section, locked and without runs, then us's:\n%s", out)
+	}
+	if !strings.Contains(us, "Project p2: no sync running now.") || !strings.Contains(us, "succeeded") {
+		t.Errorf("status lacks us's section with its run:\n%s", out)
+	}
+
+	type report struct {
+		Project   string `json:"project"`
+		ProjectID string `json:"project_id"`
+		Lock      struct {
+			Held bool `json:"held"`
+		} `json:"lock"`
+		Runs []struct {
+			Counts map[string]int `json:"counts"`
+		} `json:"runs"`
+	}
+	code, out, _ = h.run("status", "--format", "json")
+	var all []report
+	if err := json.Unmarshal([]byte(out), &all); err != nil || code != 0 {
+		t.Fatalf("status --format json exited %d: %v\n%s", code, err, out)
+	}
+	if len(all) != 2 || all[0].Project != "eu" || all[0].ProjectID != "p1" || !all[0].Lock.Held || len(all[0].Runs) != 0 ||
+		all[1].Project != "us" || all[1].ProjectID != "p2" || all[1].Lock.Held || len(all[1].Runs) != 1 || all[1].Runs[0].Counts["create"] != 2 {
+		t.Errorf("status --format json = %+v", all)
+	}
+
+	code, out, _ = h.run("--project", "us", "status", "--format", "json")
+	var one report
+	if err := json.Unmarshal([]byte(out), &one); err != nil || code != 0 || one.Project != "us" || one.ProjectID != "p2" {
+		t.Errorf("status --project us --format json exited %d: %v\n%s", code, err, out)
+	}
+}

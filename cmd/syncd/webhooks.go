@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
 
 	"github.com/syncd/syncd/sinch"
 )
@@ -22,14 +23,24 @@ and webhook.secret, list shows the app's webhooks, delete removes one.`,
 	return cmd
 }
 
-// webhooksClient loads the configuration and builds a Sinch client; the
-// webhook commands need no database. need names the keys the command
+// webhooksClient loads the configuration and builds a Sinch client for the
+// project the command acts on (oneProject), whose configuration it returns;
+// the webhook commands need no database. need names the keys the command
 // cannot do without.
 func (e *env) webhooksClient(need ...string) (Config, *sinch.Client, error) {
 	cfg, err := e.config(e.configExplicit)
 	if err != nil {
 		return cfg, nil, err
 	}
+	p, err := e.oneProject(cfg)
+	if err != nil {
+		return cfg, nil, err
+	}
+	where := ""
+	if len(cfg.projects) > 0 {
+		where = "projects[" + p.Name + "]."
+	}
+	cfg = p.Config
 	for _, key := range need {
 		missing := map[string]bool{
 			"sinch.app_id":       cfg.Sinch.AppID == "",
@@ -37,13 +48,14 @@ func (e *env) webhooksClient(need ...string) (Config, *sinch.Client, error) {
 			"webhook.secret":     cfg.Webhook.Secret == "",
 		}[key]
 		if missing {
-			return cfg, nil, fmt.Errorf("%s is required for this command", key)
+			return cfg, nil, fmt.Errorf("%s%s is required for this command", where, key)
 		}
 	}
 	log, err := e.logger(cfg.Log)
 	if err != nil {
 		return cfg, nil, err
 	}
+	log = log.With(zap.String("project", p.Name))
 	sc := cfg.sinchConfig()
 	sc.Logger = log
 	client, err := sinch.NewClient(sc)

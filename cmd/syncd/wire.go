@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -55,8 +57,46 @@ func isTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
+// projectNames lists the names of the configuration's projects.
+func projectNames(cfg Config) []string {
+	var names []string
+	for _, p := range cfg.Projects() {
+		names = append(names, p.Name)
+	}
+	return names
+}
+
+// projects are the projects a command that can act on every one acts on:
+// --project's, or all of them.
+func (e *env) projects(cfg Config) ([]Project, error) {
+	all := cfg.Projects()
+	if e.project == "" {
+		return all, nil
+	}
+	for _, p := range all {
+		if p.Name == e.project {
+			return []Project{p}, nil
+		}
+	}
+	return nil, fmt.Errorf("--project %q: the configuration names %s", e.project, strings.Join(projectNames(cfg), ", "))
+}
+
+// oneProject is the project a command that acts on one acts on: --project's,
+// or the configuration's only one. Of several, none is a default.
+func (e *env) oneProject(cfg Config) (Project, error) {
+	ps, err := e.projects(cfg)
+	if err != nil {
+		return Project{}, err
+	}
+	if len(ps) > 1 {
+		return Project{}, fmt.Errorf("the configuration names several projects (%s): say which with --project", strings.Join(projectNames(cfg), ", "))
+	}
+	return ps[0], nil
+}
+
 // deps are the long-lived parts a command works with.
 type deps struct {
+	project string // the project's name, as --project takes it
 	cfg     Config
 	log     *zap.Logger
 	store   *crm.Store
@@ -74,14 +114,24 @@ func (d *deps) Close() {
 	_ = d.log.Sync()
 }
 
-// open loads the configuration and connects to PostgreSQL and Sinch. A
-// database whose schema is behind this binary's is refused in one line.
+// open loads the configuration and connects to PostgreSQL and to Sinch for
+// the project the command acts on (oneProject). A database whose schema is
+// behind this binary's is refused in one line.
 func (e *env) open(ctx context.Context) (*deps, error) {
 	cfg, err := e.config(e.configExplicit)
 	if err != nil {
 		return nil, err
 	}
-	d, err := e.openWith(ctx, cfg)
+	p, err := e.oneProject(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return e.openMigrated(ctx, p)
+}
+
+// openMigrated is openProject, refusing a database with migrations pending.
+func (e *env) openMigrated(ctx context.Context, p Project) (*deps, error) {
+	d, err := e.openProject(ctx, p)
 	if err != nil {
 		return nil, err
 	}
@@ -92,17 +142,36 @@ func (e *env) open(ctx context.Context) (*deps, error) {
 	return d, nil
 }
 
+// openShared connects for a command acting on every one of projects: they
+// share the database, so one connection serves them all; the logs name the
+// project only when there is one.
+func (e *env) openShared(ctx context.Context, projects []Project) (*deps, error) {
+	p := projects[0]
+	if len(projects) > 1 {
+		p.Name = ""
+	}
+	return e.openMigrated(ctx, p)
+}
+
+// openWith connects for one project's configuration, as open does without
+// choosing the project; its logs name no project and its metrics are the
+// default project's.
 func (e *env) openWith(ctx context.Context, cfg Config) (*deps, error) {
-	log, err := e.logger(cfg.Log)
+	return e.openProject(ctx, Project{Config: cfg})
+}
+
+// openProject connects for p; every log line of the command names it.
+func (e *env) openProject(ctx context.Context, p Project) (*deps, error) {
+	log, err := e.logger(p.Config.Log)
 	if err != nil {
 		return nil, err
 	}
-	store, err := crm.Open(ctx, cfg.Database.URL, log)
+	store, err := crm.Open(ctx, p.Config.Database.URL, log)
 	if err != nil {
 		_ = log.Sync()
 		return nil, fmt.Errorf("database.url: %w", err)
 	}
-	d, err := projectDeps(Project{Name: defaultProjectName, Config: cfg}, log, store, metrics.New())
+	d, err := projectDeps(p, log, store, metrics.New())
 	if err != nil {
 		_ = store.Close()
 		_ = log.Sync()
@@ -114,12 +183,16 @@ func (e *env) openWith(ctx context.Context, cfg Config) (*deps, error) {
 // projectDeps are the parts of one project over the store and registry
 // that every project of the process shares: its own Sinch client (and so
 // its own rate limit, as Sinch's limit is per project), its own series,
-// and a logger that names it. Closing them closes the store.
+// and a logger that names it (unless p has no name: openWith's). Closing
+// them closes the store.
 func projectDeps(p Project, log *zap.Logger, store *crm.Store, registry *metrics.Metrics) (*deps, error) {
-	d := &deps{cfg: p.Config, log: log.With(zap.String("project", p.Name)), store: store,
-		registry: registry, metrics: registry.Project(p.Name)}
+	if p.Name != "" {
+		log = log.With(zap.String("project", p.Name))
+	}
+	d := &deps{project: p.Name, cfg: p.Config, log: log, store: store, registry: registry,
+		metrics: registry.Project(cmp.Or(p.Name, defaultProjectName))}
 	sc := p.Config.sinchConfig()
-	sc.Logger = d.log
+	sc.Logger = log
 	sc.Observer = d.metrics
 	var err error
 	if d.client, err = sinch.NewClient(sc); err != nil {
@@ -135,7 +208,7 @@ func (d *deps) reconciler(allowMassDelete bool) *contactsync.Reconciler {
 		Sinch:       d.client,
 		Logger:      d.log,
 		ProjectID:   d.cfg.Sinch.ProjectID,
-		Source:      d.cfg.CRM.Source,
+		Source:      d.cfg.source(),
 		BatchSize:   d.cfg.CRM.BatchSize,
 		Concurrency: d.cfg.Sinch.MaxConcurrency,
 		Options:     d.cfg.syncOptions(allowMassDelete),
