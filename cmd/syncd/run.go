@@ -106,9 +106,13 @@ func (e *env) daemon(ctx context.Context) error {
 	if err := store.CheckMigrated(ctx); err != nil {
 		return err
 	}
+	serve, err := e.projects(cfg)
+	if err != nil {
+		return err
+	}
 	registry := metrics.New()
 	var projects []*projectRun
-	for _, p := range cfg.Projects() {
+	for _, p := range serve {
 		d, err := projectDeps(p, log, store, registry)
 		if err != nil {
 			return fmt.Errorf("project %s: %w", p.Name, err)
