@@ -29,8 +29,11 @@ and, with crm.notify, an incremental one within a second of a CRM change.
 With webhook.listen, Sinch's contact callbacks are received there, verified,
 stored, and the contacts they name reconciled within seconds.
 Every hour, journal entries and runs older than journal.retention are pruned.
-One run at a time per Sinch project, across hosts (a PostgreSQL advisory
-lock). Serves /healthz, /readyz and /metrics on http.listen, and speaks
+Serves every project of the configuration (or --project's). Run it on
+several hosts against one PostgreSQL: for each project one process is active
+and the others stand by, taking it over within seconds of its loss; the
+projects spread over the live processes. One run at a time per Sinch
+project, across hosts (a PostgreSQL advisory lock). Serves /healthz, /readyz and /metrics on http.listen, and speaks
 systemd's notify protocol (Type=notify, watchdog). Refuses to start on a
 database with migrations pending.
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -108,6 +109,9 @@ func TestStandbyTakesOverMidBackfill(t *testing.T) {
 			})
 			b := h.startProcess("run")
 			eventually(t, "the second stands by", func() bool { _, _, m := h.leaderOf(); return m == 2 })
+			if how == "SIGKILL" {
+				h.checkStatusRoles(a, b)
+			}
 			eventually(t, "the backfill is under way", func() bool { return h.emu.Calls(sinchtest.OpCreate) >= 300 })
 
 			_, lost, _ := h.leaderOf()
@@ -170,5 +174,27 @@ func TestStandbyTakesOverMidBackfill(t *testing.T) {
 				t.Logf("first process:\n%s\nsecond process:\n%s", a.out, b.out)
 			}
 		})
+	}
+}
+
+// checkStatusRoles checks that syncd status names active as the active
+// process of the project and standby as standing by.
+func (h *harness) checkStatusRoles(active, standby *process) {
+	h.t.Helper()
+	code, out, errOut := h.run("status", "--format", "json")
+	if code != 0 {
+		h.t.Fatalf("status exited %d: %s", code, errOut)
+	}
+	var st statusReport
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		h.t.Fatal(err)
+	}
+	if len(st.Processes) != 2 || st.Processes[0].Role != "active" || !strings.HasSuffix(st.Processes[0].ApplicationName, active.appName()) ||
+		st.Processes[1].Role != "standby" || !strings.HasSuffix(st.Processes[1].ApplicationName, standby.appName()) {
+		h.t.Errorf("status processes: %+v", st.Processes)
+	}
+	_, text, _ := h.run("status")
+	if !strings.Contains(text, "Processes: active syncd host=") || !strings.Contains(text, "; standing by syncd host=") {
+		h.t.Errorf("status text:\n%s", text)
 	}
 }
