@@ -37,6 +37,10 @@ type childArgs struct {
 	MemProfile  string        `json:"mem_profile,omitempty"`
 	Timeout     time.Duration `json:"timeout"`
 	MemLimit    string        `json:"mem_limit,omitempty"`
+
+	// projects: every project's emulator, and the phase to run.
+	Projects []benchProject `json:"projects,omitempty"`
+	Phase    string         `json:"phase,omitempty"`
 }
 
 // childResult is what a scenario process prints on stdout.
@@ -64,6 +68,10 @@ type childResult struct {
 	Prepare  time.Duration `json:"prepare"`
 	Diff     time.Duration `json:"diff"`
 	DiffHeap uint64        `json:"diff_heap"`
+
+	// projects: each project's wall, and the process's CPU time.
+	Walls []time.Duration `json:"walls,omitempty"`
+	CPU   time.Duration   `json:"cpu,omitempty"`
 }
 
 func runChild(raw string) error {
@@ -101,6 +109,8 @@ func runChild(raw string) error {
 		err = childPureDiff(a, &res)
 	case "diff", "backfill", "noop", "incremental":
 		err = childRun(ctx, a, &res)
+	case "projects":
+		err = childProjects(ctx, a, &res)
 	default:
 		err = fmt.Errorf("unknown scenario %q", a.Scenario)
 	}

@@ -53,7 +53,9 @@ func main() {
 	flag.IntVar(&cfg.large, "large", 100_000, "N above which -large-latency applies")
 	flag.Float64Var(&cfg.rps, "rps", 800, "Sinch rate limit (client and emulator), requests/s")
 	flag.IntVar(&cfg.concurrency, "concurrency", 0, "requests in flight; 0: enough to reach -rps at the measured round trip, plus one (at least 8)")
-	flag.StringVar(&cfg.only, "only", "", "comma-separated scenarios to run (read,purediff,diff,backfill,noop,incremental,peer); default all")
+	flag.StringVar(&cfg.only, "only", "", "comma-separated scenarios to run (read,purediff,diff,backfill,noop,incremental,peer,projects); default all")
+	flag.StringVar(&cfg.projects, "projects", "1,2,4,8,16", "projects: comma-separated numbers of projects served by one process")
+	flag.IntVar(&cfg.projectsN, "projects-n", 10_000, "projects: CRM rows (and so contacts) of each project")
 	flag.IntVar(&cfg.peerN, "peer-n", 600, "peer: contacts to create")
 	flag.DurationVar(&cfg.peerLatency, "peer-latency", 50*time.Millisecond, "peer: emulator latency per request")
 	flag.StringVar(&cfg.peerDir, "peer-dir", "", "peer: directory holding (or to receive) the npm install of the Sinch Node SDK; default a temporary one")
@@ -81,6 +83,8 @@ type config struct {
 	keep         bool
 	memLimit     string
 	peerN        int
+	projects     string
+	projectsN    int
 	peerLatency  time.Duration
 	peerDir      string
 }
@@ -142,6 +146,23 @@ func run(cfg config) error {
 			printPeer(os.Stdout, cfg, peers)
 			return fmt.Errorf("peer: %w", err)
 		}
+	}
+	var projects []projectsRow
+	if cfg.wants("projects") {
+		var counts []int
+		for s := range strings.SplitSeq(cfg.projects, ",") {
+			k, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil || k < 1 {
+				return fmt.Errorf("-projects: %q is not a number of projects", s)
+			}
+			counts = append(counts, k)
+		}
+		var err error
+		if projects, err = benchProjects(ctx, cfg, counts); err != nil {
+			printProjects(os.Stdout, cfg, projects)
+			return fmt.Errorf("projects: %w", err)
+		}
+		defer printProjects(os.Stdout, cfg, projects)
 	}
 	for _, n := range sizes {
 		if !slices.ContainsFunc(sizeScenarios, cfg.wants) {

@@ -59,6 +59,16 @@ func Open(ctx context.Context, databaseURL string, log *zap.Logger) (*Store, err
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = applicationName()
 	}
+	// A client host that vanishes (power lost, a partition) leaves its
+	// sessions, and the locks they hold, on the server until TCP gives up on
+	// them, two hours by default. These make the server give up within about
+	// 11 s, so that a standby takes a project over within seconds. TCP only;
+	// the URL may set them otherwise.
+	for k, v := range sessionKeepalive {
+		if _, set := cfg.RuntimeParams[k]; !set {
+			cfg.RuntimeParams[k] = v
+		}
+	}
 	target := fmt.Sprintf("postgres at %s:%d database %q user %q", cfg.Host, cfg.Port, cfg.Database, cfg.User)
 
 	db := stdlib.OpenDB(*cfg)
@@ -88,6 +98,26 @@ func Open(ctx context.Context, databaseURL string, log *zap.Logger) (*Store, err
 	log.Debug("connected to postgres", zap.String("host", cfg.Host), zap.Uint16("port", cfg.Port),
 		zap.String("database", cfg.Database), zap.String("user", cfg.User))
 	return &Store{gorm: g, db: db, log: log}, nil
+}
+
+// sessionKeepalive is what a session asks of the server's TCP keepalives: a
+// probe after 5 s of silence, then every 2 s, three unanswered ones ending
+// the session; tcp_user_timeout bounds unacknowledged sends the same way.
+var sessionKeepalive = map[string]string{
+	"tcp_keepalives_idle":     "5",
+	"tcp_keepalives_interval": "2",
+	"tcp_keepalives_count":    "3",
+	"tcp_user_timeout":        "11000",
+}
+
+// ServeProjects sizes the pool for a process that syncs that many projects
+// at once (syncd run with a projects: list): each project's run holds its
+// lock's session and reads and writes on others, and one project's run must
+// never wait for connections another's holds.
+func (s *Store) ServeProjects(projects int) {
+	projects = max(1, projects)
+	s.db.SetMaxOpenConns(maxOpenConns * projects)
+	s.db.SetMaxIdleConns(maxIdleConns * projects)
 }
 
 // Close closes the connection pool. A Lock still held keeps its connection

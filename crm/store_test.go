@@ -83,3 +83,23 @@ func TestSessionsNameThemselves(t *testing.T) {
 		})
 	}
 }
+
+// A vanished client host must not hold its locks for hours: every session
+// asks the server to give up on a silent peer within seconds.
+func TestSessionsAskForShortKeepalives(t *testing.T) {
+	s := crmtest.NewStore(t)
+	for name, want := range map[string]string{
+		"tcp_keepalives_idle":     "5",
+		"tcp_keepalives_interval": "2",
+		"tcp_keepalives_count":    "3",
+		"tcp_user_timeout":        "11000",
+	} {
+		var got string
+		if err := s.DB().Raw("SELECT current_setting(?)", name).Scan(&got).Error; err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+}

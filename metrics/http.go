@@ -20,6 +20,9 @@ type Health struct {
 	LastRun func() (outcome string, ok bool) // outcome of the last finished run, ok=false before any run
 	// FailedBecause, when set, says why the last run failed, for /readyz.
 	FailedBecause func() string
+	// Roles, when set, says which projects this process is active for and
+	// which it stands by for; /readyz adds it to its answer either way.
+	Roles func() string
 }
 
 // Handler serves the daemon's HTTP endpoints:
@@ -29,7 +32,8 @@ type Health struct {
 //     database is down gets a healthy daemon restarted in a loop.
 //   - GET /readyz: 200 "ok" when h.Ping succeeds within [PingTimeout] and
 //     the last finished run did not fail; otherwise 503 with a one-line
-//     reason. An interrupted run (a shutdown) does not count as failed, and
+//     reason. Either answer ends with h.Roles in parentheses when it says
+//     something ("ok (active for eu; standing by for us)"). An interrupted run (a shutdown) does not count as failed, and
 //     neither does having no run yet.
 //   - GET /metrics: m's registry in the Prometheus exposition format. With
 //     a nil m there is no /metrics.
@@ -42,11 +46,17 @@ func Handler(m *Metrics, h Health) http.Handler {
 		writeText(w, http.StatusOK, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		roles := ""
+		if h.Roles != nil {
+			if r := h.Roles(); r != "" {
+				roles = " (" + r + ")"
+			}
+		}
 		if reason := h.notReady(r.Context()); reason != "" {
-			writeText(w, http.StatusServiceUnavailable, "not ready: "+reason)
+			writeText(w, http.StatusServiceUnavailable, "not ready: "+reason+roles)
 			return
 		}
-		writeText(w, http.StatusOK, "ok")
+		writeText(w, http.StatusOK, "ok"+roles)
 	})
 	if m != nil {
 		mux.Handle("GET /metrics", m.scrape)

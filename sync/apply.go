@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -276,9 +277,15 @@ func (r *Reconciler) mark(ctx context.Context, id int64, res opResult) {
 	}
 }
 
-// groupByExternalID keeps plan order inside each group.
+// groupByExternalID groups the operations that must run one after another:
+// those of one external_id, in plan order, and, after the patch that gives
+// a contact its external_id back (or re-keys it), everything of the
+// external_id that contact carried until then. That patch frees the
+// external_id for its own record's create; run side by side, a run cut
+// short between the two would leave that record with two contacts, and a
+// failed patch skips the create.
 func groupByExternalID(ops []Operation) [][]int {
-	at := make(map[string]int)
+	at := make(map[string]int) // external_id -> its group
 	var groups [][]int
 	for i, op := range ops {
 		g, ok := at[op.ExternalID]
@@ -289,7 +296,50 @@ func groupByExternalID(ops []Operation) [][]int {
 		}
 		groups[g] = append(groups[g], i)
 	}
-	return groups
+	// Groups joined so far point at the one that holds their operations.
+	into := make([]int, len(groups))
+	for g := range into {
+		into[g] = g
+	}
+	find := func(g int) int {
+		for into[g] != g {
+			into[g] = into[into[g]]
+			g = into[g]
+		}
+		return g
+	}
+	for _, op := range ops {
+		freed := freedExternalID(op)
+		if freed == "" {
+			continue
+		}
+		from, ok := at[freed]
+		if !ok {
+			continue
+		}
+		from, to := find(from), find(at[op.ExternalID])
+		if from == to {
+			continue
+		}
+		groups[to] = append(groups[to], groups[from]...)
+		groups[from] = nil
+		into[from] = to
+	}
+	return slices.DeleteFunc(groups, func(g []int) bool { return len(g) == 0 })
+}
+
+// freedExternalID is the external_id a patch takes away from its contact
+// for another one ("" for any other operation).
+func freedExternalID(op Operation) string {
+	if op.Kind != OpPatch {
+		return ""
+	}
+	for _, c := range op.Changes {
+		if c.Field == sinch.FieldExternalID && c.Old != "" && c.Old != c.New {
+			return c.Old
+		}
+	}
+	return ""
 }
 
 func indexOf(s []int, v int) int {

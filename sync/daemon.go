@@ -45,6 +45,10 @@ type Daemon struct {
 	// RunAtStart makes an incremental run as soon as Run starts (and, with
 	// Events, an event run after it).
 	RunAtStart bool
+	// WaitAtStart makes that first run wait for a project lock held
+	// elsewhere instead of skipping: a process that takes a project over
+	// from another waits for the other's last run to end.
+	WaitAtStart bool
 	// Events, when set, tells of new Sinch contact events in the queue:
 	// each burst makes an event run (see RunEvents).
 	Events <-chan struct{}
@@ -97,7 +101,7 @@ func (d *Daemon) Run(ctx context.Context, changes <-chan struct{}) error {
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
-			d.start(ctx, RunIncremental, true)
+			d.begin(ctx, RunIncremental, true, d.WaitAtStart)
 		}()
 	}
 	if changes != nil {
@@ -199,11 +203,24 @@ func (d *Daemon) watch(ctx context.Context, changes <-chan struct{}, kind string
 	}
 }
 
+// Busy reports whether a run is going.
+func (d *Daemon) Busy() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.busy
+}
+
 // start runs kind unless a run is going. A notification (coalesce) that
 // finds a run going asks for one more run of its kind after it instead; a
 // full tick that finds an incremental run going queues the full run after
 // it, once.
 func (d *Daemon) start(ctx context.Context, kind string, coalesce bool) {
+	d.begin(ctx, kind, coalesce, false)
+}
+
+// begin is start; with wait, its first run waits for a lock held elsewhere
+// whatever its kind.
+func (d *Daemon) begin(ctx context.Context, kind string, coalesce, wait bool) {
 	if ctx.Err() != nil {
 		return
 	}
@@ -230,7 +247,8 @@ func (d *Daemon) start(ctx context.Context, kind string, coalesce bool) {
 	d.mu.Unlock()
 	for {
 		// A full run waits for a lock held elsewhere rather than be dropped.
-		rep, err := d.Reconciler.Run(ctx, kind, kind == RunFull)
+		rep, err := d.Reconciler.Run(ctx, kind, wait || kind == RunFull)
+		wait = false
 		switch {
 		case IsLocked(err):
 			d.Logger.Info("another syncd holds the project lock; skipping this run", zap.String("kind", kind), zap.Error(err))

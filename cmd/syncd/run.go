@@ -14,9 +14,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/leader"
 	"github.com/syncd/syncd/metrics"
 	contactsync "github.com/syncd/syncd/sync"
-	"github.com/syncd/syncd/webhook"
 )
 
 func (e *env) runCommand() *cobra.Command {
@@ -29,8 +29,11 @@ and, with crm.notify, an incremental one within a second of a CRM change.
 With webhook.listen, Sinch's contact callbacks are received there, verified,
 stored, and the contacts they name reconciled within seconds.
 Every hour, journal entries and runs older than journal.retention are pruned.
-One run at a time per Sinch project, across hosts (a PostgreSQL advisory
-lock). Serves /healthz, /readyz and /metrics on http.listen, and speaks
+Serves every project of the configuration (or --project's). Run it on
+several hosts against one PostgreSQL: for each project one process is active
+and the others stand by, taking it over within seconds of its loss; the
+projects spread over the live processes. One run at a time per Sinch
+project, across hosts (a PostgreSQL advisory lock). Serves /healthz, /readyz and /metrics on http.listen, and speaks
 systemd's notify protocol (Type=notify, watchdog). Refuses to start on a
 database with migrations pending.
 
@@ -57,6 +60,10 @@ func (s *runStatus) set(outcome, line, why string) {
 	defer s.mu.Unlock()
 	s.outcome, s.line, s.why = outcome, line, why
 }
+
+// standBy forgets the last run: this process no longer leads the project,
+// so its runs say nothing of the project's state now.
+func (s *runStatus) standBy() { s.set("", "", "") }
 
 func (s *runStatus) failedBecause() string {
 	s.mu.Lock()
@@ -85,20 +92,46 @@ func (s *runStatus) last() (string, bool) {
 }
 
 func (e *env) daemon(ctx context.Context) error {
-	d, err := e.open(ctx)
+	cfg, err := e.config(e.configExplicit)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	cfg, log := d.cfg, d.log
+	log, err := e.logger(cfg.Log)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	store, err := crm.Open(ctx, cfg.Database.URL, log)
+	if err != nil {
+		return fmt.Errorf("database.url: %w", err)
+	}
+	defer func() { _ = store.Close() }()
+	if err := store.CheckMigrated(ctx); err != nil {
+		return err
+	}
+	serve, err := e.projects(cfg)
+	if err != nil {
+		return err
+	}
+	registry := metrics.New()
+	var projects []*projectRun
+	for _, p := range serve {
+		d, err := projectDeps(p, log, store, registry)
+		if err != nil {
+			return fmt.Errorf("project %s: %w", p.Name, err)
+		}
+		projects = append(projects, newProjectRun(p.Name, d))
+	}
 
-	status := &runStatus{}
+	// The elector's session comes on top of the projects' own.
+	store.ServeProjects(len(projects) + 1)
+
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return fmt.Errorf("http.listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           metrics.Handler(d.registry, metrics.Health{Ping: d.store.Ping, LastRun: status.last, FailedBecause: status.failedBecause}),
+		Handler:           metrics.Handler(registry, daemonHealth(store, projects)),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
@@ -106,100 +139,49 @@ func (e *env) daemon(ctx context.Context) error {
 	go func() { httpDone <- serveUntilDone(httpCtx, srv, ln) }()
 	defer func() { stopHTTP(); <-httpDone }()
 
-	events := webhook.NewStore(d.store.DB())
-	stored := make(chan struct{}, 1)
-	wakeEvents := func() {
-		select {
-		case stored <- struct{}{}:
-		default: // an event run is already asked for
-		}
-	}
-	stopWebhook, err := e.serveWebhook(ctx, d, events, wakeEvents)
+	// Every process takes callbacks, standby or not: the proxy in front may
+	// send them to any of them, and the one that leads is woken.
+	stopWebhooks, err := e.serveWebhooks(ctx, projects)
 	if err != nil {
 		return err
 	}
-	defer stopWebhook()
+	defer stopWebhooks()
 
-	rec := d.reconciler(false)
-	if cfg.Webhook.Listen != "" {
-		rec.Events = events
+	db, err := store.DB().DB()
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
 	}
-
+	byID := make(map[string]*projectRun, len(projects))
+	ids := make([]string, 0, len(projects))
+	for _, p := range projects {
+		byID[p.d.cfg.Sinch.ProjectID] = p
+		ids = append(ids, p.d.cfg.Sinch.ProjectID)
+	}
+	elector := leader.New(db, ids, log.Named("leader"), leader.Options{
+		Busy:     func(id string) bool { return byID[id].busy() },
+		OnChange: func(id string, leading bool) { byID[id].setLeading(leading) },
+	})
 	runCtx, stopRuns := context.WithCancel(ctx)
-	defer stopRuns()
-	var changes chan struct{}
-	listening := make(chan struct{})
-	listenDone := make(chan struct{})
-	if cfg.CRM.Notify || cfg.Webhook.Listen != "" {
-		if cfg.CRM.Notify {
-			changes = make(chan struct{}, 1)
+	electDone := make(chan struct{})
+	go func() {
+		defer close(electDone)
+		// Run's only error is ctx's end.
+		_ = elector.Run(runCtx, func(ctx context.Context, id string) { byID[id].lead(ctx) })
+	}()
+	waitRuns := true
+	defer func() {
+		stopRuns()
+		if waitRuns {
+			<-electDone
 		}
-		var once stdsync.Once
-		go func() {
-			defer close(listenDone)
-			_ = listenForWakes(runCtx, d, func() { once.Do(func() { close(listening) }) }, wakeEvents, func(payload string) {
-				// A rename keeps its contact: the run re-keys it.
-				if c := crm.ParseChange(payload); c.Renamed() {
-					rec.NoteRename(c.OldID, c.NewID)
-				}
-				select {
-				case changes <- struct{}{}:
-				default: // a run is already asked for
-				}
-			})
-		}()
-	} else {
-		close(listening)
-		close(listenDone)
-	}
+	}()
 
-	dmn := &contactsync.Daemon{
-		Reconciler:  rec,
-		Logger:      log,
-		Incremental: cfg.Schedule.Incremental,
-		Full:        cfg.Schedule.Full,
-		OnSkip:      d.metrics.TickSkipped,
-		// A first run at start catches up on what changed while syncd was
-		// down (a full one when nothing was ever synced).
-		RunAtStart: true,
+	notifySystemd(log, daemon.SdNotifyReady, "STATUS=started; electing who syncs each project")
+	names := make([]string, 0, len(projects))
+	for _, p := range projects {
+		names = append(names, p.name)
 	}
-	if cfg.Webhook.Listen != "" {
-		dmn.Events = stored
-	}
-	dmn.OnRun = func(rep contactsync.Report, err error) {
-		inc, full := dmn.NextRuns()
-		line := fmt.Sprintf("last run: %s %s at %s (%s); next incremental %s, next full %s",
-			rep.Kind, rep.Outcome, time.Now().Format(time.RFC3339), rep.Plan.Summary(), formatNext(inc), formatNext(full))
-		status.set(rep.Outcome, line, failure(rep, err))
-		notifySystemd(log, "STATUS="+line)
-		d.metrics.DeletesWithheld(rep.Kind, rep.Withheld)
-	}
-	// Every process that runs the schedules is active for the project (the
-	// advisory lock takes turns between them).
-	d.metrics.SetActive(true)
-	// The schedules' periods let alerts and dashboards compare runs with
-	// them; a spec that does not parse is dmn.Run's error to report.
-	for kind, spec := range map[string]string{contactsync.RunIncremental: cfg.Schedule.Incremental, contactsync.RunFull: cfg.Schedule.Full} {
-		if s, err := contactsync.ParseSchedule(spec); err == nil {
-			d.metrics.SetSchedule(kind, s)
-		}
-	}
-
-	// Changes committed from here on wake a run.
-	select {
-	case <-listening:
-	case <-ctx.Done():
-		return nil
-	}
-	daemonDone := make(chan error, 1)
-	go func() { daemonDone <- dmn.Run(runCtx, changes) }()
-	pruned := make(chan struct{})
-	go func() { defer close(pruned); pruneLoop(runCtx, d) }()
-	defer func() { stopRuns(); <-pruned }()
-	notifySystemd(log, daemon.SdNotifyReady, "STATUS=started; first run under way")
-	log.Info("syncd is running", zap.String("http", ln.Addr().String()), zap.Bool("crm_notify", cfg.CRM.Notify),
-		zap.String("webhook", cfg.Webhook.Listen),
-		zap.String("incremental", cfg.Schedule.Incremental), zap.String("full", cfg.Schedule.Full))
+	log.Info("syncd is running", zap.String("http", ln.Addr().String()), zap.Strings("projects", names))
 	if e.ready != nil {
 		e.ready(ln.Addr().String())
 	}
@@ -213,14 +195,11 @@ func (e *env) daemon(ctx context.Context) error {
 	timer := time.NewTimer(cfg.ShutdownTimeout)
 	defer timer.Stop()
 	select {
-	case err := <-daemonDone:
-		<-listenDone
-		if err != nil {
-			return err
-		}
+	case <-electDone:
 		log.Info("stopped")
 	case <-timer.C:
 		log.Warn("shutdown_timeout passed with operations in flight; exiting, the journal keeps them pending and the next run finishes the work")
+		waitRuns = false // the process is exiting
 	}
 	return nil
 }

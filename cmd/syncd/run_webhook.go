@@ -11,36 +11,71 @@ import (
 	"github.com/syncd/syncd/webhook"
 )
 
-// serveWebhook serves webhook.listen for `syncd run`: Sinch's contact
-// callbacks, verified and stored before they are answered. onStored is
-// told when new events are in. It returns at once when webhook.listen is
-// empty. stop stops taking callbacks, lets those under way finish, and
-// then stops storing.
-func (e *env) serveWebhook(ctx context.Context, d *deps, events *webhook.Store, onStored func()) (stop func(), err error) {
-	cfg := d.cfg.Webhook
-	if cfg.Listen == "" {
-		return func() {}, nil
+// serveWebhooks serves the webhook.listen addresses of the projects for
+// `syncd run`: Sinch's contact callbacks, verified and stored before they
+// are answered, each project on its own webhook.path (projects may share an
+// address). A stored callback wakes the project's event runs. stop stops
+// taking callbacks, lets those under way finish, and then stops storing.
+func (e *env) serveWebhooks(ctx context.Context, projects []*projectRun) (stop func(), err error) {
+	var stops []func()
+	stopAll := func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("webhook.listen: %w", err)
+	byAddr := map[string][]webhookTarget{}
+	var addrs []string
+	for _, p := range projects {
+		addr := p.d.cfg.Webhook.Listen
+		if addr == "" {
+			continue
+		}
+		if byAddr[addr] == nil {
+			addrs = append(addrs, addr)
+		}
+		byAddr[addr] = append(byAddr[addr], webhookTarget{d: p.d, events: p.events, onStored: p.wake})
 	}
-	stop = serveWebhookOn(ctx, d, ln, events, onStored)
-	if e.webhookReady != nil {
-		e.webhookReady(ln.Addr().String())
+	for _, addr := range addrs {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			stopAll()
+			return nil, fmt.Errorf("webhook.listen: %w", err)
+		}
+		stops = append(stops, serveWebhooksOn(ctx, ln, byAddr[addr]))
+		if e.webhookReady != nil {
+			e.webhookReady(ln.Addr().String())
+		}
 	}
-	return stop, nil
+	return stopAll, nil
 }
 
-// serveWebhookOn serves the webhook on ln, as serveWebhook does.
+// webhookTarget is a project whose callbacks a listener takes: they are
+// stored in events, and onStored (if set) is told.
+type webhookTarget struct {
+	d        *deps
+	events   *webhook.Store
+	onStored func()
+}
+
+// serveWebhookOn serves one project's webhook on ln.
 func serveWebhookOn(ctx context.Context, d *deps, ln net.Listener, events *webhook.Store, onStored func()) (stop func()) {
-	cfg := d.cfg.Webhook
-	h := webhook.NewHandler(webhook.Config{
-		Secret: cfg.Secret, ProjectID: d.cfg.Sinch.ProjectID, Store: events,
-		Logger: d.log.Named("webhook"), Observer: d.metrics, OnStored: onStored,
-	})
+	return serveWebhooksOn(ctx, ln, []webhookTarget{{d: d, events: events, onStored: onStored}})
+}
+
+// serveWebhooksOn serves on ln the webhooks of the targets, each on its
+// webhook.path.
+func serveWebhooksOn(ctx context.Context, ln net.Listener, targets []webhookTarget) (stop func()) {
 	mux := http.NewServeMux()
-	mux.Handle(cfg.Path, h)
+	var handlers []*webhook.Handler
+	for _, t := range targets {
+		cfg := t.d.cfg.Webhook
+		h := webhook.NewHandler(webhook.Config{
+			Secret: cfg.Secret, ProjectID: t.d.cfg.Sinch.ProjectID, Store: t.events,
+			Logger: t.d.log.Named("webhook"), Observer: t.d.metrics, OnStored: t.onStored,
+		})
+		mux.Handle(cfg.Path, h)
+		handlers = append(handlers, h)
+	}
 	// It faces the internet (through a proxy): slow clients are cut off.
 	srv := &http.Server{
 		Handler:           mux,
@@ -50,16 +85,21 @@ func serveWebhookOn(ctx context.Context, d *deps, ln net.Listener, events *webho
 		MaxHeaderBytes:    64 << 10,
 	}
 	storeCtx, stopStoring := context.WithCancel(context.WithoutCancel(ctx))
-	stored := make(chan struct{})
-	go func() { defer close(stored); h.Run(storeCtx) }()
+	stored := make(chan struct{}, len(handlers))
+	for _, h := range handlers {
+		go func() { defer func() { stored <- struct{}{} }(); h.Run(storeCtx) }()
+	}
 	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
 	served := make(chan error, 1)
 	go func() { served <- serveUntilDone(serveCtx, srv, ln) }()
 	return func() {
 		stopServing()
 		<-served
+		// Storing stops last, once the listener takes no more callbacks.
 		stopStoring()
-		<-stored
+		for range handlers {
+			<-stored
+		}
 	}
 }
 

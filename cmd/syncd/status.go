@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/leader"
 	contactsync "github.com/syncd/syncd/sync"
 	"github.com/syncd/syncd/webhook"
 )
@@ -90,6 +92,17 @@ type statusReport struct {
 	Lock      lockStatus      `json:"lock"`
 	Runs      []runStatusJSON `json:"runs"`
 	Events    webhook.Queue   `json:"events"` // Sinch contact events received and not yet processed
+	// Processes are the `syncd run` processes serving the project: the
+	// active one and those standing by.
+	Processes []processStatus `json:"processes"`
+}
+
+// processStatus is a `syncd run` process as its election session shows it.
+type processStatus struct {
+	Role            string    `json:"role"` // active or standby
+	ApplicationName string    `json:"application_name"`
+	BackendPID      int       `json:"backend_pid"`
+	Connected       time.Time `json:"connected"`
 }
 
 type lockStatus struct {
@@ -128,6 +141,9 @@ func readStatus(ctx context.Context, store *crm.Store, projectID string, limit i
 	if st.Events, err = webhook.NewStore(store.DB()).Queue(ctx, projectID); err != nil {
 		return st, err
 	}
+	if st.Processes, err = processes(ctx, store, projectID); err != nil {
+		return st, err
+	}
 	runs, err := store.LastRuns(ctx, projectID, limit)
 	if err != nil {
 		return st, err
@@ -163,6 +179,7 @@ func writeStatus(w io.Writer, st statusReport) error {
 	} else {
 		fmt.Fprintf(w, "Project %s: no sync running now.\n", st.ProjectID)
 	}
+	writeProcesses(w, st.Processes)
 	writeQueue(w, st.Events)
 	if len(st.Runs) == 0 {
 		_, err := fmt.Fprintln(w, "No runs yet.")
@@ -207,3 +224,54 @@ func writeQueue(w io.Writer, q webhook.Queue) {
 // timeLayout is how times are shown to a person: local, with the offset
 // that makes them unambiguous.
 const timeLayout = "2006-01-02 15:04:05 -07:00"
+
+// processes lists the `syncd run` processes taking part in the project's
+// election, the active one first.
+func processes(ctx context.Context, store *crm.Store, projectID string) ([]processStatus, error) {
+	db, err := store.DB().DB()
+	if err != nil {
+		return nil, err
+	}
+	members, err := leader.Members(ctx, db, []string{projectID})
+	if err != nil {
+		return nil, err
+	}
+	out := []processStatus{}
+	for _, m := range members {
+		ps := processStatus{Role: "standby", ApplicationName: m.ApplicationName, BackendPID: m.PID, Connected: m.BackendStart}
+		if len(m.Leads) > 0 {
+			ps.Role = "active"
+			out = append([]processStatus{ps}, out...)
+			continue
+		}
+		out = append(out, ps)
+	}
+	return out, nil
+}
+
+func writeProcesses(w io.Writer, ps []processStatus) {
+	if len(ps) == 0 {
+		fmt.Fprintln(w, "Processes: no syncd run serves this project.")
+		return
+	}
+	var active, standby []string
+	for _, p := range ps {
+		name := p.ApplicationName
+		if name == "" {
+			name = fmt.Sprintf("backend pid %d", p.BackendPID)
+		}
+		if p.Role == "active" {
+			active = append(active, name)
+		} else {
+			standby = append(standby, name)
+		}
+	}
+	if len(active) == 0 {
+		active = []string{"none yet"}
+	}
+	fmt.Fprintf(w, "Processes: active %s", strings.Join(active, ", "))
+	if len(standby) > 0 {
+		fmt.Fprintf(w, "; standing by %s", strings.Join(standby, ", "))
+	}
+	fmt.Fprintln(w, ".")
+}

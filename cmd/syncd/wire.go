@@ -162,27 +162,40 @@ func (e *env) openWith(ctx context.Context, cfg Config) (*deps, error) {
 
 // openProject connects for p; every log line of the command names it.
 func (e *env) openProject(ctx context.Context, p Project) (*deps, error) {
-	cfg := p.Config
-	log, err := e.logger(cfg.Log)
+	log, err := e.logger(p.Config.Log)
 	if err != nil {
 		return nil, err
 	}
+	store, err := crm.Open(ctx, p.Config.Database.URL, log)
+	if err != nil {
+		_ = log.Sync()
+		return nil, fmt.Errorf("database.url: %w", err)
+	}
+	d, err := projectDeps(p, log, store, metrics.New())
+	if err != nil {
+		_ = store.Close()
+		_ = log.Sync()
+		return nil, err
+	}
+	return d, nil
+}
+
+// projectDeps are the parts of one project over the store and registry
+// that every project of the process shares: its own Sinch client (and so
+// its own rate limit, as Sinch's limit is per project), its own series,
+// and a logger that names it (unless p has no name: openWith's). Closing
+// them closes the store.
+func projectDeps(p Project, log *zap.Logger, store *crm.Store, registry *metrics.Metrics) (*deps, error) {
 	if p.Name != "" {
 		log = log.With(zap.String("project", p.Name))
 	}
-	d := &deps{project: p.Name, cfg: cfg, log: log, registry: metrics.New()}
-	d.metrics = d.registry.Project(cmp.Or(p.Name, defaultProjectName))
-	d.store, err = crm.Open(ctx, cfg.Database.URL, log)
-	if err != nil {
-		d.Close()
-		return nil, fmt.Errorf("database.url: %w", err)
-	}
-	sc := cfg.sinchConfig()
+	d := &deps{project: p.Name, cfg: p.Config, log: log, store: store, registry: registry,
+		metrics: registry.Project(cmp.Or(p.Name, defaultProjectName))}
+	sc := p.Config.sinchConfig()
 	sc.Logger = log
 	sc.Observer = d.metrics
-	d.client, err = sinch.NewClient(sc)
-	if err != nil {
-		d.Close()
+	var err error
+	if d.client, err = sinch.NewClient(sc); err != nil {
 		return nil, fmt.Errorf("sinch: %w", err)
 	}
 	d.metrics.WatchRateLimit(d.client.RateLimit)

@@ -1,0 +1,42 @@
+package sync
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/syncd/syncd/sinch"
+)
+
+func TestGroupByExternalID(t *testing.T) {
+	restore := func(ext, from string) Operation {
+		return Operation{Kind: OpPatch, ExternalID: ext, UpdateMask: []string{sinch.FieldExternalID},
+			Changes: []Change{{Field: sinch.FieldExternalID, Old: from, New: ext}}}
+	}
+	create := func(ext string) Operation { return Operation{Kind: OpCreate, ExternalID: ext} }
+	patch := func(ext string) Operation {
+		return Operation{Kind: OpPatch, ExternalID: ext, Changes: []Change{{Field: sinch.FieldDisplayName, Old: "a", New: "b"}}}
+	}
+	for _, tc := range []struct {
+		name string
+		ops  []Operation
+		want [][]int
+	}{
+		{"one group per external_id, plan order within", []Operation{create("a"), patch("b"), patch("a")}, [][]int{{0, 2}, {1}}},
+		// crm-1's contact carries crm-2 by a hand edit: the create of crm-2
+		// waits for the patch that gives the contact crm-1 back.
+		{"a create waits for the patch that frees its external_id", []Operation{create("crm-2"), restore("crm-1", "crm-2")}, [][]int{{1, 0}}},
+		{"chains join", []Operation{create("c"), restore("b", "c"), restore("a", "b")}, [][]int{{2, 1, 0}}},
+		{"a swap is one group", []Operation{restore("a", "b"), restore("b", "a")}, [][]int{{0, 1}}},
+		{"a rename frees an external_id nothing else uses", []Operation{restore("new", "old"), create("x")}, [][]int{{0}, {1}}},
+		{"clearing an external_id frees nothing for another", []Operation{
+			{Kind: OpPatch, ExternalID: "a", Changes: []Change{{Field: sinch.FieldExternalID, Old: "a", New: ""}}}, create("b"),
+		}, [][]int{{0}, {1}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := groupByExternalID(tc.ops)
+			if !slices.EqualFunc(got, tc.want, slices.Equal[[]int]) {
+				t.Errorf("groups %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
