@@ -49,7 +49,7 @@ func benchProjects(ctx context.Context, cfg config, counts []int) ([]projectsRow
 	w := world{n: n, opts: benchOptions()}
 	logf("projects: preparing the database (%d rows)", n)
 	// A database of its own, so that it can run beside the other scenarios.
-	dbURL, drop, err := recreateDatabase(ctx, benchDatabase+"_projects")
+	dbURL, drop, err := recreateDatabase(ctx, cfg.database+"_projects")
 	if err != nil {
 		return nil, err
 	}
