@@ -206,6 +206,13 @@ func (d *differ) index() {
 		if ext != "" {
 			st = s.recordState(ext)
 		}
+		if gone, ok := s.leftBehind[id]; ok && st >= 0 && !s.linkedIs(int(st), id) {
+			// The stored link of a record no longer live, carrying another
+			// record's external_id by a hand edit: still the first one's,
+			// to be re-keyed if it was renamed or removed with it, and no
+			// contact of the second.
+			st = s.recordState(gone)
+		}
 		states[i] = st
 		if st < 0 || !s.linkedIs(int(st), id) {
 			if odd == nil {

@@ -88,6 +88,31 @@ func TestModelSequences(t *testing.T) {
 			h.setExternalID(t, carrying(t, h, "crm-0"), "crm-1") // today: patched into crm-1, crm-0 recreated
 		},
 	}, {
+		name:  "a run cut short never creates a record's contact before the patch that frees its external_id (modelHandRekey)",
+		gated: !modelHandRekey,
+		steps: func(t *testing.T, h *modelHarness) {
+			h.put(t, "crm-0", ada(p1))
+			h.run(t, full, stopAt{})
+			h.setExternalID(t, carrying(t, h, "crm-0"), "crm-1")
+			h.put(t, "crm-1", ada(p2))
+			// One write: the patch giving crm-0's contact its external_id
+			// back, not crm-1's create beside the contact still carrying it.
+			h.run(t, full, stopAt{cancelAt: 1})
+		},
+	}, {
+		name:  "a renamed record keeps its contact when another was hand-keyed to its new external_id (modelRenames)",
+		gated: !modelRenames || !modelHandRekey,
+		steps: func(t *testing.T, h *modelHarness) {
+			h.put(t, "crm-0", ada(p1))
+			h.put(t, "crm-1", ada(p2))
+			h.run(t, incremental, stopAt{})
+			h.nextID = 2
+			h.rename(t, "crm-0") // to crm-2
+			h.setExternalID(t, carrying(t, h, "crm-1"), "crm-2")
+			h.rename(t, "crm-1") // to crm-3: its contact, carrying crm-2, was taken for crm-2's and crm-0's deleted
+			h.run(t, full, stopAt{})
+		},
+	}, {
 		name:  "an incremental run leaves a contact of two records alone (modelIncrementalShared)",
 		gated: !modelIncrementalShared,
 		steps: func(t *testing.T, h *modelHarness) {
