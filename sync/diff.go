@@ -520,9 +520,14 @@ func patchOperation(state sinch.Contact, want *Desired, rule, why string) (Opera
 	if len(mask) == 0 {
 		return Operation{}, false
 	}
+	// A copy, not &body: the body's address would move it to the heap on
+	// every call, and early patches check every listed linked contact, most
+	// of which are in sync.
+	sent := new(sinch.Contact)
+	*sent = body
 	return Operation{
 		Kind: OpPatch, ExternalID: want.ExternalID, ContactID: state.ID, UpdateMask: mask,
-		Rule: rule, Reason: why, Changes: changes, Contact: &body, Hash: want.Hash,
+		Rule: rule, Reason: why, Changes: changes, Contact: sent, Hash: want.Hash,
 	}, true
 }
 
