@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
@@ -39,13 +40,14 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan Plan, answers 
 			status = StatusSkipped
 			rep.Withheld++
 		}
-		before, changes, err := journalValues(op)
+		sent := op.Sent()
+		before, changes, err := journalValues(op, sent)
 		if err != nil {
 			return rep, fmt.Errorf("journal the plan: %w", err)
 		}
 		entries = append(entries, crm.JournalEntry{
 			RunID: runID, Kind: string(op.Kind), ExternalID: op.ExternalID, ContactID: op.ContactID,
-			SourceContactID: op.SourceContactID, UpdateMask: op.UpdateMask, Reason: op.Rule + ": " + op.Explain(true),
+			SourceContactID: op.SourceContactID, UpdateMask: op.UpdateMask, Reason: op.Rule + ": " + op.explain(sent, true),
 			Status: status, Contacts: before, Changes: changes,
 		})
 	}
@@ -182,21 +184,101 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan Plan, answers 
 }
 
 // journalValues are the values the journal keeps of op, as JSON: the
-// contacts a merge or delete touches, and the fields a create or patch sets
-// (old and new), for syncd explain. The reason stays redacted, as logs are;
-// the values have columns of their own, which explain --redact hides.
-func journalValues(op Operation) (contacts, changes []byte, err error) {
+// contacts it removes or changes (op.Before), and what it sets (sent, which
+// is op.Sent()).
+func journalValues(op Operation, sent []Change) (contacts, changes []byte, err error) {
 	if len(op.Before) > 0 {
 		if contacts, err = json.Marshal(op.Before); err != nil {
 			return nil, nil, err
 		}
 	}
-	if sent := op.Sent(); len(sent) > 0 {
-		if changes, err = json.Marshal(sent); err != nil {
-			return nil, nil, err
-		}
+	if len(sent) > 0 {
+		changes = appendChangesJSON(nil, sent)
 	}
 	return contacts, changes, nil
+}
+
+// appendChangesJSON appends changes to b as json.Marshal writes them (the
+// journal's changes column), without its reflection: a full run journals
+// one create or patch for every ten records or so. It sizes b for them
+// first, so that a change's values take one allocation.
+func appendChangesJSON(b []byte, changes []Change) []byte {
+	need := 2
+	for _, c := range changes {
+		need += len(`{"field":"","old":"","new":""},`) + len(c.Field) + len(c.Old) + len(c.New)
+	}
+	b = slices.Grow(b, need)
+	b = append(b, '[')
+	for i, c := range changes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"field":`...)
+		b = appendJSONString(b, c.Field)
+		b = append(b, `,"old":`...)
+		b = appendJSONString(b, c.Old)
+		b = append(b, `,"new":`...)
+		b = appendJSONString(b, c.New)
+		b = append(b, '}')
+	}
+	return append(b, ']')
+}
+
+// appendJSONString appends s to b as a JSON string, escaped as
+// encoding/json escapes it: quotes, backslashes, control characters, the
+// HTML characters <, > and &, U+2028 and U+2029, and invalid UTF-8 as
+// U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // sendContext is what the operations a run has started are sent with. A
@@ -222,8 +304,12 @@ type opResult struct {
 }
 
 func (r *Reconciler) send(ctx context.Context, op Operation) opResult {
-	r.Logger.Debug("sending operation", zap.String("kind", string(op.Kind)), zap.String("external_id", op.ExternalID),
-		zap.String("contact_id", op.ContactID), zap.String("reason", op.Explain(!r.LogPII)))
+	// Checked first: the fields, and the explanation above all, would be
+	// built for every operation even with debug logging off.
+	if ce := r.Logger.Check(zap.DebugLevel, "sending operation"); ce != nil {
+		ce.Write(zap.String("kind", string(op.Kind)), zap.String("external_id", op.ExternalID),
+			zap.String("contact_id", op.ContactID), zap.String("reason", op.Explain(!r.LogPII)))
+	}
 	var got *sinch.Contact
 	var err error
 	switch op.Kind {

@@ -73,7 +73,11 @@ func (op Operation) Removes() bool {
 // Explain is the operation's reason followed by the fields it sets, with
 // their values unless redact is set (logs and the journal hold no PII).
 func (op Operation) Explain(redact bool) string {
-	changes := op.Sent()
+	return op.explain(op.Sent(), redact)
+}
+
+// explain is Explain with what the operation sets (op.Sent) in hand.
+func (op Operation) explain(changes []Change, redact bool) string {
 	if len(changes) == 0 {
 		return op.Reason
 	}
@@ -90,7 +94,7 @@ func (op Operation) Sent() []Change {
 		return op.Changes
 	}
 	c := op.Contact
-	var out []Change
+	out := make([]Change, 0, 6) // one for each field add is called with below
 	add := func(field, v string) {
 		if v != "" {
 			out = append(out, Change{Field: field, New: v})
