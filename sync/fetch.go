@@ -229,14 +229,18 @@ func newEarly(ctx context.Context, r *Reconciler, runID int64) *early {
 	return e
 }
 
-// take hands the page's drifted linked contacts over for a patch and
-// returns the rest of the page, filtered into the page itself (its caller
-// is done with it), so that a page of contacts in sync allocates nothing.
+// take hands the page's drifted linked contacts over for a patch, holds
+// those in sync as seen bits (see Snapshot.drifted), and returns the rest of
+// the page, filtered into the page itself (its caller is done with it), so
+// that a page of contacts in sync allocates nothing.
 func (e *early) take(snap *Snapshot, page []sinch.Contact) []sinch.Contact {
 	rest := page[:0]
 	for _, c := range page {
-		op, ok := snap.drifted(c)
-		if !ok {
+		op, drift, seen := snap.drifted(c)
+		if seen {
+			continue
+		}
+		if !drift {
 			rest = append(rest, c)
 			continue
 		}

@@ -16,6 +16,7 @@ type packedContacts struct {
 	refs    []packedRef
 	byID    map[string]int32 // by id, built on first use; covers refs[:indexed]
 	indexed int
+	scratch []byte // where add packs a contact before it goes into a chunk
 }
 
 type packedRef struct{ chunk, off uint32 }
@@ -37,7 +38,7 @@ var channelCodes = func() map[string]byte {
 }()
 
 func (p *packedContacts) add(contacts []sinch.Contact) {
-	var buf []byte
+	buf := p.scratch
 	for _, c := range contacts {
 		buf = buf[:0]
 		for _, s := range []string{c.ID, c.ExternalID, c.DisplayName, c.Email, c.Language, c.Metadata} {
@@ -61,6 +62,7 @@ func (p *packedContacts) add(contacts []sinch.Contact) {
 		p.refs = append(p.refs, packedRef{chunk: uint32(n - 1), off: uint32(len(*chunk))})
 		*chunk = append(*chunk, buf...)
 	}
+	p.scratch = buf[:0]
 }
 
 func appendPackedString(b []byte, s string) []byte {

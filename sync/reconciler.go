@@ -194,7 +194,14 @@ type Report struct {
 // diff saw them fixed). It takes the parts at once so that folding many is
 // linear.
 func (rep *Report) add(parts ...Report) {
+	n := len(rep.Plan.Operations)
+	for _, part := range parts {
+		n += len(part.Plan.Operations)
+	}
 	var ops []Operation
+	if n > 0 {
+		ops = make([]Operation, 0, n) // a full run's early patches: tens of thousands
+	}
 	var rejected []Rejection
 	var errs []string
 	for _, part := range parts {

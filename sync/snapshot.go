@@ -142,8 +142,7 @@ func (s *Snapshot) AddLinks(links ...crm.Link) {
 // place of its seen bit.
 func (s *Snapshot) AddContacts(contacts []sinch.Contact) {
 	s.seal()
-	keep := contacts[:0:0]
-	for _, c := range contacts {
+	for i, c := range contacts {
 		if k, ok := s.lookup(c.ExternalID); ok && k >= 0 && c.ID != "" && s.linkedIs(int(k), c.ID) {
 			switch s.held[k] {
 			case heldSeen, heldMirror:
@@ -158,19 +157,16 @@ func (s *Snapshot) AddContacts(contacts []sinch.Contact) {
 				if s.linkFresh[k] {
 					want := s.want(int(k))
 					if _, mask, _ := patchFor(c, want, false); len(mask) == 0 {
-						s.held[k] = heldSeen
-						if isMirror(c, &want, s.opts) {
-							s.held[k] = heldMirror
-						}
-						s.seenN++
+						s.holdSeen(k, c, &want)
 						continue
 					}
 				}
 			}
 		}
-		keep = append(keep, c)
+		// One at a time, into the arena: a page's contacts to keep are not
+		// gathered into a slice of their own first.
+		s.contacts.add(contacts[i : i+1])
 	}
-	s.contacts.add(keep)
 }
 
 // How a snapshot holds the linked contact of a record.
@@ -183,22 +179,41 @@ const (
 	heldSkip         // its early patch did not land: the run leaves the record alone
 )
 
+// holdSeen holds the k-th live record's linked contact c, which is what
+// want asks for, as a seen bit.
+func (s *Snapshot) holdSeen(k int32, c sinch.Contact, want *Desired) {
+	s.held[k] = heldSeen
+	if isMirror(c, want, s.opts) {
+		s.held[k] = heldMirror
+	}
+	s.seenN++
+}
+
 // drifted takes a listed contact that is the linked contact of a live
 // record and differs from it, for a patch sent while the list goes on: no
 // later page can change what that patch must be, since a duplicate or a
 // stray found later is merged into the patched contact (which the diff then
-// asks for afresh). It returns the record's position and its patch.
-func (s *Snapshot) drifted(c sinch.Contact) (Operation, bool) {
+// asks for afresh). It returns the patch, and drift set. A contact that is
+// in sync and would be held as a seen bit (see AddContacts) is held so at
+// once, with seen set, and is not to be added: the record it was compared
+// with is not unpacked a second time.
+func (s *Snapshot) drifted(c sinch.Contact) (op Operation, drift, seen bool) {
 	k, ok := s.lookup(c.ExternalID)
 	if !ok || k < 0 || c.ID == "" || !s.linkedIs(int(k), c.ID) || s.held[k] != heldNone {
-		return Operation{}, false
+		return Operation{}, false, false
 	}
 	want := s.want(int(k))
-	op, ok := patchOperation(c, &want, RuleDrift, "the contact differs from the CRM record")
-	if ok {
+	op, drift = patchOperation(c, &want, RuleDrift, "the contact differs from the CRM record")
+	switch {
+	case drift:
 		s.held[k] = heldEarly
+	case s.linkFresh[k]:
+		// No patch, and c carries the record's external_id: what
+		// AddContacts finds in sync.
+		s.holdSeen(k, c, &want)
+		seen = true
 	}
-	return op, ok
+	return op, drift, seen
 }
 
 // settle records the answer of an early patch: the contact as Sinch
@@ -250,6 +265,11 @@ func (s *Snapshot) seal() {
 		rej Rejection
 	}
 	var rejected []pending
+	// Sized for every row: nearly all are live in a sound source, and
+	// growing to that by appends would allocate each twice over.
+	s.keys = slices.Grow(s.keys[:0], n)
+	s.states = slices.Grow(s.states[:0], n)
+	s.live = slices.Grow(s.live[:0], n)
 	for start := 0; start < len(order); {
 		ext := exts[order[start]]
 		end := start + 1
