@@ -113,6 +113,16 @@ func TestModelSequences(t *testing.T) {
 			h.run(t, full, stopAt{})
 		},
 	}, {
+		name: "an adoption cut short after its merge is finished for its record, whoever shares the phone later",
+		steps: func(t *testing.T, h *modelHarness) {
+			h.emu.Seed(sinch.Contact{ChannelIdentities: []sinch.ChannelIdentity{{Channel: "SMS", Identity: phonePool[2]}, {Channel: "WHATSAPP", Identity: p2}}})
+			h.emu.Seed(sinch.Contact{ChannelIdentities: []sinch.ChannelIdentity{{Channel: "SMS", Identity: p2}, {Channel: "WHATSAPP", Identity: p2}}})
+			h.put(t, "crm-2", ada(p2))
+			h.run(t, full, stopAt{cancelAt: 2}) // the merge, not the patch
+			h.put(t, "crm-3", ada(p2))
+			h.run(t, incremental, stopAt{})
+		},
+	}, {
 		name:  "an incremental run leaves a contact of two records alone (modelIncrementalShared)",
 		gated: !modelIncrementalShared,
 		steps: func(t *testing.T, h *modelHarness) {

@@ -729,7 +729,8 @@ func (h *modelHarness) checkRun(before, after []sinch.Contact) []string {
 
 // learn records whom new and adopted contacts stand for, and forgets
 // contacts that are gone: a contact carrying a live record's external_id
-// stands for it when no other contact does and syncd has linked it. (A
+// stands for it when no other contact does and syncd has linked it, and so
+// does a linked contact without external_id, a merge's destination. (A
 // create whose answer was lost is not linked until a later run finds it;
 // until then syncd, like the model, cannot know whose it is.)
 func (h *modelHarness) learn(after []sinch.Contact) {
@@ -738,9 +739,11 @@ func (h *modelHarness) learn(after []sinch.Contact) {
 		panic(fmt.Sprintf("read links: %v", err))
 	}
 	exists := map[string]bool{}
+	byID := map[string]sinch.Contact{}
 	carriers := map[string][]string{}
 	for _, c := range after {
 		exists[c.ID] = true
+		byID[c.ID] = c
 		carriers[c.ExternalID] = append(carriers[c.ExternalID], c.ID)
 	}
 	for id := range h.owner {
@@ -755,6 +758,17 @@ func (h *modelHarness) learn(after []sinch.Contact) {
 	for _, ext := range h.liveIDs() {
 		if cs := carriers[ext]; !owned[ext] && len(cs) == 1 && h.owner[cs[0]] == "" && links[ext].ContactID == cs[0] {
 			h.owner[cs[0]] = ext
+			owned[ext] = true
+		}
+	}
+	// An adoption cut short after its merge and before its patch leaves
+	// the merge's destination linked and still without an external_id: it
+	// stands for the record it was merged for (the merge cannot be undone),
+	// as the link says.
+	for _, ext := range h.liveIDs() {
+		id := links[ext].ContactID
+		if c, ok := byID[id]; !owned[ext] && ok && c.ExternalID == "" && h.owner[id] == "" {
+			h.owner[id] = ext
 		}
 	}
 }
@@ -945,6 +959,8 @@ func (w *watchedSinch) write(ctx context.Context, what string, ids ...string) {
 			// created by this run, or owned by syncd
 		case c.ExternalID != "":
 			w.report("%s writes contact %s of another system (external_id %q)", what, id, c.ExternalID)
+		case w.h.live(w.h.owner[id]):
+			// a live record's already: a merge's destination, linked
 		default:
 			if who := w.h.claimants(c); len(who) != 1 {
 				w.report("%s writes contact %s, which has no external_id and holds identities of %d live records %v: no full run may adopt it",
