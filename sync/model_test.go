@@ -58,6 +58,8 @@ const (
 	// modelCallTimeout bounds one call to the emulator, which answers in
 	// microseconds; it is what a runner taking over must wait out.
 	modelCallTimeout = 3 * time.Second
+	// modelLockCheck is how often a run re-checks its project lock.
+	modelLockCheck = time.Second
 	modelSteps       = 25
 )
 
@@ -595,8 +597,10 @@ func (h *modelHarness) reconciler(store *crm.Store, api contactsync.SinchAPI) *c
 		Source: crm.Source{Relation: "crm_contacts"}, BatchSize: 100, Concurrency: 4, Options: modelOptions(),
 		// A runner that took over waits 2 × LockCheck + the call timeout
 		// (modelCallTimeout) before it writes: short values keep a lost lock
-		// from costing the test its default twelve seconds.
-		LockCheck: 250 * time.Millisecond, LockGrace: 2*250*time.Millisecond + modelCallTimeout,
+		// from costing the test its default twelve seconds. Not shorter: a
+		// check that no answer confirms within 2 × LockCheck loses the lock,
+		// and a loaded two-core machine has been seen to take over 500 ms.
+		LockCheck: modelLockCheck, LockGrace: 2*modelLockCheck + modelCallTimeout,
 	}
 }
 
