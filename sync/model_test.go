@@ -60,7 +60,7 @@ const (
 	modelCallTimeout = 3 * time.Second
 	// modelLockCheck is how often a run re-checks its project lock.
 	modelLockCheck = time.Second
-	modelSteps       = 25
+	modelSteps     = 25
 )
 
 // lockLossSlack bounds how long a run whose lock was terminated may take to
