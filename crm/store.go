@@ -113,11 +113,12 @@ var sessionKeepalive = map[string]string{
 // ServeProjects sizes the pool for a process that syncs that many projects
 // at once (syncd run with a projects: list): each project's run holds its
 // lock's session and reads and writes on others, and one project's run must
-// never wait for connections another's holds.
+// never wait for connections another's holds; one more is the process's
+// election session.
 func (s *Store) ServeProjects(projects int) {
 	projects = max(1, projects)
-	s.db.SetMaxOpenConns(maxOpenConns * projects)
-	s.db.SetMaxIdleConns(maxIdleConns * projects)
+	s.db.SetMaxOpenConns(maxOpenConns*projects + 1)
+	s.db.SetMaxIdleConns(maxIdleConns*projects + 1)
 }
 
 // Close closes the connection pool. A Lock still held keeps its connection

@@ -33,9 +33,10 @@ Serves every project of the configuration (or --project's). Run it on
 several hosts against one PostgreSQL: for each project one process is active
 and the others stand by, taking it over within seconds of its loss; the
 projects spread over the live processes. One run at a time per Sinch
-project, across hosts (a PostgreSQL advisory lock). Serves /healthz, /readyz and /metrics on http.listen, and speaks
-systemd's notify protocol (Type=notify, watchdog). Refuses to start on a
-database with migrations pending.
+project, across hosts (a PostgreSQL advisory lock). Serves /healthz, /readyz
+and /metrics on http.listen, and speaks systemd's notify protocol
+(Type=notify, watchdog). Refuses to start on a database with migrations
+pending.
 
 Exit status: 0 stopped by SIGINT or SIGTERM, 1 error at start (the
 configuration, the database, migrations pending, http.listen in use).`,
@@ -46,24 +47,22 @@ configuration, the database, migrations pending, http.listen in use).`,
 	}
 }
 
-// runStatus is what the daemon knows of its last run, for /readyz and the
-// systemd status line.
+// runStatus is what the daemon knows of a project's last run, for /readyz.
 type runStatus struct {
 	mu      stdsync.Mutex
 	outcome string
-	line    string
 	why     string // why it failed
 }
 
-func (s *runStatus) set(outcome, line, why string) {
+func (s *runStatus) set(outcome, why string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.outcome, s.line, s.why = outcome, line, why
+	s.outcome, s.why = outcome, why
 }
 
 // standBy forgets the last run: this process no longer leads the project,
 // so its runs say nothing of the project's state now.
-func (s *runStatus) standBy() { s.set("", "", "") }
+func (s *runStatus) standBy() { s.set("", "") }
 
 func (s *runStatus) failedBecause() string {
 	s.mu.Lock()
@@ -120,11 +119,10 @@ func (e *env) daemon(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("project %s: %w", p.Name, err)
 		}
-		projects = append(projects, newProjectRun(p.Name, d))
+		projects = append(projects, newProjectRun(d))
 	}
 
-	// The elector's session comes on top of the projects' own.
-	store.ServeProjects(len(projects) + 1)
+	store.ServeProjects(len(projects))
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
@@ -179,7 +177,7 @@ func (e *env) daemon(ctx context.Context) error {
 	notifySystemd(log, daemon.SdNotifyReady, "STATUS=started; electing who syncs each project")
 	names := make([]string, 0, len(projects))
 	for _, p := range projects {
-		names = append(names, p.name)
+		names = append(names, p.d.project)
 	}
 	log.Info("syncd is running", zap.String("http", ln.Addr().String()), zap.Strings("projects", names))
 	if e.ready != nil {

@@ -19,7 +19,6 @@ import (
 // taken whether or not this process leads it, its schedules run only while
 // it does.
 type projectRun struct {
-	name   string
 	d      *deps
 	status *runStatus
 	events *webhook.Store
@@ -30,8 +29,8 @@ type projectRun struct {
 	active bool                // this process leads the project
 }
 
-func newProjectRun(name string, d *deps) *projectRun {
-	return &projectRun{name: name, d: d, status: &runStatus{}, events: webhook.NewStore(d.store.DB()), stored: make(chan struct{}, 1)}
+func newProjectRun(d *deps) *projectRun {
+	return &projectRun{d: d, status: &runStatus{}, events: webhook.NewStore(d.store.DB()), stored: make(chan struct{}, 1)}
 }
 
 // wake asks for an event run.
@@ -110,8 +109,8 @@ func (p *projectRun) lead(ctx context.Context) {
 	dmn.OnRun = func(rep contactsync.Report, err error) {
 		inc, full := dmn.NextRuns()
 		line := fmt.Sprintf("last run of %s: %s %s at %s (%s); next incremental %s, next full %s",
-			p.name, rep.Kind, rep.Outcome, time.Now().Format(time.RFC3339), rep.Plan.Summary(), formatNext(inc), formatNext(full))
-		p.status.set(rep.Outcome, line, failure(rep, err))
+			p.d.project, rep.Kind, rep.Outcome, time.Now().Format(time.RFC3339), rep.Plan.Summary(), formatNext(inc), formatNext(full))
+		p.status.set(rep.Outcome, failure(rep, err))
 		notifySystemd(log, "STATUS="+line)
 		d.metrics.DeletesWithheld(rep.Kind, rep.Withheld)
 	}
@@ -168,7 +167,7 @@ func daemonHealth(store *crm.Store, projects []*projectRun) metrics.Health {
 			var why []string
 			for _, p := range projects {
 				if o, _ := p.status.last(); o == crm.RunFailed {
-					why = append(why, p.name+": "+p.status.failedBecause())
+					why = append(why, p.d.project+": "+p.status.failedBecause())
 				}
 			}
 			return strings.Join(why, "; ")
@@ -177,9 +176,9 @@ func daemonHealth(store *crm.Store, projects []*projectRun) metrics.Health {
 			var active, standby []string
 			for _, p := range projects {
 				if p.leading() {
-					active = append(active, p.name)
+					active = append(active, p.d.project)
 				} else {
-					standby = append(standby, p.name)
+					standby = append(standby, p.d.project)
 				}
 			}
 			return roles(active, standby)
