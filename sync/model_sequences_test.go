@@ -123,6 +123,19 @@ func TestModelSequences(t *testing.T) {
 			h.run(t, incremental, stopAt{})
 		},
 	}, {
+		name:  "a contact of a deleted record, hand-keyed to another, stays that other's (modelHandRekey)",
+		gated: !modelHandRekey,
+		steps: func(t *testing.T, h *modelHarness) {
+			h.put(t, "crm-0", ada(p1))
+			h.run(t, full, stopAt{})
+			h.put(t, "crm-1", ada(p2))
+			h.setExternalID(t, carrying(t, h, "crm-0"), "crm-1")
+			h.exec(t, "DELETE FROM crm_contacts WHERE external_id = $1", "crm-0")
+			delete(h.records, "crm-0")
+			// One write: never crm-1's create beside the contact carrying it.
+			h.run(t, full, stopAt{cancelAt: 2})
+		},
+	}, {
 		name:  "an incremental run leaves a contact of two records alone (modelIncrementalShared)",
 		gated: !modelIncrementalShared,
 		steps: func(t *testing.T, h *modelHarness) {
