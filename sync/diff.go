@@ -25,7 +25,6 @@ func Diff(s *Snapshot) Plan {
 	slices.SortStableFunc(d.plan.Rejected, func(a, b Rejection) int { return strings.Compare(a.ExternalID, b.ExternalID) })
 	d.index()
 	d.claim()
-	d.settleLeftBehind()
 	for k := range s.live {
 		d.reconcile(k)
 	}
@@ -135,9 +134,6 @@ type differ struct {
 	// are removed unless a record takes them over (a rename).
 	candidates []int
 	key        []byte // scratch for identity keys
-	// leftBehind are contacts linked to a record no longer live that carry
-	// another live record's external_id: that record's position in live.
-	leftBehind map[int]int32
 	// claimer marks the live records that some pool contact's claim names,
 	// the only ones that can have strays.
 	claimer []bool
@@ -200,18 +196,6 @@ func (d *differ) index() {
 		st := stateNone
 		if ext != "" {
 			st = s.recordState(ext)
-		}
-		if gone, ok := s.leftBehind[id]; ok && st >= 0 && !s.linkedIs(int(st), id) {
-			// The stored link of a record no longer live, carrying another
-			// record's external_id by a hand edit: still the first one's,
-			// for a record renamed from it to take over by identity. If none
-			// does, it stays the second's (settleLeftBehind): deleting it
-			// for a new one would lose its conversations on a guess.
-			if d.leftBehind == nil {
-				d.leftBehind = make(map[int]int32)
-			}
-			d.leftBehind[i] = st
-			st = s.recordState(gone)
 		}
 		states[i] = st
 		if st < 0 || !s.linkedIs(int(st), id) {
@@ -281,28 +265,6 @@ func (d *differ) own(k int32, i int) {
 		d.extra = make(map[int32][]int)
 	}
 	d.extra[k] = append(d.extra[k], i)
-}
-
-// settleLeftBehind gives each left-behind contact that no record claimed
-// by identity to the record whose external_id it carries, as if the record
-// it was linked to had never been.
-func (d *differ) settleLeftBehind() {
-	if len(d.leftBehind) == 0 {
-		return
-	}
-	var given []int
-	for _, i := range slices.Sorted(maps.Keys(d.leftBehind)) {
-		if _, claimed := d.claims[i]; claimed {
-			continue
-		}
-		k := d.leftBehind[i]
-		if d.owner[k] == holdMark {
-			continue
-		}
-		d.own(k, i)
-		given = append(given, i)
-	}
-	d.candidates = slices.DeleteFunc(d.candidates, func(i int) bool { return slices.Contains(given, i) })
 }
 
 // hold keeps the k-th live record from being planned at all, since its

@@ -100,8 +100,8 @@ func TestModelSequences(t *testing.T) {
 			h.run(t, full, stopAt{cancelAt: 1})
 		},
 	}, {
-		name:  "a renamed record keeps its contact when another was hand-keyed to its new external_id (modelRenames)",
-		gated: !modelRenames || !modelHandRekey,
+		name:  "a renamed record keeps its contact when another was hand-keyed to its new external_id (modelRenameOntoHandRekey)",
+		gated: !modelRenameOntoHandRekey,
 		steps: func(t *testing.T, h *modelHarness) {
 			h.put(t, "crm-0", ada(p1))
 			h.put(t, "crm-1", ada(p2))
