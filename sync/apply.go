@@ -119,7 +119,7 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan Plan, answers 
 	marks.close()
 
 	var save []crm.Link
-	var unlink []string
+	unlink := slices.Clone(plan.Unlinks)
 	for _, l := range plan.Links {
 		save = append(save, crm.Link{ExternalID: l.ExternalID, ContactID: l.ContactID, ContentHash: l.Hash})
 	}
@@ -134,6 +134,9 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan Plan, answers 
 			rep.Applied.add(op.Kind)
 			if res.answer != nil && answers {
 				rep.answers = append(rep.answers, *res.answer)
+			}
+			if op.Retires != "" {
+				unlink = append(unlink, op.Retires)
 			}
 			switch {
 			case op.Removes():
@@ -363,60 +366,153 @@ func (r *Reconciler) mark(ctx context.Context, id int64, res opResult) {
 	}
 }
 
-// groupByExternalID groups the operations that must run one after another:
-// those of one external_id, in plan order, and, after the patch that gives
-// a contact its external_id back (or re-keys it), everything of the
-// external_id that contact carried until then. That patch frees the
-// external_id for its own record's create; run side by side, a run cut
+// groupByExternalID groups the operations that must run one after another,
+// each group in the order they must run: those of one external_id, in plan
+// order, and, after the operation that frees an external_id (a patch that
+// gives a contact its external_id back or re-keys it, a delete of a gone
+// record's contact that a hand edit keyed to another), everything of the
+// external_id that contact carried until then. Run side by side, a run cut
 // short between the two would leave that record with two contacts, and a
-// failed patch skips the create.
+// failed one skips the rest. The diff breaks the cycles a swap makes (see
+// breakSwaps); were one left, its operations would run in plan order.
 func groupByExternalID(ops []Operation) [][]int {
-	at := make(map[string]int) // external_id -> its group
-	var groups [][]int
+	type span struct{ first, last int }
+	byExt := make(map[string]span) // external_id -> its first and last operation
+	next := make([]int, len(ops))  // the next operation of the same external_id, -1 none
 	for i, op := range ops {
-		g, ok := at[op.ExternalID]
+		next[i] = -1
+		if sp, ok := byExt[op.ExternalID]; ok {
+			next[sp.last] = i
+			byExt[op.ExternalID] = span{sp.first, i}
+		} else {
+			byExt[op.ExternalID] = span{i, i}
+		}
+	}
+	// Operations joined so far point at the one that stands for their group.
+	into := make([]int, len(ops))
+	for i := range into {
+		into[i] = i
+	}
+	find := func(i int) int {
+		for into[i] != i {
+			into[i] = into[into[i]]
+			i = into[i]
+		}
+		return i
+	}
+	waits := make([]int, len(ops)) // what each operation waits for
+	for i := range ops {
+		if j := next[i]; j >= 0 {
+			into[find(j)] = find(i)
+			waits[j]++
+		}
+	}
+	// An operation that frees an external_id goes before those that give
+	// it to a contact: its record's create, or a patch that puts it back.
+	freedBy := make(map[string][]int)
+	for i, op := range ops {
+		if freed := freedExternalID(op); freed != "" && freed != op.ExternalID {
+			freedBy[freed] = append(freedBy[freed], i)
+		}
+	}
+	freeing := make(map[int][]int) // operation -> those that wait for it
+	for j, op := range ops {
+		if len(freedBy) == 0 {
+			break
+		}
+		for _, i := range freedBy[op.ExternalID] {
+			if setsExternalID(op) {
+				into[find(j)] = find(i)
+				freeing[i] = append(freeing[i], j)
+				waits[j]++
+			}
+		}
+	}
+	var groups [][]int
+	group := make(map[int]int) // root -> its group
+	for i := range ops {
+		r := find(i)
+		g, ok := group[r]
 		if !ok {
 			g = len(groups)
-			at[op.ExternalID] = g
+			group[r] = g
 			groups = append(groups, nil)
 		}
 		groups[g] = append(groups[g], i)
 	}
-	// Groups joined so far point at the one that holds their operations.
-	into := make([]int, len(groups))
-	for g := range into {
-		into[g] = g
+	for _, g := range groups {
+		if len(g) > 1 {
+			order(g, next, freeing, waits)
+		}
 	}
-	find := func(g int) int {
-		for into[g] != g {
-			into[g] = into[into[g]]
-			g = into[g]
+	return groups
+}
+
+// order sorts a group, given in plan order, so that every operation comes
+// after those it waits for, the earliest in the plan first among those
+// ready (Kahn's algorithm). What a cycle leaves keeps its plan order.
+func order(g, next []int, freeing map[int][]int, waits []int) {
+	var ready, out []int
+	for _, i := range g {
+		if waits[i] == 0 {
+			ready = append(ready, i)
 		}
-		return g
 	}
-	for _, op := range ops {
-		freed := freedExternalID(op)
-		if freed == "" {
-			continue
+	release := func(j int) {
+		if waits[j]--; waits[j] == 0 {
+			ready = append(ready, j)
 		}
-		from, ok := at[freed]
-		if !ok {
-			continue
-		}
-		from, to := find(from), find(at[op.ExternalID])
-		if from == to {
-			continue
-		}
-		groups[to] = append(groups[to], groups[from]...)
-		groups[from] = nil
-		into[from] = to
 	}
-	return slices.DeleteFunc(groups, func(g []int) bool { return len(g) == 0 })
+	placed := make(map[int]bool, len(g))
+	for len(ready) > 0 {
+		k := slices.Index(ready, slices.Min(ready))
+		i := ready[k]
+		ready = slices.Delete(ready, k, k+1)
+		out = append(out, i)
+		placed[i] = true
+		if j := next[i]; j >= 0 {
+			release(j)
+		}
+		for _, j := range freeing[i] {
+			release(j)
+		}
+	}
+	for _, i := range g {
+		if !placed[i] {
+			out = append(out, i)
+		}
+	}
+	copy(g, out)
+}
+
+// setsExternalID reports whether the operation gives its external_id to a
+// contact that did not carry it.
+func setsExternalID(op Operation) bool {
+	if op.Kind == OpCreate {
+		return true
+	}
+	if op.Kind != OpPatch {
+		return false
+	}
+	for _, c := range op.Changes {
+		if c.Field == sinch.FieldExternalID {
+			return c.New == op.ExternalID && c.Old != c.New
+		}
+	}
+	return false
 }
 
 // freedExternalID is the external_id a patch takes away from its contact
-// for another one ("" for any other operation).
+// for another one, or a delete from the world: the contact of a gone record
+// that a hand edit gave a live record's external_id ("" for any other
+// operation).
 func freedExternalID(op Operation) string {
+	if op.Kind == OpDelete {
+		if len(op.Before) > 0 && op.Before[0].ExternalID != "" && op.Before[0].ExternalID != op.ExternalID {
+			return op.Before[0].ExternalID
+		}
+		return ""
+	}
 	if op.Kind != OpPatch {
 		return ""
 	}

@@ -25,8 +25,21 @@ func TestGroupByExternalID(t *testing.T) {
 		// crm-1's contact carries crm-2 by a hand edit: the create of crm-2
 		// waits for the patch that gives the contact crm-1 back.
 		{"a create waits for the patch that frees its external_id", []Operation{create("crm-2"), restore("crm-1", "crm-2")}, [][]int{{1, 0}}},
+		// crm-0 is gone; its contact, keyed to crm-2 by hand, is deleted
+		// before crm-2's create.
+		{"a create waits for the delete that frees its external_id", []Operation{create("crm-2"), {
+			Kind: OpDelete, ExternalID: "crm-0", Before: []sinch.Contact{{ExternalID: "crm-2"}},
+		}}, [][]int{{1, 0}}},
 		{"chains join", []Operation{create("c"), restore("b", "c"), restore("a", "b")}, [][]int{{2, 1, 0}}},
 		{"a swap is one group", []Operation{restore("a", "b"), restore("b", "a")}, [][]int{{0, 1}}},
+		// The diff breaks a swap with a patch that clears one external_id
+		// first (breakSwaps).
+		{"a swap broken by a clear runs clear, restore, restore", []Operation{restore("a", "b"), {
+			Kind: OpPatch, ExternalID: "b", Changes: []Change{{Field: sinch.FieldExternalID, Old: "a", New: ""}},
+		}, restore("b", "")}, [][]int{{1, 0, 2}}},
+		{"a merge and a patch of the freed external_id's record wait only where they set it", []Operation{
+			{Kind: OpMerge, ExternalID: "b"}, restore("b", ""), restore("a", "b"), create("c"),
+		}, [][]int{{0, 2, 1}, {3}}},
 		{"a rename frees an external_id nothing else uses", []Operation{restore("new", "old"), create("x")}, [][]int{{0}, {1}}},
 		{"clearing an external_id frees nothing for another", []Operation{
 			{Kind: OpPatch, ExternalID: "a", Changes: []Change{{Field: sinch.FieldExternalID, Old: "a", New: ""}}}, create("b"),

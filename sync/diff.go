@@ -25,10 +25,13 @@ func Diff(s *Snapshot) Plan {
 	slices.SortStableFunc(d.plan.Rejected, func(a, b Rejection) int { return strings.Compare(a.ExternalID, b.ExternalID) })
 	d.index()
 	d.claim()
+	d.settleLeftBehind()
 	for k := range s.live {
 		d.reconcile(k)
 	}
 	d.remove()
+	d.keepLeftBehindAlone()
+	d.breakSwaps()
 	if s.complete {
 		d.sharedIdentities()
 	}
@@ -134,6 +137,9 @@ type differ struct {
 	// are removed unless a record takes them over (a rename).
 	candidates []int
 	key        []byte // scratch for identity keys
+	// leftBehind are contacts linked to a record no longer live that carry
+	// another live record's external_id: that record's position in live.
+	leftBehind map[int]int32
 	// claimer marks the live records that some pool contact's claim names,
 	// the only ones that can have strays.
 	claimer []bool
@@ -178,6 +184,11 @@ func (d *differ) mirror(k int) int {
 // external_id to another record's, or clears it, has not made it someone
 // else, and the patch that follows puts the external_id back. So a contact
 // is never merged away while it is the stored link of another live record.
+// Nor has a hand edit that keys the contact of a gone record to a live one
+// made it that one's at once: a record renamed from the gone one takes it
+// over by identity first, and the live one keeps its own (renamed from
+// another, say); only a contact no such record claims is the live one's
+// (settleLeftBehind).
 func (d *differ) index() {
 	s := d.snap
 	n := s.contacts.len()
@@ -191,11 +202,22 @@ func (d *differ) index() {
 	// links.
 	states := make([]int32, n)
 	var odd map[string]int32
+	var carries map[int]int32 // left-behind contacts: the live record whose external_id each carries
 	for i := range n {
 		id, ext := s.contacts.ids(i)
 		st := stateNone
 		if ext != "" {
 			st = s.recordState(ext)
+		}
+		if gone, ok := s.leftBehind[id]; ok && st >= 0 && !s.linkedIs(int(st), id) {
+			// The stored link of a record no longer live, carrying another
+			// record's external_id by a hand edit: still the first one's,
+			// unless a live record is linked to it too (see below).
+			if carries == nil {
+				carries = make(map[int]int32)
+			}
+			carries[i] = st
+			st = s.recordState(gone)
 		}
 		states[i] = st
 		if st < 0 || !s.linkedIs(int(st), id) {
@@ -216,9 +238,19 @@ func (d *differ) index() {
 		}
 	}
 	d.pool = make(map[string][]int)
+	// The links of gone records whose contact stands for a live record now,
+	// or is not held at all: stale (retireLinks).
+	var standing map[string]bool
 	for i := range n {
 		id, ext := s.contacts.ids(i)
 		st := states[i]
+		if _, ok := s.leftBehind[id]; ok {
+			if standing == nil {
+				standing = make(map[string]bool)
+			}
+			k, linked := odd[id]
+			standing[id] = !(linked && k >= 0) && !(st >= 0 && s.linkedIs(int(st), id))
+		}
 		if k, ok := odd[id]; ok && k >= 0 && int32(k) != st {
 			// The stored link of another live record.
 			if ext != "" && !d.opts.owns(ext) {
@@ -230,6 +262,16 @@ func (d *differ) index() {
 			}
 			own(k, i)
 			continue
+		}
+		if k, ok := carries[i]; ok {
+			// For a record renamed from the gone one to take over by
+			// identity. If none does, it stays the record's whose
+			// external_id it carries (settleLeftBehind): deleting it for a
+			// new one would lose its conversations on a guess.
+			if d.leftBehind == nil {
+				d.leftBehind = make(map[int]int32)
+			}
+			d.leftBehind[i] = k
 		}
 		switch {
 		case st >= 0:
@@ -253,6 +295,42 @@ func (d *differ) index() {
 			d.addToPool(i)
 		}
 	}
+	d.retireLinks(standing)
+}
+
+// retireLinks plans to drop the stored links of gone records whose contact
+// no longer stands for them: one a live record's link names (a rename a
+// full run re-keyed), or, when the run listed every contact, one Sinch does
+// not hold (deleted by hand, merged away). Left, each would cost every
+// incremental run a look-up for its vanished row, for ever.
+func (d *differ) retireLinks(standing map[string]bool) {
+	s := d.snap
+	for id, ext := range s.leftBehind {
+		if !retirable(s.recordState(ext)) {
+			continue
+		}
+		if stands, held := standing[id]; held && stands || !held && !s.complete {
+			continue
+		}
+		d.plan.Unlinks = append(d.plan.Unlinks, ext)
+	}
+	slices.Sort(d.plan.Unlinks)
+}
+
+// retirable reports whether a link of a record in this state may go once
+// its contact is no longer the record's: the record is deleted or gone,
+// not merely unreadable.
+func retirable(st int32) bool {
+	return st == stateNone || st == stateGone || st == stateTombstone
+}
+
+// retires is the external_id of the gone record whose stored link names
+// the contact the operation takes over, if any.
+func (d *differ) retires(contactID string) string {
+	if ext, ok := d.snap.leftBehind[contactID]; ok && retirable(d.snap.recordState(ext)) {
+		return ext
+	}
+	return ""
 }
 
 // own makes the i-th contact one of the k-th live record's.
@@ -265,6 +343,28 @@ func (d *differ) own(k int32, i int) {
 		d.extra = make(map[int32][]int)
 	}
 	d.extra[k] = append(d.extra[k], i)
+}
+
+// settleLeftBehind gives each left-behind contact that no record claimed
+// by identity to the record whose external_id it carries, as if the record
+// it was linked to had never been.
+func (d *differ) settleLeftBehind() {
+	if len(d.leftBehind) == 0 {
+		return
+	}
+	var given []int
+	for _, i := range slices.Sorted(maps.Keys(d.leftBehind)) {
+		if _, claimed := d.claims[i]; claimed {
+			continue
+		}
+		k := d.leftBehind[i]
+		if d.owner[k] == holdMark {
+			continue
+		}
+		d.own(k, i)
+		given = append(given, i)
+	}
+	d.candidates = slices.DeleteFunc(d.candidates, func(i int) bool { return slices.Contains(given, i) })
 }
 
 // hold keeps the k-th live record from being planned at all, since its
@@ -486,7 +586,7 @@ func (d *differ) reconcile(k int) {
 		d.plan.Operations = append(d.plan.Operations, Operation{
 			Kind: OpMerge, ExternalID: want.ExternalID, ContactID: state.ID, SourceContactID: source.ID,
 			Rule: rule, Reason: why + "; merged into " + d.destinationWhy(state.ID, linked, rekey, adopt),
-			Hash: want.Hash, Before: []sinch.Contact{state, source},
+			Hash: want.Hash, Before: []sinch.Contact{state, source}, Retires: d.retires(source.ID),
 		})
 		state = sinch.Merged(state, source)
 	}
@@ -496,6 +596,9 @@ func (d *differ) reconcile(k int) {
 	// (or none); the patch puts the record's in place.
 	rule, why := d.patchRule(state, want, linked, adopt)
 	if op, ok := patchOperation(state, want, rule, why); ok {
+		if adopt {
+			op.Retires = d.retires(state.ID)
+		}
 		d.plan.Operations = append(d.plan.Operations, op)
 		return
 	}
@@ -746,7 +849,13 @@ func (d *differ) remove() {
 		}
 	}
 	for _, i := range removals {
-		id, ext := s.contacts.ids(i)
+		id, carried := s.contacts.ids(i)
+		ext := carried
+		if _, ok := d.leftBehind[i]; ok {
+			// Removed as the contact of the gone record it is linked to,
+			// whatever a hand edit made it carry: that record's link goes.
+			ext = s.leftBehind[id]
+		}
 		rule, why := RuleTombstone, "the CRM record is deleted (deleted_at is set)"
 		if s.recordState(ext) != stateTombstone {
 			rule, why = RuleGone, fmt.Sprintf("no record with this external_id in %s", cmp.Or(s.source.String(), "the CRM source"))
@@ -755,7 +864,7 @@ func (d *differ) remove() {
 			d.plan.Operations = append(d.plan.Operations, Operation{
 				Kind: OpPatch, ExternalID: ext, ContactID: id, UpdateMask: []string{sinch.FieldExternalID},
 				Rule: RuleUnlink, Reason: why + "; delete_policy unlink clears its external_id",
-				Changes: []Change{{Field: sinch.FieldExternalID, Old: ext, New: ""}},
+				Changes: []Change{{Field: sinch.FieldExternalID, Old: carried, New: ""}},
 				Contact: &sinch.Contact{},
 			})
 			continue
@@ -765,6 +874,116 @@ func (d *differ) remove() {
 			Before: []sinch.Contact{s.contacts.contact(i)},
 		})
 	}
+}
+
+// keepLeftBehindAlone withdraws the operations of a record whose
+// external_id a left-behind contact carries, when a record renamed from the
+// gone one claims that contact and the plan does not take it (an
+// incremental run defers the take-over to the full run; the delete guard
+// withholds its delete): the record's create, or the patch putting its
+// external_id back on its own contact, would leave two contacts carrying
+// it. The record waits for the run that settles the contact.
+func (d *differ) keepLeftBehindAlone() {
+	if len(d.leftBehind) == 0 {
+		return
+	}
+	freed := make(map[string]bool)
+	for _, op := range d.plan.Operations {
+		switch {
+		case op.Kind == OpMerge:
+			freed[op.SourceContactID] = true
+		case op.Kind == OpDelete && d.plan.DeleteGuard == "":
+			freed[op.ContactID] = true
+		case op.Kind == OpPatch && freedExternalID(op) != "" && (op.Rule != RuleUnlink || d.plan.DeleteGuard == ""):
+			freed[op.ContactID] = true
+		}
+	}
+	waiting := make(map[string]string) // external_id -> the contact that keeps it
+	for _, i := range slices.Sorted(maps.Keys(d.leftBehind)) {
+		k := d.leftBehind[i]
+		if d.owner[k] == int32(i) || slices.Contains(d.extra[k], i) {
+			continue // settled: the record's own
+		}
+		if id, _ := d.ids(i); !freed[id] {
+			waiting[d.snap.recs.externalID(int(d.snap.live[k]))] = id
+		}
+	}
+	if len(waiting) == 0 {
+		return
+	}
+	d.plan.Operations = slices.DeleteFunc(d.plan.Operations, func(op Operation) bool {
+		_, wait := waiting[op.ExternalID]
+		return wait && op.Kind != OpDelete
+	})
+	for _, ext := range slices.Sorted(maps.Keys(waiting)) {
+		d.plan.Notes = append(d.plan.Notes, fmt.Sprintf(
+			"%s: waits: contact %s still carries its external_id, by a hand edit, and belongs to a gone record that a renamed one claims; the run that settles it comes first",
+			ext, waiting[ext]))
+	}
+}
+
+// breakSwaps breaks the cycles of patches that each give a contact its
+// external_id back and take another's from it (two linked contacts whose
+// external_ids were swapped in Sinch): each waits for the other, and either
+// order leaves two contacts carrying one external_id for a moment, for good
+// if the run is cut short there. The first patch of each cycle is split: a
+// patch that clears its contact's external_id goes first, and the rest of
+// it, setting the record's, waits its turn (groupByExternalID).
+func (d *differ) breakSwaps() {
+	ops := d.plan.Operations
+	freer := make(map[string]int) // external_id -> the patch that takes it from its contact for another
+	for i, op := range ops {
+		if old := freedExternalID(op); old != "" && op.Kind == OpPatch && setsExternalID(op) {
+			freer[old] = i
+		}
+	}
+	if len(freer) < 2 {
+		return
+	}
+	const (
+		unseen = iota
+		onPath
+		done
+	)
+	state := make(map[int]int, len(freer))
+	var split []int
+	for _, start := range slices.Sorted(maps.Values(freer)) {
+		var path []int
+		i, ok := start, true
+		for ok && state[i] == unseen {
+			state[i] = onPath
+			path = append(path, i)
+			i, ok = freer[ops[i].ExternalID] // the patch this one waits for
+		}
+		if ok && state[i] == onPath {
+			cycle := path[slices.Index(path, i):]
+			split = append(split, slices.Min(cycle))
+		}
+		for _, j := range path {
+			state[j] = done
+		}
+	}
+	if len(split) == 0 {
+		return
+	}
+	slices.Sort(split)
+	out := make([]Operation, 0, len(ops)+len(split))
+	for i, op := range ops {
+		if _, found := slices.BinarySearch(split, i); found {
+			k := slices.IndexFunc(op.Changes, func(c Change) bool { return c.Field == sinch.FieldExternalID })
+			old := op.Changes[k].Old
+			out = append(out, Operation{
+				Kind: OpPatch, ExternalID: op.ExternalID, ContactID: op.ContactID, UpdateMask: []string{sinch.FieldExternalID},
+				Rule: op.Rule, Reason: fmt.Sprintf("contact %s carries %s, which another contact gets back first, so its external_id is cleared before it gets %s", op.ContactID, old, op.ExternalID),
+				Changes: []Change{{Field: sinch.FieldExternalID, Old: old, New: ""}},
+				Contact: &sinch.Contact{},
+			})
+			op.Changes = slices.Clone(op.Changes)
+			op.Changes[k].Old = ""
+		}
+		out = append(out, op)
+	}
+	d.plan.Operations = out
 }
 
 func without(idx []int, drop int) []int {

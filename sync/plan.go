@@ -55,6 +55,10 @@ type Operation struct {
 	// delete removes or changes, as the diff saw them. Neither can be
 	// undone, so the journal keeps them.
 	Before []sinch.Contact `json:"-"`
+	// Retires is the external_id of the gone record whose contact this
+	// operation takes over (a rename re-keyed by a full run): its link is
+	// dropped once Sinch has confirmed.
+	Retires string `json:"retires,omitempty"`
 }
 
 // Change is one field an operation sets, with the value Sinch holds now.
@@ -136,6 +140,10 @@ type Plan struct {
 	// plan is not to be acted on: add them to the snapshot, read afresh,
 	// and diff again.
 	Fetch []string `json:"-"`
+	// Unlinks are the stored links of records that are gone whose contact
+	// no longer stands for them: Sinch holds no such contact, or a live
+	// record's link names it too. A full run drops them.
+	Unlinks []string `json:"-"`
 }
 
 // Summary counts a plan's operations by kind.

@@ -104,6 +104,51 @@ func TestRenamedRecordKeepsItsContact(t *testing.T) {
 	if plan, err := rec.Plan(t.Context()); err != nil || !plan.Empty() {
 		t.Errorf("plan after the rename: %v, %v", plan.Summary(), err)
 	}
+	links, err := store.Links(t.Context(), "chaos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, stale := links["crm-00003"]; stale || links["crm-renamed"].ContactID != old.ID {
+		t.Errorf("links: the old one %+v (left: %v), the new one %+v", l, stale, links["crm-renamed"])
+	}
+	// The old id's link gone, incremental runs have nothing to look up.
+	emu.ResetCalls()
+	if rep := mustRun(t, rec, contactsync.RunIncremental); rep.Lookups != 0 {
+		t.Errorf("an incremental run after the rename made %d lookups (%v)", rep.Lookups, emu.CallCounts())
+	}
+}
+
+// A record hard-deleted from the CRM whose contact someone already deleted
+// in Sinch leaves a link that names nothing: the next full run drops it, so
+// incremental runs stop looking its row up.
+func TestFullRunDropsLinksThatNameNothing(t *testing.T) {
+	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
+	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(5, "Person")); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, rec, contactsync.RunFull)
+	if err := emu.DeleteAsPerson(byExternalID(emu)["crm-00003"][0].ID); err != nil {
+		t.Fatal(err)
+	}
+	execSQL(t, store, `DELETE FROM crm_contacts WHERE external_id = 'crm-00003'`)
+	emu.ResetCalls()
+	if rep := mustRun(t, rec, contactsync.RunIncremental); rep.Lookups != 1 {
+		t.Errorf("the incremental run made %d lookups, want 1 for the vanished row", rep.Lookups)
+	}
+	mustRun(t, rec, contactsync.RunFull)
+	if n := writes(emu); n != 0 {
+		t.Errorf("the runs wrote %v, want nothing", emu.CallCounts())
+	}
+	links, err := store.Links(t.Context(), "chaos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, ok := links["crm-00003"]; ok || len(links) != 4 {
+		t.Errorf("links: %d, the gone record's %+v", len(links), l)
+	}
+	if rep := mustRun(t, rec, contactsync.RunIncremental); rep.Lookups != 0 {
+		t.Errorf("an incremental run after the full one made %d lookups, want none", rep.Lookups)
+	}
 }
 
 // crm-1 is new (SMS P1), crm-2 is linked (P2), and a contact U without

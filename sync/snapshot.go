@@ -64,6 +64,10 @@ type Snapshot struct {
 	linkFresh []bool // the link's content hash is the record's
 	links     int    // links stored for the project, whether or not their record was read
 	vanished  map[string]bool
+	// leftBehind holds the stored links of records that are not live
+	// (renamed, deleted, gone), contact id to external_id: few, and what
+	// a contact whose external_id was changed by hand still belongs to.
+	leftBehind map[string]string
 
 	contacts packedContacts
 	// held is, by live position, how the snapshot holds the linked
@@ -124,6 +128,13 @@ func (s *Snapshot) AddLinks(links ...crm.Link) {
 		if k, ok := s.lookup(l.ExternalID); ok && k >= 0 {
 			s.setLinked(k, l.ContactID)
 			s.linkFresh[k] = s.recs.hashIs(int(s.live[k]), l.ContentHash)
+		} else if l.ContactID != "" && (ok || s.complete) {
+			// An incremental run reads only some records: a link of one it
+			// did not read says nothing about the record being gone.
+			if s.leftBehind == nil {
+				s.leftBehind = make(map[string]string)
+			}
+			s.leftBehind[l.ContactID] = l.ExternalID
 		}
 	}
 }
