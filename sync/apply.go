@@ -376,91 +376,89 @@ func (r *Reconciler) mark(ctx context.Context, id int64, res opResult) {
 // failed one skips the rest. The diff breaks the cycles a swap makes (see
 // breakSwaps); were one left, its operations would run in plan order.
 func groupByExternalID(ops []Operation) [][]int {
-	type span struct{ first, last int }
-	byExt := make(map[string]span) // external_id -> its first and last operation
-	next := make([]int, len(ops))  // the next operation of the same external_id, -1 none
-	for i, op := range ops {
-		next[i] = -1
-		if sp, ok := byExt[op.ExternalID]; ok {
-			next[sp.last] = i
-			byExt[op.ExternalID] = span{sp.first, i}
-		} else {
-			byExt[op.ExternalID] = span{i, i}
-		}
-	}
-	// Operations joined so far point at the one that stands for their group.
-	into := make([]int, len(ops))
-	for i := range into {
-		into[i] = i
-	}
-	find := func(i int) int {
-		for into[i] != i {
-			into[i] = into[into[i]]
-			i = into[i]
-		}
-		return i
-	}
-	waits := make([]int, len(ops)) // what each operation waits for
-	for i := range ops {
-		if j := next[i]; j >= 0 {
-			into[find(j)] = find(i)
-			waits[j]++
-		}
-	}
-	// An operation that frees an external_id goes before those that give
-	// it to a contact: its record's create, or a patch that puts it back.
-	freedBy := make(map[string][]int)
-	for i, op := range ops {
-		if freed := freedExternalID(op); freed != "" && freed != op.ExternalID {
-			freedBy[freed] = append(freedBy[freed], i)
-		}
-	}
-	freeing := make(map[int][]int) // operation -> those that wait for it
-	for j, op := range ops {
-		if len(freedBy) == 0 {
-			break
-		}
-		for _, i := range freedBy[op.ExternalID] {
-			if setsExternalID(op) {
-				into[find(j)] = find(i)
-				freeing[i] = append(freeing[i], j)
-				waits[j]++
-			}
-		}
-	}
+	at := make(map[string]int) // external_id -> its group
 	var groups [][]int
-	group := make(map[int]int) // root -> its group
-	for i := range ops {
-		r := find(i)
-		g, ok := group[r]
+	for i, op := range ops {
+		g, ok := at[op.ExternalID]
 		if !ok {
 			g = len(groups)
-			group[r] = g
+			at[op.ExternalID] = g
 			groups = append(groups, nil)
 		}
 		groups[g] = append(groups[g], i)
 	}
-	for _, g := range groups {
-		if len(g) > 1 {
-			order(g, next, freeing, waits)
+	var joins [][2]int // groups of a freeing operation and of what it frees
+	for _, op := range ops {
+		if freed := freedExternalID(op); freed != "" && freed != op.ExternalID {
+			if g, ok := at[freed]; ok {
+				joins = append(joins, [2]int{at[op.ExternalID], g})
+			}
 		}
 	}
-	return groups
+	if len(joins) == 0 {
+		return groups
+	}
+	// Groups joined so far point at the one that holds their operations.
+	into := make([]int, len(groups))
+	for g := range into {
+		into[g] = g
+	}
+	find := func(g int) int {
+		for into[g] != g {
+			into[g] = into[into[g]]
+			g = into[g]
+		}
+		return g
+	}
+	for _, j := range joins {
+		from, to := find(j[1]), find(j[0])
+		if from != to {
+			groups[to] = append(groups[to], groups[from]...)
+			groups[from] = nil
+			into[from] = to
+		}
+	}
+	for _, j := range joins {
+		if g := groups[find(j[0])]; len(g) > 1 {
+			order(ops, g)
+		}
+	}
+	return slices.DeleteFunc(groups, func(g []int) bool { return len(g) == 0 })
 }
 
-// order sorts a group, given in plan order, so that every operation comes
-// after those it waits for, the earliest in the plan first among those
-// ready (Kahn's algorithm). What a cycle leaves keeps its plan order.
-func order(g, next []int, freeing map[int][]int, waits []int) {
+// order sorts a group of operations so that each comes after the earlier
+// ones of its external_id and after those that free the external_id it
+// gives to a contact, the earliest in the plan first among those ready
+// (Kahn's algorithm). What a cycle leaves keeps its plan order.
+func order(ops []Operation, g []int) {
+	slices.Sort(g)
+	waits := make(map[int]int, len(g))
+	then := make(map[int][]int, len(g)) // operation -> those that wait for it
+	last := make(map[string]int)
+	freedBy := make(map[string][]int)
+	for _, i := range g {
+		if freed := freedExternalID(ops[i]); freed != "" && freed != ops[i].ExternalID {
+			freedBy[freed] = append(freedBy[freed], i)
+		}
+	}
+	for _, i := range g {
+		ext := ops[i].ExternalID
+		if j, ok := last[ext]; ok {
+			then[j] = append(then[j], i)
+			waits[i]++
+		}
+		last[ext] = i
+		if setsExternalID(ops[i]) {
+			for _, j := range freedBy[ext] {
+				then[j] = append(then[j], i)
+				waits[i]++
+			}
+		}
+	}
 	var ready, out []int
 	for _, i := range g {
 		if waits[i] == 0 {
 			ready = append(ready, i)
-		}
-	}
-	release := func(j int) {
-		if waits[j]--; waits[j] == 0 {
-			ready = append(ready, j)
 		}
 	}
 	placed := make(map[int]bool, len(g))
@@ -470,11 +468,10 @@ func order(g, next []int, freeing map[int][]int, waits []int) {
 		ready = slices.Delete(ready, k, k+1)
 		out = append(out, i)
 		placed[i] = true
-		if j := next[i]; j >= 0 {
-			release(j)
-		}
-		for _, j := range freeing[i] {
-			release(j)
+		for _, j := range then[i] {
+			if waits[j]--; waits[j] == 0 {
+				ready = append(ready, j)
+			}
 		}
 	}
 	for _, i := range g {
