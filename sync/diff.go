@@ -30,7 +30,7 @@ func Diff(s *Snapshot) Plan {
 		d.reconcile(k)
 	}
 	d.remove()
-	d.keepLeftBehindAlone()
+	d.guardCarriers()
 	d.breakSwaps()
 	if s.complete {
 		d.sharedIdentities()
@@ -140,6 +140,10 @@ type differ struct {
 	// leftBehind are contacts linked to a record no longer live that carry
 	// another live record's external_id: that record's position in live.
 	leftBehind map[int]int32
+	// foreign are contacts that carry a live record's external_id but are
+	// another record's: linked to it (a hand edit), or left behind (see
+	// guardCarriers).
+	foreign []int
 	// claimer marks the live records that some pool contact's claim names,
 	// the only ones that can have strays.
 	claimer []bool
@@ -259,6 +263,9 @@ func (d *differ) index() {
 					id, s.recs.externalID(int(s.live[k])), ext))
 				d.hold(int(k))
 				continue
+			}
+			if c, ok := carries[i]; ok && c != k || !ok && st >= 0 {
+				d.foreign = append(d.foreign, i)
 			}
 			own(k, i)
 			continue
@@ -876,49 +883,59 @@ func (d *differ) remove() {
 	}
 }
 
-// keepLeftBehindAlone withdraws the operations of a record whose
-// external_id a left-behind contact carries, when a record renamed from the
-// gone one claims that contact and the plan does not take it (an
-// incremental run defers the take-over to the full run; the delete guard
-// withholds its delete): the record's create, or the patch putting its
-// external_id back on its own contact, would leave two contacts carrying
-// it. The record waits for the run that settles the contact.
-func (d *differ) keepLeftBehindAlone() {
-	if len(d.leftBehind) == 0 {
-		return
-	}
-	freed := make(map[string]bool)
-	for _, op := range d.plan.Operations {
-		switch {
-		case op.Kind == OpMerge:
-			freed[op.SourceContactID] = true
-		case op.Kind == OpDelete && d.plan.DeleteGuard == "":
-			freed[op.ContactID] = true
-		case op.Kind == OpPatch && freedExternalID(op) != "" && (op.Rule != RuleUnlink || d.plan.DeleteGuard == ""):
-			freed[op.ContactID] = true
-		}
-	}
-	waiting := make(map[string]string) // external_id -> the contact that keeps it
+// guardCarriers withdraws the operations of every record whose external_id
+// the plan would give to a contact (a create, a patch putting it back)
+// while another contact keeps carrying it: a contact a hand edit keyed to
+// it that the plan does not free, since an incremental run leaves the
+// contact to the full run, the delete guard withholds its delete, or its
+// own record's operations were withdrawn in turn. Sent, they would leave
+// two contacts carrying one external_id. The record waits for the run that
+// frees it.
+func (d *differ) guardCarriers() {
+	keepers := slices.Clone(d.foreign)
 	for _, i := range slices.Sorted(maps.Keys(d.leftBehind)) {
-		k := d.leftBehind[i]
-		if d.owner[k] == int32(i) || slices.Contains(d.extra[k], i) {
-			continue // settled: the record's own
-		}
-		if id, _ := d.ids(i); !freed[id] {
-			waiting[d.snap.recs.externalID(int(d.snap.live[k]))] = id
+		if k := d.leftBehind[i]; d.owner[k] != int32(i) && !slices.Contains(d.extra[k], i) {
+			keepers = append(keepers, i) // not settled as the record's own
 		}
 	}
-	if len(waiting) == 0 {
+	if len(keepers) == 0 {
 		return
 	}
-	d.plan.Operations = slices.DeleteFunc(d.plan.Operations, func(op Operation) bool {
-		_, wait := waiting[op.ExternalID]
-		return wait && op.Kind != OpDelete
-	})
-	for _, ext := range slices.Sorted(maps.Keys(waiting)) {
-		d.plan.Notes = append(d.plan.Notes, fmt.Sprintf(
-			"%s: waits: contact %s still carries its external_id, by a hand edit, and belongs to a gone record that a renamed one claims; the run that settles it comes first",
-			ext, waiting[ext]))
+	for {
+		freed := make(map[string]bool)
+		for _, op := range d.plan.Operations {
+			switch withheld := d.plan.DeleteGuard != "" && op.Removes(); {
+			case withheld:
+			case op.Kind == OpMerge:
+				freed[op.SourceContactID] = true
+			case op.Kind == OpDelete || freedExternalID(op) != "":
+				freed[op.ContactID] = true
+			}
+		}
+		setters := make(map[string]bool)
+		for _, op := range d.plan.Operations {
+			if setsExternalID(op) {
+				setters[op.ExternalID] = true
+			}
+		}
+		waiting := make(map[string]string) // external_id -> the contact that keeps it
+		for _, i := range keepers {
+			if id, ext := d.ids(i); setters[ext] && !freed[id] {
+				waiting[ext] = id
+			}
+		}
+		if len(waiting) == 0 {
+			return
+		}
+		d.plan.Operations = slices.DeleteFunc(d.plan.Operations, func(op Operation) bool {
+			_, wait := waiting[op.ExternalID]
+			return wait && !op.Removes()
+		})
+		for _, ext := range slices.Sorted(maps.Keys(waiting)) {
+			d.plan.Notes = append(d.plan.Notes, fmt.Sprintf(
+				"%s: waits: contact %s, another record's, still carries its external_id (a hand edit) and this run does not free it; a later run does first",
+				ext, waiting[ext]))
+		}
 	}
 }
 

@@ -174,6 +174,26 @@ func TestModelSequences(t *testing.T) {
 			h.run(t, incremental, stopAt{})
 		},
 	}, {
+		name: "a record waits when the patch that would free its external_id waits",
+		steps: func(t *testing.T, h *modelHarness) {
+			alan := func(email, phone string) *modelRecord { return &modelRecord{name: "Alan", email: email, phone: phone} }
+			h.put(t, "crm-1", alan("grace@example.org", p1))
+			h.put(t, "crm-2", alan("grace@example.org", p1))
+			h.run(t, full, stopAt{})
+			h.setExternalID(t, carrying(t, h, "crm-1"), "crm-2")
+			h.put(t, "crm-3", alan("", p2))
+			h.put(t, "crm-4", alan("ada@example.com", p1))
+			h.nextID = 5
+			h.rename(t, "crm-3") // to crm-5
+			h.exec(t, "DELETE FROM crm_contacts WHERE external_id = $1", "crm-1")
+			delete(h.records, "crm-1")
+			h.setExternalID(t, carrying(t, h, "crm-2"), "crm-5")
+			// crm-1's contact, carrying crm-2, waits for the full run (crm-4
+			// claims it); so does crm-2's patch taking crm-5 from its own
+			// contact, and so crm-5's create.
+			h.run(t, incremental, stopAt{})
+		},
+	}, {
 		name: "two linked contacts whose external_ids were swapped in Sinch never both carry one",
 		steps: func(t *testing.T, h *modelHarness) {
 			h.put(t, "crm-0", ada(p1))
