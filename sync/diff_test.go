@@ -328,6 +328,33 @@ func TestDiff(t *testing.T) {
 			unchanged: 1,
 		},
 		{
+			name: "two linked contacts whose external_ids were swapped in Sinch: one cleared first, so none is ever carried twice",
+			records: []crm.Record{record("crm-1"),
+				record("crm-2", func(r *crm.Record) { r.Phone = str("+46732000002") })},
+			contacts: []sinch.Contact{
+				mirror("C1", "crm-2"),
+				mirror("C2", "crm-1", func(c *sinch.Contact) { setPhone(c, "46732000002") }),
+			},
+			links: map[string]crm.Link{
+				"crm-1": {ExternalID: "crm-1", ContactID: "C1"},
+				"crm-2": {ExternalID: "crm-2", ContactID: "C2"},
+			},
+			want: []string{"patch crm-1 C1 [external_id] restore", "patch crm-1 C1 [external_id] restore", "patch crm-2 C2 [external_id] restore"},
+		},
+		{
+			name:    "a gone record's contact keyed by hand to a record renamed from another is re-keyed for its own, and the other keeps its contact",
+			records: []crm.Record{record("crm-0b"), record("crm-1b", func(r *crm.Record) { r.Phone = str("+46732000002") })},
+			contacts: []sinch.Contact{
+				mirror("C0", "crm-0"),
+				mirror("C1", "crm-0b", func(c *sinch.Contact) { setPhone(c, "46732000002") }), // crm-1's, keyed by hand
+			},
+			links: map[string]crm.Link{
+				"crm-0": {ExternalID: "crm-0", ContactID: "C0"},
+				"crm-1": {ExternalID: "crm-1", ContactID: "C1"},
+			},
+			want: []string{"patch crm-0b C0 [external_id] rekey", "patch crm-1b C1 [external_id] rekey"},
+		},
+		{
 			name:      "a linked contact whose external_id was cleared in Sinch gets it back",
 			records:   []crm.Record{record("crm-1")},
 			contacts:  []sinch.Contact{mirror("C1", "")},
