@@ -368,13 +368,14 @@ func (r *Reconciler) mark(ctx context.Context, id int64, res opResult) {
 
 // groupByExternalID groups the operations that must run one after another,
 // each group in the order they must run: those of one external_id, in plan
-// order, and, after the operation that frees an external_id (a patch that
-// gives a contact its external_id back or re-keys it, a delete of a gone
-// record's contact that a hand edit keyed to another), everything of the
-// external_id that contact carried until then. Run side by side, a run cut
-// short between the two would leave that record with two contacts, and a
-// failed one skips the rest. The diff breaks the cycles a swap makes (see
-// breakSwaps); were one left, its operations would run in plan order.
+// order, and with them each operation that frees an external_id (a patch
+// that gives a contact its external_id back or re-keys it, the delete of a
+// gone record's contact that a hand edit keyed to a live one), before the
+// create or patch that gives that external_id to another contact. Run side
+// by side, a run cut short between the two would leave a record with two
+// contacts; in one group, a failed operation skips the rest. The diff
+// breaks the cycles a swap makes (breakSwaps); were one left, it would run
+// in plan order.
 func groupByExternalID(ops []Operation) [][]int {
 	at := make(map[string]int) // external_id -> its group
 	var groups [][]int
