@@ -119,8 +119,9 @@ func (s *Snapshot) AddUnreadable(rej Rejection) {
 }
 
 // AddLinks indexes stored links. Links of records the snapshot does not
-// hold are only counted (the delete guard of an incremental run weighs its
-// deletes against them).
+// hold as live are counted (the delete guard of an incremental run weighs
+// its deletes against them), and those of records it knows are not live
+// (a full run knows every record) kept as left behind.
 func (s *Snapshot) AddLinks(links ...crm.Link) {
 	s.seal()
 	for _, l := range links {
@@ -129,8 +130,8 @@ func (s *Snapshot) AddLinks(links ...crm.Link) {
 			s.setLinked(k, l.ContactID)
 			s.linkFresh[k] = s.recs.hashIs(int(s.live[k]), l.ContentHash)
 		} else if l.ContactID != "" && (ok || s.complete) {
-			// An incremental run reads only some records: a link of one it
-			// did not read says nothing about the record being gone.
+			// A link of a record an incremental run did not read says
+			// nothing about the record being gone.
 			if s.leftBehind == nil {
 				s.leftBehind = make(map[string]string)
 			}
