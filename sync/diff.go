@@ -354,10 +354,18 @@ func (d *differ) own(k int32, i int) {
 
 // settleLeftBehind gives each left-behind contact that no record claimed
 // by identity to the record whose external_id it carries, as if the record
-// it was linked to had never been.
+// it was linked to had never been, unless that record claims a gone
+// record's contact of its own (it was renamed): then the left-behind one is
+// only its gone record's, removed with it.
 func (d *differ) settleLeftBehind() {
 	if len(d.leftBehind) == 0 {
 		return
+	}
+	renamed := make(map[string]bool)
+	for i, ext := range d.claims {
+		if _, carried := d.snap.contacts.ids(i); carried != "" && d.opts.DeletePolicy != DeletePolicyUnlink {
+			renamed[ext] = true
+		}
 	}
 	var given []int
 	for _, i := range slices.Sorted(maps.Keys(d.leftBehind)) {
@@ -365,7 +373,7 @@ func (d *differ) settleLeftBehind() {
 			continue
 		}
 		k := d.leftBehind[i]
-		if d.owner[k] == holdMark {
+		if d.owner[k] == holdMark || renamed[d.snap.recs.externalID(int(d.snap.live[k]))] {
 			continue
 		}
 		d.own(k, i)

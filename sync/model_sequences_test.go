@@ -194,6 +194,19 @@ func TestModelSequences(t *testing.T) {
 			h.run(t, incremental, stopAt{})
 		},
 	}, {
+		name: "a renamed record keeps its contact when a deleted record's was keyed to its new external_id by hand",
+		steps: func(t *testing.T, h *modelHarness) {
+			h.put(t, "crm-2", ada(p2))
+			h.put(t, "crm-3", ada(phonePool[2]))
+			h.run(t, full, stopAt{})
+			h.nextID = 4
+			h.rename(t, "crm-2") // to crm-4
+			h.setExternalID(t, carrying(t, h, "crm-3"), "crm-4")
+			h.exec(t, "DELETE FROM crm_contacts WHERE external_id = $1", "crm-3")
+			delete(h.records, "crm-3")
+			h.run(t, full, stopAt{}) // crm-3's contact goes with crm-3; crm-4's is re-keyed, not deleted
+		},
+	}, {
 		name: "two linked contacts whose external_ids were swapped in Sinch never both carry one",
 		steps: func(t *testing.T, h *modelHarness) {
 			h.put(t, "crm-0", ada(p1))
