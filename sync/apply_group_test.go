@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -51,5 +52,26 @@ func TestGroupByExternalID(t *testing.T) {
 				t.Errorf("groups %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// BenchmarkGroupByExternalID groups a backfill's worth of creates with a
+// few restores that free an external_id: what every full run's apply pays
+// before its first write.
+func BenchmarkGroupByExternalID(b *testing.B) {
+	const n = 1_000_000
+	ops := make([]Operation, 0, n+n/1000)
+	for i := range n {
+		ops = append(ops, Operation{Kind: OpCreate, ExternalID: fmt.Sprintf("crm-%07d", i)})
+	}
+	for i := 0; i < n; i += 1000 {
+		ops = append(ops, Operation{Kind: OpPatch, ExternalID: fmt.Sprintf("old-%07d", i), UpdateMask: []string{sinch.FieldExternalID},
+			Changes: []Change{{Field: sinch.FieldExternalID, Old: fmt.Sprintf("crm-%07d", i), New: fmt.Sprintf("old-%07d", i)}}})
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if len(groupByExternalID(ops)) != n {
+			b.Fatal("wrong groups")
+		}
 	}
 }
