@@ -593,13 +593,20 @@ func (h *modelHarness) doubtRekeys(contacts []sinch.Contact) {
 			continue
 		}
 		doubt := false
+		var mine sinch.Contact
 		for _, c := range contacts {
 			if c.ID != id && holdsPhone(c, r.phone) && strings.HasPrefix(c.ExternalID, "crm-") && !h.live(c.ExternalID) {
 				doubt = true
 			}
+			if c.ID == id {
+				mine = c
+			}
 		}
 		for _, other := range h.liveIDs() {
-			if other != owner && h.records[other].phone == r.phone && !standsFor[other] {
+			// Another record without a contact that shares the phone, or
+			// whose phone a hand edit gave the contact, could as well be
+			// the one renamed.
+			if other != owner && !standsFor[other] && (h.records[other].phone == r.phone || holdsPhone(mine, h.records[other].phone)) {
 				doubt = true
 			}
 		}
