@@ -272,9 +272,10 @@ func (d *differ) index() {
 		}
 		if k, ok := carries[i]; ok {
 			// For a record renamed from the gone one to take over by
-			// identity. If none does, it stays the record's whose
-			// external_id it carries (settleLeftBehind): deleting it for a
-			// new one would lose its conversations on a guess.
+			// identity. If none does, it is mostly the record's whose
+			// external_id it carries (settleLeftBehind says when):
+			// deleting it for a new one would lose its conversations on a
+			// guess.
 			if d.leftBehind == nil {
 				d.leftBehind = make(map[int]int32)
 			}
