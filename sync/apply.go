@@ -419,9 +419,11 @@ func groupByExternalID(ops []Operation) [][]int {
 			into[from] = to
 		}
 	}
+	ordered := make(map[int]bool) // a group several operations joined is ordered once
 	for _, j := range joins {
-		if g := groups[find(j[0])]; len(g) > 1 {
-			order(ops, g)
+		if r := find(j[0]); !ordered[r] && len(groups[r]) > 1 {
+			ordered[r] = true
+			order(ops, groups[r])
 		}
 	}
 	return slices.DeleteFunc(groups, func(g []int) bool { return len(g) == 0 })
