@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 	contactsync "github.com/syncd/syncd/sync"
 )
@@ -51,13 +52,13 @@ type childResult struct {
 	HWMKiB     int64         `json:"hwm_kib"` // VmHWM of the child itself
 
 	// Runs.
-	Summary  contactsync.Summary `json:"summary"`
-	Applied  contactsync.Summary `json:"applied"`
-	Failed   int                 `json:"failed"`
-	Lookups  int                 `json:"lookups"`
-	Outcome  string              `json:"outcome"`
-	Errors   []string            `json:"errors,omitempty"`
-	Withheld int                 `json:"withheld"`
+	Summary  planner.Summary `json:"summary"`
+	Applied  planner.Summary `json:"applied"`
+	Failed   int             `json:"failed"`
+	Lookups  int             `json:"lookups"`
+	Outcome  string          `json:"outcome"`
+	Errors   []string        `json:"errors,omitempty"`
+	Withheld int             `json:"withheld"`
 
 	// read: the CRM reader against COPY of the same rows.
 	Rows int           `json:"rows"`
@@ -150,7 +151,7 @@ func (a childArgs) reconciler(store *crm.Store) (*contactsync.Reconciler, error)
 	}, nil
 }
 
-func benchOptions() contactsync.Options { return contactsync.DefaultOptions() }
+func benchOptions() planner.Options { return planner.DefaultOptions() }
 
 func childRun(ctx context.Context, a childArgs, res *childResult) error {
 	store, err := crm.Open(ctx, a.DatabaseURL, zap.NewNop())
@@ -273,7 +274,7 @@ func childPureDiff(a childArgs, res *childResult) error {
 	// contacts (those linked and in sync as a seen bit).
 	runtime.GC()
 	start := time.Now()
-	snap := contactsync.NewSnapshot(opts, crm.Source{Relation: "crm_contacts"}, true)
+	snap := planner.NewIndex(opts, crm.Source{Relation: "crm_contacts"}, true)
 	snap.AddRecords(records)
 	snap.AddLinks(links...)
 	snap.AddContacts(contacts)
@@ -288,14 +289,14 @@ func childPureDiff(a childArgs, res *childResult) error {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	start = time.Now()
-	plan := contactsync.Diff(snap)
+	plan := planner.Diff(snap)
 	for len(plan.Fetch) > 0 {
 		got := make([]sinch.Contact, 0, len(plan.Fetch))
 		for _, id := range plan.Fetch {
 			got = append(got, byID[id])
 		}
 		snap.AddContacts(got)
-		plan = contactsync.Diff(snap)
+		plan = planner.Diff(snap)
 	}
 	res.Diff = time.Since(start)
 	runtime.ReadMemStats(&after)

@@ -9,8 +9,8 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
-	contactsync "github.com/syncd/syncd/sync"
 )
 
 // The mix, by CRM row index i, on i%100 (and i%1000 for rejects):
@@ -130,7 +130,7 @@ func mirror(i int, r crm.Record) sinch.Contact {
 // them never need to be held at once by the driver.
 type world struct {
 	n    int
-	opts contactsync.Options
+	opts planner.Options
 }
 
 // seeded calls fn with every contact of the Sinch project, in id order, and
@@ -149,7 +149,7 @@ func (w world) contacts(fn func(c sinch.Contact, link crm.Link)) {
 		r := record(i)
 		m := mirror(i, r)
 		link := crm.Link{ExternalID: r.ExternalID, ContentHash: "stale"}
-		if want, rej := contactsync.Normalize(r, w.opts); rej == nil {
+		if want, rej := planner.Normalize(r, w.opts); rej == nil {
 			link.ContentHash = want.Hash
 		}
 		switch kindOf(i) {

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
 	contactsync "github.com/syncd/syncd/sync"
@@ -197,7 +198,7 @@ func runPeer(ctx context.Context, cfg config) ([]peerRow, error) {
 		r := &contactsync.Reconciler{
 			Store: store, Sinch: client, Logger: zap.NewNop(),
 			ProjectID: sinchtest.DefaultProjectID, Source: crm.Source{Relation: "crm_contacts"}, BatchSize: 1000,
-			Concurrency: sinch.DefaultMaxConcurrency, Options: contactsync.DefaultOptions(),
+			Concurrency: sinch.DefaultMaxConcurrency, Options: planner.DefaultOptions(),
 		}
 		start := time.Now()
 		rep, err := r.Run(ctx, contactsync.RunFull, false)

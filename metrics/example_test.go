@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/metrics"
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 	contactsync "github.com/syncd/syncd/sync"
 )
@@ -60,7 +61,7 @@ func Example() {
 	eu.ObserveCall(sinch.OpList, http.StatusOK, 120*time.Millisecond)
 	eu.ObserveCall(sinch.OpCreate, http.StatusTooManyRequests, 40*time.Millisecond)
 	eu.ObserveCall(sinch.OpCreate, 0, 10*time.Second) // no answer: code "error"
-	eu.OperationFinished(string(contactsync.OpCreate), contactsync.StatusFailed)
+	eu.OperationFinished(string(planner.OpCreate), contactsync.StatusFailed)
 	eu.RunFinished(contactsync.RunFull, contactsync.OutcomeFailed, 11*time.Second)
 	lastOutcome.Store(contactsync.OutcomeFailed)
 	us.ObserveCall(sinch.OpList, http.StatusOK, 80*time.Millisecond)

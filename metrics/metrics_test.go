@@ -12,6 +12,7 @@ import (
 
 	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/metrics"
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 	contactsync "github.com/syncd/syncd/sync"
 )
@@ -228,17 +229,17 @@ func TestRunFinished(t *testing.T) {
 func TestOperationFinished(t *testing.T) {
 	tests := []struct {
 		name       string
-		kind       contactsync.OpKind
+		kind       planner.OpKind
 		status     string
 		wantKey    string
 		wantAbsent string
 	}{
-		{"created", contactsync.OpCreate, contactsync.StatusDone, `syncd_operations_total{kind="create",status="done"}`, ""},
-		{"patch failed", contactsync.OpPatch, contactsync.StatusFailed, `syncd_operations_total{kind="patch",status="failed"}`, ""},
-		{"merge skipped", contactsync.OpMerge, contactsync.StatusSkipped, `syncd_operations_total{kind="merge",status="skipped"}`, ""},
-		{"delete rejected", contactsync.OpDelete, contactsync.StatusRejected, `syncd_operations_total{kind="delete",status="rejected"}`, ""},
+		{"created", planner.OpCreate, contactsync.StatusDone, `syncd_operations_total{kind="create",status="done"}`, ""},
+		{"patch failed", planner.OpPatch, contactsync.StatusFailed, `syncd_operations_total{kind="patch",status="failed"}`, ""},
+		{"merge skipped", planner.OpMerge, contactsync.StatusSkipped, `syncd_operations_total{kind="merge",status="skipped"}`, ""},
+		{"delete rejected", planner.OpDelete, contactsync.StatusRejected, `syncd_operations_total{kind="delete",status="rejected"}`, ""},
 		{"unknown kind", "upsert", contactsync.StatusDone, `syncd_operations_total{kind="other",status="done"}`, `syncd_operations_total{kind="upsert",status="done"}`},
-		{"pending is not final", contactsync.OpCreate, contactsync.StatusPending, `syncd_operations_total{kind="create",status="other"}`, `syncd_operations_total{kind="create",status="pending"}`},
+		{"pending is not final", planner.OpCreate, contactsync.StatusPending, `syncd_operations_total{kind="create",status="other"}`, `syncd_operations_total{kind="create",status="pending"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -428,7 +429,7 @@ func TestSeriesBeforeAnyHook(t *testing.T) {
 func recordAll(p *metrics.Project) {
 	p.ObserveCall(sinch.OpList, 200, time.Millisecond)
 	p.RunFinished(contactsync.RunFull, contactsync.OutcomeSucceeded, time.Second)
-	p.OperationFinished(string(contactsync.OpCreate), contactsync.StatusDone)
+	p.OperationFinished(string(planner.OpCreate), contactsync.StatusDone)
 	p.RowsRejected(1)
 	p.LockWaited(time.Millisecond)
 	p.TickSkipped(contactsync.RunFull, "locked")
@@ -500,7 +501,7 @@ func TestProjectsAreKeptApart(t *testing.T) {
 			p.RunFinished(contactsync.RunIncremental, contactsync.OutcomeFailed, time.Second)
 		},
 			`syncd_runs_total{kind="incremental",outcome="failed"}`, 1},
-		{"operation", func(p *metrics.Project) { p.OperationFinished(string(contactsync.OpDelete), contactsync.StatusDone) },
+		{"operation", func(p *metrics.Project) { p.OperationFinished(string(planner.OpDelete), contactsync.StatusDone) },
 			`syncd_operations_total{kind="delete",status="done"}`, 1},
 		{"rows rejected", func(p *metrics.Project) { p.RowsRejected(7) }, `syncd_rejected_rows_total`, 7},
 		{"lock waited", func(p *metrics.Project) { p.LockWaited(time.Second) }, `syncd_lock_wait_seconds_count`, 1},
@@ -630,7 +631,7 @@ func TestLabelValuesMatchCallers(t *testing.T) {
 			want = append(want, `syncd_runs_total{kind="`+kind+`",outcome="`+outcome+`"}`)
 		}
 	}
-	for _, kind := range []contactsync.OpKind{contactsync.OpCreate, contactsync.OpPatch, contactsync.OpMerge, contactsync.OpDelete} {
+	for _, kind := range []planner.OpKind{planner.OpCreate, planner.OpPatch, planner.OpMerge, planner.OpDelete} {
 		for _, status := range []string{contactsync.StatusDone, contactsync.StatusFailed, contactsync.StatusRejected, contactsync.StatusSkipped} {
 			p.OperationFinished(string(kind), status)
 			want = append(want, `syncd_operations_total{kind="`+string(kind)+`",status="`+status+`"}`)

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 )
 
@@ -22,16 +23,19 @@ import (
 // external_id run in plan order (merges before the patch that follows them);
 // different external_ids run concurrently. A 400 rejects that contact and the
 // run goes on; a failed operation skips the rest of its group.
-func (r *Reconciler) Apply(ctx context.Context, runID int64, plan Plan) (Report, error) {
+func (r *Reconciler) Apply(ctx context.Context, runID int64, plan planner.Plan) (Report, error) {
 	return r.apply(ctx, runID, plan, false)
 }
 
 // apply is Apply; with answers set, the report keeps the contacts as Sinch
 // returned them (early patches put them back into the snapshot).
-func (r *Reconciler) apply(ctx context.Context, runID int64, plan Plan, answers bool) (Report, error) {
+func (r *Reconciler) apply(ctx context.Context, runID int64, plan planner.Plan, answers bool) (Report, error) {
 	rep := Report{RunID: runID, Plan: plan}
 	if len(plan.Fetch) > 0 {
 		return rep, fmt.Errorf("the plan depends on %d contacts not yet read in full; diff again first", len(plan.Fetch))
+	}
+	if err := plan.CheckGroups(); err != nil {
+		return rep, err
 	}
 	entries := make([]crm.JournalEntry, 0, len(plan.Operations)+len(plan.Rejected))
 	for _, op := range plan.Operations {
@@ -47,7 +51,7 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan Plan, answers 
 		}
 		entries = append(entries, crm.JournalEntry{
 			RunID: runID, Kind: string(op.Kind), ExternalID: op.ExternalID, ContactID: op.ContactID,
-			SourceContactID: op.SourceContactID, UpdateMask: op.UpdateMask, Reason: op.Rule + ": " + op.explain(sent, true),
+			SourceContactID: op.SourceContactID, UpdateMask: op.UpdateMask, Reason: op.Rule + ": " + op.ExplainSent(sent, true),
 			Status: status, Contacts: before, Changes: changes,
 		})
 	}
@@ -68,7 +72,7 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan Plan, answers 
 	g, gctx := errgroup.WithContext(sendCtx)
 	marks := r.newMarker(context.WithoutCancel(ctx)) // written in batches, all in before Apply returns
 	g.SetLimit(max(1, r.Concurrency))
-	for _, group := range groupByExternalID(plan.Operations) {
+	for _, group := range plan.Groups {
 		if ctx.Err() != nil || gctx.Err() != nil {
 			break
 		}
@@ -131,7 +135,7 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan Plan, answers 
 		}
 		switch res.status {
 		case StatusDone:
-			rep.Applied.add(op.Kind)
+			rep.Applied.Add(op.Kind)
 			if res.answer != nil && answers {
 				rep.answers = append(rep.answers, *res.answer)
 			}
@@ -141,16 +145,16 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan Plan, answers 
 			switch {
 			case op.Removes():
 				unlink = append(unlink, op.ExternalID)
-			case op.Kind == OpCreate || op.Kind == OpPatch:
+			case op.Kind == planner.OpCreate || op.Kind == planner.OpPatch:
 				save = append(save, crm.Link{ExternalID: op.ExternalID, ContactID: res.contactID, ContentHash: op.Hash})
-			case op.Kind == OpMerge:
+			case op.Kind == planner.OpMerge:
 				// The destination is the record's contact now. No hash: the
 				// patch that may follow has not landed yet, and a hash would
 				// tell incremental runs that it had.
 				save = append(save, crm.Link{ExternalID: op.ExternalID, ContactID: res.contactID})
 			}
 		case StatusRejected:
-			rep.Rejected = append(rep.Rejected, Rejection{ExternalID: op.ExternalID, Column: "sinch", Reason: res.err.Error()})
+			rep.Rejected = append(rep.Rejected, planner.Rejection{ExternalID: op.ExternalID, Column: "sinch", Reason: res.err.Error()})
 		case StatusFailed:
 			rep.Failed++
 			rep.Errors = append(rep.Errors, fmt.Sprintf("%s %s: %v", op.Kind, op.ExternalID, res.err))
@@ -189,7 +193,7 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan Plan, answers 
 // journalValues are the values the journal keeps of op, as JSON: the
 // contacts it removes or changes (op.Before), and what it sets (sent, which
 // is op.Sent()).
-func journalValues(op Operation, sent []Change) (contacts, changes []byte, err error) {
+func journalValues(op planner.Operation, sent []planner.Change) (contacts, changes []byte, err error) {
 	if len(op.Before) > 0 {
 		if contacts, err = json.Marshal(op.Before); err != nil {
 			return nil, nil, err
@@ -205,7 +209,7 @@ func journalValues(op Operation, sent []Change) (contacts, changes []byte, err e
 // journal's changes column), without its reflection: a full run journals
 // one create or patch for every ten records or so. It sizes b for them
 // first, so that a change's values take one allocation.
-func appendChangesJSON(b []byte, changes []Change) []byte {
+func appendChangesJSON(b []byte, changes []planner.Change) []byte {
 	need := 2
 	for _, c := range changes {
 		need += len(`{"field":"","old":"","new":""},`) + len(c.Field) + len(c.Old) + len(c.New)
@@ -306,7 +310,7 @@ type opResult struct {
 	err        error
 }
 
-func (r *Reconciler) send(ctx context.Context, op Operation) opResult {
+func (r *Reconciler) send(ctx context.Context, op planner.Operation) opResult {
 	// Checked first: the fields, and the explanation above all, would be
 	// built for every operation even with debug logging off.
 	if ce := r.Logger.Check(zap.DebugLevel, "sending operation"); ce != nil {
@@ -316,13 +320,13 @@ func (r *Reconciler) send(ctx context.Context, op Operation) opResult {
 	var got *sinch.Contact
 	var err error
 	switch op.Kind {
-	case OpCreate:
+	case planner.OpCreate:
 		got, err = r.Sinch.CreateContact(ctx, *op.Contact)
-	case OpPatch:
+	case planner.OpPatch:
 		got, err = r.Sinch.UpdateContact(ctx, op.ContactID, *op.Contact, op.UpdateMask)
-	case OpMerge:
+	case planner.OpMerge:
 		got, err = r.Sinch.MergeContacts(ctx, op.ContactID, op.SourceContactID)
-	case OpDelete:
+	case planner.OpDelete:
 		err = r.Sinch.DeleteContact(ctx, op.ContactID)
 		if sinch.IsNotFound(err) {
 			err = nil // already gone: the goal is met
@@ -364,164 +368,6 @@ func (r *Reconciler) mark(ctx context.Context, id int64, res opResult) {
 	if err := r.Store.JournalMark(ctx, id, res.status, res.httpStatus, msg, res.contactID); err != nil {
 		r.Logger.Error("journal mark failed", zap.Int64("journal_id", id), zap.Error(err))
 	}
-}
-
-// groupByExternalID groups the operations that must run one after another,
-// each group in the order they must run: those of one external_id, in plan
-// order, and with them each operation that frees an external_id (a patch
-// that gives a contact its external_id back or re-keys it, the delete of a
-// gone record's contact that a hand edit keyed to a live one), before the
-// create or patch that gives that external_id to another contact. Run side
-// by side, a run cut short between the two would leave a record with two
-// contacts; in one group, a failed operation skips the rest. The diff
-// breaks the cycles a swap makes (breakSwaps); were one left, it would run
-// in plan order.
-func groupByExternalID(ops []Operation) [][]int {
-	at := make(map[string]int) // external_id -> its group
-	var groups [][]int
-	for i, op := range ops {
-		g, ok := at[op.ExternalID]
-		if !ok {
-			g = len(groups)
-			at[op.ExternalID] = g
-			groups = append(groups, nil)
-		}
-		groups[g] = append(groups[g], i)
-	}
-	var joins [][2]int // groups of a freeing operation and of what it frees
-	for _, op := range ops {
-		if freed := freedExternalID(op); freed != "" && freed != op.ExternalID {
-			if g, ok := at[freed]; ok {
-				joins = append(joins, [2]int{at[op.ExternalID], g})
-			}
-		}
-	}
-	if len(joins) == 0 {
-		return groups
-	}
-	// Groups joined so far point at the one that holds their operations.
-	into := make([]int, len(groups))
-	for g := range into {
-		into[g] = g
-	}
-	find := func(g int) int {
-		for into[g] != g {
-			into[g] = into[into[g]]
-			g = into[g]
-		}
-		return g
-	}
-	for _, j := range joins {
-		from, to := find(j[1]), find(j[0])
-		if from != to {
-			groups[to] = append(groups[to], groups[from]...)
-			groups[from] = nil
-			into[from] = to
-		}
-	}
-	ordered := make(map[int]bool) // a group several operations joined is ordered once
-	for _, j := range joins {
-		if r := find(j[0]); !ordered[r] && len(groups[r]) > 1 {
-			ordered[r] = true
-			order(ops, groups[r])
-		}
-	}
-	return slices.DeleteFunc(groups, func(g []int) bool { return len(g) == 0 })
-}
-
-// order sorts a group of operations so that each comes after the earlier
-// ones of its external_id and after those that free the external_id it
-// gives to a contact, the earliest in the plan first among those ready
-// (Kahn's algorithm). What a cycle leaves keeps its plan order.
-func order(ops []Operation, g []int) {
-	slices.Sort(g)
-	waits := make(map[int]int, len(g))
-	then := make(map[int][]int, len(g)) // operation -> those that wait for it
-	last := make(map[string]int)
-	freedBy := make(map[string][]int)
-	for _, i := range g {
-		if freed := freedExternalID(ops[i]); freed != "" && freed != ops[i].ExternalID {
-			freedBy[freed] = append(freedBy[freed], i)
-		}
-	}
-	for _, i := range g {
-		ext := ops[i].ExternalID
-		if j, ok := last[ext]; ok {
-			then[j] = append(then[j], i)
-			waits[i]++
-		}
-		last[ext] = i
-		if setsExternalID(ops[i]) {
-			for _, j := range freedBy[ext] {
-				then[j] = append(then[j], i)
-				waits[i]++
-			}
-		}
-	}
-	var ready, out []int
-	for _, i := range g {
-		if waits[i] == 0 {
-			ready = append(ready, i)
-		}
-	}
-	placed := make(map[int]bool, len(g))
-	for len(ready) > 0 {
-		k := slices.Index(ready, slices.Min(ready))
-		i := ready[k]
-		ready = slices.Delete(ready, k, k+1)
-		out = append(out, i)
-		placed[i] = true
-		for _, j := range then[i] {
-			if waits[j]--; waits[j] == 0 {
-				ready = append(ready, j)
-			}
-		}
-	}
-	for _, i := range g {
-		if !placed[i] {
-			out = append(out, i)
-		}
-	}
-	copy(g, out)
-}
-
-// setsExternalID reports whether the operation gives its external_id to a
-// contact that did not carry it.
-func setsExternalID(op Operation) bool {
-	if op.Kind == OpCreate {
-		return true
-	}
-	if op.Kind != OpPatch {
-		return false
-	}
-	for _, c := range op.Changes {
-		if c.Field == sinch.FieldExternalID {
-			return c.New == op.ExternalID && c.Old != c.New
-		}
-	}
-	return false
-}
-
-// freedExternalID is the external_id a patch takes away from its contact
-// for another one, or a delete from the world: the contact of a gone record
-// that a hand edit gave a live record's external_id ("" for any other
-// operation).
-func freedExternalID(op Operation) string {
-	if op.Kind == OpDelete {
-		if len(op.Before) > 0 && op.Before[0].ExternalID != "" && op.Before[0].ExternalID != op.ExternalID {
-			return op.Before[0].ExternalID
-		}
-		return ""
-	}
-	if op.Kind != OpPatch {
-		return ""
-	}
-	for _, c := range op.Changes {
-		if c.Field == sinch.FieldExternalID && c.Old != "" && c.Old != c.New {
-			return c.Old
-		}
-	}
-	return ""
 }
 
 func indexOf(s []int, v int) int {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/crm/crmtest"
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
 	contactsync "github.com/syncd/syncd/sync"
@@ -50,7 +51,7 @@ func newChaosReconciler(t *testing.T, faults sinchtest.Faults) (*contactsync.Rec
 	t.Cleanup(client.CloseIdleConnections)
 	rec := &contactsync.Reconciler{
 		Store: store, Sinch: client, Logger: zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)), ProjectID: "chaos",
-		Source: crm.Source{Relation: "crm_contacts"}, BatchSize: 1000, Concurrency: 16, Options: contactsync.DefaultOptions(),
+		Source: crm.Source{Relation: "crm_contacts"}, BatchSize: 1000, Concurrency: 16, Options: planner.DefaultOptions(),
 	}
 	return rec, emu, store
 }

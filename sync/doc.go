@@ -1,11 +1,9 @@
-// Package sync reconciles CRM records with Sinch contacts.
-//
-// A run has three separate steps. Fetching reads both sides into plain
-// snapshots. [Diff] is a pure function from those snapshots to a [Plan]: the
-// creates, patches, merges and deletes that would align Sinch with the CRM,
-// each with the reason it exists. Applying sends a plan to Sinch through the
-// narrow [SinchAPI] interface and records every operation in the journal of
-// the [Store] before it is sent.
+// Package sync runs reconciles. A run fills a planner.Index with what it
+// reads from the CRM source, syncd's own state and Sinch, asks the planner
+// for a plan, and applies it through the narrow [SinchAPI] interface,
+// journaling every operation in the [Store] before it is sent. It also
+// holds the project lock around each run, the daemon's schedules, the
+// event runs and explain.
 //
 // Callers import it as contactsync, since its name shadows the standard
 // library's sync.

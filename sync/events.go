@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/webhook"
 )
@@ -180,7 +181,7 @@ func (r *Reconciler) eventBatch(ctx context.Context, runID int64, events []webho
 // A merge moves a link: Sinch has folded the deleted contact into the
 // preserved one, so the record linked to the deleted contact is now served
 // by the preserved one, if that one is no other record's.
-func (r *Reconciler) namedSnapshot(ctx context.Context, n named) (*Snapshot, int, error) {
+func (r *Reconciler) namedSnapshot(ctx context.Context, n named) (*planner.Index, int, error) {
 	contacts, gone, err := r.getContacts(ctx, n.contacts)
 	calls := len(n.contacts)
 	if err != nil {
@@ -281,7 +282,7 @@ func (r *Reconciler) namedSnapshot(ctx context.Context, n named) (*Snapshot, int
 		held[c.ID] = c
 	}
 
-	snap := NewSnapshot(r.Options, r.Source, false)
+	snap := planner.NewIndex(r.Options, r.Source, false)
 	snap.AddRecords(records)
 	for _, rej := range unread {
 		snap.AddUnreadable(rej)
@@ -296,7 +297,7 @@ func (r *Reconciler) namedSnapshot(ctx context.Context, n named) (*Snapshot, int
 		}
 		for _, ext := range exts {
 			if !found[ext] && !empty {
-				snap.vanish(ext)
+				snap.Vanish(ext)
 			}
 		}
 	}
@@ -331,7 +332,7 @@ func (r *Reconciler) sourceEmpty(ctx context.Context) (bool, error) {
 
 // rowErrors splits the rows RecordsByExternalID could not read from a real
 // error.
-func rowErrors(err error) ([]Rejection, error) {
+func rowErrors(err error) ([]planner.Rejection, error) {
 	if err == nil {
 		return nil, nil
 	}
@@ -339,7 +340,7 @@ func rowErrors(err error) ([]Rejection, error) {
 	if joined, ok := err.(interface{ Unwrap() []error }); ok {
 		errs = joined.Unwrap()
 	}
-	var rejs []Rejection
+	var rejs []planner.Rejection
 	for _, e := range errs {
 		rej, ok := unreadable(e)
 		if !ok {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/crm/crmtest"
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
 	contactsync "github.com/syncd/syncd/sync"
@@ -67,7 +68,7 @@ func BenchmarkEventLag(b *testing.B) {
 	log := zaptest.NewLogger(b, zaptest.Level(zap.ErrorLevel))
 	rec := &contactsync.Reconciler{
 		Store: store, Sinch: client, Logger: log, ProjectID: "lag", Source: crm.Source{Relation: "crm_contacts"},
-		BatchSize: 1000, Concurrency: 16, Options: contactsync.DefaultOptions(), Observer: obs, Events: queue,
+		BatchSize: 1000, Concurrency: 16, Options: planner.DefaultOptions(), Observer: obs, Events: queue,
 	}
 	recs := make([]crm.Record, rows)
 	for i := range recs {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 )
 
@@ -32,16 +33,16 @@ type Explanation struct {
 	Record *RecordView `json:"record"`
 	// Normalized is the contact the row asks for; nil when it is rejected
 	// or there is no row.
-	Normalized *NormalizedView `json:"normalized"`
-	Rejection  *Rejection      `json:"rejection"`
-	Link       *LinkView       `json:"link"`
+	Normalized *NormalizedView    `json:"normalized"`
+	Rejection  *planner.Rejection `json:"rejection"`
+	Link       *LinkView          `json:"link"`
 	// Contacts are the Sinch contacts now that carry the external_id or
 	// are linked to it.
 	Contacts []sinch.Contact `json:"contacts"`
 	// Operations are what a diff would do about it, each with its reason.
-	Operations []Operation `json:"operations"`
-	Verdict    string      `json:"verdict"`
-	Timeline   []Event     `json:"timeline"`
+	Operations []planner.Operation `json:"operations"`
+	Verdict    string              `json:"verdict"`
+	Timeline   []Event             `json:"timeline"`
 }
 
 // RecordView is a crm.Record as JSON shows it: null for NULL.
@@ -101,7 +102,7 @@ type Event struct {
 	// fields, a create's values (old ""), and the fields of the contact a
 	// delete removed or a merge's source gave up (new ""). Empty for a
 	// reject, and for entries journaled before syncd kept values.
-	Changes []Change `json:"changes"`
+	Changes []planner.Change `json:"changes"`
 }
 
 // Describe is the event's fields old -> new as the diff shows an
@@ -112,28 +113,28 @@ func (e Event) Describe(redact bool) string {
 	}
 	switch e.Kind {
 	case crm.JournalCreate:
-		return "sent: " + describeValues(e.Changes, redact)
+		return "sent: " + planner.DescribeValues(e.Changes, redact)
 	case crm.JournalDelete:
-		return "removed the contact: " + describeValues(oldAsNew(e.Changes), redact)
+		return "removed the contact: " + planner.DescribeValues(oldAsNew(e.Changes), redact)
 	case crm.JournalMerge:
-		return "merged the source away: " + describeValues(oldAsNew(e.Changes), redact)
+		return "merged the source away: " + planner.DescribeValues(oldAsNew(e.Changes), redact)
 	}
-	return describeChanges(e.Changes, redact)
+	return planner.DescribeChanges(e.Changes, redact)
 }
 
-// oldAsNew shows the values a contact had, for describeValues.
-func oldAsNew(changes []Change) []Change {
-	out := make([]Change, len(changes))
+// oldAsNew shows the values a contact had, for DescribeValues.
+func oldAsNew(changes []planner.Change) []planner.Change {
+	out := make([]planner.Change, len(changes))
 	for i, c := range changes {
-		out[i] = Change{Field: c.Field, New: c.Old}
+		out[i] = planner.Change{Field: c.Field, New: c.Old}
 	}
 	return out
 }
 
 // eventChanges reads an entry's changes; a merge's or delete's are the
 // fields of the contact it removed, which the journal keeps whole.
-func eventChanges(e crm.TimelineEntry) ([]Change, error) {
-	changes := []Change{}
+func eventChanges(e crm.TimelineEntry) ([]planner.Change, error) {
+	changes := []planner.Change{}
 	if len(e.Changes) > 0 {
 		if err := json.Unmarshal(e.Changes, &changes); err != nil {
 			return nil, fmt.Errorf("journal entry %d: changes: %w", e.ID, err)
@@ -155,8 +156,8 @@ func eventChanges(e crm.TimelineEntry) ([]Change, error) {
 		if c.ID != removed {
 			continue
 		}
-		for _, f := range (Operation{Kind: OpCreate, Contact: &c}).Sent() {
-			changes = append(changes, Change{Field: f.Field, Old: f.New})
+		for _, f := range (planner.Operation{Kind: planner.OpCreate, Contact: &c}).Sent() {
+			changes = append(changes, planner.Change{Field: f.Field, Old: f.New})
 		}
 	}
 	return changes, nil
@@ -168,7 +169,7 @@ func eventChanges(e crm.TimelineEntry) ([]Change, error) {
 // nothing. The diff is that of an incremental run for this one record: the
 // delete guard, which weighs a whole run's deletes, is left to syncd diff.
 func (r *Reconciler) Explain(ctx context.Context, h History, id string) (Explanation, error) {
-	ex := Explanation{Query: id, Contacts: []sinch.Contact{}, Operations: []Operation{}, Timeline: []Event{}}
+	ex := Explanation{Query: id, Contacts: []sinch.Contact{}, Operations: []planner.Operation{}, Timeline: []Event{}}
 	recs, err := r.Store.RecordsByExternalID(ctx, r.Source, []string{id})
 	var rowErr *crm.RowError
 	if err != nil && !errors.As(err, &rowErr) {
@@ -218,12 +219,12 @@ func (r *Reconciler) Explain(ctx context.Context, h History, id string) (Explana
 		ex.Link = &LinkView{ContactID: link.ContactID, ContentHash: link.ContentHash, SyncedAt: link.SyncedAt}
 	}
 	snap := r.explainSnapshot()
-	var want Desired
+	var want planner.Desired
 	switch {
 	case len(recs) > 0:
 		rec := recs[0]
 		ex.Record = recordView(rec)
-		d, rej := Normalize(rec, r.Options)
+		d, rej := planner.Normalize(rec, r.Options)
 		if rej != nil {
 			ex.Rejection = rej
 		} else {
@@ -232,11 +233,11 @@ func (r *Reconciler) Explain(ctx context.Context, h History, id string) (Explana
 		}
 		snap.AddRecords(recs[:1])
 	case rowErr != nil:
-		rej := Rejection{ExternalID: rowErr.ExternalID, Column: rowErr.Column, Reason: rowErr.Err.Error()}
+		rej := planner.Rejection{ExternalID: rowErr.ExternalID, Column: rowErr.Column, Reason: rowErr.Err.Error()}
 		ex.Rejection = &rej
 		snap.AddUnreadable(rej)
 	case linked:
-		snap.vanish(ext)
+		snap.Vanish(ext)
 	}
 
 	contactID := id
@@ -315,13 +316,13 @@ func (r *Reconciler) Explain(ctx context.Context, h History, id string) (Explana
 
 // explainSnapshot is an incremental snapshot under the reconciler's rules,
 // with the guard off: one record cannot judge a run's deletes.
-func (r *Reconciler) explainSnapshot() *Snapshot {
+func (r *Reconciler) explainSnapshot() *planner.Index {
 	opts := r.Options
 	opts.AllowMassDelete = true
-	return NewSnapshot(opts, r.Source, false)
+	return planner.NewIndex(opts, r.Source, false)
 }
 
-func verdict(ex Explanation, plan Plan) string {
+func verdict(ex Explanation, plan planner.Plan) string {
 	switch {
 	case len(plan.Operations) > 0:
 		return fmt.Sprintf("a diff would make %d operation(s): %s", len(plan.Operations), plan.Summary())
@@ -347,7 +348,7 @@ func recordView(rec crm.Record) *RecordView {
 	return v
 }
 
-func normalizedView(d Desired) *NormalizedView {
+func normalizedView(d planner.Desired) *NormalizedView {
 	return &NormalizedView{DisplayName: d.DisplayName, Email: d.Email, Language: d.Language, Metadata: d.Metadata,
 		ChannelIdentities: d.Identities, ManagedChannels: d.Managed, ChannelPriority: d.ChannelPriority,
 		Deleted: d.Deleted, Hash: d.Hash}
@@ -379,13 +380,13 @@ func (ex Explanation) Redacted() (Explanation, error) {
 	}
 	if ex.Rejection != nil {
 		rej := *ex.Rejection
-		rej.Reason = RedactReason(rej.Reason)
+		rej.Reason = planner.RedactReason(rej.Reason)
 		out.Rejection = &rej
 	}
 	out.Contacts = redactContacts(ex.Contacts)
-	out.Operations = make([]Operation, len(ex.Operations))
+	out.Operations = make([]planner.Operation, len(ex.Operations))
 	for i, op := range ex.Operations {
-		op.Changes = redactChanges(op.Changes, true)
+		op.Changes = planner.RedactChanges(op.Changes, true)
 		if op.Contact != nil {
 			c := redactContact(*op.Contact)
 			op.Contact = &c
@@ -393,11 +394,11 @@ func (ex Explanation) Redacted() (Explanation, error) {
 		op.Before = redactContacts(op.Before)
 		out.Operations[i] = op
 	}
-	out.Verdict = RedactReason(ex.Verdict)
+	out.Verdict = planner.RedactReason(ex.Verdict)
 	out.Timeline = make([]Event, len(ex.Timeline))
 	for i, e := range ex.Timeline {
-		e.Reason, e.Error = RedactReason(e.Reason), RedactReason(e.Error)
-		e.Changes = redactChanges(e.Changes, true)
+		e.Reason, e.Error = planner.RedactReason(e.Reason), planner.RedactReason(e.Error)
+		e.Changes = planner.RedactChanges(e.Changes, true)
 		if len(e.Contacts) > 0 {
 			var contacts []sinch.Contact
 			if err := json.Unmarshal(e.Contacts, &contacts); err != nil {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 	contactsync "github.com/syncd/syncd/sync"
 )
@@ -29,20 +30,20 @@ func TestExplanationRedacted(t *testing.T) {
 			Language: v("SECRET_LANG"), Metadata: v("SECRET meta")},
 		Normalized: &contactsync.NormalizedView{DisplayName: v("SECRET name"), Email: v("SECRET@example.com"), Language: v("SECRET_LANG"),
 			Metadata: v("SECRET meta"), ChannelIdentities: sent.ChannelIdentities, ManagedChannels: []string{"SMS"}, Hash: "h1"},
-		Rejection: &contactsync.Rejection{ExternalID: "crm-1", Column: "phone", Reason: `"SECRET-phone" is not a phone number: it contains letters`},
+		Rejection: &planner.Rejection{ExternalID: "crm-1", Column: "phone", Reason: `"SECRET-phone" is not a phone number: it contains letters`},
 		Link:      &contactsync.LinkView{ContactID: "C1"},
 		Contacts:  []sinch.Contact{contact("C1", "crm-1")},
-		Operations: []contactsync.Operation{{Kind: contactsync.OpCreate, ExternalID: "crm-1", Reason: "no Sinch contact carries this external_id",
+		Operations: []planner.Operation{{Kind: planner.OpCreate, ExternalID: "crm-1", Reason: "no Sinch contact carries this external_id",
 			Rule: "missing", Contact: &sent},
-			{Kind: contactsync.OpPatch, ExternalID: "crm-1", ContactID: "C1", UpdateMask: []string{"email"}, Reason: "the contact differs",
-				Rule: "drift", Changes: []contactsync.Change{{Field: "email", Old: "SECRET-old", New: "SECRET-new"}}, Contact: &sent}},
+			{Kind: planner.OpPatch, ExternalID: "crm-1", ContactID: "C1", UpdateMask: []string{"email"}, Reason: "the contact differs",
+				Rule: "drift", Changes: []planner.Change{{Field: "email", Old: "SECRET-old", New: "SECRET-new"}}, Contact: &sent}},
 		Verdict: `the row is rejected: phone: "SECRET-phone" is not a phone number`,
 		Timeline: []contactsync.Event{
 			{Kind: "patch", ContactID: "C1", UpdateMask: []string{"email"}, Reason: "drift: the contact differs: email", Status: "done",
-				HTTPStatus: 200, Changes: []contactsync.Change{{Field: "email", Old: "SECRET-old", New: "SECRET-new"}}},
+				HTTPStatus: 200, Changes: []planner.Change{{Field: "email", Old: "SECRET-old", New: "SECRET-new"}}},
 			{Kind: "delete", ContactID: "C-gone", Reason: "tombstone: the CRM record is deleted", Status: "failed",
 				Error: `sinch: 400: "SECRET-phone" is invalid`, Contacts: removed,
-				Changes: []contactsync.Change{{Field: "display_name", Old: "SECRET name"}}},
+				Changes: []planner.Change{{Field: "display_name", Old: "SECRET name"}}},
 		},
 	}
 	red, err := ex.Redacted()
@@ -79,13 +80,13 @@ func TestExplanationRedacted(t *testing.T) {
 func TestEventDescribe(t *testing.T) {
 	tests := []struct {
 		kind    string
-		changes []contactsync.Change
+		changes []planner.Change
 		want    string
 	}{
-		{"create", []contactsync.Change{{Field: "display_name", New: "Ann"}, {Field: "email", New: "a@x"}}, `sent: display_name "Ann", email "a@x"`},
-		{"patch", []contactsync.Change{{Field: "display_name", Old: "Bo", New: "Bob"}}, `display_name "Bo" → "Bob"`},
-		{"delete", []contactsync.Change{{Field: "email", Old: "c@x"}}, `removed the contact: email "c@x"`},
-		{"merge", []contactsync.Change{{Field: "email", Old: "d@x"}}, `merged the source away: email "d@x"`},
+		{"create", []planner.Change{{Field: "display_name", New: "Ann"}, {Field: "email", New: "a@x"}}, `sent: display_name "Ann", email "a@x"`},
+		{"patch", []planner.Change{{Field: "display_name", Old: "Bo", New: "Bob"}}, `display_name "Bo" → "Bob"`},
+		{"delete", []planner.Change{{Field: "email", Old: "c@x"}}, `removed the contact: email "c@x"`},
+		{"merge", []planner.Change{{Field: "email", Old: "d@x"}}, `merged the source away: email "d@x"`},
 		{"reject", nil, ""},
 	}
 	for _, tt := range tests {

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 )
 
@@ -23,7 +24,7 @@ const listBuffer = 4096
 // and is what a full run waits on, so it starts at once; its pages are
 // added once the CRM side is in, which is what lets the snapshot hold a
 // contact that is linked and in sync as a seen bit (see Snapshot).
-func (r *Reconciler) Fetch(ctx context.Context) (*Snapshot, error) {
+func (r *Reconciler) Fetch(ctx context.Context) (*planner.Index, error) {
 	return r.fetch(ctx, nil)
 }
 
@@ -31,8 +32,8 @@ func (r *Reconciler) Fetch(ctx context.Context) (*Snapshot, error) {
 // linked contacts that differ from their record go to early as their pages
 // arrive, and are in the snapshot as Sinch answered them once fetch
 // returns.
-func (r *Reconciler) fetch(ctx context.Context, early *early) (*Snapshot, error) {
-	snap := NewSnapshot(r.Options, r.Source, true)
+func (r *Reconciler) fetch(ctx context.Context, early *early) (*planner.Index, error) {
+	snap := planner.NewIndex(r.Options, r.Source, true)
 	pr := progressOf(ctx)
 	pages := make(chan []sinch.Contact, listBuffer)
 	g, gctx := errgroup.WithContext(ctx)
@@ -68,7 +69,8 @@ func (r *Reconciler) fetch(ctx context.Context, early *early) (*Snapshot, error)
 		}
 		for page := range pages {
 			if early != nil {
-				page = early.take(snap, page)
+				early.page(snap, page)
+				continue
 			}
 			snap.AddContacts(page)
 		}
@@ -76,7 +78,7 @@ func (r *Reconciler) fetch(ctx context.Context, early *early) (*Snapshot, error)
 	})
 	err := g.Wait()
 	if early != nil {
-		early.settle(snap)
+		early.finish(snap)
 	}
 	if err != nil {
 		return nil, err
@@ -86,20 +88,20 @@ func (r *Reconciler) fetch(ctx context.Context, early *early) (*Snapshot, error)
 
 // plan diffs the snapshot, reading in full the contacts the plan turns out
 // to depend on, until it depends on none. It returns the calls it made.
-func (r *Reconciler) plan(ctx context.Context, snap *Snapshot) (Plan, int, error) {
+func (r *Reconciler) plan(ctx context.Context, snap *planner.Index) (planner.Plan, int, error) {
 	calls := 0
 	for {
-		plan := Diff(snap)
+		plan := planner.Diff(snap)
 		if len(plan.Fetch) == 0 {
 			return plan, calls, nil
 		}
 		got, gone, err := r.getContacts(ctx, plan.Fetch)
 		calls += len(plan.Fetch)
 		if err != nil {
-			return Plan{}, calls, err
+			return planner.Plan{}, calls, err
 		}
 		snap.AddContacts(got)
-		snap.forget(gone)
+		snap.Forget(gone)
 	}
 }
 
@@ -131,18 +133,18 @@ func (r *Reconciler) getContacts(ctx context.Context, ids []string) (got []sinch
 
 // unreadable turns a row the store could not read into a rejection, so the
 // run goes on without it (and without deleting its contact).
-func unreadable(err error) (Rejection, bool) {
+func unreadable(err error) (planner.Rejection, bool) {
 	var rowErr *crm.RowError
 	if !errors.As(err, &rowErr) {
-		return Rejection{}, false
+		return planner.Rejection{}, false
 	}
-	return Rejection{ExternalID: rowErr.ExternalID, Column: rowErr.Column, Reason: rowErr.Err.Error()}, true
+	return planner.Rejection{ExternalID: rowErr.ExternalID, Column: rowErr.Column, Reason: rowErr.Err.Error()}, true
 }
 
 // unreadableRows splits what RecordsByExternalID returned as its error:
 // the rows it could not read, joined as *crm.RowError each, become
 // rejections; anything else is an error.
-func unreadableRows(err error) ([]Rejection, error) {
+func unreadableRows(err error) ([]planner.Rejection, error) {
 	if err == nil {
 		return nil, nil
 	}
@@ -150,7 +152,7 @@ func unreadableRows(err error) ([]Rejection, error) {
 	if joined, ok := err.(interface{ Unwrap() []error }); ok {
 		errs = joined.Unwrap()
 	}
-	var out []Rejection
+	var out []planner.Rejection
 	for _, e := range errs {
 		rej, ok := unreadable(e)
 		if !ok {
@@ -162,17 +164,17 @@ func unreadableRows(err error) ([]Rejection, error) {
 }
 
 // Plan is a dry run: it fetches both sides and diffs them, writing nothing.
-func (r *Reconciler) Plan(ctx context.Context) (Plan, error) {
+func (r *Reconciler) Plan(ctx context.Context) (planner.Plan, error) {
 	plan, _, err := r.PlanSnapshot(ctx)
 	return plan, err
 }
 
 // PlanSnapshot is Plan that also returns the snapshot the plan was made
 // from, for saving the plan with its preconditions.
-func (r *Reconciler) PlanSnapshot(ctx context.Context) (Plan, *Snapshot, error) {
+func (r *Reconciler) PlanSnapshot(ctx context.Context) (planner.Plan, *planner.Index, error) {
 	snap, err := r.Fetch(ctx)
 	if err != nil {
-		return Plan{}, nil, err
+		return planner.Plan{}, nil, err
 	}
 	plan, _, err := r.plan(ctx, snap)
 	return plan, snap, err
@@ -197,65 +199,59 @@ func (r *Reconciler) full(ctx context.Context, runID int64) (Report, error) {
 		return earlyRep, err
 	}
 	rep, err := r.Apply(ctx, runID, plan)
-	rep.Plan.sent() // the run's own plan: nobody else holds it
+	rep.Plan.DropBodies() // the run's own plan: nobody else holds it
 	rep.Lookups += calls
 	rep.add(earlyRep)
 	return rep, err
 }
 
 // early sends the patches a full run can make while it still lists
-// contacts, in batches: one journal append, one batch of marks and one link
-// save per batch rather than per page. The patches are planned by the
-// diff's own patchOperation on the listed contact; Sinch's answers go back
-// into the snapshot, where the final diff finds them in sync.
+// contacts (planner.Index.Page), in batches: one journal append, one batch
+// of marks and one link save per batch rather than per page. Sinch's answers
+// go back into the index (planner.Index.Settle) by the goroutine that owns
+// it, between pages and at the end, where the final diff finds them in sync.
 type early struct {
 	r     *Reconciler
 	ctx   context.Context // the run's: once cancelled, no new batch starts
 	runID int64
-	work  chan *Operation
+	work  chan planner.Operation
 	done  chan struct{}
-	sent  []Link         // the record and contact of every patch handed over, for settle
-	got   packedContacts // Sinch's answers to the patches that landed
-	rep   Report         // the early patches' report, once settled
-	parts []Report
+
+	mu       stdsync.Mutex
+	answered []answer // answers not yet settled into the index
+	parts    []Report
+	rep      Report // the early patches' report, once finished
+}
+
+// answer is what became of one early patch: the contact as Sinch returned
+// it, nil when the patch did not land.
+type answer struct {
+	externalID string
+	contact    *sinch.Contact
 }
 
 // maxEarlyBatch bounds the patches applied as one plan.
 const maxEarlyBatch = 1000
 
 func newEarly(ctx context.Context, r *Reconciler, runID int64) *early {
-	e := &early{r: r, ctx: ctx, runID: runID, work: make(chan *Operation, 1<<16), done: make(chan struct{})}
+	e := &early{r: r, ctx: ctx, runID: runID, work: make(chan planner.Operation, 1<<16), done: make(chan struct{})}
 	go e.apply()
 	return e
 }
 
-// take hands the page's drifted linked contacts over for a patch, holds
-// those in sync as seen bits (see Snapshot.drifted), and returns the rest of
-// the page, filtered into the page itself (its caller is done with it), so
-// that a page of contacts in sync allocates nothing.
-func (e *early) take(snap *Snapshot, page []sinch.Contact) []sinch.Contact {
-	rest := page[:0]
-	for _, c := range page {
-		op, drift, seen := snap.drifted(c)
-		if seen {
-			continue
-		}
-		if !drift {
-			rest = append(rest, c)
-			continue
-		}
-		e.sent = append(e.sent, Link{ExternalID: op.ExternalID, ContactID: op.ContactID})
-		patch := new(Operation)
-		*patch = op
-		e.work <- patch
+// page hands a listed page to the index, sends the patches it returns, and
+// settles the answers that came back meanwhile.
+func (e *early) page(idx *planner.Index, page []sinch.Contact) {
+	for _, op := range idx.Page(page) {
+		e.work <- op
 	}
-	return rest
+	e.settle(idx)
 }
 
 func (e *early) apply() {
 	defer close(e.done)
 	for op := range e.work {
-		plan := Plan{Operations: []Operation{*op}}
+		plan := planner.Plan{Operations: []planner.Operation{op}}
 	gather:
 		for len(plan.Operations) < maxEarlyBatch {
 			select {
@@ -263,45 +259,63 @@ func (e *early) apply() {
 				if !ok {
 					break gather
 				}
-				plan.Operations = append(plan.Operations, *more)
+				plan.Operations = append(plan.Operations, more)
 			default:
 				break gather
 			}
 		}
-		if e.ctx.Err() != nil {
-			continue // drain: nothing new starts
+		plan.Groups = planner.Order(plan.Operations)
+		var rep Report
+		if e.ctx.Err() == nil { // once cancelled, nothing new starts: each patch settles as not landed
+			var err error
+			rep, err = e.r.apply(e.ctx, e.runID, plan, true)
+			if err != nil {
+				rep.Errors = append(rep.Errors, err.Error())
+				rep.Failed += len(plan.Operations) - rep.Applied.Patch - rep.Failed - rep.Skipped - len(rep.Rejected)
+			}
 		}
-		rep, err := e.r.apply(e.ctx, e.runID, plan, true)
-		if err != nil {
-			rep.Errors = append(rep.Errors, err.Error())
-			rep.Failed += len(plan.Operations) - rep.Applied.Patch - rep.Failed - rep.Skipped - len(rep.Rejected)
+		got := make(map[string]*sinch.Contact, len(rep.answers))
+		for i := range rep.answers {
+			got[rep.answers[i].ID] = &rep.answers[i]
 		}
-		e.got.add(rep.answers)
-		rep.answers, rep.Plan.Unchanged = nil, 0
-		rep.Plan.sent()
-		rep.Plan.detach()
-		// Kept to the end of the run: without the room left by the
-		// appends that gathered the batch.
-		rep.Plan.Operations = slices.Clone(rep.Plan.Operations)
-		e.parts = append(e.parts, rep)
+		e.mu.Lock()
+		for _, op := range plan.Operations {
+			e.answered = append(e.answered, answer{externalID: op.ExternalID, contact: got[op.ContactID]})
+		}
+		if len(rep.Plan.Operations) > 0 {
+			rep.answers, rep.Plan.Unchanged = nil, 0
+			rep.Plan.DropBodies()
+			rep.Plan.Detach()
+			// Kept to the end of the run: without the room left by the
+			// appends that gathered the batch.
+			rep.Plan.Operations = slices.Clone(rep.Plan.Operations)
+			rep.Plan.Groups = nil
+			e.parts = append(e.parts, rep)
+		}
+		e.mu.Unlock()
 	}
 }
 
-// settle waits for the last answer and puts every answer into the
-// snapshot; a patch that did not land is not sent again this run.
-func (e *early) settle(snap *Snapshot) {
+// settle puts the answers that came back into the index.
+func (e *early) settle(idx *planner.Index) {
+	e.mu.Lock()
+	answered := e.answered
+	e.answered = nil
+	e.mu.Unlock()
+	for _, a := range answered {
+		idx.Settle(a.externalID, a.contact)
+	}
+}
+
+// finish waits for the last answer, settles every answer into the index
+// (a patch that did not land is not sent again this run) and gathers the
+// early patches' report.
+func (e *early) finish(idx *planner.Index) {
 	close(e.work)
 	<-e.done
-	for _, l := range e.sent {
-		var answer *sinch.Contact
-		if i, ok := e.got.index(l.ContactID); ok {
-			c := e.got.contact(i)
-			answer = &c
-		}
-		snap.settle(l.ExternalID, answer)
-	}
-	e.sent, e.got = nil, packedContacts{}
+	e.settle(idx)
 	e.rep.add(e.parts...)
+	e.parts = nil
 }
 
 // incremental reconciles the rows changed since the watermark, and the
@@ -327,7 +341,7 @@ func (r *Reconciler) incremental(ctx context.Context, runID int64) (Report, erro
 	// read is the newer one.
 	changed := make(map[string]crm.Record)
 	var order []string
-	var unread []Rejection
+	var unread []planner.Rejection
 	for batch, err := range r.Store.ChangedSince(ctx, r.Source, watermark.Add(-overlap), r.BatchSize) {
 		if rej, ok := unreadable(err); ok {
 			unread = append(unread, rej)
@@ -352,14 +366,14 @@ func (r *Reconciler) incremental(ctx context.Context, runID int64) (Report, erro
 		return Report{}, err
 	}
 
-	snap := NewSnapshot(r.Options, r.Source, false)
+	snap := planner.NewIndex(r.Options, r.Source, false)
 	unchanged := 0
 	var lookups []lookup
 	var records []crm.Record
 	for _, ext := range order {
 		rec := changed[ext]
 		link, linked := links[ext]
-		want, rej := Normalize(rec, r.Options)
+		want, rej := planner.Normalize(rec, r.Options)
 		switch {
 		case rej != nil:
 			records = append(records, rec) // the diff rejects it
@@ -374,7 +388,7 @@ func (r *Reconciler) incremental(ctx context.Context, runID int64) (Report, erro
 		}
 	}
 	for _, l := range vanished {
-		snap.vanish(l.ExternalID)
+		snap.Vanish(l.ExternalID)
 		lookups = append(lookups, lookup{externalID: l.ExternalID})
 	}
 	contacts, calls, err := r.lookUp(ctx, lookups)
@@ -412,7 +426,7 @@ func (r *Reconciler) incremental(ctx context.Context, runID int64) (Report, erro
 		}
 		for _, ext := range gone {
 			inSnap[ext] = true
-			snap.vanish(ext)
+			snap.Vanish(ext)
 			again = append(again, lookup{externalID: ext})
 		}
 		for _, rej := range moreUnread {
@@ -473,7 +487,7 @@ func mergeContacts(contacts, more []sinch.Contact) []sinch.Contact {
 // link is one of the contacts: from the rows read (one that did not change
 // since it was synced) or read now; gone are the external_ids of those links
 // whose row is no longer in the source.
-func (r *Reconciler) linkedRecords(ctx context.Context, links map[string]crm.Link, contacts []sinch.Contact, inSnap map[string]bool, read map[string]crm.Record) (records []crm.Record, gone []string, unread []Rejection, err error) {
+func (r *Reconciler) linkedRecords(ctx context.Context, links map[string]crm.Link, contacts []sinch.Contact, inSnap map[string]bool, read map[string]crm.Record) (records []crm.Record, gone []string, unread []planner.Rejection, err error) {
 	found := make(map[string]bool, len(contacts))
 	for _, c := range contacts {
 		found[c.ID] = true
@@ -521,7 +535,7 @@ type lookup struct {
 	identities []sinch.ChannelIdentity // also looked up: the row was never linked
 }
 
-func identitiesIfUnlinked(want Desired, linked bool) []sinch.ChannelIdentity {
+func identitiesIfUnlinked(want planner.Desired, linked bool) []sinch.ChannelIdentity {
 	if linked || want.Deleted {
 		return nil
 	}

@@ -5,29 +5,21 @@ import (
 	"strings"
 
 	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/planner"
 )
 
 // RejectionOf reads a rejected journal entry back as the Rejection that the
 // run reported, so that a run's rejects read the same in syncd status as
 // in syncd diff: a CRM row's entry (kind reject) holds Rejection.String(),
 // a contact Sinch refused holds Sinch's answer as its error.
-func RejectionOf(e crm.JournalEntry) Rejection {
+func RejectionOf(e crm.JournalEntry) planner.Rejection {
 	if e.Kind != crm.JournalReject {
-		return Rejection{ExternalID: e.ExternalID, Column: "sinch", Reason: e.Error}
+		return planner.Rejection{ExternalID: e.ExternalID, Column: "sinch", Reason: e.Error}
 	}
 	if column, reason, ok := strings.Cut(e.Reason, ": "); ok && columnName.MatchString(column) {
-		return Rejection{ExternalID: e.ExternalID, Column: column, Reason: reason}
+		return planner.Rejection{ExternalID: e.ExternalID, Column: column, Reason: reason}
 	}
-	return Rejection{ExternalID: e.ExternalID, Reason: e.Reason}
+	return planner.Rejection{ExternalID: e.ExternalID, Reason: e.Reason}
 }
 
 var columnName = regexp.MustCompile(`^[a-z_]+$`)
-
-// quotedValue is a value as the rejection reasons quote it (%q).
-var quotedValue = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
-
-// RedactReason hides the values a reason quotes and keeps the words that
-// say what is wrong with them.
-func RedactReason(reason string) string {
-	return quotedValue.ReplaceAllString(reason, "(redacted)")
-}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 )
 
@@ -13,15 +14,15 @@ import (
 func TestAppendChangesJSONIsMarshal(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		changes []Change
+		changes []planner.Change
 	}{
-		{"one field", []Change{{Field: sinch.FieldDisplayName, Old: "Ann", New: "Anne"}}},
-		{"a create's values", []Change{{Field: sinch.FieldDisplayName, New: "Ann"}, {Field: sinch.FieldChannelIdentities, New: "SMS 46701234567, WHATSAPP 46701234567"}}},
-		{"quotes and backslashes", []Change{{Field: sinch.FieldMetadata, Old: `{"a":"b\\c"}`, New: `{"a":"\"d\""}`}}},
-		{"control characters", []Change{{Field: sinch.FieldDisplayName, Old: "a\nb\rc\td\be\ff\x00g\x1fh\x7f", New: "\x01"}}},
-		{"HTML", []Change{{Field: sinch.FieldDisplayName, Old: "<b>&amp;</b>", New: "a>b"}}},
-		{"unicode", []Change{{Field: sinch.FieldDisplayName, Old: "Åsa Öberg 李 😀", New: "line\u2028para\u2029end"}}},
-		{"invalid UTF-8", []Change{{Field: sinch.FieldDisplayName, Old: "a\xffb\xc3", New: "\xed\xa0\x80"}}},
+		{"one field", []planner.Change{{Field: sinch.FieldDisplayName, Old: "Ann", New: "Anne"}}},
+		{"a create's values", []planner.Change{{Field: sinch.FieldDisplayName, New: "Ann"}, {Field: sinch.FieldChannelIdentities, New: "SMS 46701234567, WHATSAPP 46701234567"}}},
+		{"quotes and backslashes", []planner.Change{{Field: sinch.FieldMetadata, Old: `{"a":"b\\c"}`, New: `{"a":"\"d\""}`}}},
+		{"control characters", []planner.Change{{Field: sinch.FieldDisplayName, Old: "a\nb\rc\td\be\ff\x00g\x1fh\x7f", New: "\x01"}}},
+		{"HTML", []planner.Change{{Field: sinch.FieldDisplayName, Old: "<b>&amp;</b>", New: "a>b"}}},
+		{"unicode", []planner.Change{{Field: sinch.FieldDisplayName, Old: "Åsa Öberg 李 😀", New: "line\u2028para\u2029end"}}},
+		{"invalid UTF-8", []planner.Change{{Field: sinch.FieldDisplayName, Old: "a\xffb\xc3", New: "\xed\xa0\x80"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			requireMarshalled(t, tc.changes)
@@ -33,11 +34,11 @@ func FuzzAppendChangesJSON(f *testing.F) {
 	f.Add("display_name", "Ann", "Anne")
 	f.Add("metadata", `{"a":"\u2028"}`, "\xff<>&")
 	f.Fuzz(func(t *testing.T, field, old, new string) {
-		requireMarshalled(t, []Change{{Field: field, Old: old, New: new}, {Field: field, New: old}})
+		requireMarshalled(t, []planner.Change{{Field: field, Old: old, New: new}, {Field: field, New: old}})
 	})
 }
 
-func requireMarshalled(t *testing.T, changes []Change) {
+func requireMarshalled(t *testing.T, changes []planner.Change) {
 	t.Helper()
 	want, err := json.Marshal(changes)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/crm/crmtest"
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
 	contactsync "github.com/syncd/syncd/sync"
@@ -58,7 +59,7 @@ func (g *lockRig) process(t *testing.T, rps float64, check, grace time.Duration)
 	t.Cleanup(client.CloseIdleConnections)
 	return &contactsync.Reconciler{
 		Store: crmtest.OpenStore(t, g.url), Sinch: client, Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
-		ProjectID: "chaos", Source: crm.Source{Relation: "crm_contacts"}, BatchSize: 1000, Concurrency: 8, Options: contactsync.DefaultOptions(),
+		ProjectID: "chaos", Source: crm.Source{Relation: "crm_contacts"}, BatchSize: 1000, Concurrency: 8, Options: planner.DefaultOptions(),
 		LockCheck: check, LockGrace: grace,
 	}
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/crm/crmtest"
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
 	contactsync "github.com/syncd/syncd/sync"
@@ -53,10 +54,10 @@ var (
 
 // managedChannels are the channels a record's phone becomes an identity on
 // (the default sync.phone_channels); every other channel is unmanaged.
-var managedChannels = contactsync.DefaultOptions().PhoneChannels
+var managedChannels = planner.DefaultOptions().PhoneChannels
 
-func modelOptions() contactsync.Options {
-	opts := contactsync.DefaultOptions()
+func modelOptions() planner.Options {
+	opts := planner.DefaultOptions()
 	opts.ExternalIDPrefix = "crm-"
 	opts.AllowMassDelete = true // a handful of contacts trips any fraction
 	return opts

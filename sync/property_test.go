@@ -3,7 +3,9 @@ package sync_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 
 	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/crm/crmtest"
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
 	contactsync "github.com/syncd/syncd/sync"
@@ -94,10 +97,10 @@ func TestPlanConverges(t *testing.T) {
 		}
 		defer client.CloseIdleConnections()
 
-		opts := contactsync.DefaultOptions()
+		opts := planner.DefaultOptions()
 		opts.AllowMassDelete = true
 		opts.ExternalIDPrefix = rapid.SampledFrom([]string{"", "crm-"}).Draw(rt, "prefix")
-		opts.DeletePolicy = rapid.SampledFrom([]contactsync.DeletePolicy{"delete", "unlink", "ignore"}).Draw(rt, "policy")
+		opts.DeletePolicy = rapid.SampledFrom([]planner.DeletePolicy{"delete", "unlink", "ignore"}).Draw(rt, "policy")
 
 		n := rapid.IntRange(0, 6).Draw(rt, "records")
 		var records []crm.Record
@@ -111,7 +114,8 @@ func TestPlanConverges(t *testing.T) {
 		if err != nil {
 			rt.Fatal(err)
 		}
-		plan := diffOf(t, opts, true, records, before, links)
+		linkList := slices.SortedFunc(maps.Values(links), func(a, b crm.Link) int { return strings.Compare(a.ExternalID, b.ExternalID) })
+		plan := planner.Diff(planner.IndexOf(opts, crm.Source{Relation: "crm_contacts"}, true, records, before, linkList))
 		runRow, err := store.StartRun(ctx, project, contactsync.RunFull)
 		if err != nil {
 			rt.Fatal(err)
@@ -121,7 +125,7 @@ func TestPlanConverges(t *testing.T) {
 			rt.Fatal(err)
 		}
 		if rep.Failed > 0 || len(rep.Rejected) > 0 {
-			rt.Fatalf("apply failed: %v %v\nplan %+v", rep.Errors, rep.Rejected, brief(plan))
+			rt.Fatalf("apply failed: %v %v\nplan %+v", rep.Errors, rep.Rejected, plan.Operations)
 		}
 
 		after := emu.Contacts()
@@ -129,9 +133,9 @@ func TestPlanConverges(t *testing.T) {
 		if err != nil {
 			rt.Fatal(err)
 		}
-		again := diffOf(t, opts, true, records, after, links)
+		again := planner.Diff(planner.IndexOf(opts, crm.Source{Relation: "crm_contacts"}, true, records, after, linkList))
 		if !again.Empty() {
-			rt.Fatalf("second plan not empty: %q\nfirst plan %q\nbefore %+v\nafter %+v", brief(again), brief(plan), before, after)
+			rt.Fatalf("second plan not empty: %q\nfirst plan %q\nbefore %+v\nafter %+v", again.Operations, plan.Operations, before, after)
 		}
 
 		// Contacts syncd does not own are untouched.
@@ -147,7 +151,7 @@ func TestPlanConverges(t *testing.T) {
 		}
 		// At most one contact per live, valid CRM record.
 		for _, r := range records {
-			if _, rej := contactsync.Normalize(r, opts); rej != nil || r.Deleted() {
+			if _, rej := planner.Normalize(r, opts); rej != nil || r.Deleted() {
 				continue
 			}
 			count := 0

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 )
 
@@ -104,7 +105,7 @@ type Reconciler struct {
 	Source      crm.Source // the CRM relation (crm_contacts) and the filter of the project's rows
 	BatchSize   int        // CRM rows per query
 	Concurrency int        // Sinch calls in flight, for look-ups and operations
-	Options     Options
+	Options     planner.Options
 	Overlap     time.Duration // incremental read-back; DefaultOverlap when zero
 	// LogPII shows field values (phone numbers, e-mails) in debug logs.
 	LogPII bool
@@ -170,20 +171,20 @@ func (pr *progress) update(f func(*Progress)) {
 
 // Report is the outcome of a run that applied a plan.
 type Report struct {
-	RunID    int64         `json:"run_id"`
-	Kind     string        `json:"kind"`
-	Outcome  string        `json:"outcome"`
-	Plan     Plan          `json:"plan"`
-	Applied  Summary       `json:"applied"`
-	Failed   int           `json:"failed"`
-	Skipped  int           `json:"skipped"`
-	Withheld int           `json:"withheld_deletes"`
-	Refused  int           `json:"refused"` // saved operations refused as stale
-	Lookups  int           `json:"lookups"`
-	Duration time.Duration `json:"duration_ns"`
+	RunID    int64           `json:"run_id"`
+	Kind     string          `json:"kind"`
+	Outcome  string          `json:"outcome"`
+	Plan     planner.Plan    `json:"plan"`
+	Applied  planner.Summary `json:"applied"`
+	Failed   int             `json:"failed"`
+	Skipped  int             `json:"skipped"`
+	Withheld int             `json:"withheld_deletes"`
+	Refused  int             `json:"refused"` // saved operations refused as stale
+	Lookups  int             `json:"lookups"`
+	Duration time.Duration   `json:"duration_ns"`
 	// Rejected are contacts Sinch refused with a 400; the run went on.
-	Rejected []Rejection `json:"rejected"`
-	Errors   []string    `json:"errors,omitempty"`
+	Rejected []planner.Rejection `json:"rejected"`
+	Errors   []string            `json:"errors,omitempty"`
 
 	answers []sinch.Contact // contacts as Sinch returned them after the run's writes
 }
@@ -198,11 +199,11 @@ func (rep *Report) add(parts ...Report) {
 	for _, part := range parts {
 		n += len(part.Plan.Operations)
 	}
-	var ops []Operation
+	var ops []planner.Operation
 	if n > 0 {
-		ops = make([]Operation, 0, n) // a full run's early patches: tens of thousands
+		ops = make([]planner.Operation, 0, n) // a full run's early patches: tens of thousands
 	}
-	var rejected []Rejection
+	var rejected []planner.Rejection
 	var errs []string
 	for _, part := range parts {
 		ops = append(ops, part.Plan.Operations...)
@@ -498,7 +499,7 @@ func outcome(ctx context.Context, err error, rep Report) string {
 		return OutcomeInterrupted
 	case err != nil || rep.Failed > 0:
 		return OutcomeFailed
-	case rep.Refused > 0 && rep.Applied == (Summary{}):
+	case rep.Refused > 0 && rep.Applied == (planner.Summary{}):
 		return OutcomeRefused
 	default:
 		return OutcomeSucceeded

@@ -2,78 +2,21 @@ package sync
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	stdsync "sync"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 )
 
-// SavedPlanVersion is the format version of a saved plan file.
-const SavedPlanVersion = 1
-
-// SavedPlan is a plan written by `syncd diff --out` for review, with what
-// each operation assumed, so that `syncd apply` can refuse what has changed
-// since.
-type SavedPlan struct {
-	Version     int              `json:"version"`
-	CreatedAt   time.Time        `json:"created_at"`
-	ProjectID   string           `json:"project_id"`
-	Source      string           `json:"source"`
-	Filter      string           `json:"filter,omitempty"` // crm.filter: which of Source's rows the plan read
-	Summary     Summary          `json:"summary"`
-	DeleteGuard string           `json:"delete_guard,omitempty"`
-	Operations  []SavedOperation `json:"operations"`
-	Rejected    []Rejection      `json:"rejected"`
-}
-
-// SavedOperation is an operation with its preconditions.
-type SavedOperation struct {
-	Operation
-	Hash string `json:"record_hash"`
-	// Before are the contacts the operation touches as the diff saw them
-	// (the destination, and the source of a merge); none for a create.
-	Before []sinch.Contact `json:"before"`
-	// RecordState is the CRM record as the diff saw it: "live", "deleted"
-	// or "absent".
-	RecordState string `json:"record_state"`
-}
-
-// Record states of a saved operation.
-const (
-	RecordLive    = "live"
-	RecordDeleted = "deleted"
-	RecordAbsent  = "absent"
-)
-
-// Save freezes a plan with the state of both sides it was computed from.
-func Save(plan Plan, snap *Snapshot, projectID string, now time.Time) SavedPlan {
-	sp := SavedPlan{
-		Version: SavedPlanVersion, CreatedAt: now, ProjectID: projectID, Source: snap.source.Relation, Filter: snap.source.Filter,
-		Summary: plan.Summary(), DeleteGuard: plan.DeleteGuard, Rejected: plan.Rejected,
-		Operations: make([]SavedOperation, 0, len(plan.Operations)),
-	}
-	for _, op := range plan.Operations {
-		so := SavedOperation{Operation: op, Hash: op.Hash, RecordState: snap.RecordState(op.ExternalID)}
-		for _, id := range []string{op.ContactID, op.SourceContactID} {
-			if c, ok := snap.contactByID(op.ExternalID, id); ok && id != "" {
-				so.Before = append(so.Before, c)
-			}
-		}
-		sp.Operations = append(sp.Operations, so)
-	}
-	return sp
-}
-
 // Stale is an operation of a saved plan that apply refused.
 type Stale struct {
-	Operation Operation `json:"operation"`
-	Reason    string    `json:"reason"`
+	Operation planner.Operation `json:"operation"`
+	Reason    string            `json:"reason"`
 }
 
 // ApplySaved applies a saved plan under the project lock, after checking
@@ -82,9 +25,9 @@ type Stale struct {
 // contacts it touches must be unchanged, and a create must still find no
 // contact with its external_id. Operations on one external_id stand or fall
 // together, since a patch planned after a merge assumes the merge.
-func (r *Reconciler) ApplySaved(ctx context.Context, sp SavedPlan, wait bool) (Report, []Stale, error) {
-	if sp.Version != SavedPlanVersion {
-		return Report{}, nil, fmt.Errorf("saved plan version %d, this syncd reads version %d", sp.Version, SavedPlanVersion)
+func (r *Reconciler) ApplySaved(ctx context.Context, sp planner.SavedPlan, wait bool) (Report, []Stale, error) {
+	if sp.Version != planner.SavedPlanVersion {
+		return Report{}, nil, fmt.Errorf("saved plan version %d, this syncd reads version %d", sp.Version, planner.SavedPlanVersion)
 	}
 	if sp.ProjectID != r.ProjectID {
 		return Report{}, nil, fmt.Errorf("the plan is for project %s, the configuration for %s", sp.ProjectID, r.ProjectID)
@@ -96,22 +39,37 @@ func (r *Reconciler) ApplySaved(ctx context.Context, sp SavedPlan, wait bool) (R
 		if err != nil {
 			return Report{}, err
 		}
-		var plan Plan
+		var plan planner.Plan
 		if !r.Options.AllowMassDelete {
 			plan.DeleteGuard = sp.DeleteGuard
 		}
 		plan.Rejected = sp.Rejected
-		for _, so := range sp.Operations {
+		kept := make([]int, len(sp.Operations)) // saved position -> position in plan, -1 refused
+		for i, so := range sp.Operations {
+			kept[i] = -1
 			if why, bad := reasons[so.ExternalID]; bad {
 				stale = append(stale, Stale{Operation: so.Operation, Reason: why})
 				continue
 			}
+			kept[i] = len(plan.Operations)
 			op := so.Operation
 			op.Hash = so.Hash
-			if op.Kind == OpMerge || op.Kind == OpDelete {
+			if op.Kind == planner.OpMerge || op.Kind == planner.OpDelete {
 				op.Before = so.Before
 			}
 			plan.Operations = append(plan.Operations, op)
+		}
+		// The saved order, less what was refused.
+		for _, g := range sp.Groups {
+			var group []int
+			for _, i := range g {
+				if kept[i] >= 0 {
+					group = append(group, kept[i])
+				}
+			}
+			if len(group) > 0 {
+				plan.Groups = append(plan.Groups, group)
+			}
 		}
 		rep, err := r.Apply(ctx, runID, plan)
 		rep.Refused = len(stale)
@@ -121,8 +79,8 @@ func (r *Reconciler) ApplySaved(ctx context.Context, sp SavedPlan, wait bool) (R
 }
 
 // checkSaved returns, by external_id, why the operations on it no longer hold.
-func (r *Reconciler) checkSaved(ctx context.Context, sp SavedPlan) (map[string]string, error) {
-	byExt := make(map[string][]SavedOperation)
+func (r *Reconciler) checkSaved(ctx context.Context, sp planner.SavedPlan) (map[string]string, error) {
+	byExt := make(map[string][]planner.SavedOperation)
 	var order []string
 	for _, so := range sp.Operations {
 		if _, ok := byExt[so.ExternalID]; !ok {
@@ -183,20 +141,20 @@ func (r *Reconciler) checkSaved(ctx context.Context, sp SavedPlan) (map[string]s
 	return reasons, g.Wait()
 }
 
-func recordChanged(so SavedOperation, now map[string]crm.Record, ext string, opts Options) string {
+func recordChanged(so planner.SavedOperation, now map[string]crm.Record, ext string, opts planner.Options) string {
 	rec, ok := now[ext]
-	state := RecordAbsent
+	state := planner.RecordAbsent
 	if ok {
-		state = RecordLive
+		state = planner.RecordLive
 		if rec.Deleted() {
-			state = RecordDeleted
+			state = planner.RecordDeleted
 		}
 	}
 	if state != so.RecordState {
 		return fmt.Sprintf("the CRM record was %s when planned and is %s now", so.RecordState, state)
 	}
-	if state == RecordLive {
-		want, rej := Normalize(rec, opts)
+	if state == planner.RecordLive {
+		want, rej := planner.Normalize(rec, opts)
 		if rej != nil {
 			return "the CRM record is now rejected: " + rej.String()
 		}
@@ -209,8 +167,8 @@ func recordChanged(so SavedOperation, now map[string]crm.Record, ext string, opt
 
 // contactsChanged compares the contacts an operation touches with what the
 // plan saw, one GET each; a create checks that its external_id is still free.
-func (r *Reconciler) contactsChanged(ctx context.Context, so SavedOperation) (string, error) {
-	if so.Kind == OpCreate {
+func (r *Reconciler) contactsChanged(ctx context.Context, so planner.SavedOperation) (string, error) {
+	if so.Kind == planner.OpCreate {
 		found, err := r.Sinch.FindByExternalID(ctx, so.ExternalID)
 		if err != nil {
 			return "", err
@@ -228,18 +186,9 @@ func (r *Reconciler) contactsChanged(ctx context.Context, so SavedOperation) (st
 		if err != nil {
 			return "", err
 		}
-		if !sameContact(*now, before) {
+		if !planner.SameContact(*now, before) {
 			return fmt.Sprintf("contact %s changed in Sinch since the plan was made", before.ID), nil
 		}
 	}
 	return "", nil
-}
-
-// ReadSavedPlan decodes a plan file.
-func ReadSavedPlan(data []byte) (SavedPlan, error) {
-	var sp SavedPlan
-	if err := json.Unmarshal(data, &sp); err != nil {
-		return sp, fmt.Errorf("not a syncd plan file: %w", err)
-	}
-	return sp, nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/syncd/syncd/planner"
 	contactsync "github.com/syncd/syncd/sync"
 )
 
@@ -32,7 +33,7 @@ syncd holds the project's lock (unless --wait).`,
 			if err != nil {
 				return err
 			}
-			sp, err := contactsync.ReadSavedPlan(data)
+			sp, err := planner.ReadSavedPlan(data)
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}

@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 	contactsync "github.com/syncd/syncd/sync"
 )
@@ -116,7 +117,7 @@ type LogConfig struct {
 // environment says otherwise: a local PostgreSQL and the emulator that
 // `syncd emulator` serves.
 func defaultConfig() Config {
-	opts := contactsync.DefaultOptions()
+	opts := planner.DefaultOptions()
 	return Config{
 		Database: DatabaseConfig{URL: "postgres://postgres@127.0.0.1:5432/syncd?sslmode=disable"},
 		Sinch: SinchConfig{
@@ -444,13 +445,13 @@ func (w WebhookConfig) problemsWith(secretEnv string) []error {
 	return out
 }
 
-func (c Config) syncOptions(allowMassDelete bool) contactsync.Options {
-	return contactsync.Options{
+func (c Config) syncOptions(allowMassDelete bool) planner.Options {
+	return planner.Options{
 		PhoneChannels:     c.Sync.PhoneChannels,
 		DefaultLanguage:   c.Sync.DefaultLanguage,
 		DefaultRegion:     c.Sync.DefaultRegion,
 		ExternalIDPrefix:  c.Sync.ExternalIDPrefix,
-		DeletePolicy:      contactsync.DeletePolicy(c.Sync.DeletePolicy),
+		DeletePolicy:      planner.DeletePolicy(c.Sync.DeletePolicy),
 		MaxDeletes:        c.Sync.MaxDeletes,
 		MaxDeleteFraction: c.Sync.MaxDeleteFraction,
 		AllowMassDelete:   allowMassDelete,

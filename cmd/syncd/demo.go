@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
 	contactsync "github.com/syncd/syncd/sync"
@@ -103,7 +104,7 @@ func (e *env) demo(ctx context.Context, database string) error {
 	if err != nil {
 		return err
 	}
-	if err := contactsync.WriteText(out, plan, contactsync.ReportOptions{}); err != nil {
+	if err := planner.WriteText(out, plan, planner.ReportOptions{}); err != nil {
 		return err
 	}
 
@@ -123,7 +124,7 @@ func (e *env) demo(ctx context.Context, database string) error {
 	if err != nil {
 		return err
 	}
-	if err := contactsync.WriteText(out, plan, contactsync.ReportOptions{}); err != nil {
+	if err := planner.WriteText(out, plan, planner.ReportOptions{}); err != nil {
 		return err
 	}
 	total := len(emu.Contacts())

@@ -11,8 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	contactsync "github.com/syncd/syncd/sync"
+	"github.com/syncd/syncd/planner"
 )
 
 func (e *env) diffCommand() *cobra.Command {
@@ -46,14 +45,14 @@ Exit status: 0 nothing to do, 2 changes pending, 1 error.`,
 			}
 			defer d.Close()
 			rec := d.reconciler(false)
-			var plan contactsync.Plan
+			var plan planner.Plan
 			if out == "" {
 				plan, err = rec.Plan(cmd.Context())
 			} else {
 				// A saved plan records the contacts as the diff saw them.
-				var snap *contactsync.Snapshot
+				var snap *planner.Index
 				if plan, snap, err = rec.PlanSnapshot(cmd.Context()); err == nil {
-					err = writePlanFile(out, contactsync.Save(plan, snap, d.cfg.Sinch.ProjectID, time.Now()))
+					err = writePlanFile(out, planner.Save(plan, snap, d.cfg.Sinch.ProjectID, time.Now()))
 				}
 			}
 			if err != nil {
@@ -72,17 +71,17 @@ Exit status: 0 nothing to do, 2 changes pending, 1 error.`,
 	f.StringVar(&format, "format", "text", "report format: text, json or markdown")
 	f.BoolVar(&redact, "redact", false, "hide field values (phone numbers, e-mails, names) in the report")
 	f.IntVar(&limit, "limit", 0, "show at most N operations of each kind, with a count of the rest (0: all)")
-	f.StringVar(&only, "only", "", "show only these kinds, comma-separated: "+strings.Join(contactsync.ReportKinds, ","))
+	f.StringVar(&only, "only", "", "show only these kinds, comma-separated: "+strings.Join(planner.ReportKinds, ","))
 	f.StringVar(&out, "out", "", "also save the plan to this file, for syncd apply")
 	_ = cmd.RegisterFlagCompletionFunc("format", completeValues([]string{"text", "json", "markdown"}, false))
-	_ = cmd.RegisterFlagCompletionFunc("only", completeValues(contactsync.ReportKinds, true))
+	_ = cmd.RegisterFlagCompletionFunc("only", completeValues(planner.ReportKinds, true))
 	return cmd
 }
 
 // reportOptions reads the report flags; colour only on a terminal, and
 // never with NO_COLOR set (https://no-color.org).
-func (e *env) reportOptions(redact bool, limit int, only string) (contactsync.ReportOptions, error) {
-	opts := contactsync.ReportOptions{
+func (e *env) reportOptions(redact bool, limit int, only string) (planner.ReportOptions, error) {
+	opts := planner.ReportOptions{
 		Redact: redact,
 		Limit:  limit,
 		Color:  isTerminal(e.stdout) && e.getenv("NO_COLOR") == "",
@@ -93,8 +92,8 @@ func (e *env) reportOptions(redact bool, limit int, only string) (contactsync.Re
 	if only != "" {
 		for _, kind := range strings.Split(only, ",") {
 			kind = strings.TrimSpace(kind)
-			if !slices.Contains(contactsync.ReportKinds, kind) {
-				return opts, fmt.Errorf("--only: %q is not one of %s", kind, strings.Join(contactsync.ReportKinds, ", "))
+			if !slices.Contains(planner.ReportKinds, kind) {
+				return opts, fmt.Errorf("--only: %q is not one of %s", kind, strings.Join(planner.ReportKinds, ", "))
 			}
 			opts.Only = append(opts.Only, kind)
 		}
@@ -102,14 +101,14 @@ func (e *env) reportOptions(redact bool, limit int, only string) (contactsync.Re
 	return opts, nil
 }
 
-func reportWriter(format string) (func(io.Writer, contactsync.Plan, contactsync.ReportOptions) error, error) {
+func reportWriter(format string) (func(io.Writer, planner.Plan, planner.ReportOptions) error, error) {
 	switch format {
 	case "text":
-		return contactsync.WriteText, nil
+		return planner.WriteText, nil
 	case "json":
-		return contactsync.WriteJSON, nil
+		return planner.WriteJSON, nil
 	case "markdown":
-		return contactsync.WriteMarkdown, nil
+		return planner.WriteMarkdown, nil
 	}
 	return nil, fmt.Errorf("--format: %q is not one of text, json, markdown", format)
 }
@@ -120,7 +119,7 @@ func reportWriter(format string) (func(io.Writer, contactsync.Plan, contactsync.
 // does not lend its wider mode to the plan, a symlink there is replaced
 // rather than followed (its target is left alone), and a crash leaves the
 // old file or the new, never half of one.
-func writePlanFile(path string, sp contactsync.SavedPlan) error {
+func writePlanFile(path string, sp planner.SavedPlan) error {
 	data, err := json.MarshalIndent(sp, "", "  ")
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 	contactsync "github.com/syncd/syncd/sync"
 )
@@ -82,7 +83,7 @@ func writeExplanation(w io.Writer, ex contactsync.Explanation, redact bool) erro
 	}
 	// Ids, reasons and Sinch's answers are printed as they are, so each
 	// goes through TerminalEscape as in syncd diff; values are quoted.
-	esc := contactsync.TerminalEscape
+	esc := planner.TerminalEscape
 	fmt.Fprintf(w, "Record %s\n\n", esc(title))
 
 	fmt.Fprintln(w, "CRM row as read:")
@@ -167,7 +168,7 @@ func writeExplanation(w io.Writer, ex contactsync.Explanation, redact bool) erro
 	fmt.Fprintf(w, "  %s\n", esc(ex.Verdict))
 	for _, op := range ex.Operations {
 		target := op.ContactID
-		if op.Kind == contactsync.OpMerge {
+		if op.Kind == planner.OpMerge {
 			target = op.SourceContactID + " → " + op.ContactID
 		}
 		fmt.Fprintf(w, "  %s %s: %s\n", op.Kind, esc(strings.TrimSpace(target)), esc(op.Explain(redact)))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/leader"
+	"github.com/syncd/syncd/planner"
 	contactsync "github.com/syncd/syncd/sync"
 	"github.com/syncd/syncd/webhook"
 )
@@ -124,7 +125,7 @@ type runStatusJSON struct {
 	Counts     map[string]int `json:"counts"`
 	Error      string         `json:"error,omitempty"`
 	// Rejects have the shape of diff's: {external_id, column, reason}.
-	Rejects []contactsync.Rejection `json:"rejects"`
+	Rejects []planner.Rejection `json:"rejects"`
 }
 
 func readStatus(ctx context.Context, store *crm.Store, projectID string, limit int) (statusReport, error) {
@@ -155,7 +156,7 @@ func readStatus(ctx context.Context, store *crm.Store, projectID string, limit i
 	}
 	for _, r := range runs {
 		rs := runStatusJSON{ID: r.ID, Kind: r.Kind, Outcome: r.Outcome, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
-			Host: r.Host, PID: r.PID, Counts: r.Counts, Error: r.Error, Rejects: []contactsync.Rejection{}}
+			Host: r.Host, PID: r.PID, Counts: r.Counts, Error: r.Error, Rejects: []planner.Rejection{}}
 		if r.FinishedAt != nil {
 			rs.DurationMS = r.FinishedAt.Sub(r.StartedAt).Milliseconds()
 		} else {

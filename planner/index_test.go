@@ -1,4 +1,4 @@
-package sync_test
+package planner_test
 
 import (
 	"maps"
@@ -9,25 +9,25 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
-	contactsync "github.com/syncd/syncd/sync"
 )
 
-// diffOf diffs both sides held whole, twice: as SnapshotOf holds them
+// diffOf diffs both sides held whole, twice: as IndexOf holds them
 // (every contact in full) and as a full run does (the links first, so that
 // linked contacts in sync become seen bits, and the contacts a plan asks for
 // added afterwards). The two plans must be the same.
-func diffOf(tb testing.TB, opts contactsync.Options, complete bool, records []crm.Record, contacts []sinch.Contact, links map[string]crm.Link) contactsync.Plan {
+func diffOf(tb testing.TB, opts planner.Options, complete bool, records []crm.Record, contacts []sinch.Contact, links map[string]crm.Link) planner.Plan {
 	tb.Helper()
 	linkList := slices.Collect(maps.Values(links))
 	slices.SortFunc(linkList, func(a, b crm.Link) int { return strings.Compare(a.ExternalID, b.ExternalID) })
-	plan := diffBoth(tb, opts, complete, records, contacts, linkList)
+	p := diffBoth(tb, opts, complete, records, contacts, linkList)
 	// Links as a run leaves them (the record's hash) make linked contacts
 	// in sync eligible as seen bits: the plans must agree there too.
 	fresh := slices.Clone(linkList)
 	hashes := make(map[string]string)
 	for _, r := range records {
-		if want, rej := contactsync.Normalize(r, opts); rej == nil {
+		if want, rej := planner.Normalize(r, opts); rej == nil {
 			hashes[r.ExternalID] = want.Hash
 		}
 	}
@@ -35,24 +35,24 @@ func diffOf(tb testing.TB, opts contactsync.Options, complete bool, records []cr
 		fresh[i].ContentHash = hashes[fresh[i].ExternalID]
 	}
 	diffBoth(tb, opts, complete, records, contacts, fresh)
-	return plan
+	return p
 }
 
-func diffBoth(tb testing.TB, opts contactsync.Options, complete bool, records []crm.Record, contacts []sinch.Contact, links []crm.Link) contactsync.Plan {
+func diffBoth(tb testing.TB, opts planner.Options, complete bool, records []crm.Record, contacts []sinch.Contact, links []crm.Link) planner.Plan {
 	tb.Helper()
-	whole := contactsync.Diff(contactsync.SnapshotOf(opts, crm.Source{Relation: "crm_contacts"}, complete, records, contacts, links))
+	whole := planner.Diff(planner.IndexOf(opts, crm.Source{Relation: "crm_contacts"}, complete, records, contacts, links))
 
-	lean := contactsync.NewSnapshot(opts, crm.Source{Relation: "crm_contacts"}, complete)
+	lean := planner.NewIndex(opts, crm.Source{Relation: "crm_contacts"}, complete)
 	lean.AddRecords(records)
 	lean.AddLinks(links...)
 	lean.AddContacts(contacts)
-	plan := contactsync.Diff(lean)
-	for round := 0; len(plan.Fetch) > 0; round++ {
+	p := planner.Diff(lean)
+	for round := 0; len(p.Fetch) > 0; round++ {
 		if round > 1 {
-			tb.Fatalf("the diff still asks for %v after %d rounds", plan.Fetch, round)
+			tb.Fatalf("the diff still asks for %v after %d rounds", p.Fetch, round)
 		}
 		var got []sinch.Contact
-		for _, id := range plan.Fetch {
+		for _, id := range p.Fetch {
 			for _, c := range contacts {
 				if c.ID == id {
 					got = append(got, c)
@@ -60,10 +60,10 @@ func diffBoth(tb testing.TB, opts contactsync.Options, complete bool, records []
 			}
 		}
 		lean.AddContacts(got)
-		plan = contactsync.Diff(lean)
+		p = planner.Diff(lean)
 	}
-	if !reflect.DeepEqual(whole, plan) {
-		tb.Fatalf("the plan of contacts held as seen differs from the plan of contacts held whole:\n seen  %+v\n whole %+v", plan, whole)
+	if !reflect.DeepEqual(whole, p) {
+		tb.Fatalf("the plan of contacts held as seen differs from the plan of contacts held whole:\n seen  %+v\n whole %+v", p, whole)
 	}
 	return whole
 }
@@ -95,12 +95,12 @@ func TestSeenContactsRebuiltOrRead(t *testing.T) {
 		{name: "a ULID in lower case", id: strings.ToLower(ulidID), dup: dupID, edit: func(*sinch.Contact) {}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			o := contactsync.DefaultOptions()
+			o := planner.DefaultOptions()
 			rec := record("crm-1")
 			if tc.record != nil {
 				tc.record(&rec)
 			}
-			want, rej := contactsync.Normalize(rec, o)
+			want, rej := planner.Normalize(rec, o)
 			if rej != nil {
 				t.Fatal(rej)
 			}
@@ -109,33 +109,33 @@ func TestSeenContactsRebuiltOrRead(t *testing.T) {
 			contacts := []sinch.Contact{linked, dup}
 			links := []crm.Link{{ExternalID: "crm-1", ContactID: tc.id, ContentHash: want.Hash}}
 
-			wholeSnap := contactsync.SnapshotOf(o, crm.Source{Relation: "crm_contacts"}, true, []crm.Record{rec}, contacts, links)
-			whole := contactsync.Diff(wholeSnap)
-			lean := contactsync.NewSnapshot(o, crm.Source{Relation: "crm_contacts"}, true)
+			wholeSnap := planner.IndexOf(o, crm.Source{Relation: "crm_contacts"}, true, []crm.Record{rec}, contacts, links)
+			whole := planner.Diff(wholeSnap)
+			lean := planner.NewIndex(o, crm.Source{Relation: "crm_contacts"}, true)
 			lean.AddRecords([]crm.Record{rec})
 			lean.AddLinks(links...)
 			lean.AddContacts(contacts)
-			plan := contactsync.Diff(lean)
-			if got := len(plan.Fetch) > 0; got != tc.wantFetch {
-				t.Fatalf("Fetch = %v, want a read: %v", plan.Fetch, tc.wantFetch)
+			p := planner.Diff(lean)
+			if got := len(p.Fetch) > 0; got != tc.wantFetch {
+				t.Fatalf("Fetch = %v, want a read: %v", p.Fetch, tc.wantFetch)
 			}
 			if tc.wantFetch {
-				if !slices.Equal(plan.Fetch, []string{tc.id}) {
-					t.Fatalf("Fetch = %v, want [%s]", plan.Fetch, tc.id)
+				if !slices.Equal(p.Fetch, []string{tc.id}) {
+					t.Fatalf("Fetch = %v, want [%s]", p.Fetch, tc.id)
 				}
 				lean.AddContacts([]sinch.Contact{linked})
-				plan = contactsync.Diff(lean)
+				p = planner.Diff(lean)
 			}
-			if !reflect.DeepEqual(whole, plan) {
-				t.Fatalf("the plan of the contact held as seen differs from the plan of it held whole:\n seen  %+v\n whole %+v", plan, whole)
+			if !reflect.DeepEqual(whole, p) {
+				t.Fatalf("the plan of the contact held as seen differs from the plan of it held whole:\n seen  %+v\n whole %+v", p, whole)
 			}
-			if got := brief(plan); len(got) == 0 || got[0] != "merge crm-1 "+tc.id+"<-"+tc.dup+" same-external-id" {
+			if got := brief(p); len(got) == 0 || got[0] != "merge crm-1 "+tc.id+"<-"+tc.dup+" same-external-id" {
 				t.Fatalf("plan = %v, want the duplicate merged into the linked contact first", got)
 			}
 			// A plan saved for review holds the contacts it assumed, the
 			// rebuilt one among them.
 			at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-			saved, wholeSaved := contactsync.Save(plan, lean, "p", at), contactsync.Save(whole, wholeSnap, "p", at)
+			saved, wholeSaved := planner.Save(p, lean, "p", at), planner.Save(whole, wholeSnap, "p", at)
 			if !reflect.DeepEqual(saved, wholeSaved) {
 				t.Fatalf("saved plan of the contact held as seen:\n %+v\nof it held whole:\n %+v", saved, wholeSaved)
 			}

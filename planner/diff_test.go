@@ -1,4 +1,4 @@
-package sync_test
+package planner_test
 
 import (
 	"slices"
@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
-	contactsync "github.com/syncd/syncd/sync"
 )
 
 func str(s string) *string { return &s }
@@ -49,30 +49,19 @@ func mirror(id, ext string, edits ...func(*sinch.Contact)) sinch.Contact {
 	return c
 }
 
-func opts(edits ...func(*contactsync.Options)) contactsync.Options {
-	o := contactsync.DefaultOptions()
+func opts(edits ...func(*planner.Options)) planner.Options {
+	o := planner.DefaultOptions()
 	for _, edit := range edits {
 		edit(&o)
 	}
 	return o
 }
 
-// brief renders a plan compactly so that tables can state expectations:
-// "kind ext contact[<-source] [mask] rule".
-func brief(p contactsync.Plan) []string {
+// brief renders a plan compactly so that tables can state expectations.
+func brief(p planner.Plan) []string {
 	var out []string
 	for _, op := range p.Operations {
-		s := string(op.Kind) + " " + op.ExternalID
-		if op.ContactID != "" {
-			s += " " + op.ContactID
-		}
-		if op.SourceContactID != "" {
-			s += "<-" + op.SourceContactID
-		}
-		if len(op.UpdateMask) > 0 {
-			s += " [" + strings.Join(op.UpdateMask, ",") + "]"
-		}
-		out = append(out, s+" "+op.Rule)
+		out = append(out, op.String())
 	}
 	return out
 }
@@ -83,8 +72,8 @@ func TestDiff(t *testing.T) {
 		records   []crm.Record
 		contacts  []sinch.Contact
 		links     map[string]crm.Link
-		partial   bool // an incremental snapshot
-		opts      contactsync.Options
+		partial   bool // an incremental index
+		opts      planner.Options
 		want      []string
 		unchanged int
 		rejected  []string // "ext column"
@@ -123,7 +112,7 @@ func TestDiff(t *testing.T) {
 				r.Phone = str("073-200 00 01")
 			})},
 			contacts:  []sinch.Contact{mirror("C1", "crm-1")},
-			opts:      opts(func(o *contactsync.Options) { o.DefaultRegion = "SE" }),
+			opts:      opts(func(o *planner.Options) { o.DefaultRegion = "SE" }),
 			unchanged: 1,
 		},
 		{
@@ -160,14 +149,14 @@ func TestDiff(t *testing.T) {
 			name:     "tombstone deletes",
 			records:  []crm.Record{record("crm-1"), record("crm-2", func(r *crm.Record) { now := time.Now(); r.DeletedAt = &now })},
 			contacts: []sinch.Contact{mirror("C1", "crm-1"), mirror("C2", "crm-2")},
-			opts:     opts(func(o *contactsync.Options) { o.MaxDeleteFraction = 1 }),
+			opts:     opts(func(o *planner.Options) { o.MaxDeleteFraction = 1 }),
 			want:     []string{"delete crm-2 C2 tombstone"}, unchanged: 1,
 		},
 		{
 			name:     "a row gone from the source deletes in a full run",
 			records:  []crm.Record{record("crm-1")},
 			contacts: []sinch.Contact{mirror("C1", "crm-1"), mirror("C2", "crm-2")},
-			opts:     opts(func(o *contactsync.Options) { o.MaxDeleteFraction = 1 }),
+			opts:     opts(func(o *planner.Options) { o.MaxDeleteFraction = 1 }),
 			want:     []string{"delete crm-2 C2 gone"}, unchanged: 1,
 		},
 		{
@@ -175,28 +164,28 @@ func TestDiff(t *testing.T) {
 			records:   []crm.Record{record("crm-1")},
 			contacts:  []sinch.Contact{mirror("C1", "crm-1"), mirror("C2", "crm-2")},
 			partial:   true,
-			opts:      opts(func(o *contactsync.Options) { o.MaxDeleteFraction = 1 }),
+			opts:      opts(func(o *planner.Options) { o.MaxDeleteFraction = 1 }),
 			unchanged: 1,
 		},
 		{
 			name:     "delete policy unlink clears external_id",
 			records:  []crm.Record{record("crm-1")},
 			contacts: []sinch.Contact{mirror("C1", "crm-1"), mirror("C2", "crm-2", func(c *sinch.Contact) { setPhone(c, "46732000002") })},
-			opts:     opts(func(o *contactsync.Options) { o.MaxDeleteFraction = 1; o.DeletePolicy = contactsync.DeletePolicyUnlink }),
+			opts:     opts(func(o *planner.Options) { o.MaxDeleteFraction = 1; o.DeletePolicy = planner.DeletePolicyUnlink }),
 			want:     []string{"patch crm-2 C2 [external_id] unlink"}, unchanged: 1,
 		},
 		{
 			name:     "a contact unlinked in the same run is adopted by the record that holds its phone",
 			records:  []crm.Record{record("crm-1")},
 			contacts: []sinch.Contact{mirror("C2", "crm-2")},
-			opts:     opts(func(o *contactsync.Options) { o.MaxDeleteFraction = 1; o.DeletePolicy = contactsync.DeletePolicyUnlink }),
+			opts:     opts(func(o *planner.Options) { o.MaxDeleteFraction = 1; o.DeletePolicy = planner.DeletePolicyUnlink }),
 			want:     []string{"patch crm-1 C2 [external_id] adopt"},
 		},
 		{
 			name:      "delete policy ignore",
 			records:   []crm.Record{record("crm-1")},
 			contacts:  []sinch.Contact{mirror("C1", "crm-1"), mirror("C2", "crm-2")},
-			opts:      opts(func(o *contactsync.Options) { o.DeletePolicy = contactsync.DeletePolicyIgnore }),
+			opts:      opts(func(o *planner.Options) { o.DeletePolicy = planner.DeletePolicyIgnore }),
 			unchanged: 1,
 		},
 		{
@@ -209,13 +198,13 @@ func TestDiff(t *testing.T) {
 			name:      "contacts outside the prefix are never written",
 			records:   []crm.Record{record("crm-1")},
 			contacts:  []sinch.Contact{mirror("C1", "crm-1"), mirror("C2", "shop-1"), mirror("C3", "shop-1")},
-			opts:      opts(func(o *contactsync.Options) { o.ExternalIDPrefix = "crm-"; o.MaxDeleteFraction = 1 }),
+			opts:      opts(func(o *planner.Options) { o.ExternalIDPrefix = "crm-"; o.MaxDeleteFraction = 1 }),
 			unchanged: 1,
 		},
 		{
 			name:     "a CRM row outside the prefix is rejected",
 			records:  []crm.Record{record("shop-1")},
-			opts:     opts(func(o *contactsync.Options) { o.ExternalIDPrefix = "crm-" }),
+			opts:     opts(func(o *planner.Options) { o.ExternalIDPrefix = "crm-" }),
 			rejected: []string{"shop-1 external_id"},
 		},
 		{
@@ -289,21 +278,21 @@ func TestDiff(t *testing.T) {
 		{
 			name:      "an empty CRM source deletes nothing",
 			contacts:  []sinch.Contact{mirror("C1", "crm-1")},
-			opts:      opts(func(o *contactsync.Options) { o.AllowMassDelete = true }),
+			opts:      opts(func(o *planner.Options) { o.AllowMassDelete = true }),
 			unchanged: 0,
 		},
 		{
 			name:     "mass deletes are withheld",
 			records:  []crm.Record{record("crm-1")},
 			contacts: []sinch.Contact{mirror("C1", "crm-1"), mirror("C2", "crm-2"), mirror("C3", "crm-3")},
-			opts:     opts(func(o *contactsync.Options) { o.MaxDeletes = 1 }),
+			opts:     opts(func(o *planner.Options) { o.MaxDeletes = 1 }),
 			want:     []string{"delete crm-2 C2 gone", "delete crm-3 C3 gone"}, unchanged: 1, guard: true,
 		},
 		{
 			name:     "mass deletes allowed",
 			records:  []crm.Record{record("crm-1")},
 			contacts: []sinch.Contact{mirror("C1", "crm-1"), mirror("C2", "crm-2"), mirror("C3", "crm-3")},
-			opts:     opts(func(o *contactsync.Options) { o.MaxDeletes = 1; o.AllowMassDelete = true }),
+			opts:     opts(func(o *planner.Options) { o.MaxDeletes = 1; o.AllowMassDelete = true }),
 			want:     []string{"delete crm-2 C2 gone", "delete crm-3 C3 gone"}, unchanged: 1,
 		},
 		{
@@ -367,7 +356,7 @@ func TestDiff(t *testing.T) {
 			records:  []crm.Record{record("crm-1")},
 			contacts: []sinch.Contact{mirror("C1", "shop-9")},
 			links:    map[string]crm.Link{"crm-1": {ExternalID: "crm-1", ContactID: "C1"}},
-			opts:     opts(func(o *contactsync.Options) { o.ExternalIDPrefix = "crm-" }),
+			opts:     opts(func(o *planner.Options) { o.ExternalIDPrefix = "crm-" }),
 		},
 		{
 			name:     "a renamed record re-keys its old contact instead of deleting and creating",
@@ -381,7 +370,7 @@ func TestDiff(t *testing.T) {
 			records: []crm.Record{record("crm-1")},
 			contacts: []sinch.Contact{mirror("C1", "crm-1"), mirror("C2", "crm-2"),
 				mirror("C3", "crm-3", func(c *sinch.Contact) { setPhone(c, "46732000003") })},
-			opts:      opts(func(o *contactsync.Options) { o.MaxDeleteFraction = 1 }),
+			opts:      opts(func(o *planner.Options) { o.MaxDeleteFraction = 1 }),
 			want:      []string{"delete crm-2 C2 gone", "delete crm-3 C3 gone"},
 			unchanged: 1,
 		},
@@ -412,24 +401,24 @@ func TestDiff(t *testing.T) {
 			if o.PhoneChannels == nil {
 				o = opts()
 			}
-			plan := diffOf(t, o, !tt.partial, tt.records, tt.contacts, tt.links)
-			if got := brief(plan); !slices.Equal(got, tt.want) {
+			p := diffOf(t, o, !tt.partial, tt.records, tt.contacts, tt.links)
+			if got := brief(p); !slices.Equal(got, tt.want) {
 				t.Errorf("operations:\n got %q\nwant %q", got, tt.want)
 			}
-			if plan.Unchanged != tt.unchanged {
-				t.Errorf("unchanged = %d, want %d", plan.Unchanged, tt.unchanged)
+			if p.Unchanged != tt.unchanged {
+				t.Errorf("unchanged = %d, want %d", p.Unchanged, tt.unchanged)
 			}
 			var rejected []string
-			for _, r := range plan.Rejected {
+			for _, r := range p.Rejected {
 				rejected = append(rejected, r.ExternalID+" "+r.Column)
 			}
 			if !slices.Equal(rejected, tt.rejected) {
 				t.Errorf("rejected:\n got %q\nwant %q", rejected, tt.rejected)
 			}
-			if (plan.DeleteGuard != "") != tt.guard {
-				t.Errorf("delete guard = %q, want tripped=%v", plan.DeleteGuard, tt.guard)
+			if (p.DeleteGuard != "") != tt.guard {
+				t.Errorf("delete guard = %q, want tripped=%v", p.DeleteGuard, tt.guard)
 			}
-			for _, op := range plan.Operations {
+			for _, op := range p.Operations {
 				if op.Reason == "" {
 					t.Errorf("%s %s has no reason", op.Kind, op.ExternalID)
 				}
@@ -450,8 +439,8 @@ func withMessenger(c *sinch.Contact) {
 
 func TestDiffPatchBodies(t *testing.T) {
 	t.Run("identities keep unmanaged ones after the managed", func(t *testing.T) {
-		plan := diffOf(t, opts(), true, []crm.Record{record("crm-1", func(r *crm.Record) { r.Phone = str("+46732000009") })}, []sinch.Contact{mirror("C1", "crm-1", withMessenger)}, nil)
-		got := plan.Operations[0].Contact.ChannelIdentities
+		p := diffOf(t, opts(), true, []crm.Record{record("crm-1", func(r *crm.Record) { r.Phone = str("+46732000009") })}, []sinch.Contact{mirror("C1", "crm-1", withMessenger)}, nil)
+		got := p.Operations[0].Contact.ChannelIdentities
 		want := []sinch.ChannelIdentity{
 			{Channel: "SMS", Identity: "+46732000009"},
 			{Channel: "WHATSAPP", Identity: "+46732000009"},
@@ -462,21 +451,21 @@ func TestDiffPatchBodies(t *testing.T) {
 		}
 	})
 	t.Run("priority", func(t *testing.T) {
-		plan := diffOf(t, opts(), true, []crm.Record{record("crm-1", func(r *crm.Record) { r.ChannelPriority = []string{"WHATSAPP", "SMS"} })}, []sinch.Contact{mirror("C1", "crm-1", withMessenger, func(c *sinch.Contact) { c.ChannelPriority = []string{"MESSENGER", "SMS", "WHATSAPP"} })}, nil)
-		if got, want := plan.Operations[0].Contact.ChannelPriority, []string{"WHATSAPP", "SMS", "MESSENGER"}; !slices.Equal(got, want) {
+		p := diffOf(t, opts(), true, []crm.Record{record("crm-1", func(r *crm.Record) { r.ChannelPriority = []string{"WHATSAPP", "SMS"} })}, []sinch.Contact{mirror("C1", "crm-1", withMessenger, func(c *sinch.Contact) { c.ChannelPriority = []string{"MESSENGER", "SMS", "WHATSAPP"} })}, nil)
+		if got, want := p.Operations[0].Contact.ChannelPriority, []string{"WHATSAPP", "SMS", "MESSENGER"}; !slices.Equal(got, want) {
 			t.Errorf("priority = %v, want %v", got, want)
 		}
 	})
 	t.Run("create sends the default language and E.164 identities", func(t *testing.T) {
-		plan := diffOf(t, opts(func(o *contactsync.Options) { o.DefaultLanguage = "SV" }), true, []crm.Record{record("crm-1", func(r *crm.Record) { r.Language = nil })}, nil, nil)
-		body := plan.Operations[0].Contact
+		p := diffOf(t, opts(func(o *planner.Options) { o.DefaultLanguage = "SV" }), true, []crm.Record{record("crm-1", func(r *crm.Record) { r.Language = nil })}, nil, nil)
+		body := p.Operations[0].Contact
 		if body.Language != "SV" || body.ExternalID != "crm-1" || len(body.ChannelIdentities) != 2 || body.ChannelIdentities[0].Identity != "+46732000001" {
 			t.Errorf("create body = %+v", body)
 		}
 	})
 	t.Run("reasons name old and new values", func(t *testing.T) {
-		plan := diffOf(t, opts(), true, []crm.Record{record("crm-1", func(r *crm.Record) { r.Email = str("new@example.com") })}, []sinch.Contact{mirror("C1", "crm-1")}, nil)
-		op := plan.Operations[0]
+		p := diffOf(t, opts(), true, []crm.Record{record("crm-1", func(r *crm.Record) { r.Email = str("new@example.com") })}, []sinch.Contact{mirror("C1", "crm-1")}, nil)
+		op := p.Operations[0]
 		if got := op.Explain(false); !strings.Contains(got, `email "jane@example.com" → "new@example.com"`) {
 			t.Errorf("Explain = %q", got)
 		}
@@ -489,17 +478,17 @@ func TestDiffPatchBodies(t *testing.T) {
 func TestOptionsValidate(t *testing.T) {
 	tests := []struct {
 		name string
-		edit func(*contactsync.Options)
+		edit func(*planner.Options)
 		want string // substring of the error; "" for valid
 	}{
-		{"defaults", func(*contactsync.Options) {}, ""},
-		{"region", func(o *contactsync.Options) { o.DefaultRegion = "SE" }, ""},
-		{"unknown region", func(o *contactsync.Options) { o.DefaultRegion = "XX" }, "sync.default_region"},
-		{"lower-case region", func(o *contactsync.Options) { o.DefaultRegion = "se" }, "sync.default_region"},
-		{"phone channel", func(o *contactsync.Options) { o.PhoneChannels = []string{"MESSENGER"} }, "sync.phone_channels"},
-		{"language", func(o *contactsync.Options) { o.DefaultLanguage = "XX" }, "sync.default_language"},
-		{"policy", func(o *contactsync.Options) { o.DeletePolicy = "purge" }, "sync.delete_policy"},
-		{"fraction", func(o *contactsync.Options) { o.MaxDeleteFraction = 2 }, "sync.max_delete_fraction"},
+		{"defaults", func(*planner.Options) {}, ""},
+		{"region", func(o *planner.Options) { o.DefaultRegion = "SE" }, ""},
+		{"unknown region", func(o *planner.Options) { o.DefaultRegion = "XX" }, "sync.default_region"},
+		{"lower-case region", func(o *planner.Options) { o.DefaultRegion = "se" }, "sync.default_region"},
+		{"phone channel", func(o *planner.Options) { o.PhoneChannels = []string{"MESSENGER"} }, "sync.phone_channels"},
+		{"language", func(o *planner.Options) { o.DefaultLanguage = "XX" }, "sync.default_language"},
+		{"policy", func(o *planner.Options) { o.DeletePolicy = "purge" }, "sync.delete_policy"},
+		{"fraction", func(o *planner.Options) { o.MaxDeleteFraction = 2 }, "sync.max_delete_fraction"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -526,15 +515,15 @@ func TestMetadataIsMeasuredCompact(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			plan := diffOf(t, opts(), true, []crm.Record{record("crm-1", func(r *crm.Record) { r.Metadata = str(tt.metadata) })}, nil, nil)
+			p := diffOf(t, opts(), true, []crm.Record{record("crm-1", func(r *crm.Record) { r.Metadata = str(tt.metadata) })}, nil, nil)
 			if tt.want == "" {
-				if len(plan.Rejected) != 1 || plan.Rejected[0].Column != "metadata" {
-					t.Fatalf("plan %+v, want the row rejected for its metadata", plan)
+				if len(p.Rejected) != 1 || p.Rejected[0].Column != "metadata" {
+					t.Fatalf("plan %+v, want the row rejected for its metadata", p)
 				}
 				return
 			}
-			if len(plan.Operations) != 1 || plan.Operations[0].Contact.Metadata != tt.want {
-				t.Fatalf("plan %+v, want a create sending %q", plan, tt.want)
+			if len(p.Operations) != 1 || p.Operations[0].Contact.Metadata != tt.want {
+				t.Fatalf("plan %+v, want a create sending %q", p, tt.want)
 			}
 		})
 	}
@@ -544,17 +533,17 @@ func TestMetadataIsMeasuredCompact(t *testing.T) {
 // identity, which Sinch reports as a duplication: a full run says so.
 func TestSharedPhoneIsNoted(t *testing.T) {
 	records := []crm.Record{record("crm-1"), record("crm-2", func(r *crm.Record) { r.Phone = str("+46 73 200 00 01") }), record("crm-3", func(r *crm.Record) { r.Phone = str("+46732000003") })}
-	plan := diffOf(t, opts(), true, records, nil, nil)
+	p := diffOf(t, opts(), true, records, nil, nil)
 	var shared []string
-	for _, n := range plan.Notes {
+	for _, n := range p.Notes {
 		if strings.Contains(n, "share an identity") {
 			shared = append(shared, n)
 		}
 	}
 	if len(shared) != 1 || !strings.Contains(shared[0], "crm-1 and crm-2") {
-		t.Errorf("notes %q, want one about crm-1 and crm-2", plan.Notes)
+		t.Errorf("notes %q, want one about crm-1 and crm-2", p.Notes)
 	}
-	if got := brief(plan); len(got) != 3 {
+	if got := brief(p); len(got) != 3 {
 		t.Errorf("operations %q, want three creates", got)
 	}
 }

@@ -1,4 +1,4 @@
-package sync_test
+package planner_test
 
 import (
 	"fmt"
@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
-	contactsync "github.com/syncd/syncd/sync"
 )
 
 // benchRecord is CRM row i of a realistic table: a name, an e-mail, a phone
@@ -35,26 +35,26 @@ func benchRecord(i int) crm.Record {
 	return r
 }
 
-// benchSnapshot is a full run over n rows against a drifted project: 90% in
+// benchIndex is a full run over n rows against a drifted project: 90% in
 // sync and linked, 5% changed, 2% missing, 1% duplicated, 1% held by an
 // auto-created contact, 1% tombstoned, plus 1% orphans and 1% strangers.
-func benchSnapshot(n int) benchSides {
-	var snap benchSides
-	snap.Records = make([]crm.Record, 0, n)
-	snap.Contacts = make([]sinch.Contact, 0, n+n/100)
+func benchIndex(n int) benchSides {
+	var idx benchSides
+	idx.Records = make([]crm.Record, 0, n)
+	idx.Contacts = make([]sinch.Contact, 0, n+n/100)
 	benchRows(n, func(r crm.Record, contacts []sinch.Contact, links []crm.Link) {
-		snap.Records = append(snap.Records, r)
-		snap.Contacts = append(snap.Contacts, contacts...)
-		snap.Links = append(snap.Links, links...)
+		idx.Records = append(idx.Records, r)
+		idx.Contacts = append(idx.Contacts, contacts...)
+		idx.Links = append(idx.Links, links...)
 	})
-	return snap
+	return idx
 }
 
-// benchRows generates the rows of benchSnapshot one at a time, each with
+// benchRows generates the rows of benchIndex one at a time, each with
 // the contacts and links that go with it, so that a million of them need
 // not be held at once.
 func benchRows(n int, fn func(r crm.Record, contacts []sinch.Contact, links []crm.Link)) {
-	opts := contactsync.DefaultOptions()
+	opts := planner.DefaultOptions()
 	var contacts []sinch.Contact
 	var links []crm.Link
 	next := 0
@@ -74,7 +74,7 @@ func benchRows(n int, fn func(r crm.Record, contacts []sinch.Contact, links []cr
 			r.DeletedAt = &now
 		}
 		hash := ""
-		if want, rej := contactsync.Normalize(r, opts); rej == nil {
+		if want, rej := planner.Normalize(r, opts); rej == nil {
 			hash = want.Hash
 		}
 		msisdn := (*r.Phone)[1:]
@@ -117,53 +117,53 @@ type benchSides struct {
 	Links    []crm.Link
 }
 
-var benchSnapshots stdsync.Map // n -> benchSides
+var benchIndexes stdsync.Map // n -> benchSides
 
-func cachedSnapshot(n int) benchSides {
-	if s, ok := benchSnapshots.Load(n); ok {
+func cachedIndex(n int) benchSides {
+	if s, ok := benchIndexes.Load(n); ok {
 		return s.(benchSides)
 	}
-	s := benchSnapshot(n)
-	benchSnapshots.Store(n, s)
+	s := benchIndex(n)
+	benchIndexes.Store(n, s)
 	return s
 }
 
 // BenchmarkDiff is the pure diff of a full run: n CRM rows against about n
 // Sinch contacts, held as a full run holds them (records, links, then the
 // contacts, those linked and in sync as seen bits), including the second
-// diff once the contacts it asks for are added. Building the snapshot is
+// diff once the contacts it asks for are added. Building the index is
 // not timed: a run does it while the list chain goes on. ns/row and B/row
 // are per CRM row.
 func BenchmarkDiff(b *testing.B) {
-	opts := contactsync.DefaultOptions()
+	opts := planner.DefaultOptions()
 	opts.AllowMassDelete = true
 	for _, n := range []int{10_000, 100_000, 1_000_000} {
 		b.Run("rows="+strconv.Itoa(n), func(b *testing.B) {
-			sides := cachedSnapshot(n)
+			sides := cachedIndex(n)
 			byID := make(map[string]sinch.Contact, len(sides.Contacts))
 			for _, c := range sides.Contacts {
 				byID[c.ID] = c
 			}
 			b.ReportAllocs()
-			var plan contactsync.Plan
+			var p planner.Plan
 			for b.Loop() {
 				b.StopTimer()
-				snap := contactsync.NewSnapshot(opts, crm.Source{Relation: "crm_contacts"}, true)
-				snap.AddRecords(sides.Records)
-				snap.AddLinks(sides.Links...)
-				snap.AddContacts(sides.Contacts)
+				idx := planner.NewIndex(opts, crm.Source{Relation: "crm_contacts"}, true)
+				idx.AddRecords(sides.Records)
+				idx.AddLinks(sides.Links...)
+				idx.AddContacts(sides.Contacts)
 				b.StartTimer()
-				plan = contactsync.Diff(snap)
-				if len(plan.Fetch) > 0 {
-					got := make([]sinch.Contact, 0, len(plan.Fetch))
-					for _, id := range plan.Fetch {
+				p = planner.Diff(idx)
+				if len(p.Fetch) > 0 {
+					got := make([]sinch.Contact, 0, len(p.Fetch))
+					for _, id := range p.Fetch {
 						got = append(got, byID[id])
 					}
-					snap.AddContacts(got)
-					plan = contactsync.Diff(snap)
+					idx.AddContacts(got)
+					p = planner.Diff(idx)
 				}
 			}
-			if s := plan.Summary(); s.Create != 2*n/100 || s.Delete != 2*n/100 {
+			if s := p.Summary(); s.Create != 2*n/100 || s.Delete != 2*n/100 {
 				b.Fatalf("unexpected plan: %v", s)
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/row")
@@ -174,15 +174,15 @@ func BenchmarkDiff(b *testing.B) {
 // BenchmarkNormalize turns one CRM row into the contact it asks for, for the
 // shapes phone numbers come in.
 func BenchmarkNormalize(b *testing.B) {
-	national := contactsync.DefaultOptions()
+	national := planner.DefaultOptions()
 	national.DefaultRegion = "SE"
 	for _, bc := range []struct {
 		name  string
 		phone string
-		opts  contactsync.Options
+		opts  planner.Options
 	}{
-		{"e164", "+46701234567", contactsync.DefaultOptions()},
-		{"spaced", "+46 70 123 45 67", contactsync.DefaultOptions()},
+		{"e164", "+46701234567", planner.DefaultOptions()},
+		{"spaced", "+46 70 123 45 67", planner.DefaultOptions()},
 		{"national", "070-123 45 67", national},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
@@ -190,7 +190,7 @@ func BenchmarkNormalize(b *testing.B) {
 			r.Phone = &bc.phone
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, rej := contactsync.Normalize(r, bc.opts); rej != nil {
+				if _, rej := planner.Normalize(r, bc.opts); rej != nil {
 					b.Fatal(rej)
 				}
 			}
@@ -200,10 +200,10 @@ func BenchmarkNormalize(b *testing.B) {
 		r := benchRecord(10)
 		r.ChannelIdentities = []byte(`[{"channel":"MESSENGER","identity":"7968425018576406","app_id":"01EB7TQRD1J1AMPPC4KA4QRZNB"},{"channel":"VIBERBM","identity":"+46701234568"}]`)
 		r.ChannelPriority = []string{"WHATSAPP", "SMS"}
-		opts := contactsync.DefaultOptions()
+		opts := planner.DefaultOptions()
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, rej := contactsync.Normalize(r, opts); rej != nil {
+			if _, rej := planner.Normalize(r, opts); rej != nil {
 				b.Fatal(rej)
 			}
 		}
@@ -220,7 +220,7 @@ func BenchmarkNormalizePhone(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := contactsync.NormalizePhone(bc.raw, bc.region); err != nil {
+				if _, err := planner.NormalizePhone(bc.raw, bc.region); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -228,18 +228,18 @@ func BenchmarkNormalizePhone(b *testing.B) {
 	}
 }
 
-// BenchmarkSnapshotHeap is the live heap a full run's snapshot and plan
+// BenchmarkIndexHeap is the live heap a full run's index and plan
 // hold, step by step, as a run builds them: records in batches, then links,
 // then contacts in pages (those linked and in sync as seen bits), then the
 // plan, with the contacts it asks for read afresh, and at last the plan
-// alone, as a run holds it once the snapshot is done with. The rows are generated as
-// they go in, so what is measured is the snapshot's alone. It is a
+// alone, as a run holds it once the index is done with. The rows are generated as
+// they go in, so what is measured is the index's alone. It is a
 // benchmark so that the plain test run skips it:
 //
-//	go test -run '^$' -bench SnapshotHeap -benchtime 1x ./sync/
-func BenchmarkSnapshotHeap(b *testing.B) {
+//	go test -run '^$' -bench IndexHeap -benchtime 1x ./planner/
+func BenchmarkIndexHeap(b *testing.B) {
 	const n = 1_000_000
-	opts := contactsync.DefaultOptions()
+	opts := planner.DefaultOptions()
 	opts.AllowMassDelete = true
 	live := func() float64 {
 		runtime.GC()
@@ -249,35 +249,35 @@ func BenchmarkSnapshotHeap(b *testing.B) {
 	}
 	for b.Loop() {
 		base := live()
-		snap := contactsync.NewSnapshot(opts, crm.Source{Relation: "crm_contacts"}, true)
+		idx := planner.NewIndex(opts, crm.Source{Relation: "crm_contacts"}, true)
 		batch := make([]crm.Record, 0, 1000)
 		benchRows(n, func(r crm.Record, _ []sinch.Contact, _ []crm.Link) {
 			if batch = append(batch, r); len(batch) == cap(batch) {
-				snap.AddRecords(batch)
+				idx.AddRecords(batch)
 				batch = batch[:0]
 			}
 		})
-		snap.AddRecords(batch)
+		idx.AddRecords(batch)
 		records := live()
-		benchRows(n, func(_ crm.Record, _ []sinch.Contact, links []crm.Link) { snap.AddLinks(links...) })
+		benchRows(n, func(_ crm.Record, _ []sinch.Contact, links []crm.Link) { idx.AddLinks(links...) })
 		links := live()
 		page := make([]sinch.Contact, 0, sinch.MaxPageSize)
 		benchRows(n, func(_ crm.Record, contacts []sinch.Contact, _ []crm.Link) {
 			for _, c := range contacts {
 				if page = append(page, c); len(page) == cap(page) {
-					snap.AddContacts(page)
+					idx.AddContacts(page)
 					page = page[:0]
 				}
 			}
 		})
-		snap.AddContacts(page)
+		idx.AddContacts(page)
 		page = nil
 		contacts := live()
-		plan := contactsync.Diff(snap)
-		gets := len(plan.Fetch)
+		p := planner.Diff(idx)
+		gets := len(p.Fetch)
 		if gets > 0 {
-			want := make(map[string]bool, len(plan.Fetch))
-			for _, id := range plan.Fetch {
+			want := make(map[string]bool, len(p.Fetch))
+			for _, id := range p.Fetch {
 				want[id] = true
 			}
 			var got []sinch.Contact
@@ -289,18 +289,18 @@ func BenchmarkSnapshotHeap(b *testing.B) {
 				}
 			})
 			want = nil
-			plan = contactsync.Plan{} // dropped before the second is made
-			snap.AddContacts(got)
+			p = planner.Plan{} // dropped before the second is made
+			idx.AddContacts(got)
 			got = nil
-			plan = contactsync.Diff(snap)
+			p = planner.Diff(idx)
 		}
 		planned := live()
-		runtime.KeepAlive(snap)
-		// What a run holds once the snapshot is done with: the plan, while
+		runtime.KeepAlive(idx)
+		// What a run holds once the index is done with: the plan, while
 		// it is applied, and its report.
-		snap = nil
+		idx = nil
 		alone := live()
-		runtime.KeepAlive(plan)
+		runtime.KeepAlive(p)
 		b.ReportMetric(records-base, "MiB-records")
 		b.ReportMetric(links-records, "MiB-links")
 		b.ReportMetric(contacts-links, "MiB-contacts")
@@ -308,6 +308,6 @@ func BenchmarkSnapshotHeap(b *testing.B) {
 		b.ReportMetric(planned-base, "MiB-total")
 		b.ReportMetric(alone-base, "MiB-plan-alone")
 		b.ReportMetric(float64(gets), "gets")
-		b.ReportMetric(float64(len(plan.Operations)), "ops")
+		b.ReportMetric(float64(len(p.Operations)), "ops")
 	}
 }

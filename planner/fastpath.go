@@ -1,4 +1,4 @@
-package sync
+package planner
 
 import (
 	"crypto/sha256"

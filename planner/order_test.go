@@ -1,4 +1,4 @@
-package sync
+package planner
 
 import (
 	"fmt"
@@ -47,7 +47,7 @@ func TestGroupByExternalID(t *testing.T) {
 		}, [][]int{{0}, {1}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := groupByExternalID(tc.ops)
+			got := Order(tc.ops)
 			if !slices.EqualFunc(got, tc.want, slices.Equal[[]int]) {
 				t.Errorf("groups %v, want %v", got, tc.want)
 			}
@@ -70,7 +70,7 @@ func BenchmarkGroupByExternalID(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if len(groupByExternalID(ops)) != n {
+		if len(Order(ops)) != n {
 			b.Fatal("wrong groups")
 		}
 	}

@@ -1,4 +1,4 @@
-package sync
+package planner
 
 import (
 	"testing"
@@ -45,9 +45,9 @@ func TestIsMirrorIsSameContactAsMirrorOf(t *testing.T) {
 				c.ChannelIdentities = append([]sinch.ChannelIdentity(nil), m.ChannelIdentities...)
 				c.ChannelPriority = append([]string(nil), m.ChannelPriority...)
 				edit(&c)
-				got, same := isMirror(c, &want, o), sameContact(c, mirrorOf(&want, c.ID, o))
+				got, same := isMirror(c, &want, o), SameContact(c, mirrorOf(&want, c.ID, o))
 				if got != same || name == "as rebuilt" && !got {
-					t.Errorf("%+v, %s: isMirror = %v, sameContact with mirrorOf = %v", r, name, got, same)
+					t.Errorf("%+v, %s: isMirror = %v, SameContact with mirrorOf = %v", r, name, got, same)
 				}
 			}
 		}

@@ -1,4 +1,4 @@
-package sync
+package planner
 
 import (
 	"fmt"
@@ -68,6 +68,24 @@ type Change struct {
 	New   string `json:"new"`
 }
 
+// String is the operation in one line, for logs and tests: "kind
+// external_id contact[<-source] [mask] rule".
+func (op Operation) String() string {
+	var b strings.Builder
+	b.WriteString(string(op.Kind) + " " + op.ExternalID)
+	if op.ContactID != "" {
+		b.WriteString(" " + op.ContactID)
+	}
+	if op.SourceContactID != "" {
+		b.WriteString("<-" + op.SourceContactID)
+	}
+	if len(op.UpdateMask) > 0 {
+		b.WriteString(" [" + strings.Join(op.UpdateMask, ",") + "]")
+	}
+	b.WriteString(" " + op.Rule)
+	return b.String()
+}
+
 // Removes reports whether the operation takes a contact away from the CRM's
 // mirror, which the mass-delete guard counts.
 func (op Operation) Removes() bool {
@@ -77,18 +95,18 @@ func (op Operation) Removes() bool {
 // Explain is the operation's reason followed by the fields it sets, with
 // their values unless redact is set (logs and the journal hold no PII).
 func (op Operation) Explain(redact bool) string {
-	return op.explain(op.Sent(), redact)
+	return op.ExplainSent(op.Sent(), redact)
 }
 
 // explain is Explain with what the operation sets (op.Sent) in hand.
-func (op Operation) explain(changes []Change, redact bool) string {
+func (op Operation) ExplainSent(changes []Change, redact bool) string {
 	if len(changes) == 0 {
 		return op.Reason
 	}
 	if op.Kind == OpCreate && len(op.Changes) == 0 {
-		return op.Reason + ": sends " + describeValues(changes, redact)
+		return op.Reason + ": sends " + DescribeValues(changes, redact)
 	}
-	return op.Reason + ": " + describeChanges(changes, redact)
+	return op.Reason + ": " + DescribeChanges(changes, redact)
 }
 
 // Sent is what the operation sets in Sinch: its changes, or for a create,
@@ -127,17 +145,22 @@ type Link struct {
 // Plan is what a run would do, as plain data.
 type Plan struct {
 	Operations []Operation `json:"operations"`
-	Rejected   []Rejection `json:"rejected"`
-	Unchanged  int         `json:"-"`
+	// Groups are the operations (indexes into Operations) that must run one
+	// after another, each in the order given; different groups may run side
+	// by side. Diff orders them (Order) so that no run cut short leaves two
+	// contacts carrying one external_id.
+	Groups    [][]int     `json:"-"`
+	Rejected  []Rejection `json:"rejected"`
+	Unchanged int         `json:"-"`
 	// Links are matches that need no call but are not yet stored.
 	Links []Link `json:"-"`
 	// DeleteGuard, when set, says why the plan's deletes are withheld.
 	DeleteGuard string   `json:"delete_guard,omitempty"`
 	Notes       []string `json:"notes,omitempty"`
-	// Fetch are contacts the snapshot held only as seen (linked and in
+	// Fetch are contacts the index held only as seen (linked and in
 	// sync, but not exactly as syncd would have created them, so not
-	// rebuilt: see Snapshot) on which the plan turned out to depend. Such a
-	// plan is not to be acted on: add them to the snapshot, read afresh,
+	// rebuilt: see Index) on which the plan turned out to depend. Such a
+	// plan is not to be acted on: add them to the index, read afresh,
 	// and diff again.
 	Fetch []string `json:"-"`
 	// Unlinks are the stored links of records that are gone whose contact
@@ -160,12 +183,12 @@ type Summary struct {
 func (p Plan) Summary() Summary {
 	s := Summary{Unchanged: p.Unchanged, Rejected: len(p.Rejected)}
 	for _, op := range p.Operations {
-		s.add(op.Kind)
+		s.Add(op.Kind)
 	}
 	return s
 }
 
-func (s *Summary) add(kind OpKind) {
+func (s *Summary) Add(kind OpKind) {
 	switch kind {
 	case OpCreate:
 		s.Create++
@@ -182,20 +205,20 @@ func (s *Summary) add(kind OpKind) {
 // the request bodies and the contacts kept for the journal. A full run's
 // report holds every operation it made, a hundred thousand at a million
 // contacts, and needs only what they were and why.
-func (p *Plan) sent() {
+func (p *Plan) DropBodies() {
 	for i := range p.Operations {
 		p.Operations[i].Contact, p.Operations[i].Before = nil, nil
 	}
 }
 
-// detach copies the strings of the plan that point into a snapshot (the
+// detach copies the strings of the plan that point into an index (the
 // external_ids, the contacts' fields) into one buffer of the plan's own, so
-// that the plan no longer holds the snapshot's arenas alive. A full run
-// holds its plan, and its report, to the end, long after the snapshot is
+// that the plan no longer holds the index's arenas alive. A full run
+// holds its plan, and its report, to the end, long after the index is
 // done with: at a million records, operations on one row in ten would
-// otherwise keep every chunk of the snapshot's 100 MB of records.
-func (p *Plan) detach() {
-	// The lists in the contacts may be shared with the snapshot's records
+// otherwise keep every chunk of the index's 100 MB of records.
+func (p *Plan) Detach() {
+	// The lists in the contacts may be shared with the index's records
 	// (a channel priority, say): the plan gets lists of its own before
 	// their strings move. The operations, their changes and their Before
 	// are the diff's own.
@@ -227,7 +250,7 @@ func (p *Plan) detach() {
 }
 
 // eachString calls fn with every string of the plan that may point into a
-// snapshot.
+// index.
 func (p *Plan) eachString(fn func(*string)) {
 	contact := func(c *sinch.Contact) {
 		for _, s := range []*string{&c.ID, &c.ExternalID, &c.DisplayName, &c.Email, &c.Language, &c.Metadata} {
@@ -306,8 +329,8 @@ func (s Summary) String() string {
 		s.Create, s.Patch, s.Merge, s.Delete, s.Unchanged, s.Rejected)
 }
 
-// describeValues renders fields set from nothing as `field "new"`.
-func describeValues(changes []Change, redact bool) string {
+// DescribeValues renders fields set from nothing as `field "new"`.
+func DescribeValues(changes []Change, redact bool) string {
 	parts := make([]string, 0, len(changes))
 	for _, c := range changes {
 		if redact {
@@ -319,9 +342,9 @@ func describeValues(changes []Change, redact bool) string {
 	return strings.Join(parts, ", ")
 }
 
-// describeChanges renders changes as `field "old" → "new"`, with values
+// DescribeChanges renders changes as `field "old" → "new"`, with values
 // masked when redact is set.
-func describeChanges(changes []Change, redact bool) string {
+func DescribeChanges(changes []Change, redact bool) string {
 	parts := make([]string, 0, len(changes))
 	for _, c := range changes {
 		if redact {

@@ -1,4 +1,4 @@
-package sync
+package planner
 
 import (
 	"cmp"
@@ -14,13 +14,13 @@ import (
 )
 
 // Diff computes the operations that align Sinch with the CRM, under the
-// options the snapshot was built with. It is a pure function of the
-// snapshot: it reads nothing and sends nothing. A plan whose Fetch is not
-// empty depends on contacts the snapshot holds only as seen: add them, read
+// options the index was built with. It is a pure function of the
+// index: it reads nothing and sends nothing. A plan whose Fetch is not
+// empty depends on contacts the index holds only as seen: add them, read
 // afresh, and diff again before acting on it.
-func Diff(s *Snapshot) Plan {
+func Diff(s *Index) Plan {
 	s.seal()
-	d := differ{snap: s, opts: s.opts}
+	d := differ{idx: s, opts: s.opts}
 	d.plan.Rejected = append(slices.Clone(s.unreadable), s.rejected...)
 	slices.SortStableFunc(d.plan.Rejected, func(a, b Rejection) int { return strings.Compare(a.ExternalID, b.ExternalID) })
 	d.index()
@@ -36,7 +36,8 @@ func Diff(s *Snapshot) Plan {
 		d.sharedIdentities()
 	}
 	if len(d.plan.Fetch) == 0 {
-		d.plan.detach()
+		d.plan.Groups = Order(d.plan.Operations)
+		d.plan.Detach()
 	}
 	return d.plan
 }
@@ -50,7 +51,7 @@ const maxSharedNotes = 20
 // Identities are compared by a 64-bit hash first, sorted, so that a million
 // records cost 16 MB for a moment rather than a map of every number.
 func (d *differ) sharedIdentities() {
-	s := d.snap
+	s := d.idx
 	type entry struct {
 		h uint64
 		k int32
@@ -99,9 +100,9 @@ func (d *differ) sharedIdentities() {
 // check behind a hash match.
 func (d *differ) share(a, b int) bool {
 	var ids []sinch.ChannelIdentity
-	d.snap.recs.eachIdentity(int(d.snap.live[a]), func(id sinch.ChannelIdentity) { ids = append(ids, id) })
+	d.idx.recs.eachIdentity(int(d.idx.live[a]), func(id sinch.ChannelIdentity) { ids = append(ids, id) })
 	found := false
-	d.snap.recs.eachIdentity(int(d.snap.live[b]), func(id sinch.ChannelIdentity) {
+	d.idx.recs.eachIdentity(int(d.idx.live[b]), func(id sinch.ChannelIdentity) {
 		found = found || slices.ContainsFunc(ids, func(have sinch.ChannelIdentity) bool {
 			return have.Identity == id.Identity && (sinch.IsPhoneChannel(have.Channel) && sinch.IsPhoneChannel(id.Channel) || sinch.SameIdentity(have, id))
 		})
@@ -124,7 +125,7 @@ const (
 )
 
 type differ struct {
-	snap *Snapshot
+	idx  *Index
 	opts Options
 	plan Plan
 
@@ -156,28 +157,28 @@ type differ struct {
 // contact is the i-th contact held in full, or past those, the i-th
 // rebuilt by mirror.
 func (d *differ) contact(i int) sinch.Contact {
-	if n := d.snap.contacts.len(); i >= n {
+	if n := d.idx.contacts.len(); i >= n {
 		k := d.mirrored[i-n]
-		want := d.snap.want(k)
-		return mirrorOf(&want, d.snap.linked(k), d.opts)
+		want := d.idx.want(k)
+		return mirrorOf(&want, d.idx.linked(k), d.opts)
 	}
-	return d.snap.contacts.contact(i)
+	return d.idx.contacts.contact(i)
 }
 
 // ids are the id and external_id of the i-th contact, as contact has it.
 func (d *differ) ids(i int) (id, externalID string) {
-	if n := d.snap.contacts.len(); i >= n {
+	if n := d.idx.contacts.len(); i >= n {
 		k := d.mirrored[i-n]
-		return d.snap.linked(k), d.snap.recs.externalID(int(d.snap.live[k]))
+		return d.idx.linked(k), d.idx.recs.externalID(int(d.idx.live[k]))
 	}
-	return d.snap.contacts.ids(i)
+	return d.idx.contacts.ids(i)
 }
 
 // mirror is the contact of the k-th live record, held as a mirror (see
-// Snapshot), rebuilt: its index for contact and ids.
+// Index), rebuilt: its index for contact and ids.
 func (d *differ) mirror(k int) int {
 	d.mirrored = append(d.mirrored, k)
-	return d.snap.contacts.len() + len(d.mirrored) - 1
+	return d.idx.contacts.len() + len(d.mirrored) - 1
 }
 
 // index sorts every contact held in full to the record that owns it, the
@@ -194,7 +195,7 @@ func (d *differ) mirror(k int) int {
 // another, say); only a contact no such record claims is the live one's
 // (settleLeftBehind).
 func (d *differ) index() {
-	s := d.snap
+	s := d.idx
 	n := s.contacts.len()
 	d.owner = make([]int32, len(s.live))
 	for k := range d.owner {
@@ -288,7 +289,7 @@ func (d *differ) index() {
 			d.addToPool(i)
 		case !d.opts.owns(ext) || st == stateKeep:
 			// Not syncd's, or its row is unreadable or rejected.
-		case d.snap.complete || st == stateTombstone || st == stateGone:
+		case d.idx.complete || st == stateTombstone || st == stateGone:
 			d.candidates = append(d.candidates, i)
 			// A record renamed in the CRM leaves its contact behind under
 			// the old external_id; the record under its new one takes it
@@ -312,7 +313,7 @@ func (d *differ) index() {
 // not hold (deleted by hand, merged away). Left, each would cost every
 // incremental run a look-up for its vanished row, for ever.
 func (d *differ) retireLinks(standing map[string]bool) {
-	s := d.snap
+	s := d.idx
 	for id, ext := range s.leftBehind {
 		if !retirable(s.recordState(ext)) {
 			continue
@@ -335,7 +336,7 @@ func retirable(st int32) bool {
 // retires is the external_id of the gone record whose stored link names
 // the contact the operation takes over, if any.
 func (d *differ) retires(contactID string) string {
-	if ext, ok := d.snap.leftBehind[contactID]; ok && retirable(d.snap.recordState(ext)) {
+	if ext, ok := d.idx.leftBehind[contactID]; ok && retirable(d.idx.recordState(ext)) {
 		return ext
 	}
 	return ""
@@ -364,7 +365,7 @@ func (d *differ) settleLeftBehind() {
 	}
 	renamed := make(map[string]bool)
 	for i, ext := range d.claims {
-		if _, carried := d.snap.contacts.ids(i); carried != "" && d.opts.DeletePolicy != DeletePolicyUnlink {
+		if _, carried := d.idx.contacts.ids(i); carried != "" && d.opts.DeletePolicy != DeletePolicyUnlink {
 			renamed[ext] = true
 		}
 	}
@@ -374,7 +375,7 @@ func (d *differ) settleLeftBehind() {
 			continue
 		}
 		k := d.leftBehind[i]
-		if d.owner[k] == holdMark || renamed[d.snap.recs.externalID(int(d.snap.live[k]))] {
+		if d.owner[k] == holdMark || renamed[d.idx.recs.externalID(int(d.idx.live[k]))] {
 			continue
 		}
 		d.own(k, i)
@@ -416,7 +417,7 @@ func (d *differ) poolWith(id sinch.ChannelIdentity) []int {
 // that holds identities of two records belongs to neither: merging it would
 // join two people into one.
 func (d *differ) claim() {
-	s := d.snap
+	s := d.idx
 	claimants := make(map[int][]string)
 	if len(d.pool) > 0 {
 		for _, rec := range s.live {
@@ -504,7 +505,7 @@ func (d *differ) strays(k int, want *Desired, hasContact bool) []int {
 	for _, i := range claimed {
 		// A contact that delete_policy unlink frees is unlinked this run:
 		// it is taken as one.
-		if _, ext := d.snap.contacts.ids(i); ext == "" || d.opts.DeletePolicy == DeletePolicyUnlink {
+		if _, ext := d.idx.contacts.ids(i); ext == "" || d.opts.DeletePolicy == DeletePolicyUnlink {
 			unlinked = append(unlinked, i)
 		} else {
 			owned = append(owned, i)
@@ -530,7 +531,7 @@ func (d *differ) strays(k int, want *Desired, hasContact bool) []int {
 }
 
 func (d *differ) reconcile(k int) {
-	s := d.snap
+	s := d.idx
 	if d.owner[k] == holdMark || s.held[k] == heldSkip {
 		return
 	}
@@ -669,7 +670,7 @@ func (d *differ) patchRule(state sinch.Contact, want *Desired, linked string, ad
 // sameFields reports whether the i-th contact is what the k-th live record
 // asks for, its external_id apart.
 func (d *differ) sameFields(i, k int) bool {
-	want := d.snap.want(k)
+	want := d.idx.want(k)
 	_, mask, _ := patchFor(d.contact(i), want, false)
 	return len(mask) == 0
 }
@@ -678,7 +679,7 @@ func (d *differ) sameFields(i, k int) bool {
 // the renamed record takes over whole; "" when there is none.
 func (d *differ) rekeyed(strays []int) string {
 	for _, i := range strays {
-		if id, ext := d.snap.contacts.ids(i); ext != "" && d.opts.DeletePolicy != DeletePolicyUnlink {
+		if id, ext := d.idx.contacts.ids(i); ext != "" && d.opts.DeletePolicy != DeletePolicyUnlink {
 			return id
 		}
 	}
@@ -791,7 +792,7 @@ func mirrorOf(want *Desired, id string, opts Options) sinch.Contact {
 	return c
 }
 
-// isMirror is sameContact(c, mirrorOf(want, c.ID, opts)) without building
+// isMirror is SameContact(c, mirrorOf(want, c.ID, opts)) without building
 // the mirror: it runs for every linked contact a full run lists.
 func isMirror(c sinch.Contact, want *Desired, opts Options) bool {
 	name, email, language, metadata := storedFields(want, opts)
@@ -808,10 +809,10 @@ func isMirror(c sinch.Contact, want *Desired, opts Options) bool {
 	return true
 }
 
-// sameContact compares two contacts as Sinch shows them, and as the snapshot
+// SameContact compares two contacts as Sinch shows them, and as the index
 // packs them: every field, identities in order; empty and missing lists are
 // the same thing.
-func sameContact(a, b sinch.Contact) bool {
+func SameContact(a, b sinch.Contact) bool {
 	return a.ID == b.ID && a.ExternalID == b.ExternalID && a.DisplayName == b.DisplayName && a.Email == b.Email &&
 		a.Language == b.Language && a.Metadata == b.Metadata &&
 		slices.Equal(a.ChannelIdentities, b.ChannelIdentities) && slices.Equal(a.ChannelPriority, b.ChannelPriority)
@@ -825,7 +826,7 @@ func sameContact(a, b sinch.Contact) bool {
 // unread one, so only tombstones count there; an empty source removes
 // nothing.
 func (d *differ) remove() {
-	s := d.snap
+	s := d.idx
 	if s.complete && s.recs.len() == 0 { // the source returned no rows
 		if s.contacts.len()+s.seenN > 0 {
 			d.plan.Notes = append(d.plan.Notes, "the CRM source returned no rows: nothing is deleted")
@@ -954,7 +955,7 @@ func (d *differ) guardCarriers() {
 // order leaves two contacts carrying one external_id for a moment, for good
 // if the run is cut short there. The first patch of each cycle is split: a
 // patch that clears its contact's external_id goes first, and the rest of
-// it, setting the record's, waits its turn (groupByExternalID).
+// it, setting the record's, waits its turn (Order).
 func (d *differ) breakSwaps() {
 	ops := d.plan.Operations
 	freer := make(map[string]int) // external_id -> the patch that takes it from its contact for another

@@ -1,4 +1,4 @@
-package sync_test
+package planner_test
 
 import (
 	"bytes"
@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
-	contactsync "github.com/syncd/syncd/sync"
 )
 
 // TestTextReportEscapesTerminalControls: CRM values and external ids that
@@ -28,16 +28,16 @@ func TestTextReportEscapesTerminalControls(t *testing.T) {
 	contacts := []sinch.Contact{
 		mirror("01A2", "crm-2", func(c *sinch.Contact) { setPhone(c, "46732000002") }),
 	}
-	plan := diffOf(t, opts(), true, records, contacts, nil)
-	if len(plan.Operations) != 2 || len(plan.Rejected) != 1 {
-		t.Fatalf("plan %+v: want a create, a patch and a reject", plan)
+	p := diffOf(t, opts(), true, records, contacts, nil)
+	if len(p.Operations) != 2 || len(p.Rejected) != 1 {
+		t.Fatalf("plan %+v: want a create, a patch and a reject", p)
 	}
 	for name, write := range map[string]func(*bytes.Buffer) error{
-		"text": func(b *bytes.Buffer) error { return contactsync.WriteText(b, plan, contactsync.ReportOptions{}) },
+		"text": func(b *bytes.Buffer) error { return planner.WriteText(b, p, planner.ReportOptions{}) },
 		"color": func(b *bytes.Buffer) error {
-			return contactsync.WriteText(b, plan, contactsync.ReportOptions{Color: true})
+			return planner.WriteText(b, p, planner.ReportOptions{Color: true})
 		},
-		"markdown": func(b *bytes.Buffer) error { return contactsync.WriteMarkdown(b, plan, contactsync.ReportOptions{}) },
+		"markdown": func(b *bytes.Buffer) error { return planner.WriteMarkdown(b, p, planner.ReportOptions{}) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			var b bytes.Buffer
@@ -71,7 +71,7 @@ func TestTextReportEscapesTerminalControls(t *testing.T) {
 		})
 	}
 	var b bytes.Buffer
-	if err := contactsync.WriteJSON(&b, plan, contactsync.ReportOptions{}); err != nil {
+	if err := planner.WriteJSON(&b, p, planner.ReportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(b.String(), "\x1b") || !strings.Contains(b.String(), `crm-\u001b[2J`) {

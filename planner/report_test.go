@@ -1,4 +1,4 @@
-package sync_test
+package planner_test
 
 import (
 	"bytes"
@@ -11,14 +11,14 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
-	contactsync "github.com/syncd/syncd/sync"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/report from the current output")
 
 // reportPlan has one operation of every kind, a rejected row and a note.
-func reportPlan(t testing.TB) contactsync.Plan {
+func reportPlan(t testing.TB) planner.Plan {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	records := []crm.Record{
 		record("crm-1"),
@@ -37,28 +37,28 @@ func reportPlan(t testing.TB) contactsync.Plan {
 		mirror("01A6", "crm-6", func(c *sinch.Contact) { setPhone(c, "46732000006"); c.DisplayName = "<b>Jane</b>" }),
 		mirror("01A7", "crm-7", func(c *sinch.Contact) { setPhone(c, "46732000007"); c.Language = "SV" }),
 	}
-	return diffOf(t, opts(func(o *contactsync.Options) { o.MaxDeleteFraction = 1 }), true, records, contacts, nil)
+	return diffOf(t, opts(func(o *planner.Options) { o.MaxDeleteFraction = 1 }), true, records, contacts, nil)
 }
 
 func TestReportGolden(t *testing.T) {
 	tests := []struct {
 		name   string
-		render func(io.Writer, contactsync.Plan, contactsync.ReportOptions) error
-		opts   contactsync.ReportOptions
+		render func(io.Writer, planner.Plan, planner.ReportOptions) error
+		opts   planner.ReportOptions
 	}{
-		{"text", contactsync.WriteText, contactsync.ReportOptions{}},
-		{"text-color", contactsync.WriteText, contactsync.ReportOptions{Color: true}},
-		{"text-redact", contactsync.WriteText, contactsync.ReportOptions{Redact: true}},
-		{"text-limit-only", contactsync.WriteText, contactsync.ReportOptions{Limit: 1, Only: []string{"patch", "rejected"}}},
-		{"json", contactsync.WriteJSON, contactsync.ReportOptions{}},
-		{"json-redact", contactsync.WriteJSON, contactsync.ReportOptions{Redact: true}},
-		{"markdown", contactsync.WriteMarkdown, contactsync.ReportOptions{}},
+		{"text", planner.WriteText, planner.ReportOptions{}},
+		{"text-color", planner.WriteText, planner.ReportOptions{Color: true}},
+		{"text-redact", planner.WriteText, planner.ReportOptions{Redact: true}},
+		{"text-limit-only", planner.WriteText, planner.ReportOptions{Limit: 1, Only: []string{"patch", "rejected"}}},
+		{"json", planner.WriteJSON, planner.ReportOptions{}},
+		{"json-redact", planner.WriteJSON, planner.ReportOptions{Redact: true}},
+		{"markdown", planner.WriteMarkdown, planner.ReportOptions{}},
 	}
-	plan := reportPlan(t)
+	p := reportPlan(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			if err := tt.render(&buf, plan, tt.opts); err != nil {
+			if err := tt.render(&buf, p, tt.opts); err != nil {
 				t.Fatal(err)
 			}
 			golden := filepath.Join("testdata", "report", tt.name+".golden")

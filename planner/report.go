@@ -1,9 +1,10 @@
-package sync
+package planner
 
 import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -70,7 +71,7 @@ func WriteJSON(w io.Writer, p Plan, opts ReportOptions) error {
 		}
 		ro := reportOperation{
 			Kind: op.Kind, ExternalID: op.ExternalID, ContactID: op.ContactID, SourceContactID: op.SourceContactID,
-			UpdateMask: op.UpdateMask, Reason: op.Explain(opts.Redact), Rule: op.Rule, Changes: redactChanges(op.Sent(), opts.Redact),
+			UpdateMask: op.UpdateMask, Reason: op.Explain(opts.Redact), Rule: op.Rule, Changes: RedactChanges(op.Sent(), opts.Redact),
 		}
 		if ro.UpdateMask == nil {
 			ro.UpdateMask = []string{}
@@ -270,7 +271,7 @@ func unsafeRune(r rune) bool {
 	return r < 0x20 || (r >= 0x7f && r <= 0x9f) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) || r == 0x200e || r == 0x200f || r == 0x061c
 }
 
-func redactChanges(changes []Change, redact bool) []Change {
+func RedactChanges(changes []Change, redact bool) []Change {
 	out := make([]Change, len(changes))
 	for i, c := range changes {
 		if redact {
@@ -279,4 +280,13 @@ func redactChanges(changes []Change, redact bool) []Change {
 		out[i] = c
 	}
 	return out
+}
+
+// quotedValue is a value as the rejection reasons quote it (%q).
+var quotedValue = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+
+// RedactReason hides the values a reason quotes and keeps the words that
+// say what is wrong with them.
+func RedactReason(reason string) string {
+	return quotedValue.ReplaceAllString(reason, "(redacted)")
 }

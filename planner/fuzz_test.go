@@ -1,12 +1,12 @@
-package sync_test
+package planner_test
 
 import (
 	"encoding/json"
 	"testing"
 
 	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
-	contactsync "github.com/syncd/syncd/sync"
 )
 
 // FuzzNormalizePhone checks that whatever the CRM holds, parsing never
@@ -17,11 +17,11 @@ func FuzzNormalizePhone(f *testing.F) {
 		f.Add(s, "")
 	}
 	f.Fuzz(func(t *testing.T, raw, region string) {
-		e164, err := contactsync.NormalizePhone(raw, region)
+		e164, err := planner.NormalizePhone(raw, region)
 		if err != nil {
 			return
 		}
-		again, err := contactsync.NormalizePhone(e164, "")
+		again, err := planner.NormalizePhone(e164, "")
 		if err != nil || again != e164 {
 			t.Fatalf("NormalizePhone(%q) = %q, which normalises to %q, %v", raw, e164, again, err)
 		}
@@ -54,10 +54,10 @@ func FuzzDiff(f *testing.F) {
 			l.ExternalID = ext
 			links[ext] = l
 		}
-		opts := contactsync.DefaultOptions()
+		opts := planner.DefaultOptions()
 		opts.ExternalIDPrefix = prefix
 		opts.AllowMassDelete = true
-		plan := diffOf(t, opts, true, records, contacts, links)
+		p := diffOf(t, opts, true, records, contacts, links)
 
 		byID := make(map[string]sinch.Contact)
 		carriers := make(map[string][]string)
@@ -73,13 +73,13 @@ func FuzzDiff(f *testing.F) {
 			return c.ExternalID == "" || len(c.ExternalID) >= len(prefix) && c.ExternalID[:len(prefix)] == prefix
 		}
 		freed := make(map[string]bool)
-		for _, op := range plan.Operations {
+		for _, op := range p.Operations {
 			switch {
-			case op.Kind == contactsync.OpMerge:
+			case op.Kind == planner.OpMerge:
 				freed[op.SourceContactID] = true
-			case op.Kind == contactsync.OpDelete:
+			case op.Kind == planner.OpDelete:
 				freed[op.ContactID] = true
-			case op.Kind == contactsync.OpPatch:
+			case op.Kind == planner.OpPatch:
 				for _, c := range op.Changes {
 					if c.Field == sinch.FieldExternalID && c.Old != c.New {
 						freed[op.ContactID] = true
@@ -87,20 +87,20 @@ func FuzzDiff(f *testing.F) {
 				}
 			}
 		}
-		for _, op := range plan.Operations {
-			if op.Kind != contactsync.OpCreate && !owned(op.ContactID) {
+		for _, op := range p.Operations {
+			if op.Kind != planner.OpCreate && !owned(op.ContactID) {
 				t.Fatalf("%s writes unowned contact %s", op.Kind, op.ContactID)
 			}
 			if op.SourceContactID != "" && !owned(op.SourceContactID) {
 				t.Fatalf("merge takes unowned contact %s", op.SourceContactID)
 			}
-			if op.Kind == contactsync.OpPatch && len(op.UpdateMask) == 0 {
+			if op.Kind == planner.OpPatch && len(op.UpdateMask) == 0 {
 				t.Fatalf("patch without a mask: %+v", op)
 			}
 			if op.Reason == "" {
 				t.Fatalf("operation without a reason: %+v", op)
 			}
-			sets := op.Kind == contactsync.OpCreate
+			sets := op.Kind == planner.OpCreate
 			for _, c := range op.Changes {
 				sets = sets || c.Field == sinch.FieldExternalID && c.New == op.ExternalID && c.Old != c.New
 			}
@@ -109,7 +109,7 @@ func FuzzDiff(f *testing.F) {
 			}
 			for _, id := range carriers[op.ExternalID] {
 				if id != op.ContactID && !freed[id] {
-					t.Fatalf("%s gives %s to a contact while %s keeps carrying it: %v", op.Kind, op.ExternalID, id, plan.Operations)
+					t.Fatalf("%s gives %s to a contact while %s keeps carrying it: %v", op.Kind, op.ExternalID, id, p.Operations)
 				}
 			}
 		}

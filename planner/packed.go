@@ -1,4 +1,4 @@
-package sync
+package planner
 
 import (
 	"encoding/binary"
@@ -22,7 +22,7 @@ type packedContacts struct {
 type packedRef struct{ chunk, off uint32 }
 
 // chunkSize is the size of the n-th arena chunk: doubling from 4 KiB to
-// 1 MiB, so that a small snapshot stays small and a large one takes few
+// 1 MiB, so that a small index stays small and a large one takes few
 // chunks. A full chunk is never grown (its strings would move): the next
 // one starts.
 func chunkSize(n int) int { return 4 << 10 << min(n, 8) }

@@ -1,4 +1,4 @@
-package sync
+package planner
 
 import (
 	"cmp"
@@ -18,10 +18,10 @@ type normalized struct {
 	rej  *Rejection
 }
 
-// Snapshot is what one run read from both sides, held the one way the diff
+// Index is what one run read from both sides, held the one way the diff
 // reads it: the CRM rows normalised, packed and indexed by external_id, the
 // stored links indexed by record, and the Sinch contacts packed. It is built
-// by NewSnapshot and its Add methods, in the order a run reads: records,
+// by NewIndex and its Add methods, in the order a run reads: records,
 // then links, then contacts.
 //
 // A linked contact that is exactly what its record asks for is held as a
@@ -32,7 +32,7 @@ type normalized struct {
 // to the byte, the one syncd would have created (mirrorOf), as nearly every
 // contact syncd created and nobody edited is. Otherwise the plan says so in
 // Fetch, and the caller adds the contact read afresh and diffs again.
-type Snapshot struct {
+type Index struct {
 	opts     Options
 	source   crm.Source
 	complete bool
@@ -70,7 +70,7 @@ type Snapshot struct {
 	leftBehind map[string]string
 
 	contacts packedContacts
-	// held is, by live position, how the snapshot holds the linked
+	// held is, by live position, how the index holds the linked
 	// contact: not listed (yet), seen (listed, in sync, not kept), or in full.
 	held  []uint8
 	seenN int
@@ -78,19 +78,19 @@ type Snapshot struct {
 	scratch []byte
 }
 
-// NewSnapshot starts an empty snapshot. complete says the records will be
+// NewIndex starts an empty index. complete says the records will be
 // the whole CRM source and the contacts the whole Sinch project, so that a
 // record missing from the source counts as deleted; an incremental run reads
 // only the rows that changed. source names the CRM relation, for reasons.
-func NewSnapshot(opts Options, source crm.Source, complete bool) *Snapshot {
-	return &Snapshot{opts: opts, source: source, complete: complete}
+func NewIndex(opts Options, source crm.Source, complete bool) *Index {
+	return &Index{opts: opts, source: source, complete: complete}
 }
 
-// SnapshotOf builds a snapshot of both sides held whole, as tools and
+// IndexOf builds an index of both sides held whole, as tools and
 // tests have them. Its contacts go in before its links, so every contact is
-// held in full and Diff never asks for one (see Snapshot).
-func SnapshotOf(opts Options, source crm.Source, complete bool, records []crm.Record, contacts []sinch.Contact, links []crm.Link) *Snapshot {
-	s := NewSnapshot(opts, source, complete)
+// held in full and Diff never asks for one (see Index).
+func IndexOf(opts Options, source crm.Source, complete bool, records []crm.Record, contacts []sinch.Contact, links []crm.Link) *Index {
+	s := NewIndex(opts, source, complete)
 	s.AddRecords(records)
 	s.AddContacts(contacts)
 	s.AddLinks(links...)
@@ -99,9 +99,9 @@ func SnapshotOf(opts Options, source crm.Source, complete bool, records []crm.Re
 
 // AddRecords normalises and packs source rows. All records come before the
 // first link or contact.
-func (s *Snapshot) AddRecords(records []crm.Record) {
+func (s *Index) AddRecords(records []crm.Record) {
 	if s.sealed {
-		panic("sync: Snapshot.AddRecords after links or contacts")
+		panic("sync: Index.AddRecords after links or contacts")
 	}
 	for _, rec := range records {
 		want, rej := Normalize(rec, s.opts)
@@ -111,18 +111,18 @@ func (s *Snapshot) AddRecords(records []crm.Record) {
 
 // AddUnreadable records a source row the store could not read: it is
 // rejected and its contact is kept.
-func (s *Snapshot) AddUnreadable(rej Rejection) {
+func (s *Index) AddUnreadable(rej Rejection) {
 	if s.sealed {
-		panic("sync: Snapshot.AddUnreadable after links or contacts")
+		panic("sync: Index.AddUnreadable after links or contacts")
 	}
 	s.unreadable = append(s.unreadable, rej)
 }
 
-// AddLinks indexes stored links. Links of records the snapshot does not
+// AddLinks indexes stored links. Links of records the index does not
 // hold as live are counted (the delete guard of an incremental run weighs
 // its deletes against them), and those of records it knows are not live
 // (a full run knows every record) kept as left behind.
-func (s *Snapshot) AddLinks(links ...crm.Link) {
+func (s *Index) AddLinks(links ...crm.Link) {
 	s.seal()
 	for _, l := range links {
 		s.links++
@@ -140,10 +140,10 @@ func (s *Snapshot) AddLinks(links ...crm.Link) {
 	}
 }
 
-// AddContacts packs Sinch contacts, or marks them seen (see Snapshot). A
+// AddContacts packs Sinch contacts, or marks them seen (see Index). A
 // contact added again, read afresh after a plan asked for it, takes the
 // place of its seen bit.
-func (s *Snapshot) AddContacts(contacts []sinch.Contact) {
+func (s *Index) AddContacts(contacts []sinch.Contact) {
 	s.seal()
 	for i, c := range contacts {
 		if k, ok := s.lookup(c.ExternalID); ok && k >= 0 && c.ID != "" && s.linkedIs(int(k), c.ID) {
@@ -172,7 +172,7 @@ func (s *Snapshot) AddContacts(contacts []sinch.Contact) {
 	}
 }
 
-// How a snapshot holds the linked contact of a record.
+// How an index holds the linked contact of a record.
 const (
 	heldNone   uint8 = iota
 	heldSeen         // listed, in sync, not kept: read again should the diff need it
@@ -184,7 +184,7 @@ const (
 
 // holdSeen holds the k-th live record's linked contact c, which is what
 // want asks for, as a seen bit.
-func (s *Snapshot) holdSeen(k int32, c sinch.Contact, want *Desired) {
+func (s *Index) holdSeen(k int32, c sinch.Contact, want *Desired) {
 	s.held[k] = heldSeen
 	if isMirror(c, want, s.opts) {
 		s.held[k] = heldMirror
@@ -192,15 +192,37 @@ func (s *Snapshot) holdSeen(k int32, c sinch.Contact, want *Desired) {
 	s.seenN++
 }
 
+// Page takes a page of listed contacts, as a full run that applies reads
+// them, and returns the patches to send at once: those of linked contacts
+// that differ from their record. No later page can change what such a patch
+// must be, since a duplicate or a stray found later is merged into the
+// patched contact (which the diff then asks for afresh). Each patch is to be
+// settled (Settle) once Sinch has answered it, before the final Diff. The
+// rest of the page is added as AddContacts adds it; the page itself is
+// reused for that, so that a page of contacts in sync allocates nothing.
+func (s *Index) Page(page []sinch.Contact) []Operation {
+	var early []Operation
+	rest := page[:0]
+	for _, c := range page {
+		op, drift, seen := s.drifted(c)
+		switch {
+		case seen:
+		case drift:
+			early = append(early, op)
+		default:
+			rest = append(rest, c)
+		}
+	}
+	s.AddContacts(rest)
+	return early
+}
+
 // drifted takes a listed contact that is the linked contact of a live
-// record and differs from it, for a patch sent while the list goes on: no
-// later page can change what that patch must be, since a duplicate or a
-// stray found later is merged into the patched contact (which the diff then
-// asks for afresh). It returns the patch, and drift set. A contact that is
-// in sync and would be held as a seen bit (see AddContacts) is held so at
-// once, with seen set, and is not to be added: the record it was compared
-// with is not unpacked a second time.
-func (s *Snapshot) drifted(c sinch.Contact) (op Operation, drift, seen bool) {
+// record and differs from it: it returns the patch, and drift set. A
+// contact that is in sync and would be held as a seen bit (see AddContacts)
+// is held so at once, with seen set, and is not to be added: the record it
+// was compared with is not unpacked a second time.
+func (s *Index) drifted(c sinch.Contact) (op Operation, drift, seen bool) {
 	k, ok := s.lookup(c.ExternalID)
 	if !ok || k < 0 || c.ID == "" || !s.linkedIs(int(k), c.ID) || s.held[k] != heldNone {
 		return Operation{}, false, false
@@ -219,10 +241,10 @@ func (s *Snapshot) drifted(c sinch.Contact) (op Operation, drift, seen bool) {
 	return op, drift, seen
 }
 
-// settle records the answer of an early patch: the contact as Sinch
-// returned it, or nil when the patch did not land, in which case the run
-// does not send it again.
-func (s *Snapshot) settle(externalID string, answer *sinch.Contact) {
+// Settle records the answer to a patch Page returned: the contact as Sinch
+// returned it, or nil when the patch did not land, in which case the plan
+// leaves the record alone (the run does not send it again).
+func (s *Index) Settle(externalID string, answer *sinch.Contact) {
 	k, ok := s.lookup(externalID)
 	if !ok || k < 0 || s.held[k] != heldEarly {
 		return
@@ -237,11 +259,11 @@ func (s *Snapshot) settle(externalID string, answer *sinch.Contact) {
 
 // seenContact reports whether the k-th live record's linked contact is
 // held as a seen bit only.
-func (s *Snapshot) seenContact(k int) bool { return s.held[k] == heldSeen || s.held[k] == heldMirror }
+func (s *Index) seenContact(k int) bool { return s.held[k] == heldSeen || s.held[k] == heldMirror }
 
 // seal indexes the records once all are in: duplicates, rejects,
 // tombstones and the live records.
-func (s *Snapshot) seal() {
+func (s *Index) seal() {
 	if s.sealed {
 		return
 	}
@@ -328,7 +350,7 @@ func (s *Snapshot) seal() {
 
 // vanish records that the source no longer holds a row with this
 // external_id, which an incremental run learns from its links.
-func (s *Snapshot) vanish(externalID string) {
+func (s *Index) Vanish(externalID string) {
 	if s.vanished == nil {
 		s.vanished = make(map[string]bool)
 	}
@@ -337,7 +359,7 @@ func (s *Snapshot) vanish(externalID string) {
 
 // forget records that contacts a plan asked for are gone from Sinch: their
 // records no longer have a linked contact held as seen.
-func (s *Snapshot) forget(ids []string) {
+func (s *Index) Forget(ids []string) {
 	if len(ids) == 0 {
 		return
 	}
@@ -355,9 +377,9 @@ func (s *Snapshot) forget(ids []string) {
 }
 
 // want is the k-th live record.
-func (s *Snapshot) want(k int) Desired { return s.recs.desired(int(s.live[k])) }
+func (s *Index) want(k int) Desired { return s.recs.desired(int(s.live[k])) }
 
-// How a snapshot holds the contact id of a record's link.
+// How an index holds the contact id of a record's link.
 const (
 	linkNone uint8 = iota
 	linkULID       // in linkIDs
@@ -365,7 +387,7 @@ const (
 )
 
 // setLinked stores the contact id of the k-th live record's link.
-func (s *Snapshot) setLinked(k int32, id string) {
+func (s *Index) setLinked(k int32, id string) {
 	if u, err := ulid.ParseStrict(id); err == nil {
 		var spelled [ulid.EncodedSize]byte
 		_ = u.MarshalTextTo(spelled[:])
@@ -382,7 +404,7 @@ func (s *Snapshot) setLinked(k int32, id string) {
 }
 
 // linked is the contact id the k-th live record is linked to, "" when none.
-func (s *Snapshot) linked(k int) string {
+func (s *Index) linked(k int) string {
 	switch s.linkKind[k] {
 	case linkULID:
 		return s.linkIDs[k].String()
@@ -394,7 +416,7 @@ func (s *Snapshot) linked(k int) string {
 
 // appendLinked appends the contact id the k-th live record is linked to,
 // for comparisons and map look-ups that need not allocate.
-func (s *Snapshot) appendLinked(b []byte, k int) []byte {
+func (s *Index) appendLinked(b []byte, k int) []byte {
 	switch s.linkKind[k] {
 	case linkULID:
 		var spelled [ulid.EncodedSize]byte
@@ -407,16 +429,16 @@ func (s *Snapshot) appendLinked(b []byte, k int) []byte {
 }
 
 // linkedIs reports whether the k-th live record is linked to contact id.
-func (s *Snapshot) linkedIs(k int, id string) bool {
+func (s *Index) linkedIs(k int, id string) bool {
 	var buf [ulid.EncodedSize]byte
 	return string(s.appendLinked(buf[:0], k)) == id
 }
 
 // hasLink reports whether the k-th live record has a stored link.
-func (s *Snapshot) hasLink(k int) bool { return s.linkKind[k] != linkNone }
+func (s *Index) hasLink(k int) bool { return s.linkKind[k] != linkNone }
 
 // recordState is the state of the record with this external_id.
-func (s *Snapshot) recordState(ext string) int32 {
+func (s *Index) recordState(ext string) int32 {
 	if s.unreadOK[ext] {
 		return stateKeep
 	}
@@ -427,9 +449,9 @@ func (s *Snapshot) recordState(ext string) int32 {
 }
 
 // lookup is the state of the external_id in the source: stateGone for one
-// an incremental run knows vanished; false when the snapshot knows nothing
+// an incremental run knows vanished; false when the index knows nothing
 // of it.
-func (s *Snapshot) lookup(ext string) (int32, bool) {
+func (s *Index) lookup(ext string) (int32, bool) {
 	i, found := slices.BinarySearchFunc(s.keys, ext, func(pos int32, ext string) int {
 		return strings.Compare(s.recs.externalID(int(pos)), ext)
 	})
@@ -442,10 +464,10 @@ func (s *Snapshot) lookup(ext string) (int32, bool) {
 	return 0, false
 }
 
-// contactByID returns the contact with this id that the snapshot holds in
+// contactByID returns the contact with this id that the index holds in
 // full, or as a mirror of the record with this external_id (rebuilt, as the
 // diff rebuilt it).
-func (s *Snapshot) contactByID(externalID, id string) (sinch.Contact, bool) {
+func (s *Index) contactByID(externalID, id string) (sinch.Contact, bool) {
 	if i, ok := s.contacts.index(id); ok {
 		return s.contacts.contact(i), true
 	}
@@ -456,10 +478,10 @@ func (s *Snapshot) contactByID(externalID, id string) (sinch.Contact, bool) {
 	return sinch.Contact{}, false
 }
 
-// RecordState says what the snapshot knows of the CRM record with this
+// RecordState says what the index knows of the CRM record with this
 // external_id: RecordLive, RecordDeleted or RecordAbsent (rejected rows are
 // live: their contacts are kept).
-func (s *Snapshot) RecordState(externalID string) string {
+func (s *Index) RecordState(externalID string) string {
 	s.seal()
 	switch s.recordState(externalID) {
 	case stateTombstone:
@@ -469,3 +491,10 @@ func (s *Snapshot) RecordState(externalID string) string {
 	}
 	return RecordLive
 }
+
+// Record states, as RecordState names them.
+const (
+	RecordLive    = "live"
+	RecordDeleted = "deleted"
+	RecordAbsent  = "absent"
+)

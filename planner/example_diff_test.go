@@ -1,12 +1,12 @@
-package sync_test
+package planner_test
 
 import (
 	"os"
 	"time"
 
 	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
-	contactsync "github.com/syncd/syncd/sync"
 )
 
 // Diff is a pure function: given the CRM rows and the Sinch contacts it
@@ -23,8 +23,8 @@ func ExampleDiff() {
 		// Sinch answers MSISDNs without the '+'; they compare equal.
 		ChannelIdentities: []sinch.ChannelIdentity{{Channel: "SMS", Identity: "46701234567"}, {Channel: "WHATSAPP", Identity: "46701234567"}},
 	}}
-	plan := contactsync.Diff(contactsync.SnapshotOf(contactsync.DefaultOptions(), crm.Source{Relation: "crm_contacts"}, true, records, contacts, nil))
-	_ = contactsync.WriteText(os.Stdout, plan, contactsync.ReportOptions{})
+	p := planner.Diff(planner.IndexOf(planner.DefaultOptions(), crm.Source{Relation: "crm_contacts"}, true, records, contacts, nil))
+	_ = planner.WriteText(os.Stdout, p, planner.ReportOptions{})
 	// Output:
 	// Create (1)
 	//   + crm-2  (new)  no Sinch contact carries this external_id: sends display_name "Grace Hopper", channel_identities "SMS +46701112233, WHATSAPP +46701112233", language "EN_US"

@@ -1,0 +1,3 @@
+package sync_test
+
+func str(s string) *string { return &s }
