@@ -32,9 +32,7 @@ func Diff(s *Index) Plan {
 	d.remove()
 	d.guardCarriers()
 	d.breakSwaps()
-	if s.complete {
-		d.sharedIdentities()
-	}
+	d.sharedIdentities()
 	if len(d.plan.Fetch) == 0 {
 		d.plan.Groups = Order(d.plan.Operations)
 		d.plan.Detach()
@@ -47,8 +45,8 @@ const maxSharedNotes = 20
 
 // sharedIdentities notes the live records that hold the same identity (two
 // CRM rows with one phone number, say): each gets a contact of its own, and
-// Sinch reports the two as a duplication. Only a full run sees every record.
-// Identities are compared by a 64-bit hash first, sorted, so that a million
+// Sinch reports the two as a duplication. A partial run's scope holds every
+// record that shares an identity with one it holds. Identities are compared by a 64-bit hash first, sorted, so that a million
 // records cost 16 MB for a moment rather than a map of every number.
 func (d *differ) sharedIdentities() {
 	s := d.idx
@@ -308,17 +306,18 @@ func (d *differ) index() {
 }
 
 // retireLinks plans to drop the stored links of gone records whose contact
-// no longer stands for them: one a live record's link names (a rename a
-// full run re-keyed), or, when the run listed every contact, one Sinch does
-// not hold (deleted by hand, merged away). Left, each would cost every
-// incremental run a look-up for its vanished row, for ever.
+// no longer stands for them: one a live record's link names (a rename
+// re-keyed), or one Sinch does not hold (deleted by hand, merged away): a
+// full run lists every contact, and a partial run reads the contact of every
+// link it holds. Left, each would cost every incremental run a look-up for
+// its vanished row, for ever.
 func (d *differ) retireLinks(standing map[string]bool) {
 	s := d.idx
 	for id, ext := range s.leftBehind {
 		if !retirable(s.recordState(ext)) {
 			continue
 		}
-		if stands, held := standing[id]; held && stands || !held && !s.complete {
+		if stands, held := standing[id]; held && stands {
 			continue
 		}
 		d.plan.Unlinks = append(d.plan.Unlinks, ext)
@@ -559,15 +558,6 @@ func (d *differ) reconcile(k int) {
 			return
 		}
 		group = append(group, d.mirror(k))
-	}
-	if len(strays) > 0 && !s.complete {
-		// Whether a contact without a record of its own belongs to this
-		// one alone depends on every other record, which an incremental
-		// run has not read.
-		d.plan.Notes = append(d.plan.Notes, fmt.Sprintf(
-			"%s: deferred to the next full run: %s holds its identity, and only a full run sees every record that may share it",
-			want.ExternalID, d.contact(strays[0]).ID))
-		return
 	}
 	if len(group) == 0 && len(strays) == 0 {
 		d.plan.Operations = append(d.plan.Operations, d.create(*want))
@@ -849,8 +839,8 @@ func (d *differ) remove() {
 				owned++
 			}
 		}
-		// An incremental run sees only the contacts it looked up; the
-		// links stand for the rest of the project.
+		// A partial run sees only the contacts of its scope; the
+		// project's links stand for the rest.
 		if !s.complete {
 			owned = max(owned, s.links)
 		}

@@ -387,12 +387,13 @@ func TestDiff(t *testing.T) {
 			unchanged: 1,
 		},
 		{
-			name:    "an incremental run defers an adoption to the full run",
+			name:    "a partial run, whose scope holds every record sharing the identity, adopts as a full run does",
 			records: []crm.Record{record("crm-1")},
 			contacts: []sinch.Contact{
 				{ID: "U", Language: "EN_US", ChannelIdentities: []sinch.ChannelIdentity{{Channel: "SMS", Identity: "46732000001"}, {Channel: "WHATSAPP", Identity: "46732000002"}}},
 			},
 			partial: true,
+			want:    []string{"patch crm-1 U [channel_identities,display_name,email,external_id] adopt"},
 		},
 	}
 	for _, tt := range tests {

@@ -140,6 +140,11 @@ func (s *Index) AddLinks(links ...crm.Link) {
 	}
 }
 
+// SetProjectLinks says how many links the project stores in all, when the
+// index holds those of a partial run's scope only: the delete guard weighs a
+// partial run's deletes against the whole project.
+func (s *Index) SetProjectLinks(n int) { s.links = max(s.links, n) }
+
 // AddContacts packs Sinch contacts, or marks them seen (see Index). A
 // contact added again, read afresh after a plan asked for it, takes the
 // place of its seen bit.

@@ -1,0 +1,41 @@
+package planner
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/syncd/syncd/sinch"
+)
+
+// LookupKey is the key under which syncd finds the CRM records and Sinch
+// contacts that hold an identity, in its index of the records' identities:
+// a phone number is one key whatever channel carries it ("tel:+46..."),
+// since two records with one number share it on every channel; any other
+// identity is its channel and identity, and its app where the channel
+// scopes identities to one. Keys are text, as PostgreSQL stores them; an
+// identity that holds a NUL byte has none ("").
+func LookupKey(id sinch.ChannelIdentity) string {
+	if strings.IndexByte(id.Identity, 0) >= 0 || strings.IndexByte(id.AppID, 0) >= 0 {
+		return ""
+	}
+	if sinch.IsPhoneChannel(id.Channel) {
+		return "tel:+" + strings.TrimPrefix(strings.TrimSpace(id.Identity), "+")
+	}
+	key := id.Channel + ":" + id.Identity
+	if sinch.IsAppScopedChannel(id.Channel) {
+		key += "@" + id.AppID
+	}
+	return key
+}
+
+// LookupKeys are the distinct lookup keys of identities, sorted.
+func LookupKeys(ids []sinch.ChannelIdentity) []string {
+	keys := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if k := LookupKey(id); k != "" {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
+}
