@@ -256,7 +256,7 @@ func (d *differ) index() {
 		}
 		if k, ok := odd[id]; ok && k >= 0 && int32(k) != st {
 			// The stored link of another live record.
-			if ext != "" && !d.opts.owns(ext) {
+			if ext != "" && !d.opts.Owns(ext) {
 				d.plan.Notes = append(d.plan.Notes, fmt.Sprintf(
 					"contact %s, linked to %s, now carries external_id %q, which syncd does not own: left alone",
 					id, s.recs.externalID(int(s.live[k])), ext))
@@ -285,7 +285,7 @@ func (d *differ) index() {
 			own(st, i)
 		case ext == "":
 			d.addToPool(i)
-		case !d.opts.owns(ext) || st == stateKeep:
+		case !d.opts.Owns(ext) || st == stateKeep:
 			// Not syncd's, or its row is unreadable or rejected.
 		case d.idx.complete || st == stateTombstone || st == stateGone:
 			d.candidates = append(d.candidates, i)
@@ -835,7 +835,7 @@ func (d *differ) remove() {
 	if len(removals) > 0 && !d.opts.AllowMassDelete {
 		owned := s.seenN
 		for i := range s.contacts.len() {
-			if _, ext := s.contacts.ids(i); d.opts.owns(ext) {
+			if _, ext := s.contacts.ids(i); d.opts.Owns(ext) {
 				owned++
 			}
 		}

@@ -1,6 +1,7 @@
 package planner
 
 import (
+	"iter"
 	"slices"
 	"strings"
 
@@ -38,4 +39,32 @@ func LookupKeys(ids []sinch.ChannelIdentity) []string {
 	}
 	slices.Sort(keys)
 	return slices.Compact(keys)
+}
+
+// Identities yields, for each row of the source the index holds, the
+// lookup keys of its identities, for syncd's index of the records'
+// identities: those of a live record, none for a row that is not live
+// (deleted, rejected, duplicated), which leaves the index. With all unset,
+// a live record whose stored link carries its content hash is skipped: its
+// identities were indexed when that content was read.
+func (s *Index) Identities(all bool) iter.Seq2[string, []string] {
+	return func(yield func(string, []string) bool) {
+		s.seal()
+		var ids []sinch.ChannelIdentity
+		for i, pos := range s.keys {
+			ext := s.recs.externalID(int(pos))
+			var keys []string
+			if k := s.states[i]; k >= 0 {
+				if !all && s.linkFresh[k] {
+					continue
+				}
+				ids = ids[:0]
+				s.recs.eachIdentity(int(s.live[k]), func(id sinch.ChannelIdentity) { ids = append(ids, id) })
+				keys = LookupKeys(ids)
+			}
+			if !yield(ext, keys) {
+				return
+			}
+		}
+	}
 }

@@ -68,7 +68,7 @@ func Normalize(rec crm.Record, opts Options) (Desired, *Rejection) {
 	if strings.TrimSpace(rec.ExternalID) == "" {
 		return reject("external_id", "is empty")
 	}
-	if !opts.owns(rec.ExternalID) {
+	if !opts.Owns(rec.ExternalID) {
 		return reject("external_id", "does not start with sync.external_id_prefix %q, so syncd could not own its contact", opts.ExternalIDPrefix)
 	}
 	if d.Deleted {

@@ -88,7 +88,7 @@ func (o Options) Validate() error {
 	return errors.Join(errs...)
 }
 
-// owns reports whether syncd may write a contact with this external_id.
-func (o Options) owns(externalID string) bool {
+// Owns reports whether syncd may write a contact with this external_id.
+func (o Options) Owns(externalID string) bool {
 	return externalID != "" && strings.HasPrefix(externalID, o.ExternalIDPrefix)
 }

@@ -4,15 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/syncd/syncd/crm"
-	"github.com/syncd/syncd/planner"
-	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/webhook"
 )
 
@@ -47,7 +43,7 @@ const (
 // order, and what they say of a contact is never used, only which contacts
 // and records to look at. So an echo of syncd's own write costs a read, and
 // a stale event finds the contact as it is now.
-func (r *Reconciler) events(ctx context.Context, runID int64) (Report, error) {
+func (r *Reconciler) events(ctx context.Context, runID int64, _ time.Time) (Report, error) {
 	var total Report
 	for {
 		pending, err := r.Events.Pending(ctx, r.ProjectID, maxEventBatch)
@@ -133,220 +129,46 @@ func (r *Reconciler) observeEvents(events []webhook.StoredEvent) {
 	}
 }
 
-// named is what a batch of events points at.
+// named is what a batch of events points at: the contacts they name, and
+// the external_ids their payloads carried, as hints of records to read.
 type named struct {
-	contacts []string // contact ids
-	external []string // external_ids the payloads carried: hints only
-	// merged maps the deleted contact of each merge to the preserved one.
-	merged map[string]string
+	contacts []string
+	external []string
 }
 
 func namedBy(events []webhook.StoredEvent) named {
-	n := named{merged: map[string]string{}}
+	var n named
 	for _, ev := range events {
 		n.contacts = append(n.contacts, ev.Event.ContactIDs()...)
 		n.external = append(n.external, ev.Event.ExternalIDs()...)
-		if ev.Event.Trigger == webhook.TriggerMerge && ev.Event.Deleted != nil && ev.Event.Preserved != nil {
-			n.merged[ev.Event.Deleted.ID] = ev.Event.Preserved.ID
-		}
 	}
-	slices.Sort(n.contacts)
-	n.contacts = slices.Compact(n.contacts)
 	return n
 }
 
-// eventBatch reconciles what one batch of events names.
+// eventBatch reconciles what one batch of events names: the contacts and
+// records it points at and everything connected to them (partialScope),
+// read afresh, with the rules of any run. What an event says of a contact
+// is never used, only which contacts and records to read: after a merge,
+// the record linked to the deleted contact is found again through the
+// contact that now carries its external_id or holds its identities, as a
+// full run would find it.
 func (r *Reconciler) eventBatch(ctx context.Context, runID int64, events []webhook.StoredEvent) (Report, error) {
 	n := namedBy(events)
-	snap, calls, err := r.namedSnapshot(ctx, n)
+	contacts, err := r.notDeferred(ctx, crm.DeferContact, n.contacts, nil)
 	if err != nil {
-		return Report{Lookups: calls}, err
+		return Report{}, err
 	}
-	plan, more, err := r.plan(ctx, snap)
-	calls += more
+	records, err := r.notDeferred(ctx, crm.DeferRecord, n.external, nil)
 	if err != nil {
-		return Report{Lookups: calls}, err
+		return Report{}, err
 	}
-	rep, err := r.Apply(ctx, runID, plan)
-	rep.Lookups = calls
-	return rep, err
-}
-
-// namedSnapshot reads, afresh, the named contacts, the records they (and
-// their links) point at, and every contact that carries those records'
-// external_ids, into an incremental snapshot: what a full run would see of
-// those records, so the diff decides as it would. Adoptions wait for the
-// full run, as in any incremental run.
-//
-// A merge moves a link: Sinch has folded the deleted contact into the
-// preserved one, so the record linked to the deleted contact is now served
-// by the preserved one, if that one is no other record's.
-func (r *Reconciler) namedSnapshot(ctx context.Context, n named) (*planner.Index, int, error) {
-	contacts, gone, err := r.getContacts(ctx, n.contacts)
-	calls := len(n.contacts)
+	if len(contacts)+len(records) == 0 {
+		return Report{}, nil
+	}
+	scope := &partialScope{r: r, contacts: contacts, records: records}
+	plan, _, reads, err := r.plan(ctx, scope)
 	if err != nil {
-		return nil, calls, err
+		return Report{Lookups: reads}, err
 	}
-	links, err := r.Store.Links(ctx, r.ProjectID)
-	if err != nil {
-		return nil, calls, fmt.Errorf("read links: %w", err)
-	}
-	byContact := make(map[string]string, len(n.contacts))
-	want := make(map[string]bool, len(n.contacts))
-	for _, id := range n.contacts {
-		want[id] = true
-	}
-	for ext, l := range links {
-		if want[l.ContactID] {
-			byContact[l.ContactID] = ext
-		}
-	}
-	held := make(map[string]sinch.Contact, len(contacts))
-	for _, c := range contacts {
-		held[c.ID] = c
-	}
-
-	exts := slices.Clone(n.external)
-	for _, c := range contacts {
-		if c.ExternalID != "" {
-			exts = append(exts, c.ExternalID)
-		}
-	}
-	for _, id := range n.contacts {
-		if ext, ok := byContact[id]; ok {
-			exts = append(exts, ext)
-		}
-	}
-	slices.Sort(exts)
-	exts = slices.Compact(exts)
-
-	moved := make(map[string]string) // external_id -> the preserved contact now serving it
-	for deleted, preserved := range n.merged {
-		ext, linked := byContact[deleted]
-		p, alive := held[preserved]
-		if !linked || !alive || slices.Contains(gone, preserved) {
-			continue
-		}
-		if other, ok := byContact[preserved]; ok && other != ext {
-			continue // the preserved contact serves a record of its own
-		}
-		if p.ExternalID == "" || p.ExternalID == ext {
-			moved[ext] = preserved
-		}
-	}
-
-	records, err := r.Store.RecordsByExternalID(ctx, r.Source, exts)
-	unread, err := rowErrors(err)
-	if err != nil {
-		return nil, calls, fmt.Errorf("read CRM records from %s: %w", r.Source, err)
-	}
-	found := make(map[string]bool, len(records))
-	for _, rec := range records {
-		found[rec.ExternalID] = true
-	}
-	for _, rej := range unread {
-		found[rej.ExternalID] = true
-	}
-
-	// Every contact that carries one of those external_ids, and the
-	// records' linked contacts, so that a duplicate is merged rather than
-	// a second contact created, and a rename is seen.
-	var lookups []lookup
-	for _, ext := range exts {
-		lookups = append(lookups, lookup{externalID: ext})
-	}
-	more, n2, err := r.lookUp(ctx, lookups)
-	calls += n2
-	if err != nil {
-		return nil, calls, err
-	}
-	for _, c := range more {
-		held[c.ID] = c
-	}
-	var linked []string
-	for _, ext := range exts {
-		if l, ok := links[ext]; ok {
-			if _, have := held[l.ContactID]; !have && !slices.Contains(gone, l.ContactID) {
-				linked = append(linked, l.ContactID)
-			}
-		}
-	}
-	slices.Sort(linked)
-	linked = slices.Compact(linked)
-	got, _, err := r.getContacts(ctx, linked)
-	calls += len(linked)
-	if err != nil {
-		return nil, calls, err
-	}
-	for _, c := range got {
-		held[c.ID] = c
-	}
-
-	snap := planner.NewIndex(r.Options, r.Source, false)
-	snap.AddRecords(records)
-	for _, rej := range unread {
-		snap.AddUnreadable(rej)
-	}
-	// An external_id read from the source and not found there is gone:
-	// what a full run would conclude of its contact. Unless the source is
-	// empty: a broken view must not delete contacts one event at a time.
-	if len(found) < len(exts) {
-		empty, err := r.sourceEmpty(ctx)
-		if err != nil {
-			return nil, calls, err
-		}
-		for _, ext := range exts {
-			if !found[ext] && !empty {
-				snap.Vanish(ext)
-			}
-		}
-	}
-	for ext, l := range links {
-		if to, ok := moved[ext]; ok {
-			l = crm.Link{ExternalID: ext, ContactID: to}
-		}
-		snap.AddLinks(l)
-	}
-	all := make([]sinch.Contact, 0, len(held))
-	for _, c := range held {
-		all = append(all, c)
-	}
-	slices.SortFunc(all, func(a, b sinch.Contact) int { return strings.Compare(a.ID, b.ID) })
-	snap.AddContacts(all)
-	return snap, calls, nil
-}
-
-// sourceEmpty reports whether the CRM source holds no row at all.
-func (r *Reconciler) sourceEmpty(ctx context.Context) (bool, error) {
-	for batch, err := range r.Store.Records(ctx, r.Source, 1) {
-		if _, ok := unreadable(err); ok {
-			return false, nil
-		}
-		if err != nil {
-			return false, fmt.Errorf("read CRM source %s: %w", r.Source, err)
-		}
-		return len(batch) == 0, nil
-	}
-	return true, nil
-}
-
-// rowErrors splits the rows RecordsByExternalID could not read from a real
-// error.
-func rowErrors(err error) ([]planner.Rejection, error) {
-	if err == nil {
-		return nil, nil
-	}
-	errs := []error{err}
-	if joined, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = joined.Unwrap()
-	}
-	var rejs []planner.Rejection
-	for _, e := range errs {
-		rej, ok := unreadable(e)
-		if !ok {
-			return nil, err
-		}
-		rejs = append(rejs, rej)
-	}
-	return rejs, nil
+	return r.applyPartial(ctx, runID, plan, reads, scope)
 }

@@ -166,7 +166,7 @@ func TestEventPutsBackAHandEdit(t *testing.T) {
 	g.emu.ResetCalls()
 	g.deliver(t, g.body(contactEvent(webhook.TriggerUpdate, g.contactOf(t, "crm-00001"))))
 	mustRun(t, g.rec, contactsync.RunEvents)
-	if n := writes(g.emu); n != 0 || g.emu.Calls(sinchtest.OpGet) == 0 {
+	if n := writes(g.emu); n != 0 || g.emu.Calls(sinchtest.OpGet)+g.emu.Calls(sinchtest.OpList) == 0 {
 		t.Errorf("the echo cost %v, want reads only", g.emu.CallCounts())
 	}
 	// A stale event (the edit again, after the fix) finds the contact as it
@@ -227,22 +227,31 @@ func TestEventMergeMovesTheLink(t *testing.T) {
 	}
 }
 
-// A contact Sinch creates for an inbound sender that holds a record's
-// identity is left to the full run, which sees every record that may share
-// it; the event run writes nothing.
-func TestEventCreateOfAStrangerIsDeferred(t *testing.T) {
+// A contact Sinch creates for an inbound sender that holds a linked
+// record's identity (a twin) is merged into the record's contact by the
+// event run, as a full run would: its scope grows from the new contact to
+// every record holding its identity and their contacts.
+func TestEventCreateOfATwinIsMerged(t *testing.T) {
 	g := newEventRig(t, 2)
+	own := g.contactOf(t, "crm-00001")
 	s := g.emu.Seed(sinch.Contact{Language: "EN_US",
 		ChannelIdentities: []sinch.ChannelIdentity{{Channel: "SMS", Identity: "46730000001"}}})[0]
 	g.emu.ResetCalls()
 	g.deliver(t, g.body(contactEvent(webhook.TriggerCreate, s)))
 	mustRun(t, g.rec, contactsync.RunEvents)
-	if n := writes(g.emu); n != 0 {
-		t.Errorf("%v, want no write", g.emu.CallCounts())
+	if n, m := writes(g.emu), g.emu.Calls(sinchtest.OpMerge); n != 1 || m != 1 {
+		t.Errorf("%v, want one merge", g.emu.CallCounts())
+	}
+	if got := g.contactOf(t, "crm-00001"); got.ID != own.ID {
+		t.Errorf("crm-00001 now has %s, want its own contact %s", got.ID, own.ID)
+	}
+	if n := len(g.emu.Contacts()); n != 2 {
+		t.Errorf("the emulator holds %d contacts, want 2", n)
 	}
 	if n := g.pending(t); n != 0 {
 		t.Errorf("%d events still queued", n)
 	}
+	g.converged(t)
 }
 
 // An event about the contact of a record deleted in the CRM removes it per

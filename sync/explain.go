@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/syncd/syncd/crm"
@@ -42,7 +41,13 @@ type Explanation struct {
 	// Operations are what a diff would do about it, each with its reason.
 	Operations []planner.Operation `json:"operations"`
 	Verdict    string              `json:"verdict"`
-	Timeline   []Event             `json:"timeline"`
+	// Notes are the plan's notes about the scope: identities shared by two
+	// records, contacts left alone.
+	Notes []string `json:"notes"`
+	// Deferred says whether a partial run leaves the record to the next
+	// full run (its scope is past the bound), or has queued it there.
+	Deferred []DeferredView `json:"deferred"`
+	Timeline []Event        `json:"timeline"`
 }
 
 // RecordView is a crm.Record as JSON shows it: null for NULL.
@@ -71,6 +76,15 @@ type NormalizedView struct {
 	ChannelPriority   []string                `json:"channel_priority"`
 	Deleted           bool                    `json:"deleted"`
 	Hash              string                  `json:"hash"`
+}
+
+// DeferredView is a change left to the next full run.
+type DeferredView struct {
+	Kind   string    `json:"kind"` // record or contact
+	Key    string    `json:"key"`
+	Reason string    `json:"reason"`
+	Queued bool      `json:"queued"` // in the queue, rather than only what a partial run would do now
+	At     time.Time `json:"at,omitzero"`
 }
 
 // LinkView is the stored link of the record to its contact.
@@ -166,8 +180,10 @@ func eventChanges(e crm.TimelineEntry) ([]planner.Change, error) {
 // Explain gathers, for id (a CRM external_id or a Sinch contact id), the
 // CRM row as read and as normalised, its link, its Sinch contacts now, what
 // a diff would do about it and why, and the journal's timeline. It writes
-// nothing. The diff is that of an incremental run for this one record: the
-// delete guard, which weighs a whole run's deletes, is left to syncd diff.
+// nothing. The diff is that of a partial run whose scope is the record or
+// contact and everything connected to it, every identity looked up: what a
+// full run would decide there. The delete guard, which weighs a whole
+// run's deletes, is left to syncd diff.
 func (r *Reconciler) Explain(ctx context.Context, h History, id string) (Explanation, error) {
 	ex := Explanation{Query: id, Contacts: []sinch.Contact{}, Operations: []planner.Operation{}, Timeline: []Event{}}
 	recs, err := r.Store.RecordsByExternalID(ctx, r.Source, []string{id})
@@ -214,55 +230,23 @@ func (r *Reconciler) Explain(ctx context.Context, h History, id string) (Explana
 		}
 	}
 	ex.ExternalID = ext
-
 	if linked {
 		ex.Link = &LinkView{ContactID: link.ContactID, ContentHash: link.ContentHash, SyncedAt: link.SyncedAt}
 	}
-	snap := r.explainSnapshot()
-	var want planner.Desired
 	switch {
 	case len(recs) > 0:
-		rec := recs[0]
-		ex.Record = recordView(rec)
-		d, rej := planner.Normalize(rec, r.Options)
-		if rej != nil {
+		ex.Record = recordView(recs[0])
+		if d, rej := planner.Normalize(recs[0], r.Options); rej != nil {
 			ex.Rejection = rej
 		} else {
-			want = d
 			ex.Normalized = normalizedView(d)
 		}
-		snap.AddRecords(recs[:1])
 	case rowErr != nil:
-		rej := planner.Rejection{ExternalID: rowErr.ExternalID, Column: rowErr.Column, Reason: rowErr.Err.Error()}
-		ex.Rejection = &rej
-		snap.AddUnreadable(rej)
-	case linked:
-		snap.Vanish(ext)
+		ex.Rejection = &planner.Rejection{ExternalID: rowErr.ExternalID, Column: rowErr.Column, Reason: rowErr.Err.Error()}
 	}
-
 	contactID := id
 	if linked {
 		contactID = link.ContactID
-	}
-	if ext != "" {
-		contacts, _, err := r.lookUp(ctx, []lookup{{externalID: ext, identities: identitiesIfUnlinked(want, linked)}})
-		if err != nil {
-			return ex, err
-		}
-		ex.Contacts = append(ex.Contacts, contacts...)
-	}
-	if linked && !slices.ContainsFunc(ex.Contacts, func(c sinch.Contact) bool { return c.ID == link.ContactID }) {
-		// Its external_id was changed in Sinch, or the contact is gone.
-		c, err := r.Sinch.GetContact(ctx, link.ContactID)
-		if err != nil && !sinch.IsNotFound(err) {
-			return ex, fmt.Errorf("read contact %s: %w", link.ContactID, err)
-		}
-		if c != nil {
-			ex.Contacts = append(ex.Contacts, *c)
-		}
-	}
-	if byID != nil && !slices.ContainsFunc(ex.Contacts, func(c sinch.Contact) bool { return c.ID == byID.ID }) {
-		ex.Contacts = append(ex.Contacts, *byID)
 	}
 	if len(recs) == 0 && rowErr == nil && !linked && byID == nil {
 		if events, err := h.Timeline(ctx, r.ProjectID, id, id); err != nil || len(events) == 0 {
@@ -273,28 +257,40 @@ func (r *Reconciler) Explain(ctx context.Context, h History, id string) (Explana
 		}
 	}
 
-	if ext != "" {
-		if linked {
-			snap.AddLinks(link)
+	if ext != "" || byID != nil {
+		// One record cannot judge a run's deletes: no guard.
+		scope := &partialScope{r: r, allIdentities: true, noGuard: true}
+		if ext != "" {
+			scope.records = []string{ext}
 		}
-		// The links of the contacts found say whether they belong to
-		// other records.
-		for _, c := range ex.Contacts {
-			if l, ok, err := h.LinkByContact(ctx, r.ProjectID, c.ID); err != nil {
-				return ex, err
-			} else if ok && l.ExternalID != ext {
-				snap.AddLinks(l)
-			}
+		if byID != nil {
+			scope.contacts = []string{byID.ID}
 		}
-		snap.AddContacts(ex.Contacts)
-		plan, _, err := r.plan(ctx, snap)
+		plan, _, _, err := r.plan(ctx, scope)
 		if err != nil {
 			return ex, err
 		}
+		for _, c := range scope.found.contacts {
+			if c.ExternalID == ext && ext != "" || linked && c.ID == link.ContactID || byID != nil && c.ID == byID.ID {
+				ex.Contacts = append(ex.Contacts, c)
+			}
+		}
 		ex.Operations = append(ex.Operations, plan.Operations...)
+		ex.Notes = plan.Notes
+		for _, d := range scope.found.deferred {
+			ex.Deferred = append(ex.Deferred, DeferredView{Kind: d.Kind, Key: d.Key, Reason: d.Reason})
+		}
+		queued, err := r.Store.Deferred(ctx, r.ProjectID, crm.DeferRecord, []string{ext})
+		if err != nil {
+			return ex, err
+		}
+		for _, d := range queued {
+			ex.Deferred = append(ex.Deferred, DeferredView{Kind: d.Kind, Key: d.Key, Reason: d.Reason, Queued: true, At: d.DeferredAt})
+		}
 		ex.Verdict = verdict(ex, plan)
-	} else {
-		ex.Verdict = "the contact carries no external_id, so it is no CRM record's; syncd leaves it alone"
+	}
+	if ext == "" {
+		ex.Verdict = "the contact carries no external_id, so it is no CRM record's; syncd leaves it alone" + deferredVerdict(ex)
 	}
 
 	events, err := h.Timeline(ctx, r.ProjectID, ext, contactID)
@@ -314,15 +310,24 @@ func (r *Reconciler) Explain(ctx context.Context, h History, id string) (Explana
 	return ex, nil
 }
 
-// explainSnapshot is an incremental snapshot under the reconciler's rules,
-// with the guard off: one record cannot judge a run's deletes.
-func (r *Reconciler) explainSnapshot() *planner.Index {
-	opts := r.Options
-	opts.AllowMassDelete = true
-	return planner.NewIndex(opts, r.Source, false)
+// deferredVerdict adds to a verdict that a partial run would leave the
+// record to the next full run, or has queued it there.
+func deferredVerdict(ex Explanation) string {
+	if len(ex.Deferred) == 0 {
+		return ""
+	}
+	d := ex.Deferred[0]
+	if d.Queued {
+		return "; queued for the next full run since " + d.At.Format(time.RFC3339) + ": " + d.Reason
+	}
+	return "; a partial run would leave it to the next full run: " + d.Reason
 }
 
 func verdict(ex Explanation, plan planner.Plan) string {
+	return verdictOf(ex, plan) + deferredVerdict(ex)
+}
+
+func verdictOf(ex Explanation, plan planner.Plan) string {
 	switch {
 	case len(plan.Operations) > 0:
 		return fmt.Sprintf("a diff would make %d operation(s): %s", len(plan.Operations), plan.Summary())

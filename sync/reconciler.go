@@ -48,6 +48,19 @@ type Store interface {
 	CloseJournal(ctx context.Context, runID int64) (int64, error)
 	TryLock(ctx context.Context, projectID string) (*crm.Lock, error)
 	Lock(ctx context.Context, projectID string) (*crm.Lock, error)
+
+	// What partial scopes read and write.
+	LinksOf(ctx context.Context, projectID string, externalIDs []string) ([]crm.Link, error)
+	LinksTo(ctx context.Context, projectID string, contactIDs []string) ([]crm.Link, error)
+	CountLinks(ctx context.Context, projectID string) (int, error)
+	RecordIdentities(ctx context.Context, projectID string, externalIDs []string) (map[string][]string, error)
+	RecordsHolding(ctx context.Context, projectID string, keys []string) ([]crm.Holding, error)
+	IndexIdentities(ctx context.Context, projectID string, keys map[string][]string) error
+	PruneIdentities(ctx context.Context, projectID string, source crm.Source) error
+	IdentitiesIndexed(ctx context.Context, projectID string) (bool, error)
+	Defer(ctx context.Context, projectID string, ds []crm.Deferral) ([]crm.Deferral, error)
+	Deferred(ctx context.Context, projectID, kind string, keys []string) ([]crm.Deferral, error)
+	ClearDeferred(ctx context.Context, projectID string, t time.Time) error
 }
 
 // Observer is told what runs do, for metrics. All methods must be cheap and
@@ -125,7 +138,22 @@ type Reconciler struct {
 	// its calls in flight to end (one Sinch attempt's timeout). Default
 	// 2 × LockCheck + DefaultCallTimeout.
 	LockGrace time.Duration
+	// ScopeBound is how many records and contacts a partial run's scope
+	// may grow to around one change before it is deferred to the next full
+	// run; DefaultScopeBound when zero.
+	ScopeBound int
 }
+
+func (r *Reconciler) scopeBound() int {
+	if r.ScopeBound > 0 {
+		return r.ScopeBound
+	}
+	return DefaultScopeBound
+}
+
+// runBody is what a run does once it holds the lock and is recorded; read
+// start is the point up to which it sees every CRM change (Store.ReadHorizon).
+type runBody func(ctx context.Context, runID int64, readStart time.Time) (Report, error)
 
 // Progress is how far a run has come.
 type Progress struct {
@@ -181,7 +209,10 @@ type Report struct {
 	Withheld int             `json:"withheld_deletes"`
 	Refused  int             `json:"refused"` // saved operations refused as stale
 	Lookups  int             `json:"lookups"`
-	Duration time.Duration   `json:"duration_ns"`
+	// Deferred are the changes a partial run left to the next full run
+	// (their scope grew past ScopeBound), queued and noted.
+	Deferred int           `json:"deferred"`
+	Duration time.Duration `json:"duration_ns"`
 	// Rejected are contacts Sinch refused with a 400; the run went on.
 	Rejected []planner.Rejection `json:"rejected"`
 	Errors   []string            `json:"errors,omitempty"`
@@ -215,6 +246,7 @@ func (rep *Report) add(parts ...Report) {
 		rep.Applied.Delete += part.Applied.Delete
 		rep.Plan.Unchanged = max(0, rep.Plan.Unchanged-part.Applied.Patch)
 		rep.Failed += part.Failed
+		rep.Deferred += part.Deferred
 		rep.Skipped += part.Skipped
 	}
 	rep.Plan.Operations = append(ops, rep.Plan.Operations...)
@@ -229,7 +261,7 @@ func (rep Report) Counts() map[string]int {
 		"create": rep.Applied.Create, "patch": rep.Applied.Patch, "merge": rep.Applied.Merge, "delete": rep.Applied.Delete,
 		"unchanged": s.Unchanged, "rejected": s.Rejected + len(rep.Rejected),
 		"failed": rep.Failed, "skipped": rep.Skipped, "withheld_deletes": rep.Withheld, "lookups": rep.Lookups,
-		"refused": rep.Refused,
+		"refused": rep.Refused, "deferred": rep.Deferred,
 	}
 }
 
@@ -265,7 +297,7 @@ func (r *Reconciler) Run(ctx context.Context, kind string, wait bool) (Report, e
 // (see crm.Lock.Watch), and once it is lost the run's context is cancelled
 // with a cause matching crm.ErrLockLost, so that no new Sinch call starts;
 // the run then ends as failed.
-func (r *Reconciler) locked(ctx context.Context, kind string, wait bool, body func(context.Context, int64) (Report, error)) (Report, error) {
+func (r *Reconciler) locked(ctx context.Context, kind string, wait bool, body runBody) (Report, error) {
 	started := time.Now()
 	var lock *crm.Lock
 	var err error
@@ -427,7 +459,7 @@ func lockLostErr(ctx context.Context, err error) error {
 
 // run records a run in the history around body, and advances the watermark
 // to when the run started reading once everything it planned has landed.
-func (r *Reconciler) run(ctx context.Context, lock *crm.Lock, kind string, body func(context.Context, int64) (Report, error)) (Report, error) {
+func (r *Reconciler) run(ctx context.Context, lock *crm.Lock, kind string, body runBody) (Report, error) {
 	started := time.Now()
 	readStart, err := r.Store.ReadHorizon(ctx)
 	if err != nil {
@@ -440,7 +472,7 @@ func (r *Reconciler) run(ctx context.Context, lock *crm.Lock, kind string, body 
 	if r.OnProgress != nil {
 		ctx = context.WithValue(ctx, progressKey{}, &progress{on: r.OnProgress})
 	}
-	rep, err := body(ctx, run.ID)
+	rep, err := body(ctx, run.ID, readStart)
 	rep.RunID, rep.Kind = run.ID, kind
 	rep.Duration = time.Since(started)
 	rep.Outcome = outcome(ctx, err, rep)
