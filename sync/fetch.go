@@ -340,33 +340,9 @@ func (e *early) finish(idx *planner.Index) {
 // world connected to it (partialScope). A row whose content hash matches
 // what syncd last pushed costs nothing.
 func (r *Reconciler) incremental(ctx context.Context, runID int64, _ time.Time) (Report, error) {
-	watermark, _, err := r.Store.Watermark(ctx, r.ProjectID)
+	changed, order, unread, err := r.readChanges(ctx)
 	if err != nil {
 		return Report{}, err
-	}
-	overlap := r.Overlap
-	if overlap == 0 {
-		overlap = DefaultOverlap
-	}
-	// A row updated while the changes are paged is read twice; the later
-	// read is the newer one.
-	changed := make(map[string]crm.Record)
-	var order []string
-	var unread []planner.Rejection
-	for batch, err := range r.Store.ChangedSince(ctx, r.Source, watermark.Add(-overlap), r.BatchSize) {
-		if rej, ok := unreadable(err); ok {
-			unread = append(unread, rej)
-			continue
-		}
-		if err != nil {
-			return Report{}, fmt.Errorf("read CRM changes from %s: %w", r.Source, err)
-		}
-		for _, rec := range batch {
-			if _, ok := changed[rec.ExternalID]; !ok {
-				order = append(order, rec.ExternalID)
-			}
-			changed[rec.ExternalID] = rec
-		}
 	}
 	links, err := r.Store.LinksOf(ctx, r.ProjectID, order)
 	if err != nil {
@@ -376,7 +352,7 @@ func (r *Reconciler) incremental(ctx context.Context, runID int64, _ time.Time) 
 	for _, l := range links {
 		linkOf[l.ExternalID] = l
 	}
-	scope := &partialScope{r: r, known: make(map[string]crm.Record), renames: r.takeRenames()}
+	scope := &partialScope{r: r, known: make(map[string]crm.Record), renames: r.takeRenames(), changed: changed}
 	unchanged := 0
 	for _, ext := range order {
 		rec := changed[ext]
@@ -419,6 +395,44 @@ func (r *Reconciler) incremental(ctx context.Context, runID int64, _ time.Time) 
 	}
 	plan.Unchanged += unchanged
 	return r.applyPartial(ctx, runID, plan, reads, scope)
+}
+
+// readChanges reads the CRM rows changed since the watermark (less the
+// overlap), in the order read; a row updated while the changes are paged is
+// read twice, and the later read is the newer one.
+func (r *Reconciler) readChanges(ctx context.Context) (changed map[string]crm.Record, order []string, unread []planner.Rejection, err error) {
+	watermark, _, err := r.Store.Watermark(ctx, r.ProjectID)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	overlap := r.Overlap
+	if overlap == 0 {
+		overlap = DefaultOverlap
+	}
+	changed = make(map[string]crm.Record)
+	for batch, err := range r.Store.ChangedSince(ctx, r.Source, watermark.Add(-overlap), r.BatchSize) {
+		if rej, ok := unreadable(err); ok {
+			unread = append(unread, rej)
+			continue
+		}
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("read CRM changes from %s: %w", r.Source, err)
+		}
+		for _, rec := range batch {
+			if _, ok := changed[rec.ExternalID]; !ok {
+				order = append(order, rec.ExternalID)
+			}
+			changed[rec.ExternalID] = rec
+		}
+	}
+	return changed, order, unread, nil
+}
+
+// changedRows are the CRM rows changed since the watermark, for a partial
+// run that is not an incremental one.
+func (r *Reconciler) changedRows(ctx context.Context) (map[string]crm.Record, error) {
+	changed, _, _, err := r.readChanges(ctx)
+	return changed, err
 }
 
 // notDeferred drops from seeds those queued for the next full run: a

@@ -64,6 +64,11 @@ type partialScope struct {
 	// noGuard plans without the delete guard (explain: one record cannot
 	// judge a run's deletes).
 	noGuard bool
+	// changed are the CRM rows changed since the watermark, which syncd's
+	// index of identities may not hold yet (it is written once a run has
+	// acted on a row): the records holding an identity are looked for among
+	// them too. nil reads them (an incremental run passes the rows it read).
+	changed map[string]crm.Record
 
 	// What the scope found, once read.
 	found partialFound
@@ -106,6 +111,7 @@ type growth struct {
 	toLink   []string                // contact ids whose links to read
 	newCons  []string                // contacts found this round, to expand
 	complete bool                    // the project's identity index holds every live record
+	pending  map[string][]string     // lookup key -> changed rows holding it, not indexed yet
 }
 
 type recNode struct {
@@ -132,6 +138,19 @@ func (s *partialScope) read(ctx context.Context) (*planner.Index, error) {
 		return nil, err
 	}
 	g.complete = indexed
+	if s.changed == nil {
+		if s.changed, err = s.r.changedRows(ctx); err != nil {
+			return nil, err
+		}
+	}
+	g.pending = make(map[string][]string)
+	for ext, rec := range s.changed {
+		if want, rej := planner.Normalize(rec, s.r.Options); rej == nil && !want.Deleted {
+			for _, k := range planner.LookupKeys(want.Identities) {
+				g.pending[k] = append(g.pending[k], ext)
+			}
+		}
+	}
 	for ext, rec := range s.known {
 		g.record(ext).read, g.record(ext).rec = true, &rec
 	}
@@ -346,6 +365,12 @@ func (g *growth) lookUpIndex() error {
 	for _, h := range held {
 		g.record(h.ExternalID)
 		g.comp.union("r:"+h.ExternalID, "k:"+h.Identity)
+	}
+	for _, k := range keys {
+		for _, ext := range g.pending[k] {
+			g.record(ext)
+			g.comp.union("r:"+ext, "k:"+k)
+		}
 	}
 	return nil
 }
