@@ -23,6 +23,7 @@
 //	syncd_last_success_timestamp_seconds{kind}         gauge, Unix time of the last succeeded run
 //	syncd_operations_total{kind,status}                counter
 //	syncd_rejected_rows_total                          counter
+//	syncd_changes_deferred_total{kind}                 counter, changes partial runs left to the next full run
 //	syncd_lock_wait_seconds                            histogram
 //	syncd_ticks_skipped_total{kind,reason}             counter
 //	syncd_lock_held                                    gauge, 0 or 1

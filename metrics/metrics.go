@@ -66,6 +66,7 @@ type Metrics struct {
 	lastOK  *prometheus.GaugeVec
 	ops     *prometheus.CounterVec
 	rows    *prometheus.CounterVec
+	defer_  *prometheus.CounterVec
 	lockDur *prometheus.HistogramVec
 	skipped *prometheus.CounterVec
 	held    *prometheus.GaugeVec
@@ -127,6 +128,11 @@ func New() *Metrics {
 			Name:      "rejected_rows_total",
 			Help:      "CRM rows and contacts that could not be synced and were skipped.",
 		}, []string{labelProject}),
+		defer_: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "changes_deferred_total",
+			Help:      "Changes a partial run left to the next full run (their scope grew past sync.scope_bound), by project and run kind.",
+		}, []string{labelProject, "kind"}),
 		lockDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace,
 			Name:      "lock_wait_seconds",
@@ -156,7 +162,7 @@ func New() *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.calls, m.callDur, m.runs, m.runDur, m.lastOK, m.ops, m.rows, m.lockDur, m.skipped, m.held, m.active,
+		m.calls, m.callDur, m.runs, m.runDur, m.lastOK, m.ops, m.rows, m.defer_, m.lockDur, m.skipped, m.held, m.active,
 	)
 	m.reg.MustRegister(m.op.collectors()...)
 	m.reg.MustRegister(m.events.collectors()...)
@@ -194,6 +200,7 @@ type Project struct {
 	lastOK    *prometheus.GaugeVec
 	ops       *prometheus.CounterVec
 	rows      prometheus.Counter
+	deferred  *prometheus.CounterVec
 	lockDur   prometheus.Observer
 	skipped   *prometheus.CounterVec
 	held      prometheus.Gauge
@@ -221,18 +228,19 @@ func (m *Metrics) Project(name string) *Project {
 	}
 	l := prometheus.Labels{labelProject: name}
 	p := &Project{
-		m:       m,
-		name:    name,
-		calls:   m.calls.MustCurryWith(l),
-		callDur: m.callDur.MustCurryWith(l),
-		runs:    m.runs.MustCurryWith(l),
-		runDur:  m.runDur.MustCurryWith(l),
-		lastOK:  m.lastOK.MustCurryWith(l),
-		ops:     m.ops.MustCurryWith(l),
-		rows:    m.rows.With(l),
-		lockDur: m.lockDur.With(l),
-		skipped: m.skipped.MustCurryWith(l),
-		held:    m.held.With(l),
+		m:        m,
+		name:     name,
+		calls:    m.calls.MustCurryWith(l),
+		callDur:  m.callDur.MustCurryWith(l),
+		runs:     m.runs.MustCurryWith(l),
+		runDur:   m.runDur.MustCurryWith(l),
+		lastOK:   m.lastOK.MustCurryWith(l),
+		ops:      m.ops.MustCurryWith(l),
+		rows:     m.rows.With(l),
+		deferred: m.defer_.MustCurryWith(l),
+		lockDur:  m.lockDur.With(l),
+		skipped:  m.skipped.MustCurryWith(l),
+		held:     m.held.With(l),
 		projectOp: projectOp{
 			period:   m.op.period.MustCurryWith(l),
 			withheld: m.op.withheld.MustCurryWith(l),
@@ -246,6 +254,7 @@ func (m *Metrics) Project(name string) *Project {
 		for _, reason := range skipReasons() {
 			p.skipped.WithLabelValues(kind, reason)
 		}
+		p.deferred.WithLabelValues(kind)
 	}
 	for _, kind := range opKinds() {
 		for _, status := range opStatuses() {
@@ -312,6 +321,15 @@ func (p *Project) RowsRejected(n int) {
 		return
 	}
 	p.rows.Add(float64(n))
+}
+
+// ChangesDeferred adds n changes a partial run of kind left to the next
+// full run.
+func (p *Project) ChangesDeferred(kind string, n int) {
+	if p == nil || n <= 0 {
+		return
+	}
+	p.deferred.WithLabelValues(bounded(kind, runKinds())).Add(float64(n))
 }
 
 // LockWaited records how long acquiring the advisory lock took, whether or

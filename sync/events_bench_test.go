@@ -35,6 +35,7 @@ func (o *lagObserver) EventApplied(_ string, lag time.Duration) {
 func (o *lagObserver) RunFinished(string, string, time.Duration) {}
 func (o *lagObserver) OperationFinished(string, string)          {}
 func (o *lagObserver) RowsRejected(int)                          {}
+func (o *lagObserver) ChangesDeferred(string, int)               {}
 func (o *lagObserver) LockWaited(time.Duration)                  {}
 func (o *lagObserver) SetLockHeld(bool)                          {}
 

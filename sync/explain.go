@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/syncd/syncd/crm"
@@ -277,15 +278,17 @@ func (r *Reconciler) Explain(ctx context.Context, h History, id string) (Explana
 		}
 		ex.Operations = append(ex.Operations, plan.Operations...)
 		ex.Notes = plan.Notes
-		for _, d := range scope.found.deferred {
-			ex.Deferred = append(ex.Deferred, DeferredView{Kind: d.Kind, Key: d.Key, Reason: d.Reason})
-		}
 		queued, err := r.Store.Deferred(ctx, r.ProjectID, crm.DeferRecord, []string{ext})
 		if err != nil {
 			return ex, err
 		}
 		for _, d := range queued {
 			ex.Deferred = append(ex.Deferred, DeferredView{Kind: d.Kind, Key: d.Key, Reason: d.Reason, Queued: true, At: d.DeferredAt})
+		}
+		if len(queued) == 0 {
+			for _, d := range scope.found.deferred {
+				ex.Deferred = append(ex.Deferred, DeferredView{Kind: d.Kind, Key: d.Key, Reason: d.Reason})
+			}
 		}
 		ex.Verdict = verdict(ex, plan)
 	}
@@ -324,6 +327,11 @@ func deferredVerdict(ex Explanation) string {
 }
 
 func verdict(ex Explanation, plan planner.Plan) string {
+	if len(ex.Deferred) > 0 && len(plan.Operations) == 0 {
+		// Its scope was left out of the plan: nothing can be said of it
+		// but that.
+		return strings.TrimPrefix(deferredVerdict(ex), "; ")
+	}
 	return verdictOf(ex, plan) + deferredVerdict(ex)
 }
 
@@ -400,6 +408,10 @@ func (ex Explanation) Redacted() (Explanation, error) {
 		out.Operations[i] = op
 	}
 	out.Verdict = planner.RedactReason(ex.Verdict)
+	out.Notes = make([]string, len(ex.Notes))
+	for i, n := range ex.Notes {
+		out.Notes[i] = planner.RedactReason(n)
+	}
 	out.Timeline = make([]Event, len(ex.Timeline))
 	for i, e := range ex.Timeline {
 		e.Reason, e.Error = planner.RedactReason(e.Reason), planner.RedactReason(e.Error)

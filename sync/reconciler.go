@@ -69,6 +69,7 @@ type Observer interface {
 	RunFinished(kind, outcome string, d time.Duration)
 	OperationFinished(kind, status string)
 	RowsRejected(n int)
+	ChangesDeferred(kind string, n int)
 	LockWaited(d time.Duration)
 	SetLockHeld(held bool)
 }
@@ -503,6 +504,7 @@ func (r *Reconciler) run(ctx context.Context, lock *crm.Lock, kind string, body 
 	obs := r.observer()
 	obs.RunFinished(kind, rep.Outcome, rep.Duration)
 	obs.RowsRejected(len(rep.Plan.Rejected) + len(rep.Rejected))
+	obs.ChangesDeferred(kind, rep.Deferred)
 	fields := []zap.Field{zap.Int64("run_id", run.ID), zap.String("kind", kind), zap.String("outcome", rep.Outcome),
 		zap.Duration("duration", rep.Duration), zap.Any("counts", rep.Counts())}
 	if err != nil {
@@ -550,6 +552,7 @@ type nopObserver struct{}
 func (nopObserver) RunFinished(string, string, time.Duration) {}
 func (nopObserver) OperationFinished(string, string)          {}
 func (nopObserver) RowsRejected(int)                          {}
+func (nopObserver) ChangesDeferred(string, int)               {}
 func (nopObserver) LockWaited(time.Duration)                  {}
 func (nopObserver) SetLockHeld(bool)                          {}
 

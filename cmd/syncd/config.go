@@ -86,6 +86,7 @@ type SyncConfig struct {
 	DeletePolicy      string   `yaml:"delete_policy"`
 	MaxDeletes        int      `yaml:"max_deletes"`
 	MaxDeleteFraction float64  `yaml:"max_delete_fraction"`
+	ScopeBound        int      `yaml:"scope_bound"`
 }
 
 type ScheduleConfig struct {
@@ -136,6 +137,7 @@ func defaultConfig() Config {
 			DeletePolicy:      string(opts.DeletePolicy),
 			MaxDeletes:        opts.MaxDeletes,
 			MaxDeleteFraction: opts.MaxDeleteFraction,
+			ScopeBound:        contactsync.DefaultScopeBound,
 		},
 		Schedule:        ScheduleConfig{Incremental: "@every 1m", Full: "0 3 * * *"},
 		HTTP:            HTTPConfig{Listen: "127.0.0.1:9464"},
@@ -394,6 +396,9 @@ func (c Config) projectProblems(project string) []error {
 	}
 	if c.CRM.BatchSize < 1 {
 		bad("crm.batch_size must be at least 1")
+	}
+	if c.Sync.ScopeBound < 1 {
+		bad("sync.scope_bound must be at least 1")
 	}
 	if err := c.syncOptions(false).Validate(); err != nil {
 		if joined, ok := err.(interface{ Unwrap() []error }); ok {

@@ -171,7 +171,17 @@ func writeExplanation(w io.Writer, ex contactsync.Explanation, redact bool) erro
 		if op.Kind == planner.OpMerge {
 			target = op.SourceContactID + " → " + op.ContactID
 		}
+		if op.ExternalID != ex.ExternalID {
+			// Another record of its scope: the two are decided together.
+			target = op.ExternalID + " " + target
+		}
 		fmt.Fprintf(w, "  %s %s: %s\n", op.Kind, esc(strings.TrimSpace(target)), esc(op.Explain(redact)))
+	}
+	for _, n := range ex.Notes {
+		if redact {
+			n = planner.RedactReason(n)
+		}
+		fmt.Fprintf(w, "  note: %s\n", esc(n))
 	}
 
 	fmt.Fprintln(w, "\nTimeline (journal):")

@@ -214,6 +214,7 @@ func (d *deps) reconciler(allowMassDelete bool) *contactsync.Reconciler {
 		Options:     d.cfg.syncOptions(allowMassDelete),
 		Observer:    d.metrics,
 		LogPII:      d.cfg.Log.PII,
+		ScopeBound:  d.cfg.Sync.ScopeBound,
 		// A successor waits this long for a run whose lock session died: two
 		// lock checks for it to notice, one attempt for its calls to end.
 		LockGrace: 2*crm.DefaultLockCheck + d.cfg.Sinch.Timeout,
