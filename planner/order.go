@@ -2,10 +2,136 @@ package planner
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/syncd/syncd/sinch"
 )
+
+// The order of a plan's operations is decided here, once, after the diff:
+// no run, however cut short, may leave two contacts carrying one
+// external_id. guardCarriers withdraws what would, breakSwaps splits the
+// cycles a swap makes, and Order groups what must run one after another;
+// apply runs the groups as given.
+
+// guardCarriers withdraws the operations of every record whose external_id
+// the plan would give to a contact (a create, a patch putting it back)
+// while another contact keeps carrying it: a contact a hand edit keyed to
+// it that the plan does not free, since the delete guard withholds its
+// delete, or its own record's operations were withdrawn in turn. Sent, they would leave
+// two contacts carrying one external_id. The record waits for the run that
+// frees it.
+func (d *differ) guardCarriers() {
+	keepers := slices.Clone(d.foreign)
+	for _, i := range slices.Sorted(maps.Keys(d.leftBehind)) {
+		if k := d.leftBehind[i]; d.owner[k] != int32(i) && !slices.Contains(d.extra[k], i) {
+			keepers = append(keepers, i) // not settled as the record's own
+		}
+	}
+	if len(keepers) == 0 {
+		return
+	}
+	for {
+		freed := make(map[string]bool)
+		for _, op := range d.plan.Operations {
+			switch withheld := d.plan.DeleteGuard != "" && op.Removes(); {
+			case withheld:
+			case op.Kind == OpMerge:
+				freed[op.SourceContactID] = true
+			case op.Kind == OpDelete || freedExternalID(op) != "":
+				freed[op.ContactID] = true
+			}
+		}
+		setters := make(map[string]bool)
+		for _, op := range d.plan.Operations {
+			if setsExternalID(op) {
+				setters[op.ExternalID] = true
+			}
+		}
+		waiting := make(map[string]string) // external_id -> the contact that keeps it
+		for _, i := range keepers {
+			if id, ext := d.ids(i); setters[ext] && !freed[id] {
+				waiting[ext] = id
+			}
+		}
+		if len(waiting) == 0 {
+			return
+		}
+		d.plan.Operations = slices.DeleteFunc(d.plan.Operations, func(op Operation) bool {
+			_, wait := waiting[op.ExternalID]
+			return wait && !op.Removes()
+		})
+		for _, ext := range slices.Sorted(maps.Keys(waiting)) {
+			d.plan.Notes = append(d.plan.Notes, fmt.Sprintf(
+				"%s: waits: contact %s, another record's, still carries its external_id (a hand edit) and this run does not free it; a later run does first",
+				ext, waiting[ext]))
+		}
+	}
+}
+
+// breakSwaps breaks the cycles of patches that each give a contact its
+// external_id back and take another's from it (two linked contacts whose
+// external_ids were swapped in Sinch): each waits for the other, and either
+// order leaves two contacts carrying one external_id for a moment, for good
+// if the run is cut short there. The first patch of each cycle is split: a
+// patch that clears its contact's external_id goes first, and the rest of
+// it, setting the record's, waits its turn (Order).
+func (d *differ) breakSwaps() {
+	ops := d.plan.Operations
+	freer := make(map[string]int) // external_id -> the patch that takes it from its contact for another
+	for i, op := range ops {
+		if old := freedExternalID(op); old != "" && op.Kind == OpPatch && setsExternalID(op) {
+			freer[old] = i
+		}
+	}
+	if len(freer) < 2 {
+		return
+	}
+	const (
+		unseen = iota
+		onPath
+		done
+	)
+	state := make(map[int]int, len(freer))
+	var split []int
+	for _, start := range slices.Sorted(maps.Values(freer)) {
+		var path []int
+		i, ok := start, true
+		for ok && state[i] == unseen {
+			state[i] = onPath
+			path = append(path, i)
+			i, ok = freer[ops[i].ExternalID] // the patch this one waits for
+		}
+		if ok && state[i] == onPath {
+			cycle := path[slices.Index(path, i):]
+			split = append(split, slices.Min(cycle))
+		}
+		for _, j := range path {
+			state[j] = done
+		}
+	}
+	if len(split) == 0 {
+		return
+	}
+	slices.Sort(split)
+	out := make([]Operation, 0, len(ops)+len(split))
+	for i, op := range ops {
+		if _, found := slices.BinarySearch(split, i); found {
+			k := slices.IndexFunc(op.Changes, func(c Change) bool { return c.Field == sinch.FieldExternalID })
+			old := op.Changes[k].Old
+			out = append(out, Operation{
+				Kind: OpPatch, ExternalID: op.ExternalID, ContactID: op.ContactID, UpdateMask: []string{sinch.FieldExternalID},
+				Rule: op.Rule, Reason: fmt.Sprintf("contact %s carries %s, which another contact gets back first, so its external_id is cleared before it gets %s", op.ContactID, old, op.ExternalID),
+				Changes: []Change{{Field: sinch.FieldExternalID, Old: old, New: ""}},
+				Contact: &sinch.Contact{},
+			})
+			op.Changes = slices.Clone(op.Changes)
+			op.Changes[k].Old = ""
+		}
+		out = append(out, op)
+	}
+	d.plan.Operations = out
+}
 
 // Order groups the operations that must run one after another,
 // each group in the order they must run: those of one external_id, in plan
