@@ -14,31 +14,54 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
+// querier is a pgx connection or a transaction on one.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
 // queryBatch runs a query over recordColumns and reads all its rows. It
 // reads them through pgx itself rather than database/sql, which converts
 // every column twice and allocates twice per column: here one allocation
 // holds all the text of a row and one its nullable fields, which is what
 // keeps the reader within sight of COPY.
-func (s *Store) queryBatch(ctx context.Context, sizeHint int, query string, args ...any) (batch, error) {
-	conn, err := s.db.Conn(ctx)
+func queryBatch(ctx context.Context, q querier, sizeHint int, query string, args ...any) (batch, error) {
+	rows, err := q.Query(ctx, query, args...)
 	if err != nil {
 		return batch{}, err
 	}
+	return scanRows(rows, sizeHint)
+}
+
+// withConn runs fn on a pgx connection of the pool.
+func (s *Store) withConn(ctx context.Context, fn func(*pgx.Conn) error) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
 	defer conn.Close()
-	var b batch
-	err = conn.Raw(func(dc any) error {
+	return conn.Raw(func(dc any) error {
 		sc, ok := dc.(*stdlib.Conn)
 		if !ok {
 			return errNotPgx
 		}
-		rows, err := sc.Conn().Query(ctx, query, args...)
+		return fn(sc.Conn())
+	})
+}
+
+// inSnapshot runs fn in one REPEATABLE READ, read-only transaction: every
+// query fn makes sees the database as of the transaction's first one.
+func (s *Store) inSnapshot(ctx context.Context, fn func(querier) error) error {
+	return s.withConn(ctx, func(c *pgx.Conn) error {
+		tx, err := c.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 		if err != nil {
 			return err
 		}
-		b, err = scanRows(rows, sizeHint)
-		return err
+		if err := fn(tx); err != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+			return err
+		}
+		return tx.Commit(ctx)
 	})
-	return b, err
 }
 
 var errNotPgx = errors.New("crm: the connection is not a pgx connection")

@@ -8,6 +8,8 @@ import (
 	"iter"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // DefaultBatchSize is used when a caller passes a batch size of zero or less.
@@ -77,14 +79,16 @@ func (s Source) from() (string, error) {
 	return "(SELECT * FROM " + rel + " WHERE (\n" + s.Filter + "\n)) AS src", nil
 }
 
-// Records streams every row of the source in batches ordered
-// by external_id. Each batch is its own short query, keyed on the last
-// external_id seen, so the scan costs the same at the millionth row as at the
-// first and holds no snapshot open between batches. A row present for the
-// whole scan is returned exactly once; rows inserted or deleted meanwhile may
-// or may not be. Rows with a NULL external_id are not records and are skipped.
-// external_id must be unique, as the contract says: of two rows sharing one
-// across a page boundary, the second would not be returned.
+// Records streams every row of the source in batches ordered by
+// external_id, all read in one REPEATABLE READ transaction: one moment of
+// the CRM, so that a record renamed while the scan goes on is seen under
+// one name, not under neither or both. Each batch is keyed on the last
+// external_id seen, so the scan costs the same at the millionth row as at
+// the first; the transaction (and with it the server's vacuum horizon) is
+// held for as long as the scan takes, which docs/benchmarks.md measures.
+// Rows with a NULL external_id are not records and are skipped. external_id
+// must be unique, as the contract says: of two rows sharing one across a
+// page boundary, the second would not be returned.
 //
 // A row that cannot be represented yields a *RowError and the stream goes on;
 // any other error ends it.
@@ -97,7 +101,7 @@ func (s *Store) Records(ctx context.Context, source Source, batchSize int) iter.
 	next := `SELECT ` + recordColumns + ` FROM ` + rel + `
 		WHERE external_id::text > $1
 		ORDER BY external_id::text LIMIT $2`
-	return s.keysetStream(ctx, "read "+source.String(), err, first, []any{batchSize}, next,
+	return s.keysetStream(ctx, "read "+source.String(), err, true, first, []any{batchSize}, next,
 		func(b *batch) []any { return []any{b.lastID, batchSize} }, batchSize)
 }
 
@@ -119,31 +123,43 @@ func (s *Store) ChangedSince(ctx context.Context, source Source, since time.Time
 	next := `SELECT ` + recordColumns + ` FROM ` + rel + `
 		WHERE (updated_at::timestamptz, external_id::text) > ($1, $2)
 		ORDER BY updated_at::timestamptz, external_id::text LIMIT $3`
-	return s.keysetStream(ctx, "read changes from "+source.String(), err, first, []any{since, batchSize}, next,
+	return s.keysetStream(ctx, "read changes from "+source.String(), err, false, first, []any{since, batchSize}, next,
 		func(b *batch) []any { return []any{b.lastAt, b.lastID, batchSize} }, batchSize)
 }
 
 // keysetStream runs the first page query, then the next one keyed on the last
-// row of each page, until a page comes back short. setupErr, if any, is the
-// stream's only item.
-func (s *Store) keysetStream(ctx context.Context, what string, setupErr error, first string, firstArgs []any,
+// row of each page, until a page comes back short. With snapshot set the
+// pages are read in one REPEATABLE READ, read-only transaction, so that
+// together they are one moment of the source; otherwise each is a query of
+// its own. setupErr, if any, is the stream's only item.
+func (s *Store) keysetStream(ctx context.Context, what string, setupErr error, snapshot bool, first string, firstArgs []any,
 	next string, nextArgs func(*batch) []any, batchSize int) iter.Seq2[[]Record, error] {
 	return func(yield func([]Record, error) bool) {
 		if setupErr != nil {
 			yield(nil, setupErr)
 			return
 		}
-		query, args := first, firstArgs
-		for {
-			b, err := s.queryBatch(ctx, batchSize, query, args...)
-			if err != nil {
-				yield(nil, fmt.Errorf("crm: %s: %w", what, err))
-				return
+		pages := func(q querier) error {
+			query, args := first, firstArgs
+			for {
+				b, err := queryBatch(ctx, q, batchSize, query, args...)
+				if err != nil {
+					return err
+				}
+				if !b.emit(yield) || b.n < batchSize {
+					return nil
+				}
+				query, args = next, nextArgs(&b)
 			}
-			if !b.emit(yield) || b.n < batchSize {
-				return
-			}
-			query, args = next, nextArgs(&b)
+		}
+		var err error
+		if snapshot {
+			err = s.inSnapshot(ctx, pages)
+		} else {
+			err = s.withConn(ctx, func(c *pgx.Conn) error { return pages(c) })
+		}
+		if err != nil {
+			yield(nil, fmt.Errorf("crm: %s: %w", what, err))
 		}
 	}
 }
@@ -160,9 +176,14 @@ func (s *Store) RecordsByExternalID(ctx context.Context, source Source, ids []st
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	b, err := s.queryBatch(ctx, len(ids), `SELECT `+recordColumns+` FROM `+rel+`
-		WHERE external_id::text = ANY($1)
-		ORDER BY external_id::text`, ids)
+	var b batch
+	err = s.withConn(ctx, func(c *pgx.Conn) error {
+		var err error
+		b, err = queryBatch(ctx, c, len(ids), `SELECT `+recordColumns+` FROM `+rel+`
+			WHERE external_id::text = ANY($1)
+			ORDER BY external_id::text`, ids)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("crm: read %s by external_id: %w", source.String(), err)
 	}
