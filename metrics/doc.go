@@ -24,6 +24,7 @@
 //	syncd_operations_total{kind,status}                counter
 //	syncd_rejected_rows_total                          counter
 //	syncd_changes_deferred_total{kind}                 counter, changes partial runs left to the next full run
+//	syncd_read_horizon_held_seconds                    gauge, how far open CRM transactions held the watermark back at the last run's start
 //	syncd_lock_wait_seconds                            histogram
 //	syncd_ticks_skipped_total{kind,reason}             counter
 //	syncd_lock_held                                    gauge, 0 or 1

@@ -67,6 +67,7 @@ type Metrics struct {
 	ops     *prometheus.CounterVec
 	rows    *prometheus.CounterVec
 	defer_  *prometheus.CounterVec
+	horizon *prometheus.GaugeVec
 	lockDur *prometheus.HistogramVec
 	skipped *prometheus.CounterVec
 	held    *prometheus.GaugeVec
@@ -133,6 +134,11 @@ func New() *Metrics {
 			Name:      "changes_deferred_total",
 			Help:      "Changes a partial run left to the next full run (their scope grew past sync.scope_bound), by project and run kind.",
 		}, []string{labelProject, "kind"}),
+		horizon: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "read_horizon_held_seconds",
+			Help:      "How far the oldest open transaction of the CRM's database held the incremental watermark back behind the server's clock when the last run started.",
+		}, []string{labelProject}),
 		lockDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace,
 			Name:      "lock_wait_seconds",
@@ -162,7 +168,7 @@ func New() *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.calls, m.callDur, m.runs, m.runDur, m.lastOK, m.ops, m.rows, m.defer_, m.lockDur, m.skipped, m.held, m.active,
+		m.calls, m.callDur, m.runs, m.runDur, m.lastOK, m.ops, m.rows, m.defer_, m.horizon, m.lockDur, m.skipped, m.held, m.active,
 	)
 	m.reg.MustRegister(m.op.collectors()...)
 	m.reg.MustRegister(m.events.collectors()...)
@@ -201,6 +207,7 @@ type Project struct {
 	ops       *prometheus.CounterVec
 	rows      prometheus.Counter
 	deferred  *prometheus.CounterVec
+	horizon   prometheus.Gauge
 	lockDur   prometheus.Observer
 	skipped   *prometheus.CounterVec
 	held      prometheus.Gauge
@@ -238,6 +245,7 @@ func (m *Metrics) Project(name string) *Project {
 		ops:      m.ops.MustCurryWith(l),
 		rows:     m.rows.With(l),
 		deferred: m.defer_.MustCurryWith(l),
+		horizon:  m.horizon.With(l),
 		lockDur:  m.lockDur.With(l),
 		skipped:  m.skipped.MustCurryWith(l),
 		held:     m.held.With(l),
@@ -330,6 +338,15 @@ func (p *Project) ChangesDeferred(kind string, n int) {
 		return
 	}
 	p.deferred.WithLabelValues(bounded(kind, runKinds())).Add(float64(n))
+}
+
+// ReadHorizonHeld records how far open CRM transactions held the
+// watermark back when a run started.
+func (p *Project) ReadHorizonHeld(d time.Duration) {
+	if p == nil {
+		return
+	}
+	p.horizon.Set(seconds(d))
 }
 
 // LockWaited records how long acquiring the advisory lock took, whether or

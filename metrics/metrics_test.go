@@ -366,7 +366,7 @@ func TestSetLockHeld(t *testing.T) {
 var syncdMetrics = []string{
 	"syncd_sinch_calls_total", "syncd_sinch_call_duration_seconds",
 	"syncd_runs_total", "syncd_run_duration_seconds", "syncd_last_success_timestamp_seconds",
-	"syncd_operations_total", "syncd_rejected_rows_total", "syncd_changes_deferred_total", "syncd_lock_wait_seconds",
+	"syncd_operations_total", "syncd_rejected_rows_total", "syncd_changes_deferred_total", "syncd_read_horizon_held_seconds", "syncd_lock_wait_seconds",
 	"syncd_ticks_skipped_total", "syncd_lock_held", "syncd_project_active",
 	"syncd_start_time_seconds", "syncd_schedule_period_seconds", "syncd_deletes_withheld",
 	"syncd_lock_held_seconds", "syncd_sinch_rate_limit_rps",
@@ -505,6 +505,7 @@ func TestProjectsAreKeptApart(t *testing.T) {
 			`syncd_operations_total{kind="delete",status="done"}`, 1},
 		{"rows rejected", func(p *metrics.Project) { p.RowsRejected(7) }, `syncd_rejected_rows_total`, 7},
 		{"changes deferred", func(p *metrics.Project) { p.ChangesDeferred(contactsync.RunEvents, 3) }, `syncd_changes_deferred_total{kind="event"}`, 3},
+		{"read horizon held", func(p *metrics.Project) { p.ReadHorizonHeld(90 * time.Second) }, `syncd_read_horizon_held_seconds`, 90},
 		{"lock waited", func(p *metrics.Project) { p.LockWaited(time.Second) }, `syncd_lock_wait_seconds_count`, 1},
 		{"tick skipped", func(p *metrics.Project) { p.TickSkipped(contactsync.RunFull, "locked") }, `syncd_ticks_skipped_total{kind="full",reason="locked"}`, 1},
 		{"lock held", func(p *metrics.Project) { p.SetLockHeld(true) }, `syncd_lock_held`, 1},

@@ -36,6 +36,7 @@ func (o *lagObserver) RunFinished(string, string, time.Duration) {}
 func (o *lagObserver) OperationFinished(string, string)          {}
 func (o *lagObserver) RowsRejected(int)                          {}
 func (o *lagObserver) ChangesDeferred(string, int)               {}
+func (o *lagObserver) ReadHorizonHeld(time.Duration)             {}
 func (o *lagObserver) LockWaited(time.Duration)                  {}
 func (o *lagObserver) SetLockHeld(bool)                          {}
 

@@ -32,7 +32,7 @@ type Store interface {
 	Records(ctx context.Context, source crm.Source, batchSize int) iter.Seq2[[]crm.Record, error]
 	RecordsByExternalID(ctx context.Context, source crm.Source, ids []string) ([]crm.Record, error)
 	ChangedSince(ctx context.Context, source crm.Source, since time.Time, batchSize int) iter.Seq2[[]crm.Record, error]
-	ReadHorizon(ctx context.Context) (time.Time, error)
+	ReadHorizon(ctx context.Context) (horizon, now time.Time, err error)
 	Watermark(ctx context.Context, projectID string) (time.Time, bool, error)
 	SetWatermark(ctx context.Context, projectID string, t time.Time) error
 	Links(ctx context.Context, projectID string) (map[string]crm.Link, error)
@@ -70,6 +70,7 @@ type Observer interface {
 	OperationFinished(kind, status string)
 	RowsRejected(n int)
 	ChangesDeferred(kind string, n int)
+	ReadHorizonHeld(d time.Duration)
 	LockWaited(d time.Duration)
 	SetLockHeld(held bool)
 }
@@ -462,10 +463,14 @@ func lockLostErr(ctx context.Context, err error) error {
 // to when the run started reading once everything it planned has landed.
 func (r *Reconciler) run(ctx context.Context, lock *crm.Lock, kind string, body runBody) (Report, error) {
 	started := time.Now()
-	readStart, err := r.Store.ReadHorizon(ctx)
+	readStart, now, err := r.Store.ReadHorizon(ctx)
 	if err != nil {
 		return Report{Kind: kind}, lockLostErr(ctx, err)
 	}
+	// How far open CRM transactions hold the watermark back: a session left
+	// idle in a transaction for hours makes every incremental run re-read
+	// hours of changes, and is worth an alert.
+	r.observer().ReadHorizonHeld(now.Sub(readStart))
 	run, err := lock.StartRun(ctx, kind)
 	if err != nil {
 		return Report{Kind: kind}, lockLostErr(ctx, fmt.Errorf("record run: %w", err))
@@ -553,6 +558,7 @@ func (nopObserver) RunFinished(string, string, time.Duration) {}
 func (nopObserver) OperationFinished(string, string)          {}
 func (nopObserver) RowsRejected(int)                          {}
 func (nopObserver) ChangesDeferred(string, int)               {}
+func (nopObserver) ReadHorizonHeld(time.Duration)             {}
 func (nopObserver) LockWaited(time.Duration)                  {}
 func (nopObserver) SetLockHeld(bool)                          {}
 

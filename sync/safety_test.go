@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/crm/crmtest"
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
 	contactsync "github.com/syncd/syncd/sync"
@@ -285,6 +286,47 @@ func TestWatermarkWaitsForAnOpenTransaction(t *testing.T) {
 	// ...and the first run after it commits picks the row up.
 	mustRun(t, rec, contactsync.RunIncremental)
 	if cs := byExternalID(emu)["crm-00002"]; len(cs) != 1 || cs[0].DisplayName != "Committed late" {
+		t.Errorf("crm-00002 is %v: a committed change was skipped", cs)
+	}
+}
+
+// A CRM transaction that began by reading, and writes only minutes later,
+// stamps its rows with its start too: the watermark must wait for it from
+// its first statement, not only once it holds an xid. Otherwise the rows it
+// commits are older than the watermark and no incremental run reads them.
+func TestWatermarkWaitsForATransactionThatBeganByReading(t *testing.T) {
+	dbURL := crmtest.NewDatabase(t)
+	store := crmtest.OpenStore(t, dbURL)
+	rec, emu, _ := newChaosReconciler(t, sinchtest.Faults{})
+	rec.Store = store
+	rec.Overlap = time.Nanosecond
+	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(3, "Person")); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, rec, contactsync.RunFull)
+
+	crmApp := openSQL(t, dbURL) // the CRM's own connection, not syncd's
+	tx, err := crmApp.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback() })
+	var n int
+	if err := tx.QueryRowContext(t.Context(), `SELECT count(*) FROM crm_contacts`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	// Runs while it only reads see nothing of it...
+	mustRun(t, rec, contactsync.RunIncremental)
+	mustRun(t, rec, contactsync.RunIncremental)
+	if _, err := tx.ExecContext(t.Context(), `UPDATE crm_contacts SET display_name = 'Written late', updated_at = now() WHERE external_id = 'crm-00002'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	// ...and the first run after it commits picks the row up.
+	mustRun(t, rec, contactsync.RunIncremental)
+	if cs := byExternalID(emu)["crm-00002"]; len(cs) != 1 || cs[0].DisplayName != "Written late" {
 		t.Errorf("crm-00002 is %v: a committed change was skipped", cs)
 	}
 }
