@@ -120,7 +120,7 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan planner.Plan, 
 			marks.mark(entries[i].ID, results[i])
 		}
 	}
-	marks.close()
+	unrecorded := marks.close()
 
 	var save []crm.Link
 	unlink := slices.Clone(plan.Unlinks)
@@ -180,6 +180,10 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan planner.Plan, 
 		if err := r.Store.DeleteLinks(stateCtx, r.ProjectID, unlink); err != nil {
 			return rep, fmt.Errorf("delete links: %w", err)
 		}
+	}
+	if unrecorded != nil {
+		rep.Errors = append(rep.Errors, unrecorded.Error())
+		return rep, unrecorded
 	}
 	if denied != nil {
 		return rep, denied
@@ -348,8 +352,11 @@ func (r *Reconciler) send(ctx context.Context, op planner.Operation) opResult {
 			res.httpStatus = apiErr.HTTPStatus
 		}
 		switch {
-		case errors.Is(err, sinch.ErrOutcomeUnknown):
-			// Never "rejected": the write may have landed.
+		case errors.Is(err, sinch.ErrOutcomeUnknown), ctx.Err() != nil:
+			// Never "rejected" or "failed": the write may have landed. A
+			// call cut off by the run's own end (a lost lock) may have
+			// reached Sinch before it was; the next run reads Sinch and
+			// finds out.
 			res.status = StatusUnknown
 		case res.httpStatus == http.StatusBadRequest:
 			res.status = StatusRejected
@@ -358,16 +365,6 @@ func (r *Reconciler) send(ctx context.Context, op planner.Operation) opResult {
 			zap.String("contact_id", op.ContactID), zap.Int("http_status", res.httpStatus), zap.Error(err))
 	}
 	return res
-}
-
-func (r *Reconciler) mark(ctx context.Context, id int64, res opResult) {
-	msg := ""
-	if res.err != nil {
-		msg = res.err.Error()
-	}
-	if err := r.Store.JournalMark(ctx, id, res.status, res.httpStatus, msg, res.contactID); err != nil {
-		r.Logger.Error("journal mark failed", zap.Int64("journal_id", id), zap.Error(err))
-	}
 }
 
 func indexOf(s []int, v int) int {

@@ -2,52 +2,50 @@ package sync
 
 import (
 	"context"
+	"fmt"
 	stdsync "sync"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/syncd/syncd/crm"
 )
 
-// markBatcher is a Store that records many journal answers in one
-// statement; *crm.Store is one.
-type markBatcher interface {
-	JournalMarks(ctx context.Context, marks []crm.JournalMark) error
-}
-
-// marker writes the journal marks of one Apply. With a store that batches,
-// marks queue up while one batch is being written and go out together in
-// the next, so that a run writes a statement per batch of answers rather
-// than per answer; close waits for the last. Other stores are marked one
-// entry at a time, as the answers come.
+// marker writes the journal marks of one Apply in batches: marks queue up
+// while one batch is being written and go out together in the next, so that
+// a run writes a statement per batch of answers rather than per answer.
+// A batch that cannot be written is tried again; one that never could be
+// makes close report it, so that the run does not end succeeded with
+// answers it did not record (the next run closes what stays open as
+// unknown, and reads Sinch afresh).
 type marker struct {
-	r     *Reconciler
-	ctx   context.Context
-	batch markBatcher
+	r   *Reconciler
+	ctx context.Context
 
 	mu      stdsync.Mutex
 	queue   []crm.JournalMark
+	lost    int // marks that could not be written
+	lastErr error
 	kick    chan struct{}
 	stopped chan struct{}
 }
 
+// Retrying a batch of marks: as long as a connection cut mid-run takes to
+// come back, not as long as the run.
+const (
+	markAttempts   = 8
+	markFirstPause = 100 * time.Millisecond
+	markMaxPause   = 2 * time.Second
+)
+
 func (r *Reconciler) newMarker(ctx context.Context) *marker {
-	m := &marker{r: r, ctx: ctx}
-	if b, ok := r.Store.(markBatcher); ok {
-		m.batch = b
-		m.kick = make(chan struct{}, 1)
-		m.stopped = make(chan struct{})
-		go m.flushLoop()
-	}
+	m := &marker{r: r, ctx: ctx, kick: make(chan struct{}, 1), stopped: make(chan struct{})}
+	go m.flushLoop()
 	return m
 }
 
 // mark records res as the answer of journal entry id.
 func (m *marker) mark(id int64, res opResult) {
-	if m.batch == nil {
-		m.r.mark(m.ctx, id, res)
-		return
-	}
 	jm := crm.JournalMark{ID: id, Status: res.status, HTTPStatus: res.httpStatus, ContactID: res.contactID}
 	if res.err != nil {
 		jm.Error = res.err.Error()
@@ -61,14 +59,15 @@ func (m *marker) mark(id int64, res opResult) {
 	}
 }
 
-// close writes what is queued and returns once every mark is stored (or
-// has failed and been logged).
-func (m *marker) close() {
-	if m.batch == nil {
-		return
-	}
+// close writes what is queued and returns once every mark is stored, or
+// says how many could not be.
+func (m *marker) close() error {
 	close(m.kick)
 	<-m.stopped
+	if m.lost > 0 {
+		return fmt.Errorf("the journal could not record Sinch's answers to %d operations: %w", m.lost, m.lastErr)
+	}
+	return nil
 }
 
 func (m *marker) flushLoop() {
@@ -87,7 +86,25 @@ func (m *marker) flush() {
 	if len(marks) == 0 {
 		return
 	}
-	if err := m.batch.JournalMarks(m.ctx, marks); err != nil {
-		m.r.Logger.Error("journal mark failed", zap.Int("entries", len(marks)), zap.Error(err))
+	pause := markFirstPause
+	for attempt := 1; ; attempt++ {
+		err := m.r.Store.JournalMarks(m.ctx, marks)
+		if err == nil {
+			return
+		}
+		if attempt == markAttempts || m.ctx.Err() != nil {
+			m.r.Logger.Error("journal marks failed; the run cannot vouch for these operations", zap.Int("entries", len(marks)), zap.Error(err))
+			m.lost += len(marks)
+			m.lastErr = err
+			return
+		}
+		m.r.Logger.Warn("journal marks failed; trying again", zap.Int("entries", len(marks)), zap.Int("attempt", attempt), zap.Error(err))
+		t := time.NewTimer(pause)
+		select {
+		case <-t.C:
+		case <-m.ctx.Done():
+			t.Stop()
+		}
+		pause = min(2*pause, markMaxPause)
 	}
 }

@@ -192,6 +192,17 @@ func (g *lockRig) checkLostLock(t *testing.T, res runResult) {
 			t.Errorf("first run recorded as %s (%q), want failed for a lost lock", r.Outcome, r.Error)
 		}
 	}
+	// A create cut off by the lost lock may have reached Sinch: it is
+	// unknown, never failed, and no entry is left pending.
+	entries, err := g.admin.Journal(t.Context(), res.rep.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Status == contactsync.StatusFailed || e.Status == contactsync.StatusPending {
+			t.Errorf("the first run journaled %s %s as %s (%s)", e.Kind, e.ExternalID, e.Status, e.Error)
+		}
+	}
 }
 
 // TestLostLockReproductions replays the two reports of issue 10 in which a

@@ -44,8 +44,9 @@ type Store interface {
 	InterruptedRuns(ctx context.Context, projectID string) ([]crm.Run, error)
 	SessionAlive(ctx context.Context, pid int, backendStart time.Time) (bool, error)
 	JournalAppend(ctx context.Context, entries []crm.JournalEntry) error
-	JournalMark(ctx context.Context, id int64, status string, httpStatus int, errMsg, contactID string) error
+	JournalMarks(ctx context.Context, marks []crm.JournalMark) error
 	CloseJournal(ctx context.Context, runID int64) (int64, error)
+	CloseFinishedJournals(ctx context.Context, projectID string) (int64, error)
 	TryLock(ctx context.Context, projectID string) (*crm.Lock, error)
 	Lock(ctx context.Context, projectID string) (*crm.Lock, error)
 
@@ -370,6 +371,12 @@ func (r *Reconciler) lockGrace() time.Duration {
 // and finds what they did (a create whose answer was lost shows up by its
 // external_id).
 func (r *Reconciler) closeInterrupted(ctx context.Context, acquired time.Time) error {
+	// Entries finished runs left open: answers they could not record.
+	if n, err := r.Store.CloseFinishedJournals(ctx, r.ProjectID); err != nil {
+		return err
+	} else if n > 0 {
+		r.Logger.Warn("operations of finished runs had no recorded answer: journaled as unknown", zap.Int64("operations", n))
+	}
 	runs, err := r.Store.InterruptedRuns(ctx, r.ProjectID)
 	if err != nil {
 		return err
