@@ -560,7 +560,9 @@ func (d *differ) reconcile(k int) {
 		group = append(group, d.mirror(k))
 	}
 	if len(group) == 0 && len(strays) == 0 {
-		d.plan.Operations = append(d.plan.Operations, d.create(*want))
+		op := d.create(*want)
+		op.Linked = s.linked(k)
+		d.plan.Operations = append(d.plan.Operations, op)
 		return
 	}
 

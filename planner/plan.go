@@ -55,6 +55,11 @@ type Operation struct {
 	// delete removes or changes, as the diff saw them. Neither can be
 	// undone, so the journal keeps them.
 	Before []sinch.Contact `json:"-"`
+	// Linked is, for a create, the contact the record's stored link names:
+	// the record had a contact, which the run did not find (deleted in
+	// Sinch, or missed by a list that shifted), and which is read again
+	// before a second one is created.
+	Linked string `json:"linked,omitempty"`
 	// Retires is the external_id of the gone record whose contact this
 	// operation takes over (a rename re-keyed by a full run): its link is
 	// dropped once Sinch has confirmed.
@@ -271,6 +276,7 @@ func (p *Plan) eachString(fn func(*string)) {
 		fn(&op.ExternalID)
 		fn(&op.ContactID)
 		fn(&op.SourceContactID)
+		fn(&op.Linked)
 		fn(&op.Hash)
 		for j := range op.Changes {
 			fn(&op.Changes[j].Old)

@@ -24,12 +24,14 @@ import (
 // different external_ids run concurrently. A 400 rejects that contact and the
 // run goes on; a failed operation skips the rest of its group.
 func (r *Reconciler) Apply(ctx context.Context, runID int64, plan planner.Plan) (Report, error) {
-	return r.apply(ctx, runID, plan, false)
+	return r.apply(ctx, runID, plan, false, nil)
 }
 
 // apply is Apply; with answers set, the report keeps the contacts as Sinch
-// returned them (early patches put them back into the snapshot).
-func (r *Reconciler) apply(ctx context.Context, runID int64, plan planner.Plan, answers bool) (Report, error) {
+// returned them (early patches put them back into the index). With check
+// set (a full run), what cannot be undone is checked against facts read
+// just before it is sent, and skipped when they no longer hold.
+func (r *Reconciler) apply(ctx context.Context, runID int64, plan planner.Plan, answers bool, check *fresh) (Report, error) {
 	rep := Report{RunID: runID, Plan: plan}
 	if len(plan.Fetch) > 0 {
 		return rep, fmt.Errorf("the plan depends on %d contacts not yet read in full; diff again first", len(plan.Fetch))
@@ -85,7 +87,13 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan planner.Plan, 
 					results[i] = opResult{status: StatusSkipped}
 					continue
 				}
-				res := r.send(gctx, plan.Operations[i])
+				var res opResult
+				if check != nil {
+					res = r.precheck(gctx, check, plan.Operations[i])
+				}
+				if res.status == "" {
+					res = r.send(gctx, plan.Operations[i])
+				}
 				results[i] = res
 				marks.mark(entries[i].ID, res)
 				pr.update(func(p *Progress) { p.Done++ })
@@ -304,6 +312,25 @@ func sendContext(ctx context.Context) (context.Context, context.CancelFunc) {
 		}
 	})
 	return sendCtx, func() { stop(); cancel(nil) }
+}
+
+// precheck runs check on op before it is sent: a result when op is not to
+// be sent (skipped, its facts changed; failed, the check could not read
+// them), else the zero result.
+func (r *Reconciler) precheck(ctx context.Context, check *fresh, op planner.Operation) opResult {
+	why, err := check.check(ctx, op)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return opResult{status: StatusSkipped, err: errors.New("not sent: the run stopped first")}
+	case err != nil:
+		return opResult{status: StatusFailed, err: err}
+	case why != "":
+		r.Logger.Info("operation skipped: what it rests on changed since the run read it",
+			zap.String("kind", string(op.Kind)), zap.String("external_id", op.ExternalID),
+			zap.String("contact_id", op.ContactID), zap.String("why", why))
+		return opResult{status: StatusSkipped, err: errors.New(why)}
+	}
+	return opResult{}
 }
 
 type opResult struct {

@@ -37,7 +37,14 @@ func newChaosReconciler(t *testing.T, faults sinchtest.Faults) (*contactsync.Rec
 	t.Helper()
 	store := crmtest.NewStore(t)
 	emu, srv := sinchtest.Start(t, sinchtest.Options{ProjectID: "chaos", KeyID: "k", KeySecret: "a-realistic-secret", Faults: faults})
-	cfg := emu.ClientConfig(srv.URL)
+	return chaosReconcilerOn(t, store, emu, srv.URL), emu, store
+}
+
+// chaosReconcilerOn wires a reconciler to store and the emulator served at
+// url.
+func chaosReconcilerOn(t *testing.T, store *crm.Store, emu *sinchtest.Emulator, url string) *contactsync.Reconciler {
+	t.Helper()
+	cfg := emu.ClientConfig(url)
 	cfg.RateLimitRPS = 5000
 	cfg.MaxConcurrency = 16
 	cfg.MaxAttempts = 8
@@ -49,11 +56,10 @@ func newChaosReconciler(t *testing.T, faults sinchtest.Faults) (*contactsync.Rec
 		t.Fatal(err)
 	}
 	t.Cleanup(client.CloseIdleConnections)
-	rec := &contactsync.Reconciler{
+	return &contactsync.Reconciler{
 		Store: store, Sinch: client, Logger: zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)), ProjectID: "chaos",
 		Source: crm.Source{Relation: "crm_contacts"}, BatchSize: 1000, Concurrency: 16, Options: planner.DefaultOptions(),
 	}
-	return rec, emu, store
 }
 
 // converge runs full reconciles until one succeeds, as the daemon's

@@ -180,7 +180,7 @@ func (r *Reconciler) full(ctx context.Context, runID int64, readStart time.Time)
 		earlyRep.Errors = append(earlyRep.Errors, err.Error())
 		return earlyRep, err
 	}
-	rep, err := r.Apply(ctx, runID, plan)
+	rep, err := r.apply(ctx, runID, plan, false, &fresh{r: r, readStart: readStart})
 	rep.Plan.DropBodies() // the run's own plan: nobody else holds it
 	rep.Lookups += reads
 	rep.add(earlyRep)
@@ -285,7 +285,7 @@ func (e *early) apply() {
 		var rep Report
 		if e.ctx.Err() == nil { // once cancelled, nothing new starts: each patch settles as not landed
 			var err error
-			rep, err = e.r.apply(e.ctx, e.runID, plan, true)
+			rep, err = e.r.apply(e.ctx, e.runID, plan, true, nil)
 			if err != nil {
 				rep.Errors = append(rep.Errors, err.Error())
 				rep.Failed += len(plan.Operations) - rep.Applied.Patch - rep.Failed - rep.Skipped - len(rep.Rejected)

@@ -64,6 +64,7 @@ address in use).`,
 	f.StringVar(&keyID, "key-id", "demo-key", "the access key id the emulator accepts; overrides SYNCD_SINCH_KEY_ID")
 	f.BoolVar(&opts.UnifiedContactID, "unified-contact-id", false, "play the project setting unified_contact_id_enabled: add SMS, MMS and RCS identities for every phone number")
 	f.BoolVar(&opts.EmptyLastPage, "empty-last-page", false, "end every list with a page token whose page is empty")
+	f.BoolVar(&opts.ShiftingPages, "shifting-pages", false, "page tokens are positions, as Sinch's are: a contact removed from a page already served shifts the rest of the list")
 	f.BoolVar(&faults.RetryInfo, "retry-info", false, "send the wait of 429s as a google.rpc.RetryInfo detail instead of Retry-After")
 	f.DurationVar(&faults.Latency, "latency", 0, "fixed latency added to every answer")
 	f.DurationVar(&faults.LatencyJitter, "latency-jitter", 0, "random latency added on top, up to this much")

@@ -350,11 +350,41 @@ func (e *Emulator) list(q url.Values) (int, any) {
 	case channel != "":
 		candidates = e.byIdentity[identityIndexKey(channel, identity)]
 	}
+	out := wireList{Contacts: []wireContact{}}
+	if e.shifting {
+		// The token is a position among the matches as they are now.
+		skip := 0
+		if after != "" {
+			n, err := strconv.Atoi(after)
+			if err != nil || n < 0 {
+				return invalid(errors.New("page_token is invalid"))
+			}
+			skip = n
+		}
+		served := 0
+		for _, id := range candidates {
+			c, ok := e.contacts[id]
+			if !ok || !matches(c) {
+				continue
+			}
+			if served++; served <= skip {
+				continue
+			}
+			if len(out.Contacts) == size {
+				out.NextPageToken = encodePageToken(strconv.Itoa(skip+size), filter)
+				break
+			}
+			out.Contacts = append(out.Contacts, toWire(c))
+		}
+		if e.emptyLast && out.NextPageToken == "" && len(out.Contacts) > 0 {
+			out.NextPageToken = encodePageToken(strconv.Itoa(skip+len(out.Contacts)), filter)
+		}
+		return http.StatusOK, out
+	}
 	start, found := slices.BinarySearch(candidates, after)
 	if found {
 		start++
 	}
-	out := wireList{Contacts: []wireContact{}}
 	for _, id := range candidates[start:] {
 		c, ok := e.contacts[id]
 		if !ok || !matches(c) {

@@ -67,6 +67,11 @@ type Options struct {
 	// whose page is empty and has none, as the Java SDK's fixture
 	// ContactListResponseDtoPage1.json shows Sinch doing.
 	EmptyLastPage bool
+	// ShiftingPages makes page tokens positions in the list, as Sinch's
+	// behave: a contact removed from a page already served shifts the rest
+	// of the list back, and the next page skips one. Without it a token
+	// carries the last id served, and nothing is skipped.
+	ShiftingPages bool
 	// Clock drives token expiry and contact id timestamps; default
 	// time.Now. The server-side rate limit always runs on real time.
 	Clock func() time.Time
@@ -123,6 +128,7 @@ type Emulator struct {
 	refuse     func(sinch.Contact) error
 	unified    bool
 	emptyLast  bool
+	shifting   bool
 	hooks      *hooks // the Webhooks API and its callbacks (webhooks.go)
 }
 
@@ -212,6 +218,7 @@ func New(opts Options) *Emulator {
 		entropy:    ulid.Monotonic(rand.Reader, 0),
 		unified:    opts.UnifiedContactID,
 		emptyLast:  opts.EmptyLastPage,
+		shifting:   opts.ShiftingPages,
 		hooks:      newHooks(),
 	}
 	if e.tokenTTL <= 0 {

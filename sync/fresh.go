@@ -1,0 +1,158 @@
+package sync
+
+import (
+	"context"
+	"fmt"
+	stdsync "sync"
+	"time"
+
+	"github.com/syncd/syncd/planner"
+	"github.com/syncd/syncd/sinch"
+)
+
+// fresh checks, just before a full run sends what cannot be undone, that
+// the facts it rests on still hold. A full run acts on what it read minutes
+// or hours before (83 minutes of listing at a million contacts), and both
+// sides change meanwhile; a partial run has just read what it acts on. So
+// before
+//
+//   - a delete (or an unlink): the record is read again, and the rows
+//     changed since the run read the CRM are searched for one now holding
+//     the contact's identities (a rename), as are the CRM's rename
+//     notifications;
+//   - a create for a record that has a link: the linked contact is read (a
+//     list that shifted under its page token can miss it);
+//   - a merge: both contacts are read again, and must be as the diff saw
+//     them.
+//
+// An operation whose facts no longer hold is skipped, with the reason, and
+// left to the next run, which reads afresh. Each check costs a read: a
+// query for a delete, one or two Sinch calls for a create or a merge.
+type fresh struct {
+	r         *Reconciler
+	readStart time.Time
+
+	once    stdsync.Once
+	changed map[string][]string // lookup key -> rows changed since readStart that hold it
+	err     error
+}
+
+// check says why op must not be sent now; "" when its facts hold.
+func (f *fresh) check(ctx context.Context, op planner.Operation) (string, error) {
+	switch {
+	case op.Removes():
+		return f.checkRemoval(ctx, op)
+	case op.Kind == planner.OpCreate:
+		return f.checkCreate(ctx, op)
+	case op.Kind == planner.OpMerge:
+		return f.checkMerge(ctx, op)
+	}
+	return "", nil
+}
+
+func (f *fresh) checkRemoval(ctx context.Context, op planner.Operation) (string, error) {
+	recs, err := f.r.Store.RecordsByExternalID(ctx, f.r.Source, []string{op.ExternalID})
+	unread, err := unreadableRows(err)
+	if err != nil {
+		return "", fmt.Errorf("read %s again before removing its contact: %w", op.ExternalID, err)
+	}
+	if len(unread) > 0 {
+		return "the record can no longer be read (" + unread[0].String() + "): its contact is kept", nil
+	}
+	if len(recs) > 0 && !recs[0].Deleted() {
+		return "the record is back in the CRM since the run read it", nil
+	}
+	if to, ok := f.r.peekRename(op.ExternalID); ok {
+		return fmt.Sprintf("the CRM reports the record renamed to %s since the run read it", to), nil
+	}
+	f.once.Do(func() { f.changed, f.err = f.changedKeys(ctx) })
+	if f.err != nil {
+		return "", f.err
+	}
+	for _, c := range op.Before {
+		if c.ID != op.ContactID {
+			continue
+		}
+		for _, k := range planner.LookupKeys(c.ChannelIdentities) {
+			if exts := f.changed[k]; len(exts) > 0 {
+				return fmt.Sprintf("%s, changed since the run read the CRM, holds the contact's identity (a rename?): left to the next run", exts[0]), nil
+			}
+		}
+	}
+	return "", nil
+}
+
+// changedKeys are the lookup keys of the live rows changed since the run
+// read the CRM.
+func (f *fresh) changedKeys(ctx context.Context) (map[string][]string, error) {
+	out := make(map[string][]string)
+	for batch, err := range f.r.Store.ChangedSince(ctx, f.r.Source, f.readStart, f.r.BatchSize) {
+		if _, ok := unreadable(err); ok {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read the CRM rows changed since the run's read: %w", err)
+		}
+		for _, rec := range batch {
+			if want, rej := planner.Normalize(rec, f.r.Options); rej == nil && !want.Deleted {
+				for _, k := range planner.LookupKeys(want.Identities) {
+					out[k] = append(out[k], rec.ExternalID)
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+func (f *fresh) checkCreate(ctx context.Context, op planner.Operation) (string, error) {
+	if op.Linked == "" {
+		return "", nil
+	}
+	c, err := f.r.Sinch.GetContact(ctx, op.Linked)
+	switch {
+	case sinch.IsNotFound(err):
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("read the linked contact of %s before creating: %w", op.ExternalID, err)
+	}
+	return fmt.Sprintf("its linked contact %s exists (external_id %q), which the run's list missed: left to the next run", c.ID, c.ExternalID), nil
+}
+
+func (f *fresh) checkMerge(ctx context.Context, op planner.Operation) (string, error) {
+	for _, want := range op.Before {
+		c, err := f.r.Sinch.GetContact(ctx, want.ID)
+		switch {
+		case sinch.IsNotFound(err):
+			return fmt.Sprintf("contact %s is gone since the run read it", want.ID), nil
+		case err != nil:
+			return "", fmt.Errorf("read contact %s again before merging: %w", want.ID, err)
+		case !sameForMerge(*c, want):
+			return fmt.Sprintf("contact %s changed since the run read it", want.ID), nil
+		}
+	}
+	return "", nil
+}
+
+// sameForMerge compares a contact read now with the one the diff saw, as
+// Sinch shows them; an empty list and a missing one are the same.
+func sameForMerge(now, then sinch.Contact) bool {
+	norm := func(c sinch.Contact) sinch.Contact {
+		if len(c.ChannelPriority) == 0 {
+			c.ChannelPriority = nil
+		}
+		if len(c.ChannelIdentities) == 0 {
+			c.ChannelIdentities = nil
+		}
+		return c
+	}
+	return planner.SameContact(norm(now), norm(then))
+}
+
+// peekRename is the new external_id the CRM reported for oldID, left for
+// the next incremental run to take.
+func (r *Reconciler) peekRename(oldID string) (string, bool) {
+	r.renames.mu.Lock()
+	defer r.renames.mu.Unlock()
+	to, ok := r.renames.byID[oldID]
+	return to, ok
+}
