@@ -1,9 +1,23 @@
-// Package sync runs reconciles. A run fills a planner.Index with what it
-// reads from the CRM source, syncd's own state and Sinch, asks the planner
-// for a plan, and applies it through the narrow [SinchAPI] interface,
-// journaling every operation in the [Store] before it is sent. It also
-// holds the project lock around each run, the daemon's schedules, the
-// event runs and explain.
+// Package sync runs reconciles: it reads a scope of both sides into a
+// planner.Index, asks the planner for a plan, and applies it.
+//
+// A record's path from the CRM to Sinch runs through four files:
+//
+//   - crm/source.go reads it from the CRM source (a full run reads the
+//     whole source as one moment; partial runs read the rows they need);
+//   - fetch.go (a full run's scope: every row, every contact, listed page
+//     by page) or partial.go (a partial run's scope: what changed, grown
+//     over the identity graph to everything connected to it) fills the
+//     index with it, its link and its contacts;
+//   - planner/diff.go decides what it needs, and planner/order.go in what
+//     order (scope.go's plan loop owns the reads a plan asks for);
+//   - apply.go journals each operation, checks what cannot be undone
+//     against facts read just before (fresh.go, full runs), and sends it
+//     through the narrow [SinchAPI] to sinch/client.go.
+//
+// reconciler.go holds the project lock around each run and records it;
+// daemon.go schedules runs; events.go turns stored Sinch events into
+// partial runs; explain.go answers for one record.
 //
 // Callers import it as contactsync, since its name shadows the standard
 // library's sync.
