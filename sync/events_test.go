@@ -331,3 +331,59 @@ func TestEventsOutOfOrderConverge(t *testing.T) {
 	}
 	g.converged(t)
 }
+
+// A signed event that lies is a trigger all the same: it costs reads and no
+// write, whatever it claims, since every decision rests on what the run
+// reads afresh. One lie per trigger.
+func TestSignedLiesCostReadsOnly(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		event func(g *eventRig, stranger sinch.Contact) (string, any)
+	}{
+		{"merge: a live linked contact merged into a stranger", func(g *eventRig, stranger sinch.Contact) (string, any) {
+			a := g.contactOf(t, "crm-00000")
+			claimed := stranger
+			claimed.ExternalID = a.ExternalID
+			claimed.ChannelIdentities = append(claimed.ChannelIdentities, a.ChannelIdentities...)
+			return "contact_merge_notification", map[string]any{"preserved_contact": claimed, "deleted_contact": a}
+		}},
+		{"create: a stranger holding a record's phone", func(g *eventRig, stranger sinch.Contact) (string, any) {
+			claimed := stranger
+			claimed.ChannelIdentities = g.contactOf(t, "crm-00001").ChannelIdentities
+			return contactEvent(webhook.TriggerCreate, claimed)
+		}},
+		{"update: a managed field edited", func(g *eventRig, _ sinch.Contact) (string, any) {
+			c := g.contactOf(t, "crm-00001")
+			c.DisplayName = "Mallory"
+			return contactEvent(webhook.TriggerUpdate, c)
+		}},
+		{"delete: a live contact deleted", func(g *eventRig, _ sinch.Contact) (string, any) {
+			return contactEvent(webhook.TriggerDelete, g.contactOf(t, "crm-00002"))
+		}},
+		{"duplication: two records' contacts sharing an identity", func(g *eventRig, _ sinch.Contact) (string, any) {
+			ids := []string{g.contactOf(t, "crm-00000").ID, g.contactOf(t, "crm-00001").ID}
+			return "duplicated_contact_identities_notification", map[string]any{
+				"duplicated_identities": []map[string]any{{"channel": "SMS", "contact_ids": ids}}}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newEventRig(t, 3)
+			stranger := g.emu.Seed(sinch.Contact{Language: "EN_US", DisplayName: "Stranger",
+				ChannelIdentities: []sinch.ChannelIdentity{{Channel: "MESSENGER", Identity: "psid-stranger", AppID: "app"}}})[0]
+			before := g.emu.Contacts()
+			g.emu.ResetCalls()
+			g.deliver(t, g.body(tc.event(g, stranger)))
+			mustRun(t, g.rec, contactsync.RunEvents)
+			if n := writes(g.emu); n != 0 {
+				t.Errorf("the lie cost %v, want reads only", g.emu.CallCounts())
+			}
+			if after := g.emu.Contacts(); len(after) != len(before) {
+				t.Errorf("the emulator holds %d contacts, had %d", len(after), len(before))
+			}
+			if n := g.pending(t); n != 0 {
+				t.Errorf("%d events still queued", n)
+			}
+			g.converged(t)
+		})
+	}
+}
