@@ -130,16 +130,32 @@ func (r *Reconciler) observeEvents(events []webhook.StoredEvent) {
 }
 
 // named is what a batch of events points at: the contacts they name, and
-// the external_ids their payloads carried, as hints of records to read.
+// the external_ids their payloads carried, as hints of records to read;
+// and what they named past maxEventContacts each, left to the full run.
 type named struct {
 	contacts []string
 	external []string
+	deferred []crm.Deferral
 }
+
+// maxEventContacts bounds the contacts one event may have a run read: a
+// CONTACT_IDENTITIES_DUPLICATION can name tens of thousands, and one
+// event must not hold the queue for minutes. The rest is left to the full
+// run, counted as deferred.
+const maxEventContacts = 50
 
 func namedBy(events []webhook.StoredEvent) named {
 	var n named
 	for _, ev := range events {
-		n.contacts = append(n.contacts, ev.Event.ContactIDs()...)
+		ids := ev.Event.ContactIDs()
+		if len(ids) > maxEventContacts {
+			for _, id := range ids[maxEventContacts:] {
+				n.deferred = append(n.deferred, crm.Deferral{Kind: crm.DeferContact, Key: id,
+					Reason: fmt.Sprintf("a %s event named %d contacts; past the first %d they are left to the full run", ev.Event.Trigger, len(ids), maxEventContacts)})
+			}
+			ids = ids[:maxEventContacts]
+		}
+		n.contacts = append(n.contacts, ids...)
 		n.external = append(n.external, ev.Event.ExternalIDs()...)
 	}
 	return n
@@ -162,10 +178,10 @@ func (r *Reconciler) eventBatch(ctx context.Context, runID int64, events []webho
 	if err != nil {
 		return Report{}, err
 	}
-	if len(contacts)+len(records) == 0 {
+	if len(contacts)+len(records) == 0 && len(n.deferred) == 0 {
 		return Report{}, nil
 	}
-	scope := &partialScope{r: r, contacts: contacts, records: records}
+	scope := &partialScope{r: r, contacts: contacts, records: records, deferred: n.deferred}
 	plan, _, reads, err := r.plan(ctx, scope)
 	if err != nil {
 		return Report{Lookups: reads}, err

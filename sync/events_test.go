@@ -387,3 +387,34 @@ func TestSignedLiesCostReadsOnly(t *testing.T) {
 		})
 	}
 }
+
+// One event can cost only so much: a duplication naming thousands of
+// contacts has its first ones read and the rest left to the full run,
+// counted as deferred, and a real hand edit queued beside it is put back
+// in the same run.
+func TestEventWorkIsBounded(t *testing.T) {
+	g := newEventRig(t, 3)
+	c := g.contactOf(t, "crm-00001")
+	edited, err := g.rec.Sinch.UpdateContact(t.Context(), c.ID, sinch.Contact{DisplayName: "Mallory"}, []string{sinch.FieldDisplayName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, 5000)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("01JB%022d", i)
+	}
+	g.emu.ResetCalls()
+	g.deliver(t, g.body("duplicated_contact_identities_notification", map[string]any{
+		"duplicated_identities": []map[string]any{{"channel": "SMS", "contact_ids": ids}}}))
+	g.deliver(t, g.body(contactEvent(webhook.TriggerUpdate, *edited)))
+	rep := mustRun(t, g.rec, contactsync.RunEvents)
+	if reads := g.emu.Calls(sinchtest.OpGet) + g.emu.Calls(sinchtest.OpList); reads > 60 {
+		t.Errorf("the events cost %d reads (%v), want at most a few dozen", reads, g.emu.CallCounts())
+	}
+	if rep.Deferred != 5000-50 {
+		t.Errorf("deferred %d, want the %d contacts past the first 50", rep.Deferred, 5000-50)
+	}
+	if got := g.contactOf(t, "crm-00001"); got.DisplayName != "Person 1" {
+		t.Errorf("the hand edit was not put back: %+v", got)
+	}
+}

@@ -64,6 +64,9 @@ type partialScope struct {
 	// noGuard plans without the delete guard (explain: one record cannot
 	// judge a run's deletes).
 	noGuard bool
+	// deferred are seeds left to the full run before the scope grows (past
+	// what one event may ask for).
+	deferred []crm.Deferral
 	// changed are the CRM rows changed since the watermark, which syncd's
 	// index of identities may not hold yet (it is written once a run has
 	// acted on a row): the records holding an identity are looked for among
@@ -524,7 +527,8 @@ func (g *growth) settled(c sinch.Contact) bool {
 func (g *growth) index() (*planner.Index, error) {
 	s, r := g.s, g.s.r
 	bound := r.scopeBound()
-	s.found = partialFound{keys: map[string][]string{}, records: map[string]crm.Record{}, links: map[string]crm.Link{}}
+	s.found = partialFound{keys: map[string][]string{}, records: map[string]crm.Record{}, links: map[string]crm.Link{},
+		deferred: slices.Clone(s.deferred)}
 	// A component that holds an identity question (a contact that is not
 	// settled) is left to the full run while the identity index is not
 	// built: a record holding the identity may be missing from it.
