@@ -3,7 +3,7 @@ package sync
 import (
 	"context"
 	"fmt"
-	"iter"
+	"maps"
 	"slices"
 	"strings"
 	stdsync "sync"
@@ -162,11 +162,11 @@ func (s *partialScope) read(ctx context.Context) (*planner.Index, error) {
 		n.read, n.rej = true, &rej
 	}
 	for _, ext := range s.records {
-		g.comp.seed("r:" + ext)
+		g.comp.add("r:" + ext)
 		g.record(ext)
 	}
 	for _, id := range s.contacts {
-		g.comp.seed("c:" + id)
+		g.comp.add("c:" + id)
 		g.contact(id)
 	}
 	if err := g.grow(); err != nil {
@@ -564,7 +564,7 @@ func (g *growth) index() (*planner.Index, error) {
 	var records []crm.Record
 	var unread []planner.Rejection
 	var absent []string
-	for _, ext := range slices.Sorted(mapKeys(g.recs)) {
+	for _, ext := range slices.Sorted(maps.Keys(g.recs)) {
 		n := g.recs[ext]
 		if _, left := out("r:" + ext); left || !n.read {
 			continue
@@ -583,7 +583,7 @@ func (g *growth) index() (*planner.Index, error) {
 		}
 	}
 	var contacts []sinch.Contact
-	for _, id := range slices.Sorted(mapKeys(g.cons)) {
+	for _, id := range slices.Sorted(maps.Keys(g.cons)) {
 		if n := g.cons[id]; n.c != nil {
 			if _, left := out("c:" + id); !left {
 				contacts = append(contacts, *n.c)
@@ -591,7 +591,7 @@ func (g *growth) index() (*planner.Index, error) {
 		}
 	}
 	var links []crm.Link
-	for _, ext := range slices.Sorted(mapKeys(g.links)) {
+	for _, ext := range slices.Sorted(maps.Keys(g.links)) {
 		if _, left := out("r:" + ext); !left {
 			links = append(links, g.links[ext])
 			s.found.links[ext] = g.links[ext]
@@ -631,16 +631,6 @@ func (g *growth) index() (*planner.Index, error) {
 	return idx, nil
 }
 
-func mapKeys[V any](m map[string]V) iter.Seq[string] {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
-
 // moveRenamed applies the CRM's rename notifications to the links of the
 // scope: the link of each renamed record moves to its new external_id, so
 // that the planner finds the record's contact linked to it and re-keys it
@@ -657,7 +647,7 @@ func (s *partialScope) moveRenamed(links []crm.Link, records map[string]crm.Reco
 		byExt[l.ExternalID] = i
 	}
 	var renamed []string
-	for _, old := range slices.Sorted(mapKeys(s.renames)) {
+	for _, old := range slices.Sorted(maps.Keys(s.renames)) {
 		to := s.renames[old]
 		i, linked := byExt[old]
 		_, taken := byExt[to]
@@ -686,8 +676,6 @@ type components struct {
 func newComponents() *components {
 	return &components{parent: map[string]string{}, n: map[string]int{}}
 }
-
-func (c *components) seed(node string) { c.add(node) }
 
 // add makes node a component of its own, if it is new.
 func (c *components) add(node string) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 
@@ -67,7 +68,7 @@ func (h *modelHarness) partialAsFull(rt *rapid.T) {
 	if err != nil {
 		rt.Fatal(err)
 	}
-	seeds := slices.Sorted(mapKeys(h.records))
+	seeds := slices.Sorted(maps.Keys(h.records))
 	for _, c := range h.emu.Contacts() {
 		seeds = append(seeds, c.ID)
 	}
@@ -123,15 +124,5 @@ func (h *modelHarness) partialAsFull(rt *rapid.T) {
 	}
 	if want, got := set(wantNotes), set(notes); !slices.Equal(want, got) {
 		rt.Fatalf("notes differ:\nfull    %q\npartial %q\nSinch: %s", want, got, h.describe(h.emu.Contacts()))
-	}
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
 	}
 }
