@@ -87,7 +87,7 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "could not read the request body")
 		return
 	}
-	p := e.plan()
+	p := e.plan(&e.apiDice)
 	if !pause(r.Context(), p.latency) {
 		return // the client went away
 	}
@@ -163,36 +163,36 @@ type plan struct {
 	slowLoris             time.Duration
 }
 
-// plan draws the faults for one request. Every draw is made whatever the
-// rates, so one seed gives one sequence of decisions.
-func (e *Emulator) plan() plan {
+// plan draws the faults of d for one request. Every draw is made whatever
+// the rates, so one seed gives one sequence of decisions.
+func (e *Emulator) plan(d *dice) plan {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	f := e.faults
+	f := d.faults
 	p := plan{latency: f.Latency, slowLoris: f.SlowLoris, retryInfo: f.RetryInfo}
-	jitter := e.rng.Float64()
+	jitter := d.rng.Float64()
 	if f.LatencyJitter > 0 {
 		p.latency += time.Duration(jitter * float64(f.LatencyJitter))
 	}
-	p.tooMany = e.rng.Float64() < f.TooManyRequestsRate
-	fail, unavailable := e.rng.Float64() < f.ErrorRate, e.rng.Float64() < 0.5
+	p.tooMany = d.rng.Float64() < f.TooManyRequestsRate
+	fail, unavailable := d.rng.Float64() < f.ErrorRate, d.rng.Float64() < 0.5
 	switch {
 	case fail && unavailable:
 		p.failStatus = http.StatusServiceUnavailable
 	case fail:
 		p.failStatus = http.StatusInternalServerError
 	}
-	p.dropBefore = e.rng.Float64() < f.DropBeforeRate
-	p.dropAfter = e.rng.Float64() < f.DropAfterRate
+	p.dropBefore = d.rng.Float64() < f.DropBeforeRate
+	p.dropAfter = d.rng.Float64() < f.DropAfterRate
 	switch {
 	case f.RetryAfter == 0:
 		p.retryAfter = time.Second
 	case f.RetryAfter > 0:
 		p.retryAfter = f.RetryAfter
 	}
-	if e.limiter != nil {
+	if d.limiter != nil {
 		now := time.Now()
-		res := e.limiter.ReserveN(now, 1)
+		res := d.limiter.ReserveN(now, 1)
 		if d := res.DelayFrom(now); d > 0 {
 			res.CancelAt(now)
 			p.limitedFor = d
