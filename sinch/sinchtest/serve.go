@@ -1,6 +1,7 @@
 package sinchtest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -251,12 +252,26 @@ func drop(w http.ResponseWriter) {
 	panic(http.ErrAbortHandler)
 }
 
+// marshal encodes v as Sinch does: compact, with &, < and > as they are
+// rather than the \u0026 escapes of json.Marshal, which Sinch does not send
+// (a receiver that checks a callback's signature over its parsed body
+// serialised again, as the Node SDK's validator allows, depends on it).
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
 // writeJSON answers v, dribbled over slow when it is positive.
 func writeJSON(w http.ResponseWriter, r *http.Request, status int, v any, slow time.Duration) {
-	b, err := json.Marshal(v)
+	b, err := marshal(v)
 	if err != nil {
 		status, v = errorBody(http.StatusInternalServerError, "INTERNAL", "encoding the answer failed")
-		b, _ = json.Marshal(v)
+		b, _ = marshal(v)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
@@ -307,7 +322,7 @@ func writeError(w http.ResponseWriter, code int, status, message string) {
 }
 
 func writeBody(w http.ResponseWriter, code int, body any) {
-	b, _ := json.Marshal(body)
+	b, _ := marshal(body)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	w.Write(b)
