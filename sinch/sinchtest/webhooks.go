@@ -424,6 +424,40 @@ func (h *hooks) check(w hook, self string) error {
 	return nil
 }
 
+// DuplicatedIdentity is one entry of a CONTACT_IDENTITIES_DUPLICATION
+// callback: the contacts that share an identity on a channel.
+type DuplicatedIdentity struct {
+	Channel    string   `json:"channel"`
+	ContactIDs []string `json:"contact_ids"`
+}
+
+// duplicated lists the identities that after gained (held by before on no
+// channel) and that other contacts hold too, with every contact holding
+// each, in the order of after's identities: what Sinch reports with
+// CONTACT_IDENTITIES_DUPLICATION once a write leaves two contacts sharing
+// an identity. An identity is shared when the channel, the identity and the
+// app_id are the same. Callers hold e.mu, after the write is stored.
+func (e *Emulator) duplicated(before, after sinch.Contact) []DuplicatedIdentity {
+	var out []DuplicatedIdentity
+	for _, ci := range after.ChannelIdentities {
+		if slices.Contains(before.ChannelIdentities, ci) {
+			continue
+		}
+		var ids []string
+		for _, id := range e.byIdentity[identityIndexKey(ci.Channel, ci.Identity)] {
+			if c, ok := e.contacts[id]; ok && slices.Contains(c.ChannelIdentities, ci) {
+				ids = append(ids, id)
+			}
+		}
+		if len(ids) > 1 && !slices.ContainsFunc(out, func(d DuplicatedIdentity) bool {
+			return d.Channel == ci.Channel && slices.Equal(d.ContactIDs, ids)
+		}) {
+			out = append(out, DuplicatedIdentity{Channel: ci.Channel, ContactIDs: ids})
+		}
+	}
+	return out
+}
+
 // announce posts the callbacks of a contact change: trigger, and for a
 // merge the deleted contact. It is called with e.mu released.
 func (e *Emulator) announce(trigger string, c sinch.Contact, deleted *sinch.Contact) {
@@ -436,6 +470,14 @@ func (e *Emulator) announce(trigger string, c sinch.Contact, deleted *sinch.Cont
 		e.post(trigger, "contact_delete_notification", map[string]any{"contact": toWire(c)})
 	case webhook.TriggerMerge:
 		e.post(trigger, "contact_merge_notification", map[string]any{"preserved_contact": toWire(c), "deleted_contact": toWire(*deleted)})
+	}
+}
+
+// announceDuplicated posts a CONTACT_IDENTITIES_DUPLICATION callback for
+// dups, if there are any; e.mu is released.
+func (e *Emulator) announceDuplicated(dups []DuplicatedIdentity) {
+	if len(dups) > 0 {
+		e.post(webhook.TriggerDuplication, "duplicated_contact_identities_notification", map[string]any{"duplicated_identities": dups})
 	}
 }
 

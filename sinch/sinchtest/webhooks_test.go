@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -301,6 +303,92 @@ func TestCallbackFaults(t *testing.T) {
 			idle(t, emu)
 			tt.check(t, rv, emu.CallbackStats())
 		})
+	}
+}
+
+// hooked is an emulator whose one webhook posts every contact trigger to a
+// receiver.
+func hooked(t *testing.T) (*sinchtest.Emulator, *sinch.Client, *received) {
+	t.Helper()
+	emu, client := webhookClient(t)
+	rv := newReceived(t, "s")
+	if _, err := client.CreateWebhook(t.Context(), sinch.Webhook{AppID: "app", Target: rv.srv.URL, Secret: "s", Triggers: webhook.Triggers()}); err != nil {
+		t.Fatal(err)
+	}
+	return emu, client, rv
+}
+
+// A create or an update that leaves two contacts sharing an identity is
+// followed by CONTACT_IDENTITIES_DUPLICATION, in the wire form of the
+// Java SDK's fixture ContactIdentitiesDuplicationEventDto.json, naming every
+// contact that holds the identity; a write that brings no shared identity
+// is not.
+func TestDuplicationCallbacks(t *testing.T) {
+	emu, client, rv := hooked(t)
+	ctx := t.Context()
+	create := func(ids ...sinch.ChannelIdentity) *sinch.Contact {
+		t.Helper()
+		c, err := client.CreateContact(ctx, sinch.Contact{Language: "EN_US", ChannelIdentities: ids})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	a := create(sms("+46732000001"))
+	b := create(sms("+46732000001"), sinch.ChannelIdentity{Channel: "WHATSAPP", Identity: "+46732000002"})
+	c := create(sinch.ChannelIdentity{Channel: "WHATSAPP", Identity: "+46732000003"})
+	// An update that brings c both of b's identities, and one that changes
+	// only a name.
+	if _, err := client.UpdateContact(ctx, c.ID, sinch.Contact{ChannelIdentities: append(b.ChannelIdentities, c.ChannelIdentities...)},
+		[]string{sinch.FieldChannelIdentities}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.UpdateContact(ctx, c.ID, sinch.Contact{DisplayName: "C"}, []string{sinch.FieldDisplayName}); err != nil {
+		t.Fatal(err)
+	}
+	// A person's edit and Sinch's auto-create are reported alike; the same
+	// number on another channel is no duplicate.
+	if _, err := emu.EditAsPerson(a.ID, func(x *sinch.Contact) {
+		x.ChannelIdentities = append(x.ChannelIdentities, sinch.ChannelIdentity{Channel: "WHATSAPP", Identity: "46732000003"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	emu.AutoCreate(sinch.ChannelIdentity{Channel: "MMS", Identity: "46732000001"})
+	idle(t, emu)
+
+	want := []string{webhook.TriggerCreate, webhook.TriggerCreate, webhook.TriggerDuplication, webhook.TriggerCreate,
+		webhook.TriggerUpdate, webhook.TriggerDuplication, webhook.TriggerUpdate, webhook.TriggerUpdate, webhook.TriggerDuplication,
+		webhook.TriggerCreate}
+	if got := rv.triggers(); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("callbacks %v, want %v", got, want)
+	}
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	sorted := func(ids ...string) []string { return slices.Sorted(slices.Values(ids)) }
+	wantDups := map[int][]webhook.DuplicatedIdentity{
+		2: {{Channel: "SMS", ContactIDs: sorted(a.ID, b.ID)}},
+		5: {{Channel: "SMS", ContactIDs: sorted(a.ID, b.ID, c.ID)}, {Channel: "WHATSAPP", ContactIDs: sorted(b.ID, c.ID)}},
+		8: {{Channel: "WHATSAPP", ContactIDs: sorted(a.ID, c.ID)}},
+	}
+	for i, want := range wantDups {
+		if got := rv.events[i].Duplicated; !reflect.DeepEqual(got, want) {
+			t.Errorf("callback %d names %+v, want %+v", i, got, want)
+		}
+	}
+	var wire map[string]json.RawMessage
+	if err := json.Unmarshal(rv.bodies[2], &wire); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"app_id", "project_id", "accepted_time", "event_time", "message_metadata", "correlation_id", "duplicated_contact_identities_notification"} {
+		if _, ok := wire[k]; !ok {
+			t.Errorf("callback %s lacks %q", rv.bodies[2], k)
+		}
+	}
+	var n struct {
+		Duplicated []map[string]json.RawMessage `json:"duplicated_identities"`
+	}
+	if err := json.Unmarshal(wire["duplicated_contact_identities_notification"], &n); err != nil || len(n.Duplicated) != 1 || len(n.Duplicated[0]) != 2 {
+		t.Errorf("notification %s: %v", wire["duplicated_contact_identities_notification"], err)
 	}
 }
 
