@@ -70,9 +70,10 @@ type Options struct {
 	TokenTTL time.Duration
 	Faults   Faults
 	// TokenFaults are injected into the token endpoint, apart from Faults.
-	// Its rate limit is Sinch's (TokenRateLimitRPS, TokenRateLimitBurst)
-	// unless RateLimitRPS says otherwise; a negative RateLimitRPS turns it
-	// off. Its 429s never carry Retry-After, as Sinch's do not.
+	// Its rate limit is Sinch's, a bucket of RateLimitBurst (default
+	// TokenRateLimitBurst) refilled at RateLimitRPS (default
+	// TokenRateLimitRPS); a negative RateLimitRPS turns it off. Its 429s
+	// never carry Retry-After, as Sinch's do not.
 	TokenFaults Faults
 	// UnifiedContactID plays the project setting unified_contact_id_enabled
 	// (projectsettings/ContactSettingsDto.json): when a create, an update or
@@ -283,10 +284,11 @@ func (e *Emulator) SetFaults(f Faults) {
 func (e *Emulator) SetTokenFaults(f Faults) {
 	switch {
 	case f.RateLimitRPS == 0:
-		f.RateLimitRPS, f.RateLimitBurst = TokenRateLimitRPS, cmp.Or(f.RateLimitBurst, TokenRateLimitBurst)
+		f.RateLimitRPS = TokenRateLimitRPS
 	case f.RateLimitRPS < 0:
 		f.RateLimitRPS = 0
 	}
+	f.RateLimitBurst = cmp.Or(f.RateLimitBurst, TokenRateLimitBurst)
 	f.RetryAfter = -1
 	e.mu.Lock()
 	defer e.mu.Unlock()
