@@ -44,18 +44,18 @@ func (e *Emulator) announceAPI(rt route, status int, answer any, before *sinch.C
 		return
 	}
 	wire, _ := answer.(wireContact)
-	w, ok := answer.(written)
-	if ok {
-		wire = w.wireContact
+	var dups []DuplicatedIdentity
+	if w, ok := answer.(written); ok {
+		wire, dups = w.wireContact, w.dups
 	}
 	c := fromWire(wire)
 	switch rt.op {
 	case OpCreate:
 		e.announce(webhook.TriggerCreate, c, nil)
-		e.announceDuplicated(w.dups)
+		e.announceDuplicated(dups)
 	case OpUpdate:
 		e.announce(webhook.TriggerUpdate, c, nil)
-		e.announceDuplicated(w.dups)
+		e.announceDuplicated(dups)
 	case OpDelete:
 		if before != nil {
 			e.announce(webhook.TriggerDelete, *before, nil)
