@@ -260,7 +260,11 @@ func TestRunHandlesIdentityDuplication(t *testing.T) {
 		t.Error("/metrics does not count the two duplications applied")
 	}
 
-	// The full run merges the auto-created contact into crm-0002's.
+	// The full run merges the auto-created contact into crm-0002's; the
+	// daemon is stopped first, so that its last event run holds no lock.
+	if code := d.stop(t); code != exitOK {
+		t.Fatalf("syncd run exited %d:\n%s", code, d.stderr)
+	}
 	if code, out, errOut := h.run("backfill"); code != 0 {
 		t.Fatalf("backfill exited %d:\n%s%s", code, out, errOut)
 	}
