@@ -13,7 +13,7 @@ func eventTriggers() []string {
 
 // refusalReasons are the webhook.Reason* constants.
 func refusalReasons() []string {
-	return []string{"missing_signature", "bad_signature", "stale", "replay", "too_large", "bad_payload", "other_project", "unavailable"}
+	return []string{"missing_signature", "bad_signature", "stale", "replay", "too_large", "bad_payload", "other_project", "unavailable", "busy", "slow_body"}
 }
 
 // eventMetrics are the webhook receiver's and the event processing's.

@@ -420,6 +420,48 @@ func TestOAuth2Refresh(t *testing.T) {
 	counts(t, 3, 6)
 }
 
+// The token endpoint's 429s (Sinch's small bucket, without Retry-After)
+// and 5xx are waited out like the contacts endpoints', and the contacts
+// request is sent once a token comes: the token is a JWT, which the client
+// treats as opaque, keeping it for the answer's expires_in.
+func TestOAuth2ThroughTokenEndpointFaults(t *testing.T) {
+	tests := []struct {
+		name   string
+		faults sinchtest.Faults
+	}{
+		{"429s", sinchtest.Faults{TooManyRequestsRate: 1}},
+		{"5xx", sinchtest.Faults{ErrorRate: 1}},
+		{"dropped", sinchtest.Faults{DropBeforeRate: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, sinchtest.Options{TokenFaults: tt.faults}, func(c *sinch.Config) { c.Auth = sinch.AuthOAuth2 })
+			// The endpoint heals once the client has backed off twice.
+			var sleeps atomic.Int32
+			e.clock.OnSleep(func(time.Duration) {
+				if sleeps.Add(1) == 2 {
+					e.emu.SetTokenFaults(sinchtest.Faults{})
+				}
+			})
+			id := e.emu.Seed(contact("x"))[0].ID
+			if _, err := e.client.GetContact(t.Context(), id); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.client.GetContact(t.Context(), id); err != nil {
+				t.Fatal(err)
+			}
+			if n, gets := e.emu.Calls(sinchtest.OpToken), e.emu.Calls(sinchtest.OpGet); n != 3 || gets != 2 {
+				t.Errorf("%d token calls and %d gets, want 3 (two refused, one issued) and 2", n, gets)
+			}
+			for _, r := range e.Requests() {
+				if r.path != "/oauth2/token" && strings.Count(strings.TrimPrefix(r.authorization, "Bearer "), ".") != 2 {
+					t.Errorf("%s %s sent with %q, not the JWT", r.method, r.path, r.authorization)
+				}
+			}
+		})
+	}
+}
+
 func TestOAuth2SingleRefreshUnderLoad(t *testing.T) {
 	e := newEnv(t, sinchtest.Options{}, func(c *sinch.Config) { c.Auth = sinch.AuthOAuth2 })
 	id := e.emu.Seed(contact("x"))[0].ID

@@ -22,6 +22,7 @@ type Webhook struct {
 
 // Webhook field paths for an update_mask.
 const (
+	WebhookFieldAppID      = "app_id"
 	WebhookFieldTarget     = "target"
 	WebhookFieldTargetType = "target_type"
 	WebhookFieldSecret     = "secret"

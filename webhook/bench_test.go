@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"slices"
 	stdsync "sync"
 	"sync/atomic"
@@ -13,18 +14,21 @@ import (
 
 // BenchmarkReceive measures callbacks verified and stored per second: real
 // HTTP on loopback, a real PostgreSQL commit before each answer, 64
-// callbacks in flight (Sinch posts concurrently). It reports callbacks/s
-// and the answer's latency, and checks that every one was stored.
+// callbacks in flight (Sinch posts concurrently), and so MaxInFlight 64
+// (webhook.max_in_flight; past it they would be answered 503). It reports
+// callbacks/s and the answer's latency, and checks that every one was
+// stored.
 func BenchmarkReceive(b *testing.B) {
-	rv := newReceiver(b)
+	const inFlight = 64
+	rv := newReceiverWith(b, freshStore(b), func(c *Config) { c.MaxInFlight = inFlight })
 	before := rv.state(b).Events
 	var seq atomic.Int64
 	var mu stdsync.Mutex
 	var lat []time.Duration
-	transport := &http.Transport{MaxIdleConnsPerHost: 64}
+	transport := &http.Transport{MaxIdleConnsPerHost: inFlight}
 	b.Cleanup(transport.CloseIdleConnections)
 	client := &http.Client{Transport: transport}
-	b.SetParallelism(32) // ×GOMAXPROCS posting goroutines
+	b.SetParallelism(inFlight / runtime.GOMAXPROCS(0)) // ×GOMAXPROCS posting goroutines
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {

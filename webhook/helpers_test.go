@@ -59,6 +59,7 @@ func (o *countingObserver) refusedFor(reason string) int {
 
 // receiver is a Handler on a fresh database, served by httptest.
 type receiver struct {
+	h      *Handler
 	store  *Store
 	obs    *countingObserver
 	srv    *httptest.Server
@@ -68,23 +69,41 @@ type receiver struct {
 
 func newReceiver(tb testing.TB) *receiver {
 	tb.Helper()
-	return newReceiverOn(tb, NewStore(crmtest.NewStore(tb).DB()))
+	return newReceiverOn(tb, freshStore(tb))
+}
+
+// freshStore is a Store on a fresh database.
+func freshStore(tb testing.TB) *Store {
+	tb.Helper()
+	return NewStore(crmtest.NewStore(tb).DB())
 }
 
 func newReceiverOn(tb testing.TB, store *Store) *receiver {
 	tb.Helper()
+	return newReceiverWith(tb, store, func(*Config) {})
+}
+
+// newReceiverWith is newReceiverOn with the handler's configuration
+// changed by tune, served as webhook.NewServer serves it.
+func newReceiverWith(tb testing.TB, store *Store, tune func(*Config)) *receiver {
+	tb.Helper()
 	rv := &receiver{store: store, obs: &countingObserver{}}
 	start := time.Now()
 	rv.now.Store(&start)
-	h := NewHandler(Config{
+	cfg := Config{
 		Secret: testSecret, ProjectID: testProject, Store: store, Logger: zaptest.NewLogger(tb),
 		Observer: rv.obs, Now: func() time.Time { return *rv.now.Load() },
 		OnStored: func() { rv.stored.Add(1) },
-	})
+	}
+	tune(&cfg)
+	rv.h = NewHandler(cfg)
+	h := rv.h
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); h.Run(ctx) }()
-	rv.srv = httptest.NewServer(h)
+	rv.srv = httptest.NewUnstartedServer(h)
+	rv.srv.Config = NewServer(h, cfg.BodyTimeout)
+	rv.srv.Start()
 	tb.Cleanup(func() {
 		rv.srv.Close()
 		cancel()

@@ -56,13 +56,15 @@ const (
 	ReasonBadPayload       = "bad_payload"
 	ReasonOtherProject     = "other_project"
 	ReasonUnavailable      = "unavailable"
+	ReasonBusy             = "busy"
+	ReasonSlowBody         = "slow_body"
 )
 
 // Reasons lists every refusal reason, for metrics that create their series
 // up front.
 func Reasons() []string {
 	return []string{ReasonMissingSignature, ReasonBadSignature, ReasonStale, ReasonReplay,
-		ReasonTooLarge, ReasonBadPayload, ReasonOtherProject, ReasonUnavailable}
+		ReasonTooLarge, ReasonBadPayload, ReasonOtherProject, ReasonUnavailable, ReasonBusy, ReasonSlowBody}
 }
 
 var (
@@ -71,6 +73,12 @@ var (
 	ErrStale            = &Refusal{ReasonStale, http.StatusUnauthorized, "the callback's signature timestamp is too far from now"}
 	ErrReplay           = &Refusal{ReasonReplay, http.StatusUnauthorized, "the callback's nonce was seen before"}
 	ErrTooLarge         = &Refusal{ReasonTooLarge, http.StatusRequestEntityTooLarge, "the callback's body is over 1 MiB"}
+	// ErrBusy is a callback that came while MaxInFlight others were being
+	// read or stored: Sinch sends it again.
+	ErrBusy = &Refusal{ReasonBusy, http.StatusServiceUnavailable, "too many callbacks at once"}
+	// ErrSlowBody is a callback whose body did not arrive within the body
+	// deadline.
+	ErrSlowBody = &Refusal{ReasonSlowBody, http.StatusRequestTimeout, "the callback's body came too slowly"}
 )
 
 // Signature is what a callback's signature headers say.
@@ -151,6 +159,14 @@ func (s Signature) Verify(secret, body []byte, now time.Time) error {
 	if !hmac.Equal(want, s.MAC) {
 		return ErrBadSignature
 	}
+	return s.CheckTime(now)
+}
+
+// CheckTime is ErrStale when the signature's timestamp is more than
+// MaxSkew from now. It needs no body, so a receiver can refuse a stale
+// callback before reading it; the timestamp counts only once Verify has
+// checked the signature that covers it.
+func (s Signature) CheckTime(now time.Time) error {
 	if d := now.Sub(time.Unix(s.Timestamp, 0)); d > MaxSkew || d < -MaxSkew {
 		return fmt.Errorf("%w: %s off", ErrStale, d.Round(time.Second))
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 	contactsync "github.com/syncd/syncd/sync"
+	"github.com/syncd/syncd/webhook"
 )
 
 // Config is the whole configuration: config.yaml at the repository root is
@@ -106,6 +107,10 @@ type WebhookConfig struct {
 	Path      string `yaml:"path"`
 	PublicURL string `yaml:"public_url"`
 	Secret    string `yaml:"secret"`
+	// MaxInFlight and BodyTimeout bound what unauthenticated clients can
+	// make the listener hold (webhook.Config).
+	MaxInFlight int           `yaml:"max_in_flight"`
+	BodyTimeout time.Duration `yaml:"body_timeout"`
 }
 
 type LogConfig struct {
@@ -141,7 +146,7 @@ func defaultConfig() Config {
 		},
 		Schedule:        ScheduleConfig{Incremental: "@every 1m", Full: "0 3 * * *"},
 		HTTP:            HTTPConfig{Listen: "127.0.0.1:9464"},
-		Webhook:         WebhookConfig{Path: "/webhooks/sinch"},
+		Webhook:         WebhookConfig{Path: "/webhooks/sinch", MaxInFlight: webhook.DefaultMaxInFlight, BodyTimeout: webhook.DefaultBodyTimeout},
 		Log:             LogConfig{Level: "info", Format: "auto"},
 		ShutdownTimeout: 20 * time.Second,
 		Journal:         JournalConfig{Retention: 30 * 24 * time.Hour},
@@ -419,6 +424,10 @@ func (c Config) projectProblems(project string) []error {
 // maxWebhookTarget is the longest target the Webhooks API accepts.
 const maxWebhookTarget = 742
 
+// maxBodyTimeout bounds webhook.body_timeout: a body that takes longer is
+// not Sinch's few kilobytes.
+const maxBodyTimeout = time.Minute
+
 // problems checks the webhook keys. The listener is off without
 // webhook.listen; with it, callbacks cannot be verified without a secret.
 // public_url and sinch.app_id are needed only to register the webhook.
@@ -439,6 +448,12 @@ func (w WebhookConfig) problemsWith(secretEnv string) []error {
 	}
 	if !strings.HasPrefix(w.Path, "/") {
 		bad("webhook.path: %q does not start with /", w.Path)
+	}
+	if w.MaxInFlight < 1 {
+		bad("webhook.max_in_flight: %d; at least 1", w.MaxInFlight)
+	}
+	if w.BodyTimeout <= 0 || w.BodyTimeout > maxBodyTimeout {
+		bad("webhook.body_timeout: %s; more than 0 and at most %s", w.BodyTimeout, maxBodyTimeout)
 	}
 	if w.PublicURL != "" {
 		if u, err := url.Parse(w.PublicURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {

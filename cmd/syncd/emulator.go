@@ -16,7 +16,7 @@ import (
 func (e *env) emulatorCommand() *cobra.Command {
 	var listen, projectID, keyID string
 	var opts sinchtest.Options
-	faults := &opts.Faults
+	faults, tokenFaults := &opts.Faults, &opts.TokenFaults
 	var callbacks sinchtest.CallbackFaults
 	cmd := &cobra.Command{
 		Use:   "emulator",
@@ -45,6 +45,7 @@ address in use).`,
 			if opts.KeySecret == "" {
 				return errors.New("SYNCD_SINCH_KEY_SECRET must hold the key secret the emulator accepts")
 			}
+			tokenFaults.Seed = faults.Seed
 			emu := sinchtest.New(opts)
 			callbacks.Seed = faults.Seed
 			emu.SetCallbackFaults(callbacks)
@@ -75,6 +76,11 @@ address in use).`,
 	f.Float64Var(&faults.DropAfterRate, "drop-after-rate", 0, "fraction of connections dropped after a write is applied")
 	f.DurationVar(&faults.SlowLoris, "slow-loris", 0, "dribble each answer out over this long")
 	f.Int64Var(&faults.Seed, "fault-seed", 1, "seed of the fault dice, for repeatable runs")
+	f.DurationVar(&opts.TokenTTL, "token-ttl", sinchtest.DefaultTokenTTL, "lifetime of the access tokens (JWTs) of /oauth2/token")
+	f.DurationVar(&tokenFaults.Latency, "token-latency", 0, "latency added to every answer of /oauth2/token")
+	f.Float64Var(&tokenFaults.ErrorRate, "token-error-rate", 0, "fraction of token requests answered with a 5xx")
+	f.Float64Var(&tokenFaults.TooManyRequestsRate, "token-429-rate", 0, "fraction of token requests answered with 429")
+	f.Float64Var(&tokenFaults.RateLimitRPS, "token-rate-limit-rps", 0, "token requests per second past a burst of 30 (0: Sinch's 10; negative: no limit)")
 	f.DurationVar(&callbacks.Delay, "callback-delay", 0, "delay before each webhook callback")
 	f.Float64Var(&callbacks.DuplicateRate, "callback-duplicate-rate", 0, "fraction of webhook callbacks posted twice")
 	f.Float64Var(&callbacks.ReorderRate, "callback-reorder-rate", 0, "fraction of webhook callbacks overtaken by the next one")

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"regexp"
 	"slices"
@@ -176,4 +177,28 @@ func TestUnifiedContactIDNoFight(t *testing.T) {
 		t.Errorf("%s holds %+v, want its new WHATSAPP number", rows[3].ExternalID, got.ChannelIdentities)
 	}
 
+}
+
+// The token endpoint's faults have flags of their own, apart from the
+// contacts endpoints'.
+func TestEmulatorCommandTokenFaults(t *testing.T) {
+	env := map[string]string{"SYNCD_SINCH_KEY_SECRET": "secret-value"}
+	base := startEmulator(t, env, "--token-error-rate", "1")
+	for auth, wantErr := range map[string]bool{sinch.AuthOAuth2: true, sinch.AuthBasic: false} {
+		c, err := sinch.NewClient(sinch.Config{BaseURL: base, TokenURL: base + "/oauth2/token", Auth: auth,
+			ProjectID: "demo-project", KeyID: "demo-key", KeySecret: env["SYNCD_SINCH_KEY_SECRET"],
+			MaxAttempts: 1, Logger: zaptest.NewLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.ListContacts(t.Context(), sinch.ListContactsRequest{})
+		c.CloseIdleConnections()
+		var ae *sinch.APIError
+		switch {
+		case wantErr && !(errors.As(err, &ae) && ae.Operation == sinch.OpToken && ae.HTTPStatus >= 500):
+			t.Errorf("%s: %v, want the token endpoint's 5xx", auth, err)
+		case !wantErr && err != nil:
+			t.Errorf("%s: %v", auth, err)
+		}
+	}
 }

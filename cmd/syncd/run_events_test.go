@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,7 +155,7 @@ func TestRunConvergesThroughUnreliableCallbacks(t *testing.T) {
 	h.emu.SetCallbackFaults(sinchtest.CallbackFaults{DuplicateRate: 0.5, ReorderRate: 0.5, DropRate: 0.2,
 		Delay: time.Millisecond, Seed: 7})
 	before := h.byExternalID()
-	h.startDaemon()
+	d := h.startDaemon()
 	for i, ext := range []string{"crm-0002", "crm-0006", "crm-0007", "crm-0011", "crm-0015", "crm-0019"} {
 		id := before[ext][0].ID
 		if i%3 == 2 {
@@ -180,6 +182,11 @@ func TestRunConvergesThroughUnreliableCallbacks(t *testing.T) {
 	if stats := h.emu.CallbackStats(); stats.Duplicated == 0 || stats.Dropped == 0 {
 		t.Errorf("faults drawn: %+v; pick a seed that drops and duplicates", stats)
 	}
+	// The daemon's last event run may hold the project lock a little past
+	// marking its events done: stopped, it holds none.
+	if code := d.stop(t); code != exitOK {
+		t.Fatalf("syncd run exited %d:\n%s", code, d.stderr)
+	}
 	if code, out, errOut := h.run("backfill"); code != 0 {
 		t.Fatalf("backfill exited %d:\n%s%s", code, out, errOut)
 	}
@@ -191,5 +198,85 @@ func TestRunConvergesThroughUnreliableCallbacks(t *testing.T) {
 		if cs := h.byExternalID()[ext]; len(cs) != 1 || cs[0].Email == "hand@example.com" {
 			t.Errorf("%s: %+v", ext, cs)
 		}
+	}
+}
+
+// Sinch reports two contacts sharing an identity with
+// CONTACT_IDENTITIES_DUPLICATION, which the emulator sends after the write
+// that made them share it. The daemon takes it as it takes any event: a
+// trigger to read the named contacts afresh, processed once, never a
+// reason to write on its word. A contact Sinch auto-created with a
+// record's number is left to the full run, which merges it; a person's
+// edit that gave a record's contact another record's number is put back.
+func TestRunHandlesIdentityDuplication(t *testing.T) {
+	h, _ := eventHarness(t, 6)
+	before := h.byExternalID()
+	d := h.startDaemon()
+	eventually(t, "the daemon's first run has finished", func() bool {
+		var n int
+		h.store.DB().Raw(`SELECT count(*) FROM syncd.runs WHERE kind = 'incremental' AND outcome <> 'running'`).Scan(&n)
+		return n >= 1
+	})
+	h.emu.ResetCalls()
+
+	// Sinch creates a contact for a message from crm-0002's number.
+	auto := h.emu.AutoCreate(sinch.ChannelIdentity{Channel: "SMS", Identity: "46730000002"})
+	h.waitCallbacks()
+	eventually(t, "the create and the duplication processed, once each", func() bool {
+		pending, doneOnce, total := h.queued()
+		return total == 2 && pending == 0 && doneOnce == total
+	})
+	var named []string
+	if err := h.store.DB().Raw(`SELECT jsonb_array_elements_text(d->'contact_ids') FROM syncd.webhook_events,
+			jsonb_array_elements(payload->'duplicated_contact_identities_notification'->'duplicated_identities') AS d
+		WHERE trigger = 'CONTACT_IDENTITIES_DUPLICATION' ORDER BY 1`).Scan(&named).Error; err != nil {
+		t.Fatal(err)
+	}
+	if want := slices.Sorted(slices.Values([]string{auto.ID, before["crm-0002"][0].ID})); !slices.Equal(named, want) {
+		t.Errorf("the duplication names %v, want %v", named, want)
+	}
+	if n := h.writes(); n != 0 {
+		t.Errorf("%d writes on the word of the events, want 0 (%v)", n, h.emu.CallCounts())
+	}
+
+	// A person gives crm-0004's contact crm-0005's number too.
+	h.emu.ResetCalls()
+	c4 := before["crm-0004"][0]
+	if _, err := h.emu.EditAsPerson(c4.ID, func(c *sinch.Contact) {
+		c.ChannelIdentities = append(c.ChannelIdentities, sinch.ChannelIdentity{Channel: "SMS", Identity: "46730000005"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the edit is put back", func() bool {
+		cs := h.byExternalID()["crm-0004"]
+		return len(cs) == 1 && slices.Equal(cs[0].ChannelIdentities, c4.ChannelIdentities)
+	})
+	// The patch's own callback comes back too, and costs no write.
+	h.waitCallbacks()
+	eventually(t, "every event processed once", func() bool {
+		pending, doneOnce, total := h.queued()
+		return total == 5 && pending == 0 && doneOnce == total
+	})
+	if n, p := h.writes(), h.emu.Calls(sinchtest.OpUpdate); n != 1 || p != 1 {
+		t.Errorf("%d writes, want the one patch (%v)", n, h.emu.CallCounts())
+	}
+	if m := httpGet(t, "http://"+d.addr+"/metrics"); !strings.Contains(m,
+		`syncd_webhook_events_applied_total{project="default",trigger="CONTACT_IDENTITIES_DUPLICATION"} 2`) {
+		t.Error("/metrics does not count the two duplications applied")
+	}
+
+	// The full run merges the auto-created contact into crm-0002's; the
+	// daemon is stopped first, so that its last event run holds no lock.
+	if code := d.stop(t); code != exitOK {
+		t.Fatalf("syncd run exited %d:\n%s", code, d.stderr)
+	}
+	if code, out, errOut := h.run("backfill"); code != 0 {
+		t.Fatalf("backfill exited %d:\n%s%s", code, out, errOut)
+	}
+	if cs := h.byExternalID()[""]; len(cs) != 0 {
+		t.Errorf("contacts without external_id left: %+v", cs)
+	}
+	if code, out, _ := h.run("diff"); code != 0 {
+		t.Errorf("diff after the full run exited %d:\n%s", code, out)
 	}
 }

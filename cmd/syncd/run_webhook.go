@@ -63,27 +63,24 @@ func serveWebhookOn(ctx context.Context, d *deps, ln net.Listener, events *webho
 }
 
 // serveWebhooksOn serves on ln the webhooks of the targets, each on its
-// webhook.path.
+// webhook.path, within its webhook.max_in_flight and webhook.body_timeout.
 func serveWebhooksOn(ctx context.Context, ln net.Listener, targets []webhookTarget) (stop func()) {
 	mux := http.NewServeMux()
 	var handlers []*webhook.Handler
+	var bodyTimeout time.Duration
 	for _, t := range targets {
 		cfg := t.d.cfg.Webhook
 		h := webhook.NewHandler(webhook.Config{
 			Secret: cfg.Secret, ProjectID: t.d.cfg.Sinch.ProjectID, Store: t.events,
 			Logger: t.d.log.Named("webhook"), Observer: t.d.metrics, OnStored: t.onStored,
+			MaxInFlight: cfg.MaxInFlight, BodyTimeout: cfg.BodyTimeout,
 		})
 		mux.Handle(cfg.Path, h)
 		handlers = append(handlers, h)
+		bodyTimeout = max(bodyTimeout, cfg.BodyTimeout)
 	}
-	// It faces the internet (through a proxy): slow clients are cut off.
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-	}
+	// It faces the internet (through a proxy): see webhook.NewServer.
+	srv := webhook.NewServer(mux, bodyTimeout)
 	storeCtx, stopStoring := context.WithCancel(context.WithoutCancel(ctx))
 	stored := make(chan struct{}, len(handlers))
 	for _, h := range handlers {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -90,9 +91,15 @@ func TestWebhookConfigProblems(t *testing.T) {
 		{"relative path", WebhookConfig{Path: "x"}, 1},
 		{"bad public URL", WebhookConfig{Path: "/x", PublicURL: "sync.example.com"}, 1},
 		{"public URL too long", WebhookConfig{Path: "/x", PublicURL: "https://a.example/" + string(bytes.Repeat([]byte("a"), 740))}, 1},
+		{"nothing in flight", WebhookConfig{Path: "/x", MaxInFlight: -1}, 1},
+		{"no body timeout", WebhookConfig{Path: "/x", BodyTimeout: -time.Second}, 1},
+		{"body timeout too long", WebhookConfig{Path: "/x", BodyTimeout: 2 * time.Minute}, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// Unset bounds are the defaults, as in a configuration.
+			tt.w.MaxInFlight = cmp.Or(tt.w.MaxInFlight, webhook.DefaultMaxInFlight)
+			tt.w.BodyTimeout = cmp.Or(tt.w.BodyTimeout, webhook.DefaultBodyTimeout)
 			if got := tt.w.problems(); len(got) != tt.want {
 				t.Errorf("problems = %v, want %d", got, tt.want)
 			}

@@ -1,17 +1,32 @@
 package sinchtest
 
 import (
-	"crypto/rand"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// tokenIssuer is the iss of the emulator's access tokens.
+const tokenIssuer = "sinchtest"
+
+// The WWW-Authenticate challenges of a refused bearer token. An expired
+// one says so, which is what the official SDKs look for before they fetch
+// a new token and resend (sinch-sdk-node's api-fetch-client checks that
+// the header includes "expired"); the form is the one in that SDK's own
+// test of the refresh.
+const (
+	challengeExpired = `Bearer realm="sinch", error="invalid_token", error_description="expired"`
+	challengeInvalid = `Bearer realm="sinch", error="invalid_token"`
 )
 
 // authenticate checks Basic key credentials or a bearer token the emulator
-// issued, and answers 401 UNAUTHENTICATED when they do not hold.
+// issued, and answers 401 UNAUTHENTICATED, in Sinch's error body, when they
+// do not hold.
 func (e *Emulator) authenticate(w http.ResponseWriter, r *http.Request) bool {
 	h := r.Header.Get("Authorization")
 	switch {
@@ -21,17 +36,17 @@ func (e *Emulator) authenticate(w http.ResponseWriter, r *http.Request) bool {
 		}
 		w.Header().Set("WWW-Authenticate", `Basic realm="sinch"`)
 	case strings.HasPrefix(h, "Bearer "):
-		expiry, known := e.tokenExpiry(strings.TrimPrefix(h, "Bearer "))
+		err := e.checkToken(strings.TrimPrefix(h, "Bearer "))
 		switch {
-		case known && e.now().Before(expiry):
+		case err == nil:
 			return true
-		case known:
-			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="The access token expired"`)
+		case errors.Is(err, jwt.ErrTokenExpired):
+			w.Header().Set("WWW-Authenticate", challengeExpired)
 		default:
-			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="The access token is invalid"`)
+			w.Header().Set("WWW-Authenticate", challengeInvalid)
 		}
 	default:
-		w.Header().Set("WWW-Authenticate", `Basic realm="sinch", Bearer`)
+		w.Header().Set("WWW-Authenticate", `Basic realm="sinch", Bearer realm="sinch"`)
 	}
 	writeError(w, http.StatusUnauthorized, "UNAUTHENTICATED", "Request had invalid credentials.")
 	return false
@@ -43,11 +58,36 @@ func (e *Emulator) validKey(id, secret string) bool {
 	return idOK && secretOK
 }
 
-func (e *Emulator) tokenExpiry(tok string) (time.Time, bool) {
+// issueToken makes an access token as Sinch's token endpoint does: a JWT
+// whose exp says when it dies (the Node SDK reads it to refresh ahead of
+// time). It is signed with the emulator's own key, so a token of another
+// emulator, or one tampered with, is refused. exp is rounded up to the
+// second, so that the token never dies before expires_in says.
+func (e *Emulator) issueToken(now time.Time) (string, error) {
+	exp := now.Add(e.tokenTTL)
+	if t := exp.Truncate(time.Second); !t.Equal(exp) {
+		exp = t.Add(time.Second)
+	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	exp, ok := e.tokens[tok]
-	return exp, ok
+	jti := e.newID()
+	e.mu.Unlock()
+	claims := jwt.RegisteredClaims{
+		Issuer:    tokenIssuer,
+		Subject:   e.keyID,
+		IssuedAt:  jwt.NewNumericDate(now),
+		ExpiresAt: jwt.NewNumericDate(exp),
+		ID:        jti,
+	}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(e.tokenKey)
+}
+
+// checkToken verifies a bearer token against the emulator's clock; an
+// expired one is jwt.ErrTokenExpired.
+func (e *Emulator) checkToken(raw string) error {
+	_, err := jwt.ParseWithClaims(raw, &jwt.RegisteredClaims{}, func(*jwt.Token) (any, error) { return e.tokenKey, nil },
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithTimeFunc(e.now),
+		jwt.WithExpirationRequired(), jwt.WithIssuer(tokenIssuer), jwt.WithSubject(e.keyID))
+	return err
 }
 
 // tokenAnswer is the OAuth2 token endpoint's answer.
@@ -60,8 +100,26 @@ type tokenAnswer struct {
 
 // serveToken is the OAuth2 client-credentials endpoint: client auth by HTTP
 // Basic (or client_id/client_secret in the form), grant_type
-// client_credentials. Its errors use the OAuth2 shape, not Sinch's.
+// client_credentials. Its errors use the OAuth2 shape, not Sinch's. Before
+// anything else it meets its own faults and rate limit (TokenFaults): a
+// small bucket, whose 429 carries no Retry-After.
 func (e *Emulator) serveToken(w http.ResponseWriter, r *http.Request) {
+	p := e.plan(&e.tokenDice)
+	if !pause(r.Context(), p.latency) {
+		return
+	}
+	switch {
+	case p.limitedFor > 0 || p.tooMany:
+		writeOAuthError(w, http.StatusTooManyRequests, "too_many_requests", "token request rate exceeded")
+		return
+	case p.failStatus != 0:
+		code := map[int]string{http.StatusInternalServerError: "server_error", http.StatusServiceUnavailable: "temporarily_unavailable"}[p.failStatus]
+		writeOAuthError(w, p.failStatus, code, "injected failure")
+		return
+	case p.dropBefore:
+		drop(w)
+		return
+	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		writeOAuthError(w, http.StatusMethodNotAllowed, "invalid_request", "use POST")
@@ -84,19 +142,21 @@ func (e *Emulator) serveToken(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type must be client_credentials")
 		return
 	}
-	raw := make([]byte, 32)
-	rand.Read(raw)
-	tok := base64.RawURLEncoding.EncodeToString(raw)
-	e.mu.Lock()
-	e.tokens[tok] = e.now().Add(e.tokenTTL)
-	e.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
+	tok, err := e.issueToken(e.now())
+	if err != nil {
+		writeOAuthError(w, http.StatusInternalServerError, "server_error", "signing the token failed")
+		return
+	}
+	if p.dropAfter {
+		drop(w)
+		return
+	}
 	w.Header().Set("Cache-Control", "no-store")
-	json.NewEncoder(w).Encode(tokenAnswer{
+	writeJSON(w, r, http.StatusOK, tokenAnswer{
 		AccessToken: tok,
 		ExpiresIn:   max(1, int64(e.tokenTTL/time.Second)),
 		TokenType:   "bearer",
-	})
+	}, p.slowLoris)
 }
 
 func writeOAuthError(w http.ResponseWriter, status int, code, description string) {

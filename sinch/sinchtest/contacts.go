@@ -39,6 +39,14 @@ type wireContact struct {
 	Metadata          string         `json:"metadata"`
 }
 
+// written is the answer of a create or an update: the contact, and the
+// identities the write left shared with other contacts, which only the
+// callbacks carry.
+type written struct {
+	wireContact
+	dups []DuplicatedIdentity
+}
+
 type wireList struct {
 	Contacts      []wireContact `json:"contacts"`
 	NextPageToken string        `json:"next_page_token"`
@@ -150,7 +158,7 @@ func (e *Emulator) create(body []byte) (int, any) {
 	c = e.unify(sinch.Contact{}, c)
 	c.ID = e.newID()
 	e.store(c)
-	return http.StatusOK, toWire(c)
+	return http.StatusOK, written{toWire(c), e.duplicated(sinch.Contact{}, c)}
 }
 
 func (e *Emulator) get(id string) (int, any) {
@@ -256,7 +264,7 @@ func (e *Emulator) update(id string, q url.Values, body []byte) (int, any) {
 	}
 	next = e.unify(cur, next)
 	e.store(next)
-	return http.StatusOK, toWire(next)
+	return http.StatusOK, written{toWire(next), e.duplicated(cur, next)}
 }
 
 type mergeBody struct {

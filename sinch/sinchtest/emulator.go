@@ -3,14 +3,17 @@
 // tests run it under httptest (see Start), the CLI under an http.Server.
 //
 // It enforces what the real API enforces (see /work/shared/sinch/README.md):
-// routes under /v1/projects/{project_id}, Basic or bearer auth, page_size
+// routes under /v1/projects/{project_id}, Basic or bearer auth (JWT access
+// tokens with exp, and the 401 that says a token expired), page_size
 // defaults and caps, opaque page tokens, required fields, update_mask and
 // merge semantics, Sinch's error body, identities stored and matched without
-// the '+' of a number, 403 for a key used on another project. It counts
-// requests per operation and can inject latency, 429s with Retry-After or a
-// google.rpc.RetryInfo detail, 5xx, dropped connections, slow answers and a
-// server-side rate limit; it can also end lists with an empty page and play
-// the project setting unified_contact_id_enabled.
+// the '+' of a number, 403 for a key used on another project, the token
+// endpoint's small rate limit. It counts requests per operation and can
+// inject latency, 429s with Retry-After or a google.rpc.RetryInfo detail,
+// 5xx, dropped connections, slow answers and a server-side rate limit, into
+// the contacts endpoints and the token endpoint apart; it can also end lists
+// with an empty page and play the project setting
+// unified_contact_id_enabled.
 package sinchtest
 
 import (
@@ -52,12 +55,26 @@ const (
 	DefaultTokenTTL  = time.Hour
 )
 
+// The token endpoint's own rate limit, as Sinch runs it: a token bucket of
+// about 30 at once, refilled at 10 a second, whose 429s carry no
+// Retry-After (sinch/README.md, and the Node SDK's comments on it).
+const (
+	TokenRateLimitRPS   = 10
+	TokenRateLimitBurst = 30
+)
+
 // Options configure an Emulator.
 type Options struct {
 	ProjectID, KeyID, KeySecret string
 	// TokenTTL is the lifetime of the bearer tokens it issues; default 1h.
 	TokenTTL time.Duration
 	Faults   Faults
+	// TokenFaults are injected into the token endpoint, apart from Faults.
+	// Its rate limit is Sinch's, a bucket of RateLimitBurst (default
+	// TokenRateLimitBurst) refilled at RateLimitRPS (default
+	// TokenRateLimitRPS); a negative RateLimitRPS turns it off. Its 429s
+	// never carry Retry-After, as Sinch's do not.
+	TokenFaults Faults
 	// UnifiedContactID plays the project setting unified_contact_id_enabled
 	// (projectsettings/ContactSettingsDto.json): when a create, an update or
 	// a merge brings a contact a phone number, Sinch adds the SMS, MMS and
@@ -77,14 +94,17 @@ type Options struct {
 	Clock func() time.Time
 }
 
-// Faults are injected into the contacts endpoints (not the token endpoint).
-// Rates are probabilities in [0, 1], drawn from a generator seeded with Seed,
-// so a given sequence of requests meets the same faults every run.
+// Faults are injected into an endpoint: Options.Faults into the contacts
+// and webhooks endpoints, Options.TokenFaults into the token endpoint.
+// Rates are probabilities in [0, 1], drawn from a generator seeded with
+// Seed, so a given sequence of requests meets the same faults every run.
 type Faults struct {
 	Latency, LatencyJitter time.Duration // added before answering
-	// RateLimitRPS is a server-side token bucket (burst one second's worth);
-	// requests above it get 429 RESOURCE_EXHAUSTED with Retry-After.
+	// RateLimitRPS is a server-side token bucket of RateLimitBurst (0: one
+	// second's worth); requests above it get 429 RESOURCE_EXHAUSTED with
+	// Retry-After.
 	RateLimitRPS        float64
+	RateLimitBurst      int
 	ErrorRate           float64 // 500 INTERNAL or 503 UNAVAILABLE, nothing applied
 	TooManyRequestsRate float64 // 429 RESOURCE_EXHAUSTED, nothing applied
 	// RetryAfter is sent with injected 429s, rounded up to whole seconds:
@@ -119,11 +139,10 @@ type Emulator struct {
 	// sorted, by external_id and by channel and stored identity.
 	byExternal map[string][]string
 	byIdentity map[string][]string
-	tokens     map[string]time.Time
+	tokenKey   []byte // signs the access tokens
 	calls      map[string]int
-	faults     Faults
-	rng        *mrand.Rand
-	limiter    *rate.Limiter
+	apiDice    dice // the contacts and webhooks endpoints' faults
+	tokenDice  dice // the token endpoint's
 	entropy    *ulid.MonotonicEntropy
 	refuse     func(sinch.Contact) error
 	unified    bool
@@ -213,7 +232,7 @@ func New(opts Options) *Emulator {
 		contacts:   map[string]sinch.Contact{},
 		byExternal: map[string][]string{},
 		byIdentity: map[string][]string{},
-		tokens:     map[string]time.Time{},
+		tokenKey:   make([]byte, 32),
 		calls:      map[string]int{},
 		entropy:    ulid.Monotonic(rand.Reader, 0),
 		unified:    opts.UnifiedContactID,
@@ -227,7 +246,9 @@ func New(opts Options) *Emulator {
 	if e.now == nil {
 		e.now = time.Now
 	}
+	rand.Read(e.tokenKey)
 	e.SetFaults(opts.Faults)
+	e.SetTokenFaults(opts.TokenFaults)
 	return e
 }
 
@@ -257,16 +278,45 @@ func (e *Emulator) ClientConfig(baseURL string) sinch.Config {
 	}
 }
 
-// SetFaults replaces the injected faults and reseeds their generator.
+// SetFaults replaces the faults of the contacts and webhooks endpoints and
+// reseeds their generator.
 func (e *Emulator) SetFaults(f Faults) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.faults = f
-	e.rng = mrand.New(mrand.NewPCG(uint64(f.Seed), uint64(f.Seed)^0x5ca1ab1e))
-	e.limiter = nil
-	if f.RateLimitRPS > 0 {
-		e.limiter = rate.NewLimiter(rate.Limit(f.RateLimitRPS), max(1, int(f.RateLimitRPS+0.999)))
+	e.apiDice = newDice(f)
+}
+
+// SetTokenFaults replaces the token endpoint's faults (see
+// Options.TokenFaults) and reseeds their generator.
+func (e *Emulator) SetTokenFaults(f Faults) {
+	switch {
+	case f.RateLimitRPS == 0:
+		f.RateLimitRPS = TokenRateLimitRPS
+	case f.RateLimitRPS < 0:
+		f.RateLimitRPS = 0
 	}
+	f.RateLimitBurst = cmp.Or(f.RateLimitBurst, TokenRateLimitBurst)
+	f.RetryAfter = -1
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.tokenDice = newDice(f)
+}
+
+// dice draws the faults of one endpoint, from its own generator, so that
+// the requests of one endpoint meet the same faults whatever the other's
+// traffic.
+type dice struct {
+	faults  Faults
+	rng     *mrand.Rand
+	limiter *rate.Limiter
+}
+
+func newDice(f Faults) dice {
+	d := dice{faults: f, rng: mrand.New(mrand.NewPCG(uint64(f.Seed), uint64(f.Seed)^0x5ca1ab1e))}
+	if f.RateLimitRPS > 0 {
+		d.limiter = rate.NewLimiter(rate.Limit(f.RateLimitRPS), cmp.Or(f.RateLimitBurst, max(1, int(f.RateLimitRPS+0.999))))
+	}
+	return d
 }
 
 // Seed stores contacts as a create would (normalised, with a fresh ULID when

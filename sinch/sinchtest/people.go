@@ -44,12 +44,18 @@ func (e *Emulator) announceAPI(rt route, status int, answer any, before *sinch.C
 		return
 	}
 	wire, _ := answer.(wireContact)
+	var dups []DuplicatedIdentity
+	if w, ok := answer.(written); ok {
+		wire, dups = w.wireContact, w.dups
+	}
 	c := fromWire(wire)
 	switch rt.op {
 	case OpCreate:
 		e.announce(webhook.TriggerCreate, c, nil)
+		e.announceDuplicated(dups)
 	case OpUpdate:
 		e.announce(webhook.TriggerUpdate, c, nil)
+		e.announceDuplicated(dups)
 	case OpDelete:
 		if before != nil {
 			e.announce(webhook.TriggerDelete, *before, nil)
@@ -90,8 +96,10 @@ func (e *Emulator) EditAsPerson(id string, edit func(*sinch.Contact)) (sinch.Con
 	next.ID = id
 	next = normalize(next)
 	e.store(next)
+	dups := e.duplicated(cur, next)
 	e.mu.Unlock()
 	e.announce(webhook.TriggerUpdate, next, nil)
+	e.announceDuplicated(dups)
 	return clone(next), nil
 }
 
@@ -119,8 +127,10 @@ func (e *Emulator) AutoCreate(identities ...sinch.ChannelIdentity) sinch.Contact
 	c := normalize(sinch.Contact{ChannelIdentities: identities, Language: sinch.LanguageUnspecified})
 	c.ID = e.newID()
 	e.store(c)
+	dups := e.duplicated(sinch.Contact{}, c)
 	e.mu.Unlock()
 	e.announce(webhook.TriggerCreate, c, nil)
+	e.announceDuplicated(dups)
 	return clone(c)
 }
 

@@ -1,6 +1,7 @@
 package sinchtest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -87,7 +88,7 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "could not read the request body")
 		return
 	}
-	p := e.plan()
+	p := e.plan(&e.apiDice)
 	if !pause(r.Context(), p.latency) {
 		return // the client went away
 	}
@@ -163,36 +164,36 @@ type plan struct {
 	slowLoris             time.Duration
 }
 
-// plan draws the faults for one request. Every draw is made whatever the
-// rates, so one seed gives one sequence of decisions.
-func (e *Emulator) plan() plan {
+// plan draws the faults of d for one request. Every draw is made whatever
+// the rates, so one seed gives one sequence of decisions.
+func (e *Emulator) plan(d *dice) plan {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	f := e.faults
+	f := d.faults
 	p := plan{latency: f.Latency, slowLoris: f.SlowLoris, retryInfo: f.RetryInfo}
-	jitter := e.rng.Float64()
+	jitter := d.rng.Float64()
 	if f.LatencyJitter > 0 {
 		p.latency += time.Duration(jitter * float64(f.LatencyJitter))
 	}
-	p.tooMany = e.rng.Float64() < f.TooManyRequestsRate
-	fail, unavailable := e.rng.Float64() < f.ErrorRate, e.rng.Float64() < 0.5
+	p.tooMany = d.rng.Float64() < f.TooManyRequestsRate
+	fail, unavailable := d.rng.Float64() < f.ErrorRate, d.rng.Float64() < 0.5
 	switch {
 	case fail && unavailable:
 		p.failStatus = http.StatusServiceUnavailable
 	case fail:
 		p.failStatus = http.StatusInternalServerError
 	}
-	p.dropBefore = e.rng.Float64() < f.DropBeforeRate
-	p.dropAfter = e.rng.Float64() < f.DropAfterRate
+	p.dropBefore = d.rng.Float64() < f.DropBeforeRate
+	p.dropAfter = d.rng.Float64() < f.DropAfterRate
 	switch {
 	case f.RetryAfter == 0:
 		p.retryAfter = time.Second
 	case f.RetryAfter > 0:
 		p.retryAfter = f.RetryAfter
 	}
-	if e.limiter != nil {
+	if d.limiter != nil {
 		now := time.Now()
-		res := e.limiter.ReserveN(now, 1)
+		res := d.limiter.ReserveN(now, 1)
 		if d := res.DelayFrom(now); d > 0 {
 			res.CancelAt(now)
 			p.limitedFor = d
@@ -251,12 +252,26 @@ func drop(w http.ResponseWriter) {
 	panic(http.ErrAbortHandler)
 }
 
+// marshal encodes v as Sinch does: compact, with &, < and > as they are
+// rather than the \u0026 escapes of json.Marshal, which Sinch does not send
+// (a receiver that checks a callback's signature over its parsed body
+// serialised again, as the Node SDK's validator allows, depends on it).
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
 // writeJSON answers v, dribbled over slow when it is positive.
 func writeJSON(w http.ResponseWriter, r *http.Request, status int, v any, slow time.Duration) {
-	b, err := json.Marshal(v)
+	b, err := marshal(v)
 	if err != nil {
 		status, v = errorBody(http.StatusInternalServerError, "INTERNAL", "encoding the answer failed")
-		b, _ = json.Marshal(v)
+		b, _ = marshal(v)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
@@ -307,7 +322,7 @@ func writeError(w http.ResponseWriter, code int, status, message string) {
 }
 
 func writeBody(w http.ResponseWriter, code int, body any) {
-	b, _ := json.Marshal(body)
+	b, _ := marshal(body)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	w.Write(b)

@@ -56,7 +56,7 @@ type CallbackStats struct {
 // hooks is the emulator's Webhooks API state and its callback sender.
 type hooks struct {
 	mu     sync.Mutex
-	byID   map[string]sinch.Webhook
+	byID   map[string]hook
 	order  []string // ids in creation order
 	faults CallbackFaults
 	rng    *mrand.Rand
@@ -67,15 +67,17 @@ type hooks struct {
 	done   chan struct{} // closed when the sender has stopped
 	client *http.Client
 	nonce  int
+	tokens map[ClientCredentials]callbackToken // bearer tokens of webhooks with client credentials
 }
 
 type callback struct {
 	target, secret string
+	creds          *ClientCredentials
 	body           []byte
 }
 
 func newHooks() *hooks {
-	return &hooks{byID: map[string]sinch.Webhook{}, wake: make(chan struct{}, 1),
+	return &hooks{byID: map[string]hook{}, wake: make(chan struct{}, 1), tokens: map[ClientCredentials]callbackToken{},
 		rng: mrand.New(mrand.NewPCG(0, 0x5ca1ab1e)), client: &http.Client{Timeout: 5 * time.Second}}
 }
 
@@ -103,7 +105,7 @@ func (e *Emulator) Webhooks() []sinch.Webhook {
 	defer h.mu.Unlock()
 	out := make([]sinch.Webhook, 0, len(h.order))
 	for _, id := range h.order {
-		w := h.byID[id]
+		w := h.byID[id].Webhook
 		w.Triggers = slices.Clone(w.Triggers)
 		out = append(out, w)
 	}
@@ -152,19 +154,82 @@ func (e *Emulator) Idle(ctx context.Context) error {
 	}
 }
 
-type wireWebhook struct {
-	ID                string   `json:"id"`
-	AppID             string   `json:"app_id"`
-	Target            string   `json:"target"`
-	TargetType        string   `json:"target_type"`
-	Secret            string   `json:"secret"`
-	Triggers          []string `json:"triggers"`
-	ClientCredentials any      `json:"client_credentials"`
+// ClientCredentials are a webhook's OAuth2 client credentials: with them
+// Sinch fetches a token from Endpoint (client credentials flow) and sends
+// it as a bearer token with each callback, keeping it for the token's
+// expires_in, held between 30 s and an hour.
+type ClientCredentials struct {
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
+	Endpoint     string `json:"endpoint"`
+	// Scope, when set, is sent with the token request.
+	Scope string `json:"scope,omitempty"`
+	// ResponseType, when set, is sent with the token request as it is.
+	ResponseType string `json:"response_type,omitempty"`
+	// TokenRequestType is how the client id and secret are sent: BASIC
+	// (HTTP Basic, also for an empty or unknown value) or FORM (in the
+	// form).
+	TokenRequestType string `json:"token_request_type,omitempty"`
 }
 
-func webhookWire(w sinch.Webhook) wireWebhook {
+// Limits of ClientCredentials (the Webhooks API reference).
+const (
+	maxCredentialScope        = 1024
+	maxCredentialResponseType = 64
+)
+
+func (c *ClientCredentials) check() error {
+	switch {
+	case c.ClientID == "":
+		return errors.New("client_credentials.client_id is required")
+	case c.ClientSecret == "":
+		return errors.New("client_credentials.client_secret is required")
+	case c.Endpoint == "":
+		return errors.New("client_credentials.endpoint is required")
+	case len(c.Scope) > maxCredentialScope:
+		return fmt.Errorf("client_credentials.scope: at most %d characters", maxCredentialScope)
+	case len(c.ResponseType) > maxCredentialResponseType:
+		return fmt.Errorf("client_credentials.response_type: at most %d characters", maxCredentialResponseType)
+	}
+	if u, err := url.Parse(c.Endpoint); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return fmt.Errorf("client_credentials.endpoint: %q is not a URL", c.Endpoint)
+	}
+	return nil
+}
+
+// hook is a stored webhook.
+type hook struct {
+	sinch.Webhook
+	creds *ClientCredentials
+}
+
+// wireWebhook is a webhook as the Webhooks API reads and answers it.
+type wireWebhook struct {
+	ID                string             `json:"id"`
+	AppID             string             `json:"app_id"`
+	Target            string             `json:"target"`
+	TargetType        string             `json:"target_type"`
+	Secret            string             `json:"secret"`
+	Triggers          []string           `json:"triggers"`
+	ClientCredentials *ClientCredentials `json:"client_credentials"`
+}
+
+func webhookWire(w hook) wireWebhook {
 	return wireWebhook{ID: w.ID, AppID: w.AppID, Target: w.Target, TargetType: w.TargetType, Secret: w.Secret,
-		Triggers: append([]string{}, w.Triggers...)}
+		Triggers: append([]string{}, w.Triggers...), ClientCredentials: cloneCredentials(w.creds)}
+}
+
+func (w wireWebhook) hook() hook {
+	return hook{Webhook: sinch.Webhook{ID: w.ID, AppID: w.AppID, Target: w.Target, TargetType: w.TargetType, Secret: w.Secret,
+		Triggers: slices.Clone(w.Triggers)}, creds: cloneCredentials(w.ClientCredentials)}
+}
+
+func cloneCredentials(c *ClientCredentials) *ClientCredentials {
+	if c == nil {
+		return nil
+	}
+	cc := *c
+	return &cc
 }
 
 // webhookRoute matches the Webhooks API paths (after /v1/projects/{id}/).
@@ -188,29 +253,34 @@ func webhookRoute(rest string) (byMethod map[string]string, id string, ok bool) 
 	return nil, "", false
 }
 
+// webhookFieldClientCredentials is the update_mask path of a webhook's
+// client credentials, which sinch.Webhook does not carry.
+const webhookFieldClientCredentials = "client_credentials"
+
 // applyWebhooks runs one Webhooks API operation.
 func (e *Emulator) applyWebhooks(rt route, q url.Values, body []byte) (int, any) {
 	h := e.hooks
 	switch rt.op {
 	case OpWebhookCreate:
-		var in sinch.Webhook
+		var in wireWebhook
 		if err := decodeStrict(body, &in); err != nil {
 			return invalid(err)
 		}
-		if in.TargetType == "" {
-			in.TargetType = "HTTP"
+		w := in.hook()
+		if w.TargetType == "" {
+			w.TargetType = "HTTP"
 		}
 		e.mu.Lock()
-		in.ID = e.newID()
+		w.ID = e.newID()
 		e.mu.Unlock()
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		if err := h.check(in, ""); err != nil {
+		if err := h.check(w, ""); err != nil {
 			return invalid(err)
 		}
-		h.byID[in.ID] = in
-		h.order = append(h.order, in.ID)
-		return http.StatusOK, webhookWire(in)
+		h.byID[w.ID] = w
+		h.order = append(h.order, w.ID)
+		return http.StatusOK, webhookWire(w)
 	case OpWebhookList:
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -230,7 +300,7 @@ func (e *Emulator) applyWebhooks(rt route, q url.Values, body []byte) (int, any)
 		}
 		return http.StatusOK, webhookWire(w)
 	case OpWebhookUpdate:
-		var in sinch.Webhook
+		var in wireWebhook
 		if err := decodeStrict(body, &in); err != nil {
 			return invalid(err)
 		}
@@ -244,7 +314,8 @@ func (e *Emulator) applyWebhooks(rt route, q url.Values, body []byte) (int, any)
 		}
 		if _, given := q["update_mask"]; !given {
 			for p, set := range map[string]bool{sinch.WebhookFieldTarget: in.Target != "", sinch.WebhookFieldTargetType: in.TargetType != "",
-				sinch.WebhookFieldSecret: in.Secret != "", sinch.WebhookFieldTriggers: len(in.Triggers) > 0} {
+				sinch.WebhookFieldSecret: in.Secret != "", sinch.WebhookFieldTriggers: len(in.Triggers) > 0,
+				sinch.WebhookFieldAppID: in.AppID != "", webhookFieldClientCredentials: in.ClientCredentials != nil} {
 				if set {
 					mask = append(mask, p)
 				}
@@ -256,17 +327,22 @@ func (e *Emulator) applyWebhooks(rt route, q url.Values, body []byte) (int, any)
 		if !ok {
 			return notFound("webhook", rt.id)
 		}
-		next := cur
+		next, set := cur, in.hook()
+		next.Triggers = slices.Clone(cur.Triggers)
 		for _, p := range mask {
 			switch p {
 			case sinch.WebhookFieldTarget:
-				next.Target = in.Target
+				next.Target = set.Target
 			case sinch.WebhookFieldTargetType:
-				next.TargetType = in.TargetType
+				next.TargetType = set.TargetType
 			case sinch.WebhookFieldSecret:
-				next.Secret = in.Secret
+				next.Secret = set.Secret
 			case sinch.WebhookFieldTriggers:
-				next.Triggers = slices.Clone(in.Triggers)
+				next.Triggers = set.Triggers
+			case sinch.WebhookFieldAppID:
+				next.AppID = set.AppID
+			case webhookFieldClientCredentials:
+				next.creds = set.creds
 			default:
 				return invalid(fmt.Errorf("update_mask: unknown field path %q", p))
 			}
@@ -289,9 +365,19 @@ func (e *Emulator) applyWebhooks(rt route, q url.Values, body []byte) (int, any)
 	return errorBody(http.StatusNotFound, "NOT_FOUND", "no such endpoint")
 }
 
+// sinchHost reports whether host is one of the Conversation API's own,
+// which a webhook may not target: the API reference forbids the
+// conversation-api.*.sinch.com subdomains, and the regional endpoints
+// ({region}.conversation.api.sinch.com) are the API itself.
+func sinchHost(host string) bool {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	return host == "conversation.api.sinch.com" || strings.HasSuffix(host, ".conversation.api.sinch.com") ||
+		strings.HasPrefix(host, "conversation-api.") && strings.HasSuffix(host, ".sinch.com")
+}
+
 // check applies the Webhooks API's limits to w (self: its own id when it
 // is an update); h.mu must be held.
-func (h *hooks) check(w sinch.Webhook, self string) error {
+func (h *hooks) check(w hook, self string) error {
 	switch {
 	case w.AppID == "":
 		return errors.New("app_id is required")
@@ -302,8 +388,17 @@ func (h *hooks) check(w sinch.Webhook, self string) error {
 	case w.TargetType != "HTTP" && w.TargetType != "DISMISS":
 		return fmt.Errorf("target_type: invalid value %q", w.TargetType)
 	}
-	if u, err := url.Parse(w.Target); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+	u, err := url.Parse(w.Target)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return fmt.Errorf("target: %q is not a URL", w.Target)
+	}
+	if sinchHost(u.Hostname()) {
+		return fmt.Errorf("target: %s is a Conversation API host; the conversation-api.*.sinch.com subdomains are forbidden", u.Hostname())
+	}
+	if w.creds != nil {
+		if err := w.creds.check(); err != nil {
+			return err
+		}
 	}
 	for _, t := range w.Triggers {
 		if !slices.Contains(webhookTriggers, t) {
@@ -321,28 +416,74 @@ func (h *hooks) check(w sinch.Webhook, self string) error {
 			return fmt.Errorf("a webhook with target %s already exists for app %s", w.Target, w.AppID)
 		}
 	}
-	if self == "" && n >= sinch.MaxWebhooksPerApp {
+	// Counted without w itself, so that an update moving a webhook to an
+	// app that has its five is refused as a create would be.
+	if n >= sinch.MaxWebhooksPerApp {
 		return fmt.Errorf("app %s already has %d webhooks, the most allowed", w.AppID, sinch.MaxWebhooksPerApp)
 	}
 	return nil
 }
 
+// DuplicatedIdentity is one entry of a CONTACT_IDENTITIES_DUPLICATION
+// callback: the contacts that share an identity on a channel.
+type DuplicatedIdentity struct {
+	Channel    string   `json:"channel"`
+	ContactIDs []string `json:"contact_ids"`
+}
+
+// duplicated lists the identities that after gained (held by before on no
+// channel) and that other contacts hold too, with every contact holding
+// each, in the order of after's identities: what Sinch reports with
+// CONTACT_IDENTITIES_DUPLICATION once a write leaves two contacts sharing
+// an identity. An identity is shared when the channel, the identity and the
+// app_id are the same. Callers hold e.mu, after the write is stored.
+func (e *Emulator) duplicated(before, after sinch.Contact) []DuplicatedIdentity {
+	var out []DuplicatedIdentity
+	for _, ci := range after.ChannelIdentities {
+		if slices.Contains(before.ChannelIdentities, ci) {
+			continue
+		}
+		var ids []string
+		for _, id := range e.byIdentity[identityIndexKey(ci.Channel, ci.Identity)] {
+			if c, ok := e.contacts[id]; ok && slices.Contains(c.ChannelIdentities, ci) {
+				ids = append(ids, id)
+			}
+		}
+		if len(ids) > 1 && !slices.ContainsFunc(out, func(d DuplicatedIdentity) bool {
+			return d.Channel == ci.Channel && slices.Equal(d.ContactIDs, ids)
+		}) {
+			out = append(out, DuplicatedIdentity{Channel: ci.Channel, ContactIDs: ids})
+		}
+	}
+	return out
+}
+
 // announce posts the callbacks of a contact change: trigger, and for a
 // merge the deleted contact. It is called with e.mu released.
 func (e *Emulator) announce(trigger string, c sinch.Contact, deleted *sinch.Contact) {
-	key, value := "", any(nil)
 	switch trigger {
 	case webhook.TriggerCreate:
-		key, value = "contact_create_notification", map[string]any{"contact": toWire(c)}
+		e.post(trigger, "contact_create_notification", map[string]any{"contact": toWire(c)})
 	case webhook.TriggerUpdate:
-		key, value = "contact_update_notification", map[string]any{"contact": toWire(c)}
+		e.post(trigger, "contact_update_notification", map[string]any{"contact": toWire(c)})
 	case webhook.TriggerDelete:
-		key, value = "contact_delete_notification", map[string]any{"contact": toWire(c)}
+		e.post(trigger, "contact_delete_notification", map[string]any{"contact": toWire(c)})
 	case webhook.TriggerMerge:
-		key, value = "contact_merge_notification", map[string]any{"preserved_contact": toWire(c), "deleted_contact": toWire(*deleted)}
-	default:
-		return
+		e.post(trigger, "contact_merge_notification", map[string]any{"preserved_contact": toWire(c), "deleted_contact": toWire(*deleted)})
 	}
+}
+
+// announceDuplicated posts a CONTACT_IDENTITIES_DUPLICATION callback for
+// dups, if there are any; e.mu is released.
+func (e *Emulator) announceDuplicated(dups []DuplicatedIdentity) {
+	if len(dups) > 0 {
+		e.post(webhook.TriggerDuplication, "duplicated_contact_identities_notification", map[string]any{"duplicated_identities": dups})
+	}
+}
+
+// post queues the callback of one event, its value under key in the
+// envelope, for every webhook subscribed to trigger.
+func (e *Emulator) post(trigger, key string, value any) {
 	h := e.hooks
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -355,7 +496,7 @@ func (e *Emulator) announce(trigger string, c sinch.Contact, deleted *sinch.Cont
 			continue
 		}
 		now := e.now().UTC()
-		body, err := json.Marshal(map[string]any{
+		body, err := marshal(map[string]any{
 			"app_id": w.AppID, "project_id": e.projectID,
 			"accepted_time": now.Format(time.RFC3339Nano), "event_time": now.Format(time.RFC3339Nano),
 			"message_metadata": "", "correlation_id": "", key: value,
@@ -363,7 +504,7 @@ func (e *Emulator) announce(trigger string, c sinch.Contact, deleted *sinch.Cont
 		if err != nil {
 			continue
 		}
-		h.queue = append(h.queue, callback{target: w.Target, secret: w.Secret, body: body})
+		h.queue = append(h.queue, callback{target: w.Target, secret: w.Secret, creds: cloneCredentials(w.creds), body: body})
 		h.stats.Queued++
 		if h.done == nil {
 			h.done = make(chan struct{})
@@ -450,7 +591,9 @@ func (h *hooks) count(f func(*CallbackStats)) {
 }
 
 // post signs and posts one callback, with up to three attempts, as Sinch
-// retries a callback that was not answered 2xx.
+// retries a callback that was not answered 2xx. A webhook with client
+// credentials gets a bearer token fetched with them; a 401 drops it, so the
+// next attempt fetches another.
 func (h *hooks) post(cb callback, at time.Time) bool {
 	for attempt := range 3 {
 		if attempt > 0 && !h.pause(time.Duration(attempt)*20*time.Millisecond) {
@@ -468,15 +611,90 @@ func (h *hooks) post(cb callback, at time.Time) bool {
 		if cb.secret != "" {
 			webhook.Sign(req.Header, []byte(cb.secret), cb.body, nonce, at)
 		}
+		if cb.creds != nil {
+			tok, err := h.bearer(*cb.creds, at)
+			if err != nil {
+				continue
+			}
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
 		resp, err := h.client.Do(req)
 		if err != nil {
 			continue
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
 		_ = resp.Body.Close()
+		if resp.StatusCode == http.StatusUnauthorized && cb.creds != nil {
+			h.mu.Lock()
+			delete(h.tokens, *cb.creds)
+			h.mu.Unlock()
+		}
 		if resp.StatusCode/100 == 2 {
 			return true
 		}
 	}
 	return false
+}
+
+// How long Sinch keeps a callback token: the expires_in of the token
+// endpoint's answer, held within these bounds.
+const (
+	minCallbackTokenLife = 30 * time.Second
+	maxCallbackTokenLife = time.Hour
+)
+
+type callbackToken struct {
+	value   string
+	expires time.Time
+}
+
+// bearer returns a token for creds, cached until its expiry, else fetched
+// from creds.Endpoint with the client credentials flow.
+func (h *hooks) bearer(creds ClientCredentials, now time.Time) (string, error) {
+	h.mu.Lock()
+	tok, ok := h.tokens[creds]
+	h.mu.Unlock()
+	if ok && now.Before(tok.expires) {
+		return tok.value, nil
+	}
+	form := url.Values{"grant_type": {"client_credentials"}}
+	if creds.Scope != "" {
+		form.Set("scope", creds.Scope)
+	}
+	if creds.ResponseType != "" {
+		form.Set("response_type", creds.ResponseType)
+	}
+	inForm := creds.TokenRequestType == "FORM"
+	if inForm {
+		form.Set("client_id", creds.ClientID)
+		form.Set("client_secret", creds.ClientSecret)
+	}
+	req, err := http.NewRequest(http.MethodPost, creds.Endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if !inForm {
+		req.SetBasicAuth(creds.ClientID, creds.ClientSecret)
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var answer struct {
+		AccessToken string `json:"access_token"`
+		ExpiresIn   int64  `json:"expires_in"`
+	}
+	if resp.StatusCode/100 != 2 {
+		return "", fmt.Errorf("callback token endpoint answered %d", resp.StatusCode)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxRequestBytes)).Decode(&answer); err != nil || answer.AccessToken == "" {
+		return "", fmt.Errorf("callback token endpoint: no access_token (%v)", err)
+	}
+	life := min(max(time.Duration(answer.ExpiresIn)*time.Second, minCallbackTokenLife), maxCallbackTokenLife)
+	h.mu.Lock()
+	h.tokens[creds] = callbackToken{value: answer.AccessToken, expires: now.Add(life)}
+	h.mu.Unlock()
+	return answer.AccessToken, nil
 }

@@ -1,0 +1,7 @@
+//go:build race
+
+package webhook
+
+// raceEnabled: the race detector is on, and its shadow memory counts in
+// the process's RSS.
+const raceEnabled = true
