@@ -47,10 +47,7 @@ Exit status: 0 all checks passed (warnings are printed with !), 1 any problem.`,
 
 func (e *env) configCheck(ctx context.Context, remote bool) error {
 	out := e.stdout
-	source := e.configPath
-	if !e.configExplicit {
-		source += " (if present)"
-	}
+	source := e.configSource()
 	cfg, err := readConfig(e.configPath, e.configExplicit, e.getenv)
 	var problems []error
 	var read configErrors
@@ -65,13 +62,16 @@ func (e *env) configCheck(ctx context.Context, remote bool) error {
 		problems = append(problems, cfg.problems()...)
 	}
 	if len(problems) > 0 {
-		fmt.Fprintf(out, "✗ configuration from %s and the environment:\n", source)
+		fmt.Fprintf(out, "✗ configuration from %s:\n", source)
 		for _, p := range problems {
 			fmt.Fprintf(out, "    %v\n", p)
 		}
 		return &exitCodeError{code: exitError, err: errors.New(plural(len(problems), "configuration problem"))}
 	}
-	fmt.Fprintf(out, "✓ configuration from %s and the environment\n", source)
+	fmt.Fprintf(out, "✓ configuration from %s\n", source)
+	for _, w := range e.envWarnings(cfg) {
+		fmt.Fprintf(out, "! %s\n", w)
+	}
 
 	log := zap.NewNop()
 	failed := 0

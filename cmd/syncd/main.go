@@ -44,7 +44,7 @@ func (e *exitCodeError) Unwrap() error { return e.err }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	code := execute(ctx, &env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, environ: os.Environ}, os.Args[1:])
 	stop()
 	os.Exit(code)
 }
@@ -54,11 +54,17 @@ func main() {
 type env struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// environ lists the environment as KEY=value, for the SYNCD_ variables
+	// syncd does not know; nil checks none.
+	environ func() []string
 
 	console *console // stderr as the logger writes it; see logger
 
-	configPath     string
-	configExplicit bool   // --config was given, so the file must exist
+	configFlag string // --config, "" when not given
+	configPath string // the file read: see findConfig
+	// configExplicit is set when --config or SYNCD_CONFIG named the file,
+	// which must then exist.
+	configExplicit bool
 	project        string // --project: the project a command acts on
 
 	// ready, when set, is called once `syncd run` serves and schedules, with
@@ -71,7 +77,12 @@ type env struct {
 
 // run executes one syncd command line and returns its exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	e := &env{stdout: stdout, stderr: stderr, getenv: getenv}
+	return execute(ctx, &env{stdout: stdout, stderr: stderr, getenv: getenv}, args)
+}
+
+// execute runs one command line in e's surroundings.
+func execute(ctx context.Context, e *env, args []string) int {
+	stdout, stderr := e.stdout, e.stderr
 	root := e.rootCommand()
 	root.SetArgs(args)
 	root.SetOut(stdout)
@@ -103,15 +114,15 @@ for all of them.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
-			e.configExplicit = cmd.Flags().Changed("config")
+			e.findConfig()
 		},
 	}
-	root.PersistentFlags().StringVar(&e.configPath, "config", "config.yaml", "path of the configuration file (a missing default file is fine when the environment supplies the rest)")
+	root.PersistentFlags().StringVar(&e.configFlag, "config", "", "the configuration file (default: $SYNCD_CONFIG, else ./config.yaml, else "+systemConfig+", else none: the environment and the defaults)")
 	root.PersistentFlags().StringVar(&e.project, "project", "", "the project of the configuration's projects: list to act on (required with several, for the commands that act on one)")
 	_ = root.RegisterFlagCompletionFunc("project", func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
 		// A configuration with problems still names its projects.
-		explicit := cmd.Flags().Changed("config")
-		cfg, _ := readConfig(e.configPath, explicit, e.getenv)
+		e.findConfig()
+		cfg, _ := readConfig(e.configPath, e.configExplicit, e.getenv)
 		return completeValues(projectNames(cfg), false)(cmd, args, toComplete)
 	})
 	root.AddCommand(

@@ -25,6 +25,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv("SYNCD_TEST_RUN_MAIN") == "1" {
 		main()
 	}
+	// A host's own /etc/syncd/config.yaml (an installed package) stays out
+	// of the tests; those of the search put a file here.
+	systemConfig = filepath.Join(os.TempDir(), "syncd-test-no-system-config", "config.yaml")
 	goleak.VerifyTestMain(m)
 }
 
@@ -75,8 +78,18 @@ func (h *harness) run(args ...string) (code int, stdout, stderr string) {
 	h.t.Helper()
 	var out, errOut bytes.Buffer
 	args = append([]string{"--config", h.config}, args...)
-	code = run(context.Background(), args, &out, &errOut, func(k string) string { return h.env[k] })
+	e := &env{stdout: &out, stderr: &errOut, getenv: func(k string) string { return h.env[k] }, environ: h.environ}
+	code = execute(context.Background(), e, args)
 	return code, out.String(), errOut.String()
+}
+
+// environ is the harness's environment as os.Environ lists it.
+func (h *harness) environ() []string {
+	var out []string
+	for k, v := range h.env {
+		out = append(out, k+"="+v)
+	}
+	return out
 }
 
 // migrate applies the migrations through the CLI.

@@ -25,7 +25,7 @@ running are kept.
 Exit status: 0, 1 error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := e.config(e.configExplicit)
+			cfg, err := e.localConfig()
 			if err != nil {
 				return err
 			}
@@ -41,7 +41,7 @@ Exit status: 0, 1 error.`,
 				fmt.Fprintln(e.stdout, "journal.retention is 0: everything is kept.")
 				return nil
 			}
-			d, err := e.openShared(cmd.Context(), projects)
+			d, err := e.openLocal(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}

@@ -91,7 +91,7 @@ func (s *runStatus) last() (string, bool) {
 }
 
 func (e *env) daemon(ctx context.Context) error {
-	cfg, err := e.config(e.configExplicit)
+	cfg, err := e.config()
 	if err != nil {
 		return err
 	}

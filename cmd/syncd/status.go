@@ -35,7 +35,7 @@ Exit status: 0, 1 error.`,
 			if format != "text" && format != "json" {
 				return fmt.Errorf("--format: %q is not one of text, json", format)
 			}
-			cfg, err := e.config(e.configExplicit)
+			cfg, err := e.localConfig()
 			if err != nil {
 				return err
 			}
@@ -43,7 +43,7 @@ Exit status: 0, 1 error.`,
 			if err != nil {
 				return err
 			}
-			d, err := e.openShared(cmd.Context(), projects)
+			d, err := e.openLocal(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
