@@ -92,6 +92,12 @@ func execute(ctx context.Context, e *env, args []string) int {
 		return exitOK
 	}
 	var coded *exitCodeError
+	if !errors.As(err, &coded) && ctx.Err() != nil {
+		// SIGINT or SIGTERM cut the command short: what failed after it is
+		// its consequence ("context canceled"), not a fault to chase.
+		fmt.Fprintln(stderr, "syncd: interrupted")
+		return exitInterrupted
+	}
 	if errors.As(err, &coded) {
 		if coded.err != nil {
 			fmt.Fprintf(stderr, "syncd: %v\n", coded.err)
@@ -150,23 +156,42 @@ for all of them.`,
 // of their own: cobra's help and completion, and version.
 const defaultExitStatus = "Exit status: 0, 1 error."
 
+// exitStatusKey is the annotation that holds a command's exit statuses,
+// which its help prints last, after the flags (helpTemplate), and its
+// manual page in a section of its own.
+const exitStatusKey = "exit_status"
+
+// helpTemplate is cobra's, with the exit statuses at the end.
+const helpTemplate = `{{with (or .Long .Short)}}{{. | trimTrailingWhitespaces}}
+
+{{end}}{{if or .Runnable .HasSubCommands}}{{.UsageString}}{{end}}{{with index .Annotations "exit_status"}}
+{{.}}
+{{end}}`
+
 // finishCommands walks the command tree: a command that only groups others
 // (syncd config) refuses an unknown subcommand with a suggestion, as the
 // root does, instead of printing its help and exiting 0; and every
-// command's help ends with its exit statuses.
+// command's help ends with its exit statuses, moved from the end of its
+// long description (or the default ones) to after its flags.
 func finishCommands(cmd *cobra.Command) {
 	if cmd.HasSubCommands() && cmd.Run == nil && cmd.RunE == nil {
 		cmd.Args = unknownSubcommand
 		cmd.SuggestionsMinimumDistance = 2
 		cmd.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
 	}
-	if !strings.Contains(cmd.Long, "Exit status:") {
-		long := cmd.Long
-		if long == "" {
-			long = cmd.Short + "."
-		}
-		cmd.Long = long + "\n\n" + defaultExitStatus
+	long, status, found := strings.Cut(cmd.Long, "Exit status:")
+	if !found {
+		long, status = cmd.Long, strings.TrimPrefix(defaultExitStatus, "Exit status:")
 	}
+	if long = strings.TrimSpace(long); long == "" {
+		long = cmd.Short + "."
+	}
+	cmd.Long = long
+	if cmd.Annotations == nil {
+		cmd.Annotations = map[string]string{}
+	}
+	cmd.Annotations[exitStatusKey] = "Exit status:" + strings.TrimRight(status, "\n")
+	cmd.SetHelpTemplate(helpTemplate)
 	for _, c := range cmd.Commands() {
 		finishCommands(c)
 	}

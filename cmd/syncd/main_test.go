@@ -106,7 +106,7 @@ func (h *harness) writes() int {
 	return c[sinchtest.OpCreate] + c[sinchtest.OpUpdate] + c[sinchtest.OpDelete] + c[sinchtest.OpMerge]
 }
 
-// Every command's help lists its exit statuses.
+// Every command's help ends with its exit statuses, after the flags.
 func TestEveryCommandListsItsExitStatuses(t *testing.T) {
 	e := &env{stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }}
 	var walk func(c *cobra.Command)
@@ -114,8 +114,16 @@ func TestEveryCommandListsItsExitStatuses(t *testing.T) {
 	walk = func(c *cobra.Command) {
 		if !c.Hidden {
 			n++
-			if !strings.Contains(c.Long, "Exit status:") {
-				t.Errorf("%q: its help lists no exit statuses", c.CommandPath())
+			var out bytes.Buffer
+			args := append(strings.Fields(c.CommandPath())[1:], "--help")
+			if code := run(context.Background(), args, &out, &out, func(string) string { return "" }); code != 0 {
+				t.Errorf("%v exited %d", args, code)
+			}
+			help := strings.TrimSpace(out.String())
+			i := strings.LastIndex(help, "\nExit status: ")
+			flags := strings.LastIndex(help, "Flags:")
+			if i < 0 || i < flags || strings.Count(help, "Exit status:") != 1 {
+				t.Errorf("%q: its help does not end with its exit statuses:\n%s", c.CommandPath(), help)
 			}
 		}
 		for _, sub := range c.Commands() {
@@ -139,6 +147,8 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"config", "chek"}, exitError, `did you mean "syncd config check"?`, ""},
 		{[]string{"stauts"}, exitError, `did you mean "syncd status"?`, ""},
 		{[]string{"config"}, 0, "check", "unknown"},
+		{[]string{"apply"}, exitError, "syncd apply needs the plan file that syncd diff --out saved: syncd apply PLAN.json", ""},
+		{[]string{"backfill", "--help"}, 0, "130 interrupted", ""},
 		{[]string{"__complete", "diff", "--format", ""}, 0, "text\njson\nmarkdown\n", ""},
 		{[]string{"__complete", "status", "--format", "j"}, 0, "json\n", "markdown"},
 		{[]string{"__complete", "diff", "--only", "create,d"}, 0, "create,delete\n", "create,create"},

@@ -133,7 +133,10 @@ func (e *env) logger(cfg LogConfig) (*zap.Logger, error) {
 	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
 	var enc zapcore.Encoder
 	if format == "console" {
-		encCfg.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
+		if e.colour(e.stderr) {
+			encCfg.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		}
 		enc = zapcore.NewConsoleEncoder(encCfg)
 	} else {
 		enc = zapcore.NewJSONEncoder(encCfg)
@@ -142,6 +145,13 @@ func (e *env) logger(cfg LogConfig) (*zap.Logger, error) {
 		e.console = &console{w: e.stderr}
 	}
 	return zap.New(zapcore.NewCore(enc, e.console, level)), nil
+}
+
+// colour says whether what syncd writes to w may be coloured: only on a
+// terminal, and never with NO_COLOR set (https://no-color.org) or on a
+// terminal that says it has no colours (TERM=dumb).
+func (e *env) colour(w io.Writer) bool {
+	return isTerminal(w) && e.getenv("NO_COLOR") == "" && e.getenv("TERM") != "dumb"
 }
 
 func isTerminal(w io.Writer) bool {
