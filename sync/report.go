@@ -274,7 +274,9 @@ func redactChanges(changes []Change, redact bool) []Change {
 	out := make([]Change, len(changes))
 	for i, c := range changes {
 		if redact {
-			c.Old, c.New = "(redacted)", "(redacted)"
+			// An empty value says nothing about anyone; shown as
+			// "(redacted)" it would claim a value that never was.
+			c.Old, c.New = redactValue(c.Old), redactValue(c.New)
 		}
 		out[i] = c
 	}
