@@ -227,9 +227,5 @@ func identities(ids []sinch.ChannelIdentity) string {
 	if len(ids) == 0 {
 		return "none"
 	}
-	parts := make([]string, len(ids))
-	for i, id := range ids {
-		parts[i] = id.Channel + " " + id.Identity
-	}
-	return strings.Join(parts, ", ")
+	return sinch.FormatIdentities(ids)
 }
