@@ -46,7 +46,13 @@ type reportOperation struct {
 	Changes         []Change `json:"changes"`
 }
 
+// ReportVersion is the version of WriteJSON's shape: it changes only when
+// a key is renamed or removed, or its meaning changes; keys may be added
+// within a version.
+const ReportVersion = 1
+
 type reportJSON struct {
+	Version     int               `json:"version"`
 	Summary     Summary           `json:"summary"`
 	Operations  []reportOperation `json:"operations"`
 	Rejected    []Rejection       `json:"rejected"`
@@ -58,6 +64,7 @@ type reportJSON struct {
 // machine reading it wants everything.
 func WriteJSON(w io.Writer, p Plan, opts ReportOptions) error {
 	out := reportJSON{
+		Version:     ReportVersion,
 		Summary:     p.Summary(),
 		Operations:  make([]reportOperation, 0, len(p.Operations)),
 		Rejected:    make([]Rejection, 0, len(p.Rejected)),
