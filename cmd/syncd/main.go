@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
 )
 
 // Exit statuses. 2 follows `terraform plan -detailed-exitcode`; 75 is
@@ -58,7 +59,12 @@ type env struct {
 	// syncd does not know; nil checks none.
 	environ func() []string
 
-	console *console // stderr as the logger writes it; see logger
+	console  *console        // stderr as the logger writes it; see logger
+	logLevel zap.AtomicLevel // the level of the last logger made, which syncd run's reload changes
+
+	// hangups, when set, stands in for SIGHUP in syncd run: tests reload
+	// an in-process daemon with it.
+	hangups <-chan os.Signal
 
 	configFlag string // --config, "" when not given
 	configPath string // the file read: see findConfig
@@ -145,6 +151,7 @@ for all of them.`,
 		e.emulatorCommand(),
 		e.webhooksCommand(),
 		e.versionCommand(),
+		e.docsCommand(),
 	)
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()

@@ -131,16 +131,20 @@ const pruneEvery = time.Hour
 // nonces past their use (see prune) at start and then every pruneEvery until
 // ctx ends. Each batch is a short statement of its own, so a run going on
 // meanwhile never waits on it.
-func pruneLoop(ctx context.Context, d *deps) {
-	if d.cfg.Journal.Retention <= 0 {
-		return
-	}
+// retention is journal.retention as it is at each round (a reload may
+// change it); 0 prunes nothing.
+func pruneLoop(ctx context.Context, d *deps, retention func() time.Duration) {
 	tick := time.NewTicker(pruneEvery)
 	defer tick.Stop()
 	events := webhook.NewStore(d.store.DB())
 	for {
-		before := time.Now().Add(-d.cfg.Journal.Retention)
-		st, err := prune(ctx, d.store, events, d.cfg.Sinch.ProjectID, before)
+		keep := retention()
+		before := time.Now().Add(-keep)
+		var st pruned
+		var err error
+		if keep > 0 {
+			st, err = prune(ctx, d.store, events, d.cfg.Sinch.ProjectID, before)
+		}
 		switch {
 		case ctx.Err() != nil:
 			return

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -144,7 +146,8 @@ func (e *env) logger(cfg LogConfig) (*zap.Logger, error) {
 	if e.console == nil {
 		e.console = &console{w: e.stderr}
 	}
-	return zap.New(zapcore.NewCore(enc, e.console, level)), nil
+	e.logLevel = zap.NewAtomicLevelAt(level)
+	return zap.New(zapcore.NewCore(enc, e.console, e.logLevel)), nil
 }
 
 // colour says whether what syncd writes to w may be coloured: only on a
@@ -207,6 +210,20 @@ type deps struct {
 
 	// registry holds every project's series, for /metrics.
 	registry *metrics.Metrics
+	// lastCall is when the client's last Sinch call ended (unix ns): a
+	// run that makes calls is making progress (syncd run's watchdog).
+	lastCall atomic.Int64
+}
+
+// callClock notes when each Sinch call ends, and passes it on.
+type callClock struct {
+	sinch.Observer
+	last *atomic.Int64
+}
+
+func (c callClock) ObserveCall(op string, status int, d time.Duration) {
+	c.last.Store(time.Now().UnixNano())
+	c.Observer.ObserveCall(op, status, d)
 }
 
 func (d *deps) Close() {
@@ -305,7 +322,7 @@ func projectDeps(p Project, log *zap.Logger, store *crm.Store, registry *metrics
 		metrics: registry.Project(cmp.Or(p.Name, defaultProjectName))}
 	sc := p.Config.sinchConfig()
 	sc.Logger = log
-	sc.Observer = d.metrics
+	sc.Observer = callClock{Observer: d.metrics, last: &d.lastCall}
 	var err error
 	if d.client, err = sinch.NewClient(sc); err != nil {
 		return nil, fmt.Errorf("sinch: %w", err)
