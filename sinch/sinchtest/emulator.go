@@ -10,7 +10,9 @@
 // requests per operation and can inject latency, 429s with Retry-After or a
 // google.rpc.RetryInfo detail, 5xx, dropped connections, slow answers and a
 // server-side rate limit; it can also end lists with an empty page and play
-// the project setting unified_contact_id_enabled.
+// the project setting unified_contact_id_enabled. Its apps (apps.go) have
+// a processing mode, which the Apps API reads and sets, and which decides
+// whether an inbound message joins a contact.
 package sinchtest
 
 import (
@@ -123,7 +125,8 @@ type Emulator struct {
 	refuse     func(sinch.Contact) error
 	unified    bool
 	emptyLast  bool
-	hooks      *hooks // the Webhooks API and its callbacks (webhooks.go)
+	hooks      *hooks               // the Webhooks API and its callbacks (webhooks.go)
+	apps       map[string]sinch.App // by id (apps.go)
 }
 
 // SetUnifiedContactID turns the unified_contact_id_enabled behaviour (see
