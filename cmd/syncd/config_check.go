@@ -29,9 +29,11 @@ once, each by its key path), then connect to PostgreSQL (and say whether
 migrations are pending), check that crm.source exists and has every column of
 the contract with a type syncd can read (and that crm.filter runs over it),
 and make one harmless call to Sinch (a list of one contact) to prove the
-credentials. With --remote, also check that the Sinch webhook of
-sinch.app_id for webhook.public_url is registered as syncd webhooks register
-would leave it. With a projects: list, each project is checked (or only
+credentials. With --remote, also check that sinch.app_id's app is in
+CONVERSATION processing mode (in DISPATCH mode, the default of apps created
+since April 2025, Sinch keeps no contacts for its traffic), and that its
+Sinch webhook for webhook.public_url is registered as syncd webhooks
+register would leave it. With a projects: list, each project is checked (or only
 --project's), its checks named projects[NAME].
 
 Exit status: 0 all checks passed (warnings are printed with !), 1 any problem.`,
@@ -40,7 +42,7 @@ Exit status: 0 all checks passed (warnings are printed with !), 1 any problem.`,
 			return e.configCheck(cmd.Context(), remote)
 		},
 	}
-	check.Flags().BoolVar(&remote, "remote", false, "also check the registered Sinch webhook against webhook.public_url, webhook.secret and sinch.app_id")
+	check.Flags().BoolVar(&remote, "remote", false, "also check sinch.app_id's processing mode, and the registered Sinch webhook against webhook.public_url, webhook.secret and sinch.app_id")
 	cmd.AddCommand(check)
 	return cmd
 }
@@ -129,6 +131,7 @@ func (e *env) configCheck(ctx context.Context, remote bool) error {
 			return fmt.Sprintf("%s auth accepted for project %s", cfg.Sinch.Auth, cfg.Sinch.ProjectID), nil
 		})
 		if remote {
+			check(prefix+"sinch.app_id", func(ctx context.Context) (string, error) { return checkApp(ctx, cfg, log) })
 			check(prefix+"webhook", func(ctx context.Context) (string, error) { return checkWebhook(ctx, cfg, log) })
 		}
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/syncd/syncd/sinch"
 	"strings"
 	"testing"
 
@@ -13,6 +14,7 @@ func webhookHarness(t *testing.T) *harness {
 	t.Helper()
 	h := newHarness(t)
 	h.env["SYNCD_SINCH_APP_ID"] = "app1"
+	h.emu.PutApp(sinch.App{ID: "app1", ProcessingMode: sinch.ProcessingModeConversation})
 	h.env["SYNCD_WEBHOOK_SECRET"] = "hook-secret-value"
 	h.setConfig("webhook:\n  public_url: https://sync.example.com/webhooks/sinch\n")
 	return h
