@@ -106,6 +106,7 @@ type watchedStore struct {
 }
 
 func (w watchedStore) Lock(ctx context.Context, projectID string) (*crm.Lock, error) {
+	w.p.holding(false) // waiting, however long, is not stalling
 	l, err := w.Store.Lock(ctx, projectID)
 	w.p.holding(err == nil)
 	return l, err
