@@ -66,3 +66,18 @@ func (s *Store) Prune(ctx context.Context, projectID string, before time.Time, b
 	}
 	return st, nil
 }
+
+// Prunable counts what Prune would delete now, deleting nothing: for
+// syncd prune --dry-run.
+func (s *Store) Prunable(ctx context.Context, projectID string, before time.Time) (PruneStats, error) {
+	var st PruneStats
+	err := s.db.QueryRowContext(ctx, `SELECT
+			(SELECT count(*) FROM syncd.runs r JOIN syncd.journal j ON j.run_id = r.id
+				WHERE r.project_id = $1 AND r.finished_at < $2),
+			(SELECT count(*) FROM syncd.runs WHERE project_id = $1 AND finished_at < $2)`,
+		projectID, before).Scan(&st.JournalEntries, &st.Runs)
+	if err != nil {
+		return PruneStats{}, fmt.Errorf("crm: count what to prune: %w", err)
+	}
+	return st, nil
+}

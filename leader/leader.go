@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"slices"
 	stdsync "sync"
 	"time"
 
@@ -68,6 +69,10 @@ type Options struct {
 	// OnChange is told each time this process starts or stops leading a
 	// project.
 	OnChange func(projectID string, leading bool)
+	// OnCheck is told each time the elector comes round to a check, whether
+	// the check then succeeds or not (a database outage is no wedge): a
+	// watchdog's sign that the election loop is alive.
+	OnCheck func()
 }
 
 // Elector takes part, for one process, in the elections of a set of
@@ -95,6 +100,28 @@ func New(db *sql.DB, projects []string, log *zap.Logger, opts Options) *Elector 
 		log = zap.NewNop()
 	}
 	return &Elector{db: db, projects: projects, log: log, opts: opts, leading: map[string]bool{}}
+}
+
+// SetProjects replaces the projects this process takes part in the
+// elections of (syncd run reloading its configuration): at the next check
+// it lets go of a project no longer named, stopping its lead, and may take
+// a new one within its share.
+func (e *Elector) SetProjects(projects []string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.projects = slices.Clone(projects)
+}
+
+func (e *Elector) wanted() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.projects
+}
+
+func (e *Elector) checked() {
+	if e.opts.OnCheck != nil {
+		e.opts.OnCheck()
+	}
 }
 
 // Leading reports whether this process leads projectID now.
@@ -137,6 +164,7 @@ func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context, projec
 			return nil
 		}
 		e.log.Warn("election session lost: leading nothing until a new one is set up", zap.Error(err))
+		e.checked()
 		t := time.NewTimer(e.opts.Interval)
 		select {
 		case <-ctx.Done():
@@ -177,7 +205,7 @@ func (e *Elector) session(ctx context.Context, lead func(context.Context, string
 	if err != nil {
 		return err
 	}
-	e.log.Info("taking part in the elections", zap.Int32("member", member), zap.Int("projects", len(e.projects)))
+	e.log.Info("taking part in the elections", zap.Int32("member", member), zap.Int("projects", len(e.wanted())))
 
 	terms := map[string]*term{}
 	defer func() {
@@ -194,6 +222,7 @@ func (e *Elector) session(ctx context.Context, lead func(context.Context, string
 	tick := time.NewTicker(e.opts.Interval)
 	defer tick.Stop()
 	for first := true; ; first = false {
+		e.checked()
 		held, members, err := e.survey(ctx, conn, member)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -255,9 +284,16 @@ func (e *Elector) balance(ctx context.Context, conn *sql.Conn, terms map[string]
 	if members < 1 {
 		members = 1
 	}
-	share := (len(e.projects) + members - 1) / members
+	projects := e.wanted()
+	share := (len(projects) + members - 1) / members
 	active := 0
-	for _, t := range terms {
+	for p, t := range terms {
+		if !t.releasing && !slices.Contains(projects, p) {
+			// No longer in the configuration: let it go now, run or not.
+			e.log.Info("a project left the configuration: letting it go", zap.String("project", p))
+			t.releasing = true
+			t.cancel()
+		}
 		if !t.releasing {
 			active++
 		}
@@ -275,7 +311,7 @@ func (e *Elector) balance(ctx context.Context, conn *sql.Conn, terms map[string]
 		t.cancel()
 		active--
 	}
-	for _, p := range e.projects {
+	for _, p := range projects {
 		if active >= share {
 			break
 		}

@@ -227,3 +227,30 @@ func TestStandbyTakesOverWhenTheLeaderLosesItsSession(t *testing.T) {
 		return a.Leading("p1") != b.Leading("p1") && a.Members() == 2 && b.Members() == 2
 	})
 }
+
+// SetProjects lets go of a project no longer named, even mid-run, leaves
+// it free for another process, and takes a new one; OnCheck tells of every
+// check.
+func TestSetProjects(t *testing.T) {
+	db := sqlDB(t)
+	ta := newTally()
+	var checks atomic.Int32
+	a, _ := start(t, db, "a", []string{"p1", "p2"}, ta, leader.Options{
+		Busy:    func(string) bool { return true },
+		OnCheck: func() { checks.Add(1) },
+	})
+	eventually(t, "a leads both", func() bool { return ta.leads()["a"] == 2 })
+	a.SetProjects([]string{"p1", "p3"})
+	eventually(t, "a lets p2 go and takes p3", func() bool { return a.Leading("p3") && !a.Leading("p2") && a.Leading("p1") })
+	if n := ta.ended("a"); n != 1 {
+		t.Errorf("%d leads ended, want p2's", n)
+	}
+	b, _ := start(t, db, "b", []string{"p2"}, ta, leader.Options{})
+	eventually(t, "b takes the project a let go", func() bool { return b.Leading("p2") })
+	if o := ta.overlapped(); o != "" {
+		t.Fatal(o)
+	}
+	if checks.Load() < 3 {
+		t.Errorf("OnCheck told of %d checks", checks.Load())
+	}
+}

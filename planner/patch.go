@@ -23,7 +23,7 @@ func patchFor(have sinch.Contact, want Desired, adopt bool) (sinch.Contact, []st
 	// request URLs are stable.
 	if ids, ok := identitiesFor(have, want); ok {
 		body.ChannelIdentities = ids
-		set(sinch.FieldChannelIdentities, formatIdentities(have.ChannelIdentities), formatIdentities(ids))
+		set(sinch.FieldChannelIdentities, sinch.FormatIdentities(have.ChannelIdentities), sinch.FormatIdentities(ids))
 	}
 	if want.ChannelPriority != nil {
 		prio := priorityFor(have, want)
@@ -110,17 +110,6 @@ func priorityFor(have sinch.Contact, want Desired) []string {
 		}
 	}
 	return prio
-}
-
-func formatIdentities(ids []sinch.ChannelIdentity) string {
-	parts := make([]string, len(ids))
-	for i, id := range ids {
-		parts[i] = id.Channel + ":" + id.Identity
-		if id.AppID != "" {
-			parts[i] += "@" + id.AppID
-		}
-	}
-	return strings.Join(parts, ",")
 }
 
 // sameManagedIdentities is the comparison identitiesFor makes, without

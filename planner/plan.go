@@ -129,11 +129,7 @@ func (op Operation) Sent() []Change {
 	}
 	add(sinch.FieldDisplayName, c.DisplayName)
 	add(sinch.FieldEmail, c.Email)
-	ids := make([]string, len(c.ChannelIdentities))
-	for i, id := range c.ChannelIdentities {
-		ids[i] = id.Channel + " " + id.Identity
-	}
-	add(sinch.FieldChannelIdentities, strings.Join(ids, ", "))
+	add(sinch.FieldChannelIdentities, sinch.FormatIdentities(c.ChannelIdentities))
 	add(sinch.FieldChannelPriority, strings.Join(c.ChannelPriority, ", "))
 	add(sinch.FieldLanguage, c.Language)
 	add(sinch.FieldMetadata, c.Metadata)

@@ -47,7 +47,13 @@ type reportOperation struct {
 	Changes         []Change `json:"changes"`
 }
 
+// ReportVersion is the version of WriteJSON's shape: it changes only when
+// a key is renamed or removed, or its meaning changes; keys may be added
+// within a version.
+const ReportVersion = 1
+
 type reportJSON struct {
+	Version     int               `json:"version"`
 	Summary     Summary           `json:"summary"`
 	Operations  []reportOperation `json:"operations"`
 	Rejected    []Rejection       `json:"rejected"`
@@ -59,6 +65,7 @@ type reportJSON struct {
 // machine reading it wants everything.
 func WriteJSON(w io.Writer, p Plan, opts ReportOptions) error {
 	out := reportJSON{
+		Version:     ReportVersion,
 		Summary:     p.Summary(),
 		Operations:  make([]reportOperation, 0, len(p.Operations)),
 		Rejected:    make([]Rejection, 0, len(p.Rejected)),
@@ -271,11 +278,26 @@ func unsafeRune(r rune) bool {
 	return r < 0x20 || (r >= 0x7f && r <= 0x9f) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) || r == 0x200e || r == 0x200f || r == 0x061c
 }
 
+// Redacted stands in for a value that --redact hides.
+const Redacted = "(redacted)"
+
+// RedactValue is v hidden: Redacted, or "" for an empty value, which says
+// nothing about anyone.
+func RedactValue(v string) string {
+	if v == "" {
+		return ""
+	}
+	return Redacted
+}
+
+// RedactChanges hides the old and new values of changes when redact is set.
 func RedactChanges(changes []Change, redact bool) []Change {
 	out := make([]Change, len(changes))
 	for i, c := range changes {
 		if redact {
-			c.Old, c.New = "(redacted)", "(redacted)"
+			// An empty value says nothing about anyone; shown as
+			// "(redacted)" it would claim a value that never was.
+			c.Old, c.New = RedactValue(c.Old), RedactValue(c.New)
 		}
 		out[i] = c
 	}

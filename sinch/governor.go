@@ -218,3 +218,19 @@ func (g *governor) succeeded() {
 
 // rate is the current shared rate in requests per second.
 func (g *governor) rate() float64 { return float64(g.lim.Limit()) }
+
+// setMax makes rps the configured rate. The current rate follows it at
+// once, unless it is down after a 429 and below the new rate: then it
+// climbs back in steps, as it would have.
+func (g *governor) setMax(rps float64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	cur, old := g.lim.Limit(), g.max
+	g.max = rate.Limit(rps)
+	g.floor = rate.Limit(rps / floorDivisor)
+	g.lim.SetBurst(max(1, int(rps/10)))
+	if cur >= old || cur > g.max {
+		g.lim.SetLimit(g.max)
+	}
+	g.wake()
+}

@@ -48,3 +48,23 @@ func SameIdentity(a, b ChannelIdentity) bool {
 	}
 	return !IsAppScopedChannel(a.Channel) || a.AppID == b.AppID
 }
+
+// FormatIdentities is how syncd shows channel identities to a person, the
+// same in every report (diff, explain, the journal's changes): "SMS
+// +46732000000, MESSENGER 7968425018576406 (app 01E9DQJFPWGZ2N9Z0TEST1234)",
+// a phone number in E.164 whether or not it was stored with '+', the app
+// of an app-scoped identity after it. "" for none.
+func FormatIdentities(ids []ChannelIdentity) string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		v := id.Identity
+		if IsPhoneChannel(id.Channel) {
+			v = "+" + strings.TrimPrefix(strings.TrimSpace(v), "+")
+		}
+		parts[i] = id.Channel + " " + v
+		if id.AppID != "" {
+			parts[i] += " (app " + id.AppID + ")"
+		}
+	}
+	return strings.Join(parts, ", ")
+}

@@ -27,3 +27,18 @@ func TestIdentityEquality(t *testing.T) {
 		}
 	}
 }
+
+func TestFormatIdentities(t *testing.T) {
+	ids := []sinch.ChannelIdentity{
+		{Channel: "SMS", Identity: "46732000000"},
+		{Channel: "WHATSAPP", Identity: "+46732000000"},
+		{Channel: "MESSENGER", Identity: "7968425018576406", AppID: "01E9"},
+	}
+	want := "SMS +46732000000, WHATSAPP +46732000000, MESSENGER 7968425018576406 (app 01E9)"
+	if got := sinch.FormatIdentities(ids); got != want {
+		t.Errorf("FormatIdentities = %q, want %q", got, want)
+	}
+	if got := sinch.FormatIdentities(nil); got != "" {
+		t.Errorf("sinch.FormatIdentities(nil) = %q", got)
+	}
+}

@@ -25,3 +25,17 @@ func TestRateLimitFollowsThe429s(t *testing.T) {
 		t.Errorf("RateLimit() = %v after a 429 and a success, want 240", r)
 	}
 }
+
+func TestSetRateLimit(t *testing.T) {
+	e := newEnv(t, sinchtest.Options{}, func(c *sinch.Config) { c.RateLimitRPS = 400 })
+	for _, rps := range []float64{100, 800, 0} {
+		e.client.SetRateLimit(rps)
+		want := rps
+		if rps == 0 {
+			want = 800 // refused: the last one stays
+		}
+		if r := e.client.RateLimit(); r != want {
+			t.Errorf("RateLimit() = %v after SetRateLimit(%v), want %v", r, rps, want)
+		}
+	}
+}

@@ -56,8 +56,15 @@ type Daemon struct {
 	// (RunIncremental or RunFull) is a tick of that schedule. Tests fire
 	// ticks with it when they choose, without a clock.
 	Ticks <-chan string
+	// Heartbeat, when set, is called every HeartbeatEvery (default 10s) by
+	// the scheduler itself, once it has taken the daemon's lock: a
+	// watchdog's sign that the scheduler is alive and not wedged.
+	Heartbeat      func()
+	HeartbeatEvery time.Duration
 
 	cron        *cron.Cron
+	entries     [2]cron.EntryID // incremental, full
+	jobs        [2]cron.Job     // what they run
 	wg          stdsync.WaitGroup
 	mu          stdsync.Mutex
 	busy        bool
@@ -71,25 +78,68 @@ type Daemon struct {
 // stop (it stops starting operations at once; calls already sent finish).
 // changes delivers CRM change notifications; nil disables them.
 func (d *Daemon) Run(ctx context.Context, changes <-chan struct{}) error {
-	inc, err := ParseSchedule(d.Incremental)
+	d.mu.Lock()
+	incSpec, fullSpec := d.Incremental, d.Full
+	d.mu.Unlock()
+	inc, err := ParseSchedule(incSpec)
 	if err != nil {
 		return fmt.Errorf("schedule.incremental: %w", err)
 	}
-	full, err := ParseSchedule(d.Full)
+	full, err := ParseSchedule(fullSpec)
 	if err != nil {
 		return fmt.Errorf("schedule.full: %w", err)
 	}
+	heartbeatEvery := d.HeartbeatEvery
+	if heartbeatEvery <= 0 {
+		heartbeatEvery = 10 * time.Second
+	}
+	beat := func() {
+		d.mu.Lock()
+		//nolint:staticcheck // taking the lock is the point: a wedged daemon never gets past it
+		d.mu.Unlock()
+		if d.Heartbeat != nil {
+			d.Heartbeat()
+		}
+	}
 	if d.Ticks == nil {
-		d.cron = cron.New(cron.WithParser(scheduleParser), cron.WithLogger(cron.DiscardLogger))
-		d.cron.Schedule(inc, cron.FuncJob(func() { d.start(ctx, RunIncremental, false) }))
-		d.cron.Schedule(full, cron.FuncJob(func() { d.start(ctx, RunFull, false) }))
-		d.cron.Start()
+		c := cron.New(cron.WithParser(scheduleParser), cron.WithLogger(cron.DiscardLogger))
+		d.mu.Lock()
+		// As they are now: SetSchedules may have changed them since.
+		inc, _ = ParseSchedule(d.Incremental)
+		full, _ = ParseSchedule(d.Full)
+		d.cron = c
+		d.jobs = [2]cron.Job{
+			cron.FuncJob(func() { d.start(ctx, RunIncremental, false) }),
+			cron.FuncJob(func() { d.start(ctx, RunFull, false) }),
+		}
+		d.entries = [2]cron.EntryID{c.Schedule(inc, d.jobs[0]), c.Schedule(full, d.jobs[1])}
+		d.mu.Unlock()
+		if d.Heartbeat != nil {
+			c.Schedule(cron.Every(heartbeatEvery), cron.FuncJob(beat))
+		}
+		c.Start()
 	} else {
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
 			d.tickOn(ctx, d.Ticks)
 		}()
+		if d.Heartbeat != nil {
+			d.wg.Add(1)
+			go func() {
+				defer d.wg.Done()
+				t := time.NewTicker(heartbeatEvery)
+				defer t.Stop()
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case <-t.C:
+						beat()
+					}
+				}
+			}()
+		}
 	}
 
 	if d.RunAtStart {
@@ -145,14 +195,39 @@ func (d *Daemon) tickOn(ctx context.Context, ticks <-chan string) {
 
 // NextRuns returns when each schedule fires next; zero before Run.
 func (d *Daemon) NextRuns() (incremental, full time.Time) {
+	d.mu.Lock()
+	c, ids := d.cron, d.entries
+	d.mu.Unlock()
+	if c == nil {
+		return time.Time{}, time.Time{}
+	}
+	// By id: Entries() is sorted by the next firing, whichever it is.
+	return c.Entry(ids[0]).Next, c.Entry(ids[1]).Next
+}
+
+// SetSchedules replaces the two schedules of a running daemon (syncd run
+// reloading its configuration); a run going on is not touched. Before Run,
+// or with Ticks, it only records them.
+func (d *Daemon) SetSchedules(incremental, full string) error {
+	inc, err := ParseSchedule(incremental)
+	if err != nil {
+		return fmt.Errorf("schedule.incremental: %w", err)
+	}
+	fl, err := ParseSchedule(full)
+	if err != nil {
+		return fmt.Errorf("schedule.full: %w", err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.Incremental, d.Full = incremental, full
 	if d.cron == nil {
-		return time.Time{}, time.Time{}
+		return nil
 	}
-	entries := d.cron.Entries()
-	if len(entries) < 2 {
-		return time.Time{}, time.Time{}
+	for i, s := range []cron.Schedule{inc, fl} {
+		d.cron.Remove(d.entries[i])
+		d.entries[i] = d.cron.Schedule(s, d.jobs[i])
 	}
-	return entries[0].Next, entries[1].Next
+	return nil
 }
 
 // watch turns bursts of notifications into runs of kind. Events wait

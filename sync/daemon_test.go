@@ -185,3 +185,48 @@ func TestDaemonQueuesFullRuns(t *testing.T) {
 		}
 	})
 }
+
+// SetSchedules takes effect on a running daemon, NextRuns tells each
+// schedule's next firing by its kind, and the heartbeat comes from the
+// scheduler.
+func TestDaemonSetSchedulesAndHeartbeat(t *testing.T) {
+	g := newLockRig(t, 3)
+	runs := make(chan string, 16)
+	var beats atomic.Int32
+	d := &contactsync.Daemon{
+		Reconciler: g.process(t, 5000, 500*time.Millisecond, 0), Logger: zaptest.NewLogger(t),
+		Incremental: "@every 1h", Full: "@every 2h",
+		OnRun:          func(rep contactsync.Report, _ error) { runs <- rep.Kind },
+		Heartbeat:      func() { beats.Add(1) },
+		HeartbeatEvery: time.Second,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, nil) }()
+	t.Cleanup(func() { cancel(); <-done })
+	poll(t, "the scheduler beats", func() bool { return beats.Load() >= 1 })
+	inc, full := d.NextRuns()
+	if until := time.Until(inc); until < 50*time.Minute || until > time.Hour {
+		t.Errorf("next incremental in %v, want about 1h", until)
+	}
+	if until := time.Until(full); until < 110*time.Minute || until > 2*time.Hour {
+		t.Errorf("next full in %v, want about 2h", until)
+	}
+	if err := d.SetSchedules("@every 1s", "@every 3h"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case kind := <-runs:
+		if kind != contactsync.RunIncremental && kind != contactsync.RunFull {
+			t.Errorf("a %s run", kind)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no run on the new schedule")
+	}
+	if _, full := d.NextRuns(); time.Until(full) < 2*time.Hour {
+		t.Errorf("next full in %v, want about 3h", time.Until(full))
+	}
+	if err := d.SetSchedules("every minute", "@daily"); err == nil {
+		t.Error("a schedule that does not parse was taken")
+	}
+}

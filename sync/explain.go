@@ -367,12 +367,9 @@ func normalizedView(d planner.Desired) *NormalizedView {
 		Deleted: d.Deleted, Hash: d.Hash}
 }
 
-// Redacted stands in for a value that --redact hides.
-const Redacted = "(redacted)"
-
 // Redacted is the explanation with its values hidden, as syncd diff
 // --redact hides them: names, phone numbers, e-mails, languages, metadata
-// and channel identities become Redacted, in the CRM row, the normalised
+// and channel identities become planner.Redacted, in the CRM row, the normalised
 // contact, Sinch's contacts, the pending operations and the timeline's old
 // and new values; reasons keep their words and lose the values they quote
 // (RedactReason). Ids, field and channel names, NULLs, times, statuses and
@@ -436,15 +433,8 @@ func redactPtr(v *string) *string {
 	if v == nil {
 		return nil
 	}
-	s := Redacted
+	s := planner.Redacted
 	return &s
-}
-
-func redactValue(v string) string {
-	if v == "" {
-		return ""
-	}
-	return Redacted
 }
 
 func redactContacts(cs []sinch.Contact) []sinch.Contact {
@@ -460,7 +450,7 @@ func redactContacts(cs []sinch.Contact) []sinch.Contact {
 
 // redactContact keeps a contact's ids and channel names.
 func redactContact(c sinch.Contact) sinch.Contact {
-	c.DisplayName, c.Email, c.Language, c.Metadata = redactValue(c.DisplayName), redactValue(c.Email), redactValue(c.Language), redactValue(c.Metadata)
+	c.DisplayName, c.Email, c.Language, c.Metadata = planner.RedactValue(c.DisplayName), planner.RedactValue(c.Email), planner.RedactValue(c.Language), planner.RedactValue(c.Metadata)
 	c.ChannelIdentities = redactIdentities(c.ChannelIdentities)
 	return c
 }
@@ -471,7 +461,7 @@ func redactIdentities(ids []sinch.ChannelIdentity) []sinch.ChannelIdentity {
 	}
 	out := make([]sinch.ChannelIdentity, len(ids))
 	for i, id := range ids {
-		id.Identity = redactValue(id.Identity)
+		id.Identity = planner.RedactValue(id.Identity)
 		out[i] = id
 	}
 	return out

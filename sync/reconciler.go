@@ -519,7 +519,9 @@ func (r *Reconciler) run(ctx context.Context, lock *crm.Lock, kind string, body 
 	obs.ChangesDeferred(kind, rep.Deferred)
 	fields := []zap.Field{zap.Int64("run_id", run.ID), zap.String("kind", kind), zap.String("outcome", rep.Outcome),
 		zap.Duration("duration", rep.Duration), zap.Any("counts", rep.Counts())}
-	if err != nil {
+	if err != nil && rep.Outcome != OutcomeInterrupted {
+		// An interrupted run's error is the interruption itself
+		// ("context canceled"): the outcome says it better.
 		fields = append(fields, zap.Error(err))
 	}
 	// The level says how much it matters: a failed run wants someone's

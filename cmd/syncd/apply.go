@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -27,7 +28,15 @@ Exit status: 0 applied (refused operations listed), 1 error or failed
 operations, 3 deletes withheld by the delete guard (unless
 --allow-mass-delete), 4 some operations were refused as stale, 75 another
 syncd holds the project's lock (unless --wait).`,
-		Args: cobra.ExactArgs(1),
+		Args: func(_ *cobra.Command, args []string) error {
+			switch {
+			case len(args) == 0:
+				return errors.New("syncd apply needs the plan file that syncd diff --out saved: syncd apply PLAN.json")
+			case len(args) > 1:
+				return fmt.Errorf("syncd apply takes one plan file, not %d", len(args))
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			data, err := os.ReadFile(args[0])
 			if err != nil {

@@ -22,7 +22,8 @@ plan: create, patch, merge and delete so that Sinch mirrors the CRM.
 Exit status: 0 success (rejected rows are listed, not fatal unless --strict),
 1 error or failed operations (also when the run lost the project lock, which
 its PostgreSQL session holds, and stopped), 3 deletes withheld by the mass-delete guard,
-75 another syncd holds the project's lock (unless --wait).`,
+75 another syncd holds the project's lock (unless --wait), 130 interrupted
+(SIGINT or SIGTERM; operations not sent are left for the next run).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			d, err := e.open(cmd.Context())
@@ -32,7 +33,7 @@ its PostgreSQL session holds, and stopped), 3 deletes withheld by the mass-delet
 			defer d.Close()
 			rec := d.reconciler(allowMassDelete)
 			terminal := isTerminal(e.stderr)
-			view := newProgressView(e.stderr, terminal, d.log)
+			view := newProgressView(e.stderr, terminal, e.colour(e.stderr), d.log)
 			if terminal {
 				e.console.draw(view)
 			}

@@ -129,6 +129,7 @@ func TestBackfillEditsTombstonesAndRejects(t *testing.T) {
 		t.Fatalf("diff wrote to Sinch: %v", h.emu.CallCounts())
 	}
 	var report struct {
+		Version    int            `json:"version"`
 		Summary    map[string]int `json:"summary"`
 		Operations []struct {
 			Kind       string   `json:"kind"`
@@ -144,6 +145,9 @@ func TestBackfillEditsTombstonesAndRejects(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(out), &report); err != nil {
 		t.Fatalf("diff --format json: %v\n%s", err, out)
+	}
+	if report.Version != 1 {
+		t.Errorf("version = %d, want 1", report.Version)
 	}
 	if report.Summary["patch"] != 1 || report.Summary["delete"] != 1 || report.Summary["rejected"] != 1 || report.Summary["unchanged"] != 27 {
 		t.Errorf("summary = %v", report.Summary)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -214,6 +215,12 @@ func readConfig(path string, explicit bool, getenv func(string) string) (Config,
 		return cfg, fmt.Errorf("read config: %w", err)
 	default:
 		projects, problems = decodeConfig(data, &cfg)
+		var syntax *syntaxError
+		if len(problems) == 1 && errors.As(problems[0], &syntax) {
+			// Nothing else can be judged: the keys the file holds were not
+			// read, so "required" would be a lie about them.
+			return cfg, fmt.Errorf("%s: %w", path, syntax)
+		}
 	}
 	for _, o := range envOverrides {
 		if v := getenv(o.name); v != "" {
@@ -233,6 +240,37 @@ func readConfig(path string, explicit bool, getenv func(string) string) (Config,
 		return cfg, problems
 	}
 	return cfg, nil
+}
+
+// loadLocalConfig is loadConfig for a command that reads syncd's state in
+// PostgreSQL and calls no Sinch (status, prune): it needs no access key
+// and no webhook secret, which the packaged install keeps in the root-only
+// /etc/syncd/syncd.env, so that the service's user can run it as it is.
+func loadLocalConfig(path string, explicit bool, getenv func(string) string) (Config, error) {
+	cfg, err := readConfig(path, explicit, getenv)
+	if err != nil {
+		return cfg, err
+	}
+	if p := cfg.withoutSecrets().problems(); len(p) > 0 {
+		return cfg, p[0]
+	}
+	return cfg, nil
+}
+
+// withoutSecrets is c with every secret set to a stand-in where it is
+// missing, so that problems judges the rest only.
+func (c Config) withoutSecrets() Config {
+	fill := func(c *Config) {
+		c.Sinch.KeyID = cmp.Or(c.Sinch.KeyID, "-")
+		c.Sinch.KeySecret = cmp.Or(c.Sinch.KeySecret, "-")
+		c.Webhook.Secret = cmp.Or(c.Webhook.Secret, "-")
+	}
+	fill(&c)
+	c.projects = slices.Clone(c.projects)
+	for i := range c.projects {
+		fill(&c.projects[i].Config)
+	}
+	return c
 }
 
 // validate reports the first problem of the configuration; problems lists
@@ -340,8 +378,8 @@ func (c Config) sharedProblems() []error {
 	default:
 		bad("log.format: %q is not one of auto, json, console", c.Log.Format)
 	}
-	if c.ShutdownTimeout <= 0 {
-		bad("shutdown_timeout must be positive")
+	if c.ShutdownTimeout < 0 {
+		bad("shutdown_timeout must not be negative (0 stops at once)")
 	}
 	if c.Journal.Retention < 0 {
 		bad("journal.retention must not be negative (0 keeps everything)")

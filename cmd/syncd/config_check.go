@@ -29,9 +29,11 @@ once, each by its key path), then connect to PostgreSQL (and say whether
 migrations are pending), check that crm.source exists and has every column of
 the contract with a type syncd can read (and that crm.filter runs over it),
 and make one harmless call to Sinch (a list of one contact) to prove the
-credentials. With --remote, also check that the Sinch webhook of
-sinch.app_id for webhook.public_url is registered as syncd webhooks register
-would leave it. With a projects: list, each project is checked (or only
+credentials. With --remote, also check that sinch.app_id's app is in
+CONVERSATION processing mode (in DISPATCH mode, the default of apps created
+since April 2025, Sinch keeps no contacts for its traffic), and that its
+Sinch webhook for webhook.public_url is registered as syncd webhooks
+register would leave it. With a projects: list, each project is checked (or only
 --project's), its checks named projects[NAME].
 
 Exit status: 0 all checks passed (warnings are printed with !), 1 any problem.`,
@@ -40,17 +42,14 @@ Exit status: 0 all checks passed (warnings are printed with !), 1 any problem.`,
 			return e.configCheck(cmd.Context(), remote)
 		},
 	}
-	check.Flags().BoolVar(&remote, "remote", false, "also check the registered Sinch webhook against webhook.public_url, webhook.secret and sinch.app_id")
+	check.Flags().BoolVar(&remote, "remote", false, "also check sinch.app_id's processing mode, and the registered Sinch webhook against webhook.public_url, webhook.secret and sinch.app_id")
 	cmd.AddCommand(check)
 	return cmd
 }
 
 func (e *env) configCheck(ctx context.Context, remote bool) error {
 	out := e.stdout
-	source := e.configPath
-	if !e.configExplicit {
-		source += " (if present)"
-	}
+	source := e.configSource()
 	cfg, err := readConfig(e.configPath, e.configExplicit, e.getenv)
 	var problems []error
 	var read configErrors
@@ -65,13 +64,16 @@ func (e *env) configCheck(ctx context.Context, remote bool) error {
 		problems = append(problems, cfg.problems()...)
 	}
 	if len(problems) > 0 {
-		fmt.Fprintf(out, "✗ configuration from %s and the environment:\n", source)
+		fmt.Fprintf(out, "✗ configuration from %s:\n", source)
 		for _, p := range problems {
 			fmt.Fprintf(out, "    %v\n", p)
 		}
 		return &exitCodeError{code: exitError, err: errors.New(plural(len(problems), "configuration problem"))}
 	}
-	fmt.Fprintf(out, "✓ configuration from %s and the environment\n", source)
+	fmt.Fprintf(out, "✓ configuration from %s\n", source)
+	for _, w := range e.envWarnings(cfg) {
+		fmt.Fprintf(out, "! %s\n", w)
+	}
 
 	log := zap.NewNop()
 	failed := 0
@@ -129,6 +131,7 @@ func (e *env) configCheck(ctx context.Context, remote bool) error {
 			return fmt.Sprintf("%s auth accepted for project %s", cfg.Sinch.Auth, cfg.Sinch.ProjectID), nil
 		})
 		if remote {
+			check(prefix+"sinch.app_id", func(ctx context.Context) (string, error) { return checkApp(ctx, cfg, log) })
 			check(prefix+"webhook", func(ctx context.Context) (string, error) { return checkWebhook(ctx, cfg, log) })
 		}
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/webhook"
 )
 
@@ -55,4 +57,33 @@ func checkWebhook(ctx context.Context, cfg Config, log *zap.Logger) (string, err
 		return "", fmt.Errorf("webhook %s differs (%s): run syncd webhooks register", w.ID, strings.Join(wrong, ", "))
 	}
 	return fmt.Sprintf("webhook %s of app %s posts the contact triggers to %s", w.ID, cfg.Sinch.AppID, w.Target), nil
+}
+
+// checkApp says whether sinch.app_id's app keeps contacts for its traffic:
+// in DISPATCH processing mode (the default of apps created since April
+// 2025) Sinch associates no message with a contact, so the contacts syncd
+// keeps are never joined by the app's inbound traffic.
+func checkApp(ctx context.Context, cfg Config, log *zap.Logger) (string, error) {
+	if cfg.Sinch.AppID == "" {
+		return "", errors.New("sinch.app_id must be set to check the processing mode of the app that carries the traffic")
+	}
+	client, err := checkClient(cfg, log)
+	if err != nil {
+		return "", err
+	}
+	defer client.CloseIdleConnections()
+	app, err := client.GetApp(ctx, cfg.Sinch.AppID)
+	if sinch.IsNotFound(err) {
+		return "", fmt.Errorf("project %s has no app %s: check sinch.app_id", cfg.Sinch.ProjectID, cfg.Sinch.AppID)
+	}
+	if err != nil {
+		return "", errors.New(strings.TrimPrefix(err.Error(), "sinch: "))
+	}
+	if app.ProcessingMode != sinch.ProcessingModeConversation {
+		return "", fmt.Errorf("app %s is in %s processing mode, in which Sinch keeps no contacts: its inbound messages never join the contacts syncd keeps. "+
+			"Set its processing mode to CONVERSATION (Sinch dashboard: Conversation API, Apps, the app, Processing mode; "+
+			"or PATCH /v1/projects/%s/apps/%s?update_mask=processing_mode with {\"processing_mode\": \"CONVERSATION\"})",
+			app.ID, cmp.Or(app.ProcessingMode, "an unknown"), cfg.Sinch.ProjectID, app.ID)
+	}
+	return fmt.Sprintf("app %s is in CONVERSATION processing mode: its traffic joins contacts", app.ID), nil
 }

@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -22,7 +24,7 @@ import (
 func decodeConfig(data []byte, cfg *Config) (projects *yaml.Node, errs []error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, []error{fmt.Errorf("not valid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))}
+		return nil, []error{&syntaxError{msg: strings.TrimPrefix(err.Error(), "yaml: ")}}
 	}
 	if len(doc.Content) == 0 { // an empty file
 		return nil, nil
@@ -96,7 +98,8 @@ func decodeProjects(list *yaml.Node, base Config, getenv func(string) string) ([
 			case slices.Contains(projectSections, key.Value):
 				sections.Content = append(sections.Content, key, value)
 			default:
-				errs = append(errs, fmt.Errorf("%s.%s: unknown key (a project has name, %s)", path, key.Value, strings.Join(projectSections, ", ")))
+				errs = append(errs, fmt.Errorf("%s.%s: unknown key%s (a project has name, %s)", path, key.Value,
+					didYouMean(key.Value, append([]string{"name"}, projectSections...), path+"."), strings.Join(projectSections, ", ")))
 			}
 		}
 		decodeNode(sections, reflect.ValueOf(&p.Config).Elem(), path, &errs)
@@ -130,9 +133,17 @@ func decodeNode(n *yaml.Node, v reflect.Value, path string, errs *[]error) {
 			return
 		}
 		fields := make(map[string]int, v.NumField())
+		var names []string
 		for i := range v.NumField() {
 			name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ",")
+			if name == "" || name == "-" {
+				continue
+			}
 			fields[name] = i
+			names = append(names, name)
+		}
+		if path == "" {
+			names = append(names, "projects") // decoded apart, by decodeProjects
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			key := n.Content[i].Value
@@ -142,11 +153,30 @@ func decodeNode(n *yaml.Node, v reflect.Value, path string, errs *[]error) {
 			}
 			f, ok := fields[key]
 			if !ok {
-				*errs = append(*errs, fmt.Errorf("%s: unknown key", p))
+				prefix := ""
+				if path != "" {
+					prefix = path + "."
+				}
+				*errs = append(*errs, fmt.Errorf("%s: unknown key%s", p, didYouMean(key, names, prefix)))
 				continue
 			}
 			decodeNode(n.Content[i+1], v.Field(f), p, errs)
 		}
+		return
+	}
+	switch {
+	case v.Type() == durationType && n.Kind == yaml.ScalarNode && n.Tag == "!!int":
+		// A bare 0 is the documented "none" (journal.retention: 0 keeps
+		// everything), which YAML reads as a number, not a duration.
+		if i, err := strconv.ParseInt(n.Value, 0, 64); err == nil && i == 0 {
+			v.SetInt(0)
+			return
+		}
+		*errs = append(*errs, fmt.Errorf("%s: %s is not %s: a number needs its unit", path, describeNode(n), wantOf(v.Type())))
+		return
+	case isInteger(v.Type()) && n.Kind == yaml.ScalarNode && n.Tag == "!!float":
+		// YAML's decoder would drop the fraction: 2.5 attempts are not 2.
+		*errs = append(*errs, fmt.Errorf("%s: %s is not %s", path, describeNode(n), wantOf(v.Type())))
 		return
 	}
 	fresh := reflect.New(v.Type())
@@ -156,6 +186,34 @@ func decodeNode(n *yaml.Node, v reflect.Value, path string, errs *[]error) {
 	}
 	v.Set(fresh.Elem())
 }
+
+func isInteger(t reflect.Type) bool {
+	return t != durationType && t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64
+}
+
+// didYouMean suggests the key of known (under prefix, the path of their
+// section) that key is a typing slip of, as syncd does for a mistyped
+// command and with the same measure (cobra's: an edit distance of 2, or a
+// prefix): "; did you mean sinch.rate_limit_rps?", or "" for none.
+func didYouMean(key string, known []string, prefix string) string {
+	if key == "" {
+		return ""
+	}
+	c := &cobra.Command{Use: "config", SuggestionsMinimumDistance: 2}
+	for _, k := range known {
+		c.AddCommand(&cobra.Command{Use: k, Run: func(*cobra.Command, []string) {}})
+	}
+	if s := c.SuggestionsFor(key); len(s) > 0 {
+		return "; did you mean " + prefix + s[0] + "?"
+	}
+	return ""
+}
+
+// syntaxError is a configuration file that is not YAML: nothing in it can
+// be judged, so it is reported alone.
+type syntaxError struct{ msg string }
+
+func (e *syntaxError) Error() string { return "not valid YAML: " + e.msg }
 
 func pathOr(path string) string {
 	if path == "" {
@@ -178,7 +236,7 @@ func describeNode(n *yaml.Node) string {
 func wantOf(t reflect.Type) string {
 	switch {
 	case t == durationType:
-		return "a duration (like 30s, 5m or 1h30m)"
+		return "a duration (like 30s, 5m or 1h30m, or 0)"
 	case t.Kind() == reflect.Bool:
 		return "true or false"
 	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64:

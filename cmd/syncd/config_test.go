@@ -360,3 +360,155 @@ func TestProjectProblems(t *testing.T) {
 		})
 	}
 }
+
+// What the file says is read as the person who wrote it meant: 0 for a
+// duration, a whole number or an error, a typo with the key it misses.
+func TestConfigValues(t *testing.T) {
+	env := map[string]string{"SYNCD_SINCH_PROJECT_ID": "p", "SYNCD_SINCH_KEY_ID": "k", "SYNCD_SINCH_KEY_SECRET": "s"}
+	tests := []struct {
+		name, yaml string
+		check      func(Config) bool
+		wantErr    string // "" for none; else in the error, which is the only one
+	}{
+		{"retention 0 keeps everything", "journal:\n  retention: 0\n", func(c Config) bool { return c.Journal.Retention == 0 }, ""},
+		{"shutdown_timeout 0 stops at once", "shutdown_timeout: 0\n", func(c Config) bool { return c.ShutdownTimeout == 0 }, ""},
+		{"0s is 0 too", "journal:\n  retention: 0s\n", func(c Config) bool { return c.Journal.Retention == 0 }, ""},
+		{"a number without its unit", "shutdown_timeout: 30\n", nil, `shutdown_timeout: "30" is not a duration (like 30s, 5m or 1h30m, or 0): a number needs its unit`},
+		{"a fraction of an attempt", "sinch:\n  max_attempts: 2.5\n", nil, `sinch.max_attempts: "2.5" is not a whole number`},
+		{"a whole number", "sinch:\n  max_attempts: 3\n", func(c Config) bool { return c.Sinch.MaxAttempts == 3 }, ""},
+		{"a typo in a key", "sinch:\n  rate_limt_rps: 5\n", nil, "sinch.rate_limt_rps: unknown key; did you mean sinch.rate_limit_rps?"},
+		{"a typo in a section", "scheduel:\n  full: '@daily'\n", nil, "scheduel: unknown key; did you mean schedule?"},
+		{"a typo in a project", "projects:\n  - name: eu\n    sinhc: {region: eu}\n", nil, "projects[eu].sinhc: unknown key; did you mean projects[eu].sinch?"},
+		{"no near key", "sinch:\n  colour: blue\n", nil, "sinch.colour: unknown key ("},
+		{"a YAML syntax error alone", "sinch:\n  project_id: p\n key_id: [\n", nil, "not valid YAML: "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "c.yaml")
+			if err := os.WriteFile(path, []byte(tt.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := loadConfig(path, true, func(k string) string { return env[k] })
+			if tt.wantErr == "" {
+				if err != nil || !tt.check(cfg) {
+					t.Errorf("err %v, config %+v", err, cfg)
+				}
+				return
+			}
+			var all configErrors
+			if errors.As(err, &all) && len(all) != 1 {
+				t.Errorf("%d problems, want the one: %v", len(all), []error(all))
+			}
+			if err == nil || !strings.Contains(err.Error()+" (", tt.wantErr) {
+				t.Errorf("err = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// Without --config, syncd reads $SYNCD_CONFIG, else ./config.yaml, else
+// the package's /etc/syncd/config.yaml, and config check says which.
+func TestConfigSearch(t *testing.T) {
+	dir := t.TempDir()
+	system := filepath.Join(dir, "etc", "config.yaml")
+	if err := os.MkdirAll(filepath.Dir(system), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	saved := systemConfig
+	systemConfig = system
+	t.Cleanup(func() { systemConfig = saved })
+	write := func(path, project string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte("sinch:\n  project_id: "+project+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	work := filepath.Join(dir, "work")
+	if err := os.Mkdir(work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(work)
+	named := filepath.Join(dir, "named.yaml")
+	write(named, "from-env-var")
+	write(system, "from-etc")
+
+	project := func(vars map[string]string, args ...string) (string, string) {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		e := &env{stdout: &out, stderr: &errOut, getenv: func(k string) string { return vars[k] }}
+		code := execute(context.Background(), e, append(args, "config", "check"))
+		if code != exitError { // no key: the check fails, after saying what it read
+			t.Fatalf("config check exited %d:\n%s%s", code, out.String(), errOut.String())
+		}
+		first, _, _ := strings.Cut(out.String(), "\n")
+		cfg, _ := readConfig(e.configPath, e.configExplicit, e.getenv)
+		return cfg.Sinch.ProjectID, first
+	}
+	if got, line := project(nil); got != "from-etc" || !strings.Contains(line, system) {
+		t.Errorf("with only %s: project %q, %q", system, got, line)
+	}
+	write(filepath.Join(work, "config.yaml"), "from-cwd")
+	if got, line := project(nil); got != "from-cwd" || !strings.Contains(line, filepath.Join(work, "config.yaml")) {
+		t.Errorf("with ./config.yaml: project %q, %q", got, line)
+	}
+	if got, line := project(map[string]string{"SYNCD_CONFIG": named}); got != "from-env-var" || !strings.Contains(line, named) {
+		t.Errorf("with SYNCD_CONFIG: project %q, %q", got, line)
+	}
+	other := filepath.Join(dir, "other.yaml")
+	write(other, "from-flag")
+	if got, _ := project(map[string]string{"SYNCD_CONFIG": named}, "--config", other); got != "from-flag" {
+		t.Errorf("with --config and SYNCD_CONFIG: project %q", got)
+	}
+	// A file named by SYNCD_CONFIG must exist, as one named by --config.
+	var out, errOut bytes.Buffer
+	e := &env{stdout: &out, stderr: &errOut, getenv: func(k string) string { return map[string]string{"SYNCD_CONFIG": filepath.Join(dir, "gone.yaml")}[k] }}
+	if code := execute(context.Background(), e, []string{"status"}); code != exitError || !strings.Contains(errOut.String(), "gone.yaml") {
+		t.Errorf("a missing $SYNCD_CONFIG: exit %d, %s", code, errOut.String())
+	}
+}
+
+// A SYNCD_ variable syncd does not read is warned about, with the name it
+// was probably meant to be.
+func TestUnknownEnvironmentVariables(t *testing.T) {
+	h := newHarness(t)
+	h.migrate()
+	h.env["SYNCD_SINCH_KEYSECRET"] = "x"
+	h.env["SYNCD_EU_SINCH_KEY_SECRET"] = "y" // no project eu
+	h.env["SYNCD_TEST_ANYTHING"] = "the test suite's"
+	code, out, errOut := h.run("status")
+	if code != 0 {
+		t.Fatalf("status exited %d:\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"syncd: warning: SYNCD_SINCH_KEYSECRET is not a variable syncd reads, and is ignored; did you mean SYNCD_SINCH_KEY_SECRET?",
+		"syncd: warning: SYNCD_EU_SINCH_KEY_SECRET is not a variable syncd reads",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	if strings.Contains(errOut, "SYNCD_TEST_") {
+		t.Errorf("warned about the test suite's variable:\n%s", errOut)
+	}
+	_, out, _ = h.run("config", "check")
+	if !strings.Contains(out, "! SYNCD_SINCH_KEYSECRET is not a variable syncd reads") {
+		t.Errorf("config check does not warn:\n%s", out)
+	}
+}
+
+// status and prune read syncd's state only: the service's user runs them
+// without the access key, which lives in the root-only environment file.
+func TestLocalCommandsNeedNoSinchKey(t *testing.T) {
+	h := newHarness(t)
+	h.migrate()
+	delete(h.env, "SYNCD_SINCH_KEY_ID")
+	delete(h.env, "SYNCD_SINCH_KEY_SECRET")
+	for _, args := range [][]string{{"status"}, {"prune"}, {"status", "--format", "json"}} {
+		if code, out, errOut := h.run(args...); code != 0 {
+			t.Errorf("%v without a key exited %d:\n%s%s", args, code, out, errOut)
+		}
+	}
+	if code, _, errOut := h.run("diff"); code != exitError || !strings.Contains(errOut, "sinch.key_id") {
+		t.Errorf("diff without a key exited %d: %s", code, errOut)
+	}
+}

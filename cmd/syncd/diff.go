@@ -78,13 +78,12 @@ Exit status: 0 nothing to do, 2 changes pending, 1 error.`,
 	return cmd
 }
 
-// reportOptions reads the report flags; colour only on a terminal, and
-// never with NO_COLOR set (https://no-color.org).
+// reportOptions reads the report flags; colour as e.colour says.
 func (e *env) reportOptions(redact bool, limit int, only string) (planner.ReportOptions, error) {
 	opts := planner.ReportOptions{
 		Redact: redact,
 		Limit:  limit,
-		Color:  isTerminal(e.stdout) && e.getenv("NO_COLOR") == "",
+		Color:  e.colour(e.stdout),
 	}
 	if limit < 0 {
 		return opts, fmt.Errorf("--limit must not be negative")

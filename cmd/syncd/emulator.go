@@ -10,11 +10,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
 )
 
 func (e *env) emulatorCommand() *cobra.Command {
-	var listen, projectID, keyID string
+	var listen, projectID, keyID, appID, mode string
 	var opts sinchtest.Options
 	faults, tokenFaults := &opts.Faults, &opts.TokenFaults
 	var callbacks sinchtest.CallbackFaults
@@ -29,6 +30,10 @@ It serves the project and accepts the access key of the same environment
 variables syncd reads, SYNCD_SINCH_PROJECT_ID, SYNCD_SINCH_KEY_ID and
 SYNCD_SINCH_KEY_SECRET, so that one set of exports serves both; --project-id
 and --key-id override the first two.
+
+It knows one Conversation API app, --app-id (or SYNCD_SINCH_APP_ID), in the
+--processing-mode given (CONVERSATION, or DISPATCH, the mode Sinch gives an
+app created since April 2025, for trying syncd config check --remote).
 
 Webhooks created through its Webhooks API get signed callbacks for every
 contact change; /_admin/ plays a person editing (PATCH /_admin/contacts/{id})
@@ -46,7 +51,11 @@ address in use).`,
 				return errors.New("SYNCD_SINCH_KEY_SECRET must hold the key secret the emulator accepts")
 			}
 			tokenFaults.Seed = faults.Seed
+			if mode != sinch.ProcessingModeConversation && mode != sinch.ProcessingModeDispatch {
+				return fmt.Errorf("--processing-mode: %q is not one of CONVERSATION, DISPATCH", mode)
+			}
 			emu := sinchtest.New(opts)
+			emu.PutApp(sinch.App{ID: flagOrEnv(cmd, "app-id", appID, e.getenv("SYNCD_SINCH_APP_ID")), DisplayName: "syncd emulator", ProcessingMode: mode})
 			callbacks.Seed = faults.Seed
 			emu.SetCallbackFaults(callbacks)
 			defer emu.Close()
@@ -63,6 +72,8 @@ address in use).`,
 	f.StringVar(&listen, "listen", "127.0.0.1:8788", "address to listen on")
 	f.StringVar(&projectID, "project-id", "demo-project", "the project id the emulator serves; overrides SYNCD_SINCH_PROJECT_ID")
 	f.StringVar(&keyID, "key-id", "demo-key", "the access key id the emulator accepts; overrides SYNCD_SINCH_KEY_ID")
+	f.StringVar(&appID, "app-id", "demo-app", "the id of the app the emulator knows; overrides SYNCD_SINCH_APP_ID")
+	f.StringVar(&mode, "processing-mode", sinch.ProcessingModeConversation, "the app's processing mode: CONVERSATION or DISPATCH")
 	f.BoolVar(&opts.UnifiedContactID, "unified-contact-id", false, "play the project setting unified_contact_id_enabled: add SMS, MMS and RCS identities for every phone number")
 	f.BoolVar(&opts.EmptyLastPage, "empty-last-page", false, "end every list with a page token whose page is empty")
 	f.BoolVar(&opts.ShiftingPages, "shifting-pages", false, "page tokens are positions, as Sinch's are: a contact removed from a page already served shifts the rest of the list")

@@ -202,3 +202,30 @@ func TestEmulatorCommandTokenFaults(t *testing.T) {
 		}
 	}
 }
+
+// The emulator's app: SYNCD_SINCH_APP_ID (or --app-id) in the
+// --processing-mode given, which config check --remote reads.
+func TestEmulatorCommandApp(t *testing.T) {
+	env := map[string]string{"SYNCD_SINCH_PROJECT_ID": "p", "SYNCD_SINCH_KEY_ID": "k", "SYNCD_SINCH_KEY_SECRET": "s3cret", "SYNCD_SINCH_APP_ID": "env-app"}
+	for _, tc := range []struct {
+		flags     []string
+		app, mode string
+	}{
+		{nil, "env-app", sinch.ProcessingModeConversation},
+		{[]string{"--app-id", "flag-app", "--processing-mode", "DISPATCH"}, "flag-app", sinch.ProcessingModeDispatch},
+	} {
+		base := startEmulator(t, env, tc.flags...)
+		c, err := sinch.NewClient(sinch.Config{BaseURL: base, TokenURL: base + "/oauth2/token", ProjectID: "p", KeyID: "k", KeySecret: "s3cret", MaxAttempts: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		app, err := c.GetApp(t.Context(), tc.app)
+		c.CloseIdleConnections()
+		if err != nil || app.ProcessingMode != tc.mode {
+			t.Errorf("%v: app %+v, %v; want %s in %s", tc.flags, app, err, tc.app, tc.mode)
+		}
+	}
+	if code := run(t.Context(), []string{"emulator", "--processing-mode", "LOUD"}, io.Discard, io.Discard, func(k string) string { return env[k] }); code != exitError {
+		t.Errorf("an unknown mode: exit %d", code)
+	}
+}

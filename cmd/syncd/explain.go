@@ -228,7 +228,7 @@ func nullable(v *string) string {
 
 // quote quotes a value, and leaves the mark of a redacted one bare.
 func quote(v string) string {
-	if v == contactsync.Redacted {
+	if v == planner.Redacted {
 		return v
 	}
 	return strconv.Quote(v)
@@ -238,9 +238,5 @@ func identities(ids []sinch.ChannelIdentity) string {
 	if len(ids) == 0 {
 		return "none"
 	}
-	parts := make([]string, len(ids))
-	for i, id := range ids {
-		parts[i] = id.Channel + " " + id.Identity
-	}
-	return strings.Join(parts, ", ")
+	return sinch.FormatIdentities(ids)
 }

@@ -282,6 +282,12 @@ func TestExplainValuesAndRedact(t *testing.T) {
 			(len(r.Changes) > 0 && r.Changes[0].Field != p.Changes[0].Field) {
 			t.Errorf("--redact changed more than values: %+v against %+v", r, p)
 		}
+		// An empty value stays empty: "(redacted)" would claim one.
+		for j, c := range r.Changes {
+			if (p.Changes[j].Old == "") != (c.Old == "") || (p.Changes[j].New == "") != (c.New == "") {
+				t.Errorf("--redact of %s %q → %q shows %q → %q", c.Field, p.Changes[j].Old, p.Changes[j].New, c.Old, c.New)
+			}
+		}
 	}
 
 	// A delete: the fields of the contact it removed.

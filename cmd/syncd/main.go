@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
 )
 
 // Exit statuses. 2 follows `terraform plan -detailed-exitcode`; 75 is
@@ -44,7 +45,7 @@ func (e *exitCodeError) Unwrap() error { return e.err }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	code := execute(ctx, &env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, environ: os.Environ}, os.Args[1:])
 	stop()
 	os.Exit(code)
 }
@@ -54,11 +55,22 @@ func main() {
 type env struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// environ lists the environment as KEY=value, for the SYNCD_ variables
+	// syncd does not know; nil checks none.
+	environ func() []string
 
-	console *console // stderr as the logger writes it; see logger
+	console  *console        // stderr as the logger writes it; see logger
+	logLevel zap.AtomicLevel // the level of the last logger made, which syncd run's reload changes
 
-	configPath     string
-	configExplicit bool   // --config was given, so the file must exist
+	// hangups, when set, stands in for SIGHUP in syncd run: tests reload
+	// an in-process daemon with it.
+	hangups <-chan os.Signal
+
+	configFlag string // --config, "" when not given
+	configPath string // the file read: see findConfig
+	// configExplicit is set when --config or SYNCD_CONFIG named the file,
+	// which must then exist.
+	configExplicit bool
 	project        string // --project: the project a command acts on
 
 	// ready, when set, is called once `syncd run` serves and schedules, with
@@ -71,7 +83,12 @@ type env struct {
 
 // run executes one syncd command line and returns its exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	e := &env{stdout: stdout, stderr: stderr, getenv: getenv}
+	return execute(ctx, &env{stdout: stdout, stderr: stderr, getenv: getenv}, args)
+}
+
+// execute runs one command line in e's surroundings.
+func execute(ctx context.Context, e *env, args []string) int {
+	stdout, stderr := e.stdout, e.stderr
 	root := e.rootCommand()
 	root.SetArgs(args)
 	root.SetOut(stdout)
@@ -81,6 +98,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return exitOK
 	}
 	var coded *exitCodeError
+	if !errors.As(err, &coded) && ctx.Err() != nil {
+		// SIGINT or SIGTERM cut the command short: what failed after it is
+		// its consequence ("context canceled"), not a fault to chase.
+		fmt.Fprintln(stderr, "syncd: interrupted")
+		return exitInterrupted
+	}
 	if errors.As(err, &coded) {
 		if coded.err != nil {
 			fmt.Fprintf(stderr, "syncd: %v\n", coded.err)
@@ -103,15 +126,15 @@ for all of them.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
-			e.configExplicit = cmd.Flags().Changed("config")
+			e.findConfig()
 		},
 	}
-	root.PersistentFlags().StringVar(&e.configPath, "config", "config.yaml", "path of the configuration file (a missing default file is fine when the environment supplies the rest)")
+	root.PersistentFlags().StringVar(&e.configFlag, "config", "", "the configuration file (default: $SYNCD_CONFIG, else ./config.yaml, else "+systemConfig+", else none: the environment and the defaults)")
 	root.PersistentFlags().StringVar(&e.project, "project", "", "the project of the configuration's projects: list to act on (required with several, for the commands that act on one)")
 	_ = root.RegisterFlagCompletionFunc("project", func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
 		// A configuration with problems still names its projects.
-		explicit := cmd.Flags().Changed("config")
-		cfg, _ := readConfig(e.configPath, explicit, e.getenv)
+		e.findConfig()
+		cfg, _ := readConfig(e.configPath, e.configExplicit, e.getenv)
 		return completeValues(projectNames(cfg), false)(cmd, args, toComplete)
 	})
 	root.AddCommand(
@@ -128,6 +151,7 @@ for all of them.`,
 		e.emulatorCommand(),
 		e.webhooksCommand(),
 		e.versionCommand(),
+		e.docsCommand(),
 	)
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
@@ -139,23 +163,42 @@ for all of them.`,
 // of their own: cobra's help and completion, and version.
 const defaultExitStatus = "Exit status: 0, 1 error."
 
+// exitStatusKey is the annotation that holds a command's exit statuses,
+// which its help prints last, after the flags (helpTemplate), and its
+// manual page in a section of its own.
+const exitStatusKey = "exit_status"
+
+// helpTemplate is cobra's, with the exit statuses at the end.
+const helpTemplate = `{{with (or .Long .Short)}}{{. | trimTrailingWhitespaces}}
+
+{{end}}{{if or .Runnable .HasSubCommands}}{{.UsageString}}{{end}}{{with index .Annotations "exit_status"}}
+{{.}}
+{{end}}`
+
 // finishCommands walks the command tree: a command that only groups others
 // (syncd config) refuses an unknown subcommand with a suggestion, as the
 // root does, instead of printing its help and exiting 0; and every
-// command's help ends with its exit statuses.
+// command's help ends with its exit statuses, moved from the end of its
+// long description (or the default ones) to after its flags.
 func finishCommands(cmd *cobra.Command) {
 	if cmd.HasSubCommands() && cmd.Run == nil && cmd.RunE == nil {
 		cmd.Args = unknownSubcommand
 		cmd.SuggestionsMinimumDistance = 2
 		cmd.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
 	}
-	if !strings.Contains(cmd.Long, "Exit status:") {
-		long := cmd.Long
-		if long == "" {
-			long = cmd.Short + "."
-		}
-		cmd.Long = long + "\n\n" + defaultExitStatus
+	long, status, found := strings.Cut(cmd.Long, "Exit status:")
+	if !found {
+		long, status = cmd.Long, strings.TrimPrefix(defaultExitStatus, "Exit status:")
 	}
+	if long = strings.TrimSpace(long); long == "" {
+		long = cmd.Short + "."
+	}
+	cmd.Long = long
+	if cmd.Annotations == nil {
+		cmd.Annotations = map[string]string{}
+	}
+	cmd.Annotations[exitStatusKey] = "Exit status:" + strings.TrimRight(status, "\n")
+	cmd.SetHelpTemplate(helpTemplate)
 	for _, c := range cmd.Commands() {
 		finishCommands(c)
 	}

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/syncd/syncd/crm"
 )
@@ -36,7 +38,9 @@ Exit status: 0 applied (or up to date), 1 error.`,
 				return err
 			}
 			defer log.Sync() //nolint:errcheck // stderr sync errors are not actionable
-			store, err := crm.Open(cmd.Context(), cfg.Database.URL, log)
+			// The store logs each migration it applies; here the output
+			// says it, once: its log keeps warnings and errors only.
+			store, err := crm.Open(cmd.Context(), cfg.Database.URL, log.WithOptions(zap.IncreaseLevel(zapcore.WarnLevel)))
 			if err != nil {
 				return fmt.Errorf("database.url: %w", err)
 			}

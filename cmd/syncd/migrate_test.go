@@ -32,3 +32,17 @@ func TestCommandsOnAnUnmigratedDatabase(t *testing.T) {
 		t.Errorf("status after migrate exited %d: %s%s", code, out, errOut)
 	}
 }
+
+// Each migration applied is said once: on stdout, not again in a log line.
+func TestMigratePrintsEachMigrationOnce(t *testing.T) {
+	h := newHarness(t)
+	h.env["SYNCD_DATABASE_URL"] = crmtest.NewEmptyDatabase(t)
+	h.env["SYNCD_LOG_LEVEL"] = "info"
+	code, out, errOut := h.run("migrate")
+	if code != 0 {
+		t.Fatalf("migrate exited %d:\n%s%s", code, out, errOut)
+	}
+	if n := strings.Count(out+errOut, "00001_crm_contacts.sql"); n != 1 {
+		t.Errorf("the first migration is named %d times:\n%s%s", n, out, errOut)
+	}
+}

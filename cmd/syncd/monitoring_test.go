@@ -29,6 +29,7 @@ type promRules struct {
 			Record      string            `yaml:"record"`
 			Alert       string            `yaml:"alert"`
 			Expr        string            `yaml:"expr"`
+			For         string            `yaml:"for"`
 			Annotations map[string]string `yaml:"annotations"`
 		} `yaml:"rules"`
 	} `yaml:"groups"`
@@ -255,6 +256,10 @@ func TestAlertsHaveRunbooksAndTests(t *testing.T) {
 			}
 		}
 	}
+	runbooks, err := os.ReadFile(filepath.Join("..", "..", "docs", "runbooks.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	n := 0
 	for _, g := range readRules(t).Groups {
 		for _, r := range g.Rules {
@@ -262,10 +267,18 @@ func TestAlertsHaveRunbooksAndTests(t *testing.T) {
 				continue
 			}
 			n++
-			for _, key := range []string{"summary", "description", "runbook"} {
+			for _, key := range []string{"summary", "description", "runbook_url"} {
 				if strings.TrimSpace(r.Annotations[key]) == "" {
 					t.Errorf("alert %s has no %s annotation", r.Alert, key)
 				}
+			}
+			// The runbook is the alert's section of docs/runbooks.md.
+			want := "https://github.com/syncd/syncd/blob/main/docs/runbooks.md#" + strings.ToLower(r.Alert)
+			if r.Annotations["runbook_url"] != want || !strings.Contains(string(runbooks), "\n## "+r.Alert+"\n") {
+				t.Errorf("alert %s: runbook_url %q, want %s, a section of docs/runbooks.md", r.Alert, r.Annotations["runbook_url"], want)
+			}
+			if r.For == "" {
+				t.Errorf("alert %s has no for:", r.Alert)
 			}
 			if !fires[r.Alert] {
 				t.Errorf("alert %s never fires in the promtool tests", r.Alert)

@@ -25,10 +25,11 @@ type progressView struct {
 	lastLog time.Time
 	started time.Time
 	last    contactsync.Progress
+	colour  bool // the bar may be green (env.colour)
 }
 
-func newProgressView(w io.Writer, terminal bool, log *zap.Logger) *progressView {
-	v := &progressView{log: log, every: 5 * time.Second, started: time.Now()}
+func newProgressView(w io.Writer, terminal, colour bool, log *zap.Logger) *progressView {
+	v := &progressView{log: log, every: 5 * time.Second, started: time.Now(), colour: colour}
 	if terminal {
 		v.w = w
 	}
@@ -119,7 +120,7 @@ func (v *progressView) newBar(p contactsync.Progress) *progressbar.ProgressBar {
 		progressbar.OptionShowCount(),
 		progressbar.OptionShowIts(),
 		progressbar.OptionSetItsString("ops"),
-		progressbar.OptionEnableColorCodes(true),
+		progressbar.OptionEnableColorCodes(v.colour),
 	}
 	if p.Phase == contactsync.PhaseReading {
 		return progressbar.NewOptions(-1,
@@ -135,8 +136,16 @@ func (v *progressView) newBar(p contactsync.Progress) *progressbar.ProgressBar {
 	return progressbar.NewOptions(p.Total, append(opts,
 		progressbar.OptionSetDescription("applying"),
 		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionSetTheme(progressbar.Theme{Saucer: "[green]=[reset]", SaucerHead: "[green]>[reset]", SaucerPadding: " ", BarStart: "[", BarEnd: "]"}),
+		progressbar.OptionSetTheme(v.theme()),
 	)...)
+}
+
+// theme is the applying bar's: green where colour is allowed.
+func (v *progressView) theme() progressbar.Theme {
+	if !v.colour {
+		return progressbar.Theme{Saucer: "=", SaucerHead: ">", SaucerPadding: " ", BarStart: "[", BarEnd: "]"}
+	}
+	return progressbar.Theme{Saucer: "[green]=[reset]", SaucerHead: "[green]>[reset]", SaucerPadding: " ", BarStart: "[", BarEnd: "]"}
 }
 
 func (v *progressView) logLine(p contactsync.Progress) {
@@ -153,13 +162,14 @@ func (v *progressView) logLine(p contactsync.Progress) {
 }
 
 // finish replaces the bar by a line that says what was done, which after
-// Ctrl-C is less than what was planned (a bar filled to 100 % would lie),
-// or logs the last line.
+// Ctrl-C is less than what was planned (a bar filled to 100 % would lie).
+// Without a terminal it logs nothing: the run's own "run finished" line,
+// already written, has the counts, and a progress line after it would
+// read as if the run went on.
 func (v *progressView) finish() {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.w == nil {
-		v.logLine(v.last)
 		return
 	}
 	if v.bar == nil {

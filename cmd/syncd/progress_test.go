@@ -58,6 +58,60 @@ func TestBackfillProgressOnATerminal(t *testing.T) {
 	if !strings.Contains(stderr, `"msg":"progress"`) {
 		t.Errorf("piped backfill logs no progress line:\n%s", stderr)
 	}
+	// The run's last line is its own, not a progress line after it.
+	if strings.LastIndex(stderr, `"msg":"progress"`) > strings.Index(stderr, `"msg":"run finished"`) {
+		t.Errorf("a progress line follows the run's end:\n%s", stderr)
+	}
+}
+
+// Log lines on a terminal are coloured unless NO_COLOR is set or TERM is
+// dumb.
+func TestLogColour(t *testing.T) {
+	for _, tc := range []struct {
+		env    map[string]string
+		colour bool
+	}{
+		{map[string]string{}, true},
+		{map[string]string{"NO_COLOR": "1"}, false},
+		{map[string]string{"TERM": "dumb"}, false},
+	} {
+		ptmx, tty, err := pty.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		screen := make(chan string, 1)
+		go func() {
+			var buf bytes.Buffer
+			_, _ = io.Copy(&buf, ptmx)
+			screen <- buf.String()
+		}()
+		e := &env{stdout: io.Discard, stderr: tty, getenv: func(k string) string { return tc.env[k] }}
+		log, err := e.logger(LogConfig{Level: "info", Format: "auto"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		log.Warn("a line")
+		tty.Close()
+		got := <-screen
+		ptmx.Close()
+		if !strings.Contains(got, "a line") || strings.Contains(got, "\x1b[") != tc.colour {
+			t.Errorf("%v: colour %v wanted, got %q", tc.env, tc.colour, got)
+		}
+	}
+}
+
+// A command cut short by SIGINT or SIGTERM says so and exits 130, whatever
+// failed on the way (here: reaching the database).
+func TestInterruptedCommandSaysSo(t *testing.T) {
+	h := newHarness(t)
+	h.migrate()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out, errOut bytes.Buffer
+	code := run(ctx, []string{"--config", h.config, "backfill"}, &out, &errOut, func(k string) string { return h.env[k] })
+	if code != exitInterrupted || strings.TrimSpace(errOut.String()) != "syncd: interrupted" {
+		t.Errorf("exit %d, stderr %q; want 130 and \"syncd: interrupted\"", code, errOut.String())
+	}
 }
 
 // TestBackfillInterruptSaysHowToResume cancels a backfill (Ctrl-C) mid-way:
@@ -99,7 +153,7 @@ func TestBackfillInterruptSaysHowToResume(t *testing.T) {
 // rows and contacts apart; an interrupted apply ends on what was done.
 func TestProgressViewOnATerminal(t *testing.T) {
 	var screen bytes.Buffer
-	v := newProgressView(&screen, true, zap.NewNop())
+	v := newProgressView(&screen, true, true, zap.NewNop())
 	c := &console{w: &screen}
 	c.draw(v)
 

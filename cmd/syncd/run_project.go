@@ -24,13 +24,98 @@ type projectRun struct {
 	events *webhook.Store
 	stored chan struct{} // a callback was stored: an event run is due
 
-	mu     stdsync.Mutex
-	dmn    *contactsync.Daemon // while its schedules run
-	active bool                // this process leads the project
+	mu       stdsync.Mutex
+	dmn      *contactsync.Daemon // while its schedules run
+	active   bool                // this process leads the project
+	schedule ScheduleConfig      // as it runs now: a reload may change it
+	rate     float64             // sinch.rate_limit_rps as it runs now
+
+	// What the watchdog looks at (see daemonState.stalled), under mu.
+	beat     time.Time // the scheduler's last heartbeat
+	running  bool      // a run holds the project lock
+	progress time.Time // the run's last sign of progress
 }
 
 func newProjectRun(d *deps) *projectRun {
-	return &projectRun{d: d, status: &runStatus{}, events: webhook.NewStore(d.store.DB()), stored: make(chan struct{}, 1)}
+	return &projectRun{d: d, status: &runStatus{}, events: webhook.NewStore(d.store.DB()), stored: make(chan struct{}, 1),
+		schedule: d.cfg.Schedule, rate: d.cfg.Sinch.RateLimitRPS}
+}
+
+// config is the project's configuration as it runs now: as it started,
+// with what reloads applied.
+func (p *projectRun) config() Config {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cfg := p.d.cfg
+	cfg.Schedule, cfg.Sinch.RateLimitRPS = p.schedule, p.rate
+	return cfg
+}
+
+// setRateLimit applies a reloaded sinch.rate_limit_rps to the project's
+// client.
+func (p *projectRun) setRateLimit(rps float64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.d.client.SetRateLimit(rps)
+	p.rate = rps
+}
+
+// setSchedule applies a reloaded schedule: to the daemon running the
+// project's schedules, if it leads it now, and to its next lead.
+func (p *projectRun) setSchedule(sc ScheduleConfig) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.dmn != nil {
+		if err := p.dmn.SetSchedules(sc.Incremental, sc.Full); err != nil {
+			return err
+		}
+	}
+	p.schedule = sc
+	exportSchedules(p.d.metrics, sc)
+	return nil
+}
+
+// heartbeat is the scheduler's sign of life.
+func (p *projectRun) heartbeat() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.beat = time.Now()
+}
+
+// progressed notes a sign of progress of the run going on.
+func (p *projectRun) progressed() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.progress = time.Now()
+}
+
+// holding notes whether a run holds the project lock: from taking it
+// until the run is reported (or the daemon is no longer busy).
+func (p *projectRun) holding(held bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.running = held
+	p.progress = time.Now()
+}
+
+// watchedStore tells the watchdog when a run holds the project lock, and
+// so is expected to make progress: waiting for the lock is not stalling.
+type watchedStore struct {
+	contactsync.Store
+	p *projectRun
+}
+
+func (w watchedStore) Lock(ctx context.Context, projectID string) (*crm.Lock, error) {
+	w.p.holding(false) // waiting, however long, is not stalling
+	l, err := w.Store.Lock(ctx, projectID)
+	w.p.holding(err == nil)
+	return l, err
+}
+
+func (w watchedStore) TryLock(ctx context.Context, projectID string) (*crm.Lock, error) {
+	l, err := w.Store.TryLock(ctx, projectID)
+	w.p.holding(err == nil)
+	return l, err
 }
 
 // wake asks for an event run.
@@ -51,17 +136,28 @@ func (p *projectRun) busy() bool {
 func (p *projectRun) setDaemon(d *contactsync.Daemon) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if d != nil && p.dmn == nil {
+		// A reload between the lead's start and now is not lost.
+		_ = d.SetSchedules(p.schedule.Incremental, p.schedule.Full)
+	}
 	p.dmn = d
+	p.beat, p.running = time.Now(), false
 }
 
 // lead runs the project's schedules, CRM notifications, event runs and
-// journal pruning until ctx ends: this process leads the project until then.
-func (p *projectRun) lead(ctx context.Context) {
+// journal pruning (retention says how far back) until ctx ends: this
+// process leads the project until then.
+func (p *projectRun) lead(ctx context.Context, retention func() time.Duration) {
 	d, cfg, log := p.d, p.d.cfg, p.d.log
+	p.mu.Lock()
+	schedule := p.schedule
+	p.mu.Unlock()
 	rec := d.reconciler(false)
 	if cfg.Webhook.Listen != "" {
 		rec.Events = p.events
 	}
+	rec.Store = watchedStore{Store: rec.Store, p: p}
+	rec.OnProgress = func(contactsync.Progress) { p.progressed() }
 
 	var changes chan struct{}
 	listening := make(chan struct{})
@@ -92,9 +188,10 @@ func (p *projectRun) lead(ctx context.Context) {
 	dmn := &contactsync.Daemon{
 		Reconciler:  rec,
 		Logger:      log,
-		Incremental: cfg.Schedule.Incremental,
-		Full:        cfg.Schedule.Full,
+		Incremental: schedule.Incremental,
+		Full:        schedule.Full,
 		OnSkip:      d.metrics.TickSkipped,
+		Heartbeat:   p.heartbeat,
 		// A first run at start catches up on what changed while no process
 		// led the project (a full one when nothing was ever synced, or when
 		// the last full run was cut short). It waits for a run still
@@ -107,6 +204,7 @@ func (p *projectRun) lead(ctx context.Context) {
 		dmn.Events = p.stored
 	}
 	dmn.OnRun = func(rep contactsync.Report, err error) {
+		p.holding(false)
 		inc, full := dmn.NextRuns()
 		line := fmt.Sprintf("last run of %s: %s %s at %s (%s); next incremental %s, next full %s",
 			p.d.project, rep.Kind, rep.Outcome, time.Now().Format(time.RFC3339), rep.Plan.Summary(), formatNext(inc), formatNext(full))
@@ -115,12 +213,8 @@ func (p *projectRun) lead(ctx context.Context) {
 		d.metrics.DeletesWithheld(rep.Kind, rep.Withheld)
 	}
 	// The schedules' periods let alerts and dashboards compare runs with
-	// them; the configuration checked that they parse.
-	for kind, spec := range map[string]string{contactsync.RunIncremental: cfg.Schedule.Incremental, contactsync.RunFull: cfg.Schedule.Full} {
-		if s, err := contactsync.ParseSchedule(spec); err == nil {
-			d.metrics.SetSchedule(kind, s)
-		}
-	}
+	// them.
+	exportSchedules(d.metrics, schedule)
 
 	// Changes committed from here on wake a run.
 	select {
@@ -132,10 +226,10 @@ func (p *projectRun) lead(ctx context.Context) {
 	p.setDaemon(dmn)
 	defer p.setDaemon(nil)
 	pruned := make(chan struct{})
-	go func() { defer close(pruned); pruneLoop(ctx, d) }()
+	go func() { defer close(pruned); pruneLoop(ctx, d, retention) }()
 	log.Info("leading the project: running its schedules", zap.Bool("crm_notify", cfg.CRM.Notify),
 		zap.String("webhook", cfg.Webhook.Listen),
-		zap.String("incremental", cfg.Schedule.Incremental), zap.String("full", cfg.Schedule.Full))
+		zap.String("incremental", schedule.Incremental), zap.String("full", schedule.Full))
 	if err := dmn.Run(ctx, changes); err != nil {
 		log.Error("the project's schedules stopped", zap.Error(err))
 	}
@@ -148,12 +242,12 @@ func (p *projectRun) lead(ctx context.Context) {
 // database answers and no project's last run here failed; a process
 // standing by for every project is ready too. Its answer says which
 // projects this process leads.
-func daemonHealth(store *crm.Store, projects []*projectRun) metrics.Health {
+func daemonHealth(store *crm.Store, running func() []*projectRun) metrics.Health {
 	return metrics.Health{
 		Ping: store.Ping,
 		LastRun: func() (string, bool) {
 			outcome, any := "", false
-			for _, p := range projects {
+			for _, p := range running() {
 				if o, ok := p.status.last(); ok {
 					if o == crm.RunFailed {
 						return o, true
@@ -165,7 +259,7 @@ func daemonHealth(store *crm.Store, projects []*projectRun) metrics.Health {
 		},
 		FailedBecause: func() string {
 			var why []string
-			for _, p := range projects {
+			for _, p := range running() {
 				if o, _ := p.status.last(); o == crm.RunFailed {
 					why = append(why, p.d.project+": "+p.status.failedBecause())
 				}
@@ -174,7 +268,7 @@ func daemonHealth(store *crm.Store, projects []*projectRun) metrics.Health {
 		},
 		Roles: func() string {
 			var active, standby []string
-			for _, p := range projects {
+			for _, p := range running() {
 				if p.leading() {
 					active = append(active, p.d.project)
 				} else {
@@ -214,4 +308,14 @@ func roles(active, standby []string) string {
 		parts = append(parts, "standing by for "+strings.Join(standby, ", "))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// exportSchedules sets the schedules' periods, which alerts and dashboards
+// compare runs with; the configuration checked that they parse.
+func exportSchedules(m *metrics.Project, sc ScheduleConfig) {
+	for kind, spec := range map[string]string{contactsync.RunIncremental: sc.Incremental, contactsync.RunFull: sc.Full} {
+		if s, err := contactsync.ParseSchedule(spec); err == nil {
+			m.SetSchedule(kind, s)
+		}
+	}
 }

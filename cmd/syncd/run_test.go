@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	stdsync "sync"
 	"testing"
@@ -47,11 +48,17 @@ func (s *syncBuffer) String() string {
 // waits until it serves.
 func (h *harness) startDaemon() *daemonHandle {
 	h.t.Helper()
+	return h.startDaemonWith(nil)
+}
+
+// startDaemonWith is startDaemon with hangups standing in for SIGHUP.
+func (h *harness) startDaemonWith(hangups <-chan os.Signal) *daemonHandle {
+	h.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	d := &daemonHandle{cancel: cancel, done: make(chan int, 1), stderr: &syncBuffer{}}
 	e := &env{stdout: io.Discard, stderr: d.stderr, getenv: func(k string) string { return h.env[k] },
-		ready: func(addr string) { ready <- addr }, webhookReady: func(addr string) { d.webhook = addr }}
+		ready: func(addr string) { ready <- addr }, webhookReady: func(addr string) { d.webhook = addr }, hangups: hangups}
 	go func() {
 		root := e.rootCommand()
 		root.SetArgs([]string{"--config", h.config, "run"})

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -186,7 +185,7 @@ func (h *harness) checkStatusRoles(active, standby *process) {
 		h.t.Fatalf("status exited %d: %s", code, errOut)
 	}
 	var st statusReport
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
+	if err := unmarshalStatus(out, &st); err != nil {
 		h.t.Fatal(err)
 	}
 	if len(st.Processes) != 2 || st.Processes[0].Role != "active" || !strings.HasSuffix(st.Processes[0].ApplicationName, active.appName()) ||

@@ -27,8 +27,9 @@ func (e *env) statusCommand() *cobra.Command {
 		Long: `Print the last runs from the journal (kind, start, duration, counts, outcome,
 the first rejected rows) and whether a syncd currently holds the project's lock:
 for every project of the configuration, one section each, or for --project's.
-With --format json, a configuration with a projects: list (and no --project)
-gives a list of the projects' reports; otherwise the one report.
+With --format json, one object of one shape however many projects there are:
+{"version": 1, "projects": [...]}, one report per project shown; keys may be
+added within a version, never renamed or removed.
 
 Exit status: 0, 1 error.`,
 		Args: cobra.NoArgs,
@@ -36,7 +37,7 @@ Exit status: 0, 1 error.`,
 			if format != "text" && format != "json" {
 				return fmt.Errorf("--format: %q is not one of text, json", format)
 			}
-			cfg, err := e.config(e.configExplicit)
+			cfg, err := e.localConfig()
 			if err != nil {
 				return err
 			}
@@ -44,7 +45,7 @@ Exit status: 0, 1 error.`,
 			if err != nil {
 				return err
 			}
-			d, err := e.openShared(cmd.Context(), projects)
+			d, err := e.openLocal(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
@@ -62,10 +63,7 @@ Exit status: 0, 1 error.`,
 			if format == "json" {
 				enc := json.NewEncoder(e.stdout)
 				enc.SetIndent("", "  ")
-				if list {
-					return enc.Encode(reports)
-				}
-				return enc.Encode(reports[0])
+				return enc.Encode(statusJSON{Version: statusVersion, Projects: reports})
 			}
 			for i, st := range reports {
 				if i > 0 {
@@ -85,6 +83,18 @@ Exit status: 0, 1 error.`,
 	cmd.Flags().IntVar(&limit, "limit", 10, "how many runs to show")
 	_ = cmd.RegisterFlagCompletionFunc("format", completeValues([]string{"text", "json"}, false))
 	return cmd
+}
+
+// statusVersion is the version of status --format json's shape: it
+// changes only when a key is renamed or removed, or its meaning changes.
+const statusVersion = 1
+
+// statusJSON is what status --format json prints: the same shape for one
+// project and for several, so that a consumer does not break when a
+// second project is added.
+type statusJSON struct {
+	Version  int            `json:"version"`
+	Projects []statusReport `json:"projects"`
 }
 
 type statusReport struct {
@@ -187,15 +197,15 @@ func writeStatus(w io.Writer, st statusReport) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RUN\tKIND\tSTARTED\tDURATION\tOUTCOME\tCREATE\tPATCH\tMERGE\tDELETE\tREJECTED\tFAILED")
+	fmt.Fprintln(tw, "RUN\tKIND\tSTARTED\tDURATION\tOUTCOME\tCREATE\tPATCH\tMERGE\tDELETE\tREJECTED\tREFUSED\tFAILED")
 	for _, r := range st.Runs {
 		c := r.Counts
 		took := (time.Duration(r.DurationMS) * time.Millisecond).Round(time.Millisecond).String()
 		if r.FinishedAt == nil {
 			took += " so far"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\n", r.ID, r.Kind, r.StartedAt.Local().Format(timeLayout),
-			took, r.Outcome, c["create"], c["patch"], c["merge"], c["delete"], c["rejected"], c["failed"])
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", r.ID, r.Kind, r.StartedAt.Local().Format(timeLayout),
+			took, r.Outcome, c["create"], c["patch"], c["merge"], c["delete"], c["rejected"], c["refused"], c["failed"])
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -33,7 +32,7 @@ func TestStatusShowsTheEventQueue(t *testing.T) {
 			DoneLastHour int `json:"done_last_hour"`
 		} `json:"events"`
 	}
-	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 0 {
+	if err := unmarshalStatus(out, &st); err != nil || code != 0 {
 		t.Fatalf("status --format json exited %d: %v\n%s", code, err, out)
 	}
 	if st.Events.Pending != 2 || st.Events.Retried != 1 || st.Events.DoneLastHour != 1 {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -23,7 +24,7 @@ func TestStatus(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("status exited %d: %s", code, errOut)
 	}
-	for _, want := range []string{"no sync running now", "full", "succeeded", "rejected crm-0002: phone"} {
+	for _, want := range []string{"no sync running now", "full", "succeeded", "rejected crm-0002: phone", "REJECTED  REFUSED  FAILED"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)
 		}
@@ -38,7 +39,8 @@ func TestStatus(t *testing.T) {
 	defer lock.Release(context.Background())
 	code, out, _ = h.run("status", "--format", "json")
 	var st struct {
-		Lock struct {
+		Version int `json:"version"`
+		Lock    struct {
 			Held bool `json:"held"`
 			PID  int  `json:"pid"`
 		} `json:"lock"`
@@ -53,7 +55,7 @@ func TestStatus(t *testing.T) {
 			} `json:"rejects"`
 		} `json:"runs"`
 	}
-	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 0 {
+	if err := unmarshalStatus(out, &st); err != nil || code != 0 {
 		t.Fatalf("status --format json exited %d: %v\n%s", code, err, out)
 	}
 	if !st.Lock.Held || st.Lock.PID != lock.BackendPID() {
@@ -132,7 +134,7 @@ func TestStatusOfARunningRun(t *testing.T) {
 			DurationMS int64 `json:"duration_ms"`
 		} `json:"runs"`
 	}
-	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 0 || len(st.Runs) != 1 {
+	if err := unmarshalStatus(out, &st); err != nil || code != 0 || len(st.Runs) != 1 {
 		t.Fatalf("status --format json exited %d: %v\n%s", code, err, out)
 	}
 	if d := time.Duration(st.Runs[0].DurationMS) * time.Millisecond; d < 90*time.Second || d > time.Hour {
@@ -181,18 +183,39 @@ func TestStatusOfSeveralProjects(t *testing.T) {
 		} `json:"runs"`
 	}
 	code, out, _ = h.run("status", "--format", "json")
-	var all []report
-	if err := json.Unmarshal([]byte(out), &all); err != nil || code != 0 {
+	var doc struct {
+		Version  int      `json:"version"`
+		Projects []report `json:"projects"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || code != 0 || doc.Version != 1 {
 		t.Fatalf("status --format json exited %d: %v\n%s", code, err, out)
 	}
+	all := doc.Projects
 	if len(all) != 2 || all[0].Project != "eu" || all[0].ProjectID != "p1" || !all[0].Lock.Held || len(all[0].Runs) != 0 ||
 		all[1].Project != "us" || all[1].ProjectID != "p2" || all[1].Lock.Held || len(all[1].Runs) != 1 || all[1].Runs[0].Counts["create"] != 2 {
 		t.Errorf("status --format json = %+v", all)
 	}
 
+	// One project, picked by --project: the same shape, a list of one.
 	code, out, _ = h.run("--project", "us", "status", "--format", "json")
 	var one report
-	if err := json.Unmarshal([]byte(out), &one); err != nil || code != 0 || one.Project != "us" || one.ProjectID != "p2" {
+	if err := unmarshalStatus(out, &one); err != nil || code != 0 || one.Project != "us" || one.ProjectID != "p2" {
 		t.Errorf("status --project us --format json exited %d: %v\n%s", code, err, out)
 	}
+}
+
+// unmarshalStatus decodes status --format json of one project into v: the
+// document is {"version": 1, "projects": [v]}.
+func unmarshalStatus(out string, v any) error {
+	var doc struct {
+		Version  int               `json:"version"`
+		Projects []json.RawMessage `json:"projects"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		return err
+	}
+	if doc.Version != statusVersion || len(doc.Projects) != 1 {
+		return fmt.Errorf("version %d and %d projects, want version %d and one", doc.Version, len(doc.Projects), statusVersion)
+	}
+	return json.Unmarshal(doc.Projects[0], v)
 }

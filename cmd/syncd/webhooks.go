@@ -28,7 +28,7 @@ and webhook.secret, list shows the app's webhooks, delete removes one.`,
 // the webhook commands need no database. need names the keys the command
 // cannot do without.
 func (e *env) webhooksClient(need ...string) (Config, *sinch.Client, error) {
-	cfg, err := e.config(e.configExplicit)
+	cfg, err := e.config()
 	if err != nil {
 		return cfg, nil, err
 	}

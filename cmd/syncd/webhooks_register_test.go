@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/syncd/syncd/sinch"
+
 	"github.com/syncd/syncd/sinch/sinchtest"
 	"github.com/syncd/syncd/webhook"
 )
@@ -13,6 +15,7 @@ func webhookHarness(t *testing.T) *harness {
 	t.Helper()
 	h := newHarness(t)
 	h.env["SYNCD_SINCH_APP_ID"] = "app1"
+	h.emu.PutApp(sinch.App{ID: "app1", ProcessingMode: sinch.ProcessingModeConversation})
 	h.env["SYNCD_WEBHOOK_SECRET"] = "hook-secret-value"
 	h.setConfig("webhook:\n  public_url: https://sync.example.com/webhooks/sinch\n")
 	return h

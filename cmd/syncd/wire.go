@@ -6,7 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -18,9 +22,99 @@ import (
 	contactsync "github.com/syncd/syncd/sync"
 )
 
-// config loads the configuration the command line points at.
-func (e *env) config(explicit bool) (Config, error) {
-	return loadConfig(e.configPath, explicit, e.getenv)
+// systemConfig is where the package installs the configuration; a
+// variable so that tests can keep a host's own file out of them.
+var systemConfig = "/etc/syncd/config.yaml"
+
+// findConfig picks the configuration file: --config, else $SYNCD_CONFIG
+// (either must exist), else ./config.yaml, else systemConfig, the first
+// that exists; "" when none does, which leaves the environment and the
+// defaults.
+func (e *env) findConfig() {
+	e.configPath, e.configExplicit = e.configFlag, true
+	if e.configPath == "" {
+		e.configPath = e.getenv("SYNCD_CONFIG")
+	}
+	if e.configPath != "" {
+		return
+	}
+	e.configExplicit = false
+	for _, p := range []string{"config.yaml", systemConfig} {
+		if _, err := os.Stat(p); err == nil {
+			e.configPath = p
+			return
+		}
+	}
+}
+
+// configSource says where the configuration came from, for config check
+// and the daemon's first log line.
+func (e *env) configSource() string {
+	if e.configPath == "" {
+		return "no file (none of ./config.yaml, " + systemConfig + ") but the environment"
+	}
+	if abs, err := filepath.Abs(e.configPath); err == nil {
+		return abs + " and the environment"
+	}
+	return e.configPath + " and the environment"
+}
+
+// config loads and validates the configuration the command line points at,
+// and warns on stderr of the SYNCD_ variables it does not know.
+func (e *env) config() (Config, error) {
+	cfg, err := loadConfig(e.configPath, e.configExplicit, e.getenv)
+	if err == nil {
+		for _, w := range e.envWarnings(cfg) {
+			fmt.Fprintf(e.stderr, "syncd: warning: %s\n", w)
+		}
+	}
+	return cfg, err
+}
+
+// localConfig is config for the commands that call no Sinch: see
+// loadLocalConfig.
+func (e *env) localConfig() (Config, error) {
+	cfg, err := loadLocalConfig(e.configPath, e.configExplicit, e.getenv)
+	if err == nil {
+		for _, w := range e.envWarnings(cfg) {
+			fmt.Fprintf(e.stderr, "syncd: warning: %s\n", w)
+		}
+	}
+	return cfg, err
+}
+
+// envWarnings names the SYNCD_ variables of the environment that cfg does
+// not read: a typo (SYNCD_SINCH_KEYSECRET) or a project's variable for a
+// project the configuration does not name would otherwise be ignored in
+// silence. Each says what was probably meant.
+func (e *env) envWarnings(cfg Config) []string {
+	if e.environ == nil {
+		return nil
+	}
+	known := []string{"SYNCD_CONFIG"}
+	for _, o := range envOverrides {
+		known = append(known, o.name)
+		for _, p := range cfg.projects {
+			if o.project && projectNameRE.MatchString(p.Name) {
+				known = append(known, projectEnv(p.Name, o.name))
+			}
+		}
+	}
+	var out []string
+	for _, kv := range e.environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		// SYNCD_TEST_ variables are the test suite's (README.md).
+		if !strings.HasPrefix(name, "SYNCD_") || strings.HasPrefix(name, "SYNCD_TEST_") || slices.Contains(known, name) {
+			continue
+		}
+		msg := name + " is not a variable syncd reads, and is ignored"
+		if hint := didYouMean(name, known, ""); hint != "" {
+			msg += hint
+		}
+		out = append(out, msg)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // logger writes to stderr: readable on a terminal, JSON lines otherwise
@@ -41,7 +135,10 @@ func (e *env) logger(cfg LogConfig) (*zap.Logger, error) {
 	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
 	var enc zapcore.Encoder
 	if format == "console" {
-		encCfg.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
+		if e.colour(e.stderr) {
+			encCfg.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		}
 		enc = zapcore.NewConsoleEncoder(encCfg)
 	} else {
 		enc = zapcore.NewJSONEncoder(encCfg)
@@ -49,7 +146,15 @@ func (e *env) logger(cfg LogConfig) (*zap.Logger, error) {
 	if e.console == nil {
 		e.console = &console{w: e.stderr}
 	}
-	return zap.New(zapcore.NewCore(enc, e.console, level)), nil
+	e.logLevel = zap.NewAtomicLevelAt(level)
+	return zap.New(zapcore.NewCore(enc, e.console, e.logLevel)), nil
+}
+
+// colour says whether what syncd writes to w may be coloured: only on a
+// terminal, and never with NO_COLOR set (https://no-color.org) or on a
+// terminal that says it has no colours (TERM=dumb).
+func (e *env) colour(w io.Writer) bool {
+	return isTerminal(w) && e.getenv("NO_COLOR") == "" && e.getenv("TERM") != "dumb"
 }
 
 func isTerminal(w io.Writer) bool {
@@ -105,6 +210,20 @@ type deps struct {
 
 	// registry holds every project's series, for /metrics.
 	registry *metrics.Metrics
+	// lastCall is when the client's last Sinch call ended (unix ns): a
+	// run that makes calls is making progress (syncd run's watchdog).
+	lastCall atomic.Int64
+}
+
+// callClock notes when each Sinch call ends, and passes it on.
+type callClock struct {
+	sinch.Observer
+	last *atomic.Int64
+}
+
+func (c callClock) ObserveCall(op string, status int, d time.Duration) {
+	c.last.Store(time.Now().UnixNano())
+	c.Observer.ObserveCall(op, status, d)
 }
 
 func (d *deps) Close() {
@@ -118,7 +237,7 @@ func (d *deps) Close() {
 // the project the command acts on (oneProject). A database whose schema is
 // behind this binary's is refused in one line.
 func (e *env) open(ctx context.Context) (*deps, error) {
-	cfg, err := e.config(e.configExplicit)
+	cfg, err := e.config()
 	if err != nil {
 		return nil, err
 	}
@@ -142,15 +261,25 @@ func (e *env) openMigrated(ctx context.Context, p Project) (*deps, error) {
 	return d, nil
 }
 
-// openShared connects for a command acting on every one of projects: they
-// share the database, so one connection serves them all; the logs name the
-// project only when there is one.
-func (e *env) openShared(ctx context.Context, projects []Project) (*deps, error) {
-	p := projects[0]
-	if len(projects) > 1 {
-		p.Name = ""
+// openLocal connects to PostgreSQL only, for the commands that read or
+// prune syncd's state and call no Sinch (status, prune): no client, so no
+// access key needed. A database with migrations pending is refused.
+func (e *env) openLocal(ctx context.Context, cfg Config) (*deps, error) {
+	log, err := e.logger(cfg.Log)
+	if err != nil {
+		return nil, err
 	}
-	return e.openMigrated(ctx, p)
+	store, err := crm.Open(ctx, cfg.Database.URL, log)
+	if err != nil {
+		_ = log.Sync()
+		return nil, fmt.Errorf("database.url: %w", err)
+	}
+	d := &deps{cfg: cfg, log: log, store: store}
+	if err := store.CheckMigrated(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
 }
 
 // openWith connects for one project's configuration, as open does without
@@ -193,7 +322,7 @@ func projectDeps(p Project, log *zap.Logger, store *crm.Store, registry *metrics
 		metrics: registry.Project(cmp.Or(p.Name, defaultProjectName))}
 	sc := p.Config.sinchConfig()
 	sc.Logger = log
-	sc.Observer = d.metrics
+	sc.Observer = callClock{Observer: d.metrics, last: &d.lastCall}
 	var err error
 	if d.client, err = sinch.NewClient(sc); err != nil {
 		return nil, fmt.Errorf("sinch: %w", err)

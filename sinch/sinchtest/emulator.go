@@ -12,8 +12,10 @@
 // inject latency, 429s with Retry-After or a google.rpc.RetryInfo detail,
 // 5xx, dropped connections, slow answers and a server-side rate limit, into
 // the contacts endpoints and the token endpoint apart; it can also end lists
-// with an empty page and play the project setting
-// unified_contact_id_enabled.
+// with an empty page (or shift its pages, as Sinch's tokens do) and play the
+// project setting unified_contact_id_enabled. Its apps (apps.go) have a
+// processing mode, which the Apps API reads and sets, and which decides
+// whether an inbound message joins a contact.
 package sinchtest
 
 import (
@@ -148,7 +150,8 @@ type Emulator struct {
 	unified    bool
 	emptyLast  bool
 	shifting   bool
-	hooks      *hooks // the Webhooks API and its callbacks (webhooks.go)
+	hooks      *hooks               // the Webhooks API and its callbacks (webhooks.go)
+	apps       map[string]sinch.App // by id (apps.go)
 }
 
 // SetUnifiedContactID turns the unified_contact_id_enabled behaviour (see

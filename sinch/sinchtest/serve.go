@@ -47,9 +47,11 @@ func match(r *http.Request) (rt route, allowed string, ok bool) {
 			byMethod = map[string]string{http.MethodGet: OpGet, http.MethodPatch: OpUpdate, http.MethodDelete: OpDelete}
 		}
 	default:
-		var webhooks bool
+		var webhooks, apps bool
 		if byMethod, rt.id, webhooks = webhookRoute(rest); !webhooks {
-			return rt, "", false
+			if byMethod, rt.id, apps = appRoute(rest); !apps {
+				return rt, "", false
+			}
 		}
 	}
 	if op, found := byMethod[r.Method]; found {
@@ -148,6 +150,8 @@ func (e *Emulator) apply(rt route, r *http.Request, body []byte) (int, any) {
 		return e.merge(rt.id, body)
 	case OpWebhookCreate, OpWebhookList, OpWebhookGet, OpWebhookUpdate, OpWebhookDelete:
 		return e.applyWebhooks(rt, r.URL.Query(), body)
+	case OpAppGet, OpAppUpdate:
+		return e.applyApps(rt, r.URL.Query(), body)
 	}
 	return errorBody(http.StatusNotFound, "NOT_FOUND", "no such endpoint")
 }
