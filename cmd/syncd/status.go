@@ -103,6 +103,8 @@ type statusReport struct {
 	Lock      lockStatus      `json:"lock"`
 	Runs      []runStatusJSON `json:"runs"`
 	Events    webhook.Queue   `json:"events"` // Sinch contact events received and not yet processed
+	// Deferred is what partial runs left to the next full run.
+	Deferred deferredStatus `json:"deferred"`
 	// Processes are the `syncd run` processes serving the project: the
 	// active one and those standing by.
 	Processes []processStatus `json:"processes"`
@@ -115,6 +117,24 @@ type processStatus struct {
 	BackendPID      int       `json:"backend_pid"`
 	Connected       time.Time `json:"connected"`
 }
+
+// deferredStatus is the queue of what partial runs could not decide, the
+// first few of it shown.
+type deferredStatus struct {
+	Queued int             `json:"queued"`
+	Oldest *time.Time      `json:"oldest,omitempty"`
+	First  []deferredEntry `json:"first"`
+}
+
+type deferredEntry struct {
+	Kind   string    `json:"kind"` // record or contact
+	Key    string    `json:"key"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
+// deferredShown is how many deferred changes status lists.
+const deferredShown = 5
 
 type lockStatus struct {
 	Held            bool   `json:"held"`
@@ -155,6 +175,19 @@ func readStatus(ctx context.Context, store *crm.Store, projectID string, limit i
 	if st.Processes, err = processes(ctx, store, projectID); err != nil {
 		return st, err
 	}
+	deferred, err := store.Deferred(ctx, projectID, "", nil)
+	if err != nil {
+		return st, err
+	}
+	st.Deferred = deferredStatus{Queued: len(deferred), First: []deferredEntry{}}
+	for i, d := range deferred {
+		if i == 0 {
+			st.Deferred.Oldest = &d.DeferredAt
+		}
+		if i < deferredShown {
+			st.Deferred.First = append(st.Deferred.First, deferredEntry{Kind: d.Kind, Key: d.Key, Reason: d.Reason, At: d.DeferredAt})
+		}
+	}
 	runs, err := store.LastRuns(ctx, projectID, limit)
 	if err != nil {
 		return st, err
@@ -192,20 +225,21 @@ func writeStatus(w io.Writer, st statusReport) error {
 	}
 	writeProcesses(w, st.Processes)
 	writeQueue(w, st.Events)
+	writeDeferred(w, st.Deferred)
 	if len(st.Runs) == 0 {
 		_, err := fmt.Fprintln(w, "No runs yet.")
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RUN\tKIND\tSTARTED\tDURATION\tOUTCOME\tCREATE\tPATCH\tMERGE\tDELETE\tREJECTED\tREFUSED\tFAILED")
+	fmt.Fprintln(tw, "RUN\tKIND\tSTARTED\tDURATION\tOUTCOME\tCREATE\tPATCH\tMERGE\tDELETE\tREJECTED\tREFUSED\tDEFERRED\tFAILED")
 	for _, r := range st.Runs {
 		c := r.Counts
 		took := (time.Duration(r.DurationMS) * time.Millisecond).Round(time.Millisecond).String()
 		if r.FinishedAt == nil {
 			took += " so far"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", r.ID, r.Kind, r.StartedAt.Local().Format(timeLayout),
-			took, r.Outcome, c["create"], c["patch"], c["merge"], c["delete"], c["rejected"], c["refused"], c["failed"])
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", r.ID, r.Kind, r.StartedAt.Local().Format(timeLayout),
+			took, r.Outcome, c["create"], c["patch"], c["merge"], c["delete"], c["rejected"], c["refused"], c["deferred"], c["failed"])
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -229,6 +263,23 @@ func writeQueue(w io.Writer, q webhook.Queue) {
 	fmt.Fprintf(w, ", %d processed in the last hour.\n", q.DoneLastHour)
 	if q.Retried > 0 {
 		fmt.Fprintf(w, "%d queued events failed before and are retried; last error: %s\n", q.Retried, q.LastError)
+	}
+}
+
+func writeDeferred(w io.Writer, d deferredStatus) {
+	if d.Queued == 0 {
+		return
+	}
+	fmt.Fprintf(w, "Left to the next full run: %d", d.Queued)
+	if d.Oldest != nil {
+		fmt.Fprintf(w, " (oldest queued %s ago)", time.Since(*d.Oldest).Round(time.Second))
+	}
+	fmt.Fprintln(w, ":")
+	for _, e := range d.First {
+		fmt.Fprintf(w, "  %s %s: %s\n", e.Kind, planner.TerminalEscape(e.Key), e.Reason)
+	}
+	if d.Queued > len(d.First) {
+		fmt.Fprintf(w, "  and %d more (syncd explain ID shows one)\n", d.Queued-len(d.First))
 	}
 }
 

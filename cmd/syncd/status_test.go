@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/syncd/syncd/crm"
 )
 
 func TestStatus(t *testing.T) {
@@ -24,7 +26,7 @@ func TestStatus(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("status exited %d: %s", code, errOut)
 	}
-	for _, want := range []string{"no sync running now", "full", "succeeded", "rejected crm-0002: phone", "REJECTED  REFUSED  FAILED"} {
+	for _, want := range []string{"no sync running now", "full", "succeeded", "rejected crm-0002: phone", "REJECTED  REFUSED  DEFERRED  FAILED"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)
 		}
@@ -218,4 +220,39 @@ func unmarshalStatus(out string, v any) error {
 		return fmt.Errorf("version %d and %d projects, want version %d and one", doc.Version, len(doc.Projects), statusVersion)
 	}
 	return json.Unmarshal(doc.Projects[0], v)
+}
+
+// What partial runs left to the next full run is shown, with why, in text
+// and in JSON.
+func TestStatusShowsWhatIsDeferred(t *testing.T) {
+	h := newHarness(t)
+	h.migrate()
+	h.load(crmRows(2))
+	if code, out, errOut := h.run("backfill"); code != 0 {
+		t.Fatalf("backfill exited %d:\n%s%s", code, out, errOut)
+	}
+	if _, err := h.store.Defer(context.Background(), "p1", []crm.Deferral{
+		{Kind: crm.DeferRecord, Key: "crm-0001", Reason: "its scope grew past 50 records and contacts (sync.scope_bound)"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := h.run("status")
+	if code != 0 || !strings.Contains(out, "Left to the next full run: 1") || !strings.Contains(out, "record crm-0001: its scope grew past 50") {
+		t.Errorf("status exited %d and says:\n%s%s", code, out, errOut)
+	}
+	code, out, _ = h.run("status", "--format", "json")
+	var st struct {
+		Projects []struct {
+			Deferred struct {
+				Queued int `json:"queued"`
+				First  []struct {
+					Kind, Key string
+				} `json:"first"`
+			} `json:"deferred"`
+		} `json:"projects"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 0 || len(st.Projects) != 1 ||
+		st.Projects[0].Deferred.Queued != 1 || st.Projects[0].Deferred.First[0].Key != "crm-0001" {
+		t.Errorf("status --format json exited %d (%v): %s", code, err, out)
+	}
 }
