@@ -231,7 +231,7 @@ type early struct {
 	r     *Reconciler
 	ctx   context.Context // the run's: once cancelled, no new batch starts
 	runID int64
-	work  chan planner.Operation
+	work  chan *planner.Operation // pointers: a buffer of 64k operations themselves would be 20 MB
 	done  chan struct{}
 
 	mu       stdsync.Mutex
@@ -251,7 +251,7 @@ type answer struct {
 const maxEarlyBatch = 1000
 
 func newEarly(ctx context.Context, r *Reconciler, runID int64) *early {
-	e := &early{r: r, ctx: ctx, runID: runID, work: make(chan planner.Operation, 1<<16), done: make(chan struct{})}
+	e := &early{r: r, ctx: ctx, runID: runID, work: make(chan *planner.Operation, 1<<16), done: make(chan struct{})}
 	go e.apply()
 	return e
 }
@@ -259,8 +259,9 @@ func newEarly(ctx context.Context, r *Reconciler, runID int64) *early {
 // page hands a listed page to the index, sends the patches it returns, and
 // settles the answers that came back meanwhile.
 func (e *early) page(idx *planner.Index, page []sinch.Contact) {
-	for _, op := range idx.Page(page) {
-		e.work <- op
+	early := idx.Page(page)
+	for i := range early {
+		e.work <- &early[i]
 	}
 	e.settle(idx)
 }
@@ -268,7 +269,7 @@ func (e *early) page(idx *planner.Index, page []sinch.Contact) {
 func (e *early) apply() {
 	defer close(e.done)
 	for op := range e.work {
-		plan := planner.Plan{Operations: []planner.Operation{op}}
+		plan := planner.Plan{Operations: []planner.Operation{*op}}
 	gather:
 		for len(plan.Operations) < maxEarlyBatch {
 			select {
@@ -276,7 +277,7 @@ func (e *early) apply() {
 				if !ok {
 					break gather
 				}
-				plan.Operations = append(plan.Operations, more)
+				plan.Operations = append(plan.Operations, *more)
 			default:
 				break gather
 			}
