@@ -180,7 +180,7 @@ func (r *Reconciler) full(ctx context.Context, runID int64, readStart time.Time)
 		earlyRep.Errors = append(earlyRep.Errors, err.Error())
 		return earlyRep, err
 	}
-	rep, err := r.apply(ctx, runID, plan, false, &fresh{r: r, readStart: readStart})
+	rep, err := r.apply(ctx, runID, plan, false, newFresh(r, readStart, plan))
 	rep.Plan.DropBodies() // the run's own plan: nobody else holds it
 	rep.Lookups += reads
 	rep.add(earlyRep)

@@ -3,9 +3,11 @@ package sync
 import (
 	"context"
 	"fmt"
+	"slices"
 	stdsync "sync"
 	"time"
 
+	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 )
@@ -31,10 +33,49 @@ import (
 type fresh struct {
 	r         *Reconciler
 	readStart time.Time
+	removals  []string // the external_ids whose contacts the plan removes, read again in one query
 
 	once    stdsync.Once
-	changed map[string][]string // lookup key -> rows changed since readStart that hold it
+	now     map[string]crm.Record        // the records of removals, as read again
+	unread  map[string]planner.Rejection // those that could not be read
+	changed map[string][]string          // lookup key -> rows changed since readStart that hold it
 	err     error
+}
+
+// newFresh is the check of a full run that read the CRM from readStart on
+// and is about to apply plan.
+func newFresh(r *Reconciler, readStart time.Time, plan planner.Plan) *fresh {
+	f := &fresh{r: r, readStart: readStart}
+	for _, op := range plan.Operations {
+		if op.Removes() {
+			f.removals = append(f.removals, op.ExternalID)
+		}
+	}
+	return f
+}
+
+// read reads again, once, what removals rest on: their records, and the
+// rows changed since the run's read.
+func (f *fresh) read(ctx context.Context) error {
+	f.once.Do(func() {
+		slices.Sort(f.removals)
+		recs, err := f.r.Store.RecordsByExternalID(ctx, f.r.Source, slices.Compact(f.removals))
+		unread, err := unreadableRows(err)
+		if err != nil {
+			f.err = fmt.Errorf("read again the records whose contacts the run removes: %w", err)
+			return
+		}
+		f.now = make(map[string]crm.Record, len(recs))
+		for _, rec := range recs {
+			f.now[rec.ExternalID] = rec
+		}
+		f.unread = make(map[string]planner.Rejection, len(unread))
+		for _, rej := range unread {
+			f.unread[rej.ExternalID] = rej
+		}
+		f.changed, f.err = f.changedKeys(ctx)
+	})
+	return f.err
 }
 
 // check says why op must not be sent now; "" when its facts hold.
@@ -51,23 +92,17 @@ func (f *fresh) check(ctx context.Context, op planner.Operation) (string, error)
 }
 
 func (f *fresh) checkRemoval(ctx context.Context, op planner.Operation) (string, error) {
-	recs, err := f.r.Store.RecordsByExternalID(ctx, f.r.Source, []string{op.ExternalID})
-	unread, err := unreadableRows(err)
-	if err != nil {
-		return "", fmt.Errorf("read %s again before removing its contact: %w", op.ExternalID, err)
+	if err := f.read(ctx); err != nil {
+		return "", err
 	}
-	if len(unread) > 0 {
-		return "the record can no longer be read (" + unread[0].String() + "): its contact is kept", nil
+	if rej, ok := f.unread[op.ExternalID]; ok {
+		return "the record can no longer be read (" + rej.String() + "): its contact is kept", nil
 	}
-	if len(recs) > 0 && !recs[0].Deleted() {
+	if rec, ok := f.now[op.ExternalID]; ok && !rec.Deleted() {
 		return "the record is back in the CRM since the run read it", nil
 	}
 	if to, ok := f.r.peekRename(op.ExternalID); ok {
 		return fmt.Sprintf("the CRM reports the record renamed to %s since the run read it", to), nil
-	}
-	f.once.Do(func() { f.changed, f.err = f.changedKeys(ctx) })
-	if f.err != nil {
-		return "", f.err
 	}
 	for _, c := range op.Before {
 		if c.ID != op.ContactID {
