@@ -59,7 +59,7 @@ func (d *differ) sharedIdentities() {
 	hash := fnv.New64a()
 	for k, rec := range s.live {
 		var prev string
-		s.recs.eachIdentity(int(rec), func(id sinch.ChannelIdentity) {
+		s.recs.eachIdentity(rec, func(id sinch.ChannelIdentity) {
 			// A phone number counts once, whatever channels carry it.
 			if sinch.IsPhoneChannel(id.Channel) {
 				if id.Identity == prev {
@@ -90,7 +90,7 @@ func (d *differ) sharedIdentities() {
 		}
 		d.plan.Notes = append(d.plan.Notes, fmt.Sprintf(
 			"%s and %s share an identity (the same phone number, say): each gets a contact of its own holding it, which Sinch reports as a duplication",
-			s.recs.externalID(int(s.live[p[0]])), s.recs.externalID(int(s.live[p[1]]))))
+			s.recs.externalID(s.live[p[0]]), s.recs.externalID(s.live[p[1]])))
 	}
 }
 
@@ -98,9 +98,9 @@ func (d *differ) sharedIdentities() {
 // check behind a hash match.
 func (d *differ) share(a, b int) bool {
 	var ids []sinch.ChannelIdentity
-	d.idx.recs.eachIdentity(int(d.idx.live[a]), func(id sinch.ChannelIdentity) { ids = append(ids, id) })
+	d.idx.recs.eachIdentity(d.idx.live[a], func(id sinch.ChannelIdentity) { ids = append(ids, id) })
 	found := false
-	d.idx.recs.eachIdentity(int(d.idx.live[b]), func(id sinch.ChannelIdentity) {
+	d.idx.recs.eachIdentity(d.idx.live[b], func(id sinch.ChannelIdentity) {
 		found = found || slices.ContainsFunc(ids, func(have sinch.ChannelIdentity) bool {
 			return have.Identity == id.Identity && (sinch.IsPhoneChannel(have.Channel) && sinch.IsPhoneChannel(id.Channel) || sinch.SameIdentity(have, id))
 		})
@@ -167,7 +167,7 @@ func (d *differ) contact(i int) sinch.Contact {
 func (d *differ) ids(i int) (id, externalID string) {
 	if n := d.idx.contacts.len(); i >= n {
 		k := d.mirrored[i-n]
-		return d.idx.linked(k), d.idx.recs.externalID(int(d.idx.live[k]))
+		return d.idx.linked(k), d.idx.recs.externalID(d.idx.live[k])
 	}
 	return d.idx.contacts.ids(i)
 }
@@ -259,7 +259,7 @@ func (d *differ) index() {
 			if ext != "" && !d.opts.Owns(ext) {
 				d.plan.Notes = append(d.plan.Notes, fmt.Sprintf(
 					"contact %s, linked to %s, now carries external_id %q, which syncd does not own: left alone",
-					id, s.recs.externalID(int(s.live[k])), ext))
+					id, s.recs.externalID(s.live[k]), ext))
 				d.hold(int(k))
 				continue
 			}
@@ -374,7 +374,7 @@ func (d *differ) settleLeftBehind() {
 			continue
 		}
 		k := d.leftBehind[i]
-		if d.owner[k] == holdMark || renamed[d.idx.recs.externalID(int(d.idx.live[k]))] {
+		if d.owner[k] == holdMark || renamed[d.idx.recs.externalID(d.idx.live[k])] {
 			continue
 		}
 		d.own(k, i)
@@ -420,8 +420,8 @@ func (d *differ) claim() {
 	claimants := make(map[int][]string)
 	if len(d.pool) > 0 {
 		for _, rec := range s.live {
-			ext := s.recs.externalID(int(rec))
-			s.recs.eachIdentity(int(rec), func(id sinch.ChannelIdentity) {
+			ext := s.recs.externalID(rec)
+			s.recs.eachIdentity(rec, func(id sinch.ChannelIdentity) {
 				for _, i := range d.poolWith(id) {
 					if c := claimants[i]; len(c) == 0 || c[len(c)-1] != ext {
 						claimants[i] = append(c, ext)

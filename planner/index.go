@@ -41,15 +41,15 @@ type Index struct {
 	unreadable []Rejection   // rows the store could not read
 	unreadOK   map[string]bool
 	sealed     bool
-	// live are the records that are valid, unique and not deleted, as
-	// indexes into recs, sorted by external_id.
-	live []int32
+	// live are the records that are valid, unique and not deleted, sorted
+	// by external_id.
+	live []row
 	// keys holds one source row per external_id, sorted by external_id,
 	// and states, beside it, the state of that external_id: its position in
 	// live, or stateKeep (rejected or duplicated rows, whose contacts are
 	// never removed) or stateTombstone (deleted_at set). Two slices searched
 	// by halves take 8 bytes a row where a map took 60.
-	keys     []int32
+	keys     []row
 	states   []int32
 	rejected []Rejection
 
@@ -128,7 +128,7 @@ func (s *Index) AddLinks(links ...crm.Link) {
 		s.links++
 		if k, ok := s.lookup(l.ExternalID); ok && k >= 0 {
 			s.setLinked(k, l.ContactID)
-			s.linkFresh[k] = s.recs.hashIs(int(s.live[k]), l.ContentHash)
+			s.linkFresh[k] = s.recs.hashIs(s.live[k], l.ContentHash)
 		} else if l.ContactID != "" && (ok || s.complete) {
 			// A link of a record an incremental run did not read says
 			// nothing about the record being gone.
@@ -280,18 +280,18 @@ func (s *Index) seal() {
 	// in that order, so the sort is usually a check.
 	exts := make([]string, n) // pointing into the arena
 	for i := range exts {
-		exts[i] = p.externalID(i)
+		exts[i] = p.externalID(row(i))
 	}
-	order := make([]int32, n)
+	order := make([]row, n)
 	for i := range order {
-		order[i] = int32(i)
+		order[i] = row(i)
 	}
-	byExt := func(a, b int32) int { return strings.Compare(exts[a], exts[b]) }
+	byExt := func(a, b row) int { return strings.Compare(exts[a], exts[b]) }
 	if !slices.IsSortedFunc(order, byExt) {
 		slices.SortStableFunc(order, byExt)
 	}
 	type pending struct {
-		at  int32 // source position of the row the rejection is reported at
+		at  row // the row the rejection is reported at
 		rej Rejection
 	}
 	var rejected []pending
@@ -319,10 +319,10 @@ func (s *Index) seal() {
 		}
 		i := group[0]
 		switch {
-		case p.rejection(int(i)) != nil:
+		case p.rejection(i) != nil:
 			s.states = append(s.states, stateKeep)
-			rejected = append(rejected, pending{at: i, rej: *p.rejection(int(i))})
-		case p.deleted(int(i)):
+			rejected = append(rejected, pending{at: i, rej: *p.rejection(i)})
+		case p.deleted(i):
 			s.states = append(s.states, stateTombstone)
 		default:
 			s.states = append(s.states, int32(len(s.live)))
@@ -382,7 +382,7 @@ func (s *Index) Forget(ids []string) {
 }
 
 // want is the k-th live record.
-func (s *Index) want(k int) Desired { return s.recs.desired(int(s.live[k])) }
+func (s *Index) want(k int) Desired { return s.recs.desired(s.live[k]) }
 
 // How an index holds the contact id of a record's link.
 const (
@@ -457,8 +457,8 @@ func (s *Index) recordState(ext string) int32 {
 // an incremental run knows vanished; false when the index knows nothing
 // of it.
 func (s *Index) lookup(ext string) (int32, bool) {
-	i, found := slices.BinarySearchFunc(s.keys, ext, func(pos int32, ext string) int {
-		return strings.Compare(s.recs.externalID(int(pos)), ext)
+	i, found := slices.BinarySearchFunc(s.keys, ext, func(r row, ext string) int {
+		return strings.Compare(s.recs.externalID(r), ext)
 	})
 	switch {
 	case found:
