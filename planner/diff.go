@@ -26,7 +26,7 @@ func Diff(s *Index) Plan {
 	d.index()
 	d.claim()
 	d.settleLeftBehind()
-	for k := range s.live {
+	for k := range s.liveRecs() {
 		d.reconcile(k)
 	}
 	d.remove()
@@ -52,7 +52,7 @@ func (d *differ) sharedIdentities() {
 	s := d.idx
 	type entry struct {
 		h uint64
-		k int32
+		k liveRec
 	}
 	entries := make([]entry, 0, len(s.live))
 	var key []byte
@@ -71,14 +71,14 @@ func (d *differ) sharedIdentities() {
 			key = sinch.AppendIdentityKey(key[:0], id)
 			hash.Reset()
 			_, _ = hash.Write(key)
-			entries = append(entries, entry{h: hash.Sum64(), k: int32(k)})
+			entries = append(entries, entry{h: hash.Sum64(), k: liveRec(k)})
 		})
 	}
 	slices.SortFunc(entries, func(a, b entry) int { return cmp.Or(cmp.Compare(a.h, b.h), cmp.Compare(a.k, b.k)) })
-	var pairs [][2]int32
+	var pairs [][2]liveRec
 	for i := 1; i < len(entries); i++ {
-		if a, b := entries[i-1], entries[i]; a.h == b.h && a.k != b.k && d.share(int(a.k), int(b.k)) {
-			if p := [2]int32{a.k, b.k}; !slices.Contains(pairs, p) {
+		if a, b := entries[i-1], entries[i]; a.h == b.h && a.k != b.k && d.share(a.k, b.k) {
+			if p := [2]liveRec{a.k, b.k}; !slices.Contains(pairs, p) {
 				pairs = append(pairs, p)
 			}
 		}
@@ -96,7 +96,7 @@ func (d *differ) sharedIdentities() {
 
 // share reports whether two live records hold an identity in common, the
 // check behind a hash match.
-func (d *differ) share(a, b int) bool {
+func (d *differ) share(a, b liveRec) bool {
 	var ids []sinch.ChannelIdentity
 	d.idx.recs.eachIdentity(d.idx.live[a], func(id sinch.ChannelIdentity) { ids = append(ids, id) })
 	found := false
@@ -114,31 +114,23 @@ func (d *differ) share(a, b int) bool {
 // contact only for the few contacts that need them (unlinked ones,
 // duplicates, orphans).
 
-// recordState values below zero; zero and above are positions in live.
-const (
-	stateKeep      int32 = -1 // rejected, duplicated or unreadable rows: never remove their contacts
-	stateTombstone int32 = -2 // rows with deleted_at set
-	stateNone      int32 = -3 // no record
-	stateGone      int32 = -4 // no record, and an incremental run knows it: the row vanished
-)
-
 type differ struct {
 	idx  *Index
 	opts Options
 	plan Plan
 
-	owner  []int32          // position in live -> the first contact it owns, -1 none
-	extra  map[int32][]int  // position in live -> further contacts it owns
-	pool   map[string][]int // contacts a record may adopt or merge by identity, by identity key
-	claims map[int]string   // pool contact -> the one record that may take it
-	taken  map[int]bool     // pool contacts adopted or merged by a record
+	owner  []int32           // live record -> the first contact it owns, -1 none
+	extra  map[liveRec][]int // live record -> further contacts it owns
+	pool   map[string][]int  // contacts a record may adopt or merge by identity, by identity key
+	claims map[int]string    // pool contact -> the one record that may take it
+	taken  map[int]bool      // pool contacts adopted or merged by a record
 	// candidates are owned contacts whose record is deleted or gone: they
 	// are removed unless a record takes them over (a rename).
 	candidates []int
 	key        []byte // scratch for identity keys
 	// leftBehind are contacts linked to a record no longer live that carry
-	// another live record's external_id: that record's position in live.
-	leftBehind map[int]int32
+	// another live record's external_id: that record.
+	leftBehind map[int]liveRec
 	// foreign are contacts that carry a live record's external_id but are
 	// another record's: linked to it (a hand edit), or left behind (see
 	// guardCarriers).
@@ -149,7 +141,7 @@ type differ struct {
 	// mirrored are the live records whose contacts, held as mirrors, the
 	// diff rebuilt: contact i ≥ the contacts held in full is that of
 	// mirrored[i - their number].
-	mirrored []int
+	mirrored []liveRec
 }
 
 // contact is the i-th contact held in full, or past those, the i-th
@@ -172,9 +164,9 @@ func (d *differ) ids(i int) (id, externalID string) {
 	return d.idx.contacts.ids(i)
 }
 
-// mirror is the contact of the k-th live record, held as a mirror (see
-// Index), rebuilt: its index for contact and ids.
-func (d *differ) mirror(k int) int {
+// mirror is the contact of live record k, held as a mirror (see Index),
+// rebuilt: its index for contact and ids.
+func (d *differ) mirror(k liveRec) int {
 	d.mirrored = append(d.mirrored, k)
 	return d.idx.contacts.len() + len(d.mirrored) - 1
 }
@@ -203,39 +195,44 @@ func (d *differ) index() {
 	// Contacts that are not simply their record's linked one may be the
 	// linked contact of another record: find those in one pass over the
 	// links.
-	states := make([]int32, n)
-	var odd map[string]int32
-	var carries map[int]int32 // left-behind contacts: the live record whose external_id each carries
+	states := make([]recState, n)
+	// The contacts that are odd, by id: the live record linked to each,
+	// once the pass over the links has found it.
+	var odd map[string]opt[liveRec]
+	var carries map[int]liveRec // left-behind contacts: the live record whose external_id each carries
 	for i := range n {
 		id, ext := s.contacts.ids(i)
 		st := stateNone
 		if ext != "" {
 			st = s.recordState(ext)
 		}
-		if gone, ok := s.leftBehind[id]; ok && st >= 0 && !s.linkedIs(int(st), id) {
-			// The stored link of a record no longer live, carrying another
-			// record's external_id by a hand edit: still the first one's,
-			// unless a live record is linked to it too (see below).
-			if carries == nil {
-				carries = make(map[int]int32)
+		if gone, ok := s.leftBehind[id]; ok {
+			if k, live := st.live(); live && !s.linkedIs(k, id) {
+				// The stored link of a record no longer live, carrying
+				// another record's external_id by a hand edit: still the
+				// first one's, unless a live record is linked to it too
+				// (see below).
+				if carries == nil {
+					carries = make(map[int]liveRec)
+				}
+				carries[i] = k
+				st = s.recordState(gone)
 			}
-			carries[i] = st
-			st = s.recordState(gone)
 		}
 		states[i] = st
-		if st < 0 || !s.linkedIs(int(st), id) {
+		if !s.liveLinked(st, id) {
 			if odd == nil {
-				odd = make(map[string]int32)
+				odd = make(map[string]opt[liveRec])
 			}
-			odd[id] = -1
+			odd[id] = opt[liveRec]{}
 		}
 	}
 	if len(odd) > 0 {
 		var buf [ulid.EncodedSize]byte
-		for k := range s.live {
+		for k := range s.liveRecs() {
 			if s.hasLink(k) {
-				if at, ok := odd[string(s.appendLinked(buf[:0], k))]; ok && at < 0 {
-					odd[s.linked(k)] = int32(k)
+				if by, ok := odd[string(s.appendLinked(buf[:0], k))]; ok && by.none() {
+					odd[s.linked(k)] = some(k)
 				}
 			}
 		}
@@ -251,19 +248,20 @@ func (d *differ) index() {
 			if standing == nil {
 				standing = make(map[string]bool)
 			}
-			k, linked := odd[id]
-			standing[id] = !(linked && k >= 0) && !(st >= 0 && s.linkedIs(int(st), id))
+			_, linked := odd[id].get()
+			standing[id] = !linked && !s.liveLinked(st, id)
 		}
-		if k, ok := odd[id]; ok && k >= 0 && int32(k) != st {
+		if k, linked := odd[id].get(); linked && st != liveState(k) {
 			// The stored link of another live record.
 			if ext != "" && !d.opts.Owns(ext) {
 				d.plan.Notes = append(d.plan.Notes, fmt.Sprintf(
 					"contact %s, linked to %s, now carries external_id %q, which syncd does not own: left alone",
 					id, s.recs.externalID(s.live[k]), ext))
-				d.hold(int(k))
+				d.hold(k)
 				continue
 			}
-			if c, ok := carries[i]; ok && c != k || !ok && st >= 0 {
+			_, live := st.live()
+			if c, carried := carries[i]; carried && c != k || !carried && live {
 				d.foreign = append(d.foreign, i)
 			}
 			own(k, i)
@@ -276,13 +274,14 @@ func (d *differ) index() {
 			// deleting it for a new one would lose its conversations on a
 			// guess.
 			if d.leftBehind == nil {
-				d.leftBehind = make(map[int]int32)
+				d.leftBehind = make(map[int]liveRec)
 			}
 			d.leftBehind[i] = k
 		}
+		k, live := st.live()
 		switch {
-		case st >= 0:
-			own(st, i)
+		case live:
+			own(k, i)
 		case ext == "":
 			d.addToPool(i)
 		case !d.opts.Owns(ext) || st == stateKeep:
@@ -328,7 +327,7 @@ func (d *differ) retireLinks(standing map[string]bool) {
 // retirable reports whether a link of a record in this state may go once
 // its contact is no longer the record's: the record is deleted or gone,
 // not merely unreadable.
-func retirable(st int32) bool {
+func retirable(st recState) bool {
 	return st == stateNone || st == stateGone || st == stateTombstone
 }
 
@@ -341,14 +340,14 @@ func (d *differ) retires(contactID string) string {
 	return ""
 }
 
-// own makes the i-th contact one of the k-th live record's.
-func (d *differ) own(k int32, i int) {
+// own makes the i-th contact one of live record k's.
+func (d *differ) own(k liveRec, i int) {
 	if d.owner[k] < 0 {
 		d.owner[k] = int32(i)
 		return
 	}
 	if d.extra == nil {
-		d.extra = make(map[int32][]int)
+		d.extra = make(map[liveRec][]int)
 	}
 	d.extra[k] = append(d.extra[k], i)
 }
@@ -383,9 +382,9 @@ func (d *differ) settleLeftBehind() {
 	d.candidates = slices.DeleteFunc(d.candidates, func(i int) bool { return slices.Contains(given, i) })
 }
 
-// hold keeps the k-th live record from being planned at all, since its
-// contact cannot be touched.
-func (d *differ) hold(k int) {
+// hold keeps live record k from being planned at all, since its contact
+// cannot be touched.
+func (d *differ) hold(k liveRec) {
 	if d.owner[k] < 0 {
 		d.owner[k] = holdMark
 	}
@@ -441,15 +440,15 @@ func (d *differ) claim() {
 			// guess: it is removed as its record is gone, as it would be
 			// without them, and each of them gets a contact of its own.
 			who = slices.DeleteFunc(slices.Clone(who), func(ext string) bool {
-				k, _ := s.lookup(ext)
-				return d.owner[k] >= 0 || d.owner[k] == holdMark || s.seenContact(int(k))
+				k, _ := s.liveOf(ext)
+				return d.owner[k] >= 0 || d.owner[k] == holdMark || s.seenContact(k)
 			})
 			if len(who) > 1 {
 				// The same fields as well as the same identity single one
 				// out: a rename changes the external_id and nothing else.
 				if same := slices.DeleteFunc(slices.Clone(who), func(ext string) bool {
-					k, _ := s.lookup(ext)
-					return !d.sameFields(i, int(k))
+					k, _ := s.liveOf(ext)
+					return !d.sameFields(i, k)
 				}); len(same) == 1 {
 					who = same
 				}
@@ -469,7 +468,7 @@ func (d *differ) claim() {
 			if d.claimer == nil {
 				d.claimer = make([]bool, len(s.live))
 			}
-			k, _ := s.lookup(who[0])
+			k, _ := s.liveOf(who[0])
 			d.claimer[k] = true
 			continue
 		}
@@ -479,7 +478,7 @@ func (d *differ) claim() {
 	}
 }
 
-func (d *differ) claimedBy(k int, want *Desired) []int {
+func (d *differ) claimedBy(k liveRec, want *Desired) []int {
 	if d.claimer == nil || !d.claimer[k] {
 		return nil
 	}
@@ -494,11 +493,11 @@ func (d *differ) claimedBy(k int, want *Desired) []int {
 	return out
 }
 
-// strays are the pool contacts the k-th live record takes. A contact left
+// strays are the pool contacts live record k takes. A contact left
 // behind by a record that is gone (renamed) is only ever taken over whole by a record without a contact of its
 // own, and only one such: merging it into another contact would join two
 // people's histories on a guess.
-func (d *differ) strays(k int, want *Desired, hasContact bool) []int {
+func (d *differ) strays(k liveRec, want *Desired, hasContact bool) []int {
 	claimed := d.claimedBy(k, want)
 	var unlinked, owned []int
 	for _, i := range claimed {
@@ -529,7 +528,7 @@ func (d *differ) strays(k int, want *Desired, hasContact bool) []int {
 	return append(owned, unlinked...)
 }
 
-func (d *differ) reconcile(k int) {
+func (d *differ) reconcile(k liveRec) {
 	s := d.idx
 	if d.owner[k] == holdMark || s.held[k] == heldSkip {
 		return
@@ -538,7 +537,7 @@ func (d *differ) reconcile(k int) {
 	group := one[:0]
 	if first := d.owner[k]; first >= 0 {
 		group = append(group, int(first))
-		group = append(group, d.extra[int32(k)]...)
+		group = append(group, d.extra[k]...)
 	}
 	if s.seenContact(k) && len(group) == 0 && (d.claimer == nil || !d.claimer[k]) {
 		d.plan.Unchanged++ // listed, linked, in sync: the common case
@@ -659,9 +658,9 @@ func (d *differ) patchRule(state sinch.Contact, want *Desired, linked string, ad
 	return rule, why
 }
 
-// sameFields reports whether the i-th contact is what the k-th live record
-// asks for, its external_id apart.
-func (d *differ) sameFields(i, k int) bool {
+// sameFields reports whether the i-th contact is what live record k asks
+// for, its external_id apart.
+func (d *differ) sameFields(i int, k liveRec) bool {
 	want := d.idx.want(k)
 	_, mask, _ := patchFor(d.contact(i), want, false)
 	return len(mask) == 0

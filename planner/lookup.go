@@ -54,7 +54,7 @@ func (s *Index) Identities(all bool) iter.Seq2[string, []string] {
 		for i, r := range s.keys {
 			ext := s.recs.externalID(r)
 			var keys []string
-			if k := s.states[i]; k >= 0 {
+			if k, ok := s.states[i].live(); ok {
 				if !all && s.linkFresh[k] {
 					continue
 				}
