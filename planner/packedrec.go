@@ -202,13 +202,13 @@ func (p *packedRecords) reader(i row) (packedReader, byte) {
 	return r, flags
 }
 
-// externalID is the i-th record's external_id, valid or not.
+// externalID is row i's external_id, valid or not.
 func (p *packedRecords) externalID(i row) string {
 	r, _ := p.reader(i)
 	return r.str()
 }
 
-// rejection is why the i-th record was rejected; nil for a valid one.
+// rejection is why row i was rejected; nil for a valid one.
 func (p *packedRecords) rejection(i row) *Rejection { return p.rejects[i] }
 
 func (p *packedRecords) deleted(i row) bool {
@@ -216,7 +216,7 @@ func (p *packedRecords) deleted(i row) bool {
 	return flags&recDeleted != 0
 }
 
-// hashIs reports whether h is the content hash of the i-th record.
+// hashIs reports whether h is the content hash of row i.
 func (p *packedRecords) hashIs(i row, h string) bool {
 	r, flags := p.reader(i)
 	r.str()
@@ -227,7 +227,7 @@ func (p *packedRecords) hashIs(i row, h string) bool {
 	return ok && string(raw[:]) == string(r.b[r.off:r.off+16])
 }
 
-// eachIdentity calls fn with each identity of the i-th record, which must
+// eachIdentity calls fn with each identity of row i, which must
 // be valid.
 func (p *packedRecords) eachIdentity(i row, fn func(sinch.ChannelIdentity)) {
 	r, flags := p.reader(i)
@@ -241,7 +241,7 @@ func (p *packedRecords) eachIdentity(i row, fn func(sinch.ChannelIdentity)) {
 	r.identities(fn)
 }
 
-// desired unpacks the i-th record, which must be valid.
+// desired unpacks row i, which must be valid.
 func (p *packedRecords) desired(i row) Desired {
 	r, flags := p.reader(i)
 	d := Desired{ExternalID: r.str(), Deleted: flags&recDeleted != 0}
