@@ -26,7 +26,7 @@ func Diff(s *Index) Plan {
 	d.index()
 	d.claim()
 	d.settleLeftBehind()
-	for k := range s.live {
+	for k := range s.liveRecs() {
 		d.reconcile(k)
 	}
 	d.remove()
@@ -52,14 +52,14 @@ func (d *differ) sharedIdentities() {
 	s := d.idx
 	type entry struct {
 		h uint64
-		k int32
+		k liveRec
 	}
 	entries := make([]entry, 0, len(s.live))
 	var key []byte
 	hash := fnv.New64a()
 	for k, rec := range s.live {
 		var prev string
-		s.recs.eachIdentity(int(rec), func(id sinch.ChannelIdentity) {
+		s.recs.eachIdentity(rec, func(id sinch.ChannelIdentity) {
 			// A phone number counts once, whatever channels carry it.
 			if sinch.IsPhoneChannel(id.Channel) {
 				if id.Identity == prev {
@@ -71,14 +71,14 @@ func (d *differ) sharedIdentities() {
 			key = sinch.AppendIdentityKey(key[:0], id)
 			hash.Reset()
 			_, _ = hash.Write(key)
-			entries = append(entries, entry{h: hash.Sum64(), k: int32(k)})
+			entries = append(entries, entry{h: hash.Sum64(), k: liveRec(k)})
 		})
 	}
 	slices.SortFunc(entries, func(a, b entry) int { return cmp.Or(cmp.Compare(a.h, b.h), cmp.Compare(a.k, b.k)) })
-	var pairs [][2]int32
+	var pairs [][2]liveRec
 	for i := 1; i < len(entries); i++ {
-		if a, b := entries[i-1], entries[i]; a.h == b.h && a.k != b.k && d.share(int(a.k), int(b.k)) {
-			if p := [2]int32{a.k, b.k}; !slices.Contains(pairs, p) {
+		if a, b := entries[i-1], entries[i]; a.h == b.h && a.k != b.k && d.share(a.k, b.k) {
+			if p := [2]liveRec{a.k, b.k}; !slices.Contains(pairs, p) {
 				pairs = append(pairs, p)
 			}
 		}
@@ -90,17 +90,17 @@ func (d *differ) sharedIdentities() {
 		}
 		d.plan.Notes = append(d.plan.Notes, fmt.Sprintf(
 			"%s and %s share an identity (the same phone number, say): each gets a contact of its own holding it, which Sinch reports as a duplication",
-			s.recs.externalID(int(s.live[p[0]])), s.recs.externalID(int(s.live[p[1]]))))
+			s.recs.externalID(s.live[p[0]]), s.recs.externalID(s.live[p[1]])))
 	}
 }
 
 // share reports whether two live records hold an identity in common, the
 // check behind a hash match.
-func (d *differ) share(a, b int) bool {
+func (d *differ) share(a, b liveRec) bool {
 	var ids []sinch.ChannelIdentity
-	d.idx.recs.eachIdentity(int(d.idx.live[a]), func(id sinch.ChannelIdentity) { ids = append(ids, id) })
+	d.idx.recs.eachIdentity(d.idx.live[a], func(id sinch.ChannelIdentity) { ids = append(ids, id) })
 	found := false
-	d.idx.recs.eachIdentity(int(d.idx.live[b]), func(id sinch.ChannelIdentity) {
+	d.idx.recs.eachIdentity(d.idx.live[b], func(id sinch.ChannelIdentity) {
 		found = found || slices.ContainsFunc(ids, func(have sinch.ChannelIdentity) bool {
 			return have.Identity == id.Identity && (sinch.IsPhoneChannel(have.Channel) && sinch.IsPhoneChannel(id.Channel) || sinch.SameIdentity(have, id))
 		})
@@ -114,69 +114,72 @@ func (d *differ) share(a, b int) bool {
 // contact only for the few contacts that need them (unlinked ones,
 // duplicates, orphans).
 
-// recordState values below zero; zero and above are positions in live.
-const (
-	stateKeep      int32 = -1 // rejected, duplicated or unreadable rows: never remove their contacts
-	stateTombstone int32 = -2 // rows with deleted_at set
-	stateNone      int32 = -3 // no record
-	stateGone      int32 = -4 // no record, and an incremental run knows it: the row vanished
-)
-
 type differ struct {
 	idx  *Index
 	opts Options
 	plan Plan
 
-	owner  []int32          // position in live -> the first contact it owns, -1 none
-	extra  map[int32][]int  // position in live -> further contacts it owns
-	pool   map[string][]int // contacts a record may adopt or merge by identity, by identity key
-	claims map[int]string   // pool contact -> the one record that may take it
-	taken  map[int]bool     // pool contacts adopted or merged by a record
+	owner  []opt[slot]        // live record -> the first contact it owns
+	extra  map[liveRec][]slot // live record -> further contacts it owns
+	pool   map[string][]slot  // contacts a record may adopt or merge by identity, by identity key
+	claims map[slot]string    // pool contact -> the one record that may take it
+	taken  map[slot]bool      // pool contacts adopted or merged by a record
+	// leftAlone are the live records whose linked contact now carries an
+	// external_id syncd does not own (see alone).
+	leftAlone map[liveRec]bool
 	// candidates are owned contacts whose record is deleted or gone: they
 	// are removed unless a record takes them over (a rename).
-	candidates []int
+	candidates []slot
 	key        []byte // scratch for identity keys
 	// leftBehind are contacts linked to a record no longer live that carry
-	// another live record's external_id: that record's position in live.
-	leftBehind map[int]int32
+	// another live record's external_id: that record.
+	leftBehind map[slot]liveRec
 	// foreign are contacts that carry a live record's external_id but are
 	// another record's: linked to it (a hand edit), or left behind (see
 	// guardCarriers).
-	foreign []int
+	foreign []slot
 	// claimer marks the live records that some pool contact's claim names,
 	// the only ones that can have strays.
 	claimer []bool
-	// mirrored are the live records whose contacts, held as mirrors, the
-	// diff rebuilt: contact i ≥ the contacts held in full is that of
-	// mirrored[i - their number].
-	mirrored []int
 }
 
-// contact is the i-th contact held in full, or past those, the i-th
-// rebuilt by mirror.
-func (d *differ) contact(i int) sinch.Contact {
-	if n := d.idx.contacts.len(); i >= n {
-		k := d.mirrored[i-n]
-		want := d.idx.want(k)
-		return mirrorOf(&want, d.idx.linked(k), d.opts)
+// contactRef is a contact the diff weighs for a record: one the index
+// holds in full, or a record's linked contact held as a mirror (see Index),
+// which is rebuilt from the record whenever it is read rather than kept.
+type contactRef struct {
+	at      slot    // held in full: its slot
+	of      liveRec // rebuilt: the record whose linked contact it is
+	rebuilt bool
+}
+
+func heldRef(i slot) contactRef { return contactRef{at: i} }
+
+func mirrorRef(k liveRec) contactRef { return contactRef{of: k, rebuilt: true} }
+
+// heldRefs appends references to contacts held in full.
+func heldRefs(refs []contactRef, slots []slot) []contactRef {
+	for _, i := range slots {
+		refs = append(refs, heldRef(i))
 	}
-	return d.idx.contacts.contact(i)
+	return refs
 }
 
-// ids are the id and external_id of the i-th contact, as contact has it.
-func (d *differ) ids(i int) (id, externalID string) {
-	if n := d.idx.contacts.len(); i >= n {
-		k := d.mirrored[i-n]
-		return d.idx.linked(k), d.idx.recs.externalID(int(d.idx.live[k]))
+// contact is the contact c refers to, unpacked or rebuilt.
+func (d *differ) contact(c contactRef) sinch.Contact {
+	if c.rebuilt {
+		want := d.idx.want(c.of)
+		return mirrorOf(&want, d.idx.linked(c.of), d.opts)
 	}
-	return d.idx.contacts.ids(i)
+	return d.idx.contacts.contact(c.at)
 }
 
-// mirror is the contact of the k-th live record, held as a mirror (see
-// Index), rebuilt: its index for contact and ids.
-func (d *differ) mirror(k int) int {
-	d.mirrored = append(d.mirrored, k)
-	return d.idx.contacts.len() + len(d.mirrored) - 1
+// id is the id of the contact c refers to, unpacking nothing else.
+func (d *differ) id(c contactRef) string {
+	if c.rebuilt {
+		return d.idx.linked(c.of)
+	}
+	id, _ := d.idx.contacts.ids(c.at)
+	return id
 }
 
 // index sorts every contact held in full to the record that owns it, the
@@ -194,53 +197,55 @@ func (d *differ) mirror(k int) int {
 // (settleLeftBehind).
 func (d *differ) index() {
 	s := d.idx
-	n := s.contacts.len()
-	d.owner = make([]int32, len(s.live))
-	for k := range d.owner {
-		d.owner[k] = -1
-	}
+	n := s.contacts.slots()
+	d.owner = make([]opt[slot], len(s.live))
 	own := d.own
 	// Contacts that are not simply their record's linked one may be the
 	// linked contact of another record: find those in one pass over the
 	// links.
-	states := make([]int32, n)
-	var odd map[string]int32
-	var carries map[int]int32 // left-behind contacts: the live record whose external_id each carries
+	states := make([]recState, n)
+	// The contacts that are odd, by id: the live record linked to each,
+	// once the pass over the links has found it.
+	var odd map[string]opt[liveRec]
+	var carries map[slot]liveRec // left-behind contacts: the live record whose external_id each carries
 	for i := range n {
 		id, ext := s.contacts.ids(i)
 		st := stateNone
 		if ext != "" {
 			st = s.recordState(ext)
 		}
-		if gone, ok := s.leftBehind[id]; ok && st >= 0 && !s.linkedIs(int(st), id) {
-			// The stored link of a record no longer live, carrying another
-			// record's external_id by a hand edit: still the first one's,
-			// unless a live record is linked to it too (see below).
-			if carries == nil {
-				carries = make(map[int]int32)
+		if gone, ok := s.leftBehind[id]; ok {
+			if k, live := st.live(); live && !s.linkedIs(k, id) {
+				// The stored link of a record no longer live, carrying
+				// another record's external_id by a hand edit: still the
+				// first one's, unless a live record is linked to it too
+				// (see below).
+				if carries == nil {
+					carries = make(map[slot]liveRec)
+				}
+				carries[i] = k
+				st = s.recordState(gone)
 			}
-			carries[i] = st
-			st = s.recordState(gone)
 		}
 		states[i] = st
-		if st < 0 || !s.linkedIs(int(st), id) {
+		if !s.liveLinked(st, id) {
 			if odd == nil {
-				odd = make(map[string]int32)
+				odd = make(map[string]opt[liveRec])
 			}
-			odd[id] = -1
+			odd[id] = opt[liveRec]{}
 		}
 	}
 	if len(odd) > 0 {
 		var buf [ulid.EncodedSize]byte
-		for k := range s.live {
+		for k := range s.liveRecs() {
 			if s.hasLink(k) {
-				if at, ok := odd[string(s.appendLinked(buf[:0], k))]; ok && at < 0 {
-					odd[s.linked(k)] = int32(k)
+				if by, ok := odd[string(s.appendLinked(buf[:0], k))]; ok && by.none() {
+					odd[s.linked(k)] = some(k)
 				}
 			}
 		}
 	}
-	d.pool = make(map[string][]int)
+	d.pool = make(map[string][]slot)
 	// The links of gone records whose contact stands for a live record now,
 	// or is not held at all: stale (retireLinks).
 	var standing map[string]bool
@@ -251,19 +256,20 @@ func (d *differ) index() {
 			if standing == nil {
 				standing = make(map[string]bool)
 			}
-			k, linked := odd[id]
-			standing[id] = !(linked && k >= 0) && !(st >= 0 && s.linkedIs(int(st), id))
+			_, linked := odd[id].get()
+			standing[id] = !linked && !s.liveLinked(st, id)
 		}
-		if k, ok := odd[id]; ok && k >= 0 && int32(k) != st {
+		if k, linked := odd[id].get(); linked && st != liveState(k) {
 			// The stored link of another live record.
 			if ext != "" && !d.opts.Owns(ext) {
 				d.plan.Notes = append(d.plan.Notes, fmt.Sprintf(
 					"contact %s, linked to %s, now carries external_id %q, which syncd does not own: left alone",
-					id, s.recs.externalID(int(s.live[k])), ext))
-				d.hold(int(k))
+					id, s.recs.externalID(s.live[k]), ext))
+				d.hold(k)
 				continue
 			}
-			if c, ok := carries[i]; ok && c != k || !ok && st >= 0 {
+			_, live := st.live()
+			if c, carried := carries[i]; carried && c != k || !carried && live {
 				d.foreign = append(d.foreign, i)
 			}
 			own(k, i)
@@ -276,13 +282,14 @@ func (d *differ) index() {
 			// deleting it for a new one would lose its conversations on a
 			// guess.
 			if d.leftBehind == nil {
-				d.leftBehind = make(map[int]int32)
+				d.leftBehind = make(map[slot]liveRec)
 			}
 			d.leftBehind[i] = k
 		}
+		k, live := st.live()
 		switch {
-		case st >= 0:
-			own(st, i)
+		case live:
+			own(k, i)
 		case ext == "":
 			d.addToPool(i)
 		case !d.opts.Owns(ext) || st == stateKeep:
@@ -328,7 +335,7 @@ func (d *differ) retireLinks(standing map[string]bool) {
 // retirable reports whether a link of a record in this state may go once
 // its contact is no longer the record's: the record is deleted or gone,
 // not merely unreadable.
-func retirable(st int32) bool {
+func retirable(st recState) bool {
 	return st == stateNone || st == stateGone || st == stateTombstone
 }
 
@@ -341,16 +348,22 @@ func (d *differ) retires(contactID string) string {
 	return ""
 }
 
-// own makes the i-th contact one of the k-th live record's.
-func (d *differ) own(k int32, i int) {
-	if d.owner[k] < 0 {
-		d.owner[k] = int32(i)
+// own makes contact i one of live record k's.
+func (d *differ) own(k liveRec, i slot) {
+	if d.owner[k].none() {
+		d.owner[k] = some(i)
 		return
 	}
 	if d.extra == nil {
-		d.extra = make(map[int32][]int)
+		d.extra = make(map[liveRec][]slot)
 	}
 	d.extra[k] = append(d.extra[k], i)
+}
+
+// owns reports whether live record k owns contact i.
+func (d *differ) owns(k liveRec, i slot) bool {
+	first, ok := d.owner[k].get()
+	return ok && first == i || slices.Contains(d.extra[k], i)
 }
 
 // settleLeftBehind gives each left-behind contact that no record claimed
@@ -368,34 +381,40 @@ func (d *differ) settleLeftBehind() {
 			renamed[ext] = true
 		}
 	}
-	var given []int
+	var given []slot
 	for _, i := range slices.Sorted(maps.Keys(d.leftBehind)) {
 		if _, claimed := d.claims[i]; claimed {
 			continue
 		}
 		k := d.leftBehind[i]
-		if d.owner[k] == holdMark || renamed[d.idx.recs.externalID(int(d.idx.live[k]))] {
+		if d.alone(k) || renamed[d.idx.recs.externalID(d.idx.live[k])] {
 			continue
 		}
 		d.own(k, i)
 		given = append(given, i)
 	}
-	d.candidates = slices.DeleteFunc(d.candidates, func(i int) bool { return slices.Contains(given, i) })
+	d.candidates = slices.DeleteFunc(d.candidates, func(i slot) bool { return slices.Contains(given, i) })
 }
 
-// hold keeps the k-th live record from being planned at all, since its
-// contact cannot be touched.
-func (d *differ) hold(k int) {
-	if d.owner[k] < 0 {
-		d.owner[k] = holdMark
+// hold leaves live record k alone (see alone): its linked contact now
+// carries an external_id syncd does not own, so it cannot be touched.
+func (d *differ) hold(k liveRec) {
+	if d.leftAlone == nil {
+		d.leftAlone = make(map[liveRec]bool)
 	}
+	d.leftAlone[k] = true
 }
 
-// holdMark in owner means the record is left alone.
-const holdMark int32 = -2
+// alone reports whether live record k is left alone: neither planned nor
+// given a contact. A record held so is still planned when it owns a
+// contact after all (one carrying its external_id), which serves it in
+// place of the one that cannot be touched.
+func (d *differ) alone(k liveRec) bool {
+	return len(d.leftAlone) > 0 && d.owner[k].none() && d.leftAlone[k]
+}
 
-func (d *differ) addToPool(i int) {
-	for _, id := range d.contact(i).ChannelIdentities {
+func (d *differ) addToPool(i slot) {
+	for _, id := range d.idx.contacts.contact(i).ChannelIdentities {
 		key := sinch.IdentityKey(id)
 		if n := len(d.pool[key]); n == 0 || d.pool[key][n-1] != i {
 			d.pool[key] = append(d.pool[key], i)
@@ -404,7 +423,7 @@ func (d *differ) addToPool(i int) {
 }
 
 // poolWith returns the pool contacts holding the identity.
-func (d *differ) poolWith(id sinch.ChannelIdentity) []int {
+func (d *differ) poolWith(id sinch.ChannelIdentity) []slot {
 	if len(d.pool) == 0 {
 		return nil
 	}
@@ -417,11 +436,11 @@ func (d *differ) poolWith(id sinch.ChannelIdentity) []int {
 // join two people into one.
 func (d *differ) claim() {
 	s := d.idx
-	claimants := make(map[int][]string)
+	claimants := make(map[slot][]string)
 	if len(d.pool) > 0 {
 		for _, rec := range s.live {
-			ext := s.recs.externalID(int(rec))
-			s.recs.eachIdentity(int(rec), func(id sinch.ChannelIdentity) {
+			ext := s.recs.externalID(rec)
+			s.recs.eachIdentity(rec, func(id sinch.ChannelIdentity) {
 				for _, i := range d.poolWith(id) {
 					if c := claimants[i]; len(c) == 0 || c[len(c)-1] != ext {
 						claimants[i] = append(c, ext)
@@ -430,26 +449,27 @@ func (d *differ) claim() {
 			})
 		}
 	}
-	d.claims = make(map[int]string, len(claimants))
-	d.taken = make(map[int]bool)
+	d.claims = make(map[slot]string, len(claimants))
+	d.taken = make(map[slot]bool)
 	for _, i := range slices.Sorted(maps.Keys(claimants)) {
 		who := claimants[i]
-		if _, ext := s.contacts.ids(i); ext != "" && d.opts.DeletePolicy != DeletePolicyUnlink {
+		id, carried := s.contacts.ids(i)
+		if carried != "" && d.opts.DeletePolicy != DeletePolicyUnlink {
 			// A contact a gone record left behind belongs to the record
 			// holding its identity that has no contact of its own: the
 			// record renamed. With two such records, whose it is would be a
 			// guess: it is removed as its record is gone, as it would be
 			// without them, and each of them gets a contact of its own.
 			who = slices.DeleteFunc(slices.Clone(who), func(ext string) bool {
-				k, _ := s.lookup(ext)
-				return d.owner[k] >= 0 || d.owner[k] == holdMark || s.seenContact(int(k))
+				k, _ := s.liveOf(ext)
+				return !d.owner[k].none() || d.alone(k) || s.seenContact(k)
 			})
 			if len(who) > 1 {
 				// The same fields as well as the same identity single one
 				// out: a rename changes the external_id and nothing else.
 				if same := slices.DeleteFunc(slices.Clone(who), func(ext string) bool {
-					k, _ := s.lookup(ext)
-					return !d.sameFields(i, int(k))
+					k, _ := s.liveOf(ext)
+					return !d.sameFields(i, k)
 				}); len(same) == 1 {
 					who = same
 				}
@@ -457,7 +477,7 @@ func (d *differ) claim() {
 			if len(who) > 1 {
 				d.plan.Notes = append(d.plan.Notes, fmt.Sprintf(
 					"contact %s carries external_id %s, whose record is gone, and holds identities of %d CRM records without a contact (%s): not taken over, since whose it is would be a guess",
-					d.contact(i).ID, ext, len(who), strings.Join(who, ", ")))
+					id, carried, len(who), strings.Join(who, ", ")))
 				continue
 			}
 			if len(who) == 0 {
@@ -469,21 +489,21 @@ func (d *differ) claim() {
 			if d.claimer == nil {
 				d.claimer = make([]bool, len(s.live))
 			}
-			k, _ := s.lookup(who[0])
+			k, _ := s.liveOf(who[0])
 			d.claimer[k] = true
 			continue
 		}
 		d.plan.Notes = append(d.plan.Notes, fmt.Sprintf(
 			"contact %s shares identities with %d CRM records (%s): left alone",
-			d.contact(i).ID, len(who), strings.Join(who, ", ")))
+			id, len(who), strings.Join(who, ", ")))
 	}
 }
 
-func (d *differ) claimedBy(k int, want *Desired) []int {
+func (d *differ) claimedBy(k liveRec, want *Desired) []slot {
 	if d.claimer == nil || !d.claimer[k] {
 		return nil
 	}
-	var out []int
+	var out []slot
 	for _, id := range want.Identities {
 		for _, i := range d.poolWith(id) {
 			if d.claims[i] == want.ExternalID && !slices.Contains(out, i) {
@@ -494,13 +514,13 @@ func (d *differ) claimedBy(k int, want *Desired) []int {
 	return out
 }
 
-// strays are the pool contacts the k-th live record takes. A contact left
+// strays are the pool contacts live record k takes. A contact left
 // behind by a record that is gone (renamed) is only ever taken over whole by a record without a contact of its
 // own, and only one such: merging it into another contact would join two
 // people's histories on a guess.
-func (d *differ) strays(k int, want *Desired, hasContact bool) []int {
+func (d *differ) strays(k liveRec, want *Desired, hasContact bool) []slot {
 	claimed := d.claimedBy(k, want)
-	var unlinked, owned []int
+	var unlinked, owned []slot
 	for _, i := range claimed {
 		// A contact that delete_policy unlink frees is unlinked this run:
 		// it is taken as one.
@@ -516,7 +536,7 @@ func (d *differ) strays(k int, want *Desired, hasContact bool) []int {
 	case hasContact:
 		return unlinked // the record has its contact: the others are removed
 	case len(owned) > 1:
-		if same := slices.DeleteFunc(slices.Clone(owned), func(i int) bool { return !d.sameFields(i, k) }); len(same) == 1 {
+		if same := slices.DeleteFunc(slices.Clone(owned), func(i slot) bool { return !d.sameFields(i, k) }); len(same) == 1 {
 			return append(same, unlinked...)
 		}
 		// Which one is the record's would be a guess: none is taken.
@@ -529,16 +549,16 @@ func (d *differ) strays(k int, want *Desired, hasContact bool) []int {
 	return append(owned, unlinked...)
 }
 
-func (d *differ) reconcile(k int) {
+func (d *differ) reconcile(k liveRec) {
 	s := d.idx
-	if d.owner[k] == holdMark || s.held[k] == heldSkip {
+	if d.alone(k) || s.held[k] == heldSkip {
 		return
 	}
-	var one [1]int
+	var one [1]contactRef
 	group := one[:0]
-	if first := d.owner[k]; first >= 0 {
-		group = append(group, int(first))
-		group = append(group, d.extra[int32(k)]...)
+	if first, ok := d.owner[k].get(); ok {
+		group = append(group, heldRef(first))
+		group = heldRefs(group, d.extra[k])
 	}
 	if s.seenContact(k) && len(group) == 0 && (d.claimer == nil || !d.claimer[k]) {
 		d.plan.Unchanged++ // listed, linked, in sync: the common case
@@ -557,7 +577,7 @@ func (d *differ) reconcile(k int) {
 			d.plan.Fetch = append(d.plan.Fetch, s.linked(k))
 			return
 		}
-		group = append(group, d.mirror(k))
+		group = append(group, mirrorRef(k))
 	}
 	if len(group) == 0 && len(strays) == 0 {
 		op := d.create(*want)
@@ -568,18 +588,19 @@ func (d *differ) reconcile(k int) {
 
 	linked, fresh := s.linked(k), s.linkFresh[k]
 	rekey := d.rekeyed(strays)
-	var dest int
-	var sources []int
+	var dest contactRef
+	var sources []contactRef
 	adopt := len(group) == 0
 	switch {
 	case adopt:
-		dest = d.destination(strays, rekey)
-		sources = without(strays, dest)
+		cands := heldRefs(make([]contactRef, 0, len(strays)), strays)
+		dest = d.destination(cands, rekey)
+		sources = slices.DeleteFunc(cands, func(c contactRef) bool { return c == dest })
 	case len(group) == 1 && len(strays) == 0:
 		dest = group[0] // one contact, nothing to merge
 	default:
 		dest = d.destination(group, linked)
-		sources = append(without(group, dest), strays...)
+		sources = heldRefs(without(group, dest), strays)
 	}
 
 	state := d.contact(dest)
@@ -659,17 +680,17 @@ func (d *differ) patchRule(state sinch.Contact, want *Desired, linked string, ad
 	return rule, why
 }
 
-// sameFields reports whether the i-th contact is what the k-th live record
-// asks for, its external_id apart.
-func (d *differ) sameFields(i, k int) bool {
+// sameFields reports whether contact i is what live record k asks for,
+// its external_id apart.
+func (d *differ) sameFields(i slot, k liveRec) bool {
 	want := d.idx.want(k)
-	_, mask, _ := patchFor(d.contact(i), want, false)
+	_, mask, _ := patchFor(d.idx.contacts.contact(i), want, false)
 	return len(mask) == 0
 }
 
 // rekeyed is the id of the contact a gone record left among strays, which
 // the renamed record takes over whole; "" when there is none.
-func (d *differ) rekeyed(strays []int) string {
+func (d *differ) rekeyed(strays []slot) string {
 	for _, i := range strays {
 		if id, ext := d.idx.contacts.ids(i); ext != "" && d.opts.DeletePolicy != DeletePolicyUnlink {
 			return id
@@ -681,13 +702,13 @@ func (d *differ) rekeyed(strays []int) string {
 // destination picks the contact that survives a merge: the linked one, else
 // the one holding the most identities, else the oldest. Sinch ids are ULIDs,
 // which sort by creation time, so the oldest is also the smallest id.
-func (d *differ) destination(cands []int, linkedID string) int {
-	for _, i := range cands {
-		if id, _ := d.ids(i); id == linkedID && linkedID != "" {
-			return i
+func (d *differ) destination(cands []contactRef, linkedID string) contactRef {
+	for _, c := range cands {
+		if linkedID != "" && d.id(c) == linkedID {
+			return c
 		}
 	}
-	return slices.MinFunc(cands, func(a, b int) int {
+	return slices.MinFunc(cands, func(a, b contactRef) int {
 		ca, cb := d.contact(a), d.contact(b)
 		return cmp.Or(
 			cmp.Compare(len(cb.ChannelIdentities), len(ca.ChannelIdentities)),
@@ -828,7 +849,7 @@ func (d *differ) remove() {
 	if d.opts.DeletePolicy == DeletePolicyIgnore {
 		return
 	}
-	var removals []int
+	var removals []slot
 	for _, i := range d.candidates {
 		if !d.taken[i] {
 			removals = append(removals, i)
@@ -836,7 +857,7 @@ func (d *differ) remove() {
 	}
 	if len(removals) > 0 && !d.opts.AllowMassDelete {
 		owned := s.seenN
-		for i := range s.contacts.len() {
+		for i := range s.contacts.slots() {
 			if _, ext := s.contacts.ids(i); d.opts.Owns(ext) {
 				owned++
 			}
@@ -885,11 +906,11 @@ func (d *differ) remove() {
 	}
 }
 
-func without(idx []int, drop int) []int {
-	out := make([]int, 0, len(idx))
-	for _, i := range idx {
-		if i != drop {
-			out = append(out, i)
+func without(refs []contactRef, drop contactRef) []contactRef {
+	out := make([]contactRef, 0, len(refs))
+	for _, c := range refs {
+		if c != drop {
+			out = append(out, c)
 		}
 	}
 	return out

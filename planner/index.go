@@ -41,26 +41,26 @@ type Index struct {
 	unreadable []Rejection   // rows the store could not read
 	unreadOK   map[string]bool
 	sealed     bool
-	// live are the records that are valid, unique and not deleted, as
-	// indexes into recs, sorted by external_id.
-	live []int32
+	// live are the records that are valid, unique and not deleted, sorted
+	// by external_id.
+	live []row
 	// keys holds one source row per external_id, sorted by external_id,
-	// and states, beside it, the state of that external_id: its position in
-	// live, or stateKeep (rejected or duplicated rows, whose contacts are
-	// never removed) or stateTombstone (deleted_at set). Two slices searched
-	// by halves take 8 bytes a row where a map took 60.
-	keys     []int32
-	states   []int32
+	// and states, beside it, the state of that external_id: a live record,
+	// or stateKeep (rejected or duplicated rows, whose contacts are never
+	// removed) or stateTombstone (deleted_at set). Two slices searched by
+	// halves take 8 bytes a row where a map took 60.
+	keys     []row
+	states   []recState
 	rejected []Rejection
 
-	// The stored link of each live record, by live position. A million
+	// The stored link of each live record, indexed by it. A million
 	// lookups in a map of a million links would cost more than the rest of
 	// the diff. Sinch's contact ids are ULIDs, held as their 16 bytes; an id
 	// that is not one in its canonical spelling is held as it is, in
 	// linkOdd.
 	linkKind  []uint8 // linkNone, linkULID or linkOdd
 	linkIDs   []ulid.ULID
-	linkOdd   map[int32]string
+	linkOdd   map[liveRec]string
 	linkFresh []bool // the link's content hash is the record's
 	links     int    // links stored for the project, whether or not their record was read
 	vanished  map[string]bool
@@ -77,6 +77,43 @@ type Index struct {
 
 	scratch []byte
 }
+
+// liveRec is a live record: its position in Index.live, which the slices
+// kept beside live (links, held) share.
+type liveRec int32
+
+// recState is what the index knows of an external_id: a live record, or
+// why there is none. It is kept for every row, so it takes the four bytes
+// of a live record: the other states are numbers no live record is, which
+// only these declarations know; the rest of the package asks live.
+type recState int32
+
+const (
+	stateKeep      recState = -1 - iota // rejected, duplicated or unreadable rows: never remove their contacts
+	stateTombstone                      // rows with deleted_at set
+	stateNone                           // no record
+	stateGone                           // no record, and an incremental run knows it: the row vanished
+)
+
+// liveState is the state of an external_id whose record is live.
+func liveState(k liveRec) recState { return recState(k) }
+
+// live is the live record the state names, if it names one.
+func (st recState) live() (liveRec, bool) { return liveRec(st), st >= 0 }
+
+// liveRecs is the number of live records, for ranging over them.
+func (s *Index) liveRecs() liveRec { return liveRec(len(s.live)) }
+
+// opt is a handle or none, in the handle's four bytes: the handle plus
+// one, so that the zero value is none and a slice of them needs no filling.
+type opt[H ~int32] struct{ plus1 uint32 }
+
+func some[H ~int32](h H) opt[H] { return opt[H]{uint32(h) + 1} }
+
+// get is the handle, if there is one.
+func (o opt[H]) get() (H, bool) { return H(o.plus1) - 1, o.plus1 != 0 }
+
+func (o opt[H]) none() bool { return o.plus1 == 0 }
 
 // NewIndex starts an empty index. complete says the records will be
 // the whole CRM source and the contacts the whole Sinch project, so that a
@@ -126,10 +163,11 @@ func (s *Index) AddLinks(links ...crm.Link) {
 	s.seal()
 	for _, l := range links {
 		s.links++
-		if k, ok := s.lookup(l.ExternalID); ok && k >= 0 {
+		st, known := s.lookup(l.ExternalID)
+		if k, ok := st.live(); ok {
 			s.setLinked(k, l.ContactID)
-			s.linkFresh[k] = s.recs.hashIs(int(s.live[k]), l.ContentHash)
-		} else if l.ContactID != "" && (ok || s.complete) {
+			s.linkFresh[k] = s.recs.hashIs(s.live[k], l.ContentHash)
+		} else if l.ContactID != "" && (known || s.complete) {
 			// A link of a record an incremental run did not read says
 			// nothing about the record being gone.
 			if s.leftBehind == nil {
@@ -151,7 +189,7 @@ func (s *Index) SetProjectLinks(n int) { s.links = max(s.links, n) }
 func (s *Index) AddContacts(contacts []sinch.Contact) {
 	s.seal()
 	for i, c := range contacts {
-		if k, ok := s.lookup(c.ExternalID); ok && k >= 0 && c.ID != "" && s.linkedIs(int(k), c.ID) {
+		if k, ok := s.liveOf(c.ExternalID); ok && c.ID != "" && s.linkedIs(k, c.ID) {
 			switch s.held[k] {
 			case heldSeen, heldMirror:
 				// Read again on request, or listed twice (a list that
@@ -163,7 +201,7 @@ func (s *Index) AddContacts(contacts []sinch.Contact) {
 			case heldNone:
 				s.held[k] = heldFull
 				if s.linkFresh[k] {
-					want := s.want(int(k))
+					want := s.want(k)
 					if _, mask, _ := patchFor(c, want, false); len(mask) == 0 {
 						s.holdSeen(k, c, &want)
 						continue
@@ -187,9 +225,9 @@ const (
 	heldSkip         // its early patch did not land: the run leaves the record alone
 )
 
-// holdSeen holds the k-th live record's linked contact c, which is what
-// want asks for, as a seen bit.
-func (s *Index) holdSeen(k int32, c sinch.Contact, want *Desired) {
+// holdSeen holds the linked contact c of live record k, which is what want
+// asks for, as a seen bit.
+func (s *Index) holdSeen(k liveRec, c sinch.Contact, want *Desired) {
 	s.held[k] = heldSeen
 	if isMirror(c, want, s.opts) {
 		s.held[k] = heldMirror
@@ -228,11 +266,11 @@ func (s *Index) Page(page []sinch.Contact) []Operation {
 // is held so at once, with seen set, and is not to be added: the record it
 // was compared with is not unpacked a second time.
 func (s *Index) drifted(c sinch.Contact) (op Operation, drift, seen bool) {
-	k, ok := s.lookup(c.ExternalID)
-	if !ok || k < 0 || c.ID == "" || !s.linkedIs(int(k), c.ID) || s.held[k] != heldNone {
+	k, ok := s.liveOf(c.ExternalID)
+	if !ok || c.ID == "" || !s.linkedIs(k, c.ID) || s.held[k] != heldNone {
 		return Operation{}, false, false
 	}
-	want := s.want(int(k))
+	want := s.want(k)
 	op, drift = patchOperation(c, &want, RuleDrift, "the contact differs from the CRM record")
 	switch {
 	case drift:
@@ -250,8 +288,8 @@ func (s *Index) drifted(c sinch.Contact) (op Operation, drift, seen bool) {
 // returned it, or nil when the patch did not land, in which case the plan
 // leaves the record alone (the run does not send it again).
 func (s *Index) Settle(externalID string, answer *sinch.Contact) {
-	k, ok := s.lookup(externalID)
-	if !ok || k < 0 || s.held[k] != heldEarly {
+	k, ok := s.liveOf(externalID)
+	if !ok || s.held[k] != heldEarly {
 		return
 	}
 	if answer == nil {
@@ -262,9 +300,9 @@ func (s *Index) Settle(externalID string, answer *sinch.Contact) {
 	s.AddContacts([]sinch.Contact{*answer})
 }
 
-// seenContact reports whether the k-th live record's linked contact is
-// held as a seen bit only.
-func (s *Index) seenContact(k int) bool { return s.held[k] == heldSeen || s.held[k] == heldMirror }
+// seenContact reports whether live record k's linked contact is held as a
+// seen bit only.
+func (s *Index) seenContact(k liveRec) bool { return s.held[k] == heldSeen || s.held[k] == heldMirror }
 
 // seal indexes the records once all are in: duplicates, rejects,
 // tombstones and the live records.
@@ -280,18 +318,18 @@ func (s *Index) seal() {
 	// in that order, so the sort is usually a check.
 	exts := make([]string, n) // pointing into the arena
 	for i := range exts {
-		exts[i] = p.externalID(i)
+		exts[i] = p.externalID(row(i))
 	}
-	order := make([]int32, n)
+	order := make([]row, n)
 	for i := range order {
-		order[i] = int32(i)
+		order[i] = row(i)
 	}
-	byExt := func(a, b int32) int { return strings.Compare(exts[a], exts[b]) }
+	byExt := func(a, b row) int { return strings.Compare(exts[a], exts[b]) }
 	if !slices.IsSortedFunc(order, byExt) {
 		slices.SortStableFunc(order, byExt)
 	}
 	type pending struct {
-		at  int32 // source position of the row the rejection is reported at
+		at  row // the row the rejection is reported at
 		rej Rejection
 	}
 	var rejected []pending
@@ -319,13 +357,13 @@ func (s *Index) seal() {
 		}
 		i := group[0]
 		switch {
-		case p.rejection(int(i)) != nil:
+		case p.rejection(i) != nil:
 			s.states = append(s.states, stateKeep)
-			rejected = append(rejected, pending{at: i, rej: *p.rejection(int(i))})
-		case p.deleted(int(i)):
+			rejected = append(rejected, pending{at: i, rej: *p.rejection(i)})
+		case p.deleted(i):
 			s.states = append(s.states, stateTombstone)
 		default:
-			s.states = append(s.states, int32(len(s.live)))
+			s.states = append(s.states, liveState(s.liveRecs()))
 			s.live = append(s.live, i)
 		}
 	}
@@ -373,7 +411,7 @@ func (s *Index) Forget(ids []string) {
 		gone[id] = true
 	}
 	var buf [ulid.EncodedSize]byte
-	for k := range s.live {
+	for k := range s.liveRecs() {
 		if s.held[k] == heldSeen && gone[string(s.appendLinked(buf[:0], k))] {
 			s.held[k] = heldFull
 			s.seenN--
@@ -381,8 +419,8 @@ func (s *Index) Forget(ids []string) {
 	}
 }
 
-// want is the k-th live record.
-func (s *Index) want(k int) Desired { return s.recs.desired(int(s.live[k])) }
+// want is live record k, unpacked.
+func (s *Index) want(k liveRec) Desired { return s.recs.desired(s.live[k]) }
 
 // How an index holds the contact id of a record's link.
 const (
@@ -391,8 +429,8 @@ const (
 	linkOdd        // in linkOdd: not a ULID as Sinch spells them
 )
 
-// setLinked stores the contact id of the k-th live record's link.
-func (s *Index) setLinked(k int32, id string) {
+// setLinked stores the contact id of live record k's link.
+func (s *Index) setLinked(k liveRec, id string) {
 	if u, err := ulid.ParseStrict(id); err == nil {
 		var spelled [ulid.EncodedSize]byte
 		_ = u.MarshalTextTo(spelled[:])
@@ -403,62 +441,66 @@ func (s *Index) setLinked(k int32, id string) {
 		}
 	}
 	if s.linkOdd == nil {
-		s.linkOdd = make(map[int32]string)
+		s.linkOdd = make(map[liveRec]string)
 	}
 	s.linkKind[k], s.linkOdd[k] = linkOdd, id
 }
 
-// linked is the contact id the k-th live record is linked to, "" when none.
-func (s *Index) linked(k int) string {
+// linked is the contact id live record k is linked to, "" when none.
+func (s *Index) linked(k liveRec) string {
 	switch s.linkKind[k] {
 	case linkULID:
 		return s.linkIDs[k].String()
 	case linkOdd:
-		return s.linkOdd[int32(k)]
+		return s.linkOdd[k]
 	}
 	return ""
 }
 
-// appendLinked appends the contact id the k-th live record is linked to,
-// for comparisons and map look-ups that need not allocate.
-func (s *Index) appendLinked(b []byte, k int) []byte {
+// appendLinked appends the contact id live record k is linked to, for
+// comparisons and map look-ups that need not allocate.
+func (s *Index) appendLinked(b []byte, k liveRec) []byte {
 	switch s.linkKind[k] {
 	case linkULID:
 		var spelled [ulid.EncodedSize]byte
 		_ = s.linkIDs[k].MarshalTextTo(spelled[:])
 		return append(b, spelled[:]...)
 	case linkOdd:
-		return append(b, s.linkOdd[int32(k)]...)
+		return append(b, s.linkOdd[k]...)
 	}
 	return b
 }
 
-// linkedIs reports whether the k-th live record is linked to contact id.
-func (s *Index) linkedIs(k int, id string) bool {
+// linkedIs reports whether live record k is linked to contact id.
+func (s *Index) linkedIs(k liveRec, id string) bool {
 	var buf [ulid.EncodedSize]byte
 	return string(s.appendLinked(buf[:0], k)) == id
 }
 
-// hasLink reports whether the k-th live record has a stored link.
-func (s *Index) hasLink(k int) bool { return s.linkKind[k] != linkNone }
+// hasLink reports whether live record k has a stored link.
+func (s *Index) hasLink(k liveRec) bool { return s.linkKind[k] != linkNone }
+
+// liveLinked reports whether st is a live record linked to contact id.
+func (s *Index) liveLinked(st recState, id string) bool {
+	k, ok := st.live()
+	return ok && s.linkedIs(k, id)
+}
 
 // recordState is the state of the record with this external_id.
-func (s *Index) recordState(ext string) int32 {
+func (s *Index) recordState(ext string) recState {
 	if s.unreadOK[ext] {
 		return stateKeep
 	}
-	if st, ok := s.lookup(ext); ok {
-		return st
-	}
-	return stateNone
+	st, _ := s.lookup(ext)
+	return st
 }
 
 // lookup is the state of the external_id in the source: stateGone for one
-// an incremental run knows vanished; false when the index knows nothing
-// of it.
-func (s *Index) lookup(ext string) (int32, bool) {
-	i, found := slices.BinarySearchFunc(s.keys, ext, func(pos int32, ext string) int {
-		return strings.Compare(s.recs.externalID(int(pos)), ext)
+// an incremental run knows vanished; stateNone and false when the index
+// knows nothing of it.
+func (s *Index) lookup(ext string) (recState, bool) {
+	i, found := slices.BinarySearchFunc(s.keys, ext, func(r row, ext string) int {
+		return strings.Compare(s.recs.externalID(r), ext)
 	})
 	switch {
 	case found:
@@ -466,7 +508,13 @@ func (s *Index) lookup(ext string) (int32, bool) {
 	case s.vanished[ext]:
 		return stateGone, true
 	}
-	return 0, false
+	return stateNone, false
+}
+
+// liveOf is the live record with this external_id, if the index holds one.
+func (s *Index) liveOf(ext string) (liveRec, bool) {
+	st, _ := s.lookup(ext)
+	return st.live()
 }
 
 // contactByID returns the contact with this id that the index holds in
@@ -476,8 +524,8 @@ func (s *Index) contactByID(externalID, id string) (sinch.Contact, bool) {
 	if i, ok := s.contacts.index(id); ok {
 		return s.contacts.contact(i), true
 	}
-	if k, ok := s.lookup(externalID); ok && k >= 0 && s.held[k] == heldMirror && s.linkedIs(int(k), id) {
-		want := s.want(int(k))
+	if k, ok := s.liveOf(externalID); ok && s.held[k] == heldMirror && s.linkedIs(k, id) {
+		want := s.want(k)
 		return mirrorOf(&want, id, s.opts), true
 	}
 	return sinch.Contact{}, false

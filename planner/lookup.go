@@ -51,15 +51,15 @@ func (s *Index) Identities(all bool) iter.Seq2[string, []string] {
 	return func(yield func(string, []string) bool) {
 		s.seal()
 		var ids []sinch.ChannelIdentity
-		for i, pos := range s.keys {
-			ext := s.recs.externalID(int(pos))
+		for i, r := range s.keys {
+			ext := s.recs.externalID(r)
 			var keys []string
-			if k := s.states[i]; k >= 0 {
+			if k, ok := s.states[i].live(); ok {
 				if !all && s.linkFresh[k] {
 					continue
 				}
 				ids = ids[:0]
-				s.recs.eachIdentity(int(s.live[k]), func(id sinch.ChannelIdentity) { ids = append(ids, id) })
+				s.recs.eachIdentity(s.live[k], func(id sinch.ChannelIdentity) { ids = append(ids, id) })
 				keys = LookupKeys(ids)
 			}
 			if !yield(ext, keys) {

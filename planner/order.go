@@ -24,7 +24,7 @@ import (
 func (d *differ) guardCarriers() {
 	keepers := slices.Clone(d.foreign)
 	for _, i := range slices.Sorted(maps.Keys(d.leftBehind)) {
-		if k := d.leftBehind[i]; d.owner[k] != int32(i) && !slices.Contains(d.extra[k], i) {
+		if k := d.leftBehind[i]; !d.owns(k, i) {
 			keepers = append(keepers, i) // not settled as the record's own
 		}
 	}
@@ -50,7 +50,7 @@ func (d *differ) guardCarriers() {
 		}
 		waiting := make(map[string]string) // external_id -> the contact that keeps it
 		for _, i := range keepers {
-			if id, ext := d.ids(i); setters[ext] && !freed[id] {
+			if id, ext := d.idx.contacts.ids(i); setters[ext] && !freed[id] {
 				waiting[ext] = id
 			}
 		}

@@ -14,10 +14,14 @@ import (
 type packedContacts struct {
 	chunks  [][]byte
 	refs    []packedRef
-	byID    map[string]int32 // by id, built on first use; covers refs[:indexed]
-	indexed int
+	byID    map[string]slot // by id, built on first use; covers refs[:indexed]
+	indexed slot
 	scratch []byte // where add packs a contact before it goes into a chunk
 }
+
+// slot is a contact held in full: its position in the arena, in the order
+// added.
+type slot int32
 
 type packedRef struct{ chunk, off uint32 }
 
@@ -92,15 +96,18 @@ func (r *packedReader) str() string {
 	return s
 }
 
-func (p *packedContacts) reader(i int) packedReader {
+func (p *packedContacts) reader(i slot) packedReader {
 	ref := p.refs[i]
 	return packedReader{b: p.chunks[ref.chunk], off: int(ref.off)}
 }
 
 func (p *packedContacts) len() int { return len(p.refs) }
 
-// contact unpacks the i-th contact.
-func (p *packedContacts) contact(i int) sinch.Contact {
+// slots is the number of contacts held, as the end of the range of slots.
+func (p *packedContacts) slots() slot { return slot(len(p.refs)) }
+
+// contact unpacks the contact in slot i.
+func (p *packedContacts) contact(i slot) sinch.Contact {
 	r := p.reader(i)
 	c := sinch.Contact{ID: r.str(), ExternalID: r.str(), DisplayName: r.str(), Email: r.str(), Language: r.str(), Metadata: r.str()}
 	if n := int(r.b[r.off]); n > 0 && n < 0x80 { // the count's one-byte uvarint
@@ -116,22 +123,22 @@ func (p *packedContacts) contact(i int) sinch.Contact {
 	return c
 }
 
-// ids returns the id and external_id of the i-th contact, unpacking nothing
+// ids returns the id and external_id of the contact in slot i, unpacking nothing
 // else.
-func (p *packedContacts) ids(i int) (id, externalID string) {
+func (p *packedContacts) ids(i slot) (id, externalID string) {
 	r := p.reader(i)
 	return r.str(), r.str()
 }
 
 // index is the position of the last contact added with this id.
-func (p *packedContacts) index(id string) (int, bool) {
+func (p *packedContacts) index(id string) (slot, bool) {
 	if p.byID == nil {
-		p.byID = make(map[string]int32, len(p.refs))
+		p.byID = make(map[string]slot, len(p.refs))
 	}
-	for ; p.indexed < len(p.refs); p.indexed++ {
+	for ; p.indexed < p.slots(); p.indexed++ {
 		cid, _ := p.ids(p.indexed)
-		p.byID[cid] = int32(p.indexed)
+		p.byID[cid] = p.indexed
 	}
 	i, ok := p.byID[id]
-	return int(i), ok
+	return i, ok
 }

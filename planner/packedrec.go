@@ -17,7 +17,7 @@ import (
 type packedRecords struct {
 	chunks  [][]byte
 	refs    []packedRef
-	rejects map[int32]*Rejection
+	rejects map[row]*Rejection
 	// lists are the few distinct channel lists records carry (managed
 	// channels, channel priorities), shared among all of them and packed as
 	// their number; capped so that an append copies.
@@ -35,6 +35,9 @@ const (
 	recPriority
 	recHexHash // the hash is 32 hex digits, packed as 16 bytes
 )
+
+// row is a source row: its position in the arena, in the order read.
+type row int32
 
 func (p *packedRecords) len() int { return len(p.refs) }
 
@@ -58,9 +61,9 @@ func (p *packedRecords) add(n normalized, scratch []byte) []byte {
 	if n.rej != nil {
 		b = appendPackedString(b, n.rej.ExternalID)
 		if p.rejects == nil {
-			p.rejects = make(map[int32]*Rejection)
+			p.rejects = make(map[row]*Rejection)
 		}
-		p.rejects[int32(len(p.refs))] = n.rej
+		p.rejects[row(len(p.refs))] = n.rej
 		return p.put(b)
 	}
 	b = appendPackedString(b, d.ExternalID)
@@ -191,7 +194,7 @@ func (p *packedRecords) put(b []byte) []byte {
 	return b
 }
 
-func (p *packedRecords) reader(i int) (packedReader, byte) {
+func (p *packedRecords) reader(i row) (packedReader, byte) {
 	ref := p.refs[i]
 	r := packedReader{b: p.chunks[ref.chunk], off: int(ref.off)}
 	flags := r.b[r.off]
@@ -199,22 +202,22 @@ func (p *packedRecords) reader(i int) (packedReader, byte) {
 	return r, flags
 }
 
-// externalID is the i-th record's external_id, valid or not.
-func (p *packedRecords) externalID(i int) string {
+// externalID is row i's external_id, valid or not.
+func (p *packedRecords) externalID(i row) string {
 	r, _ := p.reader(i)
 	return r.str()
 }
 
-// rejection is why the i-th record was rejected; nil for a valid one.
-func (p *packedRecords) rejection(i int) *Rejection { return p.rejects[int32(i)] }
+// rejection is why row i was rejected; nil for a valid one.
+func (p *packedRecords) rejection(i row) *Rejection { return p.rejects[i] }
 
-func (p *packedRecords) deleted(i int) bool {
+func (p *packedRecords) deleted(i row) bool {
 	_, flags := p.reader(i)
 	return flags&recDeleted != 0
 }
 
-// hashIs reports whether h is the content hash of the i-th record.
-func (p *packedRecords) hashIs(i int, h string) bool {
+// hashIs reports whether h is the content hash of row i.
+func (p *packedRecords) hashIs(i row, h string) bool {
 	r, flags := p.reader(i)
 	r.str()
 	if flags&recHexHash == 0 {
@@ -224,9 +227,9 @@ func (p *packedRecords) hashIs(i int, h string) bool {
 	return ok && string(raw[:]) == string(r.b[r.off:r.off+16])
 }
 
-// eachIdentity calls fn with each identity of the i-th record, which must
+// eachIdentity calls fn with each identity of row i, which must
 // be valid.
-func (p *packedRecords) eachIdentity(i int, fn func(sinch.ChannelIdentity)) {
+func (p *packedRecords) eachIdentity(i row, fn func(sinch.ChannelIdentity)) {
 	r, flags := p.reader(i)
 	r.str()
 	r.skipHash(flags)
@@ -238,8 +241,8 @@ func (p *packedRecords) eachIdentity(i int, fn func(sinch.ChannelIdentity)) {
 	r.identities(fn)
 }
 
-// desired unpacks the i-th record, which must be valid.
-func (p *packedRecords) desired(i int) Desired {
+// desired unpacks row i, which must be valid.
+func (p *packedRecords) desired(i row) Desired {
 	r, flags := p.reader(i)
 	d := Desired{ExternalID: r.str(), Deleted: flags&recDeleted != 0}
 	d.Hash = r.hash(flags)
