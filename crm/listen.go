@@ -2,6 +2,8 @@ package crm
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"time"
 
@@ -65,4 +67,10 @@ func (s *Store) listenOnce(ctx context.Context, channels []string, ready func(),
 			onNotify(n.Channel, n.Payload)
 		}
 	})
+}
+
+// discard ends conn's session instead of returning it to the pool.
+func discard(conn *sql.Conn) {
+	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	_ = conn.Close()
 }

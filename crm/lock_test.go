@@ -1,7 +1,6 @@
 package crm_test
 
 import (
-	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/crm/crmtest"
+	"github.com/syncd/syncd/lease"
 )
 
 // Two Stores on one database stand for two syncd processes.
@@ -27,157 +27,35 @@ func release(t *testing.T, l *crm.Lock) {
 	}
 }
 
+// The project lock is a lease per project, and one held elsewhere is
+// refused naming the project and its holder.
 func TestTryLockConflict(t *testing.T) {
 	t.Parallel()
 	a, b := twoStores(t)
 	ctx := ctxFor(t)
-
 	held, err := a.TryLock(ctx, "proj")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := held.Check(ctx); err != nil {
-		t.Fatalf("Check on a held lock: %v", err)
-	}
-
 	_, err = b.TryLock(ctx, "proj")
-	if !errors.Is(err, crm.ErrLocked) {
-		t.Fatalf("second TryLock: %v, want ErrLocked", err)
+	var locked *lease.HeldError
+	if !errors.Is(err, lease.ErrHeld) || !errors.As(err, &locked) {
+		t.Fatalf("second TryLock: %v, want a *lease.HeldError", err)
 	}
-	var locked *crm.LockedError
-	if !errors.As(err, &locked) {
-		t.Fatalf("%T is not a *LockedError", err)
+	if locked.Name != `project "proj"` || locked.PID != held.BackendPID() {
+		t.Errorf("holder = %+v, want project \"proj\" held by backend pid %d", locked, held.BackendPID())
 	}
-	if locked.ProjectID != "proj" || locked.PID != held.BackendPID() ||
-		!strings.HasPrefix(locked.ApplicationName, "syncd host=") || locked.BackendStart.IsZero() {
-		t.Errorf("holder = %+v, want backend pid %d of a syncd session", locked, held.BackendPID())
-	}
-
-	// Locks are per project.
 	otherProject, err := b.TryLock(ctx, "other")
 	if err != nil {
 		t.Fatalf("lock on another project: %v", err)
 	}
 	release(t, otherProject)
-
 	release(t, held)
-	release(t, held) // twice is harmless
-	if err := held.Check(ctx); !errors.Is(err, crm.ErrLockLost) {
-		t.Errorf("Check after release = %v, want ErrLockLost", err)
-	}
 	taken, err := b.TryLock(ctx, "proj")
 	if err != nil {
 		t.Fatalf("TryLock after release: %v", err)
 	}
 	release(t, taken)
-}
-
-// waitUntilWaiting polls pg_locks until a session is queued for the
-// project's lock. It polls the server rather than sleeping: the wait ends as
-// soon as the state is there.
-func waitUntilWaiting(t *testing.T, s *crm.Store, projectID string, want bool) {
-	t.Helper()
-	key := crm.LockKey(projectID)
-	for ctx := ctxFor(t); ctx.Err() == nil; {
-		var waiting bool
-		err := s.DB().WithContext(ctx).Raw(`SELECT EXISTS (SELECT 1 FROM pg_locks
-			WHERE locktype = 'advisory' AND NOT granted
-				AND ((classid::bigint << 32) | objid::bigint) = ?)`, key).
-			Scan(&waiting).Error
-		if err != nil {
-			t.Fatal(err)
-		}
-		if waiting == want {
-			return
-		}
-	}
-	t.Fatalf("no session ever %s for the lock", map[bool]string{true: "waited", false: "stopped waiting"}[want])
-}
-
-func TestLockWaitsForRelease(t *testing.T) {
-	t.Parallel()
-	a, b := twoStores(t)
-	ctx := ctxFor(t)
-	held, err := a.TryLock(ctx, "proj")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := make(chan error, 1)
-	var waited *crm.Lock
-	go func() {
-		var err error
-		waited, err = b.Lock(ctx, "proj")
-		got <- err
-	}()
-	waitUntilWaiting(t, a, "proj", true)
-	release(t, held)
-	if err := <-got; err != nil {
-		t.Fatalf("Lock: %v", err)
-	}
-	if err := waited.Check(ctx); err != nil {
-		t.Fatalf("Check: %v", err)
-	}
-	release(t, waited)
-}
-
-func TestLockIsCancellable(t *testing.T) {
-	t.Parallel()
-	a, b := twoStores(t)
-	ctx := ctxFor(t)
-	held, err := a.TryLock(ctx, "proj")
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitCtx, cancel := context.WithCancel(ctx)
-	got := make(chan error, 1)
-	go func() {
-		l, err := b.Lock(waitCtx, "proj")
-		if l != nil {
-			_ = l.Release(context.Background())
-		}
-		got <- err
-	}()
-	waitUntilWaiting(t, a, "proj", true)
-	cancel()
-	if err := <-got; !errors.Is(err, context.Canceled) {
-		t.Fatalf("Lock after cancel: %v, want context.Canceled", err)
-	}
-	// The abandoned wait must not linger and take the lock later.
-	waitUntilWaiting(t, a, "proj", false)
-	release(t, held)
-	l, err := b.TryLock(ctx, "proj")
-	if err != nil {
-		t.Fatalf("TryLock after a cancelled wait: %v", err)
-	}
-	release(t, l)
-}
-
-// A holder that dies (crash, network cut, killed backend) must not keep the
-// project locked.
-func TestLockDiesWithItsConnection(t *testing.T) {
-	t.Parallel()
-	a, b := twoStores(t)
-	ctx := ctxFor(t)
-	held, err := a.TryLock(ctx, "proj")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var terminated bool
-	// The timeout makes pg_terminate_backend wait until the backend is gone,
-	// and with it its locks.
-	if err := b.DB().WithContext(ctx).Raw(`SELECT pg_terminate_backend(?, 30000)`, held.BackendPID()).
-		Scan(&terminated).Error; err != nil || !terminated {
-		t.Fatalf("terminate holder: %v %v", terminated, err)
-	}
-	if err := held.Check(ctx); !errors.Is(err, crm.ErrLockLost) {
-		t.Errorf("Check on a dead session = %v, want ErrLockLost", err)
-	}
-	taken, err := b.TryLock(ctx, "proj")
-	if err != nil {
-		t.Fatalf("TryLock after the holder died: %v", err)
-	}
-	release(t, taken)
-	_ = held.Release(ctx)
 }
 
 func TestLockKeyIsStable(t *testing.T) {
@@ -192,7 +70,7 @@ func TestLockKeyIsStable(t *testing.T) {
 		{"my-project", -5818640978907870690},
 	}
 	for _, tc := range tests {
-		if got := crm.LockKey(tc.project); got != tc.want {
+		if got := crm.LockKey(tc.project).Int64(); got != tc.want {
 			t.Errorf("LockKey(%q) = %d, want %d", tc.project, got, tc.want)
 		}
 	}
@@ -205,94 +83,6 @@ func terminate(t *testing.T, s *crm.Store, pid int) {
 	var ok bool
 	if err := s.DB().WithContext(ctxFor(t)).Raw(`SELECT pg_terminate_backend(?, 30000)`, pid).Scan(&ok).Error; err != nil || !ok {
 		t.Fatalf("terminate backend %d: %v %v", pid, ok, err)
-	}
-}
-
-// lostWithin waits for a watched context to end and checks that it ended
-// for a lost lock; it returns how long that took.
-func lostWithin(t *testing.T, watched context.Context, from time.Time) time.Duration {
-	t.Helper()
-	select {
-	case <-watched.Done():
-	case <-time.After(30 * time.Second):
-		t.Fatal("the watch never noticed the lost lock")
-	}
-	took := time.Since(from)
-	if cause := context.Cause(watched); !errors.Is(cause, crm.ErrLockLost) {
-		t.Errorf("watched context ended with %v, want a cause matching ErrLockLost", cause)
-	}
-	return took
-}
-
-// The watch notices a lock whose session was killed, and one whose session
-// the server closed for idling longer than idle_session_timeout; and its
-// checks are what keeps a session from idling that long.
-func TestWatchStepsDown(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name        string
-		idleTimeout string // idle_session_timeout of the database; "" keeps the default (none)
-		every       time.Duration
-		kill        bool
-		wantLost    bool
-	}{
-		{name: "terminated backend", every: 50 * time.Millisecond, kill: true, wantLost: true},
-		{name: "idle timeout shorter than the checks", idleTimeout: "150ms", every: 600 * time.Millisecond, wantLost: true},
-		{name: "checks keep the session from idling", idleTimeout: "1500ms", every: 400 * time.Millisecond},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			url := crmtest.NewDatabase(t)
-			admin := crmtest.OpenStore(t, url)
-			ctx := ctxFor(t)
-			if tc.idleTimeout != "" {
-				mustExec(t, admin, `DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET idle_session_timeout = %L',
-					current_database(), '`+tc.idleTimeout+`'); END $$`)
-			}
-			holder := crmtest.OpenStore(t, url) // its sessions start with the database's settings
-			held, err := holder.TryLock(ctx, "proj")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer release(t, held)
-			watched, stop := held.Watch(ctx, tc.every)
-			defer stop()
-			from := time.Now()
-			if tc.kill {
-				terminate(t, admin, held.BackendPID())
-			}
-			if tc.wantLost {
-				t.Logf("stepped down %s after the loss was set off", lostWithin(t, watched, from).Round(time.Millisecond))
-				if _, err := admin.TryLock(ctx, "proj"); err != nil {
-					t.Errorf("TryLock after the holder stepped down: %v", err)
-				}
-				return
-			}
-			// Alive well past several idle timeouts, by the server's clock.
-			for {
-				var age float64
-				if err := admin.DB().WithContext(ctx).Raw(`SELECT extract(epoch FROM now() - backend_start)
-					FROM pg_stat_activity WHERE pid = ?`, held.BackendPID()).Scan(&age).Error; err != nil {
-					t.Fatal(err)
-				}
-				if age > 3.5 {
-					break
-				}
-				select {
-				case <-watched.Done():
-					t.Fatalf("lock lost although it was checked every %s: %v", tc.every, context.Cause(watched))
-				case <-time.After(20 * time.Millisecond):
-				}
-			}
-			if err := held.Check(ctx); err != nil {
-				t.Errorf("Check after %s of idle timeouts: %v", tc.idleTimeout, err)
-			}
-			stop()
-			if cause := context.Cause(watched); !errors.Is(cause, context.Canceled) {
-				t.Errorf("stopped watch ended with %v, want context.Canceled", cause)
-			}
-		})
 	}
 }
 
@@ -351,8 +141,8 @@ func TestLockStartRun(t *testing.T) {
 	if alive, err := b.SessionAlive(ctx, run.LockPID, run.LockBackendStart); err != nil || alive {
 		t.Errorf("SessionAlive of a terminated session = %v, %v", alive, err)
 	}
-	if _, err := l.StartRun(ctx, "full"); !errors.Is(err, crm.ErrLockLost) {
-		t.Errorf("StartRun on a lost lock = %v, want ErrLockLost", err)
+	if _, err := l.StartRun(ctx, "full"); !errors.Is(err, lease.ErrLost) {
+		t.Errorf("StartRun on a lost lock = %v, want lease.ErrLost", err)
 	}
 	_ = l.Release(ctx)
 

@@ -10,6 +10,7 @@ import (
 	"github.com/pressly/goose/v3/lock"
 	"go.uber.org/zap"
 
+	"github.com/syncd/syncd/lease"
 	"github.com/syncd/syncd/migrations"
 )
 
@@ -58,7 +59,7 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 
 func newMigrationProvider(db *sql.DB, log *zap.Logger) (*goose.Provider, error) {
 	locker, err := lock.NewPostgresSessionLocker(
-		lock.WithLockID(advisoryKey("syncd:migrate")),
+		lock.WithLockID(lease.Named("syncd:migrate").Int64()),
 		// Poll every second for up to five minutes: a second daemon should start
 		// right after the first one's migrations, not goose's default 5 s later.
 		lock.WithLockTimeout(1, 300),

@@ -14,6 +14,8 @@ import (
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+
+	"github.com/syncd/syncd/lease"
 )
 
 // Link ties a CRM record to the Sinch contact that mirrors it. ContentHash is
@@ -173,55 +175,28 @@ func (s *Store) StartRun(ctx context.Context, projectID, kind string) (Run, erro
 	return row.run(), nil
 }
 
-// StartRun records the start of a run under this lock, on the lock's own
-// session: the row names that session, which lets a later runner that finds
-// the run still "running" tell whether it may be alive, and the row is
-// written only while the session still holds the lock (ErrLockLost if not).
-func (l *Lock) StartRun(ctx context.Context, kind string) (Run, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.conn == nil {
-		return Run{}, fmt.Errorf("crm: start run: %w: project %q: already released", ErrLockLost, l.projectID)
-	}
-	r, err := startRun(ctx, l.conn, l.projectID, kind, true)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Run{}, fmt.Errorf("crm: start run: %w: project %q", ErrLockLost, l.projectID)
-	}
-	if err != nil {
-		// A session that fails a statement may have died with the lock.
-		if cerr := l.check(ctx); cerr != nil {
-			return Run{}, fmt.Errorf("crm: start run: %w", cerr)
-		}
-	}
-	return r, err
-}
-
-// startRun inserts the run on q's session; underLock records that session
-// as the lock's and inserts nothing (sql.ErrNoRows) unless it holds the lock.
-// It is SQL by hand: it runs on the lock's own connection, outside gorm's
-// pool, and checks pg_locks in the same statement.
-func startRun(ctx context.Context, q rowQuerier, projectID, kind string, underLock bool) (Run, error) {
+// startRun inserts the run on the lock's session, naming that session, and
+// inserts nothing (sql.ErrNoRows) unless it holds key. It is SQL by hand:
+// it runs on the lock's own connection, outside gorm's pool, and checks
+// pg_locks in the same statement.
+func startRun(ctx context.Context, conn *sql.Conn, projectID, kind string, key lease.Key) (Run, error) {
 	host, _ := os.Hostname()
 	r := Run{ProjectID: projectID, Kind: kind, Outcome: RunRunning, Host: host, PID: os.Getpid(),
 		PIDNamespace: pidNamespace(), Counts: map[string]int{}}
-	classID, objID := splitKey(LockKey(projectID))
+	held, args := key.Where(7)
 	var lockStart sql.NullTime
-	err := q.QueryRowContext(ctx, `INSERT INTO syncd.runs (project_id, kind, outcome, host, pid, pid_namespace,
+	err := conn.QueryRowContext(ctx, `INSERT INTO syncd.runs (project_id, kind, outcome, host, pid, pid_namespace,
 			lock_pid, lock_backend_start)
 		SELECT $1, $2, $3, NULLIF($4, ''), $5, NULLIF($6, ''), a.pid, a.backend_start
 		FROM (SELECT 1) AS one
-		LEFT JOIN pg_stat_activity a ON $7 AND a.pid = pg_backend_pid()
-		WHERE NOT $7 OR EXISTS (SELECT 1 FROM pg_locks l
-			WHERE l.pid = pg_backend_pid() AND l.locktype = 'advisory' AND l.granted
-				AND l.classid = $8::bigint::oid AND l.objid = $9::bigint::oid AND l.objsubid = 1)
+		LEFT JOIN pg_stat_activity a ON a.pid = pg_backend_pid()
+		WHERE EXISTS (SELECT 1 FROM pg_locks l
+			WHERE l.pid = pg_backend_pid() AND l.granted AND `+held+`)
 		RETURNING id, started_at, COALESCE(lock_pid, 0), lock_backend_start`,
-		projectID, kind, RunRunning, host, r.PID, r.PIDNamespace, underLock, classID, objID).
+		append([]any{projectID, kind, RunRunning, host, r.PID, r.PIDNamespace}, args...)...).
 		Scan(&r.ID, &r.StartedAt, &r.LockPID, &lockStart)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Run{}, err
-	}
 	if err != nil {
-		return Run{}, fmt.Errorf("crm: start run: %w", err)
+		return Run{}, err
 	}
 	r.LockBackendStart = lockStart.Time
 	return r, nil

@@ -131,7 +131,7 @@ func (s *Store) Close() error { return s.db.Close() }
 func (s *Store) DB() *gorm.DB { return s.gorm }
 
 // applicationName identifies this process in pg_stat_activity, which is what
-// ErrLocked reports about the holder of a project lock; the backend pid alone
+// a lease.HeldError reports about the holder of a lock; the backend pid alone
 // does not say which host or process to look at.
 func applicationName() string {
 	host, _ := os.Hostname()

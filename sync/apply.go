@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/lease"
 	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 )
@@ -307,7 +308,7 @@ func appendJSONString(b []byte, s string) []byte {
 func sendContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	sendCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(ctx, func() {
-		if cause := context.Cause(ctx); errors.Is(cause, crm.ErrLockLost) {
+		if cause := context.Cause(ctx); errors.Is(cause, lease.ErrLost) {
 			cancel(cause)
 		}
 	})

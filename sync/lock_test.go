@@ -14,6 +14,7 @@ import (
 
 	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/crm/crmtest"
+	"github.com/syncd/syncd/lease"
 	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
@@ -105,7 +106,7 @@ func (g *lockRig) pollMidRun(t *testing.T, done <-chan runResult, what string, c
 	}
 }
 
-func (g *lockRig) holder(t *testing.T) (crm.LockHolder, bool) {
+func (g *lockRig) holder(t *testing.T) (lease.Holder, bool) {
 	t.Helper()
 	h, held, err := g.admin.LockHolder(context.Background(), "chaos")
 	if err != nil {
@@ -183,7 +184,7 @@ func (g *lockRig) start(rec *contactsync.Reconciler) <-chan runResult {
 // as failed for it.
 func (g *lockRig) checkLostLock(t *testing.T, res runResult) {
 	t.Helper()
-	if !errors.Is(res.err, crm.ErrLockLost) || res.rep.Outcome != contactsync.OutcomeFailed ||
+	if !errors.Is(res.err, lease.ErrLost) || res.rep.Outcome != contactsync.OutcomeFailed ||
 		!strings.Contains(res.err.Error(), "lost the project lock") {
 		t.Errorf("first run: outcome %s, err %v; want failed for a lost lock", res.rep.Outcome, res.err)
 	}
@@ -251,8 +252,8 @@ func TestLostLockReproductions(t *testing.T) {
 		t.Parallel()
 		g := newLockRig(t, n)
 		g.setIdleTimeout(t, "3s")
-		first := g.process(t, 300, crm.DefaultLockCheck, 0)
-		second := g.process(t, 5000, crm.DefaultLockCheck, 0)
+		first := g.process(t, 300, lease.DefaultCheck, 0)
+		second := g.process(t, 5000, lease.DefaultCheck, 0)
 		done := g.start(first)
 		g.pollMidRun(t, done, "the lock's session has outlived the idle timeout twice", func() bool {
 			h, held := g.holder(t)
@@ -286,7 +287,7 @@ func TestLostLockReproductions(t *testing.T) {
 		t.Parallel()
 		g := newLockRig(t, n)
 		g.setIdleTimeout(t, "500ms")
-		const check = crm.DefaultLockCheck
+		const check = lease.DefaultCheck
 		first := g.process(t, 1500, check, 2*check+time.Second)
 		done := g.start(first)
 		g.pollMidRun(t, done, "the first run holds the lock", func() bool { _, held := g.holder(t); return held })

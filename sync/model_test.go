@@ -1044,7 +1044,7 @@ func (w *watchedSinch) MergeContacts(ctx context.Context, destinationID, sourceI
 // any write it sends after that is a write without the lock.
 func (w *watchedSinch) takeLock(ctx context.Context) {
 	h := w.h
-	key := uint64(crm.LockKey(h.project))
+	key := uint64(crm.LockKey(h.project).Int64())
 	var terminated int
 	err := h.env.db.QueryRowContext(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
 		WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/lease"
 	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 )
@@ -129,7 +130,7 @@ type Reconciler struct {
 	// several goroutines and must be quick.
 	OnProgress func(Progress)
 	// LockCheck is how often a run re-checks the project lock on the lock's
-	// session (default crm.DefaultLockCheck): a run stops sending within
+	// session (default lease.DefaultCheck): a run stops sending within
 	// 2 × LockCheck of losing it.
 	LockCheck time.Duration
 	// renames are the CRM's renames not yet acted on (NoteRename).
@@ -270,7 +271,7 @@ func (rep Report) Counts() map[string]int {
 
 // Run performs one run of the given kind while holding the project's lock,
 // so that two syncd processes never reconcile one project at once. Without
-// wait, a lock held elsewhere returns an error matching crm.ErrLocked.
+// wait, a lock held elsewhere returns an error matching lease.ErrHeld.
 func (r *Reconciler) Run(ctx context.Context, kind string, wait bool) (Report, error) {
 	switch kind {
 	case RunFull:
@@ -297,8 +298,8 @@ func (r *Reconciler) Run(ctx context.Context, kind string, wait bool) (Report, e
 // up every row.
 //
 // The lock is a lease: it is re-checked on its own session every LockCheck
-// (see crm.Lock.Watch), and once it is lost the run's context is cancelled
-// with a cause matching crm.ErrLockLost, so that no new Sinch call starts;
+// (see lease.Lease.Watch), and once it is lost the run's context is cancelled
+// with a cause matching lease.ErrLost, so that no new Sinch call starts;
 // the run then ends as failed.
 func (r *Reconciler) locked(ctx context.Context, kind string, wait bool, body runBody) (Report, error) {
 	started := time.Now()
@@ -321,7 +322,7 @@ func (r *Reconciler) locked(ctx context.Context, kind string, wait bool, body ru
 		r.observer().SetLockHeld(false)
 		releaseCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		if err := lock.Release(releaseCtx); err != nil && !errors.Is(err, crm.ErrLockLost) {
+		if err := lock.Release(releaseCtx); err != nil && !errors.Is(err, lease.ErrLost) {
 			r.Logger.Warn("release project lock", zap.Error(err))
 		}
 	}()
@@ -343,7 +344,7 @@ func (r *Reconciler) lockCheck() time.Duration {
 	if r.LockCheck > 0 {
 		return r.LockCheck
 	}
-	return crm.DefaultLockCheck
+	return lease.DefaultCheck
 }
 
 // DefaultCallTimeout is the Sinch client's default time per attempt, from
@@ -460,7 +461,7 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 
 // lockLostErr says so when err ended a run because its lock was lost.
 func lockLostErr(ctx context.Context, err error) error {
-	if cause := context.Cause(ctx); err != nil && errors.Is(cause, crm.ErrLockLost) {
+	if cause := context.Cause(ctx); err != nil && errors.Is(cause, lease.ErrLost) {
 		return fmt.Errorf("the run lost the project lock and stopped sending (another runner may hold it now): %w", cause)
 	}
 	return err
@@ -490,7 +491,7 @@ func (r *Reconciler) run(ctx context.Context, lock *crm.Lock, kind string, body 
 	rep.Duration = time.Since(started)
 	rep.Outcome = outcome(ctx, err, rep)
 	err = lockLostErr(ctx, err)
-	if err == nil && rep.Outcome == OutcomeFailed && errors.Is(context.Cause(ctx), crm.ErrLockLost) {
+	if err == nil && rep.Outcome == OutcomeFailed && errors.Is(context.Cause(ctx), lease.ErrLost) {
 		err = lockLostErr(ctx, context.Cause(ctx))
 	}
 
@@ -541,7 +542,7 @@ func (r *Reconciler) run(ctx context.Context, lock *crm.Lock, kind string, body 
 // everything it sent landed: it stopped before it knew it was done.
 func outcome(ctx context.Context, err error, rep Report) string {
 	switch {
-	case errors.Is(context.Cause(ctx), crm.ErrLockLost):
+	case errors.Is(context.Cause(ctx), lease.ErrLost):
 		return OutcomeFailed
 	case ctx.Err() != nil:
 		return OutcomeInterrupted
@@ -577,4 +578,4 @@ func (r *Reconciler) Backfill(ctx context.Context, wait bool) (Report, error) {
 }
 
 // IsLocked reports whether err says another runner holds the project lock.
-func IsLocked(err error) bool { return errors.Is(err, crm.ErrLocked) }
+func IsLocked(err error) bool { return errors.Is(err, lease.ErrHeld) }

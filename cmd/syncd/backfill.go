@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/lease"
 	contactsync "github.com/syncd/syncd/sync"
 )
 
@@ -49,7 +49,7 @@ its PostgreSQL session holds, and stopped), 3 deletes withheld by the mass-delet
 				return &exitCodeError{code: exitInterrupted, err: fmt.Errorf(
 					"interrupted: operations not yet sent were left for later; run syncd backfill again to finish (nothing is sent twice)")}
 			}
-			if errors.Is(err, crm.ErrLockLost) {
+			if errors.Is(err, lease.ErrLost) {
 				return fmt.Errorf("%w; nothing more was sent. Run syncd backfill again once the other runner is done", err)
 			}
 			if err != nil {

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/lease"
 	"github.com/syncd/syncd/metrics"
 	"github.com/syncd/syncd/sinch"
 	contactsync "github.com/syncd/syncd/sync"
@@ -346,6 +347,6 @@ func (d *deps) reconciler(allowMassDelete bool) *contactsync.Reconciler {
 		ScopeBound:  d.cfg.Sync.ScopeBound,
 		// A successor waits this long for a run whose lock session died: two
 		// lock checks for it to notice, one attempt for its calls to end.
-		LockGrace: 2*crm.DefaultLockCheck + d.cfg.Sinch.Timeout,
+		LockGrace: 2*lease.DefaultCheck + d.cfg.Sinch.Timeout,
 	}
 }
