@@ -15,8 +15,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/sinch/sinchtest"
+	"github.com/syncd/syncd/state"
 	contactsync "github.com/syncd/syncd/sync"
 )
 
@@ -144,7 +144,7 @@ func benchProjectCount(ctx context.Context, cfg config, dbURL string, k int) ([]
 // childProjects runs one phase for every project at once, in this one
 // process, each with its own client and reconciler over one store.
 func childProjects(ctx context.Context, a childArgs, res *childResult) error {
-	store, err := crm.Open(ctx, a.DatabaseURL, zap.NewNop())
+	store, err := state.Open(ctx, a.DatabaseURL, zap.NewNop())
 	if err != nil {
 		return err
 	}

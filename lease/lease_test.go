@@ -11,8 +11,8 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/syncd/syncd/crm/crmtest"
 	"github.com/syncd/syncd/lease"
+	"github.com/syncd/syncd/state/statetest"
 )
 
 // Every Lease and Session a test takes must be let go of: a leaked pool
@@ -36,7 +36,7 @@ func ctxFor(t testing.TB) context.Context {
 // open it.
 func pool(t *testing.T, url string) *sql.DB {
 	t.Helper()
-	db, err := crmtest.OpenStore(t, url).DB().DB()
+	db, err := statetest.OpenStore(t, url).DB().DB()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func pool(t *testing.T, url string) *sql.DB {
 // Two pools on one database stand for two syncd processes.
 func twoPools(t *testing.T) (*sql.DB, *sql.DB) {
 	t.Helper()
-	url := crmtest.NewDatabase(t)
+	url := statetest.NewDatabase(t)
 	return pool(t, url), pool(t, url)
 }
 
@@ -262,7 +262,7 @@ func TestWatchStepsDown(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			url := crmtest.NewDatabase(t)
+			url := statetest.NewDatabase(t)
 			admin := pool(t, url)
 			ctx := ctxFor(t)
 			if tc.idleTimeout != "" {

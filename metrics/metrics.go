@@ -11,8 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/sinch"
+	"github.com/syncd/syncd/state"
 )
 
 const namespace = "syncd"
@@ -27,7 +27,7 @@ const labelOther = "other"
 // The values each label accepts; anything else becomes labelOther. They are
 // functions, not package variables, so that the package holds no global
 // state, and they are the constants of the packages that define them: the
-// client's operations in sinch, the run and journal vocabulary in crm.
+// client's operations in sinch, the run and journal vocabulary in state.
 
 // sinchOps are the client's operations.
 func sinchOps() []string {
@@ -36,16 +36,16 @@ func sinchOps() []string {
 
 // runKinds are the kinds of run: full, incremental, a saved plan applied,
 // and the processing of Sinch contact events.
-func runKinds() []string { return crm.RunKinds() }
+func runKinds() []string { return state.RunKinds() }
 
 // runOutcomes are the outcomes of a finished run.
-func runOutcomes() []string { return crm.FinishedOutcomes() }
+func runOutcomes() []string { return state.FinishedOutcomes() }
 
 // opKinds are the operations a plan sends.
-func opKinds() []string { return crm.OperationKinds() }
+func opKinds() []string { return state.OperationKinds() }
 
 // opStatuses are the final journal statuses.
-func opStatuses() []string { return crm.FinalStatuses() }
+func opStatuses() []string { return state.FinalStatuses() }
 
 // skipReasons say why a scheduler tick started no run: this process is
 // still busy with the previous one, or another process holds the advisory

@@ -10,10 +10,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/metrics"
 	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
+	"github.com/syncd/syncd/state"
 	contactsync "github.com/syncd/syncd/sync"
 )
 
@@ -386,9 +386,9 @@ func TestSeriesBeforeAnyHook(t *testing.T) {
 		name string
 		want int
 	}{
-		{"syncd_runs_total", len(crm.RunKinds()) * len(crm.FinishedOutcomes())},
-		{"syncd_operations_total", len(crm.OperationKinds()) * len(crm.FinalStatuses())},
-		{"syncd_ticks_skipped_total", len(crm.RunKinds()) * 2},
+		{"syncd_runs_total", len(state.RunKinds()) * len(state.FinishedOutcomes())},
+		{"syncd_operations_total", len(state.OperationKinds()) * len(state.FinalStatuses())},
+		{"syncd_ticks_skipped_total", len(state.RunKinds()) * 2},
 		{"syncd_rejected_rows_total", 1},
 		{"syncd_lock_wait_seconds", 1},
 		{"syncd_lock_held", 1},
@@ -599,10 +599,10 @@ func TestCardinalityIsBounded(t *testing.T) {
 	}{
 		{"syncd_sinch_calls_total", 1},           // {operation="other",code="other"}
 		{"syncd_sinch_call_duration_seconds", 1}, // {operation="other"}
-		{"syncd_runs_total", len(crm.RunKinds())*len(crm.FinishedOutcomes()) + 1},
+		{"syncd_runs_total", len(state.RunKinds())*len(state.FinishedOutcomes()) + 1},
 		{"syncd_run_duration_seconds", 1},
-		{"syncd_operations_total", len(crm.OperationKinds())*len(crm.FinalStatuses()) + 1},
-		{"syncd_ticks_skipped_total", len(crm.RunKinds())*2 + 1},
+		{"syncd_operations_total", len(state.OperationKinds())*len(state.FinalStatuses()) + 1},
+		{"syncd_ticks_skipped_total", len(state.RunKinds())*2 + 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

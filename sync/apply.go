@@ -13,10 +13,10 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/lease"
 	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
+	"github.com/syncd/syncd/state"
 )
 
 // Apply sends a plan to Sinch. Every operation is journaled as pending
@@ -40,7 +40,7 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan planner.Plan, 
 	if err := plan.CheckGroups(); err != nil {
 		return rep, err
 	}
-	entries := make([]crm.JournalEntry, 0, len(plan.Operations)+len(plan.Rejected))
+	entries := make([]state.JournalEntry, 0, len(plan.Operations)+len(plan.Rejected))
 	for _, op := range plan.Operations {
 		status := StatusPending
 		if plan.DeleteGuard != "" && op.Removes() {
@@ -52,15 +52,15 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan planner.Plan, 
 		if err != nil {
 			return rep, fmt.Errorf("journal the plan: %w", err)
 		}
-		entries = append(entries, crm.JournalEntry{
+		entries = append(entries, state.JournalEntry{
 			RunID: runID, Kind: string(op.Kind), ExternalID: op.ExternalID, ContactID: op.ContactID,
 			SourceContactID: op.SourceContactID, UpdateMask: op.UpdateMask, Reason: op.Rule + ": " + op.ExplainSent(sent, true),
 			Status: status, Contacts: before, Changes: changes,
 		})
 	}
 	for _, rej := range plan.Rejected {
-		entries = append(entries, crm.JournalEntry{
-			RunID: runID, Kind: crm.JournalReject, ExternalID: rej.ExternalID, Reason: rej.String(), Status: StatusRejected,
+		entries = append(entries, state.JournalEntry{
+			RunID: runID, Kind: state.JournalReject, ExternalID: rej.ExternalID, Reason: rej.String(), Status: StatusRejected,
 		})
 	}
 	if err := r.Store.JournalAppend(ctx, entries); err != nil {
@@ -131,11 +131,8 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan planner.Plan, 
 	}
 	unrecorded := marks.close()
 
-	var save []crm.Link
+	save := slices.Clone(plan.Links)
 	unlink := slices.Clone(plan.Unlinks)
-	for _, l := range plan.Links {
-		save = append(save, crm.Link{ExternalID: l.ExternalID, ContactID: l.ContactID, ContentHash: l.Hash})
-	}
 	obs := r.observer()
 	for i, op := range plan.Operations {
 		res := results[i]
@@ -155,12 +152,12 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan planner.Plan, 
 			case op.Removes():
 				unlink = append(unlink, op.ExternalID)
 			case op.Kind == planner.OpCreate || op.Kind == planner.OpPatch:
-				save = append(save, crm.Link{ExternalID: op.ExternalID, ContactID: res.contactID, ContentHash: op.Hash})
+				save = append(save, planner.Link{ExternalID: op.ExternalID, ContactID: res.contactID, ContentHash: op.Hash})
 			case op.Kind == planner.OpMerge:
 				// The destination is the record's contact now. No hash: the
 				// patch that may follow has not landed yet, and a hash would
 				// tell incremental runs that it had.
-				save = append(save, crm.Link{ExternalID: op.ExternalID, ContactID: res.contactID})
+				save = append(save, planner.Link{ExternalID: op.ExternalID, ContactID: res.contactID})
 			}
 		case StatusRejected:
 			rep.Rejected = append(rep.Rejected, planner.Rejection{ExternalID: op.ExternalID, Column: "sinch", Reason: res.err.Error()})

@@ -159,7 +159,7 @@ func TestDaemonQueuesFullRuns(t *testing.T) {
 		edited := g.rows[3]
 		edited.DisplayName = str("Edited")
 		edited.UpdatedAt = time.Now()
-		if err := g.admin.UpsertRecords(context.Background(), "crm_contacts", []crm.Record{edited}); err != nil {
+		if err := crm.UpsertRecords(context.Background(), g.admin.SQL(), "crm_contacts", []crm.Record{edited}); err != nil {
 			t.Fatal(err)
 		}
 		release := make(chan struct{})

@@ -8,12 +8,12 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/state"
 	"github.com/syncd/syncd/webhook"
 )
 
 // RunEvents is a run that processes the stored Sinch contact events.
-const RunEvents = crm.RunEvents
+const RunEvents = state.RunEvents
 
 // EventQueue holds the Sinch contact events still to be processed;
 // *webhook.Store has it.
@@ -135,7 +135,7 @@ func (r *Reconciler) observeEvents(events []webhook.StoredEvent) {
 type named struct {
 	contacts []string
 	external []string
-	deferred []crm.Deferral
+	deferred []state.Deferral
 }
 
 // maxEventContacts bounds the contacts one event may have a run read: a
@@ -150,7 +150,7 @@ func namedBy(events []webhook.StoredEvent) named {
 		ids := ev.Event.ContactIDs()
 		if len(ids) > maxEventContacts {
 			for _, id := range ids[maxEventContacts:] {
-				n.deferred = append(n.deferred, crm.Deferral{Kind: crm.DeferContact, Key: id,
+				n.deferred = append(n.deferred, state.Deferral{Kind: state.DeferContact, Key: id,
 					Reason: fmt.Sprintf("a %s event named %d contacts; past the first %d they are left to the full run", ev.Event.Trigger, len(ids), maxEventContacts)})
 			}
 			ids = ids[:maxEventContacts]
@@ -170,11 +170,11 @@ func namedBy(events []webhook.StoredEvent) named {
 // full run would find it.
 func (r *Reconciler) eventBatch(ctx context.Context, runID int64, events []webhook.StoredEvent) (Report, error) {
 	n := namedBy(events)
-	contacts, err := r.notDeferred(ctx, crm.DeferContact, n.contacts, nil)
+	contacts, err := r.notDeferred(ctx, state.DeferContact, n.contacts, nil)
 	if err != nil {
 		return Report{}, err
 	}
-	records, err := r.notDeferred(ctx, crm.DeferRecord, n.external, nil)
+	records, err := r.notDeferred(ctx, state.DeferRecord, n.external, nil)
 	if err != nil {
 		return Report{}, err
 	}

@@ -13,10 +13,10 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/syncd/syncd/crm"
-	"github.com/syncd/syncd/crm/crmtest"
 	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
+	"github.com/syncd/syncd/state/statetest"
 	contactsync "github.com/syncd/syncd/sync"
 	"github.com/syncd/syncd/webhook"
 )
@@ -55,7 +55,7 @@ func (o *lagObserver) count() int {
 // patch, and the echoes of those patches must cost none.
 func BenchmarkEventLag(b *testing.B) {
 	const rows = 500
-	store := crmtest.NewStore(b)
+	store := statetest.NewStore(b)
 	emu, srv := sinchtest.Start(b, sinchtest.Options{ProjectID: "lag", KeyID: "k", KeySecret: "a-realistic-secret"})
 	cfg := emu.ClientConfig(srv.URL)
 	cfg.RateLimitRPS = 5000
@@ -69,7 +69,7 @@ func BenchmarkEventLag(b *testing.B) {
 	queue := webhook.NewStore(store.DB())
 	log := zaptest.NewLogger(b, zaptest.Level(zap.ErrorLevel))
 	rec := &contactsync.Reconciler{
-		Store: store, Sinch: client, Logger: log, ProjectID: "lag", Source: crm.Source{Relation: "crm_contacts"},
+		CRM: crm.New(store.SQL(), nil), Store: store, Sinch: client, Logger: log, ProjectID: "lag", Source: crm.Source{Relation: "crm_contacts"},
 		BatchSize: 1000, Concurrency: 16, Options: planner.DefaultOptions(), Observer: obs, Events: queue,
 	}
 	recs := make([]crm.Record, rows)
@@ -77,7 +77,7 @@ func BenchmarkEventLag(b *testing.B) {
 		recs[i] = crm.Record{ExternalID: fmt.Sprintf("crm-%05d", i), DisplayName: ptr(fmt.Sprintf("Person %d", i)),
 			Phone: ptr(fmt.Sprintf("+4673%07d", i)), UpdatedAt: time.Now()}
 	}
-	if err := store.UpsertRecords(context.Background(), "crm_contacts", recs); err != nil {
+	if err := crm.UpsertRecords(context.Background(), store.SQL(), "crm_contacts", recs); err != nil {
 		b.Fatal(err)
 	}
 	if rep, err := rec.Run(context.Background(), contactsync.RunFull, false); err != nil || rep.Outcome != contactsync.OutcomeSucceeded {

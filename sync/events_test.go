@@ -17,6 +17,7 @@ import (
 	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
+	"github.com/syncd/syncd/state"
 	contactsync "github.com/syncd/syncd/sync"
 	"github.com/syncd/syncd/webhook"
 )
@@ -28,7 +29,7 @@ const eventSecret = "event-secret"
 type eventRig struct {
 	rec   *contactsync.Reconciler
 	emu   *sinchtest.Emulator
-	store *crm.Store
+	store *state.Store
 	queue *webhook.Store
 	srv   *httptest.Server
 	seq   int
@@ -46,7 +47,7 @@ func newEventRig(t *testing.T, rows int) *eventRig {
 	go func() { defer close(done); h.Run(ctx) }()
 	g.srv = httptest.NewServer(h)
 	t.Cleanup(func() { g.srv.Close(); cancel(); <-done })
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(rows, "Person")); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(rows, "Person")); err != nil {
 		t.Fatal(err)
 	}
 	mustRun(t, rec, contactsync.RunFull)

@@ -13,6 +13,7 @@ import (
 	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
+	"github.com/syncd/syncd/state"
 )
 
 // listBuffer is how many pages of contacts may wait while the CRM side is
@@ -49,7 +50,7 @@ func (r *Reconciler) fetch(ctx context.Context, early *early) (*planner.Index, e
 		return nil
 	})
 	g.Go(func() error {
-		for batch, err := range r.Store.Records(gctx, r.Source, r.BatchSize) {
+		for batch, err := range r.CRM.Records(gctx, r.Source, r.BatchSize) {
 			if rej, ok := unreadable(err); ok {
 				snap.AddUnreadable(rej)
 				continue
@@ -60,7 +61,7 @@ func (r *Reconciler) fetch(ctx context.Context, early *early) (*planner.Index, e
 			snap.AddRecords(batch)
 			pr.update(func(p *Progress) { p.Phase = PhaseReading; p.CRMRows += len(batch) })
 		}
-		if err := r.Store.EachLink(gctx, r.ProjectID, func(l crm.Link) { snap.AddLinks(l) }); err != nil {
+		if err := r.Store.EachLink(gctx, r.ProjectID, func(l planner.Link) { snap.AddLinks(l) }); err != nil {
 			return fmt.Errorf("read links: %w", err)
 		}
 		for page := range pages {
@@ -349,7 +350,7 @@ func (r *Reconciler) incremental(ctx context.Context, runID int64, _ time.Time) 
 	if err != nil {
 		return Report{}, err
 	}
-	linkOf := make(map[string]crm.Link, len(links))
+	linkOf := make(map[string]planner.Link, len(links))
 	for _, l := range links {
 		linkOf[l.ExternalID] = l
 	}
@@ -384,7 +385,7 @@ func (r *Reconciler) incremental(ctx context.Context, runID int64, _ time.Time) 
 	for old, to := range scope.renames {
 		scope.records = append(scope.records, old, to)
 	}
-	if scope.records, err = r.notDeferred(ctx, crm.DeferRecord, scope.records, changed); err != nil {
+	if scope.records, err = r.notDeferred(ctx, state.DeferRecord, scope.records, changed); err != nil {
 		return Report{}, err
 	}
 	if len(scope.records) == 0 {
@@ -411,7 +412,7 @@ func (r *Reconciler) readChanges(ctx context.Context) (changed map[string]crm.Re
 		overlap = DefaultOverlap
 	}
 	changed = make(map[string]crm.Record)
-	for batch, err := range r.Store.ChangedSince(ctx, r.Source, watermark.Add(-overlap), r.BatchSize) {
+	for batch, err := range r.CRM.ChangedSince(ctx, r.Source, watermark.Add(-overlap), r.BatchSize) {
 		if rej, ok := unreadable(err); ok {
 			unread = append(unread, rej)
 			continue
@@ -501,7 +502,7 @@ func (r *Reconciler) getContacts(ctx context.Context, ids []string) (got []sinch
 
 // sourceEmpty reports whether the CRM source holds no row at all.
 func (r *Reconciler) sourceEmpty(ctx context.Context) (bool, error) {
-	for batch, err := range r.Store.Records(ctx, r.Source, 1) {
+	for batch, err := range r.CRM.Records(ctx, r.Source, 1) {
 		if _, ok := unreadable(err); ok {
 			return false, nil
 		}

@@ -7,18 +7,18 @@ import (
 	"testing"
 
 	"github.com/syncd/syncd/crm"
-	"github.com/syncd/syncd/crm/crmtest"
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
+	"github.com/syncd/syncd/state/statetest"
 	contactsync "github.com/syncd/syncd/sync"
 )
 
-// duringRead is a store that runs do once its full read of the source has
-// yielded after batches (0: once the read is over), as another writer of
-// the CRM would in the middle of a run; read is closed once the read is
-// over.
+// duringRead is a CRM reader that runs do once its full read of the
+// source has yielded after batches (0: once the read is over), as another
+// writer of the CRM would in the middle of a run; read is closed once the
+// read is over.
 type duringRead struct {
-	*crm.Store
+	contactsync.CRM
 	after int
 	do    func()
 	read  chan struct{}
@@ -28,7 +28,7 @@ func (s *duringRead) Records(ctx context.Context, source crm.Source, batchSize i
 	return func(yield func([]crm.Record, error) bool) {
 		defer close(s.read)
 		n := 0
-		for batch, err := range s.Store.Records(ctx, source, batchSize) {
+		for batch, err := range s.CRM.Records(ctx, source, batchSize) {
 			if !yield(batch, err) {
 				return
 			}
@@ -80,7 +80,7 @@ func (s duringList) Pages(ctx context.Context, req sinch.ListContactsRequest) it
 func TestFullRunSeesARenameAsARename(t *testing.T) {
 	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
 	rec.BatchSize = 50
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(300, "Person")); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(300, "Person")); err != nil {
 		t.Fatal(err)
 	}
 	mustRun(t, rec, contactsync.RunFull)
@@ -90,7 +90,7 @@ func TestFullRunSeesARenameAsARename(t *testing.T) {
 		renames[fmt.Sprintf("crm-%05d", 290+i)] = fmt.Sprintf("crm-0000%d-renamed", i) // high to low
 		renames[fmt.Sprintf("crm-%05d", 10+i)] = fmt.Sprintf("crm-9999%d-renamed", i)  // low to high
 	}
-	rec.Store = &duringRead{Store: store, after: 2, read: make(chan struct{}), do: func() {
+	rec.CRM = &duringRead{CRM: rec.CRM, after: 2, read: make(chan struct{}), do: func() {
 		tx := store.DB().Begin()
 		for old, to := range renames {
 			if err := tx.Exec(`UPDATE crm_contacts SET external_id = ? WHERE external_id = ?`, to, old).Error; err != nil {
@@ -137,14 +137,14 @@ func TestFullRunChecksBeforeItDeletes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
 			rec.Options.AllowMassDelete = true
-			if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(20, "Person")); err != nil {
+			if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(20, "Person")); err != nil {
 				t.Fatal(err)
 			}
 			mustRun(t, rec, contactsync.RunFull)
 			old := byExternalID(emu)["crm-00003"][0]
 			execSQL(t, store, `DELETE FROM crm_contacts WHERE external_id = 'crm-00003'`)
 			read := make(chan struct{})
-			rec.Store = &duringRead{Store: store, read: read, do: func() {}}
+			rec.CRM = &duringRead{CRM: rec.CRM, read: read, do: func() {}}
 			rec.Sinch = duringList{SinchAPI: rec.Sinch, wait: read, do: func() { execSQL(t, store, tc.change) }}
 			emu.ResetCalls()
 			rep := mustRun(t, rec, contactsync.RunFull)
@@ -176,10 +176,10 @@ func TestFullRunChecksBeforeItDeletes(t *testing.T) {
 // finds it, and creates nothing; the next run recreates the deleted one.
 // No record ends with two contacts.
 func TestFullRunReadsTheLinkBeforeItCreates(t *testing.T) {
-	store := crmtest.NewStore(t)
+	store := statetest.NewStore(t)
 	emu, srv := sinchtest.Start(t, sinchtest.Options{ProjectID: "chaos", KeyID: "k", KeySecret: "a-realistic-secret", ShiftingPages: true})
 	rec := chaosReconcilerOn(t, store, emu, srv.URL)
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(60, "Person")); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(60, "Person")); err != nil {
 		t.Fatal(err)
 	}
 	mustRun(t, rec, contactsync.RunFull)

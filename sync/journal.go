@@ -8,7 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/state"
 )
 
 // marker writes the journal marks of one Apply in batches: marks queue up
@@ -23,7 +23,7 @@ type marker struct {
 	ctx context.Context
 
 	mu      stdsync.Mutex
-	queue   []crm.JournalMark
+	queue   []state.JournalMark
 	lost    int // marks that could not be written
 	lastErr error
 	kick    chan struct{}
@@ -46,7 +46,7 @@ func (r *Reconciler) newMarker(ctx context.Context) *marker {
 
 // mark records res as the answer of journal entry id.
 func (m *marker) mark(id int64, res opResult) {
-	jm := crm.JournalMark{ID: id, Status: res.status, HTTPStatus: res.httpStatus, ContactID: res.contactID}
+	jm := state.JournalMark{ID: id, Status: res.status, HTTPStatus: res.httpStatus, ContactID: res.contactID}
 	if res.err != nil {
 		jm.Error = res.err.Error()
 	}

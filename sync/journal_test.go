@@ -8,6 +8,7 @@ import (
 
 	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/sinch/sinchtest"
+	"github.com/syncd/syncd/state"
 	contactsync "github.com/syncd/syncd/sync"
 )
 
@@ -15,12 +16,12 @@ import (
 // (all of them when failures is negative), as when the database connection
 // is cut in the middle of a run.
 type marksFail struct {
-	*crm.Store
+	*state.Store
 	failures int64
 	calls    atomic.Int64
 }
 
-func (s *marksFail) JournalMarks(ctx context.Context, marks []crm.JournalMark) error {
+func (s *marksFail) JournalMarks(ctx context.Context, marks []state.JournalMark) error {
 	if n := s.calls.Add(1); s.failures < 0 || n <= s.failures {
 		return errors.New("connection reset by peer")
 	}
@@ -41,7 +42,7 @@ func TestJournalTellsTheTruthWhenItCannotRecord(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
-			if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(9, "Person")); err != nil {
+			if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(9, "Person")); err != nil {
 				t.Fatal(err)
 			}
 			rec.Store = &marksFail{Store: store, failures: tc.failures}

@@ -13,11 +13,12 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/syncd/syncd/crm"
-	"github.com/syncd/syncd/crm/crmtest"
 	"github.com/syncd/syncd/lease"
 	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
+	"github.com/syncd/syncd/state"
+	"github.com/syncd/syncd/state/statetest"
 	contactsync "github.com/syncd/syncd/sync"
 )
 
@@ -26,7 +27,7 @@ import (
 // would have.
 type lockRig struct {
 	url   string
-	admin *crm.Store
+	admin *state.Store
 	emu   *sinchtest.Emulator
 	base  string
 	rows  []crm.Record
@@ -34,10 +35,10 @@ type lockRig struct {
 
 func newLockRig(t *testing.T, n int) *lockRig {
 	t.Helper()
-	url := crmtest.NewDatabase(t)
+	url := statetest.NewDatabase(t)
 	emu, srv := sinchtest.Start(t, sinchtest.Options{ProjectID: "chaos", KeyID: "k", KeySecret: "a-realistic-secret"})
-	g := &lockRig{url: url, admin: crmtest.OpenStore(t, url), emu: emu, base: srv.URL, rows: chaosRows(n, "Person")}
-	if err := g.admin.UpsertRecords(context.Background(), "crm_contacts", g.rows); err != nil {
+	g := &lockRig{url: url, admin: statetest.OpenStore(t, url), emu: emu, base: srv.URL, rows: chaosRows(n, "Person")}
+	if err := crm.UpsertRecords(context.Background(), g.admin.SQL(), "crm_contacts", g.rows); err != nil {
 		t.Fatal(err)
 	}
 	return g
@@ -58,8 +59,9 @@ func (g *lockRig) process(t *testing.T, rps float64, check, grace time.Duration)
 		t.Fatal(err)
 	}
 	t.Cleanup(client.CloseIdleConnections)
+	store := statetest.OpenStore(t, g.url)
 	return &contactsync.Reconciler{
-		Store: crmtest.OpenStore(t, g.url), Sinch: client, Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
+		CRM: crm.New(store.SQL(), nil), Store: store, Sinch: client, Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
 		ProjectID: "chaos", Source: crm.Source{Relation: "crm_contacts"}, BatchSize: 1000, Concurrency: 8, Options: planner.DefaultOptions(),
 		LockCheck: check, LockGrace: grace,
 	}
@@ -128,7 +130,7 @@ func (g *lockRig) duplicates() (contacts, dups int) {
 	return contacts, dups
 }
 
-func (g *lockRig) runs(t *testing.T) []crm.Run {
+func (g *lockRig) runs(t *testing.T) []state.Run {
 	t.Helper()
 	runs, err := g.admin.LastRuns(context.Background(), "chaos", 100)
 	if err != nil {
@@ -320,7 +322,7 @@ func TestEarlierRunFencing(t *testing.T) {
 
 	// A live session that holds no lock of this project, standing for a
 	// process whose lock was taken over while its session lived on.
-	elsewhere, err := crmtest.OpenStore(t, g.url).TryLock(ctx, "another-project")
+	elsewhere, err := statetest.OpenStore(t, g.url).TryLock(ctx, "another-project")
 	if err != nil {
 		t.Fatal(err)
 	}

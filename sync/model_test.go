@@ -23,10 +23,11 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/syncd/syncd/crm"
-	"github.com/syncd/syncd/crm/crmtest"
 	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
+	"github.com/syncd/syncd/state"
+	"github.com/syncd/syncd/state/statetest"
 	contactsync "github.com/syncd/syncd/sync"
 )
 
@@ -138,11 +139,11 @@ func modelDefaults(t *testing.T, values map[string]int) {
 	}
 }
 
-// openStore is crmtest.OpenStore with a quiet logger: every run takes and
+// openStore is statetest.OpenStore with a quiet logger: every run takes and
 // releases the lock, and a failing sequence is read from the test log.
-func openStore(t *testing.T, dbURL string, log *zap.Logger) *crm.Store {
+func openStore(t *testing.T, dbURL string, log *zap.Logger) *state.Store {
 	t.Helper()
-	s, err := crm.Open(context.Background(), dbURL, log)
+	s, err := state.Open(context.Background(), dbURL, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,14 +165,14 @@ func openSQL(t *testing.T, dbURL string) *sql.DB {
 // second for the runner that takes over a lost lock), and the CRM's own
 // connection.
 type modelEnv struct {
-	store, standby *crm.Store
+	store, standby *state.Store
 	db             *sql.DB
 	log            *zap.Logger
 }
 
 func newModelEnv(t *testing.T) *modelEnv {
 	t.Helper()
-	dbURL := crmtest.NewDatabase(t)
+	dbURL := statetest.NewDatabase(t)
 	log := zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))
 	return &modelEnv{store: openStore(t, dbURL, log), standby: openStore(t, dbURL, log), db: openSQL(t, dbURL), log: log}
 }
@@ -562,9 +563,9 @@ func (h *modelHarness) runLosesLock(rt *rapid.T) {
 	h.run(rt, kind, stopAt{loseLockAt: rapid.IntRange(1, 3).Draw(rt, "lose-lock-after-reads")})
 }
 
-func (h *modelHarness) reconciler(store *crm.Store, api contactsync.SinchAPI) *contactsync.Reconciler {
+func (h *modelHarness) reconciler(store *state.Store, api contactsync.SinchAPI) *contactsync.Reconciler {
 	return &contactsync.Reconciler{
-		Store: store, Sinch: api, Logger: h.env.log, ProjectID: h.project,
+		CRM: crm.New(store.SQL(), nil), Store: store, Sinch: api, Logger: h.env.log, ProjectID: h.project,
 		Source: crm.Source{Relation: "crm_contacts"}, BatchSize: 100, Concurrency: 4, Options: modelOptions(),
 		// A runner that took over waits 2 × LockCheck + the call timeout
 		// (modelCallTimeout) before it writes: short values keep a lost lock
@@ -1044,7 +1045,7 @@ func (w *watchedSinch) MergeContacts(ctx context.Context, destinationID, sourceI
 // any write it sends after that is a write without the lock.
 func (w *watchedSinch) takeLock(ctx context.Context) {
 	h := w.h
-	key := uint64(crm.LockKey(h.project).Int64())
+	key := uint64(state.ProjectKey(h.project).Int64())
 	var terminated int
 	err := h.env.db.QueryRowContext(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
 		WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())

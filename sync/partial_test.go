@@ -8,6 +8,7 @@ import (
 	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
+	"github.com/syncd/syncd/state"
 	contactsync "github.com/syncd/syncd/sync"
 )
 
@@ -18,12 +19,12 @@ import (
 func TestIncrementalAdoptsAWalkIn(t *testing.T) {
 	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
 	rows := chaosRows(4, "Person")
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", rows[:3]); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", rows[:3]); err != nil {
 		t.Fatal(err)
 	}
 	mustRun(t, rec, contactsync.RunFull)
 	walkIn := emu.AutoCreate(sinch.ChannelIdentity{Channel: "SMS", Identity: "46730000003"})
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", rows[3:]); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", rows[3:]); err != nil {
 		t.Fatal(err)
 	}
 	emu.ResetCalls()
@@ -61,12 +62,12 @@ func TestScopePastTheBoundIsDeferred(t *testing.T) {
 	for i := range rows {
 		rows[i].Phone = str("+46730000009")
 	}
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", rows[:5]); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", rows[:5]); err != nil {
 		t.Fatal(err)
 	}
 	mustRun(t, rec, contactsync.RunFull)
 	walkIn := emu.AutoCreate(sinch.ChannelIdentity{Channel: "SMS", Identity: "46730000009"})
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", rows[5:]); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", rows[5:]); err != nil {
 		t.Fatal(err)
 	}
 	emu.ResetCalls()
@@ -89,7 +90,7 @@ func TestScopePastTheBoundIsDeferred(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(queued) != 1 || queued[0].Kind != crm.DeferRecord || queued[0].Key != "crm-00005" || queued[0].RunID != rep.RunID {
+	if len(queued) != 1 || queued[0].Kind != state.DeferRecord || queued[0].Key != "crm-00005" || queued[0].RunID != rep.RunID {
 		t.Errorf("queue %+v, want crm-00005 deferred by run %d", queued, rep.RunID)
 	}
 
@@ -127,11 +128,11 @@ func TestIncrementalNotesASharedIdentity(t *testing.T) {
 	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
 	rows := chaosRows(3, "Person")
 	rows[2].Phone = rows[1].Phone
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", rows[:2]); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", rows[:2]); err != nil {
 		t.Fatal(err)
 	}
 	mustRun(t, rec, contactsync.RunFull)
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", rows[2:]); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", rows[2:]); err != nil {
 		t.Fatal(err)
 	}
 	emu.ResetCalls()

@@ -14,6 +14,7 @@ import (
 	"github.com/syncd/syncd/lease"
 	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
+	"github.com/syncd/syncd/state"
 )
 
 // SinchAPI is what the reconciler needs from Sinch; *sinch.Client has it.
@@ -27,41 +28,45 @@ type SinchAPI interface {
 	MergeContacts(ctx context.Context, destinationID, sourceID string) (*sinch.Contact, error)
 }
 
-// Store is what the reconciler needs from PostgreSQL: the CRM source and
-// syncd's own state. *crm.Store has it.
-type Store interface {
+// CRM is what the reconciler reads of the CRM source; *crm.Reader has it.
+type CRM interface {
 	Records(ctx context.Context, source crm.Source, batchSize int) iter.Seq2[[]crm.Record, error]
 	RecordsByExternalID(ctx context.Context, source crm.Source, ids []string) ([]crm.Record, error)
 	ChangedSince(ctx context.Context, source crm.Source, since time.Time, batchSize int) iter.Seq2[[]crm.Record, error]
 	ReadHorizon(ctx context.Context) (horizon, now time.Time, err error)
+}
+
+// Store is what the reconciler needs of syncd's own state; *state.Store has
+// it.
+type Store interface {
 	Watermark(ctx context.Context, projectID string) (time.Time, bool, error)
 	SetWatermark(ctx context.Context, projectID string, t time.Time) error
-	Links(ctx context.Context, projectID string) (map[string]crm.Link, error)
-	EachLink(ctx context.Context, projectID string, fn func(crm.Link)) error
-	VanishedLinks(ctx context.Context, projectID string, source crm.Source) ([]crm.Link, error)
-	SaveLinks(ctx context.Context, projectID string, links []crm.Link) error
+	Links(ctx context.Context, projectID string) (map[string]planner.Link, error)
+	EachLink(ctx context.Context, projectID string, fn func(planner.Link)) error
+	VanishedLinks(ctx context.Context, projectID string, source crm.Source) ([]planner.Link, error)
+	SaveLinks(ctx context.Context, projectID string, links []planner.Link) error
 	DeleteLinks(ctx context.Context, projectID string, externalIDs []string) error
 	FinishRun(ctx context.Context, id int64, outcome string, counts map[string]int, errMsg string) error
-	InterruptedRuns(ctx context.Context, projectID string) ([]crm.Run, error)
+	InterruptedRuns(ctx context.Context, projectID string) ([]state.Run, error)
 	SessionAlive(ctx context.Context, pid int, backendStart time.Time) (bool, error)
-	JournalAppend(ctx context.Context, entries []crm.JournalEntry) error
-	JournalMarks(ctx context.Context, marks []crm.JournalMark) error
+	JournalAppend(ctx context.Context, entries []state.JournalEntry) error
+	JournalMarks(ctx context.Context, marks []state.JournalMark) error
 	CloseJournal(ctx context.Context, runID int64) (int64, error)
 	CloseFinishedJournals(ctx context.Context, projectID string) (int64, error)
-	TryLock(ctx context.Context, projectID string) (*crm.Lock, error)
-	Lock(ctx context.Context, projectID string) (*crm.Lock, error)
+	TryLock(ctx context.Context, projectID string) (*state.Lock, error)
+	Lock(ctx context.Context, projectID string) (*state.Lock, error)
 
 	// What partial scopes read and write.
-	LinksOf(ctx context.Context, projectID string, externalIDs []string) ([]crm.Link, error)
-	LinksTo(ctx context.Context, projectID string, contactIDs []string) ([]crm.Link, error)
+	LinksOf(ctx context.Context, projectID string, externalIDs []string) ([]planner.Link, error)
+	LinksTo(ctx context.Context, projectID string, contactIDs []string) ([]planner.Link, error)
 	CountLinks(ctx context.Context, projectID string) (int, error)
 	RecordIdentities(ctx context.Context, projectID string, externalIDs []string) (map[string][]string, error)
-	RecordsHolding(ctx context.Context, projectID string, keys []string) ([]crm.Holding, error)
+	RecordsHolding(ctx context.Context, projectID string, keys []string) ([]state.Holding, error)
 	IndexIdentities(ctx context.Context, projectID string, keys map[string][]string) error
 	PruneIdentities(ctx context.Context, projectID string, source crm.Source) error
 	IdentitiesIndexed(ctx context.Context, projectID string) (bool, error)
-	Defer(ctx context.Context, projectID string, ds []crm.Deferral) ([]crm.Deferral, error)
-	Deferred(ctx context.Context, projectID, kind string, keys []string) ([]crm.Deferral, error)
+	Defer(ctx context.Context, projectID string, ds []state.Deferral) ([]state.Deferral, error)
+	Deferred(ctx context.Context, projectID, kind string, keys []string) ([]state.Deferral, error)
 	ClearDeferred(ctx context.Context, projectID string, t time.Time) error
 }
 
@@ -77,31 +82,31 @@ type Observer interface {
 	SetLockHeld(held bool)
 }
 
-// Run kinds and outcomes, as stored in the run history (defined by the
-// store, crm).
+// Run kinds and outcomes, as stored in the run history (defined by
+// state).
 const (
-	RunFull        = crm.RunFull
-	RunIncremental = crm.RunIncremental
-	RunApply       = crm.RunApply
+	RunFull        = state.RunFull
+	RunIncremental = state.RunIncremental
+	RunApply       = state.RunApply
 
-	OutcomeRunning     = crm.RunRunning
-	OutcomeSucceeded   = crm.RunSucceeded
-	OutcomeFailed      = crm.RunFailed
-	OutcomeInterrupted = crm.RunInterrupted
-	OutcomeRefused     = crm.RunRefused
+	OutcomeRunning     = state.RunRunning
+	OutcomeSucceeded   = state.RunSucceeded
+	OutcomeFailed      = state.RunFailed
+	OutcomeInterrupted = state.RunInterrupted
+	OutcomeRefused     = state.RunRefused
 )
 
-// Journal statuses (see crm).
+// Journal statuses (see state).
 const (
-	StatusPending  = crm.JournalPending
-	StatusDone     = crm.JournalDone
-	StatusFailed   = crm.JournalFailed
-	StatusSkipped  = crm.JournalSkipped
-	StatusRejected = crm.JournalRejected
+	StatusPending  = state.JournalPending
+	StatusDone     = state.JournalDone
+	StatusFailed   = state.JournalFailed
+	StatusSkipped  = state.JournalSkipped
+	StatusRejected = state.JournalRejected
 	// StatusUnknown is an operation whose answer was lost in a way that
 	// leaves open whether Sinch applied it; the next run reads Sinch afresh
 	// and finds out.
-	StatusUnknown = crm.JournalUnknown
+	StatusUnknown = state.JournalUnknown
 )
 
 // DefaultOverlap is how far an incremental run reads back before its
@@ -111,6 +116,7 @@ const DefaultOverlap = 2 * time.Minute
 
 // Reconciler reads both sides, diffs them and applies the plan.
 type Reconciler struct {
+	CRM      CRM
 	Store    Store
 	Sinch    SinchAPI
 	Logger   *zap.Logger
@@ -303,7 +309,7 @@ func (r *Reconciler) Run(ctx context.Context, kind string, wait bool) (Report, e
 // the run then ends as failed.
 func (r *Reconciler) locked(ctx context.Context, kind string, wait bool, body runBody) (Report, error) {
 	started := time.Now()
-	var lock *crm.Lock
+	var lock *state.Lock
 	var err error
 	if wait {
 		lock, err = r.Store.Lock(ctx, r.ProjectID)
@@ -408,7 +414,7 @@ func (r *Reconciler) closeInterrupted(ctx context.Context, acquired time.Time) e
 		}
 		r.Logger.Warn("closing a run left unfinished by a stopped process", fields...)
 		err = r.Store.FinishRun(ctx, run.ID, OutcomeInterrupted, run.Counts, "the process stopped before the run finished")
-		if err != nil && !errors.Is(err, crm.ErrRunFinished) {
+		if err != nil && !errors.Is(err, state.ErrRunFinished) {
 			return err
 		}
 		// What it journaled and had no answer for may or may not have
@@ -426,7 +432,7 @@ func (r *Reconciler) closeInterrupted(ctx context.Context, acquired time.Time) e
 // pg_stat_activity, or deadline passes; a backend that has let go of its
 // locks can still be listed for a moment while it exits. A run without a
 // recorded session counts as gone: nothing is left to look up.
-func (r *Reconciler) sessionGone(ctx context.Context, run crm.Run, deadline time.Time) (bool, error) {
+func (r *Reconciler) sessionGone(ctx context.Context, run state.Run, deadline time.Time) (bool, error) {
 	if run.LockPID == 0 {
 		return true, nil
 	}
@@ -469,9 +475,9 @@ func lockLostErr(ctx context.Context, err error) error {
 
 // run records a run in the history around body, and advances the watermark
 // to when the run started reading once everything it planned has landed.
-func (r *Reconciler) run(ctx context.Context, lock *crm.Lock, kind string, body runBody) (Report, error) {
+func (r *Reconciler) run(ctx context.Context, lock *state.Lock, kind string, body runBody) (Report, error) {
 	started := time.Now()
-	readStart, now, err := r.Store.ReadHorizon(ctx)
+	readStart, now, err := r.CRM.ReadHorizon(ctx)
 	if err != nil {
 		return Report{Kind: kind}, lockLostErr(ctx, err)
 	}

@@ -3,6 +3,7 @@ package sync_test
 import (
 	"testing"
 
+	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/sinch/sinchtest"
 	contactsync "github.com/syncd/syncd/sync"
 )
@@ -25,7 +26,7 @@ func TestIncrementalRekeysAReportedRename(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
-			if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(20, "Person")); err != nil {
+			if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(20, "Person")); err != nil {
 				t.Fatal(err)
 			}
 			mustRun(t, rec, contactsync.RunFull)
@@ -66,7 +67,7 @@ func TestIncrementalRekeysAReportedRename(t *testing.T) {
 // A hint that no longer holds (the old row is back) changes nothing.
 func TestStaleRenameIsIgnored(t *testing.T) {
 	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(20, "Person")); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(20, "Person")); err != nil {
 		t.Fatal(err)
 	}
 	mustRun(t, rec, contactsync.RunFull)

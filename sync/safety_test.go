@@ -11,9 +11,10 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/crm"
-	"github.com/syncd/syncd/crm/crmtest"
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
+	"github.com/syncd/syncd/state"
+	"github.com/syncd/syncd/state/statetest"
 	contactsync "github.com/syncd/syncd/sync"
 )
 
@@ -21,7 +22,7 @@ import (
 // against PostgreSQL and the emulator: each ends by asserting what Sinch
 // holds and what the runs wrote.
 
-func execSQL(t *testing.T, store *crm.Store, query string, args ...any) {
+func execSQL(t *testing.T, store *state.Store, query string, args ...any) {
 	t.Helper()
 	if err := store.DB().WithContext(t.Context()).Exec(query, args...).Error; err != nil {
 		t.Fatalf("exec %q: %v", query, err)
@@ -56,7 +57,7 @@ func mustRun(t *testing.T, rec *contactsync.Reconciler, kind string) contactsync
 func TestHandEditedExternalIDIsPutBack(t *testing.T) {
 	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
 	ctx := t.Context()
-	if err := store.UpsertRecords(ctx, "crm_contacts", chaosRows(2, "Person")); err != nil {
+	if err := crm.UpsertRecords(ctx, store.SQL(), "crm_contacts", chaosRows(2, "Person")); err != nil {
 		t.Fatal(err)
 	}
 	mustRun(t, rec, contactsync.RunFull)
@@ -83,7 +84,7 @@ func TestHandEditedExternalIDIsPutBack(t *testing.T) {
 // conversations): re-keyed with one patch, never deleted and created anew.
 func TestRenamedRecordKeepsItsContact(t *testing.T) {
 	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(20, "Person")); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(20, "Person")); err != nil {
 		t.Fatal(err)
 	}
 	mustRun(t, rec, contactsync.RunFull)
@@ -124,7 +125,7 @@ func TestRenamedRecordKeepsItsContact(t *testing.T) {
 // incremental runs stop looking its row up.
 func TestFullRunDropsLinksThatNameNothing(t *testing.T) {
 	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(5, "Person")); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(5, "Person")); err != nil {
 		t.Fatal(err)
 	}
 	mustRun(t, rec, contactsync.RunFull)
@@ -163,14 +164,14 @@ func TestFullRunDropsLinksThatNameNothing(t *testing.T) {
 func TestIncrementalAdoptsOnlyWhatAFullRunWould(t *testing.T) {
 	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
 	rows := chaosRows(2, "Person") // phones +46730000000 and +46730000001
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", rows[1:]); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", rows[1:]); err != nil {
 		t.Fatal(err)
 	}
 	mustRun(t, rec, contactsync.RunFull)
 	u := emu.Seed(sinch.Contact{Language: "EN_US", DisplayName: "Someone", ChannelIdentities: []sinch.ChannelIdentity{
 		{Channel: "SMS", Identity: "46730000000"}, {Channel: "WHATSAPP", Identity: "46730000001"},
 	}})[0]
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", rows[:1]); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", rows[:1]); err != nil {
 		t.Fatal(err)
 	}
 	emu.ResetCalls()
@@ -200,7 +201,7 @@ func TestIncrementalAdoptsOnlyWhatAFullRunWould(t *testing.T) {
 // run, not only by the nightly full one.
 func TestIncrementalNoticesAVanishedRow(t *testing.T) {
 	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(20, "Person")); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(20, "Person")); err != nil {
 		t.Fatal(err)
 	}
 	mustRun(t, rec, contactsync.RunFull)
@@ -218,10 +219,11 @@ func TestIncrementalNoticesAVanishedRow(t *testing.T) {
 	}
 }
 
-// twiceRead is a store whose ChangedSince returns a row twice, old and then
-// new, as it happens when the row is updated while the changes are paged.
+// twiceRead is a CRM reader whose ChangedSince returns a row twice, old and
+// then new, as it happens when the row is updated while the changes are
+// paged.
 type twiceRead struct {
-	*crm.Store
+	contactsync.CRM
 	stale crm.Record
 }
 
@@ -230,7 +232,7 @@ func (s twiceRead) ChangedSince(ctx context.Context, source crm.Source, since ti
 		if !yield([]crm.Record{s.stale}, nil) {
 			return
 		}
-		for batch, err := range s.Store.ChangedSince(ctx, source, since, batchSize) {
+		for batch, err := range s.CRM.ChangedSince(ctx, source, since, batchSize) {
 			if !yield(batch, err) {
 				return
 			}
@@ -241,14 +243,14 @@ func (s twiceRead) ChangedSince(ctx context.Context, source crm.Source, since ti
 func TestIncrementalKeepsTheLastReadOfARow(t *testing.T) {
 	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
 	rows := chaosRows(3, "Person")
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", rows); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", rows); err != nil {
 		t.Fatal(err)
 	}
 	mustRun(t, rec, contactsync.RunFull)
 	stale := rows[1]
 	stale.DisplayName = str("Stale name")
 	execSQL(t, store, `UPDATE crm_contacts SET display_name = 'New name', updated_at = now() WHERE external_id = 'crm-00001'`)
-	rec.Store = twiceRead{Store: store, stale: stale}
+	rec.CRM = twiceRead{CRM: rec.CRM, stale: stale}
 	rep := mustRun(t, rec, contactsync.RunIncremental)
 	if len(rep.Plan.Rejected) != 0 {
 		t.Errorf("rejected %v", rep.Plan.Rejected)
@@ -264,7 +266,7 @@ func TestIncrementalKeepsTheLastReadOfARow(t *testing.T) {
 func TestWatermarkWaitsForAnOpenTransaction(t *testing.T) {
 	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
 	rec.Overlap = time.Nanosecond
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(3, "Person")); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(3, "Person")); err != nil {
 		t.Fatal(err)
 	}
 	mustRun(t, rec, contactsync.RunFull)
@@ -295,12 +297,12 @@ func TestWatermarkWaitsForAnOpenTransaction(t *testing.T) {
 // its first statement, not only once it holds an xid. Otherwise the rows it
 // commits are older than the watermark and no incremental run reads them.
 func TestWatermarkWaitsForATransactionThatBeganByReading(t *testing.T) {
-	dbURL := crmtest.NewDatabase(t)
-	store := crmtest.OpenStore(t, dbURL)
+	dbURL := statetest.NewDatabase(t)
+	store := statetest.OpenStore(t, dbURL)
 	rec, emu, _ := newChaosReconciler(t, sinchtest.Faults{})
 	rec.Store = store
 	rec.Overlap = time.Nanosecond
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(3, "Person")); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(3, "Person")); err != nil {
 		t.Fatal(err)
 	}
 	mustRun(t, rec, contactsync.RunFull)
@@ -339,7 +341,7 @@ func TestJournalKeepsWhatCannotBeUndone(t *testing.T) {
 	rec.Options.MaxDeleteFraction = 1
 	rec.LockGrace = 50 * time.Millisecond // the stopped run is this process's: nothing to wait out
 	rows := chaosRows(3, "Person")
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", rows); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", rows); err != nil {
 		t.Fatal(err)
 	}
 	mustRun(t, rec, contactsync.RunFull)
@@ -352,7 +354,7 @@ func TestJournalKeepsWhatCannotBeUndone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.JournalAppend(t.Context(), []crm.JournalEntry{{RunID: stopped.ID, Kind: "create", ExternalID: "crm-00001"}}); err != nil {
+	if err := store.JournalAppend(t.Context(), []state.JournalEntry{{RunID: stopped.ID, Kind: "create", ExternalID: "crm-00001"}}); err != nil {
 		t.Fatal(err)
 	}
 	rep := mustRun(t, rec, contactsync.RunFull)
@@ -390,7 +392,7 @@ func TestRetriedCallsCountAsDone(t *testing.T) {
 		// Rates at which a call fails all its 8 attempts about once in 200,000.
 		ErrorRate: 0.12, TooManyRequestsRate: 0.05, DropAfterRate: 0.05, RetryAfter: -1, Seed: 11,
 	})
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(300, "Person")); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(300, "Person")); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := rec.Backfill(t.Context(), false)
@@ -415,7 +417,7 @@ func (unknownCreates) CreateContact(context.Context, sinch.Contact) (*sinch.Cont
 func TestAmbiguousCreateIsUnknown(t *testing.T) {
 	rec, _, store := newChaosReconciler(t, sinchtest.Faults{})
 	rec.Sinch = unknownCreates{rec.Sinch}
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(1, "Person")); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(1, "Person")); err != nil {
 		t.Fatal(err)
 	}
 	rep, _ := rec.Backfill(t.Context(), false)
@@ -452,7 +454,7 @@ func TestRefusedKeyStopsTheRun(t *testing.T) {
 	rec.Concurrency = 1
 	var creates atomic.Int32
 	rec.Sinch = refusedKey{SinchAPI: rec.Sinch, creates: &creates}
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(50, "Person")); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(50, "Person")); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := rec.Backfill(t.Context(), false)
@@ -478,7 +480,7 @@ func TestRefusedKeyStopsTheRun(t *testing.T) {
 // contact back to crm-6 and creates one for crm-2.
 func TestIncrementalGivesAMovedContactBack(t *testing.T) {
 	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(8, "Person")); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(8, "Person")); err != nil {
 		t.Fatal(err)
 	}
 	mustRun(t, rec, contactsync.RunFull)

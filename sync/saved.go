@@ -91,7 +91,7 @@ func (r *Reconciler) checkSaved(ctx context.Context, sp planner.SavedPlan) (map[
 	}
 	var mu stdsync.Mutex
 	reasons := make(map[string]string)
-	records, err := r.Store.RecordsByExternalID(ctx, crm.Source{Relation: sp.Source, Filter: sp.Filter}, order)
+	records, err := r.CRM.RecordsByExternalID(ctx, crm.Source{Relation: sp.Source, Filter: sp.Filter}, order)
 	unread, err := unreadableRows(err)
 	if err != nil {
 		return nil, fmt.Errorf("read CRM records: %w", err)

@@ -22,8 +22,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/syncd/syncd/crm"
-	"github.com/syncd/syncd/crm/crmtest"
+	"github.com/syncd/syncd/state"
+	"github.com/syncd/syncd/state/statetest"
 )
 
 // The attack of issue 22: many connections, each with signature headers
@@ -104,7 +104,7 @@ func runAttackChild() int {
 	fail := func(err error) int { fmt.Fprintln(os.Stderr, "attack child:", err); return 1 }
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	st, err := crm.Open(ctx, os.Getenv(attackChildEnv), zap.NewNop())
+	st, err := state.Open(ctx, os.Getenv(attackChildEnv), zap.NewNop())
 	if err != nil {
 		return fail(err)
 	}
@@ -264,7 +264,7 @@ func attack(tb testing.TB, addr string, conns int) int {
 // the Go runtime's: with -race only the runtime's own figure is held to
 // the bound.
 func TestListenerMemoryUnderAttack(t *testing.T) {
-	dbURL := crmtest.NewDatabase(t)
+	dbURL := statetest.NewDatabase(t)
 	for _, conns := range []int{100, 200, 400} {
 		t.Run(fmt.Sprint(conns, " connections"), func(t *testing.T) {
 			addr, status := listenerUnderAttack(t, dbURL, 0)
@@ -296,7 +296,7 @@ func mib(b uint64) float64 { return float64(b) / (1 << 20) }
 //
 //	go test -run XXX -bench ListenerUnderAttack -benchtime 1x ./webhook/
 func BenchmarkListenerUnderAttack(b *testing.B) {
-	dbURL := crmtest.NewDatabase(b)
+	dbURL := statetest.NewDatabase(b)
 	const conns = 400
 	for _, bound := range []struct {
 		name        string

@@ -19,7 +19,7 @@ func TestHandlerRefusesAndDedupes(t *testing.T) {
 	if got := rv.post(t, body, testSecret, "nonce-1", now); got != http.StatusOK {
 		t.Fatalf("a good callback: %d", got)
 	}
-	want := state{Events: 1, Nonces: 1, Pending: 1}
+	want := tables{Events: 1, Nonces: 1, Pending: 1}
 	if got := rv.state(t); got != want {
 		t.Fatalf("after one callback: %+v, want %+v", got, want)
 	}
@@ -167,7 +167,7 @@ func TestSaveBatch(t *testing.T) {
 			t.Errorf("receipt %d: err %v duplicate %v, want %v %v", i, results[i], batch[i].duplicate, wantErr[i], wantDup[i])
 		}
 	}
-	if got, want := rv.state(t), (state{Events: 2, Nonces: 3, Pending: 2}); got != want {
+	if got, want := rv.state(t), (tables{Events: 2, Nonces: 3, Pending: 2}); got != want {
 		t.Errorf("state %+v, want %+v", got, want)
 	}
 }

@@ -14,7 +14,7 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
-	"github.com/syncd/syncd/crm/crmtest"
+	"github.com/syncd/syncd/state/statetest"
 )
 
 const (
@@ -75,7 +75,7 @@ func newReceiver(tb testing.TB) *receiver {
 // freshStore is a Store on a fresh database.
 func freshStore(tb testing.TB) *Store {
 	tb.Helper()
-	return NewStore(crmtest.NewStore(tb).DB())
+	return NewStore(statetest.NewStore(tb).DB())
 }
 
 func newReceiverOn(tb testing.TB, store *Store) *receiver {
@@ -132,12 +132,12 @@ func (rv *receiver) post(tb testing.TB, body []byte, secret, nonce string, signe
 	return resp.StatusCode
 }
 
-// state is what the store holds.
-type state struct{ Events, Nonces, Pending int }
+// tables is what the event tables hold.
+type tables struct{ Events, Nonces, Pending int }
 
-func (rv *receiver) state(tb testing.TB) state {
+func (rv *receiver) state(tb testing.TB) tables {
 	tb.Helper()
-	var s state
+	var s tables
 	err := rv.store.db.Raw(`SELECT (SELECT count(*) FROM syncd.webhook_events) AS events,
 		(SELECT count(*) FROM syncd.webhook_nonces) AS nonces,
 		(SELECT count(*) FROM syncd.webhook_events WHERE done_at IS NULL) AS pending`).Scan(&s).Error

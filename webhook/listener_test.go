@@ -114,7 +114,7 @@ func TestRefusedBeforeTheBodyIsRead(t *testing.T) {
 			}
 		})
 	}
-	if got := rv.state(t); got != (state{}) {
+	if got := rv.state(t); got != (tables{}) {
 		t.Errorf("state %+v, want nothing stored", got)
 	}
 }
@@ -144,7 +144,7 @@ func TestBusyIsAnsweredAtOnce(t *testing.T) {
 	if resp := readAnswer(t, held); resp.StatusCode != http.StatusOK {
 		t.Fatalf("the first callback: %d", resp.StatusCode)
 	}
-	if got, want := rv.state(t), (state{Events: 1, Nonces: 1, Pending: 1}); got != want {
+	if got, want := rv.state(t), (tables{Events: 1, Nonces: 1, Pending: 1}); got != want {
 		t.Errorf("state %+v, want %+v", got, want)
 	}
 	until(t, "the place is freed", func() bool { return rv.h.InFlight() == 0 })

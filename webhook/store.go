@@ -21,7 +21,7 @@ type Store struct {
 	db *gorm.DB
 }
 
-// NewStore works on syncd's database; crm.Store.DB gives the handle.
+// NewStore works on syncd's database; state.Store.DB gives the handle.
 func NewStore(db *gorm.DB) *Store { return &Store{db: db} }
 
 // StoredEvent is an event as the queue holds it.

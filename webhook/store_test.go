@@ -8,7 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/syncd/syncd/crm/crmtest"
+	"github.com/syncd/syncd/state/statetest"
 )
 
 // Storing new events notifies NotifyChannel with their project, in the
@@ -17,8 +17,8 @@ import (
 // nothing.
 func TestStoringEventsNotifies(t *testing.T) {
 	t.Parallel()
-	dbURL := crmtest.NewDatabase(t)
-	store := crmtest.OpenStore(t, dbURL)
+	dbURL := statetest.NewDatabase(t)
+	store := statetest.OpenStore(t, dbURL)
 	rv := newReceiverOn(t, NewStore(store.DB()))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)

@@ -89,7 +89,7 @@ func (e *env) demo(ctx context.Context, database string) error {
 		return err
 	}
 	records, contacts := demoData(time.Now())
-	if err := d.store.UpsertRecords(ctx, cfg.CRM.Source, records); err != nil {
+	if err := crm.UpsertRecords(ctx, d.store.SQL(), cfg.CRM.Source, records); err != nil {
 		return fmt.Errorf("load sample CRM rows: %w", err)
 	}
 	emu.Seed(contacts...)

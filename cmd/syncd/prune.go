@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
-	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/state"
 	"github.com/syncd/syncd/webhook"
 )
 
@@ -97,24 +97,24 @@ func entries(n int64) string {
 
 // pruned is what one project's pruning deleted, or would delete.
 type pruned struct {
-	journal crm.PruneStats
+	journal state.PruneStats
 	events  webhook.PruneStats
 }
 
 // prune deletes the project's history older than before: its journal and
 // runs, its processed events, and the nonces past their use.
-func prune(ctx context.Context, store *crm.Store, events *webhook.Store, projectID string, before time.Time) (pruned, error) {
+func prune(ctx context.Context, store *state.Store, events *webhook.Store, projectID string, before time.Time) (pruned, error) {
 	var st pruned
 	var err error
-	if st.journal, err = store.Prune(ctx, projectID, before, crm.DefaultPruneBatch); err != nil {
+	if st.journal, err = store.Prune(ctx, projectID, before, state.DefaultPruneBatch); err != nil {
 		return st, err
 	}
-	st.events, err = events.PruneEvents(ctx, projectID, before, crm.DefaultPruneBatch)
+	st.events, err = events.PruneEvents(ctx, projectID, before, state.DefaultPruneBatch)
 	return st, err
 }
 
 // prunable counts what prune would delete.
-func prunable(ctx context.Context, store *crm.Store, events *webhook.Store, projectID string, before time.Time) (pruned, error) {
+func prunable(ctx context.Context, store *state.Store, events *webhook.Store, projectID string, before time.Time) (pruned, error) {
 	var st pruned
 	var err error
 	if st.journal, err = store.Prunable(ctx, projectID, before); err != nil {

@@ -18,9 +18,9 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
-	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/leader"
 	"github.com/syncd/syncd/metrics"
+	"github.com/syncd/syncd/state"
 	contactsync "github.com/syncd/syncd/sync"
 )
 
@@ -113,7 +113,7 @@ type daemonState struct {
 	e        *env
 	log      *zap.Logger
 	level    zap.AtomicLevel // log.level, which a reload changes
-	store    *crm.Store
+	store    *state.Store
 	registry *metrics.Metrics
 	elector  *leader.Elector
 
@@ -170,7 +170,7 @@ func (e *env) daemon(ctx context.Context) error {
 	for _, w := range e.envWarnings(cfg) {
 		log.Warn(w)
 	}
-	store, err := crm.Open(ctx, cfg.Database.URL, log)
+	store, err := state.Open(ctx, cfg.Database.URL, log)
 	if err != nil {
 		return fmt.Errorf("database.url: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/metrics"
+	"github.com/syncd/syncd/state"
 	contactsync "github.com/syncd/syncd/sync"
 	"github.com/syncd/syncd/webhook"
 )
@@ -105,14 +106,14 @@ type watchedStore struct {
 	p *projectRun
 }
 
-func (w watchedStore) Lock(ctx context.Context, projectID string) (*crm.Lock, error) {
+func (w watchedStore) Lock(ctx context.Context, projectID string) (*state.Lock, error) {
 	w.p.holding(false) // waiting, however long, is not stalling
 	l, err := w.Store.Lock(ctx, projectID)
 	w.p.holding(err == nil)
 	return l, err
 }
 
-func (w watchedStore) TryLock(ctx context.Context, projectID string) (*crm.Lock, error) {
+func (w watchedStore) TryLock(ctx context.Context, projectID string) (*state.Lock, error) {
 	l, err := w.Store.TryLock(ctx, projectID)
 	w.p.holding(err == nil)
 	return l, err
@@ -242,14 +243,14 @@ func (p *projectRun) lead(ctx context.Context, retention func() time.Duration) {
 // database answers and no project's last run here failed; a process
 // standing by for every project is ready too. Its answer says which
 // projects this process leads.
-func daemonHealth(store *crm.Store, running func() []*projectRun) metrics.Health {
+func daemonHealth(store *state.Store, running func() []*projectRun) metrics.Health {
 	return metrics.Health{
 		Ping: store.Ping,
 		LastRun: func() (string, bool) {
 			outcome, any := "", false
 			for _, p := range running() {
 				if o, ok := p.status.last(); ok {
-					if o == crm.RunFailed {
+					if o == state.RunFailed {
 						return o, true
 					}
 					outcome, any = o, true
@@ -260,7 +261,7 @@ func daemonHealth(store *crm.Store, running func() []*projectRun) metrics.Health
 		FailedBecause: func() string {
 			var why []string
 			for _, p := range running() {
-				if o, _ := p.status.last(); o == crm.RunFailed {
+				if o, _ := p.status.last(); o == state.RunFailed {
 					why = append(why, p.d.project+": "+p.status.failedBecause())
 				}
 			}

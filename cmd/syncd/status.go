@@ -11,9 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/leader"
 	"github.com/syncd/syncd/planner"
+	"github.com/syncd/syncd/state"
 	contactsync "github.com/syncd/syncd/sync"
 	"github.com/syncd/syncd/webhook"
 )
@@ -158,7 +158,7 @@ type runStatusJSON struct {
 	Rejects []planner.Rejection `json:"rejects"`
 }
 
-func readStatus(ctx context.Context, store *crm.Store, projectID string, limit int) (statusReport, error) {
+func readStatus(ctx context.Context, store *state.Store, projectID string, limit int) (statusReport, error) {
 	st := statusReport{ProjectID: projectID, Runs: []runStatusJSON{}}
 	// Read, not tried: taking the lock, even for a moment, would make a
 	// runner that tries at that moment skip its run as locked.
@@ -289,7 +289,7 @@ const timeLayout = "2006-01-02 15:04:05 -07:00"
 
 // processes lists the `syncd run` processes taking part in the project's
 // election, the active one first.
-func processes(ctx context.Context, store *crm.Store, projectID string) ([]processStatus, error) {
+func processes(ctx context.Context, store *state.Store, projectID string) ([]processStatus, error) {
 	db, err := store.DB().DB()
 	if err != nil {
 		return nil, err

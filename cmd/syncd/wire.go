@@ -20,6 +20,7 @@ import (
 	"github.com/syncd/syncd/lease"
 	"github.com/syncd/syncd/metrics"
 	"github.com/syncd/syncd/sinch"
+	"github.com/syncd/syncd/state"
 	contactsync "github.com/syncd/syncd/sync"
 )
 
@@ -205,7 +206,8 @@ type deps struct {
 	project string // the project's name, as --project takes it
 	cfg     Config
 	log     *zap.Logger
-	store   *crm.Store
+	store   *state.Store
+	crm     *crm.Reader // over store's pool
 	client  *sinch.Client
 	metrics *metrics.Project // the project's view of registry, which its client and reconciler report to
 
@@ -270,7 +272,7 @@ func (e *env) openLocal(ctx context.Context, cfg Config) (*deps, error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := crm.Open(ctx, cfg.Database.URL, log)
+	store, err := state.Open(ctx, cfg.Database.URL, log)
 	if err != nil {
 		_ = log.Sync()
 		return nil, fmt.Errorf("database.url: %w", err)
@@ -296,7 +298,7 @@ func (e *env) openProject(ctx context.Context, p Project) (*deps, error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := crm.Open(ctx, p.Config.Database.URL, log)
+	store, err := state.Open(ctx, p.Config.Database.URL, log)
 	if err != nil {
 		_ = log.Sync()
 		return nil, fmt.Errorf("database.url: %w", err)
@@ -315,11 +317,11 @@ func (e *env) openProject(ctx context.Context, p Project) (*deps, error) {
 // its own rate limit, as Sinch's limit is per project), its own series,
 // and a logger that names it (unless p has no name: openWith's). Closing
 // them closes the store.
-func projectDeps(p Project, log *zap.Logger, store *crm.Store, registry *metrics.Metrics) (*deps, error) {
+func projectDeps(p Project, log *zap.Logger, store *state.Store, registry *metrics.Metrics) (*deps, error) {
 	if p.Name != "" {
 		log = log.With(zap.String("project", p.Name))
 	}
-	d := &deps{project: p.Name, cfg: p.Config, log: log, store: store, registry: registry,
+	d := &deps{project: p.Name, cfg: p.Config, log: log, store: store, crm: crm.New(store.SQL(), log), registry: registry,
 		metrics: registry.Project(cmp.Or(p.Name, defaultProjectName))}
 	sc := p.Config.sinchConfig()
 	sc.Logger = log
@@ -334,6 +336,7 @@ func projectDeps(p Project, log *zap.Logger, store *crm.Store, registry *metrics
 
 func (d *deps) reconciler(allowMassDelete bool) *contactsync.Reconciler {
 	return &contactsync.Reconciler{
+		CRM:         d.crm,
 		Store:       d.store,
 		Sinch:       d.client,
 		Logger:      d.log,

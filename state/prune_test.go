@@ -1,16 +1,16 @@
-package crm_test
+package state_test
 
 import (
 	"testing"
 	"time"
 
-	"github.com/syncd/syncd/crm"
-	"github.com/syncd/syncd/crm/crmtest"
+	"github.com/syncd/syncd/state"
+	"github.com/syncd/syncd/state/statetest"
 )
 
 func TestPrune(t *testing.T) {
 	t.Parallel()
-	s := crmtest.NewStore(t)
+	s := statetest.NewStore(t)
 	ctx := ctxFor(t)
 	// age makes a run with n journal entries that started (and, unless
 	// running, finished) that long ago.
@@ -20,9 +20,9 @@ func TestPrune(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		entries := make([]crm.JournalEntry, n)
+		entries := make([]state.JournalEntry, n)
 		for i := range entries {
-			entries[i] = crm.JournalEntry{RunID: r.ID, Kind: crm.JournalCreate, ExternalID: "e", Status: crm.JournalDone}
+			entries[i] = state.JournalEntry{RunID: r.ID, Kind: state.JournalCreate, ExternalID: "e", Status: state.JournalDone}
 		}
 		if err := s.JournalAppend(ctx, entries); err != nil {
 			t.Fatal(err)

@@ -1,4 +1,4 @@
-package crm_test
+package state_test
 
 import (
 	"context"
@@ -7,15 +7,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/syncd/syncd/crm"
-	"github.com/syncd/syncd/crm/crmtest"
+	"github.com/syncd/syncd/state"
+	"github.com/syncd/syncd/state/statetest"
 )
 
 // BenchmarkPruneWhileRunning prunes a million journal entries of old runs
 // (ten nightly runs of 100k) while a run goes on beside it, appending and
 // marking its entries in batches of 1000 as a full run does. It reports how
 // long the prune takes and what the run's batches cost before and during
-// it. Run it once: go test -run '^$' -bench PruneWhileRunning -benchtime 1x ./crm/
+// it. Run it once: go test -run '^$' -bench PruneWhileRunning -benchtime 1x ./state/
 func BenchmarkPruneWhileRunning(b *testing.B) {
 	const (
 		oldRuns   = 10
@@ -25,7 +25,7 @@ func BenchmarkPruneWhileRunning(b *testing.B) {
 	)
 	for range b.N {
 		b.StopTimer()
-		s := crmtest.NewStore(b)
+		s := statetest.NewStore(b)
 		ctx := ctxFor(b)
 		mustExec(b, s, `INSERT INTO syncd.runs (project_id, kind, started_at, finished_at, outcome)
 			SELECT 'p', 'full', now() - (40 + g) * interval '1 day', now() - (40 + g) * interval '1 day' + interval '1 hour', 'succeeded'
@@ -45,17 +45,17 @@ func BenchmarkPruneWhileRunning(b *testing.B) {
 		// Sinch's answers marked.
 		step := func() time.Duration {
 			start := time.Now()
-			entries := make([]crm.JournalEntry, batch)
+			entries := make([]state.JournalEntry, batch)
 			for i := range entries {
-				entries[i] = crm.JournalEntry{RunID: current.ID, Kind: crm.JournalPatch, ExternalID: fmt.Sprintf("crm-%07d", i),
+				entries[i] = state.JournalEntry{RunID: current.ID, Kind: state.JournalPatch, ExternalID: fmt.Sprintf("crm-%07d", i),
 					ContactID: "01NEW", UpdateMask: []string{"display_name"}, Reason: "drift"}
 			}
 			if err := s.JournalAppend(ctx, entries); err != nil {
 				b.Fatal(err)
 			}
-			marks := make([]crm.JournalMark, batch)
+			marks := make([]state.JournalMark, batch)
 			for i, e := range entries {
-				marks[i] = crm.JournalMark{ID: e.ID, Status: crm.JournalDone, HTTPStatus: 200}
+				marks[i] = state.JournalMark{ID: e.ID, Status: state.JournalDone, HTTPStatus: 200}
 			}
 			if err := s.JournalMarks(ctx, marks); err != nil {
 				b.Fatal(err)
@@ -69,7 +69,7 @@ func BenchmarkPruneWhileRunning(b *testing.B) {
 
 		b.StartTimer()
 		type result struct {
-			st  crm.PruneStats
+			st  state.PruneStats
 			err error
 			d   time.Duration
 		}
@@ -77,7 +77,7 @@ func BenchmarkPruneWhileRunning(b *testing.B) {
 		pruneCtx, cancel := context.WithCancel(ctx)
 		go func() {
 			start := time.Now()
-			st, err := s.Prune(pruneCtx, "p", time.Now().Add(-30*24*time.Hour), crm.DefaultPruneBatch)
+			st, err := s.Prune(pruneCtx, "p", time.Now().Add(-30*24*time.Hour), state.DefaultPruneBatch)
 			done <- result{st, err, time.Since(start)}
 		}()
 		var during []time.Duration

@@ -1,4 +1,4 @@
-package crm
+package state
 
 import (
 	"cmp"
@@ -8,6 +8,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/planner"
 )
 
 // The index of the identities each live record holds (syncd.record_identities)
@@ -26,20 +29,20 @@ func (s *Store) RecordIdentities(ctx context.Context, projectID string, external
 		rows, err := s.db.QueryContext(ctx, `SELECT external_id, identity FROM syncd.record_identities
 			WHERE project_id = $1 AND external_id = ANY($2) ORDER BY external_id, identity`, projectID, chunk)
 		if err != nil {
-			return nil, fmt.Errorf("crm: read record identities: %w", err)
+			return nil, fmt.Errorf("state: read record identities: %w", err)
 		}
 		for rows.Next() {
 			var ext, key string
 			if err := rows.Scan(&ext, &key); err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("crm: read record identities: %w", err)
+				return nil, fmt.Errorf("state: read record identities: %w", err)
 			}
 			out[ext] = append(out[ext], key)
 		}
 		err = rows.Err()
 		rows.Close()
 		if err != nil {
-			return nil, fmt.Errorf("crm: read record identities: %w", err)
+			return nil, fmt.Errorf("state: read record identities: %w", err)
 		}
 	}
 	return out, nil
@@ -59,20 +62,20 @@ func (s *Store) RecordsHolding(ctx context.Context, projectID string, keys []str
 		rows, err := s.db.QueryContext(ctx, `SELECT external_id, identity FROM syncd.record_identities
 			WHERE project_id = $1 AND identity = ANY($2)`, projectID, chunk)
 		if err != nil {
-			return nil, fmt.Errorf("crm: find the records holding identities: %w", err)
+			return nil, fmt.Errorf("state: find the records holding identities: %w", err)
 		}
 		for rows.Next() {
 			var h Holding
 			if err := rows.Scan(&h.ExternalID, &h.Identity); err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("crm: find the records holding identities: %w", err)
+				return nil, fmt.Errorf("state: find the records holding identities: %w", err)
 			}
 			out = append(out, h)
 		}
 		err = rows.Err()
 		rows.Close()
 		if err != nil {
-			return nil, fmt.Errorf("crm: find the records holding identities: %w", err)
+			return nil, fmt.Errorf("state: find the records holding identities: %w", err)
 		}
 	}
 	slices.SortFunc(out, func(a, b Holding) int {
@@ -121,8 +124,8 @@ func (s *Store) IndexIdentities(ctx context.Context, projectID string, keys map[
 // PruneIdentities removes the identities of records no longer in the source
 // at all, as a full run finds them, and records that the project's index
 // now holds every live record.
-func (s *Store) PruneIdentities(ctx context.Context, projectID string, source Source) error {
-	rel, err := source.from()
+func (s *Store) PruneIdentities(ctx context.Context, projectID string, source crm.Source) error {
+	rel, err := source.FromItem()
 	if err != nil {
 		return err
 	}
@@ -143,42 +146,42 @@ func (s *Store) PruneIdentities(ctx context.Context, projectID string, source So
 func (s *Store) IdentitiesIndexed(ctx context.Context, projectID string) (bool, error) {
 	var n int
 	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM syncd.identity_indexes WHERE project_id = $1`, projectID).Scan(&n); err != nil {
-		return false, fmt.Errorf("crm: read the identity index's state: %w", err)
+		return false, fmt.Errorf("state: read the identity index's state: %w", err)
 	}
 	return n > 0, nil
 }
 
 // LinksOf are the stored links of the given records, and LinksTo those
 // naming the given contacts.
-func (s *Store) LinksOf(ctx context.Context, projectID string, externalIDs []string) ([]Link, error) {
+func (s *Store) LinksOf(ctx context.Context, projectID string, externalIDs []string) ([]planner.Link, error) {
 	return s.linksWhere(ctx, projectID, "external_id", externalIDs)
 }
 
 // LinksTo are the stored links naming the given contacts.
-func (s *Store) LinksTo(ctx context.Context, projectID string, contactIDs []string) ([]Link, error) {
+func (s *Store) LinksTo(ctx context.Context, projectID string, contactIDs []string) ([]planner.Link, error) {
 	return s.linksWhere(ctx, projectID, "contact_id", contactIDs)
 }
 
-func (s *Store) linksWhere(ctx context.Context, projectID, column string, values []string) ([]Link, error) {
-	var out []Link
+func (s *Store) linksWhere(ctx context.Context, projectID, column string, values []string) ([]planner.Link, error) {
+	var out []planner.Link
 	for chunk := range slices.Chunk(values, identityChunk) {
 		rows, err := s.db.QueryContext(ctx, `SELECT external_id, contact_id, content_hash, synced_at FROM syncd.links
 			WHERE project_id = $1 AND `+column+` = ANY($2) ORDER BY external_id`, projectID, chunk)
 		if err != nil {
-			return nil, fmt.Errorf("crm: read links: %w", err)
+			return nil, fmt.Errorf("state: read links: %w", err)
 		}
 		for rows.Next() {
-			var l Link
+			var l planner.Link
 			if err := rows.Scan(&l.ExternalID, &l.ContactID, &l.ContentHash, &l.SyncedAt); err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("crm: read links: %w", err)
+				return nil, fmt.Errorf("state: read links: %w", err)
 			}
 			out = append(out, l)
 		}
 		err = rows.Err()
 		rows.Close()
 		if err != nil {
-			return nil, fmt.Errorf("crm: read links: %w", err)
+			return nil, fmt.Errorf("state: read links: %w", err)
 		}
 	}
 	return out, nil
@@ -188,7 +191,7 @@ func (s *Store) linksWhere(ctx context.Context, projectID, column string, values
 func (s *Store) CountLinks(ctx context.Context, projectID string) (int, error) {
 	var n int
 	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM syncd.links WHERE project_id = $1`, projectID).Scan(&n); err != nil {
-		return 0, fmt.Errorf("crm: count links: %w", err)
+		return 0, fmt.Errorf("state: count links: %w", err)
 	}
 	return n, nil
 }
@@ -240,19 +243,19 @@ func (s *Store) Deferred(ctx context.Context, projectID, kind string, keys []str
 	}
 	rows, err := s.db.QueryContext(ctx, q+` ORDER BY deferred_at, kind, key`, args...)
 	if err != nil {
-		return nil, fmt.Errorf("crm: read deferrals: %w", err)
+		return nil, fmt.Errorf("state: read deferrals: %w", err)
 	}
 	defer rows.Close()
 	var out []Deferral
 	for rows.Next() {
 		var d Deferral
 		if err := rows.Scan(&d.Kind, &d.Key, &d.Reason, &d.RunID, &d.DeferredAt); err != nil {
-			return nil, fmt.Errorf("crm: read deferrals: %w", err)
+			return nil, fmt.Errorf("state: read deferrals: %w", err)
 		}
 		out = append(out, d)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("crm: read deferrals: %w", err)
+		return nil, fmt.Errorf("state: read deferrals: %w", err)
 	}
 	return out, nil
 }
@@ -261,7 +264,7 @@ func (s *Store) Deferred(ctx context.Context, projectID, kind string, keys []str
 // that started reading at t has decided it.
 func (s *Store) ClearDeferred(ctx context.Context, projectID string, t time.Time) error {
 	if _, err := s.db.ExecContext(ctx, `DELETE FROM syncd.deferred WHERE project_id = $1 AND deferred_at < $2`, projectID, t); err != nil {
-		return fmt.Errorf("crm: clear deferrals: %w", err)
+		return fmt.Errorf("state: clear deferrals: %w", err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package crm
+package state
 
 // dedupeLast keeps the last element for each key, in order of first
 // appearance. One statement may not upsert the same key twice ("ON CONFLICT

@@ -1,4 +1,4 @@
-package crm
+package state
 
 import (
 	"context"
@@ -22,7 +22,9 @@ import (
 	gormlogger "gorm.io/gorm/logger"
 )
 
-// Store is syncd's handle on its PostgreSQL database. It is safe for
+// Store is syncd's handle on its PostgreSQL database: the one pool of the
+// process, which the CRM reader (crm.New), the leases and the leader
+// elector share through SQL, and syncd's own state on it. It is safe for
 // concurrent use.
 type Store struct {
 	gorm *gorm.DB
@@ -48,7 +50,7 @@ func Open(ctx context.Context, databaseURL string, log *zap.Logger) (*Store, err
 	}
 	cfg, err := pgx.ParseConfig(databaseURL)
 	if err != nil {
-		return nil, redactErr(fmt.Errorf("crm: invalid database URL: %w", err), databaseURL)
+		return nil, redactErr(fmt.Errorf("state: invalid database URL: %w", err), databaseURL)
 	}
 	// On cancel, ask the server to stop the statement too (by default pgx only
 	// drops the socket): a backend waiting in pg_advisory_lock would otherwise
@@ -84,7 +86,7 @@ func Open(ctx context.Context, databaseURL string, log *zap.Logger) (*Store, err
 	}
 	if err := db.PingContext(pingCtx); err != nil {
 		_ = db.Close()
-		return nil, redactErr(fmt.Errorf("crm: cannot reach %s: %w", target, err), databaseURL, cfg.Password)
+		return nil, redactErr(fmt.Errorf("state: cannot reach %s: %w", target, err), databaseURL, cfg.Password)
 	}
 
 	g, err := gorm.Open(postgres.New(postgres.Config{Conn: db}), &gorm.Config{
@@ -93,7 +95,7 @@ func Open(ctx context.Context, databaseURL string, log *zap.Logger) (*Store, err
 	})
 	if err != nil {
 		_ = db.Close()
-		return nil, redactErr(fmt.Errorf("crm: open %s: %w", target, err), databaseURL, cfg.Password)
+		return nil, redactErr(fmt.Errorf("state: open %s: %w", target, err), databaseURL, cfg.Password)
 	}
 	log.Debug("connected to postgres", zap.String("host", cfg.Host), zap.Uint16("port", cfg.Port),
 		zap.String("database", cfg.Database), zap.String("user", cfg.User))
@@ -129,6 +131,11 @@ func (s *Store) Close() error { return s.db.Close() }
 // read syncd's tables; the package doc says where the Store itself does
 // without gorm and why.
 func (s *Store) DB() *gorm.DB { return s.gorm }
+
+// SQL is the pool itself, for what works beside syncd's state on the same
+// database: the CRM reader (crm.New), the leases, the leader elector. The
+// Store owns it: Close closes it.
+func (s *Store) SQL() *sql.DB { return s.db }
 
 // applicationName identifies this process in pg_stat_activity, which is what
 // a lease.HeldError reports about the holder of a lock; the backend pid alone
@@ -240,3 +247,16 @@ func (l *gormLogger) Trace(_ context.Context, begin time.Time, fc func() (string
 func (l *gormLogger) ParamsFilter(_ context.Context, sql string, _ ...any) (string, []any) {
 	return sql, nil
 }
+
+// Now is the database server's clock. Watermarks are compared with
+// updated_at, which the server stamps, so they must come from the same clock.
+func (s *Store) Now(ctx context.Context) (time.Time, error) {
+	var t time.Time
+	if err := s.db.QueryRowContext(ctx, `SELECT now()`).Scan(&t); err != nil {
+		return time.Time{}, fmt.Errorf("state: read server clock: %w", err)
+	}
+	return t, nil
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }

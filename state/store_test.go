@@ -1,4 +1,4 @@
-package crm_test
+package state_test
 
 import (
 	"context"
@@ -9,14 +9,14 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
-	"github.com/syncd/syncd/crm"
-	"github.com/syncd/syncd/crm/crmtest"
+	"github.com/syncd/syncd/state"
+	"github.com/syncd/syncd/state/statetest"
 )
 
 func TestOpenErrorsNeverShowThePassword(t *testing.T) {
 	t.Parallel()
 	const secret = "s3cr3t-Pa55"
-	admin, err := url.Parse(crmtest.AdminURL())
+	admin, err := url.Parse(statetest.AdminURL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func TestOpenErrorsNeverShowThePassword(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s, err := crm.Open(ctxFor(t), tc.url, zaptest.NewLogger(t))
+			s, err := state.Open(ctxFor(t), tc.url, zaptest.NewLogger(t))
 			if err == nil {
 				s.Close()
 				t.Fatal("Open succeeded")
@@ -55,7 +55,7 @@ func TestOpenHonoursContext(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := crm.Open(ctx, crmtest.AdminURL(), zaptest.NewLogger(t))
+	_, err := state.Open(ctx, statetest.AdminURL(), zaptest.NewLogger(t))
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Open with a cancelled context: %v, want context.Canceled", err)
 	}
@@ -63,7 +63,7 @@ func TestOpenHonoursContext(t *testing.T) {
 
 func TestSessionsNameThemselves(t *testing.T) {
 	t.Parallel()
-	dbURL := crmtest.NewDatabase(t)
+	dbURL := statetest.NewDatabase(t)
 	tests := []struct {
 		name, url, prefix string
 	}{
@@ -72,7 +72,7 @@ func TestSessionsNameThemselves(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := crmtest.OpenStore(t, tc.url)
+			s := statetest.OpenStore(t, tc.url)
 			var name string
 			if err := s.DB().WithContext(ctxFor(t)).Raw(`SELECT current_setting('application_name')`).Scan(&name).Error; err != nil {
 				t.Fatal(err)
@@ -87,7 +87,7 @@ func TestSessionsNameThemselves(t *testing.T) {
 // A vanished client host must not hold its locks for hours: every session
 // asks the server to give up on a silent peer within seconds.
 func TestSessionsAskForShortKeepalives(t *testing.T) {
-	s := crmtest.NewStore(t)
+	s := statetest.NewStore(t)
 	for name, want := range map[string]string{
 		"tcp_keepalives_idle":     "5",
 		"tcp_keepalives_interval": "2",

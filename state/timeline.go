@@ -1,37 +1,10 @@
-package crm
+package state
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 )
-
-// LinkOf returns the link of a CRM record; false when it has none.
-func (s *Store) LinkOf(ctx context.Context, projectID, externalID string) (Link, bool, error) {
-	return s.link(ctx, `external_id = $2`, projectID, externalID)
-}
-
-// LinkByContact returns the link that names a Sinch contact; false when
-// none does.
-func (s *Store) LinkByContact(ctx context.Context, projectID, contactID string) (Link, bool, error) {
-	return s.link(ctx, `contact_id = $2`, projectID, contactID)
-}
-
-func (s *Store) link(ctx context.Context, where, projectID, key string) (Link, bool, error) {
-	var l Link
-	err := s.db.QueryRowContext(ctx, `SELECT external_id, contact_id, content_hash, synced_at
-		FROM syncd.links WHERE project_id = $1 AND `+where+` ORDER BY synced_at DESC LIMIT 1`, projectID, key).
-		Scan(&l.ExternalID, &l.ContactID, &l.ContentHash, &l.SyncedAt)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Link{}, false, nil
-	}
-	if err != nil {
-		return Link{}, false, fmt.Errorf("crm: read link: %w", err)
-	}
-	return l, true, nil
-}
 
 // TimelineEntry is a journal entry with the run it belongs to.
 type TimelineEntry struct {
@@ -55,7 +28,7 @@ func (s *Store) Timeline(ctx context.Context, projectID, externalID, contactID s
 			($3 <> '' AND (j.contact_id = $3 OR j.source_contact_id = $3)))
 		ORDER BY j.id`, projectID, externalID, contactID)
 	if err != nil {
-		return nil, fmt.Errorf("crm: read journal: %w", err)
+		return nil, fmt.Errorf("state: read journal: %w", err)
 	}
 	defer rows.Close()
 	var out []TimelineEntry
@@ -67,17 +40,17 @@ func (s *Store) Timeline(ctx context.Context, projectID, externalID, contactID s
 		if err := rows.Scan(&e.ID, &e.RunID, &e.Kind, &e.ExternalID, &e.ContactID, &e.SourceContactID, &mask,
 			&e.Reason, &e.Status, &e.HTTPStatus, &e.Error, &e.CreatedAt, &e.FinishedAt, &e.RunKind, &e.RunStartedAt, &e.Contacts,
 			&e.Changes); err != nil {
-			return nil, fmt.Errorf("crm: read journal: %w", err)
+			return nil, fmt.Errorf("state: read journal: %w", err)
 		}
 		if mask != nil {
 			if e.UpdateMask, err = decodeTextArray(mask); err != nil {
-				return nil, fmt.Errorf("crm: read journal entry %d: update_mask: %w", e.ID, err)
+				return nil, fmt.Errorf("state: read journal entry %d: update_mask: %w", e.ID, err)
 			}
 		}
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("crm: read journal: %w", err)
+		return nil, fmt.Errorf("state: read journal: %w", err)
 	}
 	return out, nil
 }

@@ -1,4 +1,4 @@
-package crm
+package state
 
 import (
 	"context"
@@ -18,7 +18,7 @@ func (s *Store) CloseFinishedJournals(ctx context.Context, projectID string) (in
 		Updates(map[string]any{"status": JournalUnknown, "finished_at": gorm.Expr("now()"),
 			"error": gorm.Expr("COALESCE(error, ?)", "the run ended without recording Sinch's answer")})
 	if res.Error != nil {
-		return 0, fmt.Errorf("crm: close the journals of finished runs: %w", res.Error)
+		return 0, fmt.Errorf("state: close the journals of finished runs: %w", res.Error)
 	}
 	return res.RowsAffected, nil
 }

@@ -1,4 +1,4 @@
-package crm_test
+package state_test
 
 import (
 	"fmt"
@@ -7,9 +7,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/syncd/syncd/crm"
-	"github.com/syncd/syncd/crm/crmtest"
 	"github.com/syncd/syncd/migrations"
+	"github.com/syncd/syncd/state"
+	"github.com/syncd/syncd/state/statetest"
 )
 
 // allMigrations are the embedded migration files in order, as goose
@@ -25,7 +25,7 @@ var allMigrations = func() []string {
 
 func TestMigrateIsIdempotent(t *testing.T) {
 	t.Parallel()
-	s := crmtest.OpenStore(t, crmtest.NewEmptyDatabase(t))
+	s := statetest.OpenStore(t, statetest.NewEmptyDatabase(t))
 	ctx := ctxFor(t)
 	tests := []struct {
 		name string
@@ -57,12 +57,12 @@ func TestMigrateIsIdempotent(t *testing.T) {
 // The package-level Migrate works on any *sql.DB, as `syncd migrate` uses it.
 func TestMigrateOnATemplateCopyIsCurrent(t *testing.T) {
 	t.Parallel()
-	s := crmtest.NewStore(t)
+	s := statetest.NewStore(t)
 	db, err := s.DB().DB()
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := crm.Migrate(ctxFor(t), db, nil)
+	got, err := state.Migrate(ctxFor(t), db, nil)
 	if err != nil || len(got) != 0 {
 		t.Fatalf("Migrate on a migrated copy = %v, %v; want nothing to do", got, err)
 	}
@@ -72,8 +72,8 @@ func TestMigrateOnATemplateCopyIsCurrent(t *testing.T) {
 // once, neither fails.
 func TestMigrateConcurrently(t *testing.T) {
 	t.Parallel()
-	dbURL := crmtest.NewEmptyDatabase(t)
-	stores := []*crm.Store{crmtest.OpenStore(t, dbURL), crmtest.OpenStore(t, dbURL), crmtest.OpenStore(t, dbURL)}
+	dbURL := statetest.NewEmptyDatabase(t)
+	stores := []*state.Store{statetest.OpenStore(t, dbURL), statetest.OpenStore(t, dbURL), statetest.OpenStore(t, dbURL)}
 	ctx := ctxFor(t)
 	var (
 		wg      sync.WaitGroup

@@ -1,4 +1,4 @@
-package crm
+package state
 
 // The words syncd's state is written in. They are defined here, once, because
 // they are what the tables hold; the reconciler, the metrics and the

@@ -1,4 +1,4 @@
-package crmtest
+package statetest
 
 import (
 	"errors"
@@ -46,7 +46,7 @@ func readmePath() (string, error) {
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", errors.New("crmtest: no go.mod above the test's directory")
+			return "", errors.New("statetest: no go.mod above the test's directory")
 		}
 		dir = parent
 	}

@@ -1,4 +1,4 @@
-package crm
+package state
 
 import (
 	"context"
@@ -12,11 +12,8 @@ import (
 	"go.uber.org/zap"
 )
 
-// NotifyChannel is the channel the crm_contacts trigger notifies, with the
-// change as payload (see ParseChange; "" when it cannot say which).
-const NotifyChannel = "syncd_crm_changed"
-
-// Listen LISTENs on channels, all on one connection of its own, and calls
+// Listen LISTENs on channels (crm.NotifyChannel, webhook.NotifyChannel), all on one
+// connection of its own taken from the pool, and calls
 // onNotify with each notification's channel and payload until ctx ends.
 // ready is called each time the LISTENs are in place. After a lost
 // connection it reconnects with backoff and calls onNotify(channel, "")
@@ -48,14 +45,14 @@ func (s *Store) Listen(ctx context.Context, channels []string, ready func(), onN
 func (s *Store) listenOnce(ctx context.Context, channels []string, ready func(), onNotify func(string, string)) error {
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
-		return fmt.Errorf("crm: listener connection: %w", err)
+		return fmt.Errorf("state: listener connection: %w", err)
 	}
 	defer discard(conn) // a connection that LISTENed must not go back to the pool
 	return conn.Raw(func(dc any) error {
 		pc := dc.(*stdlib.Conn).Conn()
 		for _, ch := range channels {
 			if _, err := pc.Exec(ctx, "LISTEN "+pgx.Identifier{ch}.Sanitize()); err != nil {
-				return fmt.Errorf("crm: LISTEN %s: %w", ch, err)
+				return fmt.Errorf("state: LISTEN %s: %w", ch, err)
 			}
 		}
 		ready()

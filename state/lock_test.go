@@ -1,4 +1,4 @@
-package crm_test
+package state_test
 
 import (
 	"errors"
@@ -8,19 +8,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/syncd/syncd/crm"
-	"github.com/syncd/syncd/crm/crmtest"
 	"github.com/syncd/syncd/lease"
+	"github.com/syncd/syncd/state"
+	"github.com/syncd/syncd/state/statetest"
 )
 
 // Two Stores on one database stand for two syncd processes.
-func twoStores(t *testing.T) (*crm.Store, *crm.Store) {
+func twoStores(t *testing.T) (*state.Store, *state.Store) {
 	t.Helper()
-	url := crmtest.NewDatabase(t)
-	return crmtest.OpenStore(t, url), crmtest.OpenStore(t, url)
+	url := statetest.NewDatabase(t)
+	return statetest.OpenStore(t, url), statetest.OpenStore(t, url)
 }
 
-func release(t *testing.T, l *crm.Lock) {
+func release(t *testing.T, l *state.Lock) {
 	t.Helper()
 	if err := l.Release(ctxFor(t)); err != nil {
 		t.Errorf("release: %v", err)
@@ -70,7 +70,7 @@ func TestLockKeyIsStable(t *testing.T) {
 		{"my-project", -5818640978907870690},
 	}
 	for _, tc := range tests {
-		if got := crm.LockKey(tc.project).Int64(); got != tc.want {
+		if got := state.ProjectKey(tc.project).Int64(); got != tc.want {
 			t.Errorf("LockKey(%q) = %d, want %d", tc.project, got, tc.want)
 		}
 	}
@@ -78,7 +78,7 @@ func TestLockKeyIsStable(t *testing.T) {
 
 // terminate ends a backend as pg_terminate_backend does to a session whose
 // server restarts or fails over; it returns once the backend is gone.
-func terminate(t *testing.T, s *crm.Store, pid int) {
+func terminate(t *testing.T, s *state.Store, pid int) {
 	t.Helper()
 	var ok bool
 	if err := s.DB().WithContext(ctxFor(t)).Raw(`SELECT pg_terminate_backend(?, 30000)`, pid).Scan(&ok).Error; err != nil || !ok {
@@ -149,7 +149,7 @@ func TestLockStartRun(t *testing.T) {
 	if err := b.FinishRun(ctx, run.ID, "failed", nil, "lost the lock"); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.FinishRun(ctx, run.ID, "interrupted", nil, ""); !errors.Is(err, crm.ErrRunFinished) {
+	if err := b.FinishRun(ctx, run.ID, "interrupted", nil, ""); !errors.Is(err, state.ErrRunFinished) {
 		t.Errorf("finishing a finished run = %v, want ErrRunFinished", err)
 	}
 	if runs, _ := b.LastRuns(ctx, "proj", 1); len(runs) != 1 || runs[0].Outcome != "failed" {
@@ -173,15 +173,15 @@ func TestRunProcessGone(t *testing.T) {
 	exited := child.Process.Pid
 	tests := []struct {
 		name string
-		run  crm.Run
+		run  state.Run
 		want bool
 	}{
-		{"exited child", crm.Run{Host: host, PIDNamespace: ns, PID: exited}, true},
-		{"this process", crm.Run{Host: host, PIDNamespace: ns, PID: os.Getpid()}, false},
-		{"a live process", crm.Run{Host: host, PIDNamespace: ns, PID: os.Getppid()}, false},
-		{"another host", crm.Run{Host: host + "-other", PIDNamespace: ns, PID: exited}, false},
-		{"another pid namespace", crm.Run{Host: host, PIDNamespace: "pid:[1]", PID: exited}, false},
-		{"unknown namespace", crm.Run{Host: host, PID: exited}, false},
+		{"exited child", state.Run{Host: host, PIDNamespace: ns, PID: exited}, true},
+		{"this process", state.Run{Host: host, PIDNamespace: ns, PID: os.Getpid()}, false},
+		{"a live process", state.Run{Host: host, PIDNamespace: ns, PID: os.Getppid()}, false},
+		{"another host", state.Run{Host: host + "-other", PIDNamespace: ns, PID: exited}, false},
+		{"another pid namespace", state.Run{Host: host, PIDNamespace: "pid:[1]", PID: exited}, false},
+		{"unknown namespace", state.Run{Host: host, PID: exited}, false},
 	}
 	for _, tc := range tests {
 		if got := tc.run.ProcessGone(); got != tc.want {

@@ -1,4 +1,4 @@
-package crm
+package state
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 	"go.uber.org/zap"
@@ -47,7 +48,7 @@ func Migrate(ctx context.Context, db *sql.DB, log *zap.Logger) ([]string, error)
 			zap.String("name", name), zap.Duration("took", r.Duration))
 	}
 	if err != nil {
-		return applied, fmt.Errorf("crm: migrate: %w", err)
+		return applied, fmt.Errorf("state: migrate: %w", err)
 	}
 	return applied, nil
 }
@@ -65,7 +66,7 @@ func newMigrationProvider(db *sql.DB, log *zap.Logger) (*goose.Provider, error) 
 		lock.WithLockTimeout(1, 300),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("crm: migrate: %w", err)
+		return nil, fmt.Errorf("state: migrate: %w", err)
 	}
 	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS,
 		goose.WithTableName(VersionTable),
@@ -76,7 +77,7 @@ func newMigrationProvider(db *sql.DB, log *zap.Logger) (*goose.Provider, error) 
 		goose.WithLogger(gooseLogger{log.Named("goose")}),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("crm: migrate: %w", err)
+		return nil, fmt.Errorf("state: migrate: %w", err)
 	}
 	return p, nil
 }
@@ -89,21 +90,21 @@ func ensureSchema(ctx context.Context, db *sql.DB, name string) error {
 		var ok bool
 		err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, name).Scan(&ok)
 		if err != nil {
-			return false, fmt.Errorf("crm: migrate: look up schema %s: %w", name, err)
+			return false, fmt.Errorf("state: migrate: look up schema %s: %w", name, err)
 		}
 		return ok, nil
 	}
 	if ok, err := exists(); err != nil || ok {
 		return err
 	}
-	if _, err := db.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+quoteIdent(name)); err != nil {
+	if _, err := db.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{name}.Sanitize()); err != nil {
 		// IF NOT EXISTS is no guard against a concurrent creator: the loser
 		// of that race gets a unique violation. The schema is there all the
 		// same.
 		if ok, _ := exists(); ok {
 			return nil
 		}
-		return fmt.Errorf("crm: migrate: create schema %s: %w", name, err)
+		return fmt.Errorf("state: migrate: create schema %s: %w", name, err)
 	}
 	return nil
 }
@@ -121,7 +122,7 @@ func (l gooseLogger) Fatalf(format string, args ...any) { l.log.Sugar().Errorf(f
 func (s *Store) PendingMigrations(ctx context.Context) (int, error) {
 	var exists bool
 	if err := s.db.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, VersionTable).Scan(&exists); err != nil {
-		return 0, fmt.Errorf("crm: look for %s: %w", VersionTable, err)
+		return 0, fmt.Errorf("state: look for %s: %w", VersionTable, err)
 	}
 	p, err := newMigrationProvider(s.db, s.log)
 	if err != nil {
@@ -132,7 +133,7 @@ func (s *Store) PendingMigrations(ctx context.Context) (int, error) {
 	}
 	statuses, err := p.Status(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("crm: migration status: %w", err)
+		return 0, fmt.Errorf("state: migration status: %w", err)
 	}
 	pending := 0
 	for _, st := range statuses {

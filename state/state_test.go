@@ -1,4 +1,4 @@
-package crm_test
+package state_test
 
 import (
 	"encoding/json"
@@ -9,13 +9,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/syncd/syncd/crm"
-	"github.com/syncd/syncd/crm/crmtest"
+	"github.com/syncd/syncd/planner"
+	"github.com/syncd/syncd/state"
+	"github.com/syncd/syncd/state/statetest"
 )
 
 func TestLinks(t *testing.T) {
 	t.Parallel()
-	s := crmtest.NewStore(t)
+	s := statetest.NewStore(t)
 	ctx := ctxFor(t)
 	at := time.Date(2025, 5, 6, 7, 8, 9, 0, time.UTC)
 
@@ -26,16 +27,16 @@ func TestLinks(t *testing.T) {
 		wantP2 int
 	}{
 		{"save", func() error {
-			return s.SaveLinks(ctx, "p1", []crm.Link{
+			return s.SaveLinks(ctx, "p1", []planner.Link{
 				{ExternalID: "a", ContactID: "A1", ContentHash: "h1", SyncedAt: at},
 				{ExternalID: "b", ContactID: "B1", ContentHash: "h2"},
 			})
 		}, map[string]string{"a": "A1", "b": "B1"}, 0},
 		{"other project is separate", func() error {
-			return s.SaveLinks(ctx, "p2", []crm.Link{{ExternalID: "a", ContactID: "Z"}})
+			return s.SaveLinks(ctx, "p2", []planner.Link{{ExternalID: "a", ContactID: "Z"}})
 		}, map[string]string{"a": "A1", "b": "B1"}, 1},
 		{"upsert replaces, repeats keep the last", func() error {
-			return s.SaveLinks(ctx, "p1", []crm.Link{
+			return s.SaveLinks(ctx, "p1", []planner.Link{
 				{ExternalID: "a", ContactID: "A2"}, {ExternalID: "c", ContactID: "C1"}, {ExternalID: "a", ContactID: "A3"},
 			})
 		}, map[string]string{"a": "A3", "b": "B1", "c": "C1"}, 1},
@@ -78,12 +79,12 @@ func TestLinks(t *testing.T) {
 
 func TestSaveLinksInBulk(t *testing.T) {
 	t.Parallel()
-	s := crmtest.NewStore(t)
+	s := statetest.NewStore(t)
 	ctx := ctxFor(t)
 	const n = 12345 // several statements' worth
-	links := make([]crm.Link, n)
+	links := make([]planner.Link, n)
 	for i := range links {
-		links[i] = crm.Link{ExternalID: fmt.Sprintf("e%05d", i), ContactID: fmt.Sprintf("C%d", i), ContentHash: "h"}
+		links[i] = planner.Link{ExternalID: fmt.Sprintf("e%05d", i), ContactID: fmt.Sprintf("C%d", i), ContentHash: "h"}
 	}
 	if err := s.SaveLinks(ctx, "p", links); err != nil {
 		t.Fatal(err)
@@ -99,7 +100,7 @@ func TestSaveLinksInBulk(t *testing.T) {
 
 func TestRunsAndJournal(t *testing.T) {
 	t.Parallel()
-	s := crmtest.NewStore(t)
+	s := statetest.NewStore(t)
 	ctx := ctxFor(t)
 
 	old, err := s.StartRun(ctx, "p", "full")
@@ -113,7 +114,7 @@ func TestRunsAndJournal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if run.ID == 0 || run.Outcome != crm.RunRunning || run.PID == 0 || run.StartedAt.IsZero() {
+	if run.ID == 0 || run.Outcome != state.RunRunning || run.PID == 0 || run.StartedAt.IsZero() {
 		t.Fatalf("StartRun = %+v", run)
 	}
 	other, err := s.StartRun(ctx, "other", "full")
@@ -121,15 +122,15 @@ func TestRunsAndJournal(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	entries := []crm.JournalEntry{
-		{RunID: run.ID, Kind: crm.JournalCreate, ExternalID: "a", Reason: "new record",
+	entries := []state.JournalEntry{
+		{RunID: run.ID, Kind: state.JournalCreate, ExternalID: "a", Reason: "new record",
 			Changes: []byte(`[{"field":"display_name","old":"","new":"Ann"}]`)},
-		{RunID: run.ID, Kind: crm.JournalPatch, ExternalID: "b", ContactID: "B", UpdateMask: []string{"display_name", "language"},
+		{RunID: run.ID, Kind: state.JournalPatch, ExternalID: "b", ContactID: "B", UpdateMask: []string{"display_name", "language"},
 			Changes: []byte(`[{"field":"display_name","old":"Bo","new":"Bob"},{"field":"language","old":"","new":"sv"}]`)},
-		{RunID: run.ID, Kind: crm.JournalPatch, ExternalID: "c", ContactID: "C", UpdateMask: []string{}},
-		{RunID: run.ID, Kind: crm.JournalMerge, ExternalID: "d", ContactID: "D", SourceContactID: "D2"},
-		{RunID: run.ID, Kind: crm.JournalReject, ExternalID: "e", Reason: "invalid phone", Status: crm.JournalRejected},
-		{RunID: other.ID, Kind: crm.JournalDelete, ContactID: "X"},
+		{RunID: run.ID, Kind: state.JournalPatch, ExternalID: "c", ContactID: "C", UpdateMask: []string{}},
+		{RunID: run.ID, Kind: state.JournalMerge, ExternalID: "d", ContactID: "D", SourceContactID: "D2"},
+		{RunID: run.ID, Kind: state.JournalReject, ExternalID: "e", Reason: "invalid phone", Status: state.JournalRejected},
+		{RunID: other.ID, Kind: state.JournalDelete, ContactID: "X"},
 	}
 	if err := s.JournalAppend(ctx, entries); err != nil {
 		t.Fatal(err)
@@ -150,15 +151,15 @@ func TestRunsAndJournal(t *testing.T) {
 		errMsg    string
 		contactID string
 	}{
-		{entries[0].ID, crm.JournalDone, 200, "", "A-new"},
-		{entries[1].ID, crm.JournalFailed, 400, "INVALID_ARGUMENT", ""},
+		{entries[0].ID, state.JournalDone, 200, "", "A-new"},
+		{entries[1].ID, state.JournalFailed, 400, "INVALID_ARGUMENT", ""},
 	}
 	for _, m := range marks {
 		if err := s.JournalMark(ctx, m.id, m.status, m.http, m.errMsg, m.contactID); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.JournalMark(ctx, -1, crm.JournalDone, 200, "", ""); err == nil {
+	if err := s.JournalMark(ctx, -1, state.JournalDone, 200, "", ""); err == nil {
 		t.Error("marking a missing entry succeeded")
 	}
 
@@ -173,17 +174,17 @@ func TestRunsAndJournal(t *testing.T) {
 		name string
 		ok   bool
 	}{
-		{"create marked done with its new contact", got[0].Status == crm.JournalDone && got[0].HTTPStatus == 200 &&
+		{"create marked done with its new contact", got[0].Status == state.JournalDone && got[0].HTTPStatus == 200 &&
 			got[0].ContactID == "A-new" && got[0].FinishedAt != nil && got[0].Reason == "new record"},
-		{"failed patch keeps mask, status and error", got[1].Status == crm.JournalFailed && got[1].HTTPStatus == 400 &&
+		{"failed patch keeps mask, status and error", got[1].Status == state.JournalFailed && got[1].HTTPStatus == 400 &&
 			got[1].Error == "INVALID_ARGUMENT" && slices.Equal(got[1].UpdateMask, []string{"display_name", "language"}) &&
 			got[1].ContactID == "B"},
 		{"empty mask is not NULL", got[2].UpdateMask != nil && len(got[2].UpdateMask) == 0},
 		{"merge keeps both contacts, NULL mask", got[3].SourceContactID == "D2" && got[3].ContactID == "D" && got[3].UpdateMask == nil},
 		{"create and patch keep their values", jsonEqual(got[0].Changes, entries[0].Changes) && jsonEqual(got[1].Changes, entries[1].Changes)},
 		{"no values is NULL", len(got[2].Changes) == 0 && len(got[3].Changes) == 0 && len(got[4].Changes) == 0},
-		{"pending has no finish", got[3].Status == crm.JournalPending && got[3].FinishedAt == nil && got[3].HTTPStatus == 0},
-		{"reject recorded as rejected", got[4].Kind == crm.JournalReject && got[4].Status == crm.JournalRejected},
+		{"pending has no finish", got[3].Status == state.JournalPending && got[3].FinishedAt == nil && got[3].HTTPStatus == 0},
+		{"reject recorded as rejected", got[4].Kind == state.JournalReject && got[4].Status == state.JournalRejected},
 	}
 	for _, c := range checks {
 		if !c.ok {
@@ -209,13 +210,13 @@ func TestRunsAndJournal(t *testing.T) {
 	if err := s.FinishRun(ctx, run.ID, "success", nil, ""); err == nil {
 		t.Error("finishing a run twice succeeded")
 	}
-	if err := s.FinishRun(ctx, other.ID, crm.RunRunning, nil, ""); err == nil {
+	if err := s.FinishRun(ctx, other.ID, state.RunRunning, nil, ""); err == nil {
 		t.Error(`finishing a run as "running" succeeded`)
 	}
 	if n, err := s.CloseJournal(ctx, run.ID); err != nil || n != 2 {
 		t.Errorf("CloseJournal closed %d entries (%v), want the 2 pending", n, err)
 	}
-	if closed, _ := s.Journal(ctx, run.ID); closed[2].Status != crm.JournalUnknown || closed[2].FinishedAt == nil || closed[3].Status != crm.JournalUnknown {
+	if closed, _ := s.Journal(ctx, run.ID); closed[2].Status != state.JournalUnknown || closed[2].FinishedAt == nil || closed[3].Status != state.JournalUnknown {
 		t.Errorf("pending entries after CloseJournal: %+v", closed[2:4])
 	}
 	if rejects, err := s.Rejects(ctx, run.ID, 5); err != nil || len(rejects) != 1 || rejects[0].ExternalID != "e" ||
@@ -245,15 +246,15 @@ func TestRunsAndJournal(t *testing.T) {
 
 func TestJournalAppendIsAllOrNothing(t *testing.T) {
 	t.Parallel()
-	s := crmtest.NewStore(t)
+	s := statetest.NewStore(t)
 	ctx := ctxFor(t)
 	run, err := s.StartRun(ctx, "p", "full")
 	if err != nil {
 		t.Fatal(err)
 	}
-	entries := make([]crm.JournalEntry, 2500) // spans several statements
+	entries := make([]state.JournalEntry, 2500) // spans several statements
 	for i := range entries {
-		entries[i] = crm.JournalEntry{RunID: run.ID, Kind: crm.JournalCreate, ExternalID: fmt.Sprint(i)}
+		entries[i] = state.JournalEntry{RunID: run.ID, Kind: state.JournalCreate, ExternalID: fmt.Sprint(i)}
 	}
 	entries[2400].Kind = "upsert" // not a kind the journal knows
 	err = s.JournalAppend(ctx, entries)
@@ -267,7 +268,7 @@ func TestJournalAppendIsAllOrNothing(t *testing.T) {
 		t.Errorf("a failed append left %d entries", len(got))
 	}
 
-	entries[2400].Kind = crm.JournalCreate
+	entries[2400].Kind = state.JournalCreate
 	if err := s.JournalAppend(ctx, entries); err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +288,7 @@ func TestJournalAppendIsAllOrNothing(t *testing.T) {
 
 func TestWatermark(t *testing.T) {
 	t.Parallel()
-	s := crmtest.NewStore(t)
+	s := statetest.NewStore(t)
 	ctx := ctxFor(t)
 	if _, ok, err := s.Watermark(ctx, "p"); err != nil || ok {
 		t.Fatalf("fresh watermark: ok=%v err=%v, want none", ok, err)

@@ -1,4 +1,4 @@
-package crm
+package state
 
 import (
 	"database/sql/driver"
@@ -8,7 +8,7 @@ import (
 )
 
 // The gorm models of syncd's own tables. They stay unexported: callers see
-// Link, Run and JournalEntry, whose empty strings stand for the NULLs here.
+// planner.Link, Run and JournalEntry, whose empty strings stand for the NULLs here.
 
 type linkRow struct {
 	ProjectID   string    `gorm:"column:project_id;primaryKey"`
@@ -102,8 +102,8 @@ func (j journalRow) entry() JournalEntry {
 		Contacts: []byte(deref(j.Contacts)), Changes: []byte(deref(j.Changes))}
 }
 
-// journalSelect reads update_mask as JSON, which textArray decodes with the
-// CRM reader's decoder rather than a second parser of array literals.
+// journalSelect reads update_mask as JSON, which textArray decodes, rather
+// than a parser of array literals.
 const journalSelect = `id, run_id, kind, external_id, contact_id, source_contact_id,
 	to_jsonb(update_mask) AS update_mask, reason, status, http_status, error, created_at, finished_at,
 	contacts::text AS contacts, changes::text AS changes`
@@ -127,6 +127,16 @@ func (a *textArray) Scan(src any) error {
 	v, err := decodeTextArray(b)
 	*a = v
 	return err
+}
+
+// decodeTextArray reads to_jsonb(text[]) back into a slice. syncd writes
+// the arrays it reads here (update_mask), never with a NULL element.
+func decodeTextArray(js []byte) ([]string, error) {
+	var out []string
+	if err := json.Unmarshal(js, &out); err != nil {
+		return nil, fmt.Errorf("want a one-dimensional text array: %w", err)
+	}
+	return out, nil
 }
 
 type watermarkRow struct {

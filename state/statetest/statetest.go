@@ -1,4 +1,4 @@
-// Package crmtest gives tests a private, fully migrated PostgreSQL database in
+// Package statetest gives tests a private, fully migrated PostgreSQL database in
 // milliseconds: the migrations run once into a template database, and every
 // test gets a copy of it (CREATE DATABASE ... TEMPLATE) that is dropped when
 // the test ends.
@@ -6,7 +6,7 @@
 // The server comes from SYNCD_TEST_DATABASE_URL (a postgres:// URL whose role
 // may create databases), default DefaultAdminURL. A server that cannot be
 // reached fails the test: skipping would let a broken setup pass CI.
-package crmtest
+package statetest
 
 import (
 	"context"
@@ -16,7 +16,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io/fs"
 	"net/url"
 	"os"
@@ -30,8 +29,9 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/lease"
 	"github.com/syncd/syncd/migrations"
+	"github.com/syncd/syncd/state"
 )
 
 // EnvAdminURL names the variable that points tests at a PostgreSQL server.
@@ -40,7 +40,7 @@ const EnvAdminURL = "SYNCD_TEST_DATABASE_URL"
 // DefaultAdminURL is used when EnvAdminURL is unset.
 const DefaultAdminURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
-// setupTimeout bounds everything crmtest does against the server in one
+// setupTimeout bounds everything statetest does against the server in one
 // call, a template build included, so a wedged server fails the test
 // instead of hanging it until the go test deadline.
 const setupTimeout = 2 * time.Minute
@@ -67,7 +67,7 @@ func NewDatabase(tb testing.TB) string {
 	admin := adminURL(tb)
 	tmpl, err := ensureTemplate(ctx, admin.String())
 	if err != nil {
-		tb.Fatalf("crmtest: prepare template database on %s: %v (set %s to a server where the role may CREATE DATABASE)",
+		tb.Fatalf("statetest: prepare template database on %s: %v (set %s to a server where the role may CREATE DATABASE)",
 			redact(admin), err, EnvAdminURL)
 	}
 	return createDatabase(ctx, tb, admin, tmpl)
@@ -86,7 +86,7 @@ func adminURL(tb testing.TB) *url.URL {
 	tb.Helper()
 	u, err := url.Parse(AdminURL())
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		tb.Fatalf("crmtest: %s must be a postgres:// URL", EnvAdminURL)
+		tb.Fatalf("statetest: %s must be a postgres:// URL", EnvAdminURL)
 	}
 	return u
 }
@@ -95,14 +95,14 @@ func createDatabase(ctx context.Context, tb testing.TB, admin *url.URL, tmpl str
 	tb.Helper()
 	name := "syncd_test_" + randomHex(8)
 	if err := adminExec(ctx, admin.String(), "CREATE DATABASE "+quote(name)+" TEMPLATE "+quote(tmpl)); err != nil {
-		tb.Fatalf("crmtest: create database %s from %s on %s: %v", name, tmpl, redact(admin), err)
+		tb.Fatalf("statetest: create database %s from %s on %s: %v", name, tmpl, redact(admin), err)
 	}
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		// FORCE: a test that failed halfway may have left sessions open.
 		if err := adminExec(ctx, admin.String(), "DROP DATABASE IF EXISTS "+quote(name)+" WITH (FORCE)"); err != nil {
-			tb.Errorf("crmtest: drop database %s: %v", name, err)
+			tb.Errorf("statetest: drop database %s: %v", name, err)
 		}
 	})
 	u := *admin
@@ -112,24 +112,24 @@ func createDatabase(ctx context.Context, tb testing.TB, admin *url.URL, tmpl str
 
 // NewStore opens a Store on a fresh database (see NewDatabase), logging to
 // the test, and closes it when the test ends.
-func NewStore(tb testing.TB) *crm.Store {
+func NewStore(tb testing.TB) *state.Store {
 	tb.Helper()
 	return OpenStore(tb, NewDatabase(tb))
 }
 
 // OpenStore opens another Store on an existing database, as a second
 // process would, and closes it when the test ends.
-func OpenStore(tb testing.TB, databaseURL string) *crm.Store {
+func OpenStore(tb testing.TB, databaseURL string) *state.Store {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()
-	s, err := crm.Open(ctx, databaseURL, zaptest.NewLogger(tb))
+	s, err := state.Open(ctx, databaseURL, zaptest.NewLogger(tb))
 	if err != nil {
-		tb.Fatalf("crmtest: %v", err)
+		tb.Fatalf("statetest: %v", err)
 	}
 	tb.Cleanup(func() {
 		if err := s.Close(); err != nil {
-			tb.Errorf("crmtest: close store: %v", err)
+			tb.Errorf("statetest: close store: %v", err)
 		}
 	})
 	return s
@@ -181,8 +181,10 @@ func ensureTemplate(ctx context.Context, admin string) (string, error) {
 	defer conn.Close()
 
 	// Test binaries of several packages run in parallel and may all find the
-	// template missing; the lock lets one build it while the others wait.
-	key := lockKey("syncd/crmtest/template")
+	// template missing; the lock lets one build it while the others wait. Its
+	// name is the one the package had before it was statetest, so that test
+	// binaries of older trees on the same server wait on the same lock.
+	key := lease.Named("syncd/crmtest/template").Int64()
 	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", key); err != nil {
 		return "", fmt.Errorf("wait for template lock: %w", err)
 	}
@@ -223,7 +225,7 @@ func buildTemplate(ctx context.Context, conn *sql.Conn, admin, name string) erro
 	if err != nil {
 		return err
 	}
-	_, merr := crm.Migrate(ctx, db, zap.NewNop())
+	_, merr := state.Migrate(ctx, db, zap.NewNop())
 	if cerr := db.Close(); merr == nil {
 		merr = cerr
 	}
@@ -267,12 +269,6 @@ func adminExec(ctx context.Context, admin, stmt string) error {
 	defer db.Close()
 	_, err = db.ExecContext(ctx, stmt)
 	return err
-}
-
-func lockKey(s string) int64 {
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(s))
-	return int64(h.Sum64())
 }
 
 func quote(ident string) string { return `"` + strings.ReplaceAll(ident, `"`, `""`) + `"` }

@@ -1,4 +1,4 @@
-package crm
+package state
 
 import (
 	"context"
@@ -51,11 +51,11 @@ func (s *Store) Prune(ctx context.Context, projectID string, before time.Time, b
 			}
 			res, err := s.db.ExecContext(ctx, step.query, projectID, before, batchSize)
 			if err != nil {
-				return st, fmt.Errorf("crm: prune: %w", err)
+				return st, fmt.Errorf("state: prune: %w", err)
 			}
 			n, err := res.RowsAffected()
 			if err != nil {
-				return st, fmt.Errorf("crm: prune: %w", err)
+				return st, fmt.Errorf("state: prune: %w", err)
 			}
 			st.Batches++
 			*step.count += n
@@ -77,7 +77,7 @@ func (s *Store) Prunable(ctx context.Context, projectID string, before time.Time
 			(SELECT count(*) FROM syncd.runs WHERE project_id = $1 AND finished_at < $2)`,
 		projectID, before).Scan(&st.JournalEntries, &st.Runs)
 	if err != nil {
-		return PruneStats{}, fmt.Errorf("crm: count what to prune: %w", err)
+		return PruneStats{}, fmt.Errorf("state: count what to prune: %w", err)
 	}
 	return st, nil
 }
