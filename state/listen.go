@@ -12,7 +12,7 @@ import (
 	"go.uber.org/zap"
 )
 
-// Listen LISTENs on channels (crm.NotifyChannel, webhook.NotifyChannel), all on one
+// Listen LISTENs on channels (crm.NotifyChannel, EventsChannel), all on one
 // connection of its own taken from the pool, and calls
 // onNotify with each notification's channel and payload until ctx ends.
 // ready is called each time the LISTENs are in place. After a lost

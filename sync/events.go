@@ -9,16 +9,15 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/syncd/syncd/state"
-	"github.com/syncd/syncd/webhook"
 )
 
 // RunEvents is a run that processes the stored Sinch contact events.
 const RunEvents = state.RunEvents
 
 // EventQueue holds the Sinch contact events still to be processed;
-// *webhook.Store has it.
+// *state.Events has it.
 type EventQueue interface {
-	Pending(ctx context.Context, projectID string, limit int) ([]webhook.StoredEvent, error)
+	Pending(ctx context.Context, projectID string, limit int) ([]state.StoredEvent, error)
 	Done(ctx context.Context, ids []int64, runID int64) error
 	Failed(ctx context.Context, ids []int64, errMsg string) error
 }
@@ -94,7 +93,7 @@ func joinReports(earlier, later Report) Report {
 // those tried maxEventAttempts times, which are marked done: retrying them
 // for ever would hold the queue, and the next full run finds what they
 // were about anyway.
-func (r *Reconciler) giveUpOrRetry(ctx context.Context, runID int64, pending []webhook.StoredEvent, err error, rep Report) error {
+func (r *Reconciler) giveUpOrRetry(ctx context.Context, runID int64, pending []state.StoredEvent, err error, rep Report) error {
 	msg := fmt.Sprintf("%d operations failed", rep.Failed)
 	if err != nil {
 		msg = err.Error()
@@ -114,7 +113,7 @@ func (r *Reconciler) giveUpOrRetry(ctx context.Context, runID int64, pending []w
 	return errors.Join(r.Events.Failed(ctx, retry, msg), r.Events.Done(ctx, giveUp, runID))
 }
 
-func (r *Reconciler) observeEvents(events []webhook.StoredEvent) {
+func (r *Reconciler) observeEvents(events []state.StoredEvent) {
 	obs, ok := r.Observer.(EventObserver)
 	if !ok {
 		return
@@ -144,7 +143,7 @@ type named struct {
 // run, counted as deferred.
 const maxEventContacts = 50
 
-func namedBy(events []webhook.StoredEvent) named {
+func namedBy(events []state.StoredEvent) named {
 	var n named
 	for _, ev := range events {
 		ids := ev.Event.ContactIDs()
@@ -168,7 +167,7 @@ func namedBy(events []webhook.StoredEvent) named {
 // the record linked to the deleted contact is found again through the
 // contact that now carries its external_id or holds its identities, as a
 // full run would find it.
-func (r *Reconciler) eventBatch(ctx context.Context, runID int64, events []webhook.StoredEvent) (Report, error) {
+func (r *Reconciler) eventBatch(ctx context.Context, runID int64, events []state.StoredEvent) (Report, error) {
 	n := namedBy(events)
 	contacts, err := r.notDeferred(ctx, state.DeferContact, n.contacts, nil)
 	if err != nil {

@@ -66,7 +66,7 @@ func BenchmarkEventLag(b *testing.B) {
 	}
 	b.Cleanup(client.CloseIdleConnections)
 	obs := &lagObserver{}
-	queue := webhook.NewStore(store.DB())
+	queue := store.Events()
 	log := zaptest.NewLogger(b, zaptest.Level(zap.ErrorLevel))
 	rec := &contactsync.Reconciler{
 		CRM: crm.New(store.SQL(), nil), Store: store, Sinch: client, Logger: log, ProjectID: "lag", Source: crm.Source{Relation: "crm_contacts"},
@@ -85,7 +85,7 @@ func BenchmarkEventLag(b *testing.B) {
 	}
 
 	stored := make(chan struct{}, 1)
-	h := webhook.NewHandler(webhook.Config{Secret: "s", ProjectID: "lag", Store: queue, Logger: log,
+	h := webhook.NewHandler(webhook.Config{Secret: "s", ProjectID: "lag", Store: webhook.NewStore(queue), Logger: log,
 		OnStored: func() {
 			select {
 			case stored <- struct{}{}:

@@ -30,7 +30,7 @@ type eventRig struct {
 	rec   *contactsync.Reconciler
 	emu   *sinchtest.Emulator
 	store *state.Store
-	queue *webhook.Store
+	queue *state.Events
 	srv   *httptest.Server
 	seq   int
 }
@@ -38,9 +38,9 @@ type eventRig struct {
 func newEventRig(t *testing.T, rows int) *eventRig {
 	t.Helper()
 	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
-	g := &eventRig{rec: rec, emu: emu, store: store, queue: webhook.NewStore(store.DB())}
+	g := &eventRig{rec: rec, emu: emu, store: store, queue: store.Events()}
 	rec.Events = g.queue
-	h := webhook.NewHandler(webhook.Config{Secret: eventSecret, ProjectID: "chaos", Store: g.queue,
+	h := webhook.NewHandler(webhook.Config{Secret: eventSecret, ProjectID: "chaos", Store: webhook.NewStore(g.queue),
 		Logger: zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

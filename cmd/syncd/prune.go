@@ -9,7 +9,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/syncd/syncd/state"
-	"github.com/syncd/syncd/webhook"
 )
 
 func (e *env) pruneCommand() *cobra.Command {
@@ -54,7 +53,7 @@ Exit status: 0, 1 error.`,
 			}
 			defer d.Close()
 			before := time.Now().Add(-retention)
-			events := webhook.NewStore(d.store.DB())
+			events := d.store.Events()
 			verb := "Pruned"
 			if dryRun {
 				verb = "Would prune"
@@ -98,12 +97,12 @@ func entries(n int64) string {
 // pruned is what one project's pruning deleted, or would delete.
 type pruned struct {
 	journal state.PruneStats
-	events  webhook.PruneStats
+	events  state.EventPruneStats
 }
 
 // prune deletes the project's history older than before: its journal and
 // runs, its processed events, and the nonces past their use.
-func prune(ctx context.Context, store *state.Store, events *webhook.Store, projectID string, before time.Time) (pruned, error) {
+func prune(ctx context.Context, store *state.Store, events *state.Events, projectID string, before time.Time) (pruned, error) {
 	var st pruned
 	var err error
 	if st.journal, err = store.Prune(ctx, projectID, before, state.DefaultPruneBatch); err != nil {
@@ -114,7 +113,7 @@ func prune(ctx context.Context, store *state.Store, events *webhook.Store, proje
 }
 
 // prunable counts what prune would delete.
-func prunable(ctx context.Context, store *state.Store, events *webhook.Store, projectID string, before time.Time) (pruned, error) {
+func prunable(ctx context.Context, store *state.Store, events *state.Events, projectID string, before time.Time) (pruned, error) {
 	var st pruned
 	var err error
 	if st.journal, err = store.Prunable(ctx, projectID, before); err != nil {
@@ -136,7 +135,7 @@ const pruneEvery = time.Hour
 func pruneLoop(ctx context.Context, d *deps, retention func() time.Duration) {
 	tick := time.NewTicker(pruneEvery)
 	defer tick.Stop()
-	events := webhook.NewStore(d.store.DB())
+	events := d.store.Events()
 	for {
 		keep := retention()
 		before := time.Now().Add(-keep)

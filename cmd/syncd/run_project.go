@@ -13,7 +13,6 @@ import (
 	"github.com/syncd/syncd/metrics"
 	"github.com/syncd/syncd/state"
 	contactsync "github.com/syncd/syncd/sync"
-	"github.com/syncd/syncd/webhook"
 )
 
 // projectRun is one project as `syncd run` serves it: its callbacks are
@@ -22,7 +21,7 @@ import (
 type projectRun struct {
 	d      *deps
 	status *runStatus
-	events *webhook.Store
+	events *state.Events
 	stored chan struct{} // a callback was stored: an event run is due
 
 	mu       stdsync.Mutex
@@ -38,7 +37,7 @@ type projectRun struct {
 }
 
 func newProjectRun(d *deps) *projectRun {
-	return &projectRun{d: d, status: &runStatus{}, events: webhook.NewStore(d.store.DB()), stored: make(chan struct{}, 1),
+	return &projectRun{d: d, status: &runStatus{}, events: d.store.Events(), stored: make(chan struct{}, 1),
 		schedule: d.cfg.Schedule, rate: d.cfg.Sinch.RateLimitRPS}
 }
 

@@ -15,7 +15,6 @@ import (
 	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/state"
 	contactsync "github.com/syncd/syncd/sync"
-	"github.com/syncd/syncd/webhook"
 )
 
 func (e *env) statusCommand() *cobra.Command {
@@ -102,7 +101,7 @@ type statusReport struct {
 	ProjectID string          `json:"project_id"`
 	Lock      lockStatus      `json:"lock"`
 	Runs      []runStatusJSON `json:"runs"`
-	Events    webhook.Queue   `json:"events"` // Sinch contact events received and not yet processed
+	Events    state.Queue     `json:"events"` // Sinch contact events received and not yet processed
 	// Deferred is what partial runs left to the next full run.
 	Deferred deferredStatus `json:"deferred"`
 	// Processes are the `syncd run` processes serving the project: the
@@ -169,7 +168,7 @@ func readStatus(ctx context.Context, store *state.Store, projectID string, limit
 	if held {
 		st.Lock = lockStatus{Held: true, PID: holder.PID, ApplicationName: holder.ApplicationName, ClientAddr: holder.ClientAddr}
 	}
-	if st.Events, err = webhook.NewStore(store.DB()).Queue(ctx, projectID); err != nil {
+	if st.Events, err = store.Events().Queue(ctx, projectID); err != nil {
 		return st, err
 	}
 	if st.Processes, err = processes(ctx, store, projectID); err != nil {
@@ -255,7 +254,7 @@ func writeStatus(w io.Writer, st statusReport) error {
 	return nil
 }
 
-func writeQueue(w io.Writer, q webhook.Queue) {
+func writeQueue(w io.Writer, q state.Queue) {
 	fmt.Fprintf(w, "Sinch events: %d queued", q.Pending)
 	if q.OldestPending != nil {
 		fmt.Fprintf(w, " (oldest received %s ago)", time.Since(*q.OldestPending).Round(time.Second))
