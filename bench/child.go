@@ -146,7 +146,8 @@ func (a childArgs) reconciler(store *state.Store) (*contactsync.Reconciler, erro
 	opts := benchOptions()
 	opts.AllowMassDelete = true // 2% orphans are over max_deletes: backfill --allow-mass-delete
 	return &contactsync.Reconciler{
-		CRM: crm.New(store.SQL(), nil), Store: store, Sinch: client, Logger: zap.NewNop(),
+		CRM: crm.New(store.SQL(), nil), Links: store, Identities: store, Deferrals: store, Journal: store, Runs: store, Watermarks: store, Locks: store,
+		Sinch: client, Logger: zap.NewNop(),
 		ProjectID: a.ProjectID, Source: crm.Source{Relation: "crm_contacts"}, BatchSize: 1000,
 		Concurrency: a.Concurrency, Options: opts,
 	}, nil

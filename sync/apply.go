@@ -63,7 +63,7 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan planner.Plan, 
 			RunID: runID, Kind: state.JournalReject, ExternalID: rej.ExternalID, Reason: rej.String(), Status: StatusRejected,
 		})
 	}
-	if err := r.Store.JournalAppend(ctx, entries); err != nil {
+	if err := r.Journal.JournalAppend(ctx, entries); err != nil {
 		return rep, fmt.Errorf("journal the plan: %w", err)
 	}
 
@@ -178,12 +178,12 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan planner.Plan, 
 	stateCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if len(save) > 0 {
-		if err := r.Store.SaveLinks(stateCtx, r.ProjectID, save); err != nil {
+		if err := r.Links.SaveLinks(stateCtx, r.ProjectID, save); err != nil {
 			return rep, fmt.Errorf("save links: %w", err)
 		}
 	}
 	if len(unlink) > 0 {
-		if err := r.Store.DeleteLinks(stateCtx, r.ProjectID, unlink); err != nil {
+		if err := r.Links.DeleteLinks(stateCtx, r.ProjectID, unlink); err != nil {
 			return rep, fmt.Errorf("delete links: %w", err)
 		}
 	}

@@ -15,7 +15,7 @@ import (
 )
 
 // History is what Explain reads of syncd's own records besides the
-// reconciler's Store; *state.Store has it.
+// reconciler's Links; *state.Store has it.
 type History interface {
 	LinkOf(ctx context.Context, projectID, externalID string) (planner.Link, bool, error)
 	LinkByContact(ctx context.Context, projectID, contactID string) (planner.Link, bool, error)
@@ -279,7 +279,7 @@ func (r *Reconciler) Explain(ctx context.Context, h History, id string) (Explana
 		}
 		ex.Operations = append(ex.Operations, plan.Operations...)
 		ex.Notes = plan.Notes
-		queued, err := r.Store.Deferred(ctx, r.ProjectID, state.DeferRecord, []string{ext})
+		queued, err := r.Deferrals.Deferred(ctx, r.ProjectID, state.DeferRecord, []string{ext})
 		if err != nil {
 			return ex, err
 		}

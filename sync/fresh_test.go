@@ -106,7 +106,7 @@ func TestFullRunSeesARenameAsARename(t *testing.T) {
 	if n := emu.Calls(sinchtest.OpCreate) + emu.Calls(sinchtest.OpDelete) + emu.Calls(sinchtest.OpMerge); n != 0 {
 		t.Errorf("the full run during the renames cost %v", emu.CallCounts())
 	}
-	rec.Store = store
+	rec.CRM = rec.CRM.(*duringRead).CRM
 	emu.ResetCalls()
 	mustRun(t, rec, contactsync.RunIncremental)
 	if n, u := writes(emu), emu.Calls(sinchtest.OpUpdate); n != 10 || u != 10 {
@@ -151,7 +151,7 @@ func TestFullRunChecksBeforeItDeletes(t *testing.T) {
 			if n := emu.Calls(sinchtest.OpDelete); n != 0 || rep.Skipped != 1 {
 				t.Errorf("the full run made %v and skipped %d, want the delete skipped", emu.CallCounts(), rep.Skipped)
 			}
-			rec.Store, rec.Sinch = store, rec.Sinch.(duringList).SinchAPI
+			rec.CRM, rec.Sinch = rec.CRM.(*duringRead).CRM, rec.Sinch.(duringList).SinchAPI
 			emu.ResetCalls()
 			mustRun(t, rec, contactsync.RunIncremental)
 			mustRun(t, rec, contactsync.RunFull)

@@ -11,6 +11,13 @@ import (
 	"github.com/syncd/syncd/state"
 )
 
+// Journal is where a run journals its operations before it sends them,
+// and marks Sinch's answers, many in one statement; *state.Store has it.
+type Journal interface {
+	JournalAppend(ctx context.Context, entries []state.JournalEntry) error
+	JournalMarks(ctx context.Context, marks []state.JournalMark) error
+}
+
 // marker writes the journal marks of one Apply in batches: marks queue up
 // while one batch is being written and go out together in the next, so that
 // a run writes a statement per batch of answers rather than per answer.
@@ -88,7 +95,7 @@ func (m *marker) flush() {
 	}
 	pause := markFirstPause
 	for attempt := 1; ; attempt++ {
-		err := m.r.Store.JournalMarks(m.ctx, marks)
+		err := m.r.Journal.JournalMarks(m.ctx, marks)
 		if err == nil {
 			return
 		}

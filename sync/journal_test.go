@@ -12,11 +12,11 @@ import (
 	contactsync "github.com/syncd/syncd/sync"
 )
 
-// marksFail is a store whose journal marks fail the first failures times
-// (all of them when failures is negative), as when the database connection
-// is cut in the middle of a run.
+// marksFail is a journal whose marks fail the first failures times (all of
+// them when failures is negative), as when the database connection is cut
+// in the middle of a run.
 type marksFail struct {
-	*state.Store
+	contactsync.Journal
 	failures int64
 	calls    atomic.Int64
 }
@@ -25,7 +25,7 @@ func (s *marksFail) JournalMarks(ctx context.Context, marks []state.JournalMark)
 	if n := s.calls.Add(1); s.failures < 0 || n <= s.failures {
 		return errors.New("connection reset by peer")
 	}
-	return s.Store.JournalMarks(ctx, marks)
+	return s.Journal.JournalMarks(ctx, marks)
 }
 
 // Sinch's answers that cannot be recorded at once are recorded on a retry;
@@ -45,7 +45,7 @@ func TestJournalTellsTheTruthWhenItCannotRecord(t *testing.T) {
 			if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(9, "Person")); err != nil {
 				t.Fatal(err)
 			}
-			rec.Store = &marksFail{Store: store, failures: tc.failures}
+			rec.Journal = &marksFail{Journal: store, failures: tc.failures}
 			rep, err := rec.Run(t.Context(), contactsync.RunFull, false)
 			entries, jerr := store.Journal(t.Context(), rep.RunID)
 			if jerr != nil {
@@ -66,7 +66,7 @@ func TestJournalTellsTheTruthWhenItCannotRecord(t *testing.T) {
 			if err == nil || rep.Outcome != contactsync.OutcomeFailed || pending != 9 {
 				t.Fatalf("outcome %s (%v), %d entries pending: want a failed run that says its 9 answers are not recorded", rep.Outcome, err, pending)
 			}
-			rec.Store = store
+			rec.Journal = store
 			emu.ResetCalls()
 			mustRun(t, rec, contactsync.RunFull)
 			if n := writes(emu); n != 0 {

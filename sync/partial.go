@@ -137,7 +137,7 @@ func (s *partialScope) read(ctx context.Context) (*planner.Index, error) {
 	g := &growth{s: s, ctx: ctx, api: s.r.reader(),
 		recs: map[string]*recNode{}, cons: map[string]*conNode{}, links: map[string]planner.Link{},
 		asked: map[string]bool{}, indexed: map[string]bool{}, comp: newComponents()}
-	indexed, err := s.r.Store.IdentitiesIndexed(ctx, s.r.ProjectID)
+	indexed, err := s.r.Identities.IdentitiesIndexed(ctx, s.r.ProjectID)
 	if err != nil {
 		return nil, err
 	}
@@ -269,14 +269,14 @@ func (g *growth) readRecords() error {
 	if len(exts) == 0 {
 		return nil
 	}
-	links, err := g.s.r.Store.LinksOf(g.ctx, g.s.r.ProjectID, exts)
+	links, err := g.s.r.Links.LinksOf(g.ctx, g.s.r.ProjectID, exts)
 	if err != nil {
 		return err
 	}
 	for _, l := range links {
 		g.link(l)
 	}
-	stored, err := g.s.r.Store.RecordIdentities(g.ctx, g.s.r.ProjectID, exts)
+	stored, err := g.s.r.Identities.RecordIdentities(g.ctx, g.s.r.ProjectID, exts)
 	if err != nil {
 		return err
 	}
@@ -336,7 +336,7 @@ func (g *growth) readLinks() error {
 	if len(ids) == 0 {
 		return nil
 	}
-	links, err := g.s.r.Store.LinksTo(g.ctx, g.s.r.ProjectID, ids)
+	links, err := g.s.r.Links.LinksTo(g.ctx, g.s.r.ProjectID, ids)
 	if err != nil {
 		return err
 	}
@@ -359,7 +359,7 @@ func (g *growth) lookUpIndex() error {
 	if len(keys) == 0 {
 		return nil
 	}
-	held, err := g.s.r.Store.RecordsHolding(g.ctx, g.s.r.ProjectID, keys)
+	held, err := g.s.r.Identities.RecordsHolding(g.ctx, g.s.r.ProjectID, keys)
 	if err != nil {
 		return err
 	}
@@ -624,7 +624,7 @@ func (g *growth) index() (*planner.Index, error) {
 	}
 	idx.AddContacts(contacts)
 	idx.AddLinks(links...)
-	total, err := r.Store.CountLinks(g.ctx, r.ProjectID)
+	total, err := r.Links.CountLinks(g.ctx, r.ProjectID)
 	if err != nil {
 		return nil, err
 	}

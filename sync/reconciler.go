@@ -36,38 +36,63 @@ type CRM interface {
 	ReadHorizon(ctx context.Context) (horizon, now time.Time, err error)
 }
 
-// Store is what the reconciler needs of syncd's own state; *state.Store has
-// it.
-type Store interface {
-	Watermark(ctx context.Context, projectID string) (time.Time, bool, error)
-	SetWatermark(ctx context.Context, projectID string, t time.Time) error
-	Links(ctx context.Context, projectID string) (map[string]planner.Link, error)
+// Links are the stored links of CRM records to their contacts; *state.Store
+// has them.
+type Links interface {
+	// EachLink reads every link of the project, for a full run.
 	EachLink(ctx context.Context, projectID string, fn func(planner.Link)) error
-	VanishedLinks(ctx context.Context, projectID string, source crm.Source) ([]planner.Link, error)
-	SaveLinks(ctx context.Context, projectID string, links []planner.Link) error
-	DeleteLinks(ctx context.Context, projectID string, externalIDs []string) error
-	FinishRun(ctx context.Context, id int64, outcome string, counts map[string]int, errMsg string) error
-	InterruptedRuns(ctx context.Context, projectID string) ([]state.Run, error)
-	SessionAlive(ctx context.Context, pid int, backendStart time.Time) (bool, error)
-	JournalAppend(ctx context.Context, entries []state.JournalEntry) error
-	JournalMarks(ctx context.Context, marks []state.JournalMark) error
-	CloseJournal(ctx context.Context, runID int64) (int64, error)
-	CloseFinishedJournals(ctx context.Context, projectID string) (int64, error)
-	TryLock(ctx context.Context, projectID string) (*state.Lock, error)
-	Lock(ctx context.Context, projectID string) (*state.Lock, error)
-
-	// What partial scopes read and write.
+	// LinksOf, LinksTo, VanishedLinks and CountLinks read the links a
+	// partial run's scope reaches.
 	LinksOf(ctx context.Context, projectID string, externalIDs []string) ([]planner.Link, error)
 	LinksTo(ctx context.Context, projectID string, contactIDs []string) ([]planner.Link, error)
+	VanishedLinks(ctx context.Context, projectID string, source crm.Source) ([]planner.Link, error)
 	CountLinks(ctx context.Context, projectID string) (int, error)
+	SaveLinks(ctx context.Context, projectID string, links []planner.Link) error
+	DeleteLinks(ctx context.Context, projectID string, externalIDs []string) error
+}
+
+// Identities is the index of the identity keys each live record holds,
+// which a partial run's scope grows over without scanning the source;
+// *state.Store has it.
+type Identities interface {
 	RecordIdentities(ctx context.Context, projectID string, externalIDs []string) (map[string][]string, error)
 	RecordsHolding(ctx context.Context, projectID string, keys []string) ([]state.Holding, error)
 	IndexIdentities(ctx context.Context, projectID string, keys map[string][]string) error
 	PruneIdentities(ctx context.Context, projectID string, source crm.Source) error
 	IdentitiesIndexed(ctx context.Context, projectID string) (bool, error)
+}
+
+// Deferrals are what partial runs left to the next full run; *state.Store
+// has them.
+type Deferrals interface {
 	Defer(ctx context.Context, projectID string, ds []state.Deferral) ([]state.Deferral, error)
 	Deferred(ctx context.Context, projectID, kind string, keys []string) ([]state.Deferral, error)
 	ClearDeferred(ctx context.Context, projectID string, t time.Time) error
+}
+
+// Runs is the run history, which a run records its end in and the next
+// holder of the lock closes what earlier runs left open in (a run starts
+// under its lock: state.Lock.StartRun); *state.Store has it.
+type Runs interface {
+	InterruptedRuns(ctx context.Context, projectID string) ([]state.Run, error)
+	FinishRun(ctx context.Context, id int64, outcome string, counts map[string]int, errMsg string) error
+	CloseJournal(ctx context.Context, runID int64) (int64, error)
+	CloseFinishedJournals(ctx context.Context, projectID string) (int64, error)
+}
+
+// Watermarks say where the last incremental run of a project left off;
+// *state.Store has them.
+type Watermarks interface {
+	Watermark(ctx context.Context, projectID string) (time.Time, bool, error)
+	SetWatermark(ctx context.Context, projectID string, t time.Time) error
+}
+
+// Locks takes the project lock that every run holds, and says whether the
+// lock session of an earlier run lives on; *state.Store has it.
+type Locks interface {
+	TryLock(ctx context.Context, projectID string) (*state.Lock, error)
+	Lock(ctx context.Context, projectID string) (*state.Lock, error)
+	SessionAlive(ctx context.Context, pid int, backendStart time.Time) (bool, error)
 }
 
 // Observer is told what runs do, for metrics. All methods must be cheap and
@@ -114,13 +139,22 @@ const (
 // it commits, so a row can appear later with an older timestamp.
 const DefaultOverlap = 2 * time.Minute
 
-// Reconciler reads both sides, diffs them and applies the plan.
+// Reconciler reads both sides, diffs them and applies the plan. Each of its
+// interfaces is the little a run needs of one concern: crm.Reader is its
+// CRM, and one state.Store is its Links, Identities, Deferrals, Journal,
+// Runs, Watermarks and Locks.
 type Reconciler struct {
-	CRM      CRM
-	Store    Store
-	Sinch    SinchAPI
-	Logger   *zap.Logger
-	Observer Observer // optional
+	CRM        CRM
+	Links      Links
+	Identities Identities
+	Deferrals  Deferrals
+	Journal    Journal
+	Runs       Runs
+	Watermarks Watermarks
+	Locks      Locks
+	Sinch      SinchAPI
+	Logger     *zap.Logger
+	Observer   Observer // optional
 	// Events is the queue of Sinch contact events that RunEvents drains;
 	// optional.
 	Events      EventQueue
@@ -162,7 +196,7 @@ func (r *Reconciler) scopeBound() int {
 }
 
 // runBody is what a run does once it holds the lock and is recorded; read
-// start is the point up to which it sees every CRM change (Store.ReadHorizon).
+// start is the point up to which it sees every CRM change (CRM.ReadHorizon).
 type runBody func(ctx context.Context, runID int64, readStart time.Time) (Report, error)
 
 // Progress is how far a run has come.
@@ -312,9 +346,9 @@ func (r *Reconciler) locked(ctx context.Context, kind string, wait bool, body ru
 	var lock *state.Lock
 	var err error
 	if wait {
-		lock, err = r.Store.Lock(ctx, r.ProjectID)
+		lock, err = r.Locks.Lock(ctx, r.ProjectID)
 	} else {
-		lock, err = r.Store.TryLock(ctx, r.ProjectID)
+		lock, err = r.Locks.TryLock(ctx, r.ProjectID)
 	}
 	if err != nil {
 		return Report{Kind: kind}, fmt.Errorf("take the lock of project %s: %w", r.ProjectID, err)
@@ -336,7 +370,7 @@ func (r *Reconciler) locked(ctx context.Context, kind string, wait bool, body ru
 		return Report{Kind: kind}, lockLostErr(ctx, err)
 	}
 	if kind == RunIncremental {
-		if _, ok, err := r.Store.Watermark(ctx, r.ProjectID); err != nil {
+		if _, ok, err := r.Watermarks.Watermark(ctx, r.ProjectID); err != nil {
 			return Report{Kind: kind}, lockLostErr(ctx, err)
 		} else if !ok {
 			r.Logger.Info("no watermark yet: running a full reconcile instead of an incremental one")
@@ -379,12 +413,12 @@ func (r *Reconciler) lockGrace() time.Duration {
 // external_id).
 func (r *Reconciler) closeInterrupted(ctx context.Context, acquired time.Time) error {
 	// Entries finished runs left open: answers they could not record.
-	if n, err := r.Store.CloseFinishedJournals(ctx, r.ProjectID); err != nil {
+	if n, err := r.Runs.CloseFinishedJournals(ctx, r.ProjectID); err != nil {
 		return err
 	} else if n > 0 {
 		r.Logger.Warn("operations of finished runs had no recorded answer: journaled as unknown", zap.Int64("operations", n))
 	}
-	runs, err := r.Store.InterruptedRuns(ctx, r.ProjectID)
+	runs, err := r.Runs.InterruptedRuns(ctx, r.ProjectID)
 	if err != nil {
 		return err
 	}
@@ -413,13 +447,13 @@ func (r *Reconciler) closeInterrupted(ctx context.Context, acquired time.Time) e
 			}
 		}
 		r.Logger.Warn("closing a run left unfinished by a stopped process", fields...)
-		err = r.Store.FinishRun(ctx, run.ID, OutcomeInterrupted, run.Counts, "the process stopped before the run finished")
+		err = r.Runs.FinishRun(ctx, run.ID, OutcomeInterrupted, run.Counts, "the process stopped before the run finished")
 		if err != nil && !errors.Is(err, state.ErrRunFinished) {
 			return err
 		}
 		// What it journaled and had no answer for may or may not have
 		// reached Sinch; this run's diff reads Sinch afresh and finds out.
-		if n, err := r.Store.CloseJournal(ctx, run.ID); err != nil {
+		if n, err := r.Runs.CloseJournal(ctx, run.ID); err != nil {
 			return err
 		} else if n > 0 {
 			r.Logger.Warn("operations of the stopped run had no answer: journaled as unknown", append(fields, zap.Int64("operations", n))...)
@@ -439,7 +473,7 @@ func (r *Reconciler) sessionGone(ctx context.Context, run state.Run, deadline ti
 	poll := time.NewTicker(min(max(r.lockCheck()/10, 10*time.Millisecond), 100*time.Millisecond))
 	defer poll.Stop()
 	for {
-		alive, err := r.Store.SessionAlive(ctx, run.LockPID, run.LockBackendStart)
+		alive, err := r.Locks.SessionAlive(ctx, run.LockPID, run.LockBackendStart)
 		if err != nil || !alive {
 			return !alive, err
 		}
@@ -508,7 +542,7 @@ func (r *Reconciler) run(ctx context.Context, lock *state.Lock, kind string, bod
 	// a saved plan or processing events says nothing about rows it did not
 	// cover.
 	if rep.Outcome == OutcomeSucceeded && (kind == RunFull || kind == RunIncremental) {
-		if werr := r.Store.SetWatermark(finishCtx, r.ProjectID, readStart); werr != nil {
+		if werr := r.Watermarks.SetWatermark(finishCtx, r.ProjectID, readStart); werr != nil {
 			err = fmt.Errorf("advance watermark: %w", werr)
 			rep.Outcome = OutcomeFailed
 		}
@@ -517,7 +551,7 @@ func (r *Reconciler) run(ctx context.Context, lock *state.Lock, kind string, bod
 	if err != nil {
 		errMsg = err.Error()
 	}
-	if ferr := r.Store.FinishRun(finishCtx, run.ID, rep.Outcome, rep.Counts(), errMsg); ferr != nil && err == nil {
+	if ferr := r.Runs.FinishRun(finishCtx, run.ID, rep.Outcome, rep.Counts(), errMsg); ferr != nil && err == nil {
 		err = fmt.Errorf("record run outcome: %w", ferr)
 	}
 	obs := r.observer()

@@ -300,7 +300,7 @@ func TestWatermarkWaitsForATransactionThatBeganByReading(t *testing.T) {
 	dbURL := statetest.NewDatabase(t)
 	store := statetest.OpenStore(t, dbURL)
 	rec, emu, _ := newChaosReconciler(t, sinchtest.Faults{})
-	rec.Store = store
+	onStore(rec, store)
 	rec.Overlap = time.Nanosecond
 	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(3, "Person")); err != nil {
 		t.Fatal(err)

@@ -98,22 +98,22 @@ func (p *projectRun) holding(held bool) {
 	p.progress = time.Now()
 }
 
-// watchedStore tells the watchdog when a run holds the project lock, and
+// watchedLocks tells the watchdog when a run holds the project lock, and
 // so is expected to make progress: waiting for the lock is not stalling.
-type watchedStore struct {
-	contactsync.Store
+type watchedLocks struct {
+	contactsync.Locks
 	p *projectRun
 }
 
-func (w watchedStore) Lock(ctx context.Context, projectID string) (*state.Lock, error) {
+func (w watchedLocks) Lock(ctx context.Context, projectID string) (*state.Lock, error) {
 	w.p.holding(false) // waiting, however long, is not stalling
-	l, err := w.Store.Lock(ctx, projectID)
+	l, err := w.Locks.Lock(ctx, projectID)
 	w.p.holding(err == nil)
 	return l, err
 }
 
-func (w watchedStore) TryLock(ctx context.Context, projectID string) (*state.Lock, error) {
-	l, err := w.Store.TryLock(ctx, projectID)
+func (w watchedLocks) TryLock(ctx context.Context, projectID string) (*state.Lock, error) {
+	l, err := w.Locks.TryLock(ctx, projectID)
 	w.p.holding(err == nil)
 	return l, err
 }
@@ -156,7 +156,7 @@ func (p *projectRun) lead(ctx context.Context, retention func() time.Duration) {
 	if cfg.Webhook.Listen != "" {
 		rec.Events = p.events
 	}
-	rec.Store = watchedStore{Store: rec.Store, p: p}
+	rec.Locks = watchedLocks{Locks: rec.Locks, p: p}
 	rec.OnProgress = func(contactsync.Progress) { p.progressed() }
 
 	var changes chan struct{}

@@ -337,7 +337,13 @@ func projectDeps(p Project, log *zap.Logger, store *state.Store, registry *metri
 func (d *deps) reconciler(allowMassDelete bool) *contactsync.Reconciler {
 	return &contactsync.Reconciler{
 		CRM:         d.crm,
-		Store:       d.store,
+		Links:       d.store,
+		Identities:  d.store,
+		Deferrals:   d.store,
+		Journal:     d.store,
+		Runs:        d.store,
+		Watermarks:  d.store,
+		Locks:       d.store,
 		Sinch:       d.client,
 		Logger:      d.log,
 		ProjectID:   d.cfg.Sinch.ProjectID,
