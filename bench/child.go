@@ -57,7 +57,7 @@ type childResult struct {
 	Applied  planner.Summary `json:"applied"`
 	Failed   int             `json:"failed"`
 	Lookups  int             `json:"lookups"`
-	Outcome  string          `json:"outcome"`
+	Outcome  state.Outcome   `json:"outcome"`
 	Errors   []string        `json:"errors,omitempty"`
 	Withheld int             `json:"withheld"`
 
@@ -173,9 +173,9 @@ func childRun(ctx context.Context, a childArgs, res *childResult) error {
 		res.Summary = plan.Summary()
 		return nil
 	}
-	kind := contactsync.RunFull
+	kind := state.RunFull
 	if a.Scenario == "incremental" {
-		kind = contactsync.RunIncremental
+		kind = state.RunIncremental
 	}
 	rep, err := r.Run(ctx, kind, false)
 	if err != nil {

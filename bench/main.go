@@ -36,6 +36,7 @@ import (
 
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
+	"github.com/syncd/syncd/state"
 )
 
 func main() {
@@ -320,7 +321,7 @@ func benchSize(ctx context.Context, cfg config, n int) ([]runRow, *readRow, erro
 		r := runRow{lists: counts[sinchtest.OpList], listMin: minLists, other: writes, otherMin: exp.writes, otherWhat: "writes"}
 		r.bound = fullBound(minLists, exp.writes)
 		r.note = fmt.Sprintf("%d created, %d patched, %d merged, %d deleted", res.Applied.Create, res.Applied.Patch, res.Applied.Merge, res.Applied.Delete)
-		return r, errors.Join(expectEq("backfill outcome", res.Outcome, contactsync_succeeded), expectEq("backfill writes", writes, exp.writes))
+		return r, errors.Join(expectEq("backfill outcome", res.Outcome, state.OutcomeSucceeded), expectEq("backfill writes", writes, exp.writes))
 	}); err != nil {
 		return rows, rd, err
 	}
@@ -349,8 +350,6 @@ func benchSize(ctx context.Context, cfg config, n int) ([]runRow, *readRow, erro
 	}
 	return rows, rd, nil
 }
-
-const contactsync_succeeded = "succeeded"
 
 func expectEq[T comparable](what string, got, want T) error {
 	if got != want {

@@ -203,7 +203,7 @@ func runPeer(ctx context.Context, cfg config) ([]peerRow, error) {
 			Concurrency: sinch.DefaultMaxConcurrency, Options: planner.DefaultOptions(),
 		}
 		start := time.Now()
-		rep, err := r.Run(ctx, contactsync.RunFull, false)
+		rep, err := r.Run(ctx, state.RunFull, false)
 		wall := time.Since(start)
 		if err != nil {
 			return peerRow{}, err

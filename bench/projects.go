@@ -17,7 +17,6 @@ import (
 
 	"github.com/syncd/syncd/sinch/sinchtest"
 	"github.com/syncd/syncd/state"
-	contactsync "github.com/syncd/syncd/sync"
 )
 
 // The projects scenario: how many projects of -projects-n contacts one
@@ -152,9 +151,9 @@ func childProjects(ctx context.Context, a childArgs, res *childResult) error {
 	if db, err := store.DB().DB(); err == nil {
 		db.SetMaxOpenConns(10 * len(a.Projects))
 	}
-	kind := contactsync.RunFull
+	kind := state.RunFull
 	if a.Phase == "incremental" {
-		kind = contactsync.RunIncremental
+		kind = state.RunIncremental
 	}
 	var before syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
@@ -172,7 +171,7 @@ func childProjects(ctx context.Context, a childArgs, res *childResult) error {
 			start := time.Now()
 			rep, err := r.Run(ctx, kind, false)
 			res.Walls[i] = time.Since(start)
-			if err == nil && rep.Outcome != contactsync_succeeded {
+			if err == nil && rep.Outcome != state.OutcomeSucceeded {
 				err = fmt.Errorf("%s: %s, %d failed", p.ProjectID, rep.Outcome, rep.Failed)
 			}
 			errs[i] = err

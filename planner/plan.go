@@ -22,6 +22,9 @@ const (
 	OpDelete OpKind = "delete"
 )
 
+// OpKinds are the kinds of operation.
+func OpKinds() []OpKind { return []OpKind{OpCreate, OpPatch, OpMerge, OpDelete} }
+
 // Rules say why an operation exists, for the report and the journal.
 const (
 	RuleMissing        = "missing"          // no contact carries the external_id

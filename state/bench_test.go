@@ -74,7 +74,7 @@ func BenchmarkJournal(b *testing.B) {
 	entries := func() []state.JournalEntry {
 		es := make([]state.JournalEntry, n)
 		for i := range es {
-			es[i] = state.JournalEntry{RunID: run.ID, Kind: state.JournalPatch, ExternalID: fmt.Sprintf("crm-%07d", i),
+			es[i] = state.JournalEntry{RunID: run.ID, Kind: planner.OpPatch, ExternalID: fmt.Sprintf("crm-%07d", i),
 				ContactID: fmt.Sprintf("01HZX%021d", i), UpdateMask: []string{"display_name", "email"}, Reason: "changed: display_name",
 				Changes: fmt.Appendf(nil, `[{"field":"display_name","old":"Person %d","new":"Renamed %d"},`+
 					`{"field":"email","old":"p%d@example.com","new":"r%d@example.com"}]`, i, i, i, i)}
@@ -96,7 +96,7 @@ func BenchmarkJournal(b *testing.B) {
 		b.ReportAllocs()
 		i := 0
 		for b.Loop() {
-			if err := s.JournalMark(ctx, last[i%n].ID, state.JournalDone, 200, "", ""); err != nil {
+			if err := s.JournalMark(ctx, last[i%n].ID, state.StatusDone, 200, "", ""); err != nil {
 				b.Fatal(err)
 			}
 			i++
@@ -107,7 +107,7 @@ func BenchmarkJournal(b *testing.B) {
 		b.ReportAllocs()
 		marks := make([]state.JournalMark, n)
 		for i, e := range last {
-			marks[i] = state.JournalMark{ID: e.ID, Status: state.JournalDone, HTTPStatus: 200}
+			marks[i] = state.JournalMark{ID: e.ID, Status: state.StatusDone, HTTPStatus: 200}
 		}
 		for b.Loop() {
 			if err := s.JournalMarks(ctx, marks); err != nil {

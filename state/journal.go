@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/syncd/syncd/planner"
 )
 
 // JournalEntry is one planned operation of a run. It is written before the
@@ -18,7 +20,7 @@ import (
 type JournalEntry struct {
 	ID              int64
 	RunID           int64
-	Kind            string
+	Kind            planner.OpKind // or KindReject
 	ExternalID      string
 	ContactID       string
 	SourceContactID string   // merge: the contact that disappears into ContactID
@@ -31,7 +33,7 @@ type JournalEntry struct {
 	// "old", "new"}), so that a record's history reads old -> new.
 	Changes    []byte
 	Reason     string
-	Status     string
+	Status     Status
 	HTTPStatus int
 	Error      string
 	CreatedAt  time.Time
@@ -93,7 +95,7 @@ func (s *Store) JournalAppend(ctx context.Context, entries []JournalEntry) error
 					n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11, n+12, n+13)
 				status := e.Status
 				if status == "" {
-					status = JournalPending
+					status = StatusPending
 				}
 				args = append(args, ids[i], e.RunID, e.Kind, e.ExternalID, e.ContactID, e.SourceContactID,
 					e.UpdateMask, e.Reason, status, e.HTTPStatus, e.Error, jsonOrNull(e.Contacts), jsonOrNull(e.Changes))
@@ -130,7 +132,7 @@ func (s *Store) JournalAppend(ctx context.Context, entries []JournalEntry) error
 		entries[i].ID = ids[i]
 		entries[i].CreatedAt = created[ids[i]]
 		if entries[i].Status == "" {
-			entries[i].Status = JournalPending
+			entries[i].Status = StatusPending
 		}
 	}
 	return nil
@@ -147,10 +149,10 @@ func jsonOrNull(b []byte) any {
 // JournalMark records Sinch's answer for an entry. httpStatus 0 and an empty
 // errMsg store nothing; a non-empty contactID fills in the contact a create
 // produced.
-func (s *Store) JournalMark(ctx context.Context, id int64, status string, httpStatus int, errMsg, contactID string) error {
+func (s *Store) JournalMark(ctx context.Context, id int64, status Status, httpStatus int, errMsg, contactID string) error {
 	set := map[string]any{"status": status, "http_status": nullIfZero(httpStatus), "error": nullIfZero(errMsg),
 		"finished_at": gorm.Expr("now()")}
-	if status == JournalPending {
+	if status == StatusPending {
 		set["finished_at"] = nil
 	}
 	if contactID != "" {
@@ -169,7 +171,7 @@ func (s *Store) JournalMark(ctx context.Context, id int64, status string, httpSt
 // JournalMark is Sinch's answer for one journal entry; see JournalMark.
 type JournalMark struct {
 	ID         int64
-	Status     string
+	Status     Status
 	HTTPStatus int
 	Error      string
 	ContactID  string
@@ -193,7 +195,7 @@ func (s *Store) JournalMarks(ctx context.Context, marks []JournalMark) error {
 		errs := make([]string, len(chunk))
 		contacts := make([]string, len(chunk))
 		for i, m := range chunk {
-			ids[i], statuses[i], codes[i], errs[i], contacts[i] = m.ID, m.Status, int32(m.HTTPStatus), m.Error, m.ContactID
+			ids[i], statuses[i], codes[i], errs[i], contacts[i] = m.ID, string(m.Status), int32(m.HTTPStatus), m.Error, m.ContactID
 		}
 		rows, err := s.db.QueryContext(ctx, `UPDATE syncd.journal j SET
 				status = u.status,
@@ -244,8 +246,8 @@ func (s *Store) Journal(ctx context.Context, runID int64) ([]JournalEntry, error
 // not keep claiming that they are still under way.
 func (s *Store) CloseJournal(ctx context.Context, runID int64) (int64, error) {
 	res := s.gorm.WithContext(ctx).Model(&journalRow{}).
-		Where("run_id = ? AND status = ?", runID, JournalPending).
-		Updates(map[string]any{"status": JournalUnknown, "finished_at": gorm.Expr("now()"),
+		Where("run_id = ? AND status = ?", runID, StatusPending).
+		Updates(map[string]any{"status": StatusUnknown, "finished_at": gorm.Expr("now()"),
 			"error": gorm.Expr("COALESCE(error, ?)", "the run stopped before Sinch answered")})
 	if res.Error != nil {
 		return 0, fmt.Errorf("state: close the journal of run %d: %w", runID, res.Error)
@@ -256,7 +258,7 @@ func (s *Store) CloseJournal(ctx context.Context, runID int64) (int64, error) {
 // Rejects returns up to n of a run's rejected entries: CRM rows and contacts
 // the run skipped, with their reasons.
 func (s *Store) Rejects(ctx context.Context, runID int64, n int) ([]JournalEntry, error) {
-	return s.findJournal(s.gorm.WithContext(ctx).Where("run_id = ? AND status = ?", runID, JournalRejected).Order("id").Limit(n))
+	return s.findJournal(s.gorm.WithContext(ctx).Where("run_id = ? AND status = ?", runID, StatusRejected).Order("id").Limit(n))
 }
 
 func (s *Store) findJournal(q *gorm.DB) ([]JournalEntry, error) {

@@ -55,7 +55,7 @@ func (l *Lock) ProjectID() string { return l.projectID }
 // the run still "running" tell whether it may be alive, and the row is
 // written only while the session still holds the lock (lease.ErrLost if
 // not).
-func (l *Lock) StartRun(ctx context.Context, kind string) (Run, error) {
+func (l *Lock) StartRun(ctx context.Context, kind RunKind) (Run, error) {
 	var r Run
 	err := l.Do(ctx, func(conn *sql.Conn) error {
 		var err error
@@ -89,9 +89,9 @@ func (s *Store) SessionAlive(ctx context.Context, pid int, backendStart time.Tim
 // inserts nothing (sql.ErrNoRows) unless it holds key. It is SQL by hand:
 // it runs on the lock's own connection, outside gorm's pool, and checks
 // pg_locks in the same statement.
-func startRun(ctx context.Context, conn *sql.Conn, projectID, kind string, key lease.Key) (Run, error) {
+func startRun(ctx context.Context, conn *sql.Conn, projectID string, kind RunKind, key lease.Key) (Run, error) {
 	host, _ := os.Hostname()
-	r := Run{ProjectID: projectID, Kind: kind, Outcome: RunRunning, Host: host, PID: os.Getpid(),
+	r := Run{ProjectID: projectID, Kind: kind, Outcome: OutcomeRunning, Host: host, PID: os.Getpid(),
 		PIDNamespace: pidNamespace(), Counts: map[string]int{}}
 	held, args := key.Where(7)
 	var lockStart sql.NullTime
@@ -103,7 +103,7 @@ func startRun(ctx context.Context, conn *sql.Conn, projectID, kind string, key l
 		WHERE EXISTS (SELECT 1 FROM pg_locks l
 			WHERE l.pid = pg_backend_pid() AND l.granted AND `+held+`)
 		RETURNING id, started_at, COALESCE(lock_pid, 0), lock_backend_start`,
-		append([]any{projectID, kind, RunRunning, host, r.PID, r.PIDNamespace}, args...)...).
+		append([]any{projectID, kind, OutcomeRunning, host, r.PID, r.PIDNamespace}, args...)...).
 		Scan(&r.ID, &r.StartedAt, &r.LockPID, &lockStart)
 	if err != nil {
 		return Run{}, err

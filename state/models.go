@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/syncd/syncd/planner"
 )
 
 // The gorm models of syncd's own tables. They stay unexported: callers see
@@ -23,10 +25,10 @@ func (linkRow) TableName() string { return "syncd.links" }
 type runRow struct {
 	ID               int64      `gorm:"column:id;primaryKey"`
 	ProjectID        string     `gorm:"column:project_id"`
-	Kind             string     `gorm:"column:kind"`
+	Kind             RunKind    `gorm:"column:kind"`
 	StartedAt        time.Time  `gorm:"column:started_at;default:now()"`
 	FinishedAt       *time.Time `gorm:"column:finished_at"`
-	Outcome          string     `gorm:"column:outcome"`
+	Outcome          Outcome    `gorm:"column:outcome"`
 	Counts           runCounts  `gorm:"column:counts"`
 	Error            *string    `gorm:"column:error"`
 	Host             *string    `gorm:"column:host"`
@@ -76,21 +78,21 @@ func (c *runCounts) Scan(src any) error {
 }
 
 type journalRow struct {
-	ID              int64      `gorm:"column:id;primaryKey"`
-	RunID           int64      `gorm:"column:run_id"`
-	Kind            string     `gorm:"column:kind"`
-	ExternalID      *string    `gorm:"column:external_id"`
-	ContactID       *string    `gorm:"column:contact_id"`
-	SourceContactID *string    `gorm:"column:source_contact_id"`
-	UpdateMask      textArray  `gorm:"column:update_mask;type:text[]"`
-	Reason          *string    `gorm:"column:reason"`
-	Status          string     `gorm:"column:status"`
-	HTTPStatus      *int       `gorm:"column:http_status"`
-	Error           *string    `gorm:"column:error"`
-	CreatedAt       time.Time  `gorm:"column:created_at"`
-	FinishedAt      *time.Time `gorm:"column:finished_at"`
-	Contacts        *string    `gorm:"column:contacts"`
-	Changes         *string    `gorm:"column:changes"`
+	ID              int64          `gorm:"column:id;primaryKey"`
+	RunID           int64          `gorm:"column:run_id"`
+	Kind            planner.OpKind `gorm:"column:kind"`
+	ExternalID      *string        `gorm:"column:external_id"`
+	ContactID       *string        `gorm:"column:contact_id"`
+	SourceContactID *string        `gorm:"column:source_contact_id"`
+	UpdateMask      textArray      `gorm:"column:update_mask;type:text[]"`
+	Reason          *string        `gorm:"column:reason"`
+	Status          Status         `gorm:"column:status"`
+	HTTPStatus      *int           `gorm:"column:http_status"`
+	Error           *string        `gorm:"column:error"`
+	CreatedAt       time.Time      `gorm:"column:created_at"`
+	FinishedAt      *time.Time     `gorm:"column:finished_at"`
+	Contacts        *string        `gorm:"column:contacts"`
+	Changes         *string        `gorm:"column:changes"`
 }
 
 func (journalRow) TableName() string { return "syncd.journal" }

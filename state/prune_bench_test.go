@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/state"
 	"github.com/syncd/syncd/state/statetest"
 )
@@ -47,7 +48,7 @@ func BenchmarkPruneWhileRunning(b *testing.B) {
 			start := time.Now()
 			entries := make([]state.JournalEntry, batch)
 			for i := range entries {
-				entries[i] = state.JournalEntry{RunID: current.ID, Kind: state.JournalPatch, ExternalID: fmt.Sprintf("crm-%07d", i),
+				entries[i] = state.JournalEntry{RunID: current.ID, Kind: planner.OpPatch, ExternalID: fmt.Sprintf("crm-%07d", i),
 					ContactID: "01NEW", UpdateMask: []string{"display_name"}, Reason: "drift"}
 			}
 			if err := s.JournalAppend(ctx, entries); err != nil {
@@ -55,7 +56,7 @@ func BenchmarkPruneWhileRunning(b *testing.B) {
 			}
 			marks := make([]state.JournalMark, batch)
 			for i, e := range entries {
-				marks[i] = state.JournalMark{ID: e.ID, Status: state.JournalDone, HTTPStatus: 200}
+				marks[i] = state.JournalMark{ID: e.ID, Status: state.StatusDone, HTTPStatus: 200}
 			}
 			if err := s.JournalMarks(ctx, marks); err != nil {
 				b.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/state"
 	"github.com/syncd/syncd/state/statetest"
 )
@@ -22,7 +23,7 @@ func TestPrune(t *testing.T) {
 		}
 		entries := make([]state.JournalEntry, n)
 		for i := range entries {
-			entries[i] = state.JournalEntry{RunID: r.ID, Kind: state.JournalCreate, ExternalID: "e", Status: state.JournalDone}
+			entries[i] = state.JournalEntry{RunID: r.ID, Kind: planner.OpCreate, ExternalID: "e", Status: state.StatusDone}
 		}
 		if err := s.JournalAppend(ctx, entries); err != nil {
 			t.Fatal(err)

@@ -15,8 +15,8 @@ import (
 type Run struct {
 	ID         int64
 	ProjectID  string
-	Kind       string
-	Outcome    string
+	Kind       RunKind
+	Outcome    Outcome
 	Error      string
 	Host       string
 	PID        int
@@ -40,9 +40,9 @@ var ErrRunFinished = errors.New("state: run already finished")
 // recorded so an operator can tell whose run a stale "running" row was). It
 // names no lock session: runs under the project lock start with
 // Lock.StartRun.
-func (s *Store) StartRun(ctx context.Context, projectID, kind string) (Run, error) {
+func (s *Store) StartRun(ctx context.Context, projectID string, kind RunKind) (Run, error) {
 	host, _ := os.Hostname()
-	row := runRow{ProjectID: projectID, Kind: kind, Outcome: RunRunning, Counts: runCounts{},
+	row := runRow{ProjectID: projectID, Kind: kind, Outcome: OutcomeRunning, Counts: runCounts{},
 		Host: nullIfZero(host), PID: nullIfZero(os.Getpid()), PIDNamespace: nullIfZero(pidNamespace())}
 	if err := s.gorm.WithContext(ctx).Create(&row).Error; err != nil {
 		return Run{}, fmt.Errorf("state: start run: %w", err)
@@ -83,11 +83,11 @@ func (r Run) ProcessGone() bool {
 // fails with ErrRunFinished, so that neither the run's own process (which
 // lost its lock, say) nor a successor's recovery overwrites what the other
 // recorded first.
-func (s *Store) FinishRun(ctx context.Context, id int64, outcome string, counts map[string]int, errMsg string) error {
-	if outcome == "" || outcome == RunRunning {
+func (s *Store) FinishRun(ctx context.Context, id int64, outcome Outcome, counts map[string]int, errMsg string) error {
+	if outcome == "" || outcome == OutcomeRunning {
 		return fmt.Errorf("state: finish run %d: outcome %q does not end a run", id, outcome)
 	}
-	res := s.gorm.WithContext(ctx).Model(&runRow{}).Where("id = ? AND outcome = ?", id, RunRunning).
+	res := s.gorm.WithContext(ctx).Model(&runRow{}).Where("id = ? AND outcome = ?", id, OutcomeRunning).
 		Updates(map[string]any{"outcome": outcome, "counts": runCounts(counts), "error": nullIfZero(errMsg),
 			"finished_at": gorm.Expr("now()")})
 	if res.Error != nil {
@@ -113,7 +113,7 @@ func (s *Store) LastRuns(ctx context.Context, projectID string, n int) ([]Run, e
 // even then not while the session that held the lock for them lives (see
 // SessionAlive) or their process may still have calls in flight.
 func (s *Store) InterruptedRuns(ctx context.Context, projectID string) ([]Run, error) {
-	return s.findRuns(s.gorm.WithContext(ctx).Where("project_id = ? AND outcome = ?", projectID, RunRunning).Order("id"))
+	return s.findRuns(s.gorm.WithContext(ctx).Where("project_id = ? AND outcome = ?", projectID, OutcomeRunning).Order("id"))
 }
 
 func (s *Store) findRuns(q *gorm.DB) ([]Run, error) {

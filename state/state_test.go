@@ -114,7 +114,7 @@ func TestRunsAndJournal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if run.ID == 0 || run.Outcome != state.RunRunning || run.PID == 0 || run.StartedAt.IsZero() {
+	if run.ID == 0 || run.Outcome != state.OutcomeRunning || run.PID == 0 || run.StartedAt.IsZero() {
 		t.Fatalf("StartRun = %+v", run)
 	}
 	other, err := s.StartRun(ctx, "other", "full")
@@ -123,14 +123,14 @@ func TestRunsAndJournal(t *testing.T) {
 	}
 
 	entries := []state.JournalEntry{
-		{RunID: run.ID, Kind: state.JournalCreate, ExternalID: "a", Reason: "new record",
+		{RunID: run.ID, Kind: planner.OpCreate, ExternalID: "a", Reason: "new record",
 			Changes: []byte(`[{"field":"display_name","old":"","new":"Ann"}]`)},
-		{RunID: run.ID, Kind: state.JournalPatch, ExternalID: "b", ContactID: "B", UpdateMask: []string{"display_name", "language"},
+		{RunID: run.ID, Kind: planner.OpPatch, ExternalID: "b", ContactID: "B", UpdateMask: []string{"display_name", "language"},
 			Changes: []byte(`[{"field":"display_name","old":"Bo","new":"Bob"},{"field":"language","old":"","new":"sv"}]`)},
-		{RunID: run.ID, Kind: state.JournalPatch, ExternalID: "c", ContactID: "C", UpdateMask: []string{}},
-		{RunID: run.ID, Kind: state.JournalMerge, ExternalID: "d", ContactID: "D", SourceContactID: "D2"},
-		{RunID: run.ID, Kind: state.JournalReject, ExternalID: "e", Reason: "invalid phone", Status: state.JournalRejected},
-		{RunID: other.ID, Kind: state.JournalDelete, ContactID: "X"},
+		{RunID: run.ID, Kind: planner.OpPatch, ExternalID: "c", ContactID: "C", UpdateMask: []string{}},
+		{RunID: run.ID, Kind: planner.OpMerge, ExternalID: "d", ContactID: "D", SourceContactID: "D2"},
+		{RunID: run.ID, Kind: state.KindReject, ExternalID: "e", Reason: "invalid phone", Status: state.StatusRejected},
+		{RunID: other.ID, Kind: planner.OpDelete, ContactID: "X"},
 	}
 	if err := s.JournalAppend(ctx, entries); err != nil {
 		t.Fatal(err)
@@ -146,20 +146,20 @@ func TestRunsAndJournal(t *testing.T) {
 
 	marks := []struct {
 		id        int64
-		status    string
+		status    state.Status
 		http      int
 		errMsg    string
 		contactID string
 	}{
-		{entries[0].ID, state.JournalDone, 200, "", "A-new"},
-		{entries[1].ID, state.JournalFailed, 400, "INVALID_ARGUMENT", ""},
+		{entries[0].ID, state.StatusDone, 200, "", "A-new"},
+		{entries[1].ID, state.StatusFailed, 400, "INVALID_ARGUMENT", ""},
 	}
 	for _, m := range marks {
 		if err := s.JournalMark(ctx, m.id, m.status, m.http, m.errMsg, m.contactID); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.JournalMark(ctx, -1, state.JournalDone, 200, "", ""); err == nil {
+	if err := s.JournalMark(ctx, -1, state.StatusDone, 200, "", ""); err == nil {
 		t.Error("marking a missing entry succeeded")
 	}
 
@@ -174,17 +174,17 @@ func TestRunsAndJournal(t *testing.T) {
 		name string
 		ok   bool
 	}{
-		{"create marked done with its new contact", got[0].Status == state.JournalDone && got[0].HTTPStatus == 200 &&
+		{"create marked done with its new contact", got[0].Status == state.StatusDone && got[0].HTTPStatus == 200 &&
 			got[0].ContactID == "A-new" && got[0].FinishedAt != nil && got[0].Reason == "new record"},
-		{"failed patch keeps mask, status and error", got[1].Status == state.JournalFailed && got[1].HTTPStatus == 400 &&
+		{"failed patch keeps mask, status and error", got[1].Status == state.StatusFailed && got[1].HTTPStatus == 400 &&
 			got[1].Error == "INVALID_ARGUMENT" && slices.Equal(got[1].UpdateMask, []string{"display_name", "language"}) &&
 			got[1].ContactID == "B"},
 		{"empty mask is not NULL", got[2].UpdateMask != nil && len(got[2].UpdateMask) == 0},
 		{"merge keeps both contacts, NULL mask", got[3].SourceContactID == "D2" && got[3].ContactID == "D" && got[3].UpdateMask == nil},
 		{"create and patch keep their values", jsonEqual(got[0].Changes, entries[0].Changes) && jsonEqual(got[1].Changes, entries[1].Changes)},
 		{"no values is NULL", len(got[2].Changes) == 0 && len(got[3].Changes) == 0 && len(got[4].Changes) == 0},
-		{"pending has no finish", got[3].Status == state.JournalPending && got[3].FinishedAt == nil && got[3].HTTPStatus == 0},
-		{"reject recorded as rejected", got[4].Kind == state.JournalReject && got[4].Status == state.JournalRejected},
+		{"pending has no finish", got[3].Status == state.StatusPending && got[3].FinishedAt == nil && got[3].HTTPStatus == 0},
+		{"reject recorded as rejected", got[4].Kind == state.KindReject && got[4].Status == state.StatusRejected},
 	}
 	for _, c := range checks {
 		if !c.ok {
@@ -210,13 +210,13 @@ func TestRunsAndJournal(t *testing.T) {
 	if err := s.FinishRun(ctx, run.ID, "success", nil, ""); err == nil {
 		t.Error("finishing a run twice succeeded")
 	}
-	if err := s.FinishRun(ctx, other.ID, state.RunRunning, nil, ""); err == nil {
+	if err := s.FinishRun(ctx, other.ID, state.OutcomeRunning, nil, ""); err == nil {
 		t.Error(`finishing a run as "running" succeeded`)
 	}
 	if n, err := s.CloseJournal(ctx, run.ID); err != nil || n != 2 {
 		t.Errorf("CloseJournal closed %d entries (%v), want the 2 pending", n, err)
 	}
-	if closed, _ := s.Journal(ctx, run.ID); closed[2].Status != state.JournalUnknown || closed[2].FinishedAt == nil || closed[3].Status != state.JournalUnknown {
+	if closed, _ := s.Journal(ctx, run.ID); closed[2].Status != state.StatusUnknown || closed[2].FinishedAt == nil || closed[3].Status != state.StatusUnknown {
 		t.Errorf("pending entries after CloseJournal: %+v", closed[2:4])
 	}
 	if rejects, err := s.Rejects(ctx, run.ID, 5); err != nil || len(rejects) != 1 || rejects[0].ExternalID != "e" ||
@@ -254,7 +254,7 @@ func TestJournalAppendIsAllOrNothing(t *testing.T) {
 	}
 	entries := make([]state.JournalEntry, 2500) // spans several statements
 	for i := range entries {
-		entries[i] = state.JournalEntry{RunID: run.ID, Kind: state.JournalCreate, ExternalID: fmt.Sprint(i)}
+		entries[i] = state.JournalEntry{RunID: run.ID, Kind: planner.OpCreate, ExternalID: fmt.Sprint(i)}
 	}
 	entries[2400].Kind = "upsert" // not a kind the journal knows
 	err = s.JournalAppend(ctx, entries)
@@ -268,7 +268,7 @@ func TestJournalAppendIsAllOrNothing(t *testing.T) {
 		t.Errorf("a failed append left %d entries", len(got))
 	}
 
-	entries[2400].Kind = state.JournalCreate
+	entries[2400].Kind = planner.OpCreate
 	if err := s.JournalAppend(ctx, entries); err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 // TimelineEntry is a journal entry with the run it belongs to.
 type TimelineEntry struct {
 	JournalEntry
-	RunKind      string
+	RunKind      RunKind
 	RunStartedAt time.Time
 }
 

@@ -78,7 +78,7 @@ func converge(t *testing.T, rec *contactsync.Reconciler) int {
 	t.Helper()
 	for attempt := 1; attempt <= 5; attempt++ {
 		rep, err := rec.Backfill(context.Background(), false)
-		if err == nil && rep.Outcome == contactsync.OutcomeSucceeded {
+		if err == nil && rep.Outcome == state.OutcomeSucceeded {
 			return attempt
 		}
 		t.Logf("run %d: outcome %s, %d failed, err %v", attempt, rep.Outcome, rep.Failed, err)

@@ -11,9 +11,6 @@ import (
 	"github.com/syncd/syncd/state"
 )
 
-// RunEvents is a run that processes the stored Sinch contact events.
-const RunEvents = state.RunEvents
-
 // EventQueue holds the Sinch contact events still to be processed;
 // *state.Events has it.
 type EventQueue interface {

@@ -16,6 +16,7 @@ import (
 	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
+	"github.com/syncd/syncd/state"
 	"github.com/syncd/syncd/state/statetest"
 	contactsync "github.com/syncd/syncd/sync"
 	"github.com/syncd/syncd/webhook"
@@ -32,13 +33,13 @@ func (o *lagObserver) EventApplied(_ string, lag time.Duration) {
 	defer o.mu.Unlock()
 	o.lags = append(o.lags, lag)
 }
-func (o *lagObserver) RunFinished(string, string, time.Duration) {}
-func (o *lagObserver) OperationFinished(string, string)          {}
-func (o *lagObserver) RowsRejected(int)                          {}
-func (o *lagObserver) ChangesDeferred(string, int)               {}
-func (o *lagObserver) ReadHorizonHeld(time.Duration)             {}
-func (o *lagObserver) LockWaited(time.Duration)                  {}
-func (o *lagObserver) SetLockHeld(bool)                          {}
+func (o *lagObserver) RunFinished(state.RunKind, state.Outcome, time.Duration) {}
+func (o *lagObserver) OperationFinished(planner.OpKind, state.Status)          {}
+func (o *lagObserver) RowsRejected(int)                                        {}
+func (o *lagObserver) ChangesDeferred(state.RunKind, int)                      {}
+func (o *lagObserver) ReadHorizonHeld(time.Duration)                           {}
+func (o *lagObserver) LockWaited(time.Duration)                                {}
+func (o *lagObserver) SetLockHeld(bool)                                        {}
 
 func (o *lagObserver) count() int {
 	o.mu.Lock()
@@ -81,7 +82,7 @@ func BenchmarkEventLag(b *testing.B) {
 	if err := crm.UpsertRecords(context.Background(), store.SQL(), "crm_contacts", recs); err != nil {
 		b.Fatal(err)
 	}
-	if rep, err := rec.Run(context.Background(), contactsync.RunFull, false); err != nil || rep.Outcome != contactsync.OutcomeSucceeded {
+	if rep, err := rec.Run(context.Background(), state.RunFull, false); err != nil || rep.Outcome != state.OutcomeSucceeded {
 		b.Fatalf("backfill: %v %v", rep.Outcome, err)
 	}
 

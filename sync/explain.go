@@ -98,19 +98,19 @@ type LinkView struct {
 
 // Event is one journal entry of the timeline.
 type Event struct {
-	At              time.Time  `json:"at"`
-	FinishedAt      *time.Time `json:"finished_at"`
-	RunID           int64      `json:"run_id"`
-	RunKind         string     `json:"run_kind"`
-	Kind            string     `json:"kind"`
-	ExternalID      string     `json:"external_id"`
-	ContactID       string     `json:"contact_id"`
-	SourceContactID string     `json:"source_contact_id"`
-	UpdateMask      []string   `json:"update_mask"`
-	Reason          string     `json:"reason"`
-	Status          string     `json:"status"`
-	HTTPStatus      int        `json:"http_status"`
-	Error           string     `json:"error"`
+	At              time.Time      `json:"at"`
+	FinishedAt      *time.Time     `json:"finished_at"`
+	RunID           int64          `json:"run_id"`
+	RunKind         state.RunKind  `json:"run_kind"`
+	Kind            planner.OpKind `json:"kind"`
+	ExternalID      string         `json:"external_id"`
+	ContactID       string         `json:"contact_id"`
+	SourceContactID string         `json:"source_contact_id"`
+	UpdateMask      []string       `json:"update_mask"`
+	Reason          string         `json:"reason"`
+	Status          state.Status   `json:"status"`
+	HTTPStatus      int            `json:"http_status"`
+	Error           string         `json:"error"`
 	// Contacts are, for a merge or a delete, the full contacts it touched
 	// as syncd read them before sending it: what was removed.
 	Contacts json.RawMessage `json:"contacts"`
@@ -128,11 +128,11 @@ func (e Event) Describe(redact bool) string {
 		return ""
 	}
 	switch e.Kind {
-	case state.JournalCreate:
+	case planner.OpCreate:
 		return "sent: " + planner.DescribeValues(e.Changes, redact)
-	case state.JournalDelete:
+	case planner.OpDelete:
 		return "removed the contact: " + planner.DescribeValues(oldAsNew(e.Changes), redact)
-	case state.JournalMerge:
+	case planner.OpMerge:
 		return "merged the source away: " + planner.DescribeValues(oldAsNew(e.Changes), redact)
 	}
 	return planner.DescribeChanges(e.Changes, redact)
@@ -157,7 +157,7 @@ func eventChanges(e state.TimelineEntry) ([]planner.Change, error) {
 		}
 		return changes, nil
 	}
-	if len(e.Contacts) == 0 || (e.Kind != state.JournalDelete && e.Kind != state.JournalMerge) {
+	if len(e.Contacts) == 0 || (e.Kind != planner.OpDelete && e.Kind != planner.OpMerge) {
 		return changes, nil
 	}
 	var contacts []sinch.Contact
@@ -165,7 +165,7 @@ func eventChanges(e state.TimelineEntry) ([]planner.Change, error) {
 		return nil, fmt.Errorf("journal entry %d: contacts: %w", e.ID, err)
 	}
 	removed := e.ContactID
-	if e.Kind == state.JournalMerge {
+	if e.Kind == planner.OpMerge {
 		removed = e.SourceContactID
 	}
 	for _, c := range contacts {

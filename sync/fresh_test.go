@@ -9,6 +9,7 @@ import (
 	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
+	"github.com/syncd/syncd/state"
 	"github.com/syncd/syncd/state/statetest"
 	contactsync "github.com/syncd/syncd/sync"
 )
@@ -83,7 +84,7 @@ func TestFullRunSeesARenameAsARename(t *testing.T) {
 	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(300, "Person")); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	before := byExternalID(emu)
 	renames := map[string]string{}
 	for i := range 5 {
@@ -102,13 +103,13 @@ func TestFullRunSeesARenameAsARename(t *testing.T) {
 		}
 	}}
 	emu.ResetCalls()
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	if n := emu.Calls(sinchtest.OpCreate) + emu.Calls(sinchtest.OpDelete) + emu.Calls(sinchtest.OpMerge); n != 0 {
 		t.Errorf("the full run during the renames cost %v", emu.CallCounts())
 	}
 	rec.CRM = rec.CRM.(*duringRead).CRM
 	emu.ResetCalls()
-	mustRun(t, rec, contactsync.RunIncremental)
+	mustRun(t, rec, state.RunIncremental)
 	if n, u := writes(emu), emu.Calls(sinchtest.OpUpdate); n != 10 || u != 10 {
 		t.Errorf("the incremental run after them wrote %v, want ten patches", emu.CallCounts())
 	}
@@ -140,21 +141,21 @@ func TestFullRunChecksBeforeItDeletes(t *testing.T) {
 			if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(20, "Person")); err != nil {
 				t.Fatal(err)
 			}
-			mustRun(t, rec, contactsync.RunFull)
+			mustRun(t, rec, state.RunFull)
 			old := byExternalID(emu)["crm-00003"][0]
 			execSQL(t, store, `DELETE FROM crm_contacts WHERE external_id = 'crm-00003'`)
 			read := make(chan struct{})
 			rec.CRM = &duringRead{CRM: rec.CRM, read: read, do: func() {}}
 			rec.Sinch = duringList{SinchAPI: rec.Sinch, wait: read, do: func() { execSQL(t, store, tc.change) }}
 			emu.ResetCalls()
-			rep := mustRun(t, rec, contactsync.RunFull)
+			rep := mustRun(t, rec, state.RunFull)
 			if n := emu.Calls(sinchtest.OpDelete); n != 0 || rep.Skipped != 1 {
 				t.Errorf("the full run made %v and skipped %d, want the delete skipped", emu.CallCounts(), rep.Skipped)
 			}
 			rec.CRM, rec.Sinch = rec.CRM.(*duringRead).CRM, rec.Sinch.(duringList).SinchAPI
 			emu.ResetCalls()
-			mustRun(t, rec, contactsync.RunIncremental)
-			mustRun(t, rec, contactsync.RunFull)
+			mustRun(t, rec, state.RunIncremental)
+			mustRun(t, rec, state.RunFull)
 			if n := emu.Calls(sinchtest.OpDelete) + emu.Calls(sinchtest.OpCreate); n != 0 {
 				t.Errorf("the runs after it made %v", emu.CallCounts())
 			}
@@ -182,7 +183,7 @@ func TestFullRunReadsTheLinkBeforeItCreates(t *testing.T) {
 	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(60, "Person")); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	first := emu.Contacts()[0]
 	rec.Sinch = duringList{SinchAPI: rec.Sinch, after: 1, do: func() {
 		if err := emu.DeleteAsPerson(first.ID); err != nil {
@@ -190,13 +191,13 @@ func TestFullRunReadsTheLinkBeforeItCreates(t *testing.T) {
 		}
 	}}
 	emu.ResetCalls()
-	rep := mustRun(t, rec, contactsync.RunFull)
+	rep := mustRun(t, rec, state.RunFull)
 	if n := emu.Calls(sinchtest.OpCreate); n != 0 || rep.Skipped != 1 {
 		t.Errorf("the full run made %v and skipped %d, want the create of the record whose contact the list missed skipped", emu.CallCounts(), rep.Skipped)
 	}
 	rec.Sinch = rec.Sinch.(duringList).SinchAPI
 	emu.ResetCalls()
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	if n := emu.Calls(sinchtest.OpCreate); n != 1 {
 		t.Errorf("the next run made %v, want one create for the contact deleted in Sinch", emu.CallCounts())
 	}

@@ -13,7 +13,7 @@ import (
 // in syncd diff: a CRM row's entry (kind reject) holds Rejection.String(),
 // a contact Sinch refused holds Sinch's answer as its error.
 func RejectionOf(e state.JournalEntry) planner.Rejection {
-	if e.Kind != state.JournalReject {
+	if e.Kind != state.KindReject {
 		return planner.Rejection{ExternalID: e.ExternalID, Column: "sinch", Reason: e.Error}
 	}
 	if column, reason, ok := strings.Cut(e.Reason, ": "); ok && columnName.MatchString(column) {

@@ -46,29 +46,29 @@ func TestJournalTellsTheTruthWhenItCannotRecord(t *testing.T) {
 				t.Fatal(err)
 			}
 			rec.Journal = &marksFail{Journal: store, failures: tc.failures}
-			rep, err := rec.Run(t.Context(), contactsync.RunFull, false)
+			rep, err := rec.Run(t.Context(), state.RunFull, false)
 			entries, jerr := store.Journal(t.Context(), rep.RunID)
 			if jerr != nil {
 				t.Fatal(jerr)
 			}
 			pending := 0
 			for _, e := range entries {
-				if e.Status == contactsync.StatusPending {
+				if e.Status == state.StatusPending {
 					pending++
 				}
 			}
 			if tc.failures >= 0 {
-				if err != nil || rep.Outcome != contactsync.OutcomeSucceeded || pending != 0 {
+				if err != nil || rep.Outcome != state.OutcomeSucceeded || pending != 0 {
 					t.Fatalf("outcome %s (%v), %d entries pending, want succeeded with every answer recorded", rep.Outcome, err, pending)
 				}
 				return
 			}
-			if err == nil || rep.Outcome != contactsync.OutcomeFailed || pending != 9 {
+			if err == nil || rep.Outcome != state.OutcomeFailed || pending != 9 {
 				t.Fatalf("outcome %s (%v), %d entries pending: want a failed run that says its 9 answers are not recorded", rep.Outcome, err, pending)
 			}
 			rec.Journal = store
 			emu.ResetCalls()
-			mustRun(t, rec, contactsync.RunFull)
+			mustRun(t, rec, state.RunFull)
 			if n := writes(emu); n != 0 {
 				t.Errorf("the next run wrote %v, want nothing: every create had landed", emu.CallCounts())
 			}
@@ -77,7 +77,7 @@ func TestJournalTellsTheTruthWhenItCannotRecord(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, e := range entries {
-				if e.Status != contactsync.StatusUnknown {
+				if e.Status != state.StatusUnknown {
 					t.Errorf("entry %d of the failed run is %s, want unknown", e.ID, e.Status)
 				}
 			}

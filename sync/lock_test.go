@@ -187,12 +187,12 @@ func (g *lockRig) start(rec *contactsync.Reconciler) <-chan runResult {
 // as failed for it.
 func (g *lockRig) checkLostLock(t *testing.T, res runResult) {
 	t.Helper()
-	if !errors.Is(res.err, lease.ErrLost) || res.rep.Outcome != contactsync.OutcomeFailed ||
+	if !errors.Is(res.err, lease.ErrLost) || res.rep.Outcome != state.OutcomeFailed ||
 		!strings.Contains(res.err.Error(), "lost the project lock") {
 		t.Errorf("first run: outcome %s, err %v; want failed for a lost lock", res.rep.Outcome, res.err)
 	}
 	for _, r := range g.runs(t) {
-		if r.ID == res.rep.RunID && (r.Outcome != contactsync.OutcomeFailed || !strings.Contains(r.Error, "lost the project lock")) {
+		if r.ID == res.rep.RunID && (r.Outcome != state.OutcomeFailed || !strings.Contains(r.Error, "lost the project lock")) {
 			t.Errorf("first run recorded as %s (%q), want failed for a lost lock", r.Outcome, r.Error)
 		}
 	}
@@ -203,7 +203,7 @@ func (g *lockRig) checkLostLock(t *testing.T, res runResult) {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
-		if e.Status == contactsync.StatusFailed || e.Status == contactsync.StatusPending {
+		if e.Status == state.StatusFailed || e.Status == state.StatusPending {
 			t.Errorf("the first run journaled %s %s as %s (%s)", e.Kind, e.ExternalID, e.Status, e.Error)
 		}
 	}
@@ -238,7 +238,7 @@ func TestLostLockReproductions(t *testing.T) {
 			t.Fatal(err)
 		}
 		rep, err := second.Backfill(context.Background(), false)
-		if err != nil || rep.Outcome != contactsync.OutcomeSucceeded {
+		if err != nil || rep.Outcome != state.OutcomeSucceeded {
 			t.Errorf("second run: outcome %s, err %v", rep.Outcome, err)
 		}
 		res := <-done
@@ -274,7 +274,7 @@ func TestLostLockReproductions(t *testing.T) {
 			t.Errorf("second backfill during the first: %v, want locked", err)
 		}
 		res := <-done
-		if res.err != nil || res.rep.Outcome != contactsync.OutcomeSucceeded {
+		if res.err != nil || res.rep.Outcome != state.OutcomeSucceeded {
 			t.Errorf("first run: outcome %s, err %v; want succeeded", res.rep.Outcome, res.err)
 		}
 		g.checkConverged(t, first)
@@ -299,7 +299,7 @@ func TestLostLockReproductions(t *testing.T) {
 		g.setIdleTimeout(t, "0")
 		second := g.process(t, 5000, check, 2*check+time.Second)
 		rep, err := second.Backfill(context.Background(), false)
-		if err != nil || rep.Outcome != contactsync.OutcomeSucceeded {
+		if err != nil || rep.Outcome != state.OutcomeSucceeded {
 			t.Errorf("second run: outcome %s, err %v", rep.Outcome, err)
 		}
 		res := <-done
@@ -343,7 +343,7 @@ func TestEarlierRunFencing(t *testing.T) {
 		}
 		return id
 	}
-	outcomeOf := func(id int64) string {
+	outcomeOf := func(id int64) state.Outcome {
 		t.Helper()
 		for _, r := range g.runs(t) {
 			if r.ID == id {
@@ -359,7 +359,7 @@ func TestEarlierRunFencing(t *testing.T) {
 		t.Helper()
 		before := g.serverNow(t)
 		rep, err := rec.Backfill(ctx, false)
-		if err != nil || rep.Outcome != contactsync.OutcomeSucceeded {
+		if err != nil || rep.Outcome != state.OutcomeSucceeded {
 			t.Fatalf("backfill: outcome %s, err %v", rep.Outcome, err)
 		}
 		for _, r := range g.runs(t) {
@@ -375,7 +375,7 @@ func TestEarlierRunFencing(t *testing.T) {
 	if waited := backfill(ctx); waited < grace {
 		t.Errorf("started %s after taking the lock, before the %s grace was over", waited, grace)
 	}
-	if got := outcomeOf(live); got != contactsync.OutcomeRunning {
+	if got := outcomeOf(live); got != state.OutcomeRunning {
 		t.Errorf("run with a live lock session became %s, want still running", got)
 	}
 
@@ -385,7 +385,7 @@ func TestEarlierRunFencing(t *testing.T) {
 	if waited := backfill(ctx); waited < grace {
 		t.Errorf("started %s after taking the lock, before the %s grace was over", waited, grace)
 	}
-	if got := outcomeOf(live); got != contactsync.OutcomeInterrupted {
+	if got := outcomeOf(live); got != state.OutcomeInterrupted {
 		t.Errorf("run whose lock session is gone became %s, want interrupted", got)
 	}
 
@@ -396,7 +396,7 @@ func TestEarlierRunFencing(t *testing.T) {
 	short, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	backfill(short)
-	if got := outcomeOf(gone); got != contactsync.OutcomeInterrupted {
+	if got := outcomeOf(gone); got != state.OutcomeInterrupted {
 		t.Errorf("run of an exited process became %s, want interrupted", got)
 	}
 }

@@ -106,8 +106,8 @@ func TestModel(t *testing.T) {
 			"sinch merge":                h.sinchMerge,
 			"sinch auto-create":          h.sinchAutoCreate,
 			"sinch add messenger":        h.sinchAddMessenger,
-			"run full":                   func(rt *rapid.T) { h.run(rt, contactsync.RunFull, stopAt{}) },
-			"run incremental":            func(rt *rapid.T) { h.run(rt, contactsync.RunIncremental, stopAt{}) },
+			"run full":                   func(rt *rapid.T) { h.run(rt, state.RunFull, stopAt{}) },
+			"run incremental":            func(rt *rapid.T) { h.run(rt, state.RunIncremental, stopAt{}) },
 			"run interrupted":            h.runInterrupted,
 			"run loses its lock":         h.runLosesLock,
 			"crm insert sharing a phone": h.crmInsertShared,
@@ -551,7 +551,7 @@ type stopAt struct {
 }
 
 func (h *modelHarness) runInterrupted(rt *rapid.T) {
-	kind := rapid.SampledFrom([]string{contactsync.RunFull, contactsync.RunIncremental}).Draw(rt, "kind")
+	kind := rapid.SampledFrom([]state.RunKind{state.RunFull, state.RunIncremental}).Draw(rt, "kind")
 	h.run(rt, kind, stopAt{
 		cancelAt:   rapid.IntRange(1, 12).Draw(rt, "cancel-after-calls"),
 		loseAnswer: rapid.Bool().Draw(rt, "answer-lost"),
@@ -559,7 +559,7 @@ func (h *modelHarness) runInterrupted(rt *rapid.T) {
 }
 
 func (h *modelHarness) runLosesLock(rt *rapid.T) {
-	kind := rapid.SampledFrom([]string{contactsync.RunFull, contactsync.RunIncremental}).Draw(rt, "kind")
+	kind := rapid.SampledFrom([]state.RunKind{state.RunFull, state.RunIncremental}).Draw(rt, "kind")
 	h.run(rt, kind, stopAt{loseLockAt: rapid.IntRange(1, 3).Draw(rt, "lose-lock-after-reads")})
 }
 
@@ -620,7 +620,7 @@ func (h *modelHarness) doubtRekeys(contacts []sinch.Contact) {
 }
 
 // run performs one run and checks what every run must leave true.
-func (h *modelHarness) run(rt rapid.TB, kind string, stop stopAt) (contactsync.Report, *watchedSinch) {
+func (h *modelHarness) run(rt rapid.TB, kind state.RunKind, stop stopAt) (contactsync.Report, *watchedSinch) {
 	before := h.emu.Contacts()
 	h.doubtRekeys(before)
 	h.runs++
@@ -637,9 +637,9 @@ func (h *modelHarness) run(rt rapid.TB, kind string, stop stopAt) (contactsync.R
 	switch {
 	// The run's own error is logged above: it names run ids, which differ
 	// from one replay to the next.
-	case stop.loseLockAt > 0 && w.lockTaken() && (err == nil || rep.Outcome == contactsync.OutcomeSucceeded):
+	case stop.loseLockAt > 0 && w.lockTaken() && (err == nil || rep.Outcome == state.OutcomeSucceeded):
 		problems = append(problems, fmt.Sprintf("the run lost its project lock yet ended %s", rep.Outcome))
-	case !interrupted && (err != nil || rep.Outcome != contactsync.OutcomeSucceeded):
+	case !interrupted && (err != nil || rep.Outcome != state.OutcomeSucceeded):
 		problems = append(problems, fmt.Sprintf("an undisturbed run ended %s (%d errors)", rep.Outcome, len(rep.Errors)))
 	}
 	problems = append(problems, h.checkRun(before, after)...)
@@ -648,7 +648,7 @@ func (h *modelHarness) run(rt rapid.TB, kind string, stop stopAt) (contactsync.R
 		fail(rt, fmt.Sprintf("after run %d (%s)", h.runs, kind), problems)
 	}
 	h.learn(after)
-	if kind == contactsync.RunFull && !interrupted {
+	if kind == state.RunFull && !interrupted {
 		clear(h.rekey) // done by now, or reported above
 	}
 	return rep, w
@@ -766,8 +766,8 @@ func (h *modelHarness) describe(cs []sinch.Contact) string {
 // converge runs two full runs in a row: the second must plan and write
 // nothing, and Sinch must hold what the CRM says.
 func (h *modelHarness) converge(rt rapid.TB) {
-	h.run(rt, contactsync.RunFull, stopAt{})
-	rep, w := h.run(rt, contactsync.RunFull, stopAt{})
+	h.run(rt, state.RunFull, stopAt{})
+	rep, w := h.run(rt, state.RunFull, stopAt{})
 	if !rep.Plan.Empty() || w.writeCount() > 0 {
 		rt.Logf("operations: %+v", rep.Plan.Operations)
 		fail(rt, "convergence", []string{fmt.Sprintf("a second full run in a row planned %s and wrote %d times", rep.Plan.Summary(), w.writeCount())})
@@ -1061,14 +1061,14 @@ func (w *watchedSinch) takeLock(ctx context.Context) {
 	standby := h.watch(before, stopAt{}, func() {})
 	runCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	rep, err := h.reconciler(h.env.standby, standby).Run(runCtx, contactsync.RunFull, true)
+	rep, err := h.reconciler(h.env.standby, standby).Run(runCtx, state.RunFull, true)
 	var takeover []string
 	for _, p := range standby.problems() {
 		takeover = append(takeover, "the runner that took over: "+p)
 	}
-	if err != nil || rep.Outcome != contactsync.OutcomeSucceeded {
+	if err != nil || rep.Outcome != state.OutcomeSucceeded {
 		h.env.log.Error("the runner that took over failed", zap.Error(err), zap.Strings("errors", rep.Errors))
-		takeover = append(takeover, "the runner that took over ended "+rep.Outcome)
+		takeover = append(takeover, "the runner that took over ended "+string(rep.Outcome))
 	}
 
 	// From here on the run has had the standby's whole run and then some

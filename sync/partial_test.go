@@ -22,13 +22,13 @@ func TestIncrementalAdoptsAWalkIn(t *testing.T) {
 	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", rows[:3]); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	walkIn := emu.AutoCreate(sinch.ChannelIdentity{Channel: "SMS", Identity: "46730000003"})
 	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", rows[3:]); err != nil {
 		t.Fatal(err)
 	}
 	emu.ResetCalls()
-	rep := mustRun(t, rec, contactsync.RunIncremental)
+	rep := mustRun(t, rec, state.RunIncremental)
 	if n, u := writes(emu), emu.Calls(sinchtest.OpUpdate); n != 1 || u != 1 {
 		t.Errorf("the incremental run wrote %v, want one patch", emu.CallCounts())
 	}
@@ -40,12 +40,12 @@ func TestIncrementalAdoptsAWalkIn(t *testing.T) {
 	}
 	emu.ResetCalls()
 	for range 3 {
-		if rep := mustRun(t, rec, contactsync.RunIncremental); rep.Lookups != 0 || rep.Deferred != 0 {
+		if rep := mustRun(t, rec, state.RunIncremental); rep.Lookups != 0 || rep.Deferred != 0 {
 			t.Errorf("a later incremental run made %d look-ups and deferred %d", rep.Lookups, rep.Deferred)
 		}
 	}
 	emu.ResetCalls()
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	if n := writes(emu); n != 0 {
 		t.Errorf("the full run after it wrote %v", emu.CallCounts())
 	}
@@ -65,13 +65,13 @@ func TestScopePastTheBoundIsDeferred(t *testing.T) {
 	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", rows[:5]); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	walkIn := emu.AutoCreate(sinch.ChannelIdentity{Channel: "SMS", Identity: "46730000009"})
 	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", rows[5:]); err != nil {
 		t.Fatal(err)
 	}
 	emu.ResetCalls()
-	rep := mustRun(t, rec, contactsync.RunIncremental)
+	rep := mustRun(t, rec, state.RunIncremental)
 	if n := writes(emu); n != 0 {
 		t.Errorf("the incremental run wrote %v, want nothing", emu.CallCounts())
 	}
@@ -97,7 +97,7 @@ func TestScopePastTheBoundIsDeferred(t *testing.T) {
 	// The next runs (the row read again within the overlap) neither look
 	// it up again nor note it again.
 	emu.ResetCalls()
-	rep = mustRun(t, rec, contactsync.RunIncremental)
+	rep = mustRun(t, rec, state.RunIncremental)
 	if rep.Lookups != 0 || emu.Calls(sinchtest.OpList)+emu.Calls(sinchtest.OpGet) != 0 || deferredNote(rep) {
 		t.Errorf("the next run made %d look-ups (%v), notes %q", rep.Lookups, emu.CallCounts(), rep.Plan.Notes)
 	}
@@ -113,7 +113,7 @@ func TestScopePastTheBoundIsDeferred(t *testing.T) {
 	// The full run decides: the walk-in holds the phone of six records, so
 	// it is left alone and crm-00005 gets a contact of its own.
 	emu.ResetCalls()
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	if got := byExternalID(emu); len(got["crm-00005"]) != 1 || got["crm-00005"][0].ID == walkIn.ID {
 		t.Errorf("after the full run crm-00005 has %v", got["crm-00005"])
 	}
@@ -131,12 +131,12 @@ func TestIncrementalNotesASharedIdentity(t *testing.T) {
 	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", rows[:2]); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", rows[2:]); err != nil {
 		t.Fatal(err)
 	}
 	emu.ResetCalls()
-	rep := mustRun(t, rec, contactsync.RunIncremental)
+	rep := mustRun(t, rec, state.RunIncremental)
 	if n, c := writes(emu), emu.Calls(sinchtest.OpCreate); n != 1 || c != 1 {
 		t.Errorf("the incremental run wrote %v, want one create", emu.CallCounts())
 	}
@@ -144,7 +144,7 @@ func TestIncrementalNotesASharedIdentity(t *testing.T) {
 		t.Errorf("the run does not note the shared identity: %q", rep.Plan.Notes)
 	}
 	emu.ResetCalls()
-	full := mustRun(t, rec, contactsync.RunFull)
+	full := mustRun(t, rec, state.RunFull)
 	if n := writes(emu); n != 0 {
 		t.Errorf("the full run after it wrote %v", emu.CallCounts())
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
+	"github.com/syncd/syncd/state"
 	"github.com/syncd/syncd/state/statetest"
 	contactsync "github.com/syncd/syncd/sync"
 )
@@ -117,7 +118,7 @@ func TestPlanConverges(t *testing.T) {
 		}
 		linkList := slices.SortedFunc(maps.Values(links), func(a, b planner.Link) int { return strings.Compare(a.ExternalID, b.ExternalID) })
 		plan := planner.Diff(planner.IndexOf(opts, crm.Source{Relation: "crm_contacts"}, true, records, before, linkList))
-		runRow, err := store.StartRun(ctx, project, contactsync.RunFull)
+		runRow, err := store.StartRun(ctx, project, state.RunFull)
 		if err != nil {
 			rt.Fatal(err)
 		}

@@ -75,7 +75,7 @@ type Deferrals interface {
 // under its lock: state.Lock.StartRun); *state.Store has it.
 type Runs interface {
 	InterruptedRuns(ctx context.Context, projectID string) ([]state.Run, error)
-	FinishRun(ctx context.Context, id int64, outcome string, counts map[string]int, errMsg string) error
+	FinishRun(ctx context.Context, id int64, outcome state.Outcome, counts map[string]int, errMsg string) error
 	CloseJournal(ctx context.Context, runID int64) (int64, error)
 	CloseFinishedJournals(ctx context.Context, projectID string) (int64, error)
 }
@@ -98,41 +98,14 @@ type Locks interface {
 // Observer is told what runs do, for metrics. All methods must be cheap and
 // safe for concurrent use.
 type Observer interface {
-	RunFinished(kind, outcome string, d time.Duration)
-	OperationFinished(kind, status string)
+	RunFinished(kind state.RunKind, outcome state.Outcome, d time.Duration)
+	OperationFinished(kind planner.OpKind, status state.Status)
 	RowsRejected(n int)
-	ChangesDeferred(kind string, n int)
+	ChangesDeferred(kind state.RunKind, n int)
 	ReadHorizonHeld(d time.Duration)
 	LockWaited(d time.Duration)
 	SetLockHeld(held bool)
 }
-
-// Run kinds and outcomes, as stored in the run history (defined by
-// state).
-const (
-	RunFull        = state.RunFull
-	RunIncremental = state.RunIncremental
-	RunApply       = state.RunApply
-
-	OutcomeRunning     = state.RunRunning
-	OutcomeSucceeded   = state.RunSucceeded
-	OutcomeFailed      = state.RunFailed
-	OutcomeInterrupted = state.RunInterrupted
-	OutcomeRefused     = state.RunRefused
-)
-
-// Journal statuses (see state).
-const (
-	StatusPending  = state.JournalPending
-	StatusDone     = state.JournalDone
-	StatusFailed   = state.JournalFailed
-	StatusSkipped  = state.JournalSkipped
-	StatusRejected = state.JournalRejected
-	// StatusUnknown is an operation whose answer was lost in a way that
-	// leaves open whether Sinch applied it; the next run reads Sinch afresh
-	// and finds out.
-	StatusUnknown = state.JournalUnknown
-)
 
 // DefaultOverlap is how far an incremental run reads back before its
 // watermark: updated_at is stamped when a CRM transaction writes, not when
@@ -155,7 +128,7 @@ type Reconciler struct {
 	Sinch      SinchAPI
 	Logger     *zap.Logger
 	Observer   Observer // optional
-	// Events is the queue of Sinch contact events that RunEvents drains;
+	// Events is the queue of Sinch contact events that state.RunEvents drains;
 	// optional.
 	Events      EventQueue
 	ProjectID   string
@@ -244,8 +217,8 @@ func (pr *progress) update(f func(*Progress)) {
 // Report is the outcome of a run that applied a plan.
 type Report struct {
 	RunID    int64           `json:"run_id"`
-	Kind     string          `json:"kind"`
-	Outcome  string          `json:"outcome"`
+	Kind     state.RunKind   `json:"kind"`
+	Outcome  state.Outcome   `json:"outcome"`
 	Plan     planner.Plan    `json:"plan"`
 	Applied  planner.Summary `json:"applied"`
 	Failed   int             `json:"failed"`
@@ -312,20 +285,20 @@ func (rep Report) Counts() map[string]int {
 // Run performs one run of the given kind while holding the project's lock,
 // so that two syncd processes never reconcile one project at once. Without
 // wait, a lock held elsewhere returns an error matching lease.ErrHeld.
-func (r *Reconciler) Run(ctx context.Context, kind string, wait bool) (Report, error) {
+func (r *Reconciler) Run(ctx context.Context, kind state.RunKind, wait bool) (Report, error) {
 	switch kind {
-	case RunFull:
+	case state.RunFull:
 		return r.locked(ctx, kind, wait, r.full)
-	case RunIncremental:
+	case state.RunIncremental:
 		return r.locked(ctx, kind, wait, r.incremental)
-	case RunEvents:
+	case state.RunEvents:
 		if r.Events == nil {
 			return Report{Kind: kind}, errors.New("no event queue")
 		}
 		// Nothing queued is the common wake-up (events another process
 		// took): no lock, no run recorded.
 		if pending, err := r.Events.Pending(ctx, r.ProjectID, 1); err != nil || len(pending) == 0 {
-			return Report{Kind: kind, Outcome: OutcomeSucceeded}, err
+			return Report{Kind: kind, Outcome: state.OutcomeSucceeded}, err
 		}
 		return r.locked(ctx, kind, wait, r.events)
 	}
@@ -341,7 +314,7 @@ func (r *Reconciler) Run(ctx context.Context, kind string, wait bool) (Report, e
 // (see lease.Lease.Watch), and once it is lost the run's context is cancelled
 // with a cause matching lease.ErrLost, so that no new Sinch call starts;
 // the run then ends as failed.
-func (r *Reconciler) locked(ctx context.Context, kind string, wait bool, body runBody) (Report, error) {
+func (r *Reconciler) locked(ctx context.Context, kind state.RunKind, wait bool, body runBody) (Report, error) {
 	started := time.Now()
 	var lock *state.Lock
 	var err error
@@ -369,12 +342,12 @@ func (r *Reconciler) locked(ctx context.Context, kind string, wait bool, body ru
 	if err := r.closeInterrupted(ctx, acquired); err != nil {
 		return Report{Kind: kind}, lockLostErr(ctx, err)
 	}
-	if kind == RunIncremental {
+	if kind == state.RunIncremental {
 		if _, ok, err := r.Watermarks.Watermark(ctx, r.ProjectID); err != nil {
 			return Report{Kind: kind}, lockLostErr(ctx, err)
 		} else if !ok {
 			r.Logger.Info("no watermark yet: running a full reconcile instead of an incremental one")
-			kind, body = RunFull, r.full
+			kind, body = state.RunFull, r.full
 		}
 	}
 	return r.run(ctx, lock, kind, body)
@@ -427,7 +400,7 @@ func (r *Reconciler) closeInterrupted(ctx context.Context, acquired time.Time) e
 	}
 	deadline := acquired.Add(r.lockGrace())
 	for _, run := range runs {
-		fields := []zap.Field{zap.Int64("run_id", run.ID), zap.String("kind", run.Kind),
+		fields := []zap.Field{zap.Int64("run_id", run.ID), zap.String("kind", string(run.Kind)),
 			zap.String("host", run.Host), zap.Int("pid", run.PID), zap.Int("lock_pid", run.LockPID)}
 		gone, err := r.sessionGone(ctx, run, deadline)
 		if err != nil {
@@ -447,7 +420,7 @@ func (r *Reconciler) closeInterrupted(ctx context.Context, acquired time.Time) e
 			}
 		}
 		r.Logger.Warn("closing a run left unfinished by a stopped process", fields...)
-		err = r.Runs.FinishRun(ctx, run.ID, OutcomeInterrupted, run.Counts, "the process stopped before the run finished")
+		err = r.Runs.FinishRun(ctx, run.ID, state.OutcomeInterrupted, run.Counts, "the process stopped before the run finished")
 		if err != nil && !errors.Is(err, state.ErrRunFinished) {
 			return err
 		}
@@ -509,7 +482,7 @@ func lockLostErr(ctx context.Context, err error) error {
 
 // run records a run in the history around body, and advances the watermark
 // to when the run started reading once everything it planned has landed.
-func (r *Reconciler) run(ctx context.Context, lock *state.Lock, kind string, body runBody) (Report, error) {
+func (r *Reconciler) run(ctx context.Context, lock *state.Lock, kind state.RunKind, body runBody) (Report, error) {
 	started := time.Now()
 	readStart, now, err := r.CRM.ReadHorizon(ctx)
 	if err != nil {
@@ -531,7 +504,7 @@ func (r *Reconciler) run(ctx context.Context, lock *state.Lock, kind string, bod
 	rep.Duration = time.Since(started)
 	rep.Outcome = outcome(ctx, err, rep)
 	err = lockLostErr(ctx, err)
-	if err == nil && rep.Outcome == OutcomeFailed && errors.Is(context.Cause(ctx), lease.ErrLost) {
+	if err == nil && rep.Outcome == state.OutcomeFailed && errors.Is(context.Cause(ctx), lease.ErrLost) {
 		err = lockLostErr(ctx, context.Cause(ctx))
 	}
 
@@ -541,10 +514,10 @@ func (r *Reconciler) run(ctx context.Context, lock *state.Lock, kind string, bod
 	// A full or incremental run saw every change up to readStart; applying
 	// a saved plan or processing events says nothing about rows it did not
 	// cover.
-	if rep.Outcome == OutcomeSucceeded && (kind == RunFull || kind == RunIncremental) {
+	if rep.Outcome == state.OutcomeSucceeded && (kind == state.RunFull || kind == state.RunIncremental) {
 		if werr := r.Watermarks.SetWatermark(finishCtx, r.ProjectID, readStart); werr != nil {
 			err = fmt.Errorf("advance watermark: %w", werr)
-			rep.Outcome = OutcomeFailed
+			rep.Outcome = state.OutcomeFailed
 		}
 	}
 	errMsg := ""
@@ -558,9 +531,9 @@ func (r *Reconciler) run(ctx context.Context, lock *state.Lock, kind string, bod
 	obs.RunFinished(kind, rep.Outcome, rep.Duration)
 	obs.RowsRejected(len(rep.Plan.Rejected) + len(rep.Rejected))
 	obs.ChangesDeferred(kind, rep.Deferred)
-	fields := []zap.Field{zap.Int64("run_id", run.ID), zap.String("kind", kind), zap.String("outcome", rep.Outcome),
+	fields := []zap.Field{zap.Int64("run_id", run.ID), zap.String("kind", string(kind)), zap.String("outcome", string(rep.Outcome)),
 		zap.Duration("duration", rep.Duration), zap.Any("counts", rep.Counts())}
-	if err != nil && rep.Outcome != OutcomeInterrupted {
+	if err != nil && rep.Outcome != state.OutcomeInterrupted {
 		// An interrupted run's error is the interruption itself
 		// ("context canceled"): the outcome says it better.
 		fields = append(fields, zap.Error(err))
@@ -568,7 +541,7 @@ func (r *Reconciler) run(ctx context.Context, lock *state.Lock, kind string, bod
 	// The level says how much it matters: a failed run wants someone's
 	// attention, withheld deletes a look.
 	switch {
-	case rep.Outcome == OutcomeFailed:
+	case rep.Outcome == state.OutcomeFailed:
 		r.Logger.Error("run finished", fields...)
 	case rep.Withheld > 0:
 		r.Logger.Warn("run finished", append(fields, zap.String("delete_guard", rep.Plan.DeleteGuard))...)
@@ -580,18 +553,18 @@ func (r *Reconciler) run(ctx context.Context, lock *state.Lock, kind string, bod
 
 // outcome is how a run ended. One that lost the project lock failed, even if
 // everything it sent landed: it stopped before it knew it was done.
-func outcome(ctx context.Context, err error, rep Report) string {
+func outcome(ctx context.Context, err error, rep Report) state.Outcome {
 	switch {
 	case errors.Is(context.Cause(ctx), lease.ErrLost):
-		return OutcomeFailed
+		return state.OutcomeFailed
 	case ctx.Err() != nil:
-		return OutcomeInterrupted
+		return state.OutcomeInterrupted
 	case err != nil || rep.Failed > 0:
-		return OutcomeFailed
+		return state.OutcomeFailed
 	case rep.Refused > 0 && rep.Applied == (planner.Summary{}):
-		return OutcomeRefused
+		return state.OutcomeRefused
 	default:
-		return OutcomeSucceeded
+		return state.OutcomeSucceeded
 	}
 }
 
@@ -604,17 +577,17 @@ func (r *Reconciler) observer() Observer {
 
 type nopObserver struct{}
 
-func (nopObserver) RunFinished(string, string, time.Duration) {}
-func (nopObserver) OperationFinished(string, string)          {}
-func (nopObserver) RowsRejected(int)                          {}
-func (nopObserver) ChangesDeferred(string, int)               {}
-func (nopObserver) ReadHorizonHeld(time.Duration)             {}
-func (nopObserver) LockWaited(time.Duration)                  {}
-func (nopObserver) SetLockHeld(bool)                          {}
+func (nopObserver) RunFinished(state.RunKind, state.Outcome, time.Duration) {}
+func (nopObserver) OperationFinished(planner.OpKind, state.Status)          {}
+func (nopObserver) RowsRejected(int)                                        {}
+func (nopObserver) ChangesDeferred(state.RunKind, int)                      {}
+func (nopObserver) ReadHorizonHeld(time.Duration)                           {}
+func (nopObserver) LockWaited(time.Duration)                                {}
+func (nopObserver) SetLockHeld(bool)                                        {}
 
 // Backfill is a full reconcile under the project lock (see Run).
 func (r *Reconciler) Backfill(ctx context.Context, wait bool) (Report, error) {
-	return r.Run(ctx, RunFull, wait)
+	return r.Run(ctx, state.RunFull, wait)
 }
 
 // IsLocked reports whether err says another runner holds the project lock.

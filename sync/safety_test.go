@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
 	"github.com/syncd/syncd/state"
@@ -41,10 +42,10 @@ func writes(emu *sinchtest.Emulator) int {
 	return emu.Calls(sinchtest.OpCreate) + emu.Calls(sinchtest.OpUpdate) + emu.Calls(sinchtest.OpMerge) + emu.Calls(sinchtest.OpDelete)
 }
 
-func mustRun(t *testing.T, rec *contactsync.Reconciler, kind string) contactsync.Report {
+func mustRun(t *testing.T, rec *contactsync.Reconciler, kind state.RunKind) contactsync.Report {
 	t.Helper()
 	rep, err := rec.Run(t.Context(), kind, false)
-	if err != nil || rep.Outcome != contactsync.OutcomeSucceeded {
+	if err != nil || rep.Outcome != state.OutcomeSucceeded {
 		t.Fatalf("%s run: outcome %s, err %v, errors %v", kind, rep.Outcome, err, rep.Errors)
 	}
 	return rep
@@ -60,13 +61,13 @@ func TestHandEditedExternalIDIsPutBack(t *testing.T) {
 	if err := crm.UpsertRecords(ctx, store.SQL(), "crm_contacts", chaosRows(2, "Person")); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	c1 := byExternalID(emu)["crm-00000"][0]
 	if _, err := rec.Sinch.UpdateContact(ctx, c1.ID, sinch.Contact{ExternalID: "crm-00001"}, []string{sinch.FieldExternalID}); err != nil {
 		t.Fatal(err)
 	}
 	emu.ResetCalls()
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 
 	if n := emu.Calls(sinchtest.OpMerge) + emu.Calls(sinchtest.OpCreate) + emu.Calls(sinchtest.OpDelete); n != 0 {
 		t.Errorf("%d merges, creates or deletes after the hand edit, want 0 (%v)", n, emu.CallCounts())
@@ -87,11 +88,11 @@ func TestRenamedRecordKeepsItsContact(t *testing.T) {
 	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(20, "Person")); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	old := byExternalID(emu)["crm-00003"][0]
 	execSQL(t, store, `UPDATE crm_contacts SET external_id = 'crm-renamed', updated_at = now() WHERE external_id = 'crm-00003'`)
 	emu.ResetCalls()
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 
 	if n := emu.Calls(sinchtest.OpCreate) + emu.Calls(sinchtest.OpDelete) + emu.Calls(sinchtest.OpMerge); n != 0 {
 		t.Errorf("the rename cost %v, want one patch", emu.CallCounts())
@@ -115,7 +116,7 @@ func TestRenamedRecordKeepsItsContact(t *testing.T) {
 	}
 	// The old id's link gone, incremental runs have nothing to look up.
 	emu.ResetCalls()
-	if rep := mustRun(t, rec, contactsync.RunIncremental); rep.Lookups != 0 {
+	if rep := mustRun(t, rec, state.RunIncremental); rep.Lookups != 0 {
 		t.Errorf("an incremental run after the rename made %d lookups (%v)", rep.Lookups, emu.CallCounts())
 	}
 }
@@ -128,7 +129,7 @@ func TestFullRunDropsLinksThatNameNothing(t *testing.T) {
 	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(5, "Person")); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	if err := emu.DeleteAsPerson(byExternalID(emu)["crm-00003"][0].ID); err != nil {
 		t.Fatal(err)
 	}
@@ -136,10 +137,10 @@ func TestFullRunDropsLinksThatNameNothing(t *testing.T) {
 	emu.ResetCalls()
 	// The vanished row's contact is looked for by its external_id and by
 	// the id its link names (it may carry another external_id now).
-	if rep := mustRun(t, rec, contactsync.RunIncremental); rep.Lookups != 2 {
+	if rep := mustRun(t, rec, state.RunIncremental); rep.Lookups != 2 {
 		t.Errorf("the incremental run made %d lookups, want 2 for the vanished row", rep.Lookups)
 	}
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	if n := writes(emu); n != 0 {
 		t.Errorf("the runs wrote %v, want nothing", emu.CallCounts())
 	}
@@ -150,7 +151,7 @@ func TestFullRunDropsLinksThatNameNothing(t *testing.T) {
 	if l, ok := links["crm-00003"]; ok || len(links) != 4 {
 		t.Errorf("links: %d, the gone record's %+v", len(links), l)
 	}
-	if rep := mustRun(t, rec, contactsync.RunIncremental); rep.Lookups != 0 {
+	if rep := mustRun(t, rec, state.RunIncremental); rep.Lookups != 0 {
 		t.Errorf("an incremental run after the full one made %d lookups, want none", rep.Lookups)
 	}
 }
@@ -167,7 +168,7 @@ func TestIncrementalAdoptsOnlyWhatAFullRunWould(t *testing.T) {
 	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", rows[1:]); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	u := emu.Seed(sinch.Contact{Language: "EN_US", DisplayName: "Someone", ChannelIdentities: []sinch.ChannelIdentity{
 		{Channel: "SMS", Identity: "46730000000"}, {Channel: "WHATSAPP", Identity: "46730000001"},
 	}})[0]
@@ -175,7 +176,7 @@ func TestIncrementalAdoptsOnlyWhatAFullRunWould(t *testing.T) {
 		t.Fatal(err)
 	}
 	emu.ResetCalls()
-	rep := mustRun(t, rec, contactsync.RunIncremental)
+	rep := mustRun(t, rec, state.RunIncremental)
 	if n, c := writes(emu), emu.Calls(sinchtest.OpCreate); n != 1 || c != 1 {
 		t.Errorf("the incremental run wrote %v, want one create", emu.CallCounts())
 	}
@@ -183,7 +184,7 @@ func TestIncrementalAdoptsOnlyWhatAFullRunWould(t *testing.T) {
 		t.Errorf("the run does not say why U is left alone: notes %q", rep.Plan.Notes)
 	}
 	emu.ResetCalls()
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	if n := writes(emu); n != 0 {
 		t.Errorf("the full run after it wrote %v, want nothing", emu.CallCounts())
 	}
@@ -204,10 +205,10 @@ func TestIncrementalNoticesAVanishedRow(t *testing.T) {
 	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(20, "Person")); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	execSQL(t, store, `DELETE FROM crm_contacts WHERE external_id = 'crm-00007'`)
 	emu.ResetCalls()
-	mustRun(t, rec, contactsync.RunIncremental)
+	mustRun(t, rec, state.RunIncremental)
 	if got := emu.Calls(sinchtest.OpDelete); got != 1 {
 		t.Errorf("%d deletes, want 1 (%v)", got, emu.CallCounts())
 	}
@@ -246,12 +247,12 @@ func TestIncrementalKeepsTheLastReadOfARow(t *testing.T) {
 	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", rows); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	stale := rows[1]
 	stale.DisplayName = str("Stale name")
 	execSQL(t, store, `UPDATE crm_contacts SET display_name = 'New name', updated_at = now() WHERE external_id = 'crm-00001'`)
 	rec.CRM = twiceRead{CRM: rec.CRM, stale: stale}
-	rep := mustRun(t, rec, contactsync.RunIncremental)
+	rep := mustRun(t, rec, state.RunIncremental)
 	if len(rep.Plan.Rejected) != 0 {
 		t.Errorf("rejected %v", rep.Plan.Rejected)
 	}
@@ -269,7 +270,7 @@ func TestWatermarkWaitsForAnOpenTransaction(t *testing.T) {
 	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(3, "Person")); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 
 	tx := store.DB().WithContext(t.Context()).Begin()
 	if err := tx.Error; err != nil {
@@ -280,13 +281,13 @@ func TestWatermarkWaitsForAnOpenTransaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Runs while the transaction is open see nothing new of it...
-	mustRun(t, rec, contactsync.RunIncremental)
-	mustRun(t, rec, contactsync.RunIncremental)
+	mustRun(t, rec, state.RunIncremental)
+	mustRun(t, rec, state.RunIncremental)
 	if err := tx.Commit().Error; err != nil {
 		t.Fatal(err)
 	}
 	// ...and the first run after it commits picks the row up.
-	mustRun(t, rec, contactsync.RunIncremental)
+	mustRun(t, rec, state.RunIncremental)
 	if cs := byExternalID(emu)["crm-00002"]; len(cs) != 1 || cs[0].DisplayName != "Committed late" {
 		t.Errorf("crm-00002 is %v: a committed change was skipped", cs)
 	}
@@ -305,7 +306,7 @@ func TestWatermarkWaitsForATransactionThatBeganByReading(t *testing.T) {
 	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(3, "Person")); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 
 	crmApp := openSQL(t, dbURL) // the CRM's own connection, not syncd's
 	tx, err := crmApp.BeginTx(t.Context(), nil)
@@ -318,8 +319,8 @@ func TestWatermarkWaitsForATransactionThatBeganByReading(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Runs while it only reads see nothing of it...
-	mustRun(t, rec, contactsync.RunIncremental)
-	mustRun(t, rec, contactsync.RunIncremental)
+	mustRun(t, rec, state.RunIncremental)
+	mustRun(t, rec, state.RunIncremental)
 	if _, err := tx.ExecContext(t.Context(), `UPDATE crm_contacts SET display_name = 'Written late', updated_at = now() WHERE external_id = 'crm-00002'`); err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +328,7 @@ func TestWatermarkWaitsForATransactionThatBeganByReading(t *testing.T) {
 		t.Fatal(err)
 	}
 	// ...and the first run after it commits picks the row up.
-	mustRun(t, rec, contactsync.RunIncremental)
+	mustRun(t, rec, state.RunIncremental)
 	if cs := byExternalID(emu)["crm-00002"]; len(cs) != 1 || cs[0].DisplayName != "Written late" {
 		t.Errorf("crm-00002 is %v: a committed change was skipped", cs)
 	}
@@ -344,42 +345,42 @@ func TestJournalKeepsWhatCannotBeUndone(t *testing.T) {
 	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", rows); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	dup := emu.Seed(sinch.Contact{ExternalID: "crm-00000", Language: "EN_US", DisplayName: "Twin",
 		ChannelIdentities: []sinch.ChannelIdentity{{Channel: "SMS", Identity: "46730000000"}}})[0]
 	orphan := emu.Seed(sinch.Contact{ExternalID: "crm-gone", Language: "EN_US", DisplayName: "Orphan",
 		ChannelIdentities: []sinch.ChannelIdentity{{Channel: "SMS", Identity: "46739999999"}}})[0]
 
-	stopped, err := store.StartRun(t.Context(), "chaos", contactsync.RunFull)
+	stopped, err := store.StartRun(t.Context(), "chaos", state.RunFull)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.JournalAppend(t.Context(), []state.JournalEntry{{RunID: stopped.ID, Kind: "create", ExternalID: "crm-00001"}}); err != nil {
+	if err := store.JournalAppend(t.Context(), []state.JournalEntry{{RunID: stopped.ID, Kind: planner.OpCreate, ExternalID: "crm-00001"}}); err != nil {
 		t.Fatal(err)
 	}
-	rep := mustRun(t, rec, contactsync.RunFull)
+	rep := mustRun(t, rec, state.RunFull)
 
 	entries, err := store.Journal(t.Context(), rep.RunID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kept := map[string]string{}
+	kept := map[planner.OpKind]string{}
 	for _, e := range entries {
-		if e.Kind == "merge" || e.Kind == "delete" {
+		if e.Kind == planner.OpMerge || e.Kind == planner.OpDelete {
 			kept[e.Kind] = string(e.Contacts)
 		}
 	}
-	if !strings.Contains(kept["merge"], dup.ID) || !strings.Contains(kept["merge"], `"Twin"`) {
-		t.Errorf("the merge journaled %q, want the full contacts, %s among them", kept["merge"], dup.ID)
+	if !strings.Contains(kept[planner.OpMerge], dup.ID) || !strings.Contains(kept[planner.OpMerge], `"Twin"`) {
+		t.Errorf("the merge journaled %q, want the full contacts, %s among them", kept[planner.OpMerge], dup.ID)
 	}
-	if !strings.Contains(kept["delete"], orphan.ID) || !strings.Contains(kept["delete"], `"Orphan"`) {
-		t.Errorf("the delete journaled %q, want the full contact %s", kept["delete"], orphan.ID)
+	if !strings.Contains(kept[planner.OpDelete], orphan.ID) || !strings.Contains(kept[planner.OpDelete], `"Orphan"`) {
+		t.Errorf("the delete journaled %q, want the full contact %s", kept[planner.OpDelete], orphan.ID)
 	}
 	old, err := store.Journal(t.Context(), stopped.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(old) != 1 || old[0].Status != contactsync.StatusUnknown {
+	if len(old) != 1 || old[0].Status != state.StatusUnknown {
 		t.Errorf("the stopped run's journal is %+v, want its pending entry closed as unknown", old)
 	}
 }
@@ -396,7 +397,7 @@ func TestRetriedCallsCountAsDone(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep, err := rec.Backfill(t.Context(), false)
-	if err != nil || rep.Outcome != contactsync.OutcomeSucceeded || rep.Failed != 0 {
+	if err != nil || rep.Outcome != state.OutcomeSucceeded || rep.Failed != 0 {
 		t.Fatalf("backfill through the storm: outcome %s, %d failed, err %v, errors %v", rep.Outcome, rep.Failed, err, rep.Errors)
 	}
 	if _, ok, err := store.Watermark(t.Context(), "chaos"); err != nil || !ok {
@@ -421,14 +422,14 @@ func TestAmbiguousCreateIsUnknown(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep, _ := rec.Backfill(t.Context(), false)
-	if rep.Outcome == contactsync.OutcomeSucceeded || len(rep.Rejected) != 0 {
+	if rep.Outcome == state.OutcomeSucceeded || len(rep.Rejected) != 0 {
 		t.Errorf("outcome %s with %d rejected, want a failed run and no reject", rep.Outcome, len(rep.Rejected))
 	}
 	entries, err := store.Journal(t.Context(), rep.RunID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entries) != 1 || entries[0].Status != contactsync.StatusUnknown {
+	if len(entries) != 1 || entries[0].Status != state.StatusUnknown {
 		t.Errorf("journal %+v, want one create journaled unknown", entries)
 	}
 }
@@ -458,7 +459,7 @@ func TestRefusedKeyStopsTheRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep, err := rec.Backfill(t.Context(), false)
-	if !sinch.IsAccessDenied(err) || rep.Outcome != contactsync.OutcomeFailed {
+	if !sinch.IsAccessDenied(err) || rep.Outcome != state.OutcomeFailed {
 		t.Errorf("outcome %s, err %v; want a failed run naming the refused key", rep.Outcome, err)
 	}
 	if n := creates.Load(); n != 1 {
@@ -469,7 +470,7 @@ func TestRefusedKeyStopsTheRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
-		if e.Status == contactsync.StatusPending {
+		if e.Status == state.StatusPending {
 			t.Fatalf("journal entry %+v left pending", e)
 		}
 	}
@@ -483,7 +484,7 @@ func TestIncrementalGivesAMovedContactBack(t *testing.T) {
 	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(8, "Person")); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	before := byExternalID(emu)
 	c6, c2 := before["crm-00006"][0], before["crm-00002"][0]
 	if _, err := rec.Sinch.UpdateContact(t.Context(), c6.ID, sinch.Contact{ExternalID: "crm-00002"}, []string{sinch.FieldExternalID}); err != nil {
@@ -494,7 +495,7 @@ func TestIncrementalGivesAMovedContactBack(t *testing.T) {
 	}
 	execSQL(t, store, `UPDATE crm_contacts SET display_name = 'Changed', updated_at = now() WHERE external_id = 'crm-00002'`)
 	emu.ResetCalls()
-	mustRun(t, rec, contactsync.RunIncremental)
+	mustRun(t, rec, state.RunIncremental)
 	after := byExternalID(emu)
 	if cs := after["crm-00006"]; len(cs) != 1 || cs[0].ID != c6.ID {
 		t.Errorf("crm-00006 has %v, want its own contact %s back", cs, c6.ID)

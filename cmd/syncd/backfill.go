@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/syncd/syncd/lease"
+	"github.com/syncd/syncd/state"
 	contactsync "github.com/syncd/syncd/sync"
 )
 
@@ -45,7 +46,7 @@ its PostgreSQL session holds, and stopped), 3 deletes withheld by the mass-delet
 				return &exitCodeError{code: exitTempFail, err: fmt.Errorf("%w; try again later, or pass --wait", err)}
 			}
 			writeRunSummary(e.stdout, rep)
-			if rep.Outcome == contactsync.OutcomeInterrupted {
+			if rep.Outcome == state.OutcomeInterrupted {
 				return &exitCodeError{code: exitInterrupted, err: fmt.Errorf(
 					"interrupted: operations not yet sent were left for later; run syncd backfill again to finish (nothing is sent twice)")}
 			}

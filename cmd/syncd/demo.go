@@ -182,7 +182,7 @@ func (e *env) demoSinchEdit(ctx context.Context, d *deps, emu *sinchtest.Emulato
 
 	fmt.Fprintln(out, "\n== the event run (syncd run starts it within a second of the callback)")
 	emu.ResetCalls()
-	rep, err := rec.Run(ctx, contactsync.RunEvents, false)
+	rep, err := rec.Run(ctx, state.RunEvents, false)
 	writeRunSummary(out, rep)
 	if err != nil {
 		return err
@@ -200,7 +200,7 @@ func (e *env) demoSinchEdit(ctx context.Context, d *deps, emu *sinchtest.Emulato
 		return err
 	}
 	emu.ResetCalls()
-	rep, err = rec.Run(ctx, contactsync.RunEvents, false)
+	rep, err = rec.Run(ctx, state.RunEvents, false)
 	writeRunSummary(out, rep)
 	if err != nil {
 		return err

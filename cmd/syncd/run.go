@@ -67,11 +67,11 @@ configuration, the database, migrations pending, http.listen in use).`,
 // runStatus is what the daemon knows of a project's last run, for /readyz.
 type runStatus struct {
 	mu      stdsync.Mutex
-	outcome string
+	outcome state.Outcome
 	why     string // why it failed
 }
 
-func (s *runStatus) set(outcome, why string) {
+func (s *runStatus) set(outcome state.Outcome, why string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.outcome, s.why = outcome, why
@@ -101,7 +101,7 @@ func failure(rep contactsync.Report, err error) string {
 	return ""
 }
 
-func (s *runStatus) last() (string, bool) {
+func (s *runStatus) last() (state.Outcome, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.outcome, s.outcome != ""

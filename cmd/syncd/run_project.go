@@ -245,11 +245,12 @@ func (p *projectRun) lead(ctx context.Context, retention func() time.Duration) {
 func daemonHealth(store *state.Store, running func() []*projectRun) metrics.Health {
 	return metrics.Health{
 		Ping: store.Ping,
-		LastRun: func() (string, bool) {
-			outcome, any := "", false
+		LastRun: func() (state.Outcome, bool) {
+			var outcome state.Outcome
+			any := false
 			for _, p := range running() {
 				if o, ok := p.status.last(); ok {
-					if o == state.RunFailed {
+					if o == state.OutcomeFailed {
 						return o, true
 					}
 					outcome, any = o, true
@@ -260,7 +261,7 @@ func daemonHealth(store *state.Store, running func() []*projectRun) metrics.Heal
 		FailedBecause: func() string {
 			var why []string
 			for _, p := range running() {
-				if o, _ := p.status.last(); o == state.RunFailed {
+				if o, _ := p.status.last(); o == state.OutcomeFailed {
 					why = append(why, p.d.project+": "+p.status.failedBecause())
 				}
 			}
@@ -313,7 +314,7 @@ func roles(active, standby []string) string {
 // exportSchedules sets the schedules' periods, which alerts and dashboards
 // compare runs with; the configuration checked that they parse.
 func exportSchedules(m *metrics.Project, sc ScheduleConfig) {
-	for kind, spec := range map[string]string{contactsync.RunIncremental: sc.Incremental, contactsync.RunFull: sc.Full} {
+	for kind, spec := range map[state.RunKind]string{state.RunIncremental: sc.Incremental, state.RunFull: sc.Full} {
 		if s, err := contactsync.ParseSchedule(spec); err == nil {
 			m.SetSchedule(kind, s)
 		}

@@ -144,8 +144,8 @@ type lockStatus struct {
 
 type runStatusJSON struct {
 	ID         int64          `json:"id"`
-	Kind       string         `json:"kind"`
-	Outcome    string         `json:"outcome"`
+	Kind       state.RunKind  `json:"kind"`
+	Outcome    state.Outcome  `json:"outcome"`
 	StartedAt  time.Time      `json:"started_at"`
 	FinishedAt *time.Time     `json:"finished_at,omitempty"`
 	DurationMS int64          `json:"duration_ms"`
