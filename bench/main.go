@@ -11,8 +11,8 @@
 // process of its own, so that its peak RSS is its alone: the CRM read against
 // COPY, the pure diff on one core, then diff, backfill, a second (no-op)
 // backfill and an incremental run through the real sync.Reconciler,
-// sinch.Client and state.Store. It prints markdown tables on stdout; progress
-// goes to stderr. docs/benchmarks.md explains the columns.
+// sinch.Client, crm.Reader and state.Store. It prints markdown tables on
+// stdout; progress goes to stderr. docs/benchmarks.md explains the columns.
 package main
 
 import (
@@ -435,7 +435,7 @@ func printTables(w io.Writer, cfg config, runs []runRow, reads []readRow) {
 		}
 	}
 	if len(reads) > 0 {
-		fmt.Fprintln(w, "\nCRM read (state.Store.Records against COPY of the same query) and the pure diff (one core):")
+		fmt.Fprintln(w, "\nCRM read (crm.Reader.Records against COPY of the same query) and the pure diff (one core):")
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "| N | reader rows/s | COPY rows/s | reader/COPY time | reader peak RSS | normalise+index 1 core | diff 1 core | diff bytes/row |")
 		fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|")

@@ -1,7 +1,8 @@
 // Package state is syncd's own state in its PostgreSQL database, in the
 // syncd schema: the links between CRM records and Sinch contacts, the runs,
-// the operation journal, the incremental watermarks, and the migrations
-// that make the schema. It also owns the database itself: Open opens the
+// the operation journal, the incremental watermarks, the index of the
+// identities each record holds and what partial runs deferred, the queue of
+// Sinch's contact events (Events), and the migrations that make the schema. It also owns the database itself: Open opens the
 // one pool of the process (its sessions named for pg_stat_activity, with
 // short TCP keepalives, errors that never show the password), which the CRM
 // reader, the leases and the leader elector share; and it keeps the project
