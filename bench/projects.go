@@ -148,9 +148,7 @@ func childProjects(ctx context.Context, a childArgs, res *childResult) error {
 		return err
 	}
 	defer store.Close()
-	if db, err := store.DB().DB(); err == nil {
-		db.SetMaxOpenConns(10 * len(a.Projects))
-	}
+	store.SQL().SetMaxOpenConns(10 * len(a.Projects))
 	kind := state.RunFull
 	if a.Phase == "incremental" {
 		kind = state.RunIncremental

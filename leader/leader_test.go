@@ -117,11 +117,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 
 func sqlDB(t *testing.T) *sql.DB {
 	t.Helper()
-	db, err := statetest.NewStore(t).DB().DB()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return db
+	return statetest.NewStore(t).SQL()
 }
 
 func TestProjectsSpreadOverProcesses(t *testing.T) {

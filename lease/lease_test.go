@@ -36,11 +36,7 @@ func ctxFor(t testing.TB) context.Context {
 // open it.
 func pool(t *testing.T, url string) *sql.DB {
 	t.Helper()
-	db, err := statetest.OpenStore(t, url).DB().DB()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return db
+	return statetest.OpenStore(t, url).SQL()
 }
 
 // Two pools on one database stand for two syncd processes.

@@ -58,11 +58,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 func TestMigrateOnATemplateCopyIsCurrent(t *testing.T) {
 	t.Parallel()
 	s := statetest.NewStore(t)
-	db, err := s.DB().DB()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := state.Migrate(ctxFor(t), db, nil)
+	got, err := state.Migrate(ctxFor(t), s.SQL(), nil)
 	if err != nil || len(got) != 0 {
 		t.Fatalf("Migrate on a migrated copy = %v, %v; want nothing to do", got, err)
 	}

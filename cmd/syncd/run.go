@@ -217,12 +217,8 @@ func (e *env) daemon(ctx context.Context) error {
 	}
 	defer stopWebhooks()
 
-	db, err := store.DB().DB()
-	if err != nil {
-		return fmt.Errorf("database: %w", err)
-	}
 	s.lastCheck.Store(time.Now().UnixNano())
-	s.elector = leader.New(db, s.ids(), log.Named("leader"), leader.Options{
+	s.elector = leader.New(store.SQL(), s.ids(), log.Named("leader"), leader.Options{
 		Busy: func(id string) bool { p := s.project(id); return p != nil && p.busy() },
 		OnChange: func(id string, leading bool) {
 			if p := s.project(id); p != nil {

@@ -289,11 +289,7 @@ const timeLayout = "2006-01-02 15:04:05 -07:00"
 // processes lists the `syncd run` processes taking part in the project's
 // election, the active one first.
 func processes(ctx context.Context, store *state.Store, projectID string) ([]processStatus, error) {
-	db, err := store.DB().DB()
-	if err != nil {
-		return nil, err
-	}
-	members, err := leader.Members(ctx, db, []string{projectID})
+	members, err := leader.Members(ctx, store.SQL(), []string{projectID})
 	if err != nil {
 		return nil, err
 	}
