@@ -146,7 +146,8 @@ func (a childArgs) reconciler(store *state.Store) (*contactsync.Reconciler, erro
 	opts := benchOptions()
 	opts.AllowMassDelete = true // 2% orphans are over max_deletes: backfill --allow-mass-delete
 	return &contactsync.Reconciler{
-		CRM: crm.New(store.SQL(), nil), Links: store, Identities: store, Deferrals: store, Journal: store, Runs: store, Watermarks: store, Locks: store,
+		CRM: crm.New(store.SQL()), Links: store, Identities: store, Deferrals: store,
+		Journal: store, Runs: store, Watermarks: store, Locks: store,
 		Sinch: client, Logger: zap.NewNop(),
 		ProjectID: a.ProjectID, Source: crm.Source{Relation: "crm_contacts"}, BatchSize: 1000,
 		Concurrency: a.Concurrency, Options: opts,
@@ -214,7 +215,7 @@ func childRead(ctx context.Context, a childArgs, res *childResult) error {
 	for range 3 {
 		start := time.Now()
 		n := 0
-		for batch, err := range crm.New(store.SQL(), nil).Records(ctx, crm.Source{Relation: "crm_contacts"}, 1000) {
+		for batch, err := range crm.New(store.SQL()).Records(ctx, crm.Source{Relation: "crm_contacts"}, 1000) {
 			if err != nil {
 				return err
 			}

@@ -197,7 +197,8 @@ func runPeer(ctx context.Context, cfg config) ([]peerRow, error) {
 		}
 		defer client.CloseIdleConnections()
 		r := &contactsync.Reconciler{
-			CRM: crm.New(store.SQL(), nil), Links: store, Identities: store, Deferrals: store, Journal: store, Runs: store, Watermarks: store, Locks: store,
+			CRM: crm.New(store.SQL()), Links: store, Identities: store, Deferrals: store,
+			Journal: store, Runs: store, Watermarks: store, Locks: store,
 			Sinch: client, Logger: zap.NewNop(),
 			ProjectID: sinchtest.DefaultProjectID, Source: crm.Source{Relation: "crm_contacts"}, BatchSize: 1000,
 			Concurrency: sinch.DefaultMaxConcurrency, Options: planner.DefaultOptions(),

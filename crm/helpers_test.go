@@ -45,7 +45,7 @@ func newSource(t testing.TB) source {
 func openSource(t testing.TB, url string) source {
 	t.Helper()
 	st := statetest.OpenStore(t, url)
-	return source{Reader: crm.New(st.SQL(), nil), state: st}
+	return source{Reader: crm.New(st.SQL()), state: st}
 }
 
 func (s source) UpsertRecords(ctx context.Context, table string, recs []crm.Record) error {

@@ -58,7 +58,8 @@ func chaosReconcilerOn(t *testing.T, store *state.Store, emu *sinchtest.Emulator
 	}
 	t.Cleanup(client.CloseIdleConnections)
 	return &contactsync.Reconciler{
-		CRM: crm.New(store.SQL(), nil), Links: store, Identities: store, Deferrals: store, Journal: store, Runs: store, Watermarks: store, Locks: store,
+		CRM: crm.New(store.SQL()), Links: store, Identities: store, Deferrals: store,
+		Journal: store, Runs: store, Watermarks: store, Locks: store,
 		Sinch: client, Logger: zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)), ProjectID: "chaos",
 		Source: crm.Source{Relation: "crm_contacts"}, BatchSize: 1000, Concurrency: 16, Options: planner.DefaultOptions(),
 	}
@@ -67,7 +68,7 @@ func chaosReconcilerOn(t *testing.T, store *state.Store, emu *sinchtest.Emulator
 // onStore points rec at store's database: the CRM source there and syncd's
 // state there.
 func onStore(rec *contactsync.Reconciler, store *state.Store) {
-	rec.CRM = crm.New(store.SQL(), nil)
+	rec.CRM = crm.New(store.SQL())
 	rec.Links, rec.Identities, rec.Deferrals, rec.Journal = store, store, store, store
 	rec.Runs, rec.Watermarks, rec.Locks = store, store, store
 }

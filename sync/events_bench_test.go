@@ -70,7 +70,8 @@ func BenchmarkEventLag(b *testing.B) {
 	queue := store.Events()
 	log := zaptest.NewLogger(b, zaptest.Level(zap.ErrorLevel))
 	rec := &contactsync.Reconciler{
-		CRM: crm.New(store.SQL(), nil), Links: store, Identities: store, Deferrals: store, Journal: store, Runs: store, Watermarks: store, Locks: store,
+		CRM: crm.New(store.SQL()), Links: store, Identities: store, Deferrals: store,
+		Journal: store, Runs: store, Watermarks: store, Locks: store,
 		Sinch: client, Logger: log, ProjectID: "lag", Source: crm.Source{Relation: "crm_contacts"},
 		BatchSize: 1000, Concurrency: 16, Options: planner.DefaultOptions(), Observer: obs, Events: queue,
 	}

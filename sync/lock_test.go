@@ -61,7 +61,8 @@ func (g *lockRig) process(t *testing.T, rps float64, check, grace time.Duration)
 	t.Cleanup(client.CloseIdleConnections)
 	store := statetest.OpenStore(t, g.url)
 	return &contactsync.Reconciler{
-		CRM: crm.New(store.SQL(), nil), Links: store, Identities: store, Deferrals: store, Journal: store, Runs: store, Watermarks: store, Locks: store,
+		CRM: crm.New(store.SQL()), Links: store, Identities: store, Deferrals: store,
+		Journal: store, Runs: store, Watermarks: store, Locks: store,
 		Sinch: client, Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
 		ProjectID: "chaos", Source: crm.Source{Relation: "crm_contacts"}, BatchSize: 1000, Concurrency: 8, Options: planner.DefaultOptions(),
 		LockCheck: check, LockGrace: grace,

@@ -565,7 +565,8 @@ func (h *modelHarness) runLosesLock(rt *rapid.T) {
 
 func (h *modelHarness) reconciler(store *state.Store, api contactsync.SinchAPI) *contactsync.Reconciler {
 	return &contactsync.Reconciler{
-		CRM: crm.New(store.SQL(), nil), Links: store, Identities: store, Deferrals: store, Journal: store, Runs: store, Watermarks: store, Locks: store,
+		CRM: crm.New(store.SQL()), Links: store, Identities: store, Deferrals: store,
+		Journal: store, Runs: store, Watermarks: store, Locks: store,
 		Sinch: api, Logger: h.env.log, ProjectID: h.project,
 		Source: crm.Source{Relation: "crm_contacts"}, BatchSize: 100, Concurrency: 4, Options: modelOptions(),
 		// A runner that took over waits 2 × LockCheck + the call timeout

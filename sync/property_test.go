@@ -110,7 +110,8 @@ func TestPlanConverges(t *testing.T) {
 		}
 		before := emu.Seed(rapid.SliceOfN(rapid.Custom(genContact), 0, 8).Draw(rt, "contacts")...)
 
-		rec := &contactsync.Reconciler{CRM: crm.New(store.SQL(), nil), Links: store, Identities: store, Deferrals: store, Journal: store, Runs: store, Watermarks: store, Locks: store,
+		rec := &contactsync.Reconciler{CRM: crm.New(store.SQL()), Links: store, Identities: store, Deferrals: store,
+			Journal: store, Runs: store, Watermarks: store, Locks: store,
 			Sinch: client, Logger: zaptest.NewLogger(t), ProjectID: project, Concurrency: 4, Options: opts}
 		links, err := store.Links(ctx, project)
 		if err != nil {

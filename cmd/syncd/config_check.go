@@ -153,7 +153,7 @@ func checkSource(ctx context.Context, out io.Writer, cfg Config, prefix string, 
 	if pending > 0 && cfg.CRM.Filter == "" && (cfg.CRM.Source == "crm_contacts" || cfg.CRM.Source == "public.crm_contacts") {
 		return "the reference table; syncd migrate creates it", nil
 	}
-	sc, err := crm.New(store.SQL(), log).CheckSource(ctx, cfg.source())
+	sc, err := crm.New(store.SQL()).CheckSource(ctx, cfg.source())
 	if err != nil {
 		return "", err
 	}

@@ -321,7 +321,7 @@ func projectDeps(p Project, log *zap.Logger, store *state.Store, registry *metri
 	if p.Name != "" {
 		log = log.With(zap.String("project", p.Name))
 	}
-	d := &deps{project: p.Name, cfg: p.Config, log: log, store: store, crm: crm.New(store.SQL(), log), registry: registry,
+	d := &deps{project: p.Name, cfg: p.Config, log: log, store: store, crm: crm.New(store.SQL()), registry: registry,
 		metrics: registry.Project(cmp.Or(p.Name, defaultProjectName))}
 	sc := p.Config.sinchConfig()
 	sc.Logger = log
