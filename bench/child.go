@@ -19,6 +19,7 @@ import (
 	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
+	"github.com/syncd/syncd/state"
 	contactsync "github.com/syncd/syncd/sync"
 )
 
@@ -56,7 +57,7 @@ type childResult struct {
 	Applied  planner.Summary `json:"applied"`
 	Failed   int             `json:"failed"`
 	Lookups  int             `json:"lookups"`
-	Outcome  string          `json:"outcome"`
+	Outcome  state.Outcome   `json:"outcome"`
 	Errors   []string        `json:"errors,omitempty"`
 	Withheld int             `json:"withheld"`
 
@@ -133,7 +134,7 @@ func runChild(raw string) error {
 	return json.NewEncoder(os.Stdout).Encode(res)
 }
 
-func (a childArgs) reconciler(store *crm.Store) (*contactsync.Reconciler, error) {
+func (a childArgs) reconciler(store *state.Store) (*contactsync.Reconciler, error) {
 	client, err := sinch.NewClient(sinch.Config{
 		BaseURL: a.SinchURL, TokenURL: a.SinchURL + "/oauth2/token", // the default auth, oauth2
 		ProjectID: a.ProjectID, KeyID: a.KeyID, KeySecret: a.KeySecret,
@@ -145,7 +146,9 @@ func (a childArgs) reconciler(store *crm.Store) (*contactsync.Reconciler, error)
 	opts := benchOptions()
 	opts.AllowMassDelete = true // 2% orphans are over max_deletes: backfill --allow-mass-delete
 	return &contactsync.Reconciler{
-		Store: store, Sinch: client, Logger: zap.NewNop(),
+		CRM: crm.New(store.SQL()), Links: store, Identities: store, Deferrals: store,
+		Journal: store, Runs: store, Watermarks: store, Locks: store,
+		Sinch: client, Logger: zap.NewNop(),
 		ProjectID: a.ProjectID, Source: crm.Source{Relation: "crm_contacts"}, BatchSize: 1000,
 		Concurrency: a.Concurrency, Options: opts,
 	}, nil
@@ -154,7 +157,7 @@ func (a childArgs) reconciler(store *crm.Store) (*contactsync.Reconciler, error)
 func benchOptions() planner.Options { return planner.DefaultOptions() }
 
 func childRun(ctx context.Context, a childArgs, res *childResult) error {
-	store, err := crm.Open(ctx, a.DatabaseURL, zap.NewNop())
+	store, err := state.Open(ctx, a.DatabaseURL, zap.NewNop())
 	if err != nil {
 		return err
 	}
@@ -171,9 +174,9 @@ func childRun(ctx context.Context, a childArgs, res *childResult) error {
 		res.Summary = plan.Summary()
 		return nil
 	}
-	kind := contactsync.RunFull
+	kind := state.RunFull
 	if a.Scenario == "incremental" {
-		kind = contactsync.RunIncremental
+		kind = state.RunIncremental
 	}
 	rep, err := r.Run(ctx, kind, false)
 	if err != nil {
@@ -189,16 +192,16 @@ func childRun(ctx context.Context, a childArgs, res *childResult) error {
 	return nil
 }
 
-// copyColumns are the columns crm.Store.Records selects, cast the same way.
+// copyColumns are the columns crm.Reader.Records selects, cast the same way.
 const copyColumns = `external_id::text, display_name::text, email::text, phone::text,
 	channel_identities::text, to_jsonb(channel_priority)::text, language::text,
 	metadata::text, updated_at::timestamptz, deleted_at::timestamptz`
 
-// childRead streams the whole source through crm.Store.Records and
+// childRead streams the whole source through crm.Reader.Records and
 // through COPY ... TO STDOUT, alternately, three times each, and keeps the
 // fastest of each.
 func childRead(ctx context.Context, a childArgs, res *childResult) error {
-	store, err := crm.Open(ctx, a.DatabaseURL, zap.NewNop())
+	store, err := state.Open(ctx, a.DatabaseURL, zap.NewNop())
 	if err != nil {
 		return err
 	}
@@ -212,7 +215,7 @@ func childRead(ctx context.Context, a childArgs, res *childResult) error {
 	for range 3 {
 		start := time.Now()
 		n := 0
-		for batch, err := range store.Records(ctx, crm.Source{Relation: "crm_contacts"}, 1000) {
+		for batch, err := range crm.New(store.SQL()).Records(ctx, crm.Source{Relation: "crm_contacts"}, 1000) {
 			if err != nil {
 				return err
 			}
@@ -258,8 +261,8 @@ func childPureDiff(a childArgs, res *childResult) error {
 		records = append(records, record(i))
 	}
 	var contacts []sinch.Contact
-	var links []crm.Link
-	w.contacts(func(c sinch.Contact, link crm.Link) {
+	var links []planner.Link
+	w.contacts(func(c sinch.Contact, link planner.Link) {
 		contacts = append(contacts, c)
 		if link.ExternalID != "" {
 			links = append(links, link)

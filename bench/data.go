@@ -135,9 +135,9 @@ type world struct {
 
 // seeded calls fn with every contact of the Sinch project, in id order, and
 // with the link an earlier run stored for it (zero when none).
-func (w world) contacts(fn func(c sinch.Contact, link crm.Link)) {
+func (w world) contacts(fn func(c sinch.Contact, link planner.Link)) {
 	j := 0
-	emit := func(c sinch.Contact, link crm.Link) {
+	emit := func(c sinch.Contact, link planner.Link) {
 		c.ID = contactID(j)
 		j++
 		if link.ExternalID != "" {
@@ -148,7 +148,7 @@ func (w world) contacts(fn func(c sinch.Contact, link crm.Link)) {
 	for i := range w.n {
 		r := record(i)
 		m := mirror(i, r)
-		link := crm.Link{ExternalID: r.ExternalID, ContentHash: "stale"}
+		link := planner.Link{ExternalID: r.ExternalID, ContentHash: "stale"}
 		if want, rej := planner.Normalize(r, w.opts); rej == nil {
 			link.ContentHash = want.Hash
 		}
@@ -164,12 +164,12 @@ func (w world) contacts(fn func(c sinch.Contact, link crm.Link)) {
 			emit(m, link)
 			dup := m
 			dup.ChannelIdentities = m.ChannelIdentities[:1]
-			emit(dup, crm.Link{})
+			emit(dup, planner.Link{})
 		case kindAdopt:
 			emit(sinch.Contact{
 				ChannelIdentities: []sinch.ChannelIdentity{{Channel: "WHATSAPP", Identity: m.ChannelIdentities[0].Identity}},
 				DisplayName:       "Unknown", Language: "UNSPECIFIED",
-			}, crm.Link{})
+			}, planner.Link{})
 		case kindTombstone:
 			emit(m, link)
 		}
@@ -180,11 +180,11 @@ func (w world) contacts(fn func(c sinch.Contact, link crm.Link)) {
 			emit(sinch.Contact{
 				ExternalID: gone, DisplayName: "Former " + strconv.Itoa(k), Language: "EN_US",
 				ChannelIdentities: []sinch.ChannelIdentity{{Channel: "SMS", Identity: "4672" + pad(k, 7)}},
-			}, crm.Link{ExternalID: gone, ContentHash: "gone"})
+			}, planner.Link{ExternalID: gone, ContentHash: "gone"})
 			emit(sinch.Contact{
 				ChannelIdentities: []sinch.ChannelIdentity{{Channel: "WHATSAPP", Identity: strangerPhone(k)[1:]}},
 				DisplayName:       "Unknown", Language: "UNSPECIFIED",
-			}, crm.Link{})
+			}, planner.Link{})
 		}
 	}
 }
@@ -197,7 +197,7 @@ type expected struct {
 
 func (w world) expect() expected {
 	var e expected
-	w.contacts(func(sinch.Contact, crm.Link) { e.contacts++ })
+	w.contacts(func(sinch.Contact, planner.Link) { e.contacts++ })
 	for i := range w.n {
 		switch kindOf(i) {
 		case kindChanged, kindMissing, kindDuplicate, kindAdopt, kindTombstone:

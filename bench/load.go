@@ -8,20 +8,21 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
-	"github.com/syncd/syncd/crm"
-	"github.com/syncd/syncd/crm/crmtest"
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
+	"github.com/syncd/syncd/state"
+	"github.com/syncd/syncd/state/statetest"
 )
 
 // recreateDatabase drops and creates the named database, migrates it, and
 // returns its URL and a function that drops it.
 func recreateDatabase(ctx context.Context, name string) (string, func(), error) {
-	admin := crmtest.AdminURL()
+	admin := statetest.AdminURL()
 	exec := func(stmt string) error {
 		conn, err := pgx.Connect(ctx, admin)
 		if err != nil {
-			return fmt.Errorf("connect to %s: %w (set %s)", redactURL(admin), err, crmtest.EnvAdminURL)
+			return fmt.Errorf("connect to %s: %w (set %s)", redactURL(admin), err, statetest.EnvAdminURL)
 		}
 		defer conn.Close(ctx)
 		_, err = conn.Exec(ctx, stmt)
@@ -39,7 +40,7 @@ func recreateDatabase(ctx context.Context, name string) (string, func(), error) 
 	}
 	u.Path = "/" + name
 	dbURL := u.String()
-	store, err := crm.Open(ctx, dbURL, zap.NewNop())
+	store, err := state.Open(ctx, dbURL, zap.NewNop())
 	if err != nil {
 		return "", nil, err
 	}
@@ -97,7 +98,7 @@ func loadCRM(ctx context.Context, dbURL string, w world) error {
 	}
 
 	var links [][]any
-	w.contacts(func(c sinch.Contact, l crm.Link) {
+	w.contacts(func(c sinch.Contact, l planner.Link) {
 		if l.ExternalID != "" {
 			links = append(links, []any{projectID, l.ExternalID, l.ContactID, l.ContentHash, loadedAt})
 		}
@@ -120,7 +121,7 @@ const projectID = sinchtest.DefaultProjectID
 // order, in slices of 10,000.
 func seedEmulator(emu *sinchtest.Emulator, w world) {
 	batch := make([]sinch.Contact, 0, 10_000)
-	w.contacts(func(c sinch.Contact, _ crm.Link) {
+	w.contacts(func(c sinch.Contact, _ planner.Link) {
 		batch = append(batch, c)
 		if len(batch) == cap(batch) {
 			emu.Seed(batch...)

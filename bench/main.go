@@ -11,8 +11,8 @@
 // process of its own, so that its peak RSS is its alone: the CRM read against
 // COPY, the pure diff on one core, then diff, backfill, a second (no-op)
 // backfill and an incremental run through the real sync.Reconciler,
-// sinch.Client and crm.Store. It prints markdown tables on stdout; progress
-// goes to stderr. docs/benchmarks.md explains the columns.
+// sinch.Client, crm.Reader and state.Store. It prints markdown tables on
+// stdout; progress goes to stderr. docs/benchmarks.md explains the columns.
 package main
 
 import (
@@ -36,6 +36,7 @@ import (
 
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
+	"github.com/syncd/syncd/state"
 )
 
 func main() {
@@ -320,7 +321,7 @@ func benchSize(ctx context.Context, cfg config, n int) ([]runRow, *readRow, erro
 		r := runRow{lists: counts[sinchtest.OpList], listMin: minLists, other: writes, otherMin: exp.writes, otherWhat: "writes"}
 		r.bound = fullBound(minLists, exp.writes)
 		r.note = fmt.Sprintf("%d created, %d patched, %d merged, %d deleted", res.Applied.Create, res.Applied.Patch, res.Applied.Merge, res.Applied.Delete)
-		return r, errors.Join(expectEq("backfill outcome", res.Outcome, contactsync_succeeded), expectEq("backfill writes", writes, exp.writes))
+		return r, errors.Join(expectEq("backfill outcome", res.Outcome, state.OutcomeSucceeded), expectEq("backfill writes", writes, exp.writes))
 	}); err != nil {
 		return rows, rd, err
 	}
@@ -349,8 +350,6 @@ func benchSize(ctx context.Context, cfg config, n int) ([]runRow, *readRow, erro
 	}
 	return rows, rd, nil
 }
-
-const contactsync_succeeded = "succeeded"
 
 func expectEq[T comparable](what string, got, want T) error {
 	if got != want {
@@ -436,7 +435,7 @@ func printTables(w io.Writer, cfg config, runs []runRow, reads []readRow) {
 		}
 	}
 	if len(reads) > 0 {
-		fmt.Fprintln(w, "\nCRM read (crm.Store.Records against COPY of the same query) and the pure diff (one core):")
+		fmt.Fprintln(w, "\nCRM read (crm.Reader.Records against COPY of the same query) and the pure diff (one core):")
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "| N | reader rows/s | COPY rows/s | reader/COPY time | reader peak RSS | normalise+index 1 core | diff 1 core | diff bytes/row |")
 		fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|")

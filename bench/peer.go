@@ -21,6 +21,7 @@ import (
 	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
+	"github.com/syncd/syncd/state"
 	contactsync "github.com/syncd/syncd/sync"
 )
 
@@ -178,7 +179,7 @@ func runPeer(ctx context.Context, cfg config) ([]peerRow, error) {
 		if !cfg.keep {
 			defer drop()
 		}
-		store, err := crm.Open(ctx, dbURL, zap.NewNop())
+		store, err := state.Open(ctx, dbURL, zap.NewNop())
 		if err != nil {
 			return peerRow{}, err
 		}
@@ -187,7 +188,7 @@ func runPeer(ctx context.Context, cfg config) ([]peerRow, error) {
 		for i := range recs {
 			recs[i], _ = peerContact(i)
 		}
-		if err := store.UpsertRecords(ctx, "crm_contacts", recs); err != nil {
+		if err := crm.UpsertRecords(ctx, store.SQL(), "crm_contacts", recs); err != nil {
 			return peerRow{}, err
 		}
 		client, err := sinch.NewClient(peerClientConfig(base))
@@ -196,12 +197,14 @@ func runPeer(ctx context.Context, cfg config) ([]peerRow, error) {
 		}
 		defer client.CloseIdleConnections()
 		r := &contactsync.Reconciler{
-			Store: store, Sinch: client, Logger: zap.NewNop(),
+			CRM: crm.New(store.SQL()), Links: store, Identities: store, Deferrals: store,
+			Journal: store, Runs: store, Watermarks: store, Locks: store,
+			Sinch: client, Logger: zap.NewNop(),
 			ProjectID: sinchtest.DefaultProjectID, Source: crm.Source{Relation: "crm_contacts"}, BatchSize: 1000,
 			Concurrency: sinch.DefaultMaxConcurrency, Options: planner.DefaultOptions(),
 		}
 		start := time.Now()
-		rep, err := r.Run(ctx, contactsync.RunFull, false)
+		rep, err := r.Run(ctx, state.RunFull, false)
 		wall := time.Since(start)
 		if err != nil {
 			return peerRow{}, err

@@ -15,9 +15,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/sinch/sinchtest"
-	contactsync "github.com/syncd/syncd/sync"
+	"github.com/syncd/syncd/state"
 )
 
 // The projects scenario: how many projects of -projects-n contacts one
@@ -144,17 +143,15 @@ func benchProjectCount(ctx context.Context, cfg config, dbURL string, k int) ([]
 // childProjects runs one phase for every project at once, in this one
 // process, each with its own client and reconciler over one store.
 func childProjects(ctx context.Context, a childArgs, res *childResult) error {
-	store, err := crm.Open(ctx, a.DatabaseURL, zap.NewNop())
+	store, err := state.Open(ctx, a.DatabaseURL, zap.NewNop())
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	if db, err := store.DB().DB(); err == nil {
-		db.SetMaxOpenConns(10 * len(a.Projects))
-	}
-	kind := contactsync.RunFull
+	store.SQL().SetMaxOpenConns(10 * len(a.Projects))
+	kind := state.RunFull
 	if a.Phase == "incremental" {
-		kind = contactsync.RunIncremental
+		kind = state.RunIncremental
 	}
 	var before syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
@@ -172,7 +169,7 @@ func childProjects(ctx context.Context, a childArgs, res *childResult) error {
 			start := time.Now()
 			rep, err := r.Run(ctx, kind, false)
 			res.Walls[i] = time.Since(start)
-			if err == nil && rep.Outcome != contactsync_succeeded {
+			if err == nil && rep.Outcome != state.OutcomeSucceeded {
 				err = fmt.Errorf("%s: %s, %d failed", p.ProjectID, rep.Outcome, rep.Failed)
 			}
 			errs[i] = err

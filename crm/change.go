@@ -5,6 +5,10 @@ import (
 	"strings"
 )
 
+// NotifyChannel is the channel the crm_contacts trigger notifies, with the
+// change as payload (see ParseChange; "" when it cannot say which).
+const NotifyChannel = "syncd_crm_changed"
+
 // Change is one change notification of the CRM source: the operation and
 // the external_id before and after (migration 00006). A rename is an UPDATE
 // whose OldID and NewID differ.

@@ -68,7 +68,7 @@ var contractColumns = []contractColumn{
 // the first one a query would trip on. A relation that does not exist, or
 // that the role cannot read, is an error, and so is a filter that does not
 // run over it.
-func (s *Store) CheckSource(ctx context.Context, src Source) (SourceCheck, error) {
+func (s *Reader) CheckSource(ctx context.Context, src Source) (SourceCheck, error) {
 	var check SourceCheck
 	source := src.Relation
 	rel, err := quoteRelation(source)
@@ -126,7 +126,7 @@ func (s *Store) CheckSource(ctx context.Context, src Source) (SourceCheck, error
 	}
 	// The catalog says the columns are right; this proves the role may read
 	// them, that the casts syncd makes hold and that the filter runs.
-	from, err := src.from()
+	from, err := src.FromItem()
 	if err != nil {
 		return check, err
 	}

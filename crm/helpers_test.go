@@ -6,7 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/state"
+	"github.com/syncd/syncd/state/statetest"
 )
 
 const contacts = "public.crm_contacts"
@@ -22,7 +26,35 @@ func ctxFor(t testing.TB) context.Context {
 	return ctx
 }
 
-func mustExec(t testing.TB, s *crm.Store, query string, args ...any) {
+// source is a migrated database as a test of the reader sees it: the
+// Reader, and the state Store whose pool it reads over, through which tests
+// write CRM rows, run SQL by hand and keep the links a read compares with.
+type source struct {
+	*crm.Reader
+	state *state.Store
+}
+
+// newSource opens a source on a fresh database of the test's own.
+func newSource(t testing.TB) source {
+	t.Helper()
+	return openSource(t, statetest.NewDatabase(t))
+}
+
+// openSource opens another source on an existing database, as a second
+// process would.
+func openSource(t testing.TB, url string) source {
+	t.Helper()
+	st := statetest.OpenStore(t, url)
+	return source{Reader: crm.New(st.SQL()), state: st}
+}
+
+func (s source) UpsertRecords(ctx context.Context, table string, recs []crm.Record) error {
+	return crm.UpsertRecords(ctx, s.state.SQL(), table, recs)
+}
+
+func (s source) DB() *gorm.DB { return s.state.DB() }
+
+func mustExec(t testing.TB, s source, query string, args ...any) {
 	t.Helper()
 	if err := s.DB().WithContext(ctxFor(t)).Exec(query, args...).Error; err != nil {
 		t.Fatalf("exec %q: %v", query, err)
@@ -30,8 +62,9 @@ func mustExec(t testing.TB, s *crm.Store, query string, args ...any) {
 }
 
 // seedRecords writes n minimal records with ids c-00000 … into the reference
-// table, in an order unlike the id order so that sorting is the store's job.
-func seedRecords(t testing.TB, s *crm.Store, n int) []string {
+// table, in an order unlike the id order so that sorting is the reader's
+// job.
+func seedRecords(t testing.TB, s source, n int) []string {
 	t.Helper()
 	recs := make([]crm.Record, n)
 	ids := make([]string, n)

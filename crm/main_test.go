@@ -6,8 +6,8 @@ import (
 	"go.uber.org/goleak"
 )
 
-// Every Store and Lock a test opens must be closed: a leaked pool shows up
-// here as its connection-opener goroutine.
+// Every pool a test opens must be closed: a leaked pool shows up here as
+// its connection-opener goroutine.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }

@@ -8,13 +8,13 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/syncd/syncd/crm"
-	"github.com/syncd/syncd/crm/crmtest"
+	"github.com/syncd/syncd/state/statetest"
 )
 
 func TestCRMChangesAreNotified(t *testing.T) {
 	t.Parallel()
-	dbURL := crmtest.NewDatabase(t)
-	s := crmtest.OpenStore(t, dbURL)
+	dbURL := statetest.NewDatabase(t)
+	s := openSource(t, dbURL)
 	ctx := ctxFor(t)
 	listener, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
@@ -77,7 +77,7 @@ func TestCRMChangesAreNotified(t *testing.T) {
 // updated_at follows writes that do not set it and keeps what writes set.
 func TestUpdatedAtIsTouchedUnlessSet(t *testing.T) {
 	t.Parallel()
-	s := crmtest.NewStore(t)
+	s := newSource(t)
 	past := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
 	if err := s.UpsertRecords(ctxFor(t), contacts, []crm.Record{{ExternalID: "u", UpdatedAt: past}}); err != nil {
 		t.Fatal(err)

@@ -8,7 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/syncd/syncd/crm"
-	"github.com/syncd/syncd/crm/crmtest"
+	"github.com/syncd/syncd/state/statetest"
 )
 
 // The README's recipes for a CRM of the user's own shape work as written on
@@ -18,14 +18,14 @@ import (
 // write.
 func TestReadmeRecipesForAUsersOwnTable(t *testing.T) {
 	t.Parallel()
-	dbURL := crmtest.NewDatabase(t)
-	s := crmtest.OpenStore(t, dbURL)
+	dbURL := statetest.NewDatabase(t)
+	s := openSource(t, dbURL)
 	ctx := ctxFor(t)
 	mustExec(t, s, `CREATE SCHEMA crm`)
 	mustExec(t, s, `CREATE TABLE crm.customers (
 		id bigint PRIMARY KEY, first_name text, last_name text, email text, mobile text,
 		locale text, tier text, modified_at timestamptz NOT NULL DEFAULT now(), archived_at timestamptz)`)
-	blocks := crmtest.ReadmeSQL(t, "crm.customers")
+	blocks := statetest.ReadmeSQL(t, "crm.customers")
 	if len(blocks) < 3 {
 		t.Fatalf("README.md has %d SQL blocks for crm.customers, want the view, the touch trigger and the notify trigger", len(blocks))
 	}
@@ -94,8 +94,8 @@ func TestReadmeRecipesForAUsersOwnTable(t *testing.T) {
 // takes writes, notifying the vague "".
 func TestNotifyChangedArguments(t *testing.T) {
 	t.Parallel()
-	dbURL := crmtest.NewDatabase(t)
-	s := crmtest.OpenStore(t, dbURL)
+	dbURL := statetest.NewDatabase(t)
+	s := openSource(t, dbURL)
 	ctx := ctxFor(t)
 	listener, err := pgx.Connect(ctx, dbURL)
 	if err != nil {

@@ -33,7 +33,7 @@ func queryBatch(ctx context.Context, q querier, sizeHint int, query string, args
 }
 
 // withConn runs fn on a pgx connection of the pool.
-func (s *Store) withConn(ctx context.Context, fn func(*pgx.Conn) error) error {
+func (s *Reader) withConn(ctx context.Context, fn func(*pgx.Conn) error) error {
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return err
@@ -50,7 +50,7 @@ func (s *Store) withConn(ctx context.Context, fn func(*pgx.Conn) error) error {
 
 // inSnapshot runs fn in one REPEATABLE READ, read-only transaction: every
 // query fn makes sees the database as of the transaction's first one.
-func (s *Store) inSnapshot(ctx context.Context, fn func(querier) error) error {
+func (s *Reader) inSnapshot(ctx context.Context, fn func(querier) error) error {
 	return s.withConn(ctx, func(c *pgx.Conn) error {
 		tx, err := c.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 		if err != nil {

@@ -65,10 +65,12 @@ func (s Source) String() string {
 	return s.Relation + " WHERE " + s.Filter
 }
 
-// from is the source as a FROM item named src: the relation, or the rows
-// of it the filter keeps. The filter is parenthesised apart, on a line of
-// its own so that a trailing -- comment cannot swallow the parenthesis.
-func (s Source) from() (string, error) {
+// FromItem is the source as a FROM item named src: the relation, or the
+// rows of it the filter keeps, for a query that reads the source beside
+// syncd's own tables (state.Store.VanishedLinks). The filter is
+// parenthesised apart, on a line of its own so that a trailing -- comment
+// cannot swallow the parenthesis.
+func (s Source) FromItem() (string, error) {
 	rel, err := quoteRelation(s.Relation)
 	if err != nil {
 		return "", err
@@ -92,8 +94,8 @@ func (s Source) from() (string, error) {
 //
 // A row that cannot be represented yields a *RowError and the stream goes on;
 // any other error ends it.
-func (s *Store) Records(ctx context.Context, source Source, batchSize int) iter.Seq2[[]Record, error] {
-	rel, err := source.from()
+func (s *Reader) Records(ctx context.Context, source Source, batchSize int) iter.Seq2[[]Record, error] {
+	rel, err := source.FromItem()
 	batchSize = normBatch(batchSize)
 	first := `SELECT ` + recordColumns + ` FROM ` + rel + `
 		WHERE external_id IS NOT NULL
@@ -114,8 +116,8 @@ func (s *Store) Records(ctx context.Context, source Source, batchSize int) iter.
 // become visible with a timestamp older than a watermark taken meanwhile. A
 // watermark should therefore trail the time a read started by the longest
 // expected CRM transaction, rather than be the newest updated_at seen.
-func (s *Store) ChangedSince(ctx context.Context, source Source, since time.Time, batchSize int) iter.Seq2[[]Record, error] {
-	rel, err := source.from()
+func (s *Reader) ChangedSince(ctx context.Context, source Source, since time.Time, batchSize int) iter.Seq2[[]Record, error] {
+	rel, err := source.FromItem()
 	batchSize = normBatch(batchSize)
 	first := `SELECT ` + recordColumns + ` FROM ` + rel + `
 		WHERE updated_at::timestamptz >= $1 AND external_id IS NOT NULL
@@ -132,7 +134,7 @@ func (s *Store) ChangedSince(ctx context.Context, source Source, since time.Time
 // pages are read in one REPEATABLE READ, read-only transaction, so that
 // together they are one moment of the source; otherwise each is a query of
 // its own. setupErr, if any, is the stream's only item.
-func (s *Store) keysetStream(ctx context.Context, what string, setupErr error, snapshot bool, first string, firstArgs []any,
+func (s *Reader) keysetStream(ctx context.Context, what string, setupErr error, snapshot bool, first string, firstArgs []any,
 	next string, nextArgs func(*batch) []any, batchSize int) iter.Seq2[[]Record, error] {
 	return func(yield func([]Record, error) bool) {
 		if setupErr != nil {
@@ -168,8 +170,8 @@ func (s *Store) keysetStream(ctx context.Context, what string, setupErr error, s
 // external_id; ids with no row are simply absent. Rows that cannot be
 // represented are left out and reported together in the error (each a
 // *RowError), alongside the records that could be read.
-func (s *Store) RecordsByExternalID(ctx context.Context, source Source, ids []string) ([]Record, error) {
-	rel, err := source.from()
+func (s *Reader) RecordsByExternalID(ctx context.Context, source Source, ids []string) ([]Record, error) {
+	rel, err := source.FromItem()
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/crm"
-	"github.com/syncd/syncd/crm/crmtest"
+	"github.com/syncd/syncd/planner"
 )
 
 func TestRecordsStreamsEveryRowOnceInOrder(t *testing.T) {
@@ -28,7 +28,7 @@ func TestRecordsStreamsEveryRowOnceInOrder(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(fmt.Sprintf("%d rows by %d", tc.rows, tc.batch), func(t *testing.T) {
 			t.Parallel()
-			s := crmtest.NewStore(t)
+			s := newSource(t)
 			want := seedRecords(t, s, tc.rows)
 			recs, batches := collect(t, s.Records(ctxFor(t), crm.Source{Relation: contacts}, tc.batch))
 			if !slices.Equal(batches, tc.want) {
@@ -45,7 +45,7 @@ func TestRecordsStreamsEveryRowOnceInOrder(t *testing.T) {
 // OFFSET page would skip as many rows as were deleted.
 func TestRecordsKeysetSurvivesDeletesBehindTheCursor(t *testing.T) {
 	t.Parallel()
-	s := crmtest.NewStore(t)
+	s := newSource(t)
 	all := seedRecords(t, s, 2345)
 	var got []string
 	first := true
@@ -70,7 +70,7 @@ func TestRecordsKeysetSurvivesDeletesBehindTheCursor(t *testing.T) {
 // would be read under neither name and the second under both.
 func TestRecordsReadOneMoment(t *testing.T) {
 	t.Parallel()
-	s := crmtest.NewStore(t)
+	s := newSource(t)
 	all := seedRecords(t, s, 2345)
 	var got []string
 	first := true
@@ -93,7 +93,7 @@ func TestRecordsReadOneMoment(t *testing.T) {
 
 func TestRecordsStopsWhenTheConsumerDoes(t *testing.T) {
 	t.Parallel()
-	s := crmtest.NewStore(t)
+	s := newSource(t)
 	seedRecords(t, s, 30)
 	n := 0
 	for range s.Records(ctxFor(t), crm.Source{Relation: contacts}, 10) {
@@ -113,7 +113,7 @@ func TestRecordsStopsWhenTheConsumerDoes(t *testing.T) {
 // every nullable column has to come back exactly as stored.
 func TestNullAndEmptyAreDistinct(t *testing.T) {
 	t.Parallel()
-	s := crmtest.NewStore(t)
+	s := newSource(t)
 	at := time.Date(2025, 3, 4, 5, 6, 7, 123456000, time.UTC)
 	deleted := at.Add(time.Hour)
 	recs := []crm.Record{
@@ -204,7 +204,7 @@ func sameJSON(a, b []byte) bool {
 // names, column types and metadata-as-jsonb are theirs, not ours.
 func TestUserViewAsSource(t *testing.T) {
 	t.Parallel()
-	s := crmtest.NewStore(t)
+	s := newSource(t)
 	mustExec(t, s, `CREATE SCHEMA "Sales CRM"`)
 	mustExec(t, s, `CREATE TABLE "Sales CRM".people (
 		person_no   bigint PRIMARY KEY,
@@ -274,7 +274,7 @@ func TestUserViewAsSource(t *testing.T) {
 
 func TestRecordsByExternalID(t *testing.T) {
 	t.Parallel()
-	s := crmtest.NewStore(t)
+	s := newSource(t)
 	seedRecords(t, s, 50)
 	tests := []struct {
 		name string
@@ -301,7 +301,7 @@ func TestRecordsByExternalID(t *testing.T) {
 
 func TestChangedSince(t *testing.T) {
 	t.Parallel()
-	s := crmtest.NewStore(t)
+	s := newSource(t)
 	base := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	var recs []crm.Record
 	// Many rows share a timestamp so that pages end in the middle of a tie:
@@ -354,7 +354,7 @@ func TestChangedSince(t *testing.T) {
 // stream: the rest of the run goes on.
 func TestUnrepresentableRowsAreReportedByID(t *testing.T) {
 	t.Parallel()
-	s := crmtest.NewStore(t)
+	s := newSource(t)
 	mustExec(t, s, `CREATE TABLE odd (external_id text, channel_priority text[], updated_at timestamptz)`)
 	mustExec(t, s, `INSERT INTO odd VALUES
 		('a', '{SMS}', now()),
@@ -399,7 +399,7 @@ func TestUnrepresentableRowsAreReportedByID(t *testing.T) {
 
 func TestSourceNamesCannotInjectSQL(t *testing.T) {
 	t.Parallel()
-	s := crmtest.NewStore(t)
+	s := newSource(t)
 	seedRecords(t, s, 3)
 	tests := []struct {
 		source  string
@@ -436,7 +436,7 @@ func TestSourceNamesCannotInjectSQL(t *testing.T) {
 
 func TestUpsertRecordsLeavesUnchangedRowsAlone(t *testing.T) {
 	t.Parallel()
-	s := crmtest.NewStore(t)
+	s := newSource(t)
 	at := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	rec := crm.Record{ExternalID: "x", Email: ptr("a@example.com"), UpdatedAt: at}
 	tests := []struct {
@@ -470,7 +470,7 @@ func TestUpsertRecordsLeavesUnchangedRowsAlone(t *testing.T) {
 // JSON itself, not a JSON string that contains it.
 func TestUpsertRecordsIntoJSONBMetadata(t *testing.T) {
 	t.Parallel()
-	s := crmtest.NewStore(t)
+	s := newSource(t)
 	mustExec(t, s, `CREATE TABLE crm_jsonb (LIKE crm_contacts INCLUDING ALL)`)
 	mustExec(t, s, `ALTER TABLE crm_jsonb ALTER COLUMN metadata TYPE jsonb USING metadata::jsonb`)
 	recs := []crm.Record{
@@ -500,7 +500,7 @@ func TestUpsertRecordsIntoJSONBMetadata(t *testing.T) {
 // run is the source check's error.
 func TestSourceFilter(t *testing.T) {
 	t.Parallel()
-	s := crmtest.NewStore(t)
+	s := newSource(t)
 	mustExec(t, s, `ALTER TABLE crm_contacts ADD COLUMN region text`)
 	var recs []crm.Record
 	for _, id := range []string{"eu-1", "us-1", "eu-2", "us-2", "xx-1"} {
@@ -539,7 +539,7 @@ func TestSourceFilter(t *testing.T) {
 			// eu-2 leaves the EU filter: to the project eu it is gone.
 			mustExec(t, s, `UPDATE crm_contacts SET region = 'us' WHERE external_id = 'eu-2'`)
 			var out []string
-			vanished, err := s.VanishedLinks(ctxFor(t), "eu", eu)
+			vanished, err := s.state.VanishedLinks(ctxFor(t), "eu", eu)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -549,8 +549,8 @@ func TestSourceFilter(t *testing.T) {
 			return out
 		}, []string{"eu-2", "us-1"}},
 	}
-	links := []crm.Link{{ExternalID: "eu-1", ContactID: "c1"}, {ExternalID: "eu-2", ContactID: "c2"}, {ExternalID: "us-1", ContactID: "c3"}}
-	if err := s.SaveLinks(ctxFor(t), "eu", links); err != nil {
+	links := []planner.Link{{ExternalID: "eu-1", ContactID: "c1"}, {ExternalID: "eu-2", ContactID: "c2"}, {ExternalID: "us-1", ContactID: "c3"}}
+	if err := s.state.SaveLinks(ctxFor(t), "eu", links); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range tests { // in order: the last one changes a row

@@ -2,6 +2,7 @@ package crm
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
 	"strconv"
@@ -15,26 +16,26 @@ const upsertChunk = 1000
 // UpsertRecords writes recs into table, a table of the contract shape (the
 // reference crm_contacts or one like it), inserting new external_ids and
 // updating existing ones, all in one transaction. It exists for tests, the
-// demo and seeding; syncd never writes to a CRM.
+// demo and seeding; syncd never writes to a CRM, and a Reader only reads.
 //
 // A record with a zero UpdatedAt gets the time of the write. A row whose
 // content would not change is left alone, updated_at included, so re-seeding
 // the same data does not look like a change to incremental sync. When recs
 // repeat an external_id the last one wins.
-func (s *Store) UpsertRecords(ctx context.Context, table string, recs []Record) error {
+func UpsertRecords(ctx context.Context, db *sql.DB, table string, recs []Record) error {
 	rel, err := quoteRelation(table)
 	if err != nil {
 		return err
 	}
 	var stamped, unstamped []Record
-	for _, r := range dedupeLast(recs, func(r Record) string { return r.ExternalID }) {
+	for _, r := range lastOfEach(recs) {
 		if r.UpdatedAt.IsZero() {
 			unstamped = append(unstamped, r)
 		} else {
 			stamped = append(stamped, r)
 		}
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("crm: upsert into %s: %w", table, err)
 	}
@@ -108,4 +109,22 @@ func upsertStatement(rel string, recs []Record, stamped bool) (string, []any) {
 	sb.WriteString(" WHERE (t." + strings.Join(compare, ", t.") + ") IS DISTINCT FROM (EXCLUDED." +
 		strings.Join(compare, ", EXCLUDED.") + ")")
 	return sb.String(), args
+}
+
+// lastOfEach keeps the last record of each external_id, in order of first
+// appearance: one statement may not upsert a row twice ("ON CONFLICT DO
+// UPDATE command cannot affect row a second time"), and a later record is
+// the caller's latest word.
+func lastOfEach(recs []Record) []Record {
+	pos := make(map[string]int, len(recs))
+	out := make([]Record, 0, len(recs))
+	for _, r := range recs {
+		if i, ok := pos[r.ExternalID]; ok {
+			out[i] = r
+			continue
+		}
+		pos[r.ExternalID] = len(out)
+		out = append(out, r)
+	}
+	return out
 }

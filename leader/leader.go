@@ -6,7 +6,7 @@
 // standby takes over at its next check.
 //
 // Leading is not what keeps two processes from writing at once: that is the
-// project lock each run takes (crm.Lock), which outlives a leader that is
+// project lock each run takes (state.Lock), which outlives a leader that is
 // still winding down. Leadership decides who tries, and so how fast a
 // standby steps in and how the projects spread over the live processes.
 package leader
@@ -14,16 +14,16 @@ package leader
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"math/rand/v2"
 	"slices"
 	stdsync "sync"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/syncd/syncd/lease"
 )
 
 // DefaultInterval is how often an elector checks its session, counts the
@@ -42,22 +42,12 @@ var ErrSessionLost = errors.New("leader: election session lost")
 
 // memberSpace is the first key of the two-key advisory locks that members
 // hold (pg_locks: classid = memberSpace, objid = member id, objsubid = 2).
-var memberSpace = int32(fnv32("syncd:members") & 0x7fffffff)
+var memberSpace = lease.Space("syncd:members")
 
 // Key is the advisory lock key of a project's leadership: FNV-1a (64-bit) of
 // "syncd:leader:"+projectID, apart from the project lock's key so that a
 // run by hand (syncd backfill) is not refused for as long as a daemon leads.
-func Key(projectID string) int64 {
-	h := fnv.New64a()
-	_, _ = h.Write([]byte("syncd:leader:" + projectID))
-	return int64(h.Sum64())
-}
-
-func fnv32(s string) uint32 {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(s))
-	return h.Sum32()
-}
+func Key(projectID string) lease.Key { return lease.Named("syncd:leader:" + projectID) }
 
 // Options tune an Elector; the zero value is the defaults.
 type Options struct {
@@ -195,13 +185,13 @@ func (t *term) ended() bool {
 // until the session is lost or ctx ends, and stops every lead it started
 // before returning.
 func (e *Elector) session(ctx context.Context, lead func(context.Context, string)) error {
-	conn, err := e.db.Conn(ctx)
+	sess, err := lease.Open(ctx, e.db)
 	if err != nil {
 		return fmt.Errorf("leader: connect: %w", err)
 	}
 	// Ending the session is what frees its locks even if an unlock failed.
-	defer discard(conn)
-	member, err := join(ctx, conn)
+	defer sess.Close()
+	member, err := join(ctx, sess)
 	if err != nil {
 		return err
 	}
@@ -223,7 +213,7 @@ func (e *Elector) session(ctx context.Context, lead func(context.Context, string
 	defer tick.Stop()
 	for first := true; ; first = false {
 		e.checked()
-		held, members, err := e.survey(ctx, conn, member)
+		held, members, err := e.survey(ctx, sess, member)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -233,13 +223,13 @@ func (e *Elector) session(ctx context.Context, lead func(context.Context, string
 		e.mu.Lock()
 		e.members = members
 		e.mu.Unlock()
-		if err := e.settle(ctx, conn, terms, held); err != nil {
+		if err := e.settle(ctx, sess, terms, held); err != nil {
 			return err
 		}
 		// The first check only joins: processes started together all count
 		// each other before any takes its share.
 		if !first {
-			if err := e.balance(ctx, conn, terms, members, lead); err != nil {
+			if err := e.balance(ctx, sess, terms, members, lead); err != nil {
 				return err
 			}
 		}
@@ -253,7 +243,7 @@ func (e *Elector) session(ctx context.Context, lead func(context.Context, string
 
 // settle ends the terms whose lead has returned (unlocking those handed
 // over) and stops the leads whose leader lock is gone from the session.
-func (e *Elector) settle(ctx context.Context, conn *sql.Conn, terms map[string]*term, held map[int64]bool) error {
+func (e *Elector) settle(ctx context.Context, sess *lease.Session, terms map[string]*term, held map[lease.Key]bool) error {
 	for p, t := range terms {
 		switch {
 		case !held[Key(p)]:
@@ -266,7 +256,7 @@ func (e *Elector) settle(ctx context.Context, conn *sql.Conn, terms map[string]*
 			e.log.Error("the sync of a project stopped on its own: handing it over", zap.String("project", p))
 			fallthrough
 		default:
-			if err := unlock(ctx, conn, Key(p)); err != nil {
+			if err := unlock(ctx, sess, Key(p)); err != nil {
 				return err
 			}
 			e.log.Info("handed a project over", zap.String("project", p))
@@ -280,7 +270,7 @@ func (e *Elector) settle(ctx context.Context, conn *sql.Conn, terms map[string]*
 // balance takes free projects up to this process's share, the live
 // processes' fair share (rounded up) of all projects, and hands over
 // projects above it, so that projects spread over the live processes.
-func (e *Elector) balance(ctx context.Context, conn *sql.Conn, terms map[string]*term, members int, lead func(context.Context, string)) error {
+func (e *Elector) balance(ctx context.Context, sess *lease.Session, terms map[string]*term, members int, lead func(context.Context, string)) error {
 	if members < 1 {
 		members = 1
 	}
@@ -318,7 +308,7 @@ func (e *Elector) balance(ctx context.Context, conn *sql.Conn, terms map[string]
 		if terms[p] != nil {
 			continue
 		}
-		ok, err := tryLock(ctx, conn, Key(p))
+		ok, err := tryLock(ctx, sess, Key(p))
 		if err != nil {
 			return err
 		}
@@ -340,11 +330,11 @@ func (e *Elector) balance(ctx context.Context, conn *sql.Conn, terms map[string]
 }
 
 // join takes a member lock under an id of its own.
-func join(ctx context.Context, conn *sql.Conn) (int32, error) {
+func join(ctx context.Context, sess *lease.Session) (int32, error) {
 	for range 8 {
 		id := rand.Int32N(1<<31-1) + 1
-		var ok bool
-		if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1::int4, $2::int4)`, memberSpace, id).Scan(&ok); err != nil {
+		ok, err := sess.TryLock(ctx, lease.Pair(memberSpace, id))
+		if err != nil {
 			return 0, fmt.Errorf("leader: join: %w", err)
 		}
 		if ok {
@@ -356,70 +346,51 @@ func join(ctx context.Context, conn *sql.Conn) (int32, error) {
 
 // survey returns the leader locks this session holds and how many members
 // there are, failing with ErrSessionLost when the session no longer holds
-// its member lock or does not answer within CheckTimeout.
-func (e *Elector) survey(ctx context.Context, conn *sql.Conn, member int32) (held map[int64]bool, members int, err error) {
+// its member lock or does not answer within CheckTimeout: whoever holds a
+// lock re-checks it, and steps down once it is gone.
+func (e *Elector) survey(ctx context.Context, sess *lease.Session, member int32) (held map[lease.Key]bool, members int, err error) {
 	cctx, cancel := context.WithTimeout(ctx, e.opts.CheckTimeout)
 	defer cancel()
-	rows, err := conn.QueryContext(cctx, `SELECT l.objsubid, l.classid::int8, l.objid::int8, l.pid = pg_backend_pid()
-		FROM pg_locks l
-		WHERE l.locktype = 'advisory' AND l.granted
-			AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-			AND ((l.objsubid = 2 AND l.classid = $1::int8::oid) OR (l.objsubid = 1 AND l.pid = pg_backend_pid()))`,
-		int64(memberSpace))
+	var sessions []lease.Holding
+	err = sess.Do(cctx, func(c *sql.Conn) error {
+		var err error
+		sessions, err = lease.InSpace(cctx, c, memberSpace)
+		return err
+	})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, 0, ctx.Err()
 		}
 		return nil, 0, fmt.Errorf("%w: %w", ErrSessionLost, err)
 	}
-	defer rows.Close()
-	held = map[int64]bool{}
+	held = map[lease.Key]bool{}
 	joined := false
-	for rows.Next() {
-		var sub int
-		var classID, objID int64
-		var mine bool
-		if err := rows.Scan(&sub, &classID, &objID, &mine); err != nil {
-			return nil, 0, fmt.Errorf("%w: %w", ErrSessionLost, err)
+	for _, s := range sessions {
+		if s.PID != sess.PID() {
+			continue
 		}
-		switch sub {
-		case 2:
-			members++
-			joined = joined || (mine && objID == int64(member))
-		case 1:
-			held[int64(uint64(classID)<<32|uint64(objID))] = true
+		joined = s.Holds(lease.Pair(memberSpace, member))
+		for _, k := range s.Keys {
+			held[k] = true
 		}
-	}
-	if err := rows.Err(); err != nil {
-		if ctx.Err() != nil {
-			return nil, 0, ctx.Err()
-		}
-		return nil, 0, fmt.Errorf("%w: %w", ErrSessionLost, err)
 	}
 	if !joined {
 		return nil, 0, fmt.Errorf("%w: its member lock is gone", ErrSessionLost)
 	}
-	return held, members, nil
+	return held, len(sessions), nil
 }
 
-func tryLock(ctx context.Context, conn *sql.Conn, key int64) (bool, error) {
-	var ok bool
-	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil {
+func tryLock(ctx context.Context, sess *lease.Session, key lease.Key) (bool, error) {
+	ok, err := sess.TryLock(ctx, key)
+	if err != nil {
 		return false, fmt.Errorf("%w: take a leader lock: %w", ErrSessionLost, err)
 	}
 	return ok, nil
 }
 
-func unlock(ctx context.Context, conn *sql.Conn, key int64) error {
-	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, key); err != nil {
+func unlock(ctx context.Context, sess *lease.Session, key lease.Key) error {
+	if _, err := sess.Unlock(ctx, key); err != nil {
 		return fmt.Errorf("%w: hand over a leader lock: %w", ErrSessionLost, err)
 	}
 	return nil
-}
-
-// discard ends conn's session instead of returning it to the pool, so that
-// no lock it held outlives the election.
-func discard(conn *sql.Conn) {
-	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
-	_ = conn.Close()
 }

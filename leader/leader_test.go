@@ -12,8 +12,8 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/syncd/syncd/crm/crmtest"
 	"github.com/syncd/syncd/leader"
+	"github.com/syncd/syncd/state/statetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -117,11 +117,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 
 func sqlDB(t *testing.T) *sql.DB {
 	t.Helper()
-	db, err := crmtest.NewStore(t).DB().DB()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return db
+	return statetest.NewStore(t).SQL()
 }
 
 func TestProjectsSpreadOverProcesses(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"github.com/syncd/syncd/metrics"
 	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
+	"github.com/syncd/syncd/state"
 	contactsync "github.com/syncd/syncd/sync"
 )
 
@@ -36,8 +37,8 @@ func Example() {
 	var lastOutcome atomic.Value
 	health := metrics.Health{
 		Ping: func(ctx context.Context) error { return nil },
-		LastRun: func() (string, bool) {
-			outcome, _ := lastOutcome.Load().(string)
+		LastRun: func() (state.Outcome, bool) {
+			outcome, _ := lastOutcome.Load().(state.Outcome)
 			return outcome, outcome != ""
 		},
 	}
@@ -61,11 +62,11 @@ func Example() {
 	eu.ObserveCall(sinch.OpList, http.StatusOK, 120*time.Millisecond)
 	eu.ObserveCall(sinch.OpCreate, http.StatusTooManyRequests, 40*time.Millisecond)
 	eu.ObserveCall(sinch.OpCreate, 0, 10*time.Second) // no answer: code "error"
-	eu.OperationFinished(string(planner.OpCreate), contactsync.StatusFailed)
-	eu.RunFinished(contactsync.RunFull, contactsync.OutcomeFailed, 11*time.Second)
-	lastOutcome.Store(contactsync.OutcomeFailed)
+	eu.OperationFinished(planner.OpCreate, state.StatusFailed)
+	eu.RunFinished(state.RunFull, state.OutcomeFailed, 11*time.Second)
+	lastOutcome.Store(state.OutcomeFailed)
 	us.ObserveCall(sinch.OpList, http.StatusOK, 80*time.Millisecond)
-	us.RunFinished(contactsync.RunFull, contactsync.OutcomeSucceeded, 2*time.Second)
+	us.RunFinished(state.RunFull, state.OutcomeSucceeded, 2*time.Second)
 
 	fmt.Print("/readyz: ", get("/readyz"))
 	fmt.Print("/healthz: ", get("/healthz"))

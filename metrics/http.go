@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/syncd/syncd/state"
 )
 
 // PingTimeout bounds the database ping behind /readyz. It is shorter than
@@ -16,8 +18,8 @@ const PingTimeout = 2 * time.Second
 
 // Health is what /readyz checks. A nil field is not checked.
 type Health struct {
-	Ping    func(ctx context.Context) error  // database reachable?
-	LastRun func() (outcome string, ok bool) // outcome of the last finished run, ok=false before any run
+	Ping    func(ctx context.Context) error         // database reachable?
+	LastRun func() (outcome state.Outcome, ok bool) // outcome of the last finished run, ok=false before any run
 	// FailedBecause, when set, says why the last run failed, for /readyz.
 	FailedBecause func() string
 	// Roles, when set, says which projects this process is active for and
@@ -72,7 +74,7 @@ func (h Health) notReady(ctx context.Context) string {
 		}
 	}
 	if h.LastRun != nil {
-		if outcome, ok := h.LastRun(); ok && outcome == "failed" {
+		if outcome, ok := h.LastRun(); ok && outcome == state.OutcomeFailed {
 			if h.FailedBecause != nil {
 				if why := h.FailedBecause(); why != "" {
 					return "last run failed: " + why

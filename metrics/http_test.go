@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/metrics"
-	contactsync "github.com/syncd/syncd/sync"
+	"github.com/syncd/syncd/state"
 )
 
 func pingOK(context.Context) error { return nil }
@@ -21,11 +21,11 @@ func pingErr(msg string) func(context.Context) error {
 	return func(context.Context) error { return errors.New(msg) }
 }
 
-func lastRun(outcome string) func() (string, bool) {
-	return func() (string, bool) { return outcome, true }
+func lastRun(outcome state.Outcome) func() (state.Outcome, bool) {
+	return func() (state.Outcome, bool) { return outcome, true }
 }
 
-func noRunYet() (string, bool) { return "", false }
+func noRunYet() (state.Outcome, bool) { return "", false }
 
 func TestHandler(t *testing.T) {
 	tests := []struct {
@@ -39,19 +39,19 @@ func TestHandler(t *testing.T) {
 	}{
 		{"healthz", metrics.Health{Ping: pingOK, LastRun: noRunYet}, "GET", "/healthz", 200, "ok\n", false},
 		{"healthz ignores the database", metrics.Health{Ping: pingErr("connection refused")}, "GET", "/healthz", 200, "ok\n", false},
-		{"healthz ignores a failed run", metrics.Health{Ping: pingOK, LastRun: lastRun(contactsync.OutcomeFailed)}, "GET", "/healthz", 200, "ok\n", false},
+		{"healthz ignores a failed run", metrics.Health{Ping: pingOK, LastRun: lastRun(state.OutcomeFailed)}, "GET", "/healthz", 200, "ok\n", false},
 		{"healthz answers HEAD", metrics.Health{}, "HEAD", "/healthz", 200, "", false},
 
 		{"readyz before any run", metrics.Health{Ping: pingOK, LastRun: noRunYet}, "GET", "/readyz", 200, "ok\n", false},
-		{"readyz after a success", metrics.Health{Ping: pingOK, LastRun: lastRun(contactsync.OutcomeSucceeded)}, "GET", "/readyz", 200, "ok\n", false},
-		{"readyz after an interrupted run", metrics.Health{Ping: pingOK, LastRun: lastRun(contactsync.OutcomeInterrupted)}, "GET", "/readyz", 200, "ok\n", false},
+		{"readyz after a success", metrics.Health{Ping: pingOK, LastRun: lastRun(state.OutcomeSucceeded)}, "GET", "/readyz", 200, "ok\n", false},
+		{"readyz after an interrupted run", metrics.Health{Ping: pingOK, LastRun: lastRun(state.OutcomeInterrupted)}, "GET", "/readyz", 200, "ok\n", false},
 		{"readyz with nothing to check", metrics.Health{}, "GET", "/readyz", 200, "ok\n", false},
 		{"readyz when the database is down", metrics.Health{Ping: pingErr("dial tcp 127.0.0.1:5432: connection refused"), LastRun: noRunYet}, "GET", "/readyz", 503,
 			"not ready: database: dial tcp 127.0.0.1:5432: connection refused\n", false},
-		{"readyz after a failed run", metrics.Health{Ping: pingOK, LastRun: lastRun(contactsync.OutcomeFailed)}, "GET", "/readyz", 503, "not ready: last run failed\n", false},
-		{"readyz says why the last run failed", metrics.Health{Ping: pingOK, LastRun: lastRun(contactsync.OutcomeFailed),
+		{"readyz after a failed run", metrics.Health{Ping: pingOK, LastRun: lastRun(state.OutcomeFailed)}, "GET", "/readyz", 503, "not ready: last run failed\n", false},
+		{"readyz says why the last run failed", metrics.Health{Ping: pingOK, LastRun: lastRun(state.OutcomeFailed),
 			FailedBecause: func() string { return "3 operations failed" }}, "GET", "/readyz", 503, "not ready: last run failed: 3 operations failed\n", false},
-		{"readyz reports the database first", metrics.Health{Ping: pingErr("down"), LastRun: lastRun(contactsync.OutcomeFailed)}, "GET", "/readyz", 503, "not ready: database: down\n", false},
+		{"readyz reports the database first", metrics.Health{Ping: pingErr("down"), LastRun: lastRun(state.OutcomeFailed)}, "GET", "/readyz", 503, "not ready: database: down\n", false},
 		{"readyz reason stays on one line", metrics.Health{Ping: pingErr("server said:\n  FATAL: too many clients\r\n")}, "GET", "/readyz", 503,
 			"not ready: database: server said: FATAL: too many clients\n", false},
 		{"readyz survives a panicking ping", metrics.Health{Ping: func(context.Context) error { panic("boom") }}, "GET", "/readyz", 503, "not ready: database: ping panicked: boom\n", false},

@@ -11,8 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
+	"github.com/syncd/syncd/state"
 )
 
 const namespace = "syncd"
@@ -27,7 +28,7 @@ const labelOther = "other"
 // The values each label accepts; anything else becomes labelOther. They are
 // functions, not package variables, so that the package holds no global
 // state, and they are the constants of the packages that define them: the
-// client's operations in sinch, the run and journal vocabulary in crm.
+// client's operations in sinch, the run and journal vocabulary in state.
 
 // sinchOps are the client's operations.
 func sinchOps() []string {
@@ -36,16 +37,16 @@ func sinchOps() []string {
 
 // runKinds are the kinds of run: full, incremental, a saved plan applied,
 // and the processing of Sinch contact events.
-func runKinds() []string { return crm.RunKinds() }
+func runKinds() []state.RunKind { return state.RunKinds() }
 
 // runOutcomes are the outcomes of a finished run.
-func runOutcomes() []string { return crm.FinishedOutcomes() }
+func runOutcomes() []state.Outcome { return state.FinishedOutcomes() }
 
 // opKinds are the operations a plan sends.
-func opKinds() []string { return crm.OperationKinds() }
+func opKinds() []planner.OpKind { return planner.OpKinds() }
 
 // opStatuses are the final journal statuses.
-func opStatuses() []string { return crm.FinalStatuses() }
+func opStatuses() []state.Status { return state.FinalStatuses() }
 
 // skipReasons say why a scheduler tick started no run: this process is
 // still busy with the previous one, or another process holds the advisory
@@ -257,16 +258,16 @@ func (m *Metrics) Project(name string) *Project {
 	}
 	for _, kind := range runKinds() {
 		for _, outcome := range runOutcomes() {
-			p.runs.WithLabelValues(kind, outcome)
+			p.runs.WithLabelValues(string(kind), string(outcome))
 		}
 		for _, reason := range skipReasons() {
-			p.skipped.WithLabelValues(kind, reason)
+			p.skipped.WithLabelValues(string(kind), reason)
 		}
-		p.deferred.WithLabelValues(kind)
+		p.deferred.WithLabelValues(string(kind))
 	}
 	for _, kind := range opKinds() {
 		for _, status := range opStatuses() {
-			p.ops.WithLabelValues(kind, status)
+			p.ops.WithLabelValues(string(kind), string(status))
 		}
 	}
 	m.projects[name] = p
@@ -300,22 +301,22 @@ func (p *Project) ObserveCall(op string, statusCode int, d time.Duration) {
 // RunFinished records a finished run of kind ("full", "incremental") with
 // outcome ("succeeded", "failed", "interrupted") after d. A succeeded run
 // also sets syncd_last_success_timestamp_seconds{kind} to now.
-func (p *Project) RunFinished(kind, outcome string, d time.Duration) {
+func (p *Project) RunFinished(kind state.RunKind, outcome state.Outcome, d time.Duration) {
 	if p == nil {
 		return
 	}
-	kind, outcome = bounded(kind, runKinds()), bounded(outcome, runOutcomes())
-	p.runs.WithLabelValues(kind, outcome).Inc()
-	p.runDur.WithLabelValues(kind).Observe(seconds(d))
-	if outcome == "succeeded" {
-		p.lastOK.WithLabelValues(kind).SetToCurrentTime()
+	k, o := bounded(kind, runKinds()), bounded(outcome, runOutcomes())
+	p.runs.WithLabelValues(k, o).Inc()
+	p.runDur.WithLabelValues(k).Observe(seconds(d))
+	if outcome == state.OutcomeSucceeded {
+		p.lastOK.WithLabelValues(k).SetToCurrentTime()
 	}
 }
 
 // OperationFinished records one planned operation that reached a final
 // status: kind is create, patch, merge or delete; status is done, failed,
 // rejected or skipped.
-func (p *Project) OperationFinished(kind, status string) {
+func (p *Project) OperationFinished(kind planner.OpKind, status state.Status) {
 	if p == nil {
 		return
 	}
@@ -333,7 +334,7 @@ func (p *Project) RowsRejected(n int) {
 
 // ChangesDeferred adds n changes a partial run of kind left to the next
 // full run.
-func (p *Project) ChangesDeferred(kind string, n int) {
+func (p *Project) ChangesDeferred(kind state.RunKind, n int) {
 	if p == nil || n <= 0 {
 		return
 	}
@@ -361,7 +362,7 @@ func (p *Project) LockWaited(d time.Duration) {
 // TickSkipped records a scheduler tick for a run of kind that started
 // nothing, because a run is still going in this process (reason "running")
 // or another process holds the lock ("locked").
-func (p *Project) TickSkipped(kind, reason string) {
+func (p *Project) TickSkipped(kind state.RunKind, reason string) {
 	if p == nil {
 		return
 	}
@@ -409,9 +410,9 @@ func codeLabel(status int) string {
 	}
 }
 
-func bounded(v string, allowed []string) string {
+func bounded[T ~string](v T, allowed []T) string {
 	if slices.Contains(allowed, v) {
-		return v
+		return string(v)
 	}
 	return labelOther
 }

@@ -10,10 +10,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/metrics"
 	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
+	"github.com/syncd/syncd/state"
 	contactsync "github.com/syncd/syncd/sync"
 )
 
@@ -131,8 +131,9 @@ func TestObserveCall(t *testing.T) {
 
 func TestRunFinished(t *testing.T) {
 	type run struct {
-		kind, outcome string
-		d             time.Duration
+		kind    state.RunKind
+		outcome state.Outcome
+		d       time.Duration
 	}
 	tests := []struct {
 		name        string
@@ -143,7 +144,7 @@ func TestRunFinished(t *testing.T) {
 	}{
 		{
 			name: "a succeeded full run",
-			runs: []run{{contactsync.RunFull, contactsync.OutcomeSucceeded, 90 * time.Second}},
+			runs: []run{{state.RunFull, state.OutcomeSucceeded, 90 * time.Second}},
 			want: map[string]float64{
 				`syncd_runs_total{kind="full",outcome="succeeded"}`:        1,
 				`syncd_runs_total{kind="full",outcome="failed"}`:           0,
@@ -158,7 +159,7 @@ func TestRunFinished(t *testing.T) {
 		},
 		{
 			name: "a failed run leaves the last success alone",
-			runs: []run{{contactsync.RunIncremental, contactsync.OutcomeFailed, 2 * time.Second}},
+			runs: []run{{state.RunIncremental, state.OutcomeFailed, 2 * time.Second}},
 			want: map[string]float64{
 				`syncd_runs_total{kind="incremental",outcome="failed"}`:    1,
 				`syncd_runs_total{kind="incremental",outcome="succeeded"}`: 0,
@@ -171,7 +172,7 @@ func TestRunFinished(t *testing.T) {
 		},
 		{
 			name: "an interrupted run is neither success nor failure",
-			runs: []run{{contactsync.RunFull, contactsync.OutcomeInterrupted, time.Second}},
+			runs: []run{{state.RunFull, state.OutcomeInterrupted, time.Second}},
 			want: map[string]float64{
 				`syncd_runs_total{kind="full",outcome="interrupted"}`: 1,
 				`syncd_runs_total{kind="full",outcome="failed"}`:      0,
@@ -181,9 +182,9 @@ func TestRunFinished(t *testing.T) {
 		{
 			name: "a success after a failure",
 			runs: []run{
-				{contactsync.RunIncremental, contactsync.OutcomeFailed, time.Second},
-				{contactsync.RunIncremental, contactsync.OutcomeSucceeded, time.Second},
-				{contactsync.RunIncremental, contactsync.OutcomeSucceeded, time.Second},
+				{state.RunIncremental, state.OutcomeFailed, time.Second},
+				{state.RunIncremental, state.OutcomeSucceeded, time.Second},
+				{state.RunIncremental, state.OutcomeSucceeded, time.Second},
 			},
 			want: map[string]float64{
 				`syncd_runs_total{kind="incremental",outcome="failed"}`:    1,
@@ -194,7 +195,7 @@ func TestRunFinished(t *testing.T) {
 		},
 		{
 			name: "unknown kinds and outcomes are other",
-			runs: []run{{"nightly-42", "exploded", time.Second}, {"nightly-42", contactsync.OutcomeSucceeded, time.Second}, {contactsync.RunFull, contactsync.OutcomeRunning, time.Second}},
+			runs: []run{{"nightly-42", "exploded", time.Second}, {"nightly-42", state.OutcomeSucceeded, time.Second}, {state.RunFull, state.OutcomeRunning, time.Second}},
 			want: map[string]float64{
 				`syncd_runs_total{kind="other",outcome="other"}`:     1,
 				`syncd_runs_total{kind="other",outcome="succeeded"}`: 1,
@@ -230,22 +231,22 @@ func TestOperationFinished(t *testing.T) {
 	tests := []struct {
 		name       string
 		kind       planner.OpKind
-		status     string
+		status     state.Status
 		wantKey    string
 		wantAbsent string
 	}{
-		{"created", planner.OpCreate, contactsync.StatusDone, `syncd_operations_total{kind="create",status="done"}`, ""},
-		{"patch failed", planner.OpPatch, contactsync.StatusFailed, `syncd_operations_total{kind="patch",status="failed"}`, ""},
-		{"merge skipped", planner.OpMerge, contactsync.StatusSkipped, `syncd_operations_total{kind="merge",status="skipped"}`, ""},
-		{"delete rejected", planner.OpDelete, contactsync.StatusRejected, `syncd_operations_total{kind="delete",status="rejected"}`, ""},
-		{"unknown kind", "upsert", contactsync.StatusDone, `syncd_operations_total{kind="other",status="done"}`, `syncd_operations_total{kind="upsert",status="done"}`},
-		{"pending is not final", planner.OpCreate, contactsync.StatusPending, `syncd_operations_total{kind="create",status="other"}`, `syncd_operations_total{kind="create",status="pending"}`},
+		{"created", planner.OpCreate, state.StatusDone, `syncd_operations_total{kind="create",status="done"}`, ""},
+		{"patch failed", planner.OpPatch, state.StatusFailed, `syncd_operations_total{kind="patch",status="failed"}`, ""},
+		{"merge skipped", planner.OpMerge, state.StatusSkipped, `syncd_operations_total{kind="merge",status="skipped"}`, ""},
+		{"delete rejected", planner.OpDelete, state.StatusRejected, `syncd_operations_total{kind="delete",status="rejected"}`, ""},
+		{"unknown kind", "upsert", state.StatusDone, `syncd_operations_total{kind="other",status="done"}`, `syncd_operations_total{kind="upsert",status="done"}`},
+		{"pending is not final", planner.OpCreate, state.StatusPending, `syncd_operations_total{kind="create",status="other"}`, `syncd_operations_total{kind="create",status="pending"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m, p := newProject()
-			p.OperationFinished(string(tt.kind), tt.status)
-			p.OperationFinished(string(tt.kind), tt.status)
+			p.OperationFinished(tt.kind, tt.status)
+			p.OperationFinished(tt.kind, tt.status)
 			var absent []string
 			if tt.wantAbsent != "" {
 				absent = append(absent, tt.wantAbsent)
@@ -312,13 +313,14 @@ func TestLockWaited(t *testing.T) {
 
 func TestTickSkipped(t *testing.T) {
 	tests := []struct {
-		name         string
-		kind, reason string
-		wantKey      string
+		name    string
+		kind    state.RunKind
+		reason  string
+		wantKey string
 	}{
-		{"still running", contactsync.RunIncremental, "running", `syncd_ticks_skipped_total{kind="incremental",reason="running"}`},
-		{"locked elsewhere", contactsync.RunFull, "locked", `syncd_ticks_skipped_total{kind="full",reason="locked"}`},
-		{"unknown reason", contactsync.RunFull, "tired", `syncd_ticks_skipped_total{kind="full",reason="other"}`},
+		{"still running", state.RunIncremental, "running", `syncd_ticks_skipped_total{kind="incremental",reason="running"}`},
+		{"locked elsewhere", state.RunFull, "locked", `syncd_ticks_skipped_total{kind="full",reason="locked"}`},
+		{"unknown reason", state.RunFull, "tired", `syncd_ticks_skipped_total{kind="full",reason="other"}`},
 		{"unknown kind", "hourly", "locked", `syncd_ticks_skipped_total{kind="other",reason="locked"}`},
 	}
 	for _, tt := range tests {
@@ -386,9 +388,9 @@ func TestSeriesBeforeAnyHook(t *testing.T) {
 		name string
 		want int
 	}{
-		{"syncd_runs_total", len(crm.RunKinds()) * len(crm.FinishedOutcomes())},
-		{"syncd_operations_total", len(crm.OperationKinds()) * len(crm.FinalStatuses())},
-		{"syncd_ticks_skipped_total", len(crm.RunKinds()) * 2},
+		{"syncd_runs_total", len(state.RunKinds()) * len(state.FinishedOutcomes())},
+		{"syncd_operations_total", len(planner.OpKinds()) * len(state.FinalStatuses())},
+		{"syncd_ticks_skipped_total", len(state.RunKinds()) * 2},
 		{"syncd_rejected_rows_total", 1},
 		{"syncd_lock_wait_seconds", 1},
 		{"syncd_lock_held", 1},
@@ -428,15 +430,15 @@ func TestSeriesBeforeAnyHook(t *testing.T) {
 // series of p.
 func recordAll(p *metrics.Project) {
 	p.ObserveCall(sinch.OpList, 200, time.Millisecond)
-	p.RunFinished(contactsync.RunFull, contactsync.OutcomeSucceeded, time.Second)
-	p.OperationFinished(string(planner.OpCreate), contactsync.StatusDone)
+	p.RunFinished(state.RunFull, state.OutcomeSucceeded, time.Second)
+	p.OperationFinished(planner.OpCreate, state.StatusDone)
 	p.RowsRejected(1)
 	p.LockWaited(time.Millisecond)
-	p.TickSkipped(contactsync.RunFull, "locked")
+	p.TickSkipped(state.RunFull, "locked")
 	p.SetLockHeld(true)
 	p.SetActive(true)
-	p.SetSchedule(contactsync.RunFull, cronEvery(time.Hour))
-	p.DeletesWithheld(contactsync.RunFull, 3)
+	p.SetSchedule(state.RunFull, cronEvery(time.Hour))
+	p.DeletesWithheld(state.RunFull, 3)
 	p.WatchRateLimit(func() float64 { return 20 })
 	p.CallbackReceived("CONTACT_CREATE", true)
 	p.CallbackRefused("stale")
@@ -498,20 +500,20 @@ func TestProjectsAreKeptApart(t *testing.T) {
 	}{
 		{"call", func(p *metrics.Project) { p.ObserveCall(sinch.OpList, 503, time.Second) }, `syncd_sinch_calls_total{code="503",operation="list"}`, 1},
 		{"run", func(p *metrics.Project) {
-			p.RunFinished(contactsync.RunIncremental, contactsync.OutcomeFailed, time.Second)
+			p.RunFinished(state.RunIncremental, state.OutcomeFailed, time.Second)
 		},
 			`syncd_runs_total{kind="incremental",outcome="failed"}`, 1},
-		{"operation", func(p *metrics.Project) { p.OperationFinished(string(planner.OpDelete), contactsync.StatusDone) },
+		{"operation", func(p *metrics.Project) { p.OperationFinished(planner.OpDelete, state.StatusDone) },
 			`syncd_operations_total{kind="delete",status="done"}`, 1},
 		{"rows rejected", func(p *metrics.Project) { p.RowsRejected(7) }, `syncd_rejected_rows_total`, 7},
-		{"changes deferred", func(p *metrics.Project) { p.ChangesDeferred(contactsync.RunEvents, 3) }, `syncd_changes_deferred_total{kind="event"}`, 3},
+		{"changes deferred", func(p *metrics.Project) { p.ChangesDeferred(state.RunEvents, 3) }, `syncd_changes_deferred_total{kind="event"}`, 3},
 		{"read horizon held", func(p *metrics.Project) { p.ReadHorizonHeld(90 * time.Second) }, `syncd_read_horizon_held_seconds`, 90},
 		{"lock waited", func(p *metrics.Project) { p.LockWaited(time.Second) }, `syncd_lock_wait_seconds_count`, 1},
-		{"tick skipped", func(p *metrics.Project) { p.TickSkipped(contactsync.RunFull, "locked") }, `syncd_ticks_skipped_total{kind="full",reason="locked"}`, 1},
+		{"tick skipped", func(p *metrics.Project) { p.TickSkipped(state.RunFull, "locked") }, `syncd_ticks_skipped_total{kind="full",reason="locked"}`, 1},
 		{"lock held", func(p *metrics.Project) { p.SetLockHeld(true) }, `syncd_lock_held`, 1},
 		{"active", func(p *metrics.Project) { p.SetActive(true) }, `syncd_project_active`, 1},
-		{"deletes withheld", func(p *metrics.Project) { p.DeletesWithheld(contactsync.RunFull, 9) }, `syncd_deletes_withheld{kind="full"}`, 9},
-		{"schedule", func(p *metrics.Project) { p.SetSchedule(contactsync.RunFull, cronEvery(time.Hour)) }, `syncd_schedule_period_seconds{kind="full"}`, 3600},
+		{"deletes withheld", func(p *metrics.Project) { p.DeletesWithheld(state.RunFull, 9) }, `syncd_deletes_withheld{kind="full"}`, 9},
+		{"schedule", func(p *metrics.Project) { p.SetSchedule(state.RunFull, cronEvery(time.Hour)) }, `syncd_schedule_period_seconds{kind="full"}`, 3600},
 		{"rate limit", func(p *metrics.Project) { p.WatchRateLimit(func() float64 { return 2.5 }) }, `syncd_sinch_rate_limit_rps`, 2.5},
 		{"callback", func(p *metrics.Project) { p.CallbackReceived("CONTACT_UPDATE", true) }, `syncd_webhook_events_duplicate_total`, 1},
 		{"refused", func(p *metrics.Project) { p.CallbackRefused("replay") }, `syncd_webhook_callbacks_refused_total{reason="replay"}`, 1},
@@ -589,9 +591,9 @@ func TestCardinalityIsBounded(t *testing.T) {
 	for i := range 500 {
 		junk := fmt.Sprintf("contact-%d", i)
 		p.ObserveCall(junk, 600+i, time.Millisecond)
-		p.RunFinished(junk, junk, time.Second)
-		p.OperationFinished(junk, junk)
-		p.TickSkipped(junk, junk)
+		p.RunFinished(state.RunKind(junk), state.Outcome(junk), time.Second)
+		p.OperationFinished(planner.OpKind(junk), state.Status(junk))
+		p.TickSkipped(state.RunKind(junk), junk)
 	}
 	tests := []struct {
 		name string
@@ -599,10 +601,10 @@ func TestCardinalityIsBounded(t *testing.T) {
 	}{
 		{"syncd_sinch_calls_total", 1},           // {operation="other",code="other"}
 		{"syncd_sinch_call_duration_seconds", 1}, // {operation="other"}
-		{"syncd_runs_total", len(crm.RunKinds())*len(crm.FinishedOutcomes()) + 1},
+		{"syncd_runs_total", len(state.RunKinds())*len(state.FinishedOutcomes()) + 1},
 		{"syncd_run_duration_seconds", 1},
-		{"syncd_operations_total", len(crm.OperationKinds())*len(crm.FinalStatuses()) + 1},
-		{"syncd_ticks_skipped_total", len(crm.RunKinds())*2 + 1},
+		{"syncd_operations_total", len(planner.OpKinds())*len(state.FinalStatuses()) + 1},
+		{"syncd_ticks_skipped_total", len(state.RunKinds())*2 + 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -627,16 +629,16 @@ func TestLabelValuesMatchCallers(t *testing.T) {
 		p.ObserveCall(op, 200, 0)
 		want = append(want, `syncd_sinch_calls_total{code="200",operation="`+op+`"}`)
 	}
-	for _, kind := range []string{contactsync.RunFull, contactsync.RunIncremental, contactsync.RunEvents} {
-		for _, outcome := range []string{contactsync.OutcomeSucceeded, contactsync.OutcomeFailed, contactsync.OutcomeInterrupted} {
+	for _, kind := range []state.RunKind{state.RunFull, state.RunIncremental, state.RunEvents} {
+		for _, outcome := range []state.Outcome{state.OutcomeSucceeded, state.OutcomeFailed, state.OutcomeInterrupted} {
 			p.RunFinished(kind, outcome, 0)
-			want = append(want, `syncd_runs_total{kind="`+kind+`",outcome="`+outcome+`"}`)
+			want = append(want, `syncd_runs_total{kind="`+string(kind)+`",outcome="`+string(outcome)+`"}`)
 		}
 	}
 	for _, kind := range []planner.OpKind{planner.OpCreate, planner.OpPatch, planner.OpMerge, planner.OpDelete} {
-		for _, status := range []string{contactsync.StatusDone, contactsync.StatusFailed, contactsync.StatusRejected, contactsync.StatusSkipped} {
-			p.OperationFinished(string(kind), status)
-			want = append(want, `syncd_operations_total{kind="`+string(kind)+`",status="`+status+`"}`)
+		for _, status := range []state.Status{state.StatusDone, state.StatusFailed, state.StatusRejected, state.StatusSkipped} {
+			p.OperationFinished(kind, status)
+			want = append(want, `syncd_operations_total{kind="`+string(kind)+`",status="`+string(status)+`"}`)
 		}
 	}
 	got := scrapeProject(t, m)

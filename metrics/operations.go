@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/syncd/syncd/state"
 )
 
 // The series in this file are the ones the shipped alert rules and
@@ -78,7 +80,7 @@ type Schedule interface {
 // gap between two of its next firings, so that an irregular schedule
 // (weekdays only) is judged by its longest wait. A schedule that never
 // fires records nothing.
-func (p *Project) SetSchedule(kind string, s Schedule) {
+func (p *Project) SetSchedule(kind state.RunKind, s Schedule) {
 	if p == nil {
 		return
 	}
@@ -99,7 +101,7 @@ func (p *Project) SetSchedule(kind string, s Schedule) {
 
 // DeletesWithheld records how many deletes the last finished run of kind
 // withheld under the mass-delete guard; 0 clears what an earlier run set.
-func (p *Project) DeletesWithheld(kind string, n int) {
+func (p *Project) DeletesWithheld(kind state.RunKind, n int) {
 	if p == nil {
 		return
 	}

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/metrics"
-	contactsync "github.com/syncd/syncd/sync"
+	"github.com/syncd/syncd/state"
 )
 
 // fakeClock is a settable clock for the gauges that read the time.
@@ -81,16 +81,16 @@ func (never) Next(time.Time) time.Time { return time.Time{} }
 func TestSetSchedule(t *testing.T) {
 	tests := []struct {
 		name     string
-		kind     string
+		kind     state.RunKind
 		schedule metrics.Schedule
 		want     map[string]float64
 		absent   []string
 	}{
-		{"daily", contactsync.RunFull, every{3 * time.Hour}, map[string]float64{`syncd_schedule_period_seconds{kind="full"}`: 86400}, nil},
-		{"twice a day, unevenly: the longest gap", contactsync.RunFull, every{3 * time.Hour, 5 * time.Hour},
+		{"daily", state.RunFull, every{3 * time.Hour}, map[string]float64{`syncd_schedule_period_seconds{kind="full"}`: 86400}, nil},
+		{"twice a day, unevenly: the longest gap", state.RunFull, every{3 * time.Hour, 5 * time.Hour},
 			map[string]float64{`syncd_schedule_period_seconds{kind="full"}`: 22 * 3600}, nil},
-		{"every minute", contactsync.RunIncremental, cronEvery(time.Minute), map[string]float64{`syncd_schedule_period_seconds{kind="incremental"}`: 60}, nil},
-		{"never fires", contactsync.RunFull, never{}, nil, []string{`syncd_schedule_period_seconds{kind="full"}`}},
+		{"every minute", state.RunIncremental, cronEvery(time.Minute), map[string]float64{`syncd_schedule_period_seconds{kind="incremental"}`: 60}, nil},
+		{"never fires", state.RunFull, never{}, nil, []string{`syncd_schedule_period_seconds{kind="full"}`}},
 		{"unknown kind", "weekly", every{time.Hour}, map[string]float64{`syncd_schedule_period_seconds{kind="other"}`: 86400}, nil},
 	}
 	for _, tt := range tests {
@@ -114,17 +114,17 @@ func TestDeletesWithheld(t *testing.T) {
 		runs [][2]any // kind, withheld
 		want map[string]float64
 	}{
-		{"guard tripped", [][2]any{{contactsync.RunFull, 250}}, map[string]float64{`syncd_deletes_withheld{kind="full"}`: 250}},
-		{"the next run clears it", [][2]any{{contactsync.RunFull, 250}, {contactsync.RunFull, 0}}, map[string]float64{`syncd_deletes_withheld{kind="full"}`: 0}},
-		{"kinds apart", [][2]any{{contactsync.RunFull, 250}, {contactsync.RunIncremental, 0}},
+		{"guard tripped", [][2]any{{state.RunFull, 250}}, map[string]float64{`syncd_deletes_withheld{kind="full"}`: 250}},
+		{"the next run clears it", [][2]any{{state.RunFull, 250}, {state.RunFull, 0}}, map[string]float64{`syncd_deletes_withheld{kind="full"}`: 0}},
+		{"kinds apart", [][2]any{{state.RunFull, 250}, {state.RunIncremental, 0}},
 			map[string]float64{`syncd_deletes_withheld{kind="full"}`: 250, `syncd_deletes_withheld{kind="incremental"}`: 0}},
-		{"negative is 0", [][2]any{{contactsync.RunIncremental, -1}}, map[string]float64{`syncd_deletes_withheld{kind="incremental"}`: 0}},
+		{"negative is 0", [][2]any{{state.RunIncremental, -1}}, map[string]float64{`syncd_deletes_withheld{kind="incremental"}`: 0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m, p := newProject()
 			for _, r := range tt.runs {
-				p.DeletesWithheld(r[0].(string), r[1].(int))
+				p.DeletesWithheld(r[0].(state.RunKind), r[1].(int))
 			}
 			checkSamples(t, scrapeProject(t, m), tt.want, nil)
 		})

@@ -1,6 +1,6 @@
 // Package migrations holds syncd's versioned SQL schema as goose migrations.
 // They are embedded so that `syncd migrate` and the tests need no files on
-// disk; crm.Migrate applies them.
+// disk; state.Migrate applies them.
 package migrations
 
 import "embed"

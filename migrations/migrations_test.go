@@ -14,9 +14,9 @@ import (
 	"github.com/pressly/goose/v3"
 	"go.uber.org/goleak"
 
-	"github.com/syncd/syncd/crm"
-	"github.com/syncd/syncd/crm/crmtest"
 	"github.com/syncd/syncd/migrations"
+	"github.com/syncd/syncd/state"
+	"github.com/syncd/syncd/state/statetest"
 )
 
 func TestMain(m *testing.M) {
@@ -72,13 +72,13 @@ func TestUpDownUp(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	db, err := sql.Open("pgx", crmtest.NewEmptyDatabase(t))
+	db, err := sql.Open("pgx", statetest.NewEmptyDatabase(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
 
-	up, err := crm.Migrate(ctx, db, nil)
+	up, err := state.Migrate(ctx, db, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestUpDownUp(t *testing.T) {
 		t.Fatalf("snapshot misses the schema:\n%s", schema)
 	}
 
-	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS, goose.WithTableName(crm.VersionTable))
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS, goose.WithTableName(state.VersionTable))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestUpDownUp(t *testing.T) {
 		t.Errorf("after down, still there:\n%s", left)
 	}
 
-	again, err := crm.Migrate(ctx, db, nil)
+	again, err := state.Migrate(ctx, db, nil)
 	if err != nil {
 		t.Fatalf("up again: %v", err)
 	}

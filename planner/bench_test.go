@@ -42,7 +42,7 @@ func benchIndex(n int) benchSides {
 	var idx benchSides
 	idx.Records = make([]crm.Record, 0, n)
 	idx.Contacts = make([]sinch.Contact, 0, n+n/100)
-	benchRows(n, func(r crm.Record, contacts []sinch.Contact, links []crm.Link) {
+	benchRows(n, func(r crm.Record, contacts []sinch.Contact, links []planner.Link) {
 		idx.Records = append(idx.Records, r)
 		idx.Contacts = append(idx.Contacts, contacts...)
 		idx.Links = append(idx.Links, links...)
@@ -53,17 +53,17 @@ func benchIndex(n int) benchSides {
 // benchRows generates the rows of benchIndex one at a time, each with
 // the contacts and links that go with it, so that a million of them need
 // not be held at once.
-func benchRows(n int, fn func(r crm.Record, contacts []sinch.Contact, links []crm.Link)) {
+func benchRows(n int, fn func(r crm.Record, contacts []sinch.Contact, links []planner.Link)) {
 	opts := planner.DefaultOptions()
 	var contacts []sinch.Contact
-	var links []crm.Link
+	var links []planner.Link
 	next := 0
 	add := func(c sinch.Contact, link bool, hash string) {
 		c.ID = fmt.Sprintf("01JB%022d", next)
 		next++
 		contacts = append(contacts, c)
 		if link {
-			links = append(links, crm.Link{ExternalID: c.ExternalID, ContactID: c.ID, ContentHash: hash})
+			links = append(links, planner.Link{ExternalID: c.ExternalID, ContactID: c.ID, ContentHash: hash})
 		}
 	}
 	for i := range n {
@@ -114,7 +114,7 @@ func benchRows(n int, fn func(r crm.Record, contacts []sinch.Contact, links []cr
 type benchSides struct {
 	Records  []crm.Record
 	Contacts []sinch.Contact
-	Links    []crm.Link
+	Links    []planner.Link
 }
 
 var benchIndexes stdsync.Map // n -> benchSides
@@ -251,7 +251,7 @@ func BenchmarkIndexHeap(b *testing.B) {
 		base := live()
 		idx := planner.NewIndex(opts, crm.Source{Relation: "crm_contacts"}, true)
 		batch := make([]crm.Record, 0, 1000)
-		benchRows(n, func(r crm.Record, _ []sinch.Contact, _ []crm.Link) {
+		benchRows(n, func(r crm.Record, _ []sinch.Contact, _ []planner.Link) {
 			if batch = append(batch, r); len(batch) == cap(batch) {
 				idx.AddRecords(batch)
 				batch = batch[:0]
@@ -259,10 +259,10 @@ func BenchmarkIndexHeap(b *testing.B) {
 		})
 		idx.AddRecords(batch)
 		records := live()
-		benchRows(n, func(_ crm.Record, _ []sinch.Contact, links []crm.Link) { idx.AddLinks(links...) })
+		benchRows(n, func(_ crm.Record, _ []sinch.Contact, links []planner.Link) { idx.AddLinks(links...) })
 		links := live()
 		page := make([]sinch.Contact, 0, sinch.MaxPageSize)
-		benchRows(n, func(_ crm.Record, contacts []sinch.Contact, _ []crm.Link) {
+		benchRows(n, func(_ crm.Record, contacts []sinch.Contact, _ []planner.Link) {
 			for _, c := range contacts {
 				if page = append(page, c); len(page) == cap(page) {
 					idx.AddContacts(page)
@@ -281,7 +281,7 @@ func BenchmarkIndexHeap(b *testing.B) {
 				want[id] = true
 			}
 			var got []sinch.Contact
-			benchRows(n, func(_ crm.Record, contacts []sinch.Contact, _ []crm.Link) {
+			benchRows(n, func(_ crm.Record, contacts []sinch.Contact, _ []planner.Link) {
 				for _, c := range contacts {
 					if want[c.ID] {
 						got = append(got, c)

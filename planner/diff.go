@@ -635,7 +635,7 @@ func (d *differ) reconcile(k liveRec) {
 	if len(sources) == 0 {
 		d.plan.Unchanged++
 		if linked != state.ID || !fresh {
-			d.plan.Links = append(d.plan.Links, Link{ExternalID: want.ExternalID, ContactID: state.ID, Hash: want.Hash})
+			d.plan.Links = append(d.plan.Links, Link{ExternalID: want.ExternalID, ContactID: state.ID, ContentHash: want.Hash})
 		}
 	}
 }

@@ -71,7 +71,7 @@ func TestDiff(t *testing.T) {
 		name      string
 		records   []crm.Record
 		contacts  []sinch.Contact
-		links     map[string]crm.Link
+		links     map[string]planner.Link
 		partial   bool // an incremental index
 		opts      planner.Options
 		want      []string
@@ -211,7 +211,7 @@ func TestDiff(t *testing.T) {
 			name:     "duplicates merge into the linked contact",
 			records:  []crm.Record{record("crm-1")},
 			contacts: []sinch.Contact{mirror("C1", "crm-1"), mirror("C2", "crm-1"), mirror("C3", "crm-1")},
-			links:    map[string]crm.Link{"crm-1": {ExternalID: "crm-1", ContactID: "C2"}},
+			links:    map[string]planner.Link{"crm-1": {ExternalID: "crm-1", ContactID: "C2"}},
 			want:     []string{"merge crm-1 C2<-C1 same-external-id", "merge crm-1 C2<-C3 same-external-id"},
 		},
 		{
@@ -309,7 +309,7 @@ func TestDiff(t *testing.T) {
 				mirror("C1", "crm-2"), // crm-1's contact, hand-edited
 				mirror("C2", "crm-2", func(c *sinch.Contact) { setPhone(c, "46732000002") }),
 			},
-			links: map[string]crm.Link{
+			links: map[string]planner.Link{
 				"crm-1": {ExternalID: "crm-1", ContactID: "C1"},
 				"crm-2": {ExternalID: "crm-2", ContactID: "C2"},
 			},
@@ -324,7 +324,7 @@ func TestDiff(t *testing.T) {
 				mirror("C1", "crm-2"),
 				mirror("C2", "crm-1", func(c *sinch.Contact) { setPhone(c, "46732000002") }),
 			},
-			links: map[string]crm.Link{
+			links: map[string]planner.Link{
 				"crm-1": {ExternalID: "crm-1", ContactID: "C1"},
 				"crm-2": {ExternalID: "crm-2", ContactID: "C2"},
 			},
@@ -337,7 +337,7 @@ func TestDiff(t *testing.T) {
 				mirror("C0", "crm-0"),
 				mirror("C1", "crm-0b", func(c *sinch.Contact) { setPhone(c, "46732000002") }), // crm-1's, keyed by hand
 			},
-			links: map[string]crm.Link{
+			links: map[string]planner.Link{
 				"crm-0": {ExternalID: "crm-0", ContactID: "C0"},
 				"crm-1": {ExternalID: "crm-1", ContactID: "C1"},
 			},
@@ -347,7 +347,7 @@ func TestDiff(t *testing.T) {
 			name:      "a linked contact whose external_id was cleared in Sinch gets it back",
 			records:   []crm.Record{record("crm-1")},
 			contacts:  []sinch.Contact{mirror("C1", "")},
-			links:     map[string]crm.Link{"crm-1": {ExternalID: "crm-1", ContactID: "C1"}},
+			links:     map[string]planner.Link{"crm-1": {ExternalID: "crm-1", ContactID: "C1"}},
 			want:      []string{"patch crm-1 C1 [external_id] restore"},
 			unchanged: 0,
 		},
@@ -355,14 +355,14 @@ func TestDiff(t *testing.T) {
 			name:     "a linked contact moved outside the prefix is left alone, and no duplicate is created",
 			records:  []crm.Record{record("crm-1")},
 			contacts: []sinch.Contact{mirror("C1", "shop-9")},
-			links:    map[string]crm.Link{"crm-1": {ExternalID: "crm-1", ContactID: "C1"}},
+			links:    map[string]planner.Link{"crm-1": {ExternalID: "crm-1", ContactID: "C1"}},
 			opts:     opts(func(o *planner.Options) { o.ExternalIDPrefix = "crm-" }),
 		},
 		{
 			name:     "a renamed record re-keys its old contact instead of deleting and creating",
 			records:  []crm.Record{record("crm-1b")},
 			contacts: []sinch.Contact{mirror("C1", "crm-1")},
-			links:    map[string]crm.Link{"crm-1": {ExternalID: "crm-1", ContactID: "C1"}},
+			links:    map[string]planner.Link{"crm-1": {ExternalID: "crm-1", ContactID: "C1"}},
 			want:     []string{"patch crm-1b C1 [external_id] rekey"},
 		},
 		{
@@ -382,7 +382,7 @@ func TestDiff(t *testing.T) {
 				mirror("C2", "crm-2", func(c *sinch.Contact) { setPhone(c, "46732000002") }),
 				{ID: "U", Language: "EN_US", ChannelIdentities: []sinch.ChannelIdentity{{Channel: "SMS", Identity: "46732000001"}, {Channel: "WHATSAPP", Identity: "46732000002"}}},
 			},
-			links:     map[string]crm.Link{"crm-2": {ExternalID: "crm-2", ContactID: "C2"}},
+			links:     map[string]planner.Link{"crm-2": {ExternalID: "crm-2", ContactID: "C2"}},
 			want:      []string{"create crm-1 missing"},
 			unchanged: 1,
 		},

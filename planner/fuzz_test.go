@@ -45,7 +45,7 @@ func FuzzDiff(f *testing.F) {
 	f.Fuzz(func(t *testing.T, recordsJSON, contactsJSON, linksJSON, prefix string) {
 		var records []crm.Record
 		var contacts []sinch.Contact
-		var links map[string]crm.Link
+		var links map[string]planner.Link
 		if json.Unmarshal([]byte(recordsJSON), &records) != nil || json.Unmarshal([]byte(contactsJSON), &contacts) != nil ||
 			json.Unmarshal([]byte(linksJSON), &links) != nil {
 			return

@@ -126,7 +126,7 @@ func NewIndex(opts Options, source crm.Source, complete bool) *Index {
 // IndexOf builds an index of both sides held whole, as tools and
 // tests have them. Its contacts go in before its links, so every contact is
 // held in full and Diff never asks for one (see Index).
-func IndexOf(opts Options, source crm.Source, complete bool, records []crm.Record, contacts []sinch.Contact, links []crm.Link) *Index {
+func IndexOf(opts Options, source crm.Source, complete bool, records []crm.Record, contacts []sinch.Contact, links []Link) *Index {
 	s := NewIndex(opts, source, complete)
 	s.AddRecords(records)
 	s.AddContacts(contacts)
@@ -159,7 +159,7 @@ func (s *Index) AddUnreadable(rej Rejection) {
 // hold as live are counted (the delete guard of an incremental run weighs
 // its deletes against them), and those of records it knows are not live
 // (a full run knows every record) kept as left behind.
-func (s *Index) AddLinks(links ...crm.Link) {
+func (s *Index) AddLinks(links ...Link) {
 	s.seal()
 	for _, l := range links {
 		s.links++

@@ -17,10 +17,10 @@ import (
 // (every contact in full) and as a full run does (the links first, so that
 // linked contacts in sync become seen bits, and the contacts a plan asks for
 // added afterwards). The two plans must be the same.
-func diffOf(tb testing.TB, opts planner.Options, complete bool, records []crm.Record, contacts []sinch.Contact, links map[string]crm.Link) planner.Plan {
+func diffOf(tb testing.TB, opts planner.Options, complete bool, records []crm.Record, contacts []sinch.Contact, links map[string]planner.Link) planner.Plan {
 	tb.Helper()
 	linkList := slices.Collect(maps.Values(links))
-	slices.SortFunc(linkList, func(a, b crm.Link) int { return strings.Compare(a.ExternalID, b.ExternalID) })
+	slices.SortFunc(linkList, func(a, b planner.Link) int { return strings.Compare(a.ExternalID, b.ExternalID) })
 	p := diffBoth(tb, opts, complete, records, contacts, linkList)
 	// Links as a run leaves them (the record's hash) make linked contacts
 	// in sync eligible as seen bits: the plans must agree there too.
@@ -38,7 +38,7 @@ func diffOf(tb testing.TB, opts planner.Options, complete bool, records []crm.Re
 	return p
 }
 
-func diffBoth(tb testing.TB, opts planner.Options, complete bool, records []crm.Record, contacts []sinch.Contact, links []crm.Link) planner.Plan {
+func diffBoth(tb testing.TB, opts planner.Options, complete bool, records []crm.Record, contacts []sinch.Contact, links []planner.Link) planner.Plan {
 	tb.Helper()
 	whole := planner.Diff(planner.IndexOf(opts, crm.Source{Relation: "crm_contacts"}, complete, records, contacts, links))
 
@@ -107,7 +107,7 @@ func TestSeenContactsRebuiltOrRead(t *testing.T) {
 			linked := mirror(tc.id, "crm-1", tc.edit)
 			dup := mirror(tc.dup, "crm-1", func(c *sinch.Contact) { c.ChannelIdentities = c.ChannelIdentities[:1] })
 			contacts := []sinch.Contact{linked, dup}
-			links := []crm.Link{{ExternalID: "crm-1", ContactID: tc.id, ContentHash: want.Hash}}
+			links := []planner.Link{{ExternalID: "crm-1", ContactID: tc.id, ContentHash: want.Hash}}
 
 			wholeSnap := planner.IndexOf(o, crm.Source{Relation: "crm_contacts"}, true, []crm.Record{rec}, contacts, links)
 			whole := planner.Diff(wholeSnap)

@@ -18,7 +18,7 @@ type world struct {
 	opts     planner.Options
 	records  []crm.Record
 	contacts []sinch.Contact
-	links    []crm.Link
+	links    []planner.Link
 }
 
 var worldPhones = []string{"+46732000001", "+46732000002", "+46732000003", "+46732000004"}
@@ -74,7 +74,7 @@ func genWorld(t *rapid.T) world {
 		id := w.contacts[rapid.IntRange(0, len(w.contacts)-1).Draw(t, "link-"+ext)].ID
 		if !linked[id] {
 			linked[id] = true
-			w.links = append(w.links, crm.Link{ExternalID: ext, ContactID: id})
+			w.links = append(w.links, planner.Link{ExternalID: ext, ContactID: id})
 		}
 	}
 	return w

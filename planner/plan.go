@@ -5,22 +5,25 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unsafe"
 
-	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/sinch"
 )
 
 // OpKind names what an operation does to Sinch.
 type OpKind string
 
-// The kinds, as the journal names them (see crm).
+// The kinds, as the journal records them.
 const (
-	OpCreate OpKind = crm.JournalCreate
-	OpPatch  OpKind = crm.JournalPatch
-	OpMerge  OpKind = crm.JournalMerge
-	OpDelete OpKind = crm.JournalDelete
+	OpCreate OpKind = "create"
+	OpPatch  OpKind = "patch"
+	OpMerge  OpKind = "merge"
+	OpDelete OpKind = "delete"
 )
+
+// OpKinds are the kinds of operation.
+func OpKinds() []OpKind { return []OpKind{OpCreate, OpPatch, OpMerge, OpDelete} }
 
 // Rules say why an operation exists, for the report and the journal.
 const (
@@ -136,11 +139,15 @@ func (op Operation) Sent() []Change {
 	return out
 }
 
-// Link ties a CRM record to the Sinch contact that mirrors it.
+// Link ties a CRM record to the Sinch contact that mirrors it: a match a
+// plan makes, and what syncd's state keeps of it. ContentHash is the
+// fingerprint of what was last written, so an unchanged record costs no
+// call; SyncedAt is when the link was stored.
 type Link struct {
-	ExternalID string `json:"external_id"`
-	ContactID  string `json:"contact_id"`
-	Hash       string `json:"-"`
+	ExternalID  string    `json:"external_id"`
+	ContactID   string    `json:"contact_id"`
+	ContentHash string    `json:"-"`
+	SyncedAt    time.Time `json:"-"`
 }
 
 // Plan is what a run would do, as plain data.
@@ -288,7 +295,7 @@ func (p *Plan) eachString(fn func(*string)) {
 	for i := range p.Links {
 		fn(&p.Links[i].ExternalID)
 		fn(&p.Links[i].ContactID)
-		fn(&p.Links[i].Hash)
+		fn(&p.Links[i].ContentHash)
 	}
 	for i := range p.Rejected {
 		fn(&p.Rejected[i].ExternalID)

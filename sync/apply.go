@@ -13,9 +13,10 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/lease"
 	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
+	"github.com/syncd/syncd/state"
 )
 
 // Apply sends a plan to Sinch. Every operation is journaled as pending
@@ -39,11 +40,11 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan planner.Plan, 
 	if err := plan.CheckGroups(); err != nil {
 		return rep, err
 	}
-	entries := make([]crm.JournalEntry, 0, len(plan.Operations)+len(plan.Rejected))
+	entries := make([]state.JournalEntry, 0, len(plan.Operations)+len(plan.Rejected))
 	for _, op := range plan.Operations {
-		status := StatusPending
+		status := state.StatusPending
 		if plan.DeleteGuard != "" && op.Removes() {
-			status = StatusSkipped
+			status = state.StatusSkipped
 			rep.Withheld++
 		}
 		sent := op.Sent()
@@ -51,18 +52,18 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan planner.Plan, 
 		if err != nil {
 			return rep, fmt.Errorf("journal the plan: %w", err)
 		}
-		entries = append(entries, crm.JournalEntry{
-			RunID: runID, Kind: string(op.Kind), ExternalID: op.ExternalID, ContactID: op.ContactID,
+		entries = append(entries, state.JournalEntry{
+			RunID: runID, Kind: op.Kind, ExternalID: op.ExternalID, ContactID: op.ContactID,
 			SourceContactID: op.SourceContactID, UpdateMask: op.UpdateMask, Reason: op.Rule + ": " + op.ExplainSent(sent, true),
 			Status: status, Contacts: before, Changes: changes,
 		})
 	}
 	for _, rej := range plan.Rejected {
-		entries = append(entries, crm.JournalEntry{
-			RunID: runID, Kind: crm.JournalReject, ExternalID: rej.ExternalID, Reason: rej.String(), Status: StatusRejected,
+		entries = append(entries, state.JournalEntry{
+			RunID: runID, Kind: state.KindReject, ExternalID: rej.ExternalID, Reason: rej.String(), Status: state.StatusRejected,
 		})
 	}
-	if err := r.Store.JournalAppend(ctx, entries); err != nil {
+	if err := r.Journal.JournalAppend(ctx, entries); err != nil {
 		return rep, fmt.Errorf("journal the plan: %w", err)
 	}
 
@@ -83,8 +84,8 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan planner.Plan, 
 				if ctx.Err() != nil || gctx.Err() != nil {
 					return nil // stop starting operations
 				}
-				if entries[i].Status == StatusSkipped {
-					results[i] = opResult{status: StatusSkipped}
+				if entries[i].Status == state.StatusSkipped {
+					results[i] = opResult{status: state.StatusSkipped}
 					continue
 				}
 				var res opResult
@@ -101,10 +102,10 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan planner.Plan, 
 					// Every other call would be refused the same way.
 					return res.err
 				}
-				if res.status != StatusDone {
+				if res.status != state.StatusDone {
 					for _, rest := range group[indexOf(group, i)+1:] {
-						if entries[rest].Status != StatusSkipped {
-							results[rest] = opResult{status: StatusSkipped, err: errors.New("an earlier operation on this contact did not succeed")}
+						if entries[rest].Status != state.StatusSkipped {
+							results[rest] = opResult{status: state.StatusSkipped, err: errors.New("an earlier operation on this contact did not succeed")}
 							marks.mark(entries[rest].ID, results[rest])
 							pr.update(func(p *Progress) { p.Done++ })
 						}
@@ -119,30 +120,27 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan planner.Plan, 
 	// which stops the rest.
 	denied := g.Wait()
 	for i := range results {
-		if results[i].status == "" && entries[i].Status != StatusSkipped {
+		if results[i].status == "" && entries[i].Status != state.StatusSkipped {
 			why := "not sent: the run stopped first"
 			if denied != nil {
 				why = "not sent: Sinch refused the credentials"
 			}
-			results[i] = opResult{status: StatusSkipped, err: errors.New(why)}
+			results[i] = opResult{status: state.StatusSkipped, err: errors.New(why)}
 			marks.mark(entries[i].ID, results[i])
 		}
 	}
 	unrecorded := marks.close()
 
-	var save []crm.Link
+	save := slices.Clone(plan.Links)
 	unlink := slices.Clone(plan.Unlinks)
-	for _, l := range plan.Links {
-		save = append(save, crm.Link{ExternalID: l.ExternalID, ContactID: l.ContactID, ContentHash: l.Hash})
-	}
 	obs := r.observer()
 	for i, op := range plan.Operations {
 		res := results[i]
 		if res.status != "" {
-			obs.OperationFinished(string(op.Kind), res.status)
+			obs.OperationFinished(op.Kind, res.status)
 		}
 		switch res.status {
-		case StatusDone:
+		case state.StatusDone:
 			rep.Applied.Add(op.Kind)
 			if res.answer != nil && answers {
 				rep.answers = append(rep.answers, *res.answer)
@@ -154,24 +152,24 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan planner.Plan, 
 			case op.Removes():
 				unlink = append(unlink, op.ExternalID)
 			case op.Kind == planner.OpCreate || op.Kind == planner.OpPatch:
-				save = append(save, crm.Link{ExternalID: op.ExternalID, ContactID: res.contactID, ContentHash: op.Hash})
+				save = append(save, planner.Link{ExternalID: op.ExternalID, ContactID: res.contactID, ContentHash: op.Hash})
 			case op.Kind == planner.OpMerge:
 				// The destination is the record's contact now. No hash: the
 				// patch that may follow has not landed yet, and a hash would
 				// tell incremental runs that it had.
-				save = append(save, crm.Link{ExternalID: op.ExternalID, ContactID: res.contactID})
+				save = append(save, planner.Link{ExternalID: op.ExternalID, ContactID: res.contactID})
 			}
-		case StatusRejected:
+		case state.StatusRejected:
 			rep.Rejected = append(rep.Rejected, planner.Rejection{ExternalID: op.ExternalID, Column: "sinch", Reason: res.err.Error()})
-		case StatusFailed:
+		case state.StatusFailed:
 			rep.Failed++
 			rep.Errors = append(rep.Errors, fmt.Sprintf("%s %s: %v", op.Kind, op.ExternalID, res.err))
-		case StatusUnknown:
+		case state.StatusUnknown:
 			// The run cannot vouch for it, so it does not succeed and the
 			// watermark stays: the next run reads Sinch and resolves it.
 			rep.Failed++
 			rep.Errors = append(rep.Errors, fmt.Sprintf("%s %s: outcome unknown, the next run checks: %v", op.Kind, op.ExternalID, res.err))
-		case StatusSkipped:
+		case state.StatusSkipped:
 			if !(plan.DeleteGuard != "" && op.Removes()) {
 				rep.Skipped++
 			}
@@ -180,12 +178,12 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan planner.Plan, 
 	stateCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if len(save) > 0 {
-		if err := r.Store.SaveLinks(stateCtx, r.ProjectID, save); err != nil {
+		if err := r.Links.SaveLinks(stateCtx, r.ProjectID, save); err != nil {
 			return rep, fmt.Errorf("save links: %w", err)
 		}
 	}
 	if len(unlink) > 0 {
-		if err := r.Store.DeleteLinks(stateCtx, r.ProjectID, unlink); err != nil {
+		if err := r.Links.DeleteLinks(stateCtx, r.ProjectID, unlink); err != nil {
 			return rep, fmt.Errorf("delete links: %w", err)
 		}
 	}
@@ -307,7 +305,7 @@ func appendJSONString(b []byte, s string) []byte {
 func sendContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	sendCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(ctx, func() {
-		if cause := context.Cause(ctx); errors.Is(cause, crm.ErrLockLost) {
+		if cause := context.Cause(ctx); errors.Is(cause, lease.ErrLost) {
 			cancel(cause)
 		}
 	})
@@ -321,20 +319,20 @@ func (r *Reconciler) precheck(ctx context.Context, check *fresh, op planner.Oper
 	why, err := check.check(ctx, op)
 	switch {
 	case err != nil && ctx.Err() != nil:
-		return opResult{status: StatusSkipped, err: errors.New("not sent: the run stopped first")}
+		return opResult{status: state.StatusSkipped, err: errors.New("not sent: the run stopped first")}
 	case err != nil:
-		return opResult{status: StatusFailed, err: err}
+		return opResult{status: state.StatusFailed, err: err}
 	case why != "":
 		r.Logger.Info("operation skipped: what it rests on changed since the run read it",
 			zap.String("kind", string(op.Kind)), zap.String("external_id", op.ExternalID),
 			zap.String("contact_id", op.ContactID), zap.String("why", why))
-		return opResult{status: StatusSkipped, err: errors.New(why)}
+		return opResult{status: state.StatusSkipped, err: errors.New(why)}
 	}
 	return opResult{}
 }
 
 type opResult struct {
-	status     string
+	status     state.Status
 	httpStatus int
 	contactID  string
 	answer     *sinch.Contact // the contact as Sinch returned it, when it did
@@ -365,14 +363,14 @@ func (r *Reconciler) send(ctx context.Context, op planner.Operation) opResult {
 	default:
 		err = fmt.Errorf("unknown operation kind %q", op.Kind)
 	}
-	res := opResult{status: StatusDone, contactID: op.ContactID, httpStatus: http.StatusOK}
+	res := opResult{status: state.StatusDone, contactID: op.ContactID, httpStatus: http.StatusOK}
 	if got != nil {
 		res.contactID = got.ID
 		res.answer = got
 	}
 	if err != nil {
 		res.err = err
-		res.status = StatusFailed
+		res.status = state.StatusFailed
 		res.httpStatus = 0
 		var apiErr *sinch.APIError
 		if errors.As(err, &apiErr) {
@@ -384,9 +382,9 @@ func (r *Reconciler) send(ctx context.Context, op planner.Operation) opResult {
 			// call cut off by the run's own end (a lost lock) may have
 			// reached Sinch before it was; the next run reads Sinch and
 			// finds out.
-			res.status = StatusUnknown
+			res.status = state.StatusUnknown
 		case res.httpStatus == http.StatusBadRequest:
-			res.status = StatusRejected
+			res.status = state.StatusRejected
 		}
 		r.Logger.Warn("operation failed", zap.String("kind", string(op.Kind)), zap.String("external_id", op.ExternalID),
 			zap.String("contact_id", op.ContactID), zap.Int("http_status", res.httpStatus), zap.Error(err))

@@ -10,10 +10,11 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/syncd/syncd/crm"
-	"github.com/syncd/syncd/crm/crmtest"
 	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
+	"github.com/syncd/syncd/state"
+	"github.com/syncd/syncd/state/statetest"
 	contactsync "github.com/syncd/syncd/sync"
 )
 
@@ -33,16 +34,16 @@ func chaosRows(n int, name string) []crm.Record {
 
 // newChaosReconciler wires a reconciler to a fresh database and emulator,
 // with a client whose backoffs are short enough for a test.
-func newChaosReconciler(t *testing.T, faults sinchtest.Faults) (*contactsync.Reconciler, *sinchtest.Emulator, *crm.Store) {
+func newChaosReconciler(t *testing.T, faults sinchtest.Faults) (*contactsync.Reconciler, *sinchtest.Emulator, *state.Store) {
 	t.Helper()
-	store := crmtest.NewStore(t)
+	store := statetest.NewStore(t)
 	emu, srv := sinchtest.Start(t, sinchtest.Options{ProjectID: "chaos", KeyID: "k", KeySecret: "a-realistic-secret", Faults: faults})
 	return chaosReconcilerOn(t, store, emu, srv.URL), emu, store
 }
 
 // chaosReconcilerOn wires a reconciler to store and the emulator served at
 // url.
-func chaosReconcilerOn(t *testing.T, store *crm.Store, emu *sinchtest.Emulator, url string) *contactsync.Reconciler {
+func chaosReconcilerOn(t *testing.T, store *state.Store, emu *sinchtest.Emulator, url string) *contactsync.Reconciler {
 	t.Helper()
 	cfg := emu.ClientConfig(url)
 	cfg.RateLimitRPS = 5000
@@ -57,9 +58,19 @@ func chaosReconcilerOn(t *testing.T, store *crm.Store, emu *sinchtest.Emulator, 
 	}
 	t.Cleanup(client.CloseIdleConnections)
 	return &contactsync.Reconciler{
-		Store: store, Sinch: client, Logger: zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)), ProjectID: "chaos",
+		CRM: crm.New(store.SQL()), Links: store, Identities: store, Deferrals: store,
+		Journal: store, Runs: store, Watermarks: store, Locks: store,
+		Sinch: client, Logger: zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)), ProjectID: "chaos",
 		Source: crm.Source{Relation: "crm_contacts"}, BatchSize: 1000, Concurrency: 16, Options: planner.DefaultOptions(),
 	}
+}
+
+// onStore points rec at store's database: the CRM source there and syncd's
+// state there.
+func onStore(rec *contactsync.Reconciler, store *state.Store) {
+	rec.CRM = crm.New(store.SQL())
+	rec.Links, rec.Identities, rec.Deferrals, rec.Journal = store, store, store, store
+	rec.Runs, rec.Watermarks, rec.Locks = store, store, store
 }
 
 // converge runs full reconciles until one succeeds, as the daemon's
@@ -68,7 +79,7 @@ func converge(t *testing.T, rec *contactsync.Reconciler) int {
 	t.Helper()
 	for attempt := 1; attempt <= 5; attempt++ {
 		rep, err := rec.Backfill(context.Background(), false)
-		if err == nil && rep.Outcome == contactsync.OutcomeSucceeded {
+		if err == nil && rep.Outcome == state.OutcomeSucceeded {
 			return attempt
 		}
 		t.Logf("run %d: outcome %s, %d failed, err %v", attempt, rep.Outcome, rep.Failed, err)
@@ -103,11 +114,11 @@ func TestChaosConverges(t *testing.T) {
 
 	// The same work without faults, for the call budget.
 	calm, calmEmu, calmStore := newChaosReconciler(t, sinchtest.Faults{})
-	if err := calmStore.UpsertRecords(ctx, "crm_contacts", rows); err != nil {
+	if err := crm.UpsertRecords(ctx, calmStore.SQL(), "crm_contacts", rows); err != nil {
 		t.Fatal(err)
 	}
 	converge(t, calm)
-	if err := calmStore.UpsertRecords(ctx, "crm_contacts", edited); err != nil {
+	if err := crm.UpsertRecords(ctx, calmStore.SQL(), "crm_contacts", edited); err != nil {
 		t.Fatal(err)
 	}
 	converge(t, calm)
@@ -117,11 +128,11 @@ func TestChaosConverges(t *testing.T) {
 		ErrorRate: 0.20, TooManyRequestsRate: 0.10, DropBeforeRate: 0.025, DropAfterRate: 0.025,
 		RetryAfter: -1, Seed: 7,
 	})
-	if err := store.UpsertRecords(ctx, "crm_contacts", rows); err != nil {
+	if err := crm.UpsertRecords(ctx, store.SQL(), "crm_contacts", rows); err != nil {
 		t.Fatal(err)
 	}
 	runs := converge(t, rec)
-	if err := store.UpsertRecords(ctx, "crm_contacts", edited); err != nil {
+	if err := crm.UpsertRecords(ctx, store.SQL(), "crm_contacts", edited); err != nil {
 		t.Fatal(err)
 	}
 	runs += converge(t, rec)

@@ -8,6 +8,8 @@ import (
 
 	"github.com/robfig/cron/v3"
 	"go.uber.org/zap"
+
+	"github.com/syncd/syncd/state"
 )
 
 // scheduleParser reads five-field cron expressions, an optional leading
@@ -39,7 +41,7 @@ type Daemon struct {
 	MaxDelay time.Duration
 	// OnSkip is told about a tick that did not run: reason "running" or
 	// "locked" (another syncd holds the project lock).
-	OnSkip func(kind, reason string)
+	OnSkip func(kind state.RunKind, reason string)
 	// OnRun is told about every finished run.
 	OnRun func(rep Report, err error)
 	// RunAtStart makes an incremental run as soon as Run starts (and, with
@@ -50,12 +52,12 @@ type Daemon struct {
 	// from another waits for the other's last run to end.
 	WaitAtStart bool
 	// Events, when set, tells of new Sinch contact events in the queue:
-	// each burst makes an event run (see RunEvents).
+	// each burst makes an event run (see state.RunEvents).
 	Events <-chan struct{}
 	// Ticks, when set, stands in for the two schedules: each kind received
-	// (RunIncremental or RunFull) is a tick of that schedule. Tests fire
+	// (state.RunIncremental or state.RunFull) is a tick of that schedule. Tests fire
 	// ticks with it when they choose, without a clock.
-	Ticks <-chan string
+	Ticks <-chan state.RunKind
 	// Heartbeat, when set, is called every HeartbeatEvery (default 10s) by
 	// the scheduler itself, once it has taken the daemon's lock: a
 	// watchdog's sign that the scheduler is alive and not wedged.
@@ -68,10 +70,10 @@ type Daemon struct {
 	wg          stdsync.WaitGroup
 	mu          stdsync.Mutex
 	busy        bool
-	current     string // kind of the run going, while busy
-	again       bool   // an incremental run is due after it
-	fullDue     bool   // a full run is due after it
-	againEvents bool   // an event run is due after it
+	current     state.RunKind // kind of the run going, while busy
+	again       bool          // an incremental run is due after it
+	fullDue     bool          // a full run is due after it
+	againEvents bool          // an event run is due after it
 }
 
 // Run schedules runs until ctx ends, then waits for the run in flight to
@@ -109,8 +111,8 @@ func (d *Daemon) Run(ctx context.Context, changes <-chan struct{}) error {
 		full, _ = ParseSchedule(d.Full)
 		d.cron = c
 		d.jobs = [2]cron.Job{
-			cron.FuncJob(func() { d.start(ctx, RunIncremental, false) }),
-			cron.FuncJob(func() { d.start(ctx, RunFull, false) }),
+			cron.FuncJob(func() { d.start(ctx, state.RunIncremental, false) }),
+			cron.FuncJob(func() { d.start(ctx, state.RunFull, false) }),
 		}
 		d.entries = [2]cron.EntryID{c.Schedule(inc, d.jobs[0]), c.Schedule(full, d.jobs[1])}
 		d.mu.Unlock()
@@ -151,21 +153,21 @@ func (d *Daemon) Run(ctx context.Context, changes <-chan struct{}) error {
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
-			d.begin(ctx, RunIncremental, true, d.WaitAtStart)
+			d.begin(ctx, state.RunIncremental, true, d.WaitAtStart)
 		}()
 	}
 	if changes != nil {
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
-			d.watch(ctx, changes, RunIncremental)
+			d.watch(ctx, changes, state.RunIncremental)
 		}()
 	}
 	if d.Events != nil {
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
-			d.watch(ctx, d.Events, RunEvents)
+			d.watch(ctx, d.Events, state.RunEvents)
 		}()
 	}
 	<-ctx.Done()
@@ -178,7 +180,7 @@ func (d *Daemon) Run(ctx context.Context, changes <-chan struct{}) error {
 
 // tickOn runs each tick received as cron runs a job: in a goroutine of its
 // own, so that a long run does not hold back the ticks after it.
-func (d *Daemon) tickOn(ctx context.Context, ticks <-chan string) {
+func (d *Daemon) tickOn(ctx context.Context, ticks <-chan state.RunKind) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -234,7 +236,7 @@ func (d *Daemon) SetSchedules(incremental, full string) error {
 // less than CRM changes: an event run reads only what its events name, so
 // a steady stream of them is cheap to follow closely, and a Sinch-side edit
 // is wrong for every message sent until it is put back.
-func (d *Daemon) watch(ctx context.Context, changes <-chan struct{}, kind string) {
+func (d *Daemon) watch(ctx context.Context, changes <-chan struct{}, kind state.RunKind) {
 	debounce, maxDelay := d.Debounce, d.MaxDelay
 	if debounce <= 0 {
 		debounce = 200 * time.Millisecond
@@ -242,7 +244,7 @@ func (d *Daemon) watch(ctx context.Context, changes <-chan struct{}, kind string
 	if maxDelay <= 0 {
 		maxDelay = time.Second
 	}
-	if kind == RunEvents {
+	if kind == state.RunEvents {
 		debounce, maxDelay = debounce/4, maxDelay/4
 	}
 	for {
@@ -289,13 +291,13 @@ func (d *Daemon) Busy() bool {
 // finds a run going asks for one more run of its kind after it instead; a
 // full tick that finds an incremental run going queues the full run after
 // it, once.
-func (d *Daemon) start(ctx context.Context, kind string, coalesce bool) {
+func (d *Daemon) start(ctx context.Context, kind state.RunKind, coalesce bool) {
 	d.begin(ctx, kind, coalesce, false)
 }
 
 // begin is start; with wait, its first run waits for a lock held elsewhere
 // whatever its kind.
-func (d *Daemon) begin(ctx context.Context, kind string, coalesce, wait bool) {
+func (d *Daemon) begin(ctx context.Context, kind state.RunKind, coalesce, wait bool) {
 	if ctx.Err() != nil {
 		return
 	}
@@ -303,9 +305,9 @@ func (d *Daemon) begin(ctx context.Context, kind string, coalesce, wait bool) {
 	if d.busy {
 		queued := false
 		switch {
-		case kind == RunFull && d.current != RunFull && !d.fullDue:
+		case kind == state.RunFull && d.current != state.RunFull && !d.fullDue:
 			d.fullDue, queued = true, true
-		case coalesce && kind == RunEvents:
+		case coalesce && kind == state.RunEvents:
 			d.againEvents = true
 		case coalesce:
 			d.again = true
@@ -322,23 +324,23 @@ func (d *Daemon) begin(ctx context.Context, kind string, coalesce, wait bool) {
 	d.mu.Unlock()
 	for {
 		// A full run waits for a lock held elsewhere rather than be dropped.
-		rep, err := d.Reconciler.Run(ctx, kind, wait || kind == RunFull)
+		rep, err := d.Reconciler.Run(ctx, kind, wait || kind == state.RunFull)
 		wait = false
 		switch {
 		case IsLocked(err):
-			d.Logger.Info("another syncd holds the project lock; skipping this run", zap.String("kind", kind), zap.Error(err))
+			d.Logger.Info("another syncd holds the project lock; skipping this run", zap.String("kind", string(kind)), zap.Error(err))
 			if d.OnSkip != nil {
 				d.OnSkip(kind, "locked")
 			}
 		case rep.RunID == 0 && ctx.Err() != nil:
 			// Stopped while waiting for the lock: no run to tell of.
-		case rep.RunID == 0 && kind == RunEvents && err == nil:
+		case rep.RunID == 0 && kind == state.RunEvents && err == nil:
 			// No event was queued: no run was made.
 		case d.OnRun != nil:
 			d.OnRun(rep, err)
 		}
 		d.mu.Lock()
-		if kind != RunEvents && d.Events != nil {
+		if kind != state.RunEvents && d.Events != nil {
 			// Also picks up events left queued by a failure, or stored by
 			// another process while this one held the lock.
 			d.againEvents = true
@@ -352,13 +354,13 @@ func (d *Daemon) begin(ctx context.Context, kind string, coalesce, wait bool) {
 		case d.fullDue:
 			// A full run reads every row, so it also covers the changes
 			// that asked for an incremental one.
-			kind = RunFull
+			kind = state.RunFull
 			d.fullDue, d.again = false, false
 		case d.again:
-			kind = RunIncremental
+			kind = state.RunIncremental
 			d.again = false
 		default:
-			kind = RunEvents
+			kind = state.RunEvents
 			d.againEvents = false
 		}
 		d.current = kind

@@ -10,20 +10,21 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/state"
 	contactsync "github.com/syncd/syncd/sync"
 )
 
 // daemonRig runs a Daemon whose schedules are ticks the test fires.
 type daemonRig struct {
 	t     *testing.T
-	ticks chan string
+	ticks chan state.RunKind
 	runs  chan contactsync.Report
 	skips chan string // "kind reason"
 }
 
 func startDaemon(t *testing.T, rec *contactsync.Reconciler) *daemonRig {
 	t.Helper()
-	r := &daemonRig{t: t, ticks: make(chan string), runs: make(chan contactsync.Report, 16), skips: make(chan string, 16)}
+	r := &daemonRig{t: t, ticks: make(chan state.RunKind), runs: make(chan contactsync.Report, 16), skips: make(chan string, 16)}
 	d := &contactsync.Daemon{
 		Reconciler: rec, Logger: zaptest.NewLogger(t), Incremental: "@every 1h", Full: "@every 1h", Ticks: r.ticks,
 		OnRun: func(rep contactsync.Report, err error) {
@@ -32,7 +33,7 @@ func startDaemon(t *testing.T, rec *contactsync.Reconciler) *daemonRig {
 			}
 			r.runs <- rep
 		},
-		OnSkip: func(kind, reason string) { r.skips <- kind + " " + reason },
+		OnSkip: func(kind state.RunKind, reason string) { r.skips <- string(kind) + " " + reason },
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -46,7 +47,7 @@ func startDaemon(t *testing.T, rec *contactsync.Reconciler) *daemonRig {
 	return r
 }
 
-func (r *daemonRig) tick(kind string) {
+func (r *daemonRig) tick(kind state.RunKind) {
 	r.t.Helper()
 	select {
 	case r.ticks <- kind:
@@ -69,9 +70,9 @@ func (r *daemonRig) next() (run *contactsync.Report, skip string) {
 	}
 }
 
-func (r *daemonRig) wantRun(kind string) {
+func (r *daemonRig) wantRun(kind state.RunKind) {
 	r.t.Helper()
-	if run, skip := r.next(); run == nil || run.Kind != kind || run.Outcome != contactsync.OutcomeSucceeded {
+	if run, skip := r.next(); run == nil || run.Kind != kind || run.Outcome != state.OutcomeSucceeded {
 		r.t.Fatalf("got run %+v / skip %q, want a %s run that succeeded", run, skip, kind)
 	}
 }
@@ -89,12 +90,12 @@ func (r *daemonRig) wantSkip(want string) {
 func (r *daemonRig) idleThenIncremental() {
 	r.t.Helper()
 	for {
-		r.tick(contactsync.RunIncremental)
+		r.tick(state.RunIncremental)
 		run, skip := r.next()
 		switch {
 		case skip == "incremental running":
 			continue
-		case run != nil && run.Kind == contactsync.RunIncremental:
+		case run != nil && run.Kind == state.RunIncremental:
 			return
 		default:
 			r.t.Fatalf("got run %+v / skip %q, want the incremental run", run, skip)
@@ -114,7 +115,7 @@ func TestDaemonQueuesFullRuns(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d.tick(contactsync.RunFull)
+		d.tick(state.RunFull)
 		poll(t, "the full run waits for the lock", func() bool {
 			var waiting int64
 			if err := g.admin.DB().Raw(`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`).
@@ -123,9 +124,9 @@ func TestDaemonQueuesFullRuns(t *testing.T) {
 			}
 			return waiting > 0
 		})
-		d.tick(contactsync.RunFull)
+		d.tick(state.RunFull)
 		d.wantSkip("full running")
-		d.tick(contactsync.RunIncremental)
+		d.tick(state.RunIncremental)
 		d.wantSkip("incremental running")
 		if n := len(g.emu.Contacts()); n != 0 {
 			t.Fatalf("%d contacts written while another process held the lock", n)
@@ -133,7 +134,7 @@ func TestDaemonQueuesFullRuns(t *testing.T) {
 		if err := other.Release(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		d.wantRun(contactsync.RunFull)
+		d.wantRun(state.RunFull)
 		d.idleThenIncremental()
 		if n := len(g.emu.Contacts()); n != len(g.rows) {
 			t.Errorf("%d contacts after the full run, want %d", n, len(g.rows))
@@ -153,27 +154,27 @@ func TestDaemonQueuesFullRuns(t *testing.T) {
 			}
 		}
 		d := startDaemon(t, rec)
-		d.tick(contactsync.RunFull)
-		d.wantRun(contactsync.RunFull)
+		d.tick(state.RunFull)
+		d.wantRun(state.RunFull)
 
 		edited := g.rows[3]
 		edited.DisplayName = str("Edited")
 		edited.UpdatedAt = time.Now()
-		if err := g.admin.UpsertRecords(context.Background(), "crm_contacts", []crm.Record{edited}); err != nil {
+		if err := crm.UpsertRecords(context.Background(), g.admin.SQL(), "crm_contacts", []crm.Record{edited}); err != nil {
 			t.Fatal(err)
 		}
 		release := make(chan struct{})
 		hold.Store(&release)
-		d.tick(contactsync.RunIncremental)
+		d.tick(state.RunIncremental)
 		<-entered // the incremental run holds the lock, stopped mid-way
 		for range 3 {
-			d.tick(contactsync.RunFull)
+			d.tick(state.RunFull)
 		}
 		d.wantSkip("full running") // the first was queued, the next two dropped
 		d.wantSkip("full running")
 		close(release)
-		d.wantRun(contactsync.RunIncremental)
-		d.wantRun(contactsync.RunFull)
+		d.wantRun(state.RunIncremental)
+		d.wantRun(state.RunFull)
 		d.idleThenIncremental()
 		runs := g.runs(t)
 		kinds := ""
@@ -191,7 +192,7 @@ func TestDaemonQueuesFullRuns(t *testing.T) {
 // scheduler.
 func TestDaemonSetSchedulesAndHeartbeat(t *testing.T) {
 	g := newLockRig(t, 3)
-	runs := make(chan string, 16)
+	runs := make(chan state.RunKind, 16)
 	var beats atomic.Int32
 	d := &contactsync.Daemon{
 		Reconciler: g.process(t, 5000, 500*time.Millisecond, 0), Logger: zaptest.NewLogger(t),
@@ -217,7 +218,7 @@ func TestDaemonSetSchedulesAndHeartbeat(t *testing.T) {
 	}
 	select {
 	case kind := <-runs:
-		if kind != contactsync.RunIncremental && kind != contactsync.RunFull {
+		if kind != state.RunIncremental && kind != state.RunFull {
 			t.Errorf("a %s run", kind)
 		}
 	case <-time.After(30 * time.Second):

@@ -19,6 +19,11 @@
 // daemon.go schedules runs; events.go turns stored Sinch events into
 // partial runs; explain.go answers for one record.
 //
+// What a run needs of PostgreSQL comes through small interfaces defined
+// where they are used: [CRM] (crm.Reader), and [Links], [Identities],
+// [Deferrals], [Journal], [Runs], [Watermarks], [Locks], [EventQueue] and
+// [History] (state.Store and state.Events).
+//
 // Callers import it as contactsync, since its name shadows the standard
 // library's sync.
 package sync

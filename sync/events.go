@@ -8,17 +8,13 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/syncd/syncd/crm"
-	"github.com/syncd/syncd/webhook"
+	"github.com/syncd/syncd/state"
 )
 
-// RunEvents is a run that processes the stored Sinch contact events.
-const RunEvents = crm.RunEvents
-
 // EventQueue holds the Sinch contact events still to be processed;
-// *webhook.Store has it.
+// *state.Events has it.
 type EventQueue interface {
-	Pending(ctx context.Context, projectID string, limit int) ([]webhook.StoredEvent, error)
+	Pending(ctx context.Context, projectID string, limit int) ([]state.StoredEvent, error)
 	Done(ctx context.Context, ids []int64, runID int64) error
 	Failed(ctx context.Context, ids []int64, errMsg string) error
 }
@@ -94,7 +90,7 @@ func joinReports(earlier, later Report) Report {
 // those tried maxEventAttempts times, which are marked done: retrying them
 // for ever would hold the queue, and the next full run finds what they
 // were about anyway.
-func (r *Reconciler) giveUpOrRetry(ctx context.Context, runID int64, pending []webhook.StoredEvent, err error, rep Report) error {
+func (r *Reconciler) giveUpOrRetry(ctx context.Context, runID int64, pending []state.StoredEvent, err error, rep Report) error {
 	msg := fmt.Sprintf("%d operations failed", rep.Failed)
 	if err != nil {
 		msg = err.Error()
@@ -114,7 +110,7 @@ func (r *Reconciler) giveUpOrRetry(ctx context.Context, runID int64, pending []w
 	return errors.Join(r.Events.Failed(ctx, retry, msg), r.Events.Done(ctx, giveUp, runID))
 }
 
-func (r *Reconciler) observeEvents(events []webhook.StoredEvent) {
+func (r *Reconciler) observeEvents(events []state.StoredEvent) {
 	obs, ok := r.Observer.(EventObserver)
 	if !ok {
 		return
@@ -135,7 +131,7 @@ func (r *Reconciler) observeEvents(events []webhook.StoredEvent) {
 type named struct {
 	contacts []string
 	external []string
-	deferred []crm.Deferral
+	deferred []state.Deferral
 }
 
 // maxEventContacts bounds the contacts one event may have a run read: a
@@ -144,13 +140,13 @@ type named struct {
 // run, counted as deferred.
 const maxEventContacts = 50
 
-func namedBy(events []webhook.StoredEvent) named {
+func namedBy(events []state.StoredEvent) named {
 	var n named
 	for _, ev := range events {
 		ids := ev.Event.ContactIDs()
 		if len(ids) > maxEventContacts {
 			for _, id := range ids[maxEventContacts:] {
-				n.deferred = append(n.deferred, crm.Deferral{Kind: crm.DeferContact, Key: id,
+				n.deferred = append(n.deferred, state.Deferral{Kind: state.DeferContact, Key: id,
 					Reason: fmt.Sprintf("a %s event named %d contacts; past the first %d they are left to the full run", ev.Event.Trigger, len(ids), maxEventContacts)})
 			}
 			ids = ids[:maxEventContacts]
@@ -168,13 +164,13 @@ func namedBy(events []webhook.StoredEvent) named {
 // the record linked to the deleted contact is found again through the
 // contact that now carries its external_id or holds its identities, as a
 // full run would find it.
-func (r *Reconciler) eventBatch(ctx context.Context, runID int64, events []webhook.StoredEvent) (Report, error) {
+func (r *Reconciler) eventBatch(ctx context.Context, runID int64, events []state.StoredEvent) (Report, error) {
 	n := namedBy(events)
-	contacts, err := r.notDeferred(ctx, crm.DeferContact, n.contacts, nil)
+	contacts, err := r.notDeferred(ctx, state.DeferContact, n.contacts, nil)
 	if err != nil {
 		return Report{}, err
 	}
-	records, err := r.notDeferred(ctx, crm.DeferRecord, n.external, nil)
+	records, err := r.notDeferred(ctx, state.DeferRecord, n.external, nil)
 	if err != nil {
 		return Report{}, err
 	}

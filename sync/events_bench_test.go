@@ -13,10 +13,11 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/syncd/syncd/crm"
-	"github.com/syncd/syncd/crm/crmtest"
 	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
+	"github.com/syncd/syncd/state"
+	"github.com/syncd/syncd/state/statetest"
 	contactsync "github.com/syncd/syncd/sync"
 	"github.com/syncd/syncd/webhook"
 )
@@ -32,13 +33,13 @@ func (o *lagObserver) EventApplied(_ string, lag time.Duration) {
 	defer o.mu.Unlock()
 	o.lags = append(o.lags, lag)
 }
-func (o *lagObserver) RunFinished(string, string, time.Duration) {}
-func (o *lagObserver) OperationFinished(string, string)          {}
-func (o *lagObserver) RowsRejected(int)                          {}
-func (o *lagObserver) ChangesDeferred(string, int)               {}
-func (o *lagObserver) ReadHorizonHeld(time.Duration)             {}
-func (o *lagObserver) LockWaited(time.Duration)                  {}
-func (o *lagObserver) SetLockHeld(bool)                          {}
+func (o *lagObserver) RunFinished(state.RunKind, state.Outcome, time.Duration) {}
+func (o *lagObserver) OperationFinished(planner.OpKind, state.Status)          {}
+func (o *lagObserver) RowsRejected(int)                                        {}
+func (o *lagObserver) ChangesDeferred(state.RunKind, int)                      {}
+func (o *lagObserver) ReadHorizonHeld(time.Duration)                           {}
+func (o *lagObserver) LockWaited(time.Duration)                                {}
+func (o *lagObserver) SetLockHeld(bool)                                        {}
 
 func (o *lagObserver) count() int {
 	o.mu.Lock()
@@ -55,7 +56,7 @@ func (o *lagObserver) count() int {
 // patch, and the echoes of those patches must cost none.
 func BenchmarkEventLag(b *testing.B) {
 	const rows = 500
-	store := crmtest.NewStore(b)
+	store := statetest.NewStore(b)
 	emu, srv := sinchtest.Start(b, sinchtest.Options{ProjectID: "lag", KeyID: "k", KeySecret: "a-realistic-secret"})
 	cfg := emu.ClientConfig(srv.URL)
 	cfg.RateLimitRPS = 5000
@@ -66,10 +67,12 @@ func BenchmarkEventLag(b *testing.B) {
 	}
 	b.Cleanup(client.CloseIdleConnections)
 	obs := &lagObserver{}
-	queue := webhook.NewStore(store.DB())
+	queue := store.Events()
 	log := zaptest.NewLogger(b, zaptest.Level(zap.ErrorLevel))
 	rec := &contactsync.Reconciler{
-		Store: store, Sinch: client, Logger: log, ProjectID: "lag", Source: crm.Source{Relation: "crm_contacts"},
+		CRM: crm.New(store.SQL()), Links: store, Identities: store, Deferrals: store,
+		Journal: store, Runs: store, Watermarks: store, Locks: store,
+		Sinch: client, Logger: log, ProjectID: "lag", Source: crm.Source{Relation: "crm_contacts"},
 		BatchSize: 1000, Concurrency: 16, Options: planner.DefaultOptions(), Observer: obs, Events: queue,
 	}
 	recs := make([]crm.Record, rows)
@@ -77,15 +80,15 @@ func BenchmarkEventLag(b *testing.B) {
 		recs[i] = crm.Record{ExternalID: fmt.Sprintf("crm-%05d", i), DisplayName: ptr(fmt.Sprintf("Person %d", i)),
 			Phone: ptr(fmt.Sprintf("+4673%07d", i)), UpdatedAt: time.Now()}
 	}
-	if err := store.UpsertRecords(context.Background(), "crm_contacts", recs); err != nil {
+	if err := crm.UpsertRecords(context.Background(), store.SQL(), "crm_contacts", recs); err != nil {
 		b.Fatal(err)
 	}
-	if rep, err := rec.Run(context.Background(), contactsync.RunFull, false); err != nil || rep.Outcome != contactsync.OutcomeSucceeded {
+	if rep, err := rec.Run(context.Background(), state.RunFull, false); err != nil || rep.Outcome != state.OutcomeSucceeded {
 		b.Fatalf("backfill: %v %v", rep.Outcome, err)
 	}
 
 	stored := make(chan struct{}, 1)
-	h := webhook.NewHandler(webhook.Config{Secret: "s", ProjectID: "lag", Store: queue, Logger: log,
+	h := webhook.NewHandler(webhook.Config{Secret: "s", ProjectID: "lag", Store: webhook.NewStore(queue), Logger: log,
 		OnStored: func() {
 			select {
 			case stored <- struct{}{}:

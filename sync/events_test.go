@@ -17,6 +17,7 @@ import (
 	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
+	"github.com/syncd/syncd/state"
 	contactsync "github.com/syncd/syncd/sync"
 	"github.com/syncd/syncd/webhook"
 )
@@ -28,8 +29,8 @@ const eventSecret = "event-secret"
 type eventRig struct {
 	rec   *contactsync.Reconciler
 	emu   *sinchtest.Emulator
-	store *crm.Store
-	queue *webhook.Store
+	store *state.Store
+	queue *state.Events
 	srv   *httptest.Server
 	seq   int
 }
@@ -37,19 +38,19 @@ type eventRig struct {
 func newEventRig(t *testing.T, rows int) *eventRig {
 	t.Helper()
 	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
-	g := &eventRig{rec: rec, emu: emu, store: store, queue: webhook.NewStore(store.DB())}
+	g := &eventRig{rec: rec, emu: emu, store: store, queue: store.Events()}
 	rec.Events = g.queue
-	h := webhook.NewHandler(webhook.Config{Secret: eventSecret, ProjectID: "chaos", Store: g.queue,
+	h := webhook.NewHandler(webhook.Config{Secret: eventSecret, ProjectID: "chaos", Store: webhook.NewStore(g.queue),
 		Logger: zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); h.Run(ctx) }()
 	g.srv = httptest.NewServer(h)
 	t.Cleanup(func() { g.srv.Close(); cancel(); <-done })
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(rows, "Person")); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(rows, "Person")); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	return g
 }
 
@@ -116,7 +117,7 @@ func (g *eventRig) pending(t *testing.T) int {
 func (g *eventRig) converged(t *testing.T) {
 	t.Helper()
 	g.emu.ResetCalls()
-	mustRun(t, g.rec, contactsync.RunFull)
+	mustRun(t, g.rec, state.RunFull)
 	if n := writes(g.emu); n != 0 {
 		t.Errorf("the next full run made %d writes, want 0 (%v)", n, g.emu.CallCounts())
 	}
@@ -148,14 +149,14 @@ func TestEventPutsBackAHandEdit(t *testing.T) {
 	if n := g.pending(t); n != 1 {
 		t.Fatalf("%d events queued, want 1", n)
 	}
-	rep := mustRun(t, g.rec, contactsync.RunEvents)
+	rep := mustRun(t, g.rec, state.RunEvents)
 	if n, u := writes(g.emu), g.emu.Calls(sinchtest.OpUpdate); n != 1 || u != 1 {
 		t.Errorf("%d writes (%d patches), want exactly one patch: %v", n, u, g.emu.CallCounts())
 	}
 	if got := g.contactOf(t, "crm-00001"); got.ID != c.ID || got.DisplayName != "Person 1" {
 		t.Errorf("contact now %+v, want %s named Person 1 again", got, c.ID)
 	}
-	if rep.Kind != contactsync.RunEvents || rep.Applied.Patch != 1 {
+	if rep.Kind != state.RunEvents || rep.Applied.Patch != 1 {
 		t.Errorf("report kind %s, applied %+v", rep.Kind, rep.Applied)
 	}
 	if n := g.pending(t); n != 0 {
@@ -165,7 +166,7 @@ func TestEventPutsBackAHandEdit(t *testing.T) {
 	// The echo of syncd's own patch: a read, no write.
 	g.emu.ResetCalls()
 	g.deliver(t, g.body(contactEvent(webhook.TriggerUpdate, g.contactOf(t, "crm-00001"))))
-	mustRun(t, g.rec, contactsync.RunEvents)
+	mustRun(t, g.rec, state.RunEvents)
 	if n := writes(g.emu); n != 0 || g.emu.Calls(sinchtest.OpGet)+g.emu.Calls(sinchtest.OpList) == 0 {
 		t.Errorf("the echo cost %v, want reads only", g.emu.CallCounts())
 	}
@@ -173,7 +174,7 @@ func TestEventPutsBackAHandEdit(t *testing.T) {
 	// is now: no write.
 	g.emu.ResetCalls()
 	g.deliver(t, g.body(contactEvent(webhook.TriggerUpdate, *edited)))
-	mustRun(t, g.rec, contactsync.RunEvents)
+	mustRun(t, g.rec, state.RunEvents)
 	if n := writes(g.emu); n != 0 {
 		t.Errorf("a stale event made %d writes (%v)", n, g.emu.CallCounts())
 	}
@@ -189,7 +190,7 @@ func TestEventRecreatesADeletedContact(t *testing.T) {
 	}
 	g.emu.ResetCalls()
 	g.deliver(t, g.body(contactEvent(webhook.TriggerDelete, c)))
-	mustRun(t, g.rec, contactsync.RunEvents)
+	mustRun(t, g.rec, state.RunEvents)
 	if n, cr := writes(g.emu), g.emu.Calls(sinchtest.OpCreate); n != 1 || cr != 1 {
 		t.Errorf("%v, want exactly one create", g.emu.CallCounts())
 	}
@@ -213,7 +214,7 @@ func TestEventMergeMovesTheLink(t *testing.T) {
 	}
 	g.emu.ResetCalls()
 	g.deliver(t, g.body("contact_merge_notification", map[string]any{"preserved_contact": merged, "deleted_contact": c}))
-	mustRun(t, g.rec, contactsync.RunEvents)
+	mustRun(t, g.rec, state.RunEvents)
 	if n := g.emu.Calls(sinchtest.OpCreate) + g.emu.Calls(sinchtest.OpDelete) + g.emu.Calls(sinchtest.OpMerge); n != 0 {
 		t.Errorf("%v, want no create, delete or merge", g.emu.CallCounts())
 	}
@@ -238,7 +239,7 @@ func TestEventCreateOfATwinIsMerged(t *testing.T) {
 		ChannelIdentities: []sinch.ChannelIdentity{{Channel: "SMS", Identity: "46730000001"}}})[0]
 	g.emu.ResetCalls()
 	g.deliver(t, g.body(contactEvent(webhook.TriggerCreate, s)))
-	mustRun(t, g.rec, contactsync.RunEvents)
+	mustRun(t, g.rec, state.RunEvents)
 	if n, m := writes(g.emu), g.emu.Calls(sinchtest.OpMerge); n != 1 || m != 1 {
 		t.Errorf("%v, want one merge", g.emu.CallCounts())
 	}
@@ -263,7 +264,7 @@ func TestEventOfADeletedRecordDeletes(t *testing.T) {
 	execSQL(t, g.store, `UPDATE crm_contacts SET deleted_at = now() WHERE external_id = 'crm-00001'`)
 	g.emu.ResetCalls()
 	g.deliver(t, g.body(contactEvent(webhook.TriggerUpdate, c)))
-	mustRun(t, g.rec, contactsync.RunEvents)
+	mustRun(t, g.rec, state.RunEvents)
 	if n, d := writes(g.emu), g.emu.Calls(sinchtest.OpDelete); n != 1 || d != 1 {
 		t.Errorf("%v, want exactly one delete", g.emu.CallCounts())
 	}
@@ -280,7 +281,7 @@ func TestForgedEventCostsNothing(t *testing.T) {
 	if got := g.post(t, g.body(contactEvent(webhook.TriggerDelete, c)), "not-the-secret"); got != http.StatusUnauthorized {
 		t.Fatalf("forged callback answered %d", got)
 	}
-	rep, err := g.rec.Run(t.Context(), contactsync.RunEvents, false)
+	rep, err := g.rec.Run(t.Context(), state.RunEvents, false)
 	if err != nil || rep.RunID != 0 {
 		t.Fatalf("run %d, err %v; want none", rep.RunID, err)
 	}
@@ -318,7 +319,7 @@ func TestEventsOutOfOrderConverge(t *testing.T) {
 		g.deliver(t, bodies[i])
 	}
 	g.emu.ResetCalls()
-	mustRun(t, g.rec, contactsync.RunEvents)
+	mustRun(t, g.rec, state.RunEvents)
 	if p, cr := g.emu.Calls(sinchtest.OpUpdate), g.emu.Calls(sinchtest.OpCreate); p != 1 || cr != 1 || writes(g.emu) != 2 {
 		t.Errorf("%v, want one patch and one create", g.emu.CallCounts())
 	}
@@ -373,7 +374,7 @@ func TestSignedLiesCostReadsOnly(t *testing.T) {
 			before := g.emu.Contacts()
 			g.emu.ResetCalls()
 			g.deliver(t, g.body(tc.event(g, stranger)))
-			mustRun(t, g.rec, contactsync.RunEvents)
+			mustRun(t, g.rec, state.RunEvents)
 			if n := writes(g.emu); n != 0 {
 				t.Errorf("the lie cost %v, want reads only", g.emu.CallCounts())
 			}
@@ -407,7 +408,7 @@ func TestEventWorkIsBounded(t *testing.T) {
 	g.deliver(t, g.body("duplicated_contact_identities_notification", map[string]any{
 		"duplicated_identities": []map[string]any{{"channel": "SMS", "contact_ids": ids}}}))
 	g.deliver(t, g.body(contactEvent(webhook.TriggerUpdate, *edited)))
-	rep := mustRun(t, g.rec, contactsync.RunEvents)
+	rep := mustRun(t, g.rec, state.RunEvents)
 	if reads := g.emu.Calls(sinchtest.OpGet) + g.emu.Calls(sinchtest.OpList); reads > 60 {
 		t.Errorf("the events cost %d reads (%v), want at most a few dozen", reads, g.emu.CallCounts())
 	}

@@ -11,14 +11,15 @@ import (
 	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
+	"github.com/syncd/syncd/state"
 )
 
 // History is what Explain reads of syncd's own records besides the
-// reconciler's Store; *crm.Store has it.
+// reconciler's Links; *state.Store has it.
 type History interface {
-	LinkOf(ctx context.Context, projectID, externalID string) (crm.Link, bool, error)
-	LinkByContact(ctx context.Context, projectID, contactID string) (crm.Link, bool, error)
-	Timeline(ctx context.Context, projectID, externalID, contactID string) ([]crm.TimelineEntry, error)
+	LinkOf(ctx context.Context, projectID, externalID string) (planner.Link, bool, error)
+	LinkByContact(ctx context.Context, projectID, contactID string) (planner.Link, bool, error)
+	Timeline(ctx context.Context, projectID, externalID, contactID string) ([]state.TimelineEntry, error)
 }
 
 // ErrNotFound says that an id names no CRM record, no Sinch contact and
@@ -97,19 +98,19 @@ type LinkView struct {
 
 // Event is one journal entry of the timeline.
 type Event struct {
-	At              time.Time  `json:"at"`
-	FinishedAt      *time.Time `json:"finished_at"`
-	RunID           int64      `json:"run_id"`
-	RunKind         string     `json:"run_kind"`
-	Kind            string     `json:"kind"`
-	ExternalID      string     `json:"external_id"`
-	ContactID       string     `json:"contact_id"`
-	SourceContactID string     `json:"source_contact_id"`
-	UpdateMask      []string   `json:"update_mask"`
-	Reason          string     `json:"reason"`
-	Status          string     `json:"status"`
-	HTTPStatus      int        `json:"http_status"`
-	Error           string     `json:"error"`
+	At              time.Time      `json:"at"`
+	FinishedAt      *time.Time     `json:"finished_at"`
+	RunID           int64          `json:"run_id"`
+	RunKind         state.RunKind  `json:"run_kind"`
+	Kind            planner.OpKind `json:"kind"`
+	ExternalID      string         `json:"external_id"`
+	ContactID       string         `json:"contact_id"`
+	SourceContactID string         `json:"source_contact_id"`
+	UpdateMask      []string       `json:"update_mask"`
+	Reason          string         `json:"reason"`
+	Status          state.Status   `json:"status"`
+	HTTPStatus      int            `json:"http_status"`
+	Error           string         `json:"error"`
 	// Contacts are, for a merge or a delete, the full contacts it touched
 	// as syncd read them before sending it: what was removed.
 	Contacts json.RawMessage `json:"contacts"`
@@ -127,11 +128,11 @@ func (e Event) Describe(redact bool) string {
 		return ""
 	}
 	switch e.Kind {
-	case crm.JournalCreate:
+	case planner.OpCreate:
 		return "sent: " + planner.DescribeValues(e.Changes, redact)
-	case crm.JournalDelete:
+	case planner.OpDelete:
 		return "removed the contact: " + planner.DescribeValues(oldAsNew(e.Changes), redact)
-	case crm.JournalMerge:
+	case planner.OpMerge:
 		return "merged the source away: " + planner.DescribeValues(oldAsNew(e.Changes), redact)
 	}
 	return planner.DescribeChanges(e.Changes, redact)
@@ -148,7 +149,7 @@ func oldAsNew(changes []planner.Change) []planner.Change {
 
 // eventChanges reads an entry's changes; a merge's or delete's are the
 // fields of the contact it removed, which the journal keeps whole.
-func eventChanges(e crm.TimelineEntry) ([]planner.Change, error) {
+func eventChanges(e state.TimelineEntry) ([]planner.Change, error) {
 	changes := []planner.Change{}
 	if len(e.Changes) > 0 {
 		if err := json.Unmarshal(e.Changes, &changes); err != nil {
@@ -156,7 +157,7 @@ func eventChanges(e crm.TimelineEntry) ([]planner.Change, error) {
 		}
 		return changes, nil
 	}
-	if len(e.Contacts) == 0 || (e.Kind != crm.JournalDelete && e.Kind != crm.JournalMerge) {
+	if len(e.Contacts) == 0 || (e.Kind != planner.OpDelete && e.Kind != planner.OpMerge) {
 		return changes, nil
 	}
 	var contacts []sinch.Contact
@@ -164,7 +165,7 @@ func eventChanges(e crm.TimelineEntry) ([]planner.Change, error) {
 		return nil, fmt.Errorf("journal entry %d: contacts: %w", e.ID, err)
 	}
 	removed := e.ContactID
-	if e.Kind == crm.JournalMerge {
+	if e.Kind == planner.OpMerge {
 		removed = e.SourceContactID
 	}
 	for _, c := range contacts {
@@ -187,7 +188,7 @@ func eventChanges(e crm.TimelineEntry) ([]planner.Change, error) {
 // run's deletes, is left to syncd diff.
 func (r *Reconciler) Explain(ctx context.Context, h History, id string) (Explanation, error) {
 	ex := Explanation{Query: id, Contacts: []sinch.Contact{}, Operations: []planner.Operation{}, Timeline: []Event{}}
-	recs, err := r.Store.RecordsByExternalID(ctx, r.Source, []string{id})
+	recs, err := r.CRM.RecordsByExternalID(ctx, r.Source, []string{id})
 	var rowErr *crm.RowError
 	if err != nil && !errors.As(err, &rowErr) {
 		return ex, err
@@ -220,7 +221,7 @@ func (r *Reconciler) Explain(ctx context.Context, h History, id string) (Explana
 			ext = ""
 		}
 		if ext != "" && ext != id {
-			if recs, err = r.Store.RecordsByExternalID(ctx, r.Source, []string{ext}); err != nil && !errors.As(err, &rowErr) {
+			if recs, err = r.CRM.RecordsByExternalID(ctx, r.Source, []string{ext}); err != nil && !errors.As(err, &rowErr) {
 				return ex, err
 			}
 			if !linked {
@@ -278,7 +279,7 @@ func (r *Reconciler) Explain(ctx context.Context, h History, id string) (Explana
 		}
 		ex.Operations = append(ex.Operations, plan.Operations...)
 		ex.Notes = plan.Notes
-		queued, err := r.Store.Deferred(ctx, r.ProjectID, crm.DeferRecord, []string{ext})
+		queued, err := r.Deferrals.Deferred(ctx, r.ProjectID, state.DeferRecord, []string{ext})
 		if err != nil {
 			return ex, err
 		}

@@ -79,7 +79,7 @@ func TestExplanationRedacted(t *testing.T) {
 // Describe shows each kind's fields as the diff shows an operation's.
 func TestEventDescribe(t *testing.T) {
 	tests := []struct {
-		kind    string
+		kind    planner.OpKind
 		changes []planner.Change
 		want    string
 	}{
@@ -90,7 +90,7 @@ func TestEventDescribe(t *testing.T) {
 		{"reject", nil, ""},
 	}
 	for _, tt := range tests {
-		t.Run(tt.kind, func(t *testing.T) {
+		t.Run(string(tt.kind), func(t *testing.T) {
 			if got := (contactsync.Event{Kind: tt.kind, Changes: tt.changes}).Describe(false); got != tt.want {
 				t.Errorf("Describe = %q, want %q", got, tt.want)
 			}

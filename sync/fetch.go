@@ -13,6 +13,7 @@ import (
 	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
+	"github.com/syncd/syncd/state"
 )
 
 // listBuffer is how many pages of contacts may wait while the CRM side is
@@ -49,7 +50,7 @@ func (r *Reconciler) fetch(ctx context.Context, early *early) (*planner.Index, e
 		return nil
 	})
 	g.Go(func() error {
-		for batch, err := range r.Store.Records(gctx, r.Source, r.BatchSize) {
+		for batch, err := range r.CRM.Records(gctx, r.Source, r.BatchSize) {
 			if rej, ok := unreadable(err); ok {
 				snap.AddUnreadable(rej)
 				continue
@@ -60,7 +61,7 @@ func (r *Reconciler) fetch(ctx context.Context, early *early) (*planner.Index, e
 			snap.AddRecords(batch)
 			pr.update(func(p *Progress) { p.Phase = PhaseReading; p.CRMRows += len(batch) })
 		}
-		if err := r.Store.EachLink(gctx, r.ProjectID, func(l crm.Link) { snap.AddLinks(l) }); err != nil {
+		if err := r.Links.EachLink(gctx, r.ProjectID, func(l planner.Link) { snap.AddLinks(l) }); err != nil {
 			return fmt.Errorf("read links: %w", err)
 		}
 		for page := range pages {
@@ -188,7 +189,7 @@ func (r *Reconciler) full(ctx context.Context, runID int64, readStart time.Time)
 		err = r.indexIdentities(ctx, idx)
 	}
 	if err == nil && rep.Failed == 0 {
-		err = r.Store.ClearDeferred(context.WithoutCancel(ctx), r.ProjectID, readStart)
+		err = r.Deferrals.ClearDeferred(context.WithoutCancel(ctx), r.ProjectID, readStart)
 	}
 	return rep, err
 }
@@ -202,7 +203,7 @@ const identityChunk = 5000
 // first time, and then drops the records no longer in the source.
 func (r *Reconciler) indexIdentities(ctx context.Context, idx *planner.Index) error {
 	ctx = context.WithoutCancel(ctx)
-	built, err := r.Store.IdentitiesIndexed(ctx, r.ProjectID)
+	built, err := r.Identities.IdentitiesIndexed(ctx, r.ProjectID)
 	if err != nil {
 		return err
 	}
@@ -210,16 +211,16 @@ func (r *Reconciler) indexIdentities(ctx context.Context, idx *planner.Index) er
 	for ext, keys := range idx.Identities(!built) {
 		batch[ext] = keys
 		if len(batch) == identityChunk {
-			if err := r.Store.IndexIdentities(ctx, r.ProjectID, batch); err != nil {
+			if err := r.Identities.IndexIdentities(ctx, r.ProjectID, batch); err != nil {
 				return err
 			}
 			clear(batch)
 		}
 	}
-	if err := r.Store.IndexIdentities(ctx, r.ProjectID, batch); err != nil {
+	if err := r.Identities.IndexIdentities(ctx, r.ProjectID, batch); err != nil {
 		return err
 	}
-	return r.Store.PruneIdentities(ctx, r.ProjectID, r.Source)
+	return r.Identities.PruneIdentities(ctx, r.ProjectID, r.Source)
 }
 
 // early sends the patches a full run can make while it still lists
@@ -345,11 +346,11 @@ func (r *Reconciler) incremental(ctx context.Context, runID int64, _ time.Time) 
 	if err != nil {
 		return Report{}, err
 	}
-	links, err := r.Store.LinksOf(ctx, r.ProjectID, order)
+	links, err := r.Links.LinksOf(ctx, r.ProjectID, order)
 	if err != nil {
 		return Report{}, err
 	}
-	linkOf := make(map[string]crm.Link, len(links))
+	linkOf := make(map[string]planner.Link, len(links))
 	for _, l := range links {
 		linkOf[l.ExternalID] = l
 	}
@@ -374,7 +375,7 @@ func (r *Reconciler) incremental(ctx context.Context, runID int64, _ time.Time) 
 		scope.records = append(scope.records, rej.ExternalID)
 		scope.unread = append(scope.unread, rej)
 	}
-	vanished, err := r.Store.VanishedLinks(ctx, r.ProjectID, r.Source)
+	vanished, err := r.Links.VanishedLinks(ctx, r.ProjectID, r.Source)
 	if err != nil {
 		return Report{}, err
 	}
@@ -384,7 +385,7 @@ func (r *Reconciler) incremental(ctx context.Context, runID int64, _ time.Time) 
 	for old, to := range scope.renames {
 		scope.records = append(scope.records, old, to)
 	}
-	if scope.records, err = r.notDeferred(ctx, crm.DeferRecord, scope.records, changed); err != nil {
+	if scope.records, err = r.notDeferred(ctx, state.DeferRecord, scope.records, changed); err != nil {
 		return Report{}, err
 	}
 	if len(scope.records) == 0 {
@@ -402,7 +403,7 @@ func (r *Reconciler) incremental(ctx context.Context, runID int64, _ time.Time) 
 // overlap), in the order read; a row updated while the changes are paged is
 // read twice, and the later read is the newer one.
 func (r *Reconciler) readChanges(ctx context.Context) (changed map[string]crm.Record, order []string, unread []planner.Rejection, err error) {
-	watermark, _, err := r.Store.Watermark(ctx, r.ProjectID)
+	watermark, _, err := r.Watermarks.Watermark(ctx, r.ProjectID)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -411,7 +412,7 @@ func (r *Reconciler) readChanges(ctx context.Context) (changed map[string]crm.Re
 		overlap = DefaultOverlap
 	}
 	changed = make(map[string]crm.Record)
-	for batch, err := range r.Store.ChangedSince(ctx, r.Source, watermark.Add(-overlap), r.BatchSize) {
+	for batch, err := range r.CRM.ChangedSince(ctx, r.Source, watermark.Add(-overlap), r.BatchSize) {
 		if rej, ok := unreadable(err); ok {
 			unread = append(unread, rej)
 			continue
@@ -445,7 +446,7 @@ func (r *Reconciler) notDeferred(ctx context.Context, kind string, seeds []strin
 	if len(seeds) == 0 {
 		return nil, nil
 	}
-	queued, err := r.Store.Deferred(ctx, r.ProjectID, kind, seeds)
+	queued, err := r.Deferrals.Deferred(ctx, r.ProjectID, kind, seeds)
 	if err != nil || len(queued) == 0 {
 		return seeds, err
 	}
@@ -469,7 +470,7 @@ func (r *Reconciler) applyPartial(ctx context.Context, runID int64, plan planner
 		for i := range found.deferred {
 			found.deferred[i].RunID = runID
 		}
-		added, err := r.Store.Defer(stateCtx, r.ProjectID, found.deferred)
+		added, err := r.Deferrals.Defer(stateCtx, r.ProjectID, found.deferred)
 		if err != nil {
 			return Report{Lookups: reads}, err
 		}
@@ -482,13 +483,13 @@ func (r *Reconciler) applyPartial(ctx context.Context, runID int64, plan planner
 	if err != nil || rep.Failed > 0 {
 		return rep, err
 	}
-	if err := r.Store.IndexIdentities(stateCtx, r.ProjectID, found.keys); err != nil {
+	if err := r.Identities.IndexIdentities(stateCtx, r.ProjectID, found.keys); err != nil {
 		return rep, err
 	}
 	if len(found.renamed) > 0 {
 		// The records' links moved to their new ids with the re-keying
 		// patches; the old ones name nothing now.
-		err = r.Store.DeleteLinks(stateCtx, r.ProjectID, found.renamed)
+		err = r.Links.DeleteLinks(stateCtx, r.ProjectID, found.renamed)
 	}
 	return rep, err
 }
@@ -501,7 +502,7 @@ func (r *Reconciler) getContacts(ctx context.Context, ids []string) (got []sinch
 
 // sourceEmpty reports whether the CRM source holds no row at all.
 func (r *Reconciler) sourceEmpty(ctx context.Context) (bool, error) {
-	for batch, err := range r.Store.Records(ctx, r.Source, 1) {
+	for batch, err := range r.CRM.Records(ctx, r.Source, 1) {
 		if _, ok := unreadable(err); ok {
 			return false, nil
 		}

@@ -59,7 +59,7 @@ func newFresh(r *Reconciler, readStart time.Time, plan planner.Plan) *fresh {
 func (f *fresh) read(ctx context.Context) error {
 	f.once.Do(func() {
 		slices.Sort(f.removals)
-		recs, err := f.r.Store.RecordsByExternalID(ctx, f.r.Source, slices.Compact(f.removals))
+		recs, err := f.r.CRM.RecordsByExternalID(ctx, f.r.Source, slices.Compact(f.removals))
 		unread, err := unreadableRows(err)
 		if err != nil {
 			f.err = fmt.Errorf("read again the records whose contacts the run removes: %w", err)
@@ -121,7 +121,7 @@ func (f *fresh) checkRemoval(ctx context.Context, op planner.Operation) (string,
 // read the CRM.
 func (f *fresh) changedKeys(ctx context.Context) (map[string][]string, error) {
 	out := make(map[string][]string)
-	for batch, err := range f.r.Store.ChangedSince(ctx, f.r.Source, f.readStart, f.r.BatchSize) {
+	for batch, err := range f.r.CRM.ChangedSince(ctx, f.r.Source, f.readStart, f.r.BatchSize) {
 		if _, ok := unreadable(err); ok {
 			continue
 		}

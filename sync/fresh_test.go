@@ -7,18 +7,19 @@ import (
 	"testing"
 
 	"github.com/syncd/syncd/crm"
-	"github.com/syncd/syncd/crm/crmtest"
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
+	"github.com/syncd/syncd/state"
+	"github.com/syncd/syncd/state/statetest"
 	contactsync "github.com/syncd/syncd/sync"
 )
 
-// duringRead is a store that runs do once its full read of the source has
-// yielded after batches (0: once the read is over), as another writer of
-// the CRM would in the middle of a run; read is closed once the read is
-// over.
+// duringRead is a CRM reader that runs do once its full read of the
+// source has yielded after batches (0: once the read is over), as another
+// writer of the CRM would in the middle of a run; read is closed once the
+// read is over.
 type duringRead struct {
-	*crm.Store
+	contactsync.CRM
 	after int
 	do    func()
 	read  chan struct{}
@@ -28,7 +29,7 @@ func (s *duringRead) Records(ctx context.Context, source crm.Source, batchSize i
 	return func(yield func([]crm.Record, error) bool) {
 		defer close(s.read)
 		n := 0
-		for batch, err := range s.Store.Records(ctx, source, batchSize) {
+		for batch, err := range s.CRM.Records(ctx, source, batchSize) {
 			if !yield(batch, err) {
 				return
 			}
@@ -80,17 +81,17 @@ func (s duringList) Pages(ctx context.Context, req sinch.ListContactsRequest) it
 func TestFullRunSeesARenameAsARename(t *testing.T) {
 	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
 	rec.BatchSize = 50
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(300, "Person")); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(300, "Person")); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	before := byExternalID(emu)
 	renames := map[string]string{}
 	for i := range 5 {
 		renames[fmt.Sprintf("crm-%05d", 290+i)] = fmt.Sprintf("crm-0000%d-renamed", i) // high to low
 		renames[fmt.Sprintf("crm-%05d", 10+i)] = fmt.Sprintf("crm-9999%d-renamed", i)  // low to high
 	}
-	rec.Store = &duringRead{Store: store, after: 2, read: make(chan struct{}), do: func() {
+	rec.CRM = &duringRead{CRM: rec.CRM, after: 2, read: make(chan struct{}), do: func() {
 		tx := store.DB().Begin()
 		for old, to := range renames {
 			if err := tx.Exec(`UPDATE crm_contacts SET external_id = ? WHERE external_id = ?`, to, old).Error; err != nil {
@@ -102,13 +103,13 @@ func TestFullRunSeesARenameAsARename(t *testing.T) {
 		}
 	}}
 	emu.ResetCalls()
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	if n := emu.Calls(sinchtest.OpCreate) + emu.Calls(sinchtest.OpDelete) + emu.Calls(sinchtest.OpMerge); n != 0 {
 		t.Errorf("the full run during the renames cost %v", emu.CallCounts())
 	}
-	rec.Store = store
+	rec.CRM = rec.CRM.(*duringRead).CRM
 	emu.ResetCalls()
-	mustRun(t, rec, contactsync.RunIncremental)
+	mustRun(t, rec, state.RunIncremental)
 	if n, u := writes(emu), emu.Calls(sinchtest.OpUpdate); n != 10 || u != 10 {
 		t.Errorf("the incremental run after them wrote %v, want ten patches", emu.CallCounts())
 	}
@@ -137,24 +138,24 @@ func TestFullRunChecksBeforeItDeletes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
 			rec.Options.AllowMassDelete = true
-			if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(20, "Person")); err != nil {
+			if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(20, "Person")); err != nil {
 				t.Fatal(err)
 			}
-			mustRun(t, rec, contactsync.RunFull)
+			mustRun(t, rec, state.RunFull)
 			old := byExternalID(emu)["crm-00003"][0]
 			execSQL(t, store, `DELETE FROM crm_contacts WHERE external_id = 'crm-00003'`)
 			read := make(chan struct{})
-			rec.Store = &duringRead{Store: store, read: read, do: func() {}}
+			rec.CRM = &duringRead{CRM: rec.CRM, read: read, do: func() {}}
 			rec.Sinch = duringList{SinchAPI: rec.Sinch, wait: read, do: func() { execSQL(t, store, tc.change) }}
 			emu.ResetCalls()
-			rep := mustRun(t, rec, contactsync.RunFull)
+			rep := mustRun(t, rec, state.RunFull)
 			if n := emu.Calls(sinchtest.OpDelete); n != 0 || rep.Skipped != 1 {
 				t.Errorf("the full run made %v and skipped %d, want the delete skipped", emu.CallCounts(), rep.Skipped)
 			}
-			rec.Store, rec.Sinch = store, rec.Sinch.(duringList).SinchAPI
+			rec.CRM, rec.Sinch = rec.CRM.(*duringRead).CRM, rec.Sinch.(duringList).SinchAPI
 			emu.ResetCalls()
-			mustRun(t, rec, contactsync.RunIncremental)
-			mustRun(t, rec, contactsync.RunFull)
+			mustRun(t, rec, state.RunIncremental)
+			mustRun(t, rec, state.RunFull)
 			if n := emu.Calls(sinchtest.OpDelete) + emu.Calls(sinchtest.OpCreate); n != 0 {
 				t.Errorf("the runs after it made %v", emu.CallCounts())
 			}
@@ -176,13 +177,13 @@ func TestFullRunChecksBeforeItDeletes(t *testing.T) {
 // finds it, and creates nothing; the next run recreates the deleted one.
 // No record ends with two contacts.
 func TestFullRunReadsTheLinkBeforeItCreates(t *testing.T) {
-	store := crmtest.NewStore(t)
+	store := statetest.NewStore(t)
 	emu, srv := sinchtest.Start(t, sinchtest.Options{ProjectID: "chaos", KeyID: "k", KeySecret: "a-realistic-secret", ShiftingPages: true})
 	rec := chaosReconcilerOn(t, store, emu, srv.URL)
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(60, "Person")); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(60, "Person")); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	first := emu.Contacts()[0]
 	rec.Sinch = duringList{SinchAPI: rec.Sinch, after: 1, do: func() {
 		if err := emu.DeleteAsPerson(first.ID); err != nil {
@@ -190,13 +191,13 @@ func TestFullRunReadsTheLinkBeforeItCreates(t *testing.T) {
 		}
 	}}
 	emu.ResetCalls()
-	rep := mustRun(t, rec, contactsync.RunFull)
+	rep := mustRun(t, rec, state.RunFull)
 	if n := emu.Calls(sinchtest.OpCreate); n != 0 || rep.Skipped != 1 {
 		t.Errorf("the full run made %v and skipped %d, want the create of the record whose contact the list missed skipped", emu.CallCounts(), rep.Skipped)
 	}
 	rec.Sinch = rec.Sinch.(duringList).SinchAPI
 	emu.ResetCalls()
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	if n := emu.Calls(sinchtest.OpCreate); n != 1 {
 		t.Errorf("the next run made %v, want one create for the contact deleted in Sinch", emu.CallCounts())
 	}

@@ -4,16 +4,16 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/planner"
+	"github.com/syncd/syncd/state"
 )
 
 // RejectionOf reads a rejected journal entry back as the Rejection that the
 // run reported, so that a run's rejects read the same in syncd status as
 // in syncd diff: a CRM row's entry (kind reject) holds Rejection.String(),
 // a contact Sinch refused holds Sinch's answer as its error.
-func RejectionOf(e crm.JournalEntry) planner.Rejection {
-	if e.Kind != crm.JournalReject {
+func RejectionOf(e state.JournalEntry) planner.Rejection {
+	if e.Kind != state.KindReject {
 		return planner.Rejection{ExternalID: e.ExternalID, Column: "sinch", Reason: e.Error}
 	}
 	if column, reason, ok := strings.Cut(e.Reason, ": "); ok && columnName.MatchString(column) {

@@ -8,8 +8,15 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/state"
 )
+
+// Journal is where a run journals its operations before it sends them,
+// and marks Sinch's answers, many in one statement; *state.Store has it.
+type Journal interface {
+	JournalAppend(ctx context.Context, entries []state.JournalEntry) error
+	JournalMarks(ctx context.Context, marks []state.JournalMark) error
+}
 
 // marker writes the journal marks of one Apply in batches: marks queue up
 // while one batch is being written and go out together in the next, so that
@@ -23,7 +30,7 @@ type marker struct {
 	ctx context.Context
 
 	mu      stdsync.Mutex
-	queue   []crm.JournalMark
+	queue   []state.JournalMark
 	lost    int // marks that could not be written
 	lastErr error
 	kick    chan struct{}
@@ -46,7 +53,7 @@ func (r *Reconciler) newMarker(ctx context.Context) *marker {
 
 // mark records res as the answer of journal entry id.
 func (m *marker) mark(id int64, res opResult) {
-	jm := crm.JournalMark{ID: id, Status: res.status, HTTPStatus: res.httpStatus, ContactID: res.contactID}
+	jm := state.JournalMark{ID: id, Status: res.status, HTTPStatus: res.httpStatus, ContactID: res.contactID}
 	if res.err != nil {
 		jm.Error = res.err.Error()
 	}
@@ -88,7 +95,7 @@ func (m *marker) flush() {
 	}
 	pause := markFirstPause
 	for attempt := 1; ; attempt++ {
-		err := m.r.Store.JournalMarks(m.ctx, marks)
+		err := m.r.Journal.JournalMarks(m.ctx, marks)
 		if err == nil {
 			return
 		}

@@ -8,23 +8,24 @@ import (
 
 	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/sinch/sinchtest"
+	"github.com/syncd/syncd/state"
 	contactsync "github.com/syncd/syncd/sync"
 )
 
-// marksFail is a store whose journal marks fail the first failures times
-// (all of them when failures is negative), as when the database connection
-// is cut in the middle of a run.
+// marksFail is a journal whose marks fail the first failures times (all of
+// them when failures is negative), as when the database connection is cut
+// in the middle of a run.
 type marksFail struct {
-	*crm.Store
+	contactsync.Journal
 	failures int64
 	calls    atomic.Int64
 }
 
-func (s *marksFail) JournalMarks(ctx context.Context, marks []crm.JournalMark) error {
+func (s *marksFail) JournalMarks(ctx context.Context, marks []state.JournalMark) error {
 	if n := s.calls.Add(1); s.failures < 0 || n <= s.failures {
 		return errors.New("connection reset by peer")
 	}
-	return s.Store.JournalMarks(ctx, marks)
+	return s.Journal.JournalMarks(ctx, marks)
 }
 
 // Sinch's answers that cannot be recorded at once are recorded on a retry;
@@ -41,33 +42,33 @@ func TestJournalTellsTheTruthWhenItCannotRecord(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
-			if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(9, "Person")); err != nil {
+			if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(9, "Person")); err != nil {
 				t.Fatal(err)
 			}
-			rec.Store = &marksFail{Store: store, failures: tc.failures}
-			rep, err := rec.Run(t.Context(), contactsync.RunFull, false)
+			rec.Journal = &marksFail{Journal: store, failures: tc.failures}
+			rep, err := rec.Run(t.Context(), state.RunFull, false)
 			entries, jerr := store.Journal(t.Context(), rep.RunID)
 			if jerr != nil {
 				t.Fatal(jerr)
 			}
 			pending := 0
 			for _, e := range entries {
-				if e.Status == contactsync.StatusPending {
+				if e.Status == state.StatusPending {
 					pending++
 				}
 			}
 			if tc.failures >= 0 {
-				if err != nil || rep.Outcome != contactsync.OutcomeSucceeded || pending != 0 {
+				if err != nil || rep.Outcome != state.OutcomeSucceeded || pending != 0 {
 					t.Fatalf("outcome %s (%v), %d entries pending, want succeeded with every answer recorded", rep.Outcome, err, pending)
 				}
 				return
 			}
-			if err == nil || rep.Outcome != contactsync.OutcomeFailed || pending != 9 {
+			if err == nil || rep.Outcome != state.OutcomeFailed || pending != 9 {
 				t.Fatalf("outcome %s (%v), %d entries pending: want a failed run that says its 9 answers are not recorded", rep.Outcome, err, pending)
 			}
-			rec.Store = store
+			rec.Journal = store
 			emu.ResetCalls()
-			mustRun(t, rec, contactsync.RunFull)
+			mustRun(t, rec, state.RunFull)
 			if n := writes(emu); n != 0 {
 				t.Errorf("the next run wrote %v, want nothing: every create had landed", emu.CallCounts())
 			}
@@ -76,7 +77,7 @@ func TestJournalTellsTheTruthWhenItCannotRecord(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, e := range entries {
-				if e.Status != contactsync.StatusUnknown {
+				if e.Status != state.StatusUnknown {
 					t.Errorf("entry %d of the failed run is %s, want unknown", e.ID, e.Status)
 				}
 			}

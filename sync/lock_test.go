@@ -13,10 +13,12 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/syncd/syncd/crm"
-	"github.com/syncd/syncd/crm/crmtest"
+	"github.com/syncd/syncd/lease"
 	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
+	"github.com/syncd/syncd/state"
+	"github.com/syncd/syncd/state/statetest"
 	contactsync "github.com/syncd/syncd/sync"
 )
 
@@ -25,7 +27,7 @@ import (
 // would have.
 type lockRig struct {
 	url   string
-	admin *crm.Store
+	admin *state.Store
 	emu   *sinchtest.Emulator
 	base  string
 	rows  []crm.Record
@@ -33,10 +35,10 @@ type lockRig struct {
 
 func newLockRig(t *testing.T, n int) *lockRig {
 	t.Helper()
-	url := crmtest.NewDatabase(t)
+	url := statetest.NewDatabase(t)
 	emu, srv := sinchtest.Start(t, sinchtest.Options{ProjectID: "chaos", KeyID: "k", KeySecret: "a-realistic-secret"})
-	g := &lockRig{url: url, admin: crmtest.OpenStore(t, url), emu: emu, base: srv.URL, rows: chaosRows(n, "Person")}
-	if err := g.admin.UpsertRecords(context.Background(), "crm_contacts", g.rows); err != nil {
+	g := &lockRig{url: url, admin: statetest.OpenStore(t, url), emu: emu, base: srv.URL, rows: chaosRows(n, "Person")}
+	if err := crm.UpsertRecords(context.Background(), g.admin.SQL(), "crm_contacts", g.rows); err != nil {
 		t.Fatal(err)
 	}
 	return g
@@ -57,8 +59,11 @@ func (g *lockRig) process(t *testing.T, rps float64, check, grace time.Duration)
 		t.Fatal(err)
 	}
 	t.Cleanup(client.CloseIdleConnections)
+	store := statetest.OpenStore(t, g.url)
 	return &contactsync.Reconciler{
-		Store: crmtest.OpenStore(t, g.url), Sinch: client, Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
+		CRM: crm.New(store.SQL()), Links: store, Identities: store, Deferrals: store,
+		Journal: store, Runs: store, Watermarks: store, Locks: store,
+		Sinch: client, Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
 		ProjectID: "chaos", Source: crm.Source{Relation: "crm_contacts"}, BatchSize: 1000, Concurrency: 8, Options: planner.DefaultOptions(),
 		LockCheck: check, LockGrace: grace,
 	}
@@ -105,7 +110,7 @@ func (g *lockRig) pollMidRun(t *testing.T, done <-chan runResult, what string, c
 	}
 }
 
-func (g *lockRig) holder(t *testing.T) (crm.LockHolder, bool) {
+func (g *lockRig) holder(t *testing.T) (lease.Holder, bool) {
 	t.Helper()
 	h, held, err := g.admin.LockHolder(context.Background(), "chaos")
 	if err != nil {
@@ -127,7 +132,7 @@ func (g *lockRig) duplicates() (contacts, dups int) {
 	return contacts, dups
 }
 
-func (g *lockRig) runs(t *testing.T) []crm.Run {
+func (g *lockRig) runs(t *testing.T) []state.Run {
 	t.Helper()
 	runs, err := g.admin.LastRuns(context.Background(), "chaos", 100)
 	if err != nil {
@@ -183,12 +188,12 @@ func (g *lockRig) start(rec *contactsync.Reconciler) <-chan runResult {
 // as failed for it.
 func (g *lockRig) checkLostLock(t *testing.T, res runResult) {
 	t.Helper()
-	if !errors.Is(res.err, crm.ErrLockLost) || res.rep.Outcome != contactsync.OutcomeFailed ||
+	if !errors.Is(res.err, lease.ErrLost) || res.rep.Outcome != state.OutcomeFailed ||
 		!strings.Contains(res.err.Error(), "lost the project lock") {
 		t.Errorf("first run: outcome %s, err %v; want failed for a lost lock", res.rep.Outcome, res.err)
 	}
 	for _, r := range g.runs(t) {
-		if r.ID == res.rep.RunID && (r.Outcome != contactsync.OutcomeFailed || !strings.Contains(r.Error, "lost the project lock")) {
+		if r.ID == res.rep.RunID && (r.Outcome != state.OutcomeFailed || !strings.Contains(r.Error, "lost the project lock")) {
 			t.Errorf("first run recorded as %s (%q), want failed for a lost lock", r.Outcome, r.Error)
 		}
 	}
@@ -199,7 +204,7 @@ func (g *lockRig) checkLostLock(t *testing.T, res runResult) {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
-		if e.Status == contactsync.StatusFailed || e.Status == contactsync.StatusPending {
+		if e.Status == state.StatusFailed || e.Status == state.StatusPending {
 			t.Errorf("the first run journaled %s %s as %s (%s)", e.Kind, e.ExternalID, e.Status, e.Error)
 		}
 	}
@@ -234,7 +239,7 @@ func TestLostLockReproductions(t *testing.T) {
 			t.Fatal(err)
 		}
 		rep, err := second.Backfill(context.Background(), false)
-		if err != nil || rep.Outcome != contactsync.OutcomeSucceeded {
+		if err != nil || rep.Outcome != state.OutcomeSucceeded {
 			t.Errorf("second run: outcome %s, err %v", rep.Outcome, err)
 		}
 		res := <-done
@@ -251,8 +256,8 @@ func TestLostLockReproductions(t *testing.T) {
 		t.Parallel()
 		g := newLockRig(t, n)
 		g.setIdleTimeout(t, "3s")
-		first := g.process(t, 300, crm.DefaultLockCheck, 0)
-		second := g.process(t, 5000, crm.DefaultLockCheck, 0)
+		first := g.process(t, 300, lease.DefaultCheck, 0)
+		second := g.process(t, 5000, lease.DefaultCheck, 0)
 		done := g.start(first)
 		g.pollMidRun(t, done, "the lock's session has outlived the idle timeout twice", func() bool {
 			h, held := g.holder(t)
@@ -270,7 +275,7 @@ func TestLostLockReproductions(t *testing.T) {
 			t.Errorf("second backfill during the first: %v, want locked", err)
 		}
 		res := <-done
-		if res.err != nil || res.rep.Outcome != contactsync.OutcomeSucceeded {
+		if res.err != nil || res.rep.Outcome != state.OutcomeSucceeded {
 			t.Errorf("first run: outcome %s, err %v; want succeeded", res.rep.Outcome, res.err)
 		}
 		g.checkConverged(t, first)
@@ -286,7 +291,7 @@ func TestLostLockReproductions(t *testing.T) {
 		t.Parallel()
 		g := newLockRig(t, n)
 		g.setIdleTimeout(t, "500ms")
-		const check = crm.DefaultLockCheck
+		const check = lease.DefaultCheck
 		first := g.process(t, 1500, check, 2*check+time.Second)
 		done := g.start(first)
 		g.pollMidRun(t, done, "the first run holds the lock", func() bool { _, held := g.holder(t); return held })
@@ -295,7 +300,7 @@ func TestLostLockReproductions(t *testing.T) {
 		g.setIdleTimeout(t, "0")
 		second := g.process(t, 5000, check, 2*check+time.Second)
 		rep, err := second.Backfill(context.Background(), false)
-		if err != nil || rep.Outcome != contactsync.OutcomeSucceeded {
+		if err != nil || rep.Outcome != state.OutcomeSucceeded {
 			t.Errorf("second run: outcome %s, err %v", rep.Outcome, err)
 		}
 		res := <-done
@@ -319,7 +324,7 @@ func TestEarlierRunFencing(t *testing.T) {
 
 	// A live session that holds no lock of this project, standing for a
 	// process whose lock was taken over while its session lived on.
-	elsewhere, err := crmtest.OpenStore(t, g.url).TryLock(ctx, "another-project")
+	elsewhere, err := statetest.OpenStore(t, g.url).TryLock(ctx, "another-project")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +344,7 @@ func TestEarlierRunFencing(t *testing.T) {
 		}
 		return id
 	}
-	outcomeOf := func(id int64) string {
+	outcomeOf := func(id int64) state.Outcome {
 		t.Helper()
 		for _, r := range g.runs(t) {
 			if r.ID == id {
@@ -355,7 +360,7 @@ func TestEarlierRunFencing(t *testing.T) {
 		t.Helper()
 		before := g.serverNow(t)
 		rep, err := rec.Backfill(ctx, false)
-		if err != nil || rep.Outcome != contactsync.OutcomeSucceeded {
+		if err != nil || rep.Outcome != state.OutcomeSucceeded {
 			t.Fatalf("backfill: outcome %s, err %v", rep.Outcome, err)
 		}
 		for _, r := range g.runs(t) {
@@ -371,7 +376,7 @@ func TestEarlierRunFencing(t *testing.T) {
 	if waited := backfill(ctx); waited < grace {
 		t.Errorf("started %s after taking the lock, before the %s grace was over", waited, grace)
 	}
-	if got := outcomeOf(live); got != contactsync.OutcomeRunning {
+	if got := outcomeOf(live); got != state.OutcomeRunning {
 		t.Errorf("run with a live lock session became %s, want still running", got)
 	}
 
@@ -381,7 +386,7 @@ func TestEarlierRunFencing(t *testing.T) {
 	if waited := backfill(ctx); waited < grace {
 		t.Errorf("started %s after taking the lock, before the %s grace was over", waited, grace)
 	}
-	if got := outcomeOf(live); got != contactsync.OutcomeInterrupted {
+	if got := outcomeOf(live); got != state.OutcomeInterrupted {
 		t.Errorf("run whose lock session is gone became %s, want interrupted", got)
 	}
 
@@ -392,7 +397,7 @@ func TestEarlierRunFencing(t *testing.T) {
 	short, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	backfill(short)
-	if got := outcomeOf(gone); got != contactsync.OutcomeInterrupted {
+	if got := outcomeOf(gone); got != state.OutcomeInterrupted {
 		t.Errorf("run of an exited process became %s, want interrupted", got)
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/syncd/syncd/sinch"
-	contactsync "github.com/syncd/syncd/sync"
+	"github.com/syncd/syncd/state"
 )
 
 // TestModelSequences replays, through TestModel's harness and checks, the
@@ -28,7 +28,7 @@ func TestModelSequences(t *testing.T) {
 		return sinch.Contact{}
 	}
 	p1, p2 := phonePool[0], phonePool[1]
-	full, incremental := contactsync.RunFull, contactsync.RunIncremental
+	full, incremental := state.RunFull, state.RunIncremental
 	for i, tc := range []struct {
 		name  string
 		steps func(t *testing.T, h *modelHarness)

@@ -23,10 +23,11 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/syncd/syncd/crm"
-	"github.com/syncd/syncd/crm/crmtest"
 	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
+	"github.com/syncd/syncd/state"
+	"github.com/syncd/syncd/state/statetest"
 	contactsync "github.com/syncd/syncd/sync"
 )
 
@@ -105,8 +106,8 @@ func TestModel(t *testing.T) {
 			"sinch merge":                h.sinchMerge,
 			"sinch auto-create":          h.sinchAutoCreate,
 			"sinch add messenger":        h.sinchAddMessenger,
-			"run full":                   func(rt *rapid.T) { h.run(rt, contactsync.RunFull, stopAt{}) },
-			"run incremental":            func(rt *rapid.T) { h.run(rt, contactsync.RunIncremental, stopAt{}) },
+			"run full":                   func(rt *rapid.T) { h.run(rt, state.RunFull, stopAt{}) },
+			"run incremental":            func(rt *rapid.T) { h.run(rt, state.RunIncremental, stopAt{}) },
 			"run interrupted":            h.runInterrupted,
 			"run loses its lock":         h.runLosesLock,
 			"crm insert sharing a phone": h.crmInsertShared,
@@ -138,11 +139,11 @@ func modelDefaults(t *testing.T, values map[string]int) {
 	}
 }
 
-// openStore is crmtest.OpenStore with a quiet logger: every run takes and
+// openStore is statetest.OpenStore with a quiet logger: every run takes and
 // releases the lock, and a failing sequence is read from the test log.
-func openStore(t *testing.T, dbURL string, log *zap.Logger) *crm.Store {
+func openStore(t *testing.T, dbURL string, log *zap.Logger) *state.Store {
 	t.Helper()
-	s, err := crm.Open(context.Background(), dbURL, log)
+	s, err := state.Open(context.Background(), dbURL, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,14 +165,14 @@ func openSQL(t *testing.T, dbURL string) *sql.DB {
 // second for the runner that takes over a lost lock), and the CRM's own
 // connection.
 type modelEnv struct {
-	store, standby *crm.Store
+	store, standby *state.Store
 	db             *sql.DB
 	log            *zap.Logger
 }
 
 func newModelEnv(t *testing.T) *modelEnv {
 	t.Helper()
-	dbURL := crmtest.NewDatabase(t)
+	dbURL := statetest.NewDatabase(t)
 	log := zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))
 	return &modelEnv{store: openStore(t, dbURL, log), standby: openStore(t, dbURL, log), db: openSQL(t, dbURL), log: log}
 }
@@ -550,7 +551,7 @@ type stopAt struct {
 }
 
 func (h *modelHarness) runInterrupted(rt *rapid.T) {
-	kind := rapid.SampledFrom([]string{contactsync.RunFull, contactsync.RunIncremental}).Draw(rt, "kind")
+	kind := rapid.SampledFrom([]state.RunKind{state.RunFull, state.RunIncremental}).Draw(rt, "kind")
 	h.run(rt, kind, stopAt{
 		cancelAt:   rapid.IntRange(1, 12).Draw(rt, "cancel-after-calls"),
 		loseAnswer: rapid.Bool().Draw(rt, "answer-lost"),
@@ -558,13 +559,15 @@ func (h *modelHarness) runInterrupted(rt *rapid.T) {
 }
 
 func (h *modelHarness) runLosesLock(rt *rapid.T) {
-	kind := rapid.SampledFrom([]string{contactsync.RunFull, contactsync.RunIncremental}).Draw(rt, "kind")
+	kind := rapid.SampledFrom([]state.RunKind{state.RunFull, state.RunIncremental}).Draw(rt, "kind")
 	h.run(rt, kind, stopAt{loseLockAt: rapid.IntRange(1, 3).Draw(rt, "lose-lock-after-reads")})
 }
 
-func (h *modelHarness) reconciler(store *crm.Store, api contactsync.SinchAPI) *contactsync.Reconciler {
+func (h *modelHarness) reconciler(store *state.Store, api contactsync.SinchAPI) *contactsync.Reconciler {
 	return &contactsync.Reconciler{
-		Store: store, Sinch: api, Logger: h.env.log, ProjectID: h.project,
+		CRM: crm.New(store.SQL()), Links: store, Identities: store, Deferrals: store,
+		Journal: store, Runs: store, Watermarks: store, Locks: store,
+		Sinch: api, Logger: h.env.log, ProjectID: h.project,
 		Source: crm.Source{Relation: "crm_contacts"}, BatchSize: 100, Concurrency: 4, Options: modelOptions(),
 		// A runner that took over waits 2 × LockCheck + the call timeout
 		// (modelCallTimeout) before it writes: short values keep a lost lock
@@ -618,7 +621,7 @@ func (h *modelHarness) doubtRekeys(contacts []sinch.Contact) {
 }
 
 // run performs one run and checks what every run must leave true.
-func (h *modelHarness) run(rt rapid.TB, kind string, stop stopAt) (contactsync.Report, *watchedSinch) {
+func (h *modelHarness) run(rt rapid.TB, kind state.RunKind, stop stopAt) (contactsync.Report, *watchedSinch) {
 	before := h.emu.Contacts()
 	h.doubtRekeys(before)
 	h.runs++
@@ -635,9 +638,9 @@ func (h *modelHarness) run(rt rapid.TB, kind string, stop stopAt) (contactsync.R
 	switch {
 	// The run's own error is logged above: it names run ids, which differ
 	// from one replay to the next.
-	case stop.loseLockAt > 0 && w.lockTaken() && (err == nil || rep.Outcome == contactsync.OutcomeSucceeded):
+	case stop.loseLockAt > 0 && w.lockTaken() && (err == nil || rep.Outcome == state.OutcomeSucceeded):
 		problems = append(problems, fmt.Sprintf("the run lost its project lock yet ended %s", rep.Outcome))
-	case !interrupted && (err != nil || rep.Outcome != contactsync.OutcomeSucceeded):
+	case !interrupted && (err != nil || rep.Outcome != state.OutcomeSucceeded):
 		problems = append(problems, fmt.Sprintf("an undisturbed run ended %s (%d errors)", rep.Outcome, len(rep.Errors)))
 	}
 	problems = append(problems, h.checkRun(before, after)...)
@@ -646,7 +649,7 @@ func (h *modelHarness) run(rt rapid.TB, kind string, stop stopAt) (contactsync.R
 		fail(rt, fmt.Sprintf("after run %d (%s)", h.runs, kind), problems)
 	}
 	h.learn(after)
-	if kind == contactsync.RunFull && !interrupted {
+	if kind == state.RunFull && !interrupted {
 		clear(h.rekey) // done by now, or reported above
 	}
 	return rep, w
@@ -764,8 +767,8 @@ func (h *modelHarness) describe(cs []sinch.Contact) string {
 // converge runs two full runs in a row: the second must plan and write
 // nothing, and Sinch must hold what the CRM says.
 func (h *modelHarness) converge(rt rapid.TB) {
-	h.run(rt, contactsync.RunFull, stopAt{})
-	rep, w := h.run(rt, contactsync.RunFull, stopAt{})
+	h.run(rt, state.RunFull, stopAt{})
+	rep, w := h.run(rt, state.RunFull, stopAt{})
 	if !rep.Plan.Empty() || w.writeCount() > 0 {
 		rt.Logf("operations: %+v", rep.Plan.Operations)
 		fail(rt, "convergence", []string{fmt.Sprintf("a second full run in a row planned %s and wrote %d times", rep.Plan.Summary(), w.writeCount())})
@@ -1044,7 +1047,7 @@ func (w *watchedSinch) MergeContacts(ctx context.Context, destinationID, sourceI
 // any write it sends after that is a write without the lock.
 func (w *watchedSinch) takeLock(ctx context.Context) {
 	h := w.h
-	key := uint64(crm.LockKey(h.project))
+	key := uint64(state.ProjectKey(h.project).Int64())
 	var terminated int
 	err := h.env.db.QueryRowContext(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
 		WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
@@ -1059,14 +1062,14 @@ func (w *watchedSinch) takeLock(ctx context.Context) {
 	standby := h.watch(before, stopAt{}, func() {})
 	runCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	rep, err := h.reconciler(h.env.standby, standby).Run(runCtx, contactsync.RunFull, true)
+	rep, err := h.reconciler(h.env.standby, standby).Run(runCtx, state.RunFull, true)
 	var takeover []string
 	for _, p := range standby.problems() {
 		takeover = append(takeover, "the runner that took over: "+p)
 	}
-	if err != nil || rep.Outcome != contactsync.OutcomeSucceeded {
+	if err != nil || rep.Outcome != state.OutcomeSucceeded {
 		h.env.log.Error("the runner that took over failed", zap.Error(err), zap.Strings("errors", rep.Errors))
-		takeover = append(takeover, "the runner that took over ended "+rep.Outcome)
+		takeover = append(takeover, "the runner that took over ended "+string(rep.Outcome))
 	}
 
 	// From here on the run has had the standby's whole run and then some

@@ -13,6 +13,7 @@ import (
 	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
+	"github.com/syncd/syncd/state"
 )
 
 // DefaultScopeBound is how many records and contacts a partial run's scope
@@ -66,7 +67,7 @@ type partialScope struct {
 	noGuard bool
 	// deferred are seeds left to the full run before the scope grows (past
 	// what one event may ask for).
-	deferred []crm.Deferral
+	deferred []state.Deferral
 	// changed are the CRM rows changed since the watermark, which syncd's
 	// index of identities may not hold yet (it is written once a run has
 	// acted on a row): the records holding an identity are looked for among
@@ -79,7 +80,7 @@ type partialScope struct {
 
 // partialFound is what a partial scope read, for its run to act on.
 type partialFound struct {
-	deferred []crm.Deferral // seeds left to the full run
+	deferred []state.Deferral // seeds left to the full run
 	// keys are the identity keys of the records read, to index once the
 	// run has applied (nil for a record not live).
 	keys map[string][]string
@@ -89,7 +90,7 @@ type partialFound struct {
 	// (live or not), by external_id.
 	contacts []sinch.Contact
 	records  map[string]crm.Record
-	links    map[string]crm.Link
+	links    map[string]planner.Link
 }
 
 // growth is a partial scope while it grows.
@@ -98,9 +99,9 @@ type growth struct {
 	ctx context.Context
 	api SinchAPI
 
-	recs  map[string]*recNode // by external_id
-	cons  map[string]*conNode // by contact id
-	links map[string]crm.Link // by external_id
+	recs  map[string]*recNode     // by external_id
+	cons  map[string]*conNode     // by contact id
+	links map[string]planner.Link // by external_id
 	// asked are the identities looked up in Sinch (by sinch.IdentityKey)
 	// and the lookup keys whose records were looked for in the index.
 	asked, indexed map[string]bool
@@ -134,9 +135,9 @@ type conNode struct {
 
 func (s *partialScope) read(ctx context.Context) (*planner.Index, error) {
 	g := &growth{s: s, ctx: ctx, api: s.r.reader(),
-		recs: map[string]*recNode{}, cons: map[string]*conNode{}, links: map[string]crm.Link{},
+		recs: map[string]*recNode{}, cons: map[string]*conNode{}, links: map[string]planner.Link{},
 		asked: map[string]bool{}, indexed: map[string]bool{}, comp: newComponents()}
-	indexed, err := s.r.Store.IdentitiesIndexed(ctx, s.r.ProjectID)
+	indexed, err := s.r.Identities.IdentitiesIndexed(ctx, s.r.ProjectID)
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +247,7 @@ func (g *growth) readRecords() error {
 	}
 	slices.Sort(fresh)
 	if len(fresh) > 0 {
-		recs, err := g.s.r.Store.RecordsByExternalID(g.ctx, g.s.r.Source, fresh)
+		recs, err := g.s.r.CRM.RecordsByExternalID(g.ctx, g.s.r.Source, fresh)
 		unread, err := unreadableRows(err)
 		if err != nil {
 			return fmt.Errorf("read CRM records from %s: %w", g.s.r.Source, err)
@@ -268,14 +269,14 @@ func (g *growth) readRecords() error {
 	if len(exts) == 0 {
 		return nil
 	}
-	links, err := g.s.r.Store.LinksOf(g.ctx, g.s.r.ProjectID, exts)
+	links, err := g.s.r.Links.LinksOf(g.ctx, g.s.r.ProjectID, exts)
 	if err != nil {
 		return err
 	}
 	for _, l := range links {
 		g.link(l)
 	}
-	stored, err := g.s.r.Store.RecordIdentities(g.ctx, g.s.r.ProjectID, exts)
+	stored, err := g.s.r.Identities.RecordIdentities(g.ctx, g.s.r.ProjectID, exts)
 	if err != nil {
 		return err
 	}
@@ -286,7 +287,7 @@ func (g *growth) readRecords() error {
 }
 
 // link takes a stored link: its record and contact are one component.
-func (g *growth) link(l crm.Link) {
+func (g *growth) link(l planner.Link) {
 	if _, ok := g.links[l.ExternalID]; ok {
 		return
 	}
@@ -335,7 +336,7 @@ func (g *growth) readLinks() error {
 	if len(ids) == 0 {
 		return nil
 	}
-	links, err := g.s.r.Store.LinksTo(g.ctx, g.s.r.ProjectID, ids)
+	links, err := g.s.r.Links.LinksTo(g.ctx, g.s.r.ProjectID, ids)
 	if err != nil {
 		return err
 	}
@@ -358,7 +359,7 @@ func (g *growth) lookUpIndex() error {
 	if len(keys) == 0 {
 		return nil
 	}
-	held, err := g.s.r.Store.RecordsHolding(g.ctx, g.s.r.ProjectID, keys)
+	held, err := g.s.r.Identities.RecordsHolding(g.ctx, g.s.r.ProjectID, keys)
 	if err != nil {
 		return err
 	}
@@ -527,7 +528,7 @@ func (g *growth) settled(c sinch.Contact) bool {
 func (g *growth) index() (*planner.Index, error) {
 	s, r := g.s, g.s.r
 	bound := r.scopeBound()
-	s.found = partialFound{keys: map[string][]string{}, records: map[string]crm.Record{}, links: map[string]crm.Link{},
+	s.found = partialFound{keys: map[string][]string{}, records: map[string]crm.Record{}, links: map[string]planner.Link{},
 		deferred: slices.Clone(s.deferred)}
 	// A component that holds an identity question (a contact that is not
 	// settled) is left to the full run while the identity index is not
@@ -552,12 +553,12 @@ func (g *growth) index() (*planner.Index, error) {
 	}
 	for _, ext := range s.records {
 		if why, left := out("r:" + ext); left {
-			s.found.deferred = append(s.found.deferred, crm.Deferral{Kind: crm.DeferRecord, Key: ext, Reason: why})
+			s.found.deferred = append(s.found.deferred, state.Deferral{Kind: state.DeferRecord, Key: ext, Reason: why})
 		}
 	}
 	for _, id := range s.contacts {
 		if why, left := out("c:" + id); left {
-			s.found.deferred = append(s.found.deferred, crm.Deferral{Kind: crm.DeferContact, Key: id, Reason: why})
+			s.found.deferred = append(s.found.deferred, state.Deferral{Kind: state.DeferContact, Key: id, Reason: why})
 		}
 	}
 
@@ -590,7 +591,7 @@ func (g *growth) index() (*planner.Index, error) {
 			}
 		}
 	}
-	var links []crm.Link
+	var links []planner.Link
 	for _, ext := range slices.Sorted(maps.Keys(g.links)) {
 		if _, left := out("r:" + ext); !left {
 			links = append(links, g.links[ext])
@@ -623,7 +624,7 @@ func (g *growth) index() (*planner.Index, error) {
 	}
 	idx.AddContacts(contacts)
 	idx.AddLinks(links...)
-	total, err := r.Store.CountLinks(g.ctx, r.ProjectID)
+	total, err := r.Links.CountLinks(g.ctx, r.ProjectID)
 	if err != nil {
 		return nil, err
 	}
@@ -638,7 +639,7 @@ func (g *growth) index() (*planner.Index, error) {
 // id is linked and gone from the source and the new one is read and not
 // linked yet: the notification is a trigger, not truth. It returns the old
 // ids, whose links the run drops once it has applied.
-func (s *partialScope) moveRenamed(links []crm.Link, records map[string]crm.Record, absent []string) ([]crm.Link, []string) {
+func (s *partialScope) moveRenamed(links []planner.Link, records map[string]crm.Record, absent []string) ([]planner.Link, []string) {
 	if len(s.renames) == 0 {
 		return links, nil
 	}
@@ -657,7 +658,7 @@ func (s *partialScope) moveRenamed(links []crm.Link, records map[string]crm.Reco
 		}
 		// No content hash: the contact still carries the old external_id,
 		// so the record is never "unchanged".
-		links[i] = crm.Link{ExternalID: to, ContactID: links[i].ContactID}
+		links[i] = planner.Link{ExternalID: to, ContactID: links[i].ContactID}
 		byExt[to] = i
 		delete(byExt, old)
 		renamed = append(renamed, old)

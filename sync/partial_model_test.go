@@ -11,6 +11,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/syncd/syncd/planner"
+	"github.com/syncd/syncd/state"
 	contactsync "github.com/syncd/syncd/sync"
 )
 
@@ -38,7 +39,7 @@ func TestPartialRunsDecideAsFull(t *testing.T) {
 		}
 		// The first full run indexes every record's identities; until
 		// then partial runs leave identity questions to it.
-		h.run(rt, contactsync.RunFull, stopAt{})
+		h.run(rt, state.RunFull, stopAt{})
 		rt.Repeat(map[string]func(*rapid.T){
 			"crm insert":                 h.crmInsert,
 			"crm insert sharing a phone": h.crmInsertShared,
@@ -52,8 +53,8 @@ func TestPartialRunsDecideAsFull(t *testing.T) {
 			"sinch merge":                h.sinchMerge,
 			"sinch auto-create":          h.sinchAutoCreate,
 			"sinch add messenger":        h.sinchAddMessenger,
-			"run full":                   func(rt *rapid.T) { h.run(rt, contactsync.RunFull, stopAt{}) },
-			"run incremental":            func(rt *rapid.T) { h.run(rt, contactsync.RunIncremental, stopAt{}) },
+			"run full":                   func(rt *rapid.T) { h.run(rt, state.RunFull, stopAt{}) },
+			"run incremental":            func(rt *rapid.T) { h.run(rt, state.RunIncremental, stopAt{}) },
 		})
 		h.partialAsFull(rt)
 	})

@@ -8,6 +8,7 @@ import (
 	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
+	"github.com/syncd/syncd/state"
 	contactsync "github.com/syncd/syncd/sync"
 )
 
@@ -18,16 +19,16 @@ import (
 func TestIncrementalAdoptsAWalkIn(t *testing.T) {
 	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
 	rows := chaosRows(4, "Person")
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", rows[:3]); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", rows[:3]); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	walkIn := emu.AutoCreate(sinch.ChannelIdentity{Channel: "SMS", Identity: "46730000003"})
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", rows[3:]); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", rows[3:]); err != nil {
 		t.Fatal(err)
 	}
 	emu.ResetCalls()
-	rep := mustRun(t, rec, contactsync.RunIncremental)
+	rep := mustRun(t, rec, state.RunIncremental)
 	if n, u := writes(emu), emu.Calls(sinchtest.OpUpdate); n != 1 || u != 1 {
 		t.Errorf("the incremental run wrote %v, want one patch", emu.CallCounts())
 	}
@@ -39,12 +40,12 @@ func TestIncrementalAdoptsAWalkIn(t *testing.T) {
 	}
 	emu.ResetCalls()
 	for range 3 {
-		if rep := mustRun(t, rec, contactsync.RunIncremental); rep.Lookups != 0 || rep.Deferred != 0 {
+		if rep := mustRun(t, rec, state.RunIncremental); rep.Lookups != 0 || rep.Deferred != 0 {
 			t.Errorf("a later incremental run made %d look-ups and deferred %d", rep.Lookups, rep.Deferred)
 		}
 	}
 	emu.ResetCalls()
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	if n := writes(emu); n != 0 {
 		t.Errorf("the full run after it wrote %v", emu.CallCounts())
 	}
@@ -61,16 +62,16 @@ func TestScopePastTheBoundIsDeferred(t *testing.T) {
 	for i := range rows {
 		rows[i].Phone = str("+46730000009")
 	}
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", rows[:5]); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", rows[:5]); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	walkIn := emu.AutoCreate(sinch.ChannelIdentity{Channel: "SMS", Identity: "46730000009"})
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", rows[5:]); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", rows[5:]); err != nil {
 		t.Fatal(err)
 	}
 	emu.ResetCalls()
-	rep := mustRun(t, rec, contactsync.RunIncremental)
+	rep := mustRun(t, rec, state.RunIncremental)
 	if n := writes(emu); n != 0 {
 		t.Errorf("the incremental run wrote %v, want nothing", emu.CallCounts())
 	}
@@ -89,14 +90,14 @@ func TestScopePastTheBoundIsDeferred(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(queued) != 1 || queued[0].Kind != crm.DeferRecord || queued[0].Key != "crm-00005" || queued[0].RunID != rep.RunID {
+	if len(queued) != 1 || queued[0].Kind != state.DeferRecord || queued[0].Key != "crm-00005" || queued[0].RunID != rep.RunID {
 		t.Errorf("queue %+v, want crm-00005 deferred by run %d", queued, rep.RunID)
 	}
 
 	// The next runs (the row read again within the overlap) neither look
 	// it up again nor note it again.
 	emu.ResetCalls()
-	rep = mustRun(t, rec, contactsync.RunIncremental)
+	rep = mustRun(t, rec, state.RunIncremental)
 	if rep.Lookups != 0 || emu.Calls(sinchtest.OpList)+emu.Calls(sinchtest.OpGet) != 0 || deferredNote(rep) {
 		t.Errorf("the next run made %d look-ups (%v), notes %q", rep.Lookups, emu.CallCounts(), rep.Plan.Notes)
 	}
@@ -112,7 +113,7 @@ func TestScopePastTheBoundIsDeferred(t *testing.T) {
 	// The full run decides: the walk-in holds the phone of six records, so
 	// it is left alone and crm-00005 gets a contact of its own.
 	emu.ResetCalls()
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	if got := byExternalID(emu); len(got["crm-00005"]) != 1 || got["crm-00005"][0].ID == walkIn.ID {
 		t.Errorf("after the full run crm-00005 has %v", got["crm-00005"])
 	}
@@ -127,15 +128,15 @@ func TestIncrementalNotesASharedIdentity(t *testing.T) {
 	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
 	rows := chaosRows(3, "Person")
 	rows[2].Phone = rows[1].Phone
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", rows[:2]); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", rows[:2]); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, rec, contactsync.RunFull)
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", rows[2:]); err != nil {
+	mustRun(t, rec, state.RunFull)
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", rows[2:]); err != nil {
 		t.Fatal(err)
 	}
 	emu.ResetCalls()
-	rep := mustRun(t, rec, contactsync.RunIncremental)
+	rep := mustRun(t, rec, state.RunIncremental)
 	if n, c := writes(emu), emu.Calls(sinchtest.OpCreate); n != 1 || c != 1 {
 		t.Errorf("the incremental run wrote %v, want one create", emu.CallCounts())
 	}
@@ -143,7 +144,7 @@ func TestIncrementalNotesASharedIdentity(t *testing.T) {
 		t.Errorf("the run does not note the shared identity: %q", rep.Plan.Notes)
 	}
 	emu.ResetCalls()
-	full := mustRun(t, rec, contactsync.RunFull)
+	full := mustRun(t, rec, state.RunFull)
 	if n := writes(emu); n != 0 {
 		t.Errorf("the full run after it wrote %v", emu.CallCounts())
 	}

@@ -13,10 +13,11 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/syncd/syncd/crm"
-	"github.com/syncd/syncd/crm/crmtest"
 	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
+	"github.com/syncd/syncd/state"
+	"github.com/syncd/syncd/state/statetest"
 	contactsync "github.com/syncd/syncd/sync"
 )
 
@@ -81,7 +82,7 @@ func genContact(t *rapid.T) sinch.Contact {
 // contact outside syncd's ownership was written, and that no CRM record ends
 // up with two contacts.
 func TestPlanConverges(t *testing.T) {
-	store := crmtest.NewStore(t)
+	store := statetest.NewStore(t)
 	ctx := context.Background()
 	run := 0
 	rapid.Check(t, func(rt *rapid.T) {
@@ -109,14 +110,16 @@ func TestPlanConverges(t *testing.T) {
 		}
 		before := emu.Seed(rapid.SliceOfN(rapid.Custom(genContact), 0, 8).Draw(rt, "contacts")...)
 
-		rec := &contactsync.Reconciler{Store: store, Sinch: client, Logger: zaptest.NewLogger(t), ProjectID: project, Concurrency: 4, Options: opts}
+		rec := &contactsync.Reconciler{CRM: crm.New(store.SQL()), Links: store, Identities: store, Deferrals: store,
+			Journal: store, Runs: store, Watermarks: store, Locks: store,
+			Sinch: client, Logger: zaptest.NewLogger(t), ProjectID: project, Concurrency: 4, Options: opts}
 		links, err := store.Links(ctx, project)
 		if err != nil {
 			rt.Fatal(err)
 		}
-		linkList := slices.SortedFunc(maps.Values(links), func(a, b crm.Link) int { return strings.Compare(a.ExternalID, b.ExternalID) })
+		linkList := slices.SortedFunc(maps.Values(links), func(a, b planner.Link) int { return strings.Compare(a.ExternalID, b.ExternalID) })
 		plan := planner.Diff(planner.IndexOf(opts, crm.Source{Relation: "crm_contacts"}, true, records, before, linkList))
-		runRow, err := store.StartRun(ctx, project, contactsync.RunFull)
+		runRow, err := store.StartRun(ctx, project, state.RunFull)
 		if err != nil {
 			rt.Fatal(err)
 		}

@@ -11,8 +11,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/lease"
 	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
+	"github.com/syncd/syncd/state"
 )
 
 // SinchAPI is what the reconciler needs from Sinch; *sinch.Client has it.
@@ -26,95 +28,107 @@ type SinchAPI interface {
 	MergeContacts(ctx context.Context, destinationID, sourceID string) (*sinch.Contact, error)
 }
 
-// Store is what the reconciler needs from PostgreSQL: the CRM source and
-// syncd's own state. *crm.Store has it.
-type Store interface {
+// CRM is what the reconciler reads of the CRM source; *crm.Reader has it.
+type CRM interface {
 	Records(ctx context.Context, source crm.Source, batchSize int) iter.Seq2[[]crm.Record, error]
 	RecordsByExternalID(ctx context.Context, source crm.Source, ids []string) ([]crm.Record, error)
 	ChangedSince(ctx context.Context, source crm.Source, since time.Time, batchSize int) iter.Seq2[[]crm.Record, error]
 	ReadHorizon(ctx context.Context) (horizon, now time.Time, err error)
-	Watermark(ctx context.Context, projectID string) (time.Time, bool, error)
-	SetWatermark(ctx context.Context, projectID string, t time.Time) error
-	Links(ctx context.Context, projectID string) (map[string]crm.Link, error)
-	EachLink(ctx context.Context, projectID string, fn func(crm.Link)) error
-	VanishedLinks(ctx context.Context, projectID string, source crm.Source) ([]crm.Link, error)
-	SaveLinks(ctx context.Context, projectID string, links []crm.Link) error
-	DeleteLinks(ctx context.Context, projectID string, externalIDs []string) error
-	FinishRun(ctx context.Context, id int64, outcome string, counts map[string]int, errMsg string) error
-	InterruptedRuns(ctx context.Context, projectID string) ([]crm.Run, error)
-	SessionAlive(ctx context.Context, pid int, backendStart time.Time) (bool, error)
-	JournalAppend(ctx context.Context, entries []crm.JournalEntry) error
-	JournalMarks(ctx context.Context, marks []crm.JournalMark) error
-	CloseJournal(ctx context.Context, runID int64) (int64, error)
-	CloseFinishedJournals(ctx context.Context, projectID string) (int64, error)
-	TryLock(ctx context.Context, projectID string) (*crm.Lock, error)
-	Lock(ctx context.Context, projectID string) (*crm.Lock, error)
+}
 
-	// What partial scopes read and write.
-	LinksOf(ctx context.Context, projectID string, externalIDs []string) ([]crm.Link, error)
-	LinksTo(ctx context.Context, projectID string, contactIDs []string) ([]crm.Link, error)
+// Links are the stored links of CRM records to their contacts; *state.Store
+// has them.
+type Links interface {
+	// EachLink reads every link of the project, for a full run.
+	EachLink(ctx context.Context, projectID string, fn func(planner.Link)) error
+	// LinksOf, LinksTo, VanishedLinks and CountLinks read the links a
+	// partial run's scope reaches.
+	LinksOf(ctx context.Context, projectID string, externalIDs []string) ([]planner.Link, error)
+	LinksTo(ctx context.Context, projectID string, contactIDs []string) ([]planner.Link, error)
+	VanishedLinks(ctx context.Context, projectID string, source crm.Source) ([]planner.Link, error)
 	CountLinks(ctx context.Context, projectID string) (int, error)
+	SaveLinks(ctx context.Context, projectID string, links []planner.Link) error
+	DeleteLinks(ctx context.Context, projectID string, externalIDs []string) error
+}
+
+// Identities is the index of the identity keys each live record holds,
+// which a partial run's scope grows over without scanning the source;
+// *state.Store has it.
+type Identities interface {
 	RecordIdentities(ctx context.Context, projectID string, externalIDs []string) (map[string][]string, error)
-	RecordsHolding(ctx context.Context, projectID string, keys []string) ([]crm.Holding, error)
+	RecordsHolding(ctx context.Context, projectID string, keys []string) ([]state.Holding, error)
 	IndexIdentities(ctx context.Context, projectID string, keys map[string][]string) error
 	PruneIdentities(ctx context.Context, projectID string, source crm.Source) error
 	IdentitiesIndexed(ctx context.Context, projectID string) (bool, error)
-	Defer(ctx context.Context, projectID string, ds []crm.Deferral) ([]crm.Deferral, error)
-	Deferred(ctx context.Context, projectID, kind string, keys []string) ([]crm.Deferral, error)
+}
+
+// Deferrals are what partial runs left to the next full run; *state.Store
+// has them.
+type Deferrals interface {
+	Defer(ctx context.Context, projectID string, ds []state.Deferral) ([]state.Deferral, error)
+	Deferred(ctx context.Context, projectID, kind string, keys []string) ([]state.Deferral, error)
 	ClearDeferred(ctx context.Context, projectID string, t time.Time) error
+}
+
+// Runs is the run history, which a run records its end in and the next
+// holder of the lock closes what earlier runs left open in (a run starts
+// under its lock: state.Lock.StartRun); *state.Store has it.
+type Runs interface {
+	InterruptedRuns(ctx context.Context, projectID string) ([]state.Run, error)
+	FinishRun(ctx context.Context, id int64, outcome state.Outcome, counts map[string]int, errMsg string) error
+	CloseJournal(ctx context.Context, runID int64) (int64, error)
+	CloseFinishedJournals(ctx context.Context, projectID string) (int64, error)
+}
+
+// Watermarks say where the last incremental run of a project left off;
+// *state.Store has them.
+type Watermarks interface {
+	Watermark(ctx context.Context, projectID string) (time.Time, bool, error)
+	SetWatermark(ctx context.Context, projectID string, t time.Time) error
+}
+
+// Locks takes the project lock that every run holds, and says whether the
+// lock session of an earlier run lives on; *state.Store has it.
+type Locks interface {
+	TryLock(ctx context.Context, projectID string) (*state.Lock, error)
+	Lock(ctx context.Context, projectID string) (*state.Lock, error)
+	SessionAlive(ctx context.Context, pid int, backendStart time.Time) (bool, error)
 }
 
 // Observer is told what runs do, for metrics. All methods must be cheap and
 // safe for concurrent use.
 type Observer interface {
-	RunFinished(kind, outcome string, d time.Duration)
-	OperationFinished(kind, status string)
+	RunFinished(kind state.RunKind, outcome state.Outcome, d time.Duration)
+	OperationFinished(kind planner.OpKind, status state.Status)
 	RowsRejected(n int)
-	ChangesDeferred(kind string, n int)
+	ChangesDeferred(kind state.RunKind, n int)
 	ReadHorizonHeld(d time.Duration)
 	LockWaited(d time.Duration)
 	SetLockHeld(held bool)
 }
-
-// Run kinds and outcomes, as stored in the run history (defined by the
-// store, crm).
-const (
-	RunFull        = crm.RunFull
-	RunIncremental = crm.RunIncremental
-	RunApply       = crm.RunApply
-
-	OutcomeRunning     = crm.RunRunning
-	OutcomeSucceeded   = crm.RunSucceeded
-	OutcomeFailed      = crm.RunFailed
-	OutcomeInterrupted = crm.RunInterrupted
-	OutcomeRefused     = crm.RunRefused
-)
-
-// Journal statuses (see crm).
-const (
-	StatusPending  = crm.JournalPending
-	StatusDone     = crm.JournalDone
-	StatusFailed   = crm.JournalFailed
-	StatusSkipped  = crm.JournalSkipped
-	StatusRejected = crm.JournalRejected
-	// StatusUnknown is an operation whose answer was lost in a way that
-	// leaves open whether Sinch applied it; the next run reads Sinch afresh
-	// and finds out.
-	StatusUnknown = crm.JournalUnknown
-)
 
 // DefaultOverlap is how far an incremental run reads back before its
 // watermark: updated_at is stamped when a CRM transaction writes, not when
 // it commits, so a row can appear later with an older timestamp.
 const DefaultOverlap = 2 * time.Minute
 
-// Reconciler reads both sides, diffs them and applies the plan.
+// Reconciler reads both sides, diffs them and applies the plan. Each of its
+// interfaces is the little a run needs of one concern: crm.Reader is its
+// CRM, and one state.Store is its Links, Identities, Deferrals, Journal,
+// Runs, Watermarks and Locks.
 type Reconciler struct {
-	Store    Store
-	Sinch    SinchAPI
-	Logger   *zap.Logger
-	Observer Observer // optional
-	// Events is the queue of Sinch contact events that RunEvents drains;
+	CRM        CRM
+	Links      Links
+	Identities Identities
+	Deferrals  Deferrals
+	Journal    Journal
+	Runs       Runs
+	Watermarks Watermarks
+	Locks      Locks
+	Sinch      SinchAPI
+	Logger     *zap.Logger
+	Observer   Observer // optional
+	// Events is the queue of Sinch contact events that state.RunEvents drains;
 	// optional.
 	Events      EventQueue
 	ProjectID   string
@@ -129,7 +143,7 @@ type Reconciler struct {
 	// several goroutines and must be quick.
 	OnProgress func(Progress)
 	// LockCheck is how often a run re-checks the project lock on the lock's
-	// session (default crm.DefaultLockCheck): a run stops sending within
+	// session (default lease.DefaultCheck): a run stops sending within
 	// 2 × LockCheck of losing it.
 	LockCheck time.Duration
 	// renames are the CRM's renames not yet acted on (NoteRename).
@@ -155,7 +169,7 @@ func (r *Reconciler) scopeBound() int {
 }
 
 // runBody is what a run does once it holds the lock and is recorded; read
-// start is the point up to which it sees every CRM change (Store.ReadHorizon).
+// start is the point up to which it sees every CRM change (CRM.ReadHorizon).
 type runBody func(ctx context.Context, runID int64, readStart time.Time) (Report, error)
 
 // Progress is how far a run has come.
@@ -203,8 +217,8 @@ func (pr *progress) update(f func(*Progress)) {
 // Report is the outcome of a run that applied a plan.
 type Report struct {
 	RunID    int64           `json:"run_id"`
-	Kind     string          `json:"kind"`
-	Outcome  string          `json:"outcome"`
+	Kind     state.RunKind   `json:"kind"`
+	Outcome  state.Outcome   `json:"outcome"`
 	Plan     planner.Plan    `json:"plan"`
 	Applied  planner.Summary `json:"applied"`
 	Failed   int             `json:"failed"`
@@ -270,21 +284,21 @@ func (rep Report) Counts() map[string]int {
 
 // Run performs one run of the given kind while holding the project's lock,
 // so that two syncd processes never reconcile one project at once. Without
-// wait, a lock held elsewhere returns an error matching crm.ErrLocked.
-func (r *Reconciler) Run(ctx context.Context, kind string, wait bool) (Report, error) {
+// wait, a lock held elsewhere returns an error matching lease.ErrHeld.
+func (r *Reconciler) Run(ctx context.Context, kind state.RunKind, wait bool) (Report, error) {
 	switch kind {
-	case RunFull:
+	case state.RunFull:
 		return r.locked(ctx, kind, wait, r.full)
-	case RunIncremental:
+	case state.RunIncremental:
 		return r.locked(ctx, kind, wait, r.incremental)
-	case RunEvents:
+	case state.RunEvents:
 		if r.Events == nil {
 			return Report{Kind: kind}, errors.New("no event queue")
 		}
 		// Nothing queued is the common wake-up (events another process
 		// took): no lock, no run recorded.
 		if pending, err := r.Events.Pending(ctx, r.ProjectID, 1); err != nil || len(pending) == 0 {
-			return Report{Kind: kind, Outcome: OutcomeSucceeded}, err
+			return Report{Kind: kind, Outcome: state.OutcomeSucceeded}, err
 		}
 		return r.locked(ctx, kind, wait, r.events)
 	}
@@ -297,17 +311,17 @@ func (r *Reconciler) Run(ctx context.Context, kind string, wait bool) (Report, e
 // up every row.
 //
 // The lock is a lease: it is re-checked on its own session every LockCheck
-// (see crm.Lock.Watch), and once it is lost the run's context is cancelled
-// with a cause matching crm.ErrLockLost, so that no new Sinch call starts;
+// (see lease.Lease.Watch), and once it is lost the run's context is cancelled
+// with a cause matching lease.ErrLost, so that no new Sinch call starts;
 // the run then ends as failed.
-func (r *Reconciler) locked(ctx context.Context, kind string, wait bool, body runBody) (Report, error) {
+func (r *Reconciler) locked(ctx context.Context, kind state.RunKind, wait bool, body runBody) (Report, error) {
 	started := time.Now()
-	var lock *crm.Lock
+	var lock *state.Lock
 	var err error
 	if wait {
-		lock, err = r.Store.Lock(ctx, r.ProjectID)
+		lock, err = r.Locks.Lock(ctx, r.ProjectID)
 	} else {
-		lock, err = r.Store.TryLock(ctx, r.ProjectID)
+		lock, err = r.Locks.TryLock(ctx, r.ProjectID)
 	}
 	if err != nil {
 		return Report{Kind: kind}, fmt.Errorf("take the lock of project %s: %w", r.ProjectID, err)
@@ -321,19 +335,19 @@ func (r *Reconciler) locked(ctx context.Context, kind string, wait bool, body ru
 		r.observer().SetLockHeld(false)
 		releaseCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		if err := lock.Release(releaseCtx); err != nil && !errors.Is(err, crm.ErrLockLost) {
+		if err := lock.Release(releaseCtx); err != nil && !errors.Is(err, lease.ErrLost) {
 			r.Logger.Warn("release project lock", zap.Error(err))
 		}
 	}()
 	if err := r.closeInterrupted(ctx, acquired); err != nil {
 		return Report{Kind: kind}, lockLostErr(ctx, err)
 	}
-	if kind == RunIncremental {
-		if _, ok, err := r.Store.Watermark(ctx, r.ProjectID); err != nil {
+	if kind == state.RunIncremental {
+		if _, ok, err := r.Watermarks.Watermark(ctx, r.ProjectID); err != nil {
 			return Report{Kind: kind}, lockLostErr(ctx, err)
 		} else if !ok {
 			r.Logger.Info("no watermark yet: running a full reconcile instead of an incremental one")
-			kind, body = RunFull, r.full
+			kind, body = state.RunFull, r.full
 		}
 	}
 	return r.run(ctx, lock, kind, body)
@@ -343,7 +357,7 @@ func (r *Reconciler) lockCheck() time.Duration {
 	if r.LockCheck > 0 {
 		return r.LockCheck
 	}
-	return crm.DefaultLockCheck
+	return lease.DefaultCheck
 }
 
 // DefaultCallTimeout is the Sinch client's default time per attempt, from
@@ -372,12 +386,12 @@ func (r *Reconciler) lockGrace() time.Duration {
 // external_id).
 func (r *Reconciler) closeInterrupted(ctx context.Context, acquired time.Time) error {
 	// Entries finished runs left open: answers they could not record.
-	if n, err := r.Store.CloseFinishedJournals(ctx, r.ProjectID); err != nil {
+	if n, err := r.Runs.CloseFinishedJournals(ctx, r.ProjectID); err != nil {
 		return err
 	} else if n > 0 {
 		r.Logger.Warn("operations of finished runs had no recorded answer: journaled as unknown", zap.Int64("operations", n))
 	}
-	runs, err := r.Store.InterruptedRuns(ctx, r.ProjectID)
+	runs, err := r.Runs.InterruptedRuns(ctx, r.ProjectID)
 	if err != nil {
 		return err
 	}
@@ -386,7 +400,7 @@ func (r *Reconciler) closeInterrupted(ctx context.Context, acquired time.Time) e
 	}
 	deadline := acquired.Add(r.lockGrace())
 	for _, run := range runs {
-		fields := []zap.Field{zap.Int64("run_id", run.ID), zap.String("kind", run.Kind),
+		fields := []zap.Field{zap.Int64("run_id", run.ID), zap.String("kind", string(run.Kind)),
 			zap.String("host", run.Host), zap.Int("pid", run.PID), zap.Int("lock_pid", run.LockPID)}
 		gone, err := r.sessionGone(ctx, run, deadline)
 		if err != nil {
@@ -406,13 +420,13 @@ func (r *Reconciler) closeInterrupted(ctx context.Context, acquired time.Time) e
 			}
 		}
 		r.Logger.Warn("closing a run left unfinished by a stopped process", fields...)
-		err = r.Store.FinishRun(ctx, run.ID, OutcomeInterrupted, run.Counts, "the process stopped before the run finished")
-		if err != nil && !errors.Is(err, crm.ErrRunFinished) {
+		err = r.Runs.FinishRun(ctx, run.ID, state.OutcomeInterrupted, run.Counts, "the process stopped before the run finished")
+		if err != nil && !errors.Is(err, state.ErrRunFinished) {
 			return err
 		}
 		// What it journaled and had no answer for may or may not have
 		// reached Sinch; this run's diff reads Sinch afresh and finds out.
-		if n, err := r.Store.CloseJournal(ctx, run.ID); err != nil {
+		if n, err := r.Runs.CloseJournal(ctx, run.ID); err != nil {
 			return err
 		} else if n > 0 {
 			r.Logger.Warn("operations of the stopped run had no answer: journaled as unknown", append(fields, zap.Int64("operations", n))...)
@@ -425,14 +439,14 @@ func (r *Reconciler) closeInterrupted(ctx context.Context, acquired time.Time) e
 // pg_stat_activity, or deadline passes; a backend that has let go of its
 // locks can still be listed for a moment while it exits. A run without a
 // recorded session counts as gone: nothing is left to look up.
-func (r *Reconciler) sessionGone(ctx context.Context, run crm.Run, deadline time.Time) (bool, error) {
+func (r *Reconciler) sessionGone(ctx context.Context, run state.Run, deadline time.Time) (bool, error) {
 	if run.LockPID == 0 {
 		return true, nil
 	}
 	poll := time.NewTicker(min(max(r.lockCheck()/10, 10*time.Millisecond), 100*time.Millisecond))
 	defer poll.Stop()
 	for {
-		alive, err := r.Store.SessionAlive(ctx, run.LockPID, run.LockBackendStart)
+		alive, err := r.Locks.SessionAlive(ctx, run.LockPID, run.LockBackendStart)
 		if err != nil || !alive {
 			return !alive, err
 		}
@@ -460,7 +474,7 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 
 // lockLostErr says so when err ended a run because its lock was lost.
 func lockLostErr(ctx context.Context, err error) error {
-	if cause := context.Cause(ctx); err != nil && errors.Is(cause, crm.ErrLockLost) {
+	if cause := context.Cause(ctx); err != nil && errors.Is(cause, lease.ErrLost) {
 		return fmt.Errorf("the run lost the project lock and stopped sending (another runner may hold it now): %w", cause)
 	}
 	return err
@@ -468,9 +482,9 @@ func lockLostErr(ctx context.Context, err error) error {
 
 // run records a run in the history around body, and advances the watermark
 // to when the run started reading once everything it planned has landed.
-func (r *Reconciler) run(ctx context.Context, lock *crm.Lock, kind string, body runBody) (Report, error) {
+func (r *Reconciler) run(ctx context.Context, lock *state.Lock, kind state.RunKind, body runBody) (Report, error) {
 	started := time.Now()
-	readStart, now, err := r.Store.ReadHorizon(ctx)
+	readStart, now, err := r.CRM.ReadHorizon(ctx)
 	if err != nil {
 		return Report{Kind: kind}, lockLostErr(ctx, err)
 	}
@@ -490,7 +504,7 @@ func (r *Reconciler) run(ctx context.Context, lock *crm.Lock, kind string, body 
 	rep.Duration = time.Since(started)
 	rep.Outcome = outcome(ctx, err, rep)
 	err = lockLostErr(ctx, err)
-	if err == nil && rep.Outcome == OutcomeFailed && errors.Is(context.Cause(ctx), crm.ErrLockLost) {
+	if err == nil && rep.Outcome == state.OutcomeFailed && errors.Is(context.Cause(ctx), lease.ErrLost) {
 		err = lockLostErr(ctx, context.Cause(ctx))
 	}
 
@@ -500,26 +514,26 @@ func (r *Reconciler) run(ctx context.Context, lock *crm.Lock, kind string, body 
 	// A full or incremental run saw every change up to readStart; applying
 	// a saved plan or processing events says nothing about rows it did not
 	// cover.
-	if rep.Outcome == OutcomeSucceeded && (kind == RunFull || kind == RunIncremental) {
-		if werr := r.Store.SetWatermark(finishCtx, r.ProjectID, readStart); werr != nil {
+	if rep.Outcome == state.OutcomeSucceeded && (kind == state.RunFull || kind == state.RunIncremental) {
+		if werr := r.Watermarks.SetWatermark(finishCtx, r.ProjectID, readStart); werr != nil {
 			err = fmt.Errorf("advance watermark: %w", werr)
-			rep.Outcome = OutcomeFailed
+			rep.Outcome = state.OutcomeFailed
 		}
 	}
 	errMsg := ""
 	if err != nil {
 		errMsg = err.Error()
 	}
-	if ferr := r.Store.FinishRun(finishCtx, run.ID, rep.Outcome, rep.Counts(), errMsg); ferr != nil && err == nil {
+	if ferr := r.Runs.FinishRun(finishCtx, run.ID, rep.Outcome, rep.Counts(), errMsg); ferr != nil && err == nil {
 		err = fmt.Errorf("record run outcome: %w", ferr)
 	}
 	obs := r.observer()
 	obs.RunFinished(kind, rep.Outcome, rep.Duration)
 	obs.RowsRejected(len(rep.Plan.Rejected) + len(rep.Rejected))
 	obs.ChangesDeferred(kind, rep.Deferred)
-	fields := []zap.Field{zap.Int64("run_id", run.ID), zap.String("kind", kind), zap.String("outcome", rep.Outcome),
+	fields := []zap.Field{zap.Int64("run_id", run.ID), zap.String("kind", string(kind)), zap.String("outcome", string(rep.Outcome)),
 		zap.Duration("duration", rep.Duration), zap.Any("counts", rep.Counts())}
-	if err != nil && rep.Outcome != OutcomeInterrupted {
+	if err != nil && rep.Outcome != state.OutcomeInterrupted {
 		// An interrupted run's error is the interruption itself
 		// ("context canceled"): the outcome says it better.
 		fields = append(fields, zap.Error(err))
@@ -527,7 +541,7 @@ func (r *Reconciler) run(ctx context.Context, lock *crm.Lock, kind string, body 
 	// The level says how much it matters: a failed run wants someone's
 	// attention, withheld deletes a look.
 	switch {
-	case rep.Outcome == OutcomeFailed:
+	case rep.Outcome == state.OutcomeFailed:
 		r.Logger.Error("run finished", fields...)
 	case rep.Withheld > 0:
 		r.Logger.Warn("run finished", append(fields, zap.String("delete_guard", rep.Plan.DeleteGuard))...)
@@ -539,18 +553,18 @@ func (r *Reconciler) run(ctx context.Context, lock *crm.Lock, kind string, body 
 
 // outcome is how a run ended. One that lost the project lock failed, even if
 // everything it sent landed: it stopped before it knew it was done.
-func outcome(ctx context.Context, err error, rep Report) string {
+func outcome(ctx context.Context, err error, rep Report) state.Outcome {
 	switch {
-	case errors.Is(context.Cause(ctx), crm.ErrLockLost):
-		return OutcomeFailed
+	case errors.Is(context.Cause(ctx), lease.ErrLost):
+		return state.OutcomeFailed
 	case ctx.Err() != nil:
-		return OutcomeInterrupted
+		return state.OutcomeInterrupted
 	case err != nil || rep.Failed > 0:
-		return OutcomeFailed
+		return state.OutcomeFailed
 	case rep.Refused > 0 && rep.Applied == (planner.Summary{}):
-		return OutcomeRefused
+		return state.OutcomeRefused
 	default:
-		return OutcomeSucceeded
+		return state.OutcomeSucceeded
 	}
 }
 
@@ -563,18 +577,18 @@ func (r *Reconciler) observer() Observer {
 
 type nopObserver struct{}
 
-func (nopObserver) RunFinished(string, string, time.Duration) {}
-func (nopObserver) OperationFinished(string, string)          {}
-func (nopObserver) RowsRejected(int)                          {}
-func (nopObserver) ChangesDeferred(string, int)               {}
-func (nopObserver) ReadHorizonHeld(time.Duration)             {}
-func (nopObserver) LockWaited(time.Duration)                  {}
-func (nopObserver) SetLockHeld(bool)                          {}
+func (nopObserver) RunFinished(state.RunKind, state.Outcome, time.Duration) {}
+func (nopObserver) OperationFinished(planner.OpKind, state.Status)          {}
+func (nopObserver) RowsRejected(int)                                        {}
+func (nopObserver) ChangesDeferred(state.RunKind, int)                      {}
+func (nopObserver) ReadHorizonHeld(time.Duration)                           {}
+func (nopObserver) LockWaited(time.Duration)                                {}
+func (nopObserver) SetLockHeld(bool)                                        {}
 
 // Backfill is a full reconcile under the project lock (see Run).
 func (r *Reconciler) Backfill(ctx context.Context, wait bool) (Report, error) {
-	return r.Run(ctx, RunFull, wait)
+	return r.Run(ctx, state.RunFull, wait)
 }
 
 // IsLocked reports whether err says another runner holds the project lock.
-func IsLocked(err error) bool { return errors.Is(err, crm.ErrLocked) }
+func IsLocked(err error) bool { return errors.Is(err, lease.ErrHeld) }

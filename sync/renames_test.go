@@ -3,8 +3,9 @@ package sync_test
 import (
 	"testing"
 
+	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/sinch/sinchtest"
-	contactsync "github.com/syncd/syncd/sync"
+	"github.com/syncd/syncd/state"
 )
 
 // A renamed record keeps its contact: the next incremental run re-keys it
@@ -25,17 +26,17 @@ func TestIncrementalRekeysAReportedRename(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
-			if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(20, "Person")); err != nil {
+			if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(20, "Person")); err != nil {
 				t.Fatal(err)
 			}
-			mustRun(t, rec, contactsync.RunFull)
+			mustRun(t, rec, state.RunFull)
 			old := byExternalID(emu)["crm-00003"][0]
 			execSQL(t, store, `UPDATE crm_contacts SET external_id = 'crm-renamed' WHERE external_id = 'crm-00003'`)
 			if tt.reported {
 				rec.NoteRename("crm-00003", "crm-renamed")
 			}
 			emu.ResetCalls()
-			mustRun(t, rec, contactsync.RunIncremental)
+			mustRun(t, rec, state.RunIncremental)
 			if n := emu.Calls(sinchtest.OpCreate) + emu.Calls(sinchtest.OpDelete) + emu.Calls(sinchtest.OpMerge); n != 0 {
 				t.Errorf("the rename cost %v", emu.CallCounts())
 			}
@@ -55,7 +56,7 @@ func TestIncrementalRekeysAReportedRename(t *testing.T) {
 			}
 			// A full run then has nothing to do.
 			emu.ResetCalls()
-			mustRun(t, rec, contactsync.RunFull)
+			mustRun(t, rec, state.RunFull)
 			if n := writes(emu); n != 0 {
 				t.Errorf("the next full run wrote %d times", n)
 			}
@@ -66,14 +67,14 @@ func TestIncrementalRekeysAReportedRename(t *testing.T) {
 // A hint that no longer holds (the old row is back) changes nothing.
 func TestStaleRenameIsIgnored(t *testing.T) {
 	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(20, "Person")); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(20, "Person")); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	rec.NoteRename("crm-00003", "crm-00004") // crm-00003 still exists; crm-00004 is linked
 	rec.NoteRename("crm-00005", "crm-nowhere")
 	emu.ResetCalls()
-	mustRun(t, rec, contactsync.RunIncremental)
+	mustRun(t, rec, state.RunIncremental)
 	if n := writes(emu); n != 0 {
 		t.Errorf("stale hints cost %v", emu.CallCounts())
 	}

@@ -11,9 +11,11 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/crm"
-	"github.com/syncd/syncd/crm/crmtest"
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
+	"github.com/syncd/syncd/state"
+	"github.com/syncd/syncd/state/statetest"
 	contactsync "github.com/syncd/syncd/sync"
 )
 
@@ -21,7 +23,7 @@ import (
 // against PostgreSQL and the emulator: each ends by asserting what Sinch
 // holds and what the runs wrote.
 
-func execSQL(t *testing.T, store *crm.Store, query string, args ...any) {
+func execSQL(t *testing.T, store *state.Store, query string, args ...any) {
 	t.Helper()
 	if err := store.DB().WithContext(t.Context()).Exec(query, args...).Error; err != nil {
 		t.Fatalf("exec %q: %v", query, err)
@@ -40,10 +42,10 @@ func writes(emu *sinchtest.Emulator) int {
 	return emu.Calls(sinchtest.OpCreate) + emu.Calls(sinchtest.OpUpdate) + emu.Calls(sinchtest.OpMerge) + emu.Calls(sinchtest.OpDelete)
 }
 
-func mustRun(t *testing.T, rec *contactsync.Reconciler, kind string) contactsync.Report {
+func mustRun(t *testing.T, rec *contactsync.Reconciler, kind state.RunKind) contactsync.Report {
 	t.Helper()
 	rep, err := rec.Run(t.Context(), kind, false)
-	if err != nil || rep.Outcome != contactsync.OutcomeSucceeded {
+	if err != nil || rep.Outcome != state.OutcomeSucceeded {
 		t.Fatalf("%s run: outcome %s, err %v, errors %v", kind, rep.Outcome, err, rep.Errors)
 	}
 	return rep
@@ -56,16 +58,16 @@ func mustRun(t *testing.T, rec *contactsync.Reconciler, kind string) contactsync
 func TestHandEditedExternalIDIsPutBack(t *testing.T) {
 	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
 	ctx := t.Context()
-	if err := store.UpsertRecords(ctx, "crm_contacts", chaosRows(2, "Person")); err != nil {
+	if err := crm.UpsertRecords(ctx, store.SQL(), "crm_contacts", chaosRows(2, "Person")); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	c1 := byExternalID(emu)["crm-00000"][0]
 	if _, err := rec.Sinch.UpdateContact(ctx, c1.ID, sinch.Contact{ExternalID: "crm-00001"}, []string{sinch.FieldExternalID}); err != nil {
 		t.Fatal(err)
 	}
 	emu.ResetCalls()
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 
 	if n := emu.Calls(sinchtest.OpMerge) + emu.Calls(sinchtest.OpCreate) + emu.Calls(sinchtest.OpDelete); n != 0 {
 		t.Errorf("%d merges, creates or deletes after the hand edit, want 0 (%v)", n, emu.CallCounts())
@@ -83,14 +85,14 @@ func TestHandEditedExternalIDIsPutBack(t *testing.T) {
 // conversations): re-keyed with one patch, never deleted and created anew.
 func TestRenamedRecordKeepsItsContact(t *testing.T) {
 	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(20, "Person")); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(20, "Person")); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	old := byExternalID(emu)["crm-00003"][0]
 	execSQL(t, store, `UPDATE crm_contacts SET external_id = 'crm-renamed', updated_at = now() WHERE external_id = 'crm-00003'`)
 	emu.ResetCalls()
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 
 	if n := emu.Calls(sinchtest.OpCreate) + emu.Calls(sinchtest.OpDelete) + emu.Calls(sinchtest.OpMerge); n != 0 {
 		t.Errorf("the rename cost %v, want one patch", emu.CallCounts())
@@ -114,7 +116,7 @@ func TestRenamedRecordKeepsItsContact(t *testing.T) {
 	}
 	// The old id's link gone, incremental runs have nothing to look up.
 	emu.ResetCalls()
-	if rep := mustRun(t, rec, contactsync.RunIncremental); rep.Lookups != 0 {
+	if rep := mustRun(t, rec, state.RunIncremental); rep.Lookups != 0 {
 		t.Errorf("an incremental run after the rename made %d lookups (%v)", rep.Lookups, emu.CallCounts())
 	}
 }
@@ -124,10 +126,10 @@ func TestRenamedRecordKeepsItsContact(t *testing.T) {
 // incremental runs stop looking its row up.
 func TestFullRunDropsLinksThatNameNothing(t *testing.T) {
 	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(5, "Person")); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(5, "Person")); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	if err := emu.DeleteAsPerson(byExternalID(emu)["crm-00003"][0].ID); err != nil {
 		t.Fatal(err)
 	}
@@ -135,10 +137,10 @@ func TestFullRunDropsLinksThatNameNothing(t *testing.T) {
 	emu.ResetCalls()
 	// The vanished row's contact is looked for by its external_id and by
 	// the id its link names (it may carry another external_id now).
-	if rep := mustRun(t, rec, contactsync.RunIncremental); rep.Lookups != 2 {
+	if rep := mustRun(t, rec, state.RunIncremental); rep.Lookups != 2 {
 		t.Errorf("the incremental run made %d lookups, want 2 for the vanished row", rep.Lookups)
 	}
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	if n := writes(emu); n != 0 {
 		t.Errorf("the runs wrote %v, want nothing", emu.CallCounts())
 	}
@@ -149,7 +151,7 @@ func TestFullRunDropsLinksThatNameNothing(t *testing.T) {
 	if l, ok := links["crm-00003"]; ok || len(links) != 4 {
 		t.Errorf("links: %d, the gone record's %+v", len(links), l)
 	}
-	if rep := mustRun(t, rec, contactsync.RunIncremental); rep.Lookups != 0 {
+	if rep := mustRun(t, rec, state.RunIncremental); rep.Lookups != 0 {
 		t.Errorf("an incremental run after the full one made %d lookups, want none", rep.Lookups)
 	}
 }
@@ -163,18 +165,18 @@ func TestFullRunDropsLinksThatNameNothing(t *testing.T) {
 func TestIncrementalAdoptsOnlyWhatAFullRunWould(t *testing.T) {
 	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
 	rows := chaosRows(2, "Person") // phones +46730000000 and +46730000001
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", rows[1:]); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", rows[1:]); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	u := emu.Seed(sinch.Contact{Language: "EN_US", DisplayName: "Someone", ChannelIdentities: []sinch.ChannelIdentity{
 		{Channel: "SMS", Identity: "46730000000"}, {Channel: "WHATSAPP", Identity: "46730000001"},
 	}})[0]
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", rows[:1]); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", rows[:1]); err != nil {
 		t.Fatal(err)
 	}
 	emu.ResetCalls()
-	rep := mustRun(t, rec, contactsync.RunIncremental)
+	rep := mustRun(t, rec, state.RunIncremental)
 	if n, c := writes(emu), emu.Calls(sinchtest.OpCreate); n != 1 || c != 1 {
 		t.Errorf("the incremental run wrote %v, want one create", emu.CallCounts())
 	}
@@ -182,7 +184,7 @@ func TestIncrementalAdoptsOnlyWhatAFullRunWould(t *testing.T) {
 		t.Errorf("the run does not say why U is left alone: notes %q", rep.Plan.Notes)
 	}
 	emu.ResetCalls()
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	if n := writes(emu); n != 0 {
 		t.Errorf("the full run after it wrote %v, want nothing", emu.CallCounts())
 	}
@@ -200,13 +202,13 @@ func TestIncrementalAdoptsOnlyWhatAFullRunWould(t *testing.T) {
 // run, not only by the nightly full one.
 func TestIncrementalNoticesAVanishedRow(t *testing.T) {
 	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(20, "Person")); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(20, "Person")); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	execSQL(t, store, `DELETE FROM crm_contacts WHERE external_id = 'crm-00007'`)
 	emu.ResetCalls()
-	mustRun(t, rec, contactsync.RunIncremental)
+	mustRun(t, rec, state.RunIncremental)
 	if got := emu.Calls(sinchtest.OpDelete); got != 1 {
 		t.Errorf("%d deletes, want 1 (%v)", got, emu.CallCounts())
 	}
@@ -218,10 +220,11 @@ func TestIncrementalNoticesAVanishedRow(t *testing.T) {
 	}
 }
 
-// twiceRead is a store whose ChangedSince returns a row twice, old and then
-// new, as it happens when the row is updated while the changes are paged.
+// twiceRead is a CRM reader whose ChangedSince returns a row twice, old and
+// then new, as it happens when the row is updated while the changes are
+// paged.
 type twiceRead struct {
-	*crm.Store
+	contactsync.CRM
 	stale crm.Record
 }
 
@@ -230,7 +233,7 @@ func (s twiceRead) ChangedSince(ctx context.Context, source crm.Source, since ti
 		if !yield([]crm.Record{s.stale}, nil) {
 			return
 		}
-		for batch, err := range s.Store.ChangedSince(ctx, source, since, batchSize) {
+		for batch, err := range s.CRM.ChangedSince(ctx, source, since, batchSize) {
 			if !yield(batch, err) {
 				return
 			}
@@ -241,15 +244,15 @@ func (s twiceRead) ChangedSince(ctx context.Context, source crm.Source, since ti
 func TestIncrementalKeepsTheLastReadOfARow(t *testing.T) {
 	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
 	rows := chaosRows(3, "Person")
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", rows); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", rows); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	stale := rows[1]
 	stale.DisplayName = str("Stale name")
 	execSQL(t, store, `UPDATE crm_contacts SET display_name = 'New name', updated_at = now() WHERE external_id = 'crm-00001'`)
-	rec.Store = twiceRead{Store: store, stale: stale}
-	rep := mustRun(t, rec, contactsync.RunIncremental)
+	rec.CRM = twiceRead{CRM: rec.CRM, stale: stale}
+	rep := mustRun(t, rec, state.RunIncremental)
 	if len(rep.Plan.Rejected) != 0 {
 		t.Errorf("rejected %v", rep.Plan.Rejected)
 	}
@@ -264,10 +267,10 @@ func TestIncrementalKeepsTheLastReadOfARow(t *testing.T) {
 func TestWatermarkWaitsForAnOpenTransaction(t *testing.T) {
 	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
 	rec.Overlap = time.Nanosecond
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(3, "Person")); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(3, "Person")); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 
 	tx := store.DB().WithContext(t.Context()).Begin()
 	if err := tx.Error; err != nil {
@@ -278,13 +281,13 @@ func TestWatermarkWaitsForAnOpenTransaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Runs while the transaction is open see nothing new of it...
-	mustRun(t, rec, contactsync.RunIncremental)
-	mustRun(t, rec, contactsync.RunIncremental)
+	mustRun(t, rec, state.RunIncremental)
+	mustRun(t, rec, state.RunIncremental)
 	if err := tx.Commit().Error; err != nil {
 		t.Fatal(err)
 	}
 	// ...and the first run after it commits picks the row up.
-	mustRun(t, rec, contactsync.RunIncremental)
+	mustRun(t, rec, state.RunIncremental)
 	if cs := byExternalID(emu)["crm-00002"]; len(cs) != 1 || cs[0].DisplayName != "Committed late" {
 		t.Errorf("crm-00002 is %v: a committed change was skipped", cs)
 	}
@@ -295,15 +298,15 @@ func TestWatermarkWaitsForAnOpenTransaction(t *testing.T) {
 // its first statement, not only once it holds an xid. Otherwise the rows it
 // commits are older than the watermark and no incremental run reads them.
 func TestWatermarkWaitsForATransactionThatBeganByReading(t *testing.T) {
-	dbURL := crmtest.NewDatabase(t)
-	store := crmtest.OpenStore(t, dbURL)
+	dbURL := statetest.NewDatabase(t)
+	store := statetest.OpenStore(t, dbURL)
 	rec, emu, _ := newChaosReconciler(t, sinchtest.Faults{})
-	rec.Store = store
+	onStore(rec, store)
 	rec.Overlap = time.Nanosecond
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(3, "Person")); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(3, "Person")); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 
 	crmApp := openSQL(t, dbURL) // the CRM's own connection, not syncd's
 	tx, err := crmApp.BeginTx(t.Context(), nil)
@@ -316,8 +319,8 @@ func TestWatermarkWaitsForATransactionThatBeganByReading(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Runs while it only reads see nothing of it...
-	mustRun(t, rec, contactsync.RunIncremental)
-	mustRun(t, rec, contactsync.RunIncremental)
+	mustRun(t, rec, state.RunIncremental)
+	mustRun(t, rec, state.RunIncremental)
 	if _, err := tx.ExecContext(t.Context(), `UPDATE crm_contacts SET display_name = 'Written late', updated_at = now() WHERE external_id = 'crm-00002'`); err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +328,7 @@ func TestWatermarkWaitsForATransactionThatBeganByReading(t *testing.T) {
 		t.Fatal(err)
 	}
 	// ...and the first run after it commits picks the row up.
-	mustRun(t, rec, contactsync.RunIncremental)
+	mustRun(t, rec, state.RunIncremental)
 	if cs := byExternalID(emu)["crm-00002"]; len(cs) != 1 || cs[0].DisplayName != "Written late" {
 		t.Errorf("crm-00002 is %v: a committed change was skipped", cs)
 	}
@@ -339,45 +342,45 @@ func TestJournalKeepsWhatCannotBeUndone(t *testing.T) {
 	rec.Options.MaxDeleteFraction = 1
 	rec.LockGrace = 50 * time.Millisecond // the stopped run is this process's: nothing to wait out
 	rows := chaosRows(3, "Person")
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", rows); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", rows); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	dup := emu.Seed(sinch.Contact{ExternalID: "crm-00000", Language: "EN_US", DisplayName: "Twin",
 		ChannelIdentities: []sinch.ChannelIdentity{{Channel: "SMS", Identity: "46730000000"}}})[0]
 	orphan := emu.Seed(sinch.Contact{ExternalID: "crm-gone", Language: "EN_US", DisplayName: "Orphan",
 		ChannelIdentities: []sinch.ChannelIdentity{{Channel: "SMS", Identity: "46739999999"}}})[0]
 
-	stopped, err := store.StartRun(t.Context(), "chaos", contactsync.RunFull)
+	stopped, err := store.StartRun(t.Context(), "chaos", state.RunFull)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.JournalAppend(t.Context(), []crm.JournalEntry{{RunID: stopped.ID, Kind: "create", ExternalID: "crm-00001"}}); err != nil {
+	if err := store.JournalAppend(t.Context(), []state.JournalEntry{{RunID: stopped.ID, Kind: planner.OpCreate, ExternalID: "crm-00001"}}); err != nil {
 		t.Fatal(err)
 	}
-	rep := mustRun(t, rec, contactsync.RunFull)
+	rep := mustRun(t, rec, state.RunFull)
 
 	entries, err := store.Journal(t.Context(), rep.RunID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kept := map[string]string{}
+	kept := map[planner.OpKind]string{}
 	for _, e := range entries {
-		if e.Kind == "merge" || e.Kind == "delete" {
+		if e.Kind == planner.OpMerge || e.Kind == planner.OpDelete {
 			kept[e.Kind] = string(e.Contacts)
 		}
 	}
-	if !strings.Contains(kept["merge"], dup.ID) || !strings.Contains(kept["merge"], `"Twin"`) {
-		t.Errorf("the merge journaled %q, want the full contacts, %s among them", kept["merge"], dup.ID)
+	if !strings.Contains(kept[planner.OpMerge], dup.ID) || !strings.Contains(kept[planner.OpMerge], `"Twin"`) {
+		t.Errorf("the merge journaled %q, want the full contacts, %s among them", kept[planner.OpMerge], dup.ID)
 	}
-	if !strings.Contains(kept["delete"], orphan.ID) || !strings.Contains(kept["delete"], `"Orphan"`) {
-		t.Errorf("the delete journaled %q, want the full contact %s", kept["delete"], orphan.ID)
+	if !strings.Contains(kept[planner.OpDelete], orphan.ID) || !strings.Contains(kept[planner.OpDelete], `"Orphan"`) {
+		t.Errorf("the delete journaled %q, want the full contact %s", kept[planner.OpDelete], orphan.ID)
 	}
 	old, err := store.Journal(t.Context(), stopped.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(old) != 1 || old[0].Status != contactsync.StatusUnknown {
+	if len(old) != 1 || old[0].Status != state.StatusUnknown {
 		t.Errorf("the stopped run's journal is %+v, want its pending entry closed as unknown", old)
 	}
 }
@@ -390,11 +393,11 @@ func TestRetriedCallsCountAsDone(t *testing.T) {
 		// Rates at which a call fails all its 8 attempts about once in 200,000.
 		ErrorRate: 0.12, TooManyRequestsRate: 0.05, DropAfterRate: 0.05, RetryAfter: -1, Seed: 11,
 	})
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(300, "Person")); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(300, "Person")); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := rec.Backfill(t.Context(), false)
-	if err != nil || rep.Outcome != contactsync.OutcomeSucceeded || rep.Failed != 0 {
+	if err != nil || rep.Outcome != state.OutcomeSucceeded || rep.Failed != 0 {
 		t.Fatalf("backfill through the storm: outcome %s, %d failed, err %v, errors %v", rep.Outcome, rep.Failed, err, rep.Errors)
 	}
 	if _, ok, err := store.Watermark(t.Context(), "chaos"); err != nil || !ok {
@@ -415,18 +418,18 @@ func (unknownCreates) CreateContact(context.Context, sinch.Contact) (*sinch.Cont
 func TestAmbiguousCreateIsUnknown(t *testing.T) {
 	rec, _, store := newChaosReconciler(t, sinchtest.Faults{})
 	rec.Sinch = unknownCreates{rec.Sinch}
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(1, "Person")); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(1, "Person")); err != nil {
 		t.Fatal(err)
 	}
 	rep, _ := rec.Backfill(t.Context(), false)
-	if rep.Outcome == contactsync.OutcomeSucceeded || len(rep.Rejected) != 0 {
+	if rep.Outcome == state.OutcomeSucceeded || len(rep.Rejected) != 0 {
 		t.Errorf("outcome %s with %d rejected, want a failed run and no reject", rep.Outcome, len(rep.Rejected))
 	}
 	entries, err := store.Journal(t.Context(), rep.RunID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entries) != 1 || entries[0].Status != contactsync.StatusUnknown {
+	if len(entries) != 1 || entries[0].Status != state.StatusUnknown {
 		t.Errorf("journal %+v, want one create journaled unknown", entries)
 	}
 }
@@ -452,11 +455,11 @@ func TestRefusedKeyStopsTheRun(t *testing.T) {
 	rec.Concurrency = 1
 	var creates atomic.Int32
 	rec.Sinch = refusedKey{SinchAPI: rec.Sinch, creates: &creates}
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(50, "Person")); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(50, "Person")); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := rec.Backfill(t.Context(), false)
-	if !sinch.IsAccessDenied(err) || rep.Outcome != contactsync.OutcomeFailed {
+	if !sinch.IsAccessDenied(err) || rep.Outcome != state.OutcomeFailed {
 		t.Errorf("outcome %s, err %v; want a failed run naming the refused key", rep.Outcome, err)
 	}
 	if n := creates.Load(); n != 1 {
@@ -467,7 +470,7 @@ func TestRefusedKeyStopsTheRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
-		if e.Status == contactsync.StatusPending {
+		if e.Status == state.StatusPending {
 			t.Fatalf("journal entry %+v left pending", e)
 		}
 	}
@@ -478,10 +481,10 @@ func TestRefusedKeyStopsTheRun(t *testing.T) {
 // contact back to crm-6 and creates one for crm-2.
 func TestIncrementalGivesAMovedContactBack(t *testing.T) {
 	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
-	if err := store.UpsertRecords(t.Context(), "crm_contacts", chaosRows(8, "Person")); err != nil {
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", chaosRows(8, "Person")); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, rec, contactsync.RunFull)
+	mustRun(t, rec, state.RunFull)
 	before := byExternalID(emu)
 	c6, c2 := before["crm-00006"][0], before["crm-00002"][0]
 	if _, err := rec.Sinch.UpdateContact(t.Context(), c6.ID, sinch.Contact{ExternalID: "crm-00002"}, []string{sinch.FieldExternalID}); err != nil {
@@ -492,7 +495,7 @@ func TestIncrementalGivesAMovedContactBack(t *testing.T) {
 	}
 	execSQL(t, store, `UPDATE crm_contacts SET display_name = 'Changed', updated_at = now() WHERE external_id = 'crm-00002'`)
 	emu.ResetCalls()
-	mustRun(t, rec, contactsync.RunIncremental)
+	mustRun(t, rec, state.RunIncremental)
 	after := byExternalID(emu)
 	if cs := after["crm-00006"]; len(cs) != 1 || cs[0].ID != c6.ID {
 		t.Errorf("crm-00006 has %v, want its own contact %s back", cs, c6.ID)

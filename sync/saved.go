@@ -12,6 +12,7 @@ import (
 	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
+	"github.com/syncd/syncd/state"
 )
 
 // Stale is an operation of a saved plan that apply refused.
@@ -34,7 +35,7 @@ func (r *Reconciler) ApplySaved(ctx context.Context, sp planner.SavedPlan, wait 
 		return Report{}, nil, fmt.Errorf("the plan is for project %s, the configuration for %s", sp.ProjectID, r.ProjectID)
 	}
 	var stale []Stale
-	rep, err := r.locked(ctx, RunApply, wait, func(ctx context.Context, runID int64, _ time.Time) (Report, error) {
+	rep, err := r.locked(ctx, state.RunApply, wait, func(ctx context.Context, runID int64, _ time.Time) (Report, error) {
 		stale = nil
 		reasons, err := r.checkSaved(ctx, sp)
 		if err != nil {
@@ -91,7 +92,7 @@ func (r *Reconciler) checkSaved(ctx context.Context, sp planner.SavedPlan) (map[
 	}
 	var mu stdsync.Mutex
 	reasons := make(map[string]string)
-	records, err := r.Store.RecordsByExternalID(ctx, crm.Source{Relation: sp.Source, Filter: sp.Filter}, order)
+	records, err := r.CRM.RecordsByExternalID(ctx, crm.Source{Relation: sp.Source, Filter: sp.Filter}, order)
 	unread, err := unreadableRows(err)
 	if err != nil {
 		return nil, fmt.Errorf("read CRM records: %w", err)

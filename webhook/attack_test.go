@@ -1,4 +1,4 @@
-package webhook
+package webhook_test
 
 import (
 	"bufio"
@@ -22,8 +22,9 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/syncd/syncd/crm"
-	"github.com/syncd/syncd/crm/crmtest"
+	"github.com/syncd/syncd/state"
+	"github.com/syncd/syncd/state/statetest"
+	"github.com/syncd/syncd/webhook"
 )
 
 // The attack of issue 22: many connections, each with signature headers
@@ -68,7 +69,7 @@ type busyCounter struct{ n atomic.Int64 }
 
 func (*busyCounter) CallbackReceived(string, bool) {}
 func (b *busyCounter) CallbackRefused(reason string) {
-	if reason == ReasonBusy {
+	if reason == webhook.ReasonBusy {
 		b.n.Add(1)
 	}
 }
@@ -104,14 +105,14 @@ func runAttackChild() int {
 	fail := func(err error) int { fmt.Fprintln(os.Stderr, "attack child:", err); return 1 }
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	st, err := crm.Open(ctx, os.Getenv(attackChildEnv), zap.NewNop())
+	st, err := state.Open(ctx, os.Getenv(attackChildEnv), zap.NewNop())
 	if err != nil {
 		return fail(err)
 	}
 	defer st.Close()
 	maxInFlight, _ := strconv.Atoi(os.Getenv(attackMaxInFlightEnv))
 	busy := &busyCounter{}
-	h := NewHandler(Config{Secret: testSecret, ProjectID: testProject, Store: NewStore(st.DB()), Observer: busy,
+	h := webhook.NewHandler(webhook.Config{Secret: testSecret, ProjectID: testProject, Store: webhook.NewStore(st.Events()), Observer: busy,
 		MaxInFlight: maxInFlight, BodyTimeout: time.Hour})
 	go h.Run(ctx)
 	mux := http.NewServeMux()
@@ -121,7 +122,7 @@ func runAttackChild() int {
 		return fail(err)
 	}
 	var read atomic.Int64
-	srv := NewServer(mux, time.Hour)
+	srv := webhook.NewServer(mux, time.Hour)
 	go srv.Serve(countingListener{ln, &read})
 	defer srv.Close()
 
@@ -232,7 +233,7 @@ func listenerUnderAttack(tb testing.TB, databaseURL string, maxInFlight int) (ad
 // tb.Cleanup. It returns the bytes of body each sends.
 func attack(tb testing.TB, addr string, conns int) int {
 	tb.Helper()
-	payload := bytes.Repeat([]byte("x"), MaxBody-1024)
+	payload := bytes.Repeat([]byte("x"), webhook.MaxBody-1024)
 	mac := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0x5a}, 32))
 	var wg sync.WaitGroup
 	for i := range conns {
@@ -242,8 +243,8 @@ func attack(tb testing.TB, addr string, conns int) int {
 		}
 		tb.Cleanup(func() { _ = conn.Close() })
 		head := fmt.Sprintf("POST /webhooks/sinch HTTP/1.1\r\nHost: syncd\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"+
-			"%s: %d\r\n%s: attack-%d\r\n%s: %s\r\n%s: %s\r\n\r\n", MaxBody,
-			HeaderTimestamp, time.Now().Unix(), HeaderNonce, i, HeaderAlgorithm, AlgorithmSHA256, HeaderSignature, mac)
+			"%s: %d\r\n%s: attack-%d\r\n%s: %s\r\n%s: %s\r\n\r\n", webhook.MaxBody,
+			webhook.HeaderTimestamp, time.Now().Unix(), webhook.HeaderNonce, i, webhook.HeaderAlgorithm, webhook.AlgorithmSHA256, webhook.HeaderSignature, mac)
 		wg.Go(func() {
 			// A connection turned away is closed under the write: the
 			// attacker does not care.
@@ -264,7 +265,7 @@ func attack(tb testing.TB, addr string, conns int) int {
 // the Go runtime's: with -race only the runtime's own figure is held to
 // the bound.
 func TestListenerMemoryUnderAttack(t *testing.T) {
-	dbURL := crmtest.NewDatabase(t)
+	dbURL := statetest.NewDatabase(t)
 	for _, conns := range []int{100, 200, 400} {
 		t.Run(fmt.Sprint(conns, " connections"), func(t *testing.T) {
 			addr, status := listenerUnderAttack(t, dbURL, 0)
@@ -272,8 +273,8 @@ func TestListenerMemoryUnderAttack(t *testing.T) {
 			var s attackStatus
 			until(t, "the attack has filled every place and been turned away from the rest", func() bool {
 				s = status()
-				return s.InFlight == DefaultMaxInFlight && s.Busy == conns-DefaultMaxInFlight &&
-					s.Read >= int64(DefaultMaxInFlight*sent)
+				return s.InFlight == webhook.DefaultMaxInFlight && s.Busy == conns-webhook.DefaultMaxInFlight &&
+					s.Read >= int64(webhook.DefaultMaxInFlight*sent)
 			})
 			t.Logf("%d connections: %d bodies being read (%.1f MiB read), %d turned away; peaks: Go runtime %.1f MiB, heap objects %.1f MiB, RSS %.1f MiB",
 				conns, s.InFlight, mib(uint64(s.Read)), s.Busy, mib(s.PeakGo), mib(s.PeakHeap), mib(s.PeakRSS))
@@ -296,12 +297,12 @@ func mib(b uint64) float64 { return float64(b) / (1 << 20) }
 //
 //	go test -run XXX -bench ListenerUnderAttack -benchtime 1x ./webhook/
 func BenchmarkListenerUnderAttack(b *testing.B) {
-	dbURL := crmtest.NewDatabase(b)
+	dbURL := statetest.NewDatabase(b)
 	const conns = 400
 	for _, bound := range []struct {
 		name        string
 		maxInFlight int
-	}{{"default", DefaultMaxInFlight}, {"lifted", conns}} {
+	}{{"default", webhook.DefaultMaxInFlight}, {"lifted", conns}} {
 		b.Run(bound.name, func(b *testing.B) {
 			var peakGo, peakRSS uint64
 			for range b.N {

@@ -1,4 +1,4 @@
-package webhook
+package webhook_test
 
 import (
 	"fmt"
@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/syncd/syncd/webhook"
 )
 
 // BenchmarkReceive measures callbacks verified and stored per second: real
@@ -20,7 +22,7 @@ import (
 // stored.
 func BenchmarkReceive(b *testing.B) {
 	const inFlight = 64
-	rv := newReceiverWith(b, freshStore(b), func(c *Config) { c.MaxInFlight = inFlight })
+	rv := newReceiverWith(b, freshStore(b), func(c *webhook.Config) { c.MaxInFlight = inFlight })
 	before := rv.state(b).Events
 	var seq atomic.Int64
 	var mu stdsync.Mutex
@@ -40,7 +42,7 @@ func BenchmarkReceive(b *testing.B) {
 				b.Error(err)
 				return
 			}
-			Sign(req.Header, []byte(testSecret), body, fmt.Sprintf("nonce-%d", n), time.Now())
+			webhook.Sign(req.Header, []byte(testSecret), body, fmt.Sprintf("nonce-%d", n), time.Now())
 			sent := time.Now()
 			resp, err := client.Do(req)
 			if err != nil {

@@ -1,4 +1,4 @@
-package webhook
+package webhook_test
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/syncd/syncd/webhook"
 )
 
 // Every refused callback leaves the store as it was; a verified one is
@@ -19,12 +21,12 @@ func TestHandlerRefusesAndDedupes(t *testing.T) {
 	if got := rv.post(t, body, testSecret, "nonce-1", now); got != http.StatusOK {
 		t.Fatalf("a good callback: %d", got)
 	}
-	want := state{Events: 1, Nonces: 1, Pending: 1}
+	want := tables{Events: 1, Nonces: 1, Pending: 1}
 	if got := rv.state(t); got != want {
 		t.Fatalf("after one callback: %+v, want %+v", got, want)
 	}
 
-	big := append(updateEvent(testProject, "C2", strings.Repeat("x", MaxBody)), ' ')
+	big := append(updateEvent(testProject, "C2", strings.Repeat("x", webhook.MaxBody)), ' ')
 	tests := []struct {
 		name   string
 		body   []byte
@@ -34,14 +36,14 @@ func TestHandlerRefusesAndDedupes(t *testing.T) {
 		status int
 		reason string
 	}{
-		{"unsigned", updateEvent(testProject, "C2", "Bob"), "", "", now, http.StatusUnauthorized, ReasonMissingSignature},
-		{"forged", updateEvent(testProject, "C2", "Bob"), "not-the-secret", "nonce-2", now, http.StatusUnauthorized, ReasonBadSignature},
-		{"replayed nonce", body, testSecret, "nonce-1", now, http.StatusUnauthorized, ReasonReplay},
-		{"replayed nonce, other body", updateEvent(testProject, "C2", "Bob"), testSecret, "nonce-1", now, http.StatusUnauthorized, ReasonReplay},
-		{"stale", updateEvent(testProject, "C2", "Bob"), testSecret, "nonce-3", now.Add(-MaxSkew - time.Minute), http.StatusUnauthorized, ReasonStale},
-		{"from the future", updateEvent(testProject, "C2", "Bob"), testSecret, "nonce-4", now.Add(MaxSkew + time.Minute), http.StatusUnauthorized, ReasonStale},
-		{"oversized", big, testSecret, "nonce-5", now, http.StatusRequestEntityTooLarge, ReasonTooLarge},
-		{"not an envelope", []byte(`[1,2]`), testSecret, "nonce-6", now, http.StatusBadRequest, ReasonBadPayload},
+		{"unsigned", updateEvent(testProject, "C2", "Bob"), "", "", now, http.StatusUnauthorized, webhook.ReasonMissingSignature},
+		{"forged", updateEvent(testProject, "C2", "Bob"), "not-the-secret", "nonce-2", now, http.StatusUnauthorized, webhook.ReasonBadSignature},
+		{"replayed nonce", body, testSecret, "nonce-1", now, http.StatusUnauthorized, webhook.ReasonReplay},
+		{"replayed nonce, other body", updateEvent(testProject, "C2", "Bob"), testSecret, "nonce-1", now, http.StatusUnauthorized, webhook.ReasonReplay},
+		{"stale", updateEvent(testProject, "C2", "Bob"), testSecret, "nonce-3", now.Add(-webhook.MaxSkew - time.Minute), http.StatusUnauthorized, webhook.ReasonStale},
+		{"from the future", updateEvent(testProject, "C2", "Bob"), testSecret, "nonce-4", now.Add(webhook.MaxSkew + time.Minute), http.StatusUnauthorized, webhook.ReasonStale},
+		{"oversized", big, testSecret, "nonce-5", now, http.StatusRequestEntityTooLarge, webhook.ReasonTooLarge},
+		{"not an envelope", []byte(`[1,2]`), testSecret, "nonce-6", now, http.StatusBadRequest, webhook.ReasonBadPayload},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -109,20 +111,20 @@ func TestHandlerRemembersAcrossRestarts(t *testing.T) {
 	if got := second.post(t, body, testSecret, "n1", now); got != http.StatusUnauthorized {
 		t.Errorf("replay to a restarted receiver: %d, want 401", got)
 	}
-	pending, err := second.store.Pending(context.Background(), testProject, 10)
+	pending, err := second.events.Pending(context.Background(), testProject, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(pending) != 1 || pending[0].Trigger != TriggerUpdate || pending[0].Event.Contact.ID != "C1" {
+	if len(pending) != 1 || pending[0].Trigger != webhook.TriggerUpdate || pending[0].Event.Contact.ID != "C1" {
 		t.Fatalf("pending = %+v", pending)
 	}
-	if err := second.store.Done(context.Background(), []int64{pending[0].ID}, 7); err != nil {
+	if err := second.events.Done(context.Background(), []int64{pending[0].ID}, 7); err != nil {
 		t.Fatal(err)
 	}
 	if got := second.state(t); got.Pending != 0 {
 		t.Errorf("after Done: %+v", got)
 	}
-	q, err := second.store.Queue(context.Background(), testProject)
+	q, err := second.events.Queue(context.Background(), testProject)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,34 +142,5 @@ func TestHandlerMethod(t *testing.T) {
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("GET: %d", resp.StatusCode)
-	}
-}
-
-// Within one batch, a repeated nonce is a replay and a repeated event a
-// duplicate, as they would be across batches.
-func TestSaveBatch(t *testing.T) {
-	rv := newReceiver(t)
-	mk := func(nonce, contact string) *receipt {
-		body := updateEvent(testProject, contact, "Ann")
-		ev, err := ParseEvent(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return &receipt{nonce: nonce, key: EventKey(body), event: ev, body: body}
-	}
-	batch := []*receipt{mk("n1", "A"), mk("n2", "A"), mk("n1", "B"), mk("n3", "B")}
-	results, err := rv.store.save(context.Background(), testProject, batch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantErr := []error{nil, nil, ErrReplay, nil}
-	wantDup := []bool{false, true, false, false}
-	for i := range batch {
-		if results[i] != wantErr[i] || (results[i] == nil && batch[i].duplicate != wantDup[i]) {
-			t.Errorf("receipt %d: err %v duplicate %v, want %v %v", i, results[i], batch[i].duplicate, wantErr[i], wantDup[i])
-		}
-	}
-	if got, want := rv.state(t), (state{Events: 2, Nonces: 3, Pending: 2}); got != want {
-		t.Errorf("state %+v, want %+v", got, want)
 	}
 }

@@ -1,4 +1,4 @@
-package webhook
+package webhook_test
 
 import (
 	"bytes"
@@ -14,7 +14,9 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
-	"github.com/syncd/syncd/crm/crmtest"
+	"github.com/syncd/syncd/state"
+	"github.com/syncd/syncd/state/statetest"
+	"github.com/syncd/syncd/webhook"
 )
 
 const (
@@ -59,8 +61,9 @@ func (o *countingObserver) refusedFor(reason string) int {
 
 // receiver is a Handler on a fresh database, served by httptest.
 type receiver struct {
-	h      *Handler
-	store  *Store
+	h      *webhook.Handler
+	events *state.Events
+	store  *state.Store
 	obs    *countingObserver
 	srv    *httptest.Server
 	now    atomic.Pointer[time.Time]
@@ -73,36 +76,38 @@ func newReceiver(tb testing.TB) *receiver {
 }
 
 // freshStore is a Store on a fresh database.
-func freshStore(tb testing.TB) *Store {
+func freshStore(tb testing.TB) *state.Store {
 	tb.Helper()
-	return NewStore(crmtest.NewStore(tb).DB())
+	return statetest.NewStore(tb)
 }
 
-func newReceiverOn(tb testing.TB, store *Store) *receiver {
+// newReceiverOn is a receiver on store's database, as a restarted process
+// would be.
+func newReceiverOn(tb testing.TB, store *state.Store) *receiver {
 	tb.Helper()
-	return newReceiverWith(tb, store, func(*Config) {})
+	return newReceiverWith(tb, store, func(*webhook.Config) {})
 }
 
 // newReceiverWith is newReceiverOn with the handler's configuration
 // changed by tune, served as webhook.NewServer serves it.
-func newReceiverWith(tb testing.TB, store *Store, tune func(*Config)) *receiver {
+func newReceiverWith(tb testing.TB, store *state.Store, tune func(*webhook.Config)) *receiver {
 	tb.Helper()
-	rv := &receiver{store: store, obs: &countingObserver{}}
+	rv := &receiver{events: store.Events(), store: store, obs: &countingObserver{}}
 	start := time.Now()
 	rv.now.Store(&start)
-	cfg := Config{
-		Secret: testSecret, ProjectID: testProject, Store: store, Logger: zaptest.NewLogger(tb),
+	cfg := webhook.Config{
+		Secret: testSecret, ProjectID: testProject, Store: webhook.NewStore(rv.events), Logger: zaptest.NewLogger(tb),
 		Observer: rv.obs, Now: func() time.Time { return *rv.now.Load() },
 		OnStored: func() { rv.stored.Add(1) },
 	}
 	tune(&cfg)
-	rv.h = NewHandler(cfg)
+	rv.h = webhook.NewHandler(cfg)
 	h := rv.h
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); h.Run(ctx) }()
 	rv.srv = httptest.NewUnstartedServer(h)
-	rv.srv.Config = NewServer(h, cfg.BodyTimeout)
+	rv.srv.Config = webhook.NewServer(h, cfg.BodyTimeout)
 	rv.srv.Start()
 	tb.Cleanup(func() {
 		rv.srv.Close()
@@ -121,7 +126,7 @@ func (rv *receiver) post(tb testing.TB, body []byte, secret, nonce string, signe
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if secret != "" {
-		Sign(req.Header, []byte(secret), body, nonce, signedAt)
+		webhook.Sign(req.Header, []byte(secret), body, nonce, signedAt)
 	}
 	resp, err := rv.srv.Client().Do(req)
 	if err != nil {
@@ -132,13 +137,13 @@ func (rv *receiver) post(tb testing.TB, body []byte, secret, nonce string, signe
 	return resp.StatusCode
 }
 
-// state is what the store holds.
-type state struct{ Events, Nonces, Pending int }
+// tables is what the event tables hold.
+type tables struct{ Events, Nonces, Pending int }
 
-func (rv *receiver) state(tb testing.TB) state {
+func (rv *receiver) state(tb testing.TB) tables {
 	tb.Helper()
-	var s state
-	err := rv.store.db.Raw(`SELECT (SELECT count(*) FROM syncd.webhook_events) AS events,
+	var s tables
+	err := rv.store.DB().Raw(`SELECT (SELECT count(*) FROM syncd.webhook_events) AS events,
 		(SELECT count(*) FROM syncd.webhook_nonces) AS nonces,
 		(SELECT count(*) FROM syncd.webhook_events WHERE done_at IS NULL) AS pending`).Scan(&s).Error
 	if err != nil {

@@ -1,4 +1,4 @@
-package webhook
+package webhook_test
 
 import (
 	"bufio"
@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/syncd/syncd/webhook"
 )
 
 // answerWithin bounds how long a test waits for an answer that should come
@@ -76,7 +78,7 @@ func until(t testing.TB, what string, cond func() bool) {
 // signed is the signature headers of body.
 func signed(body []byte, nonce string, at time.Time) http.Header {
 	h := http.Header{}
-	Sign(h, []byte(testSecret), body, nonce, at)
+	webhook.Sign(h, []byte(testSecret), body, nonce, at)
 	return h
 }
 
@@ -84,12 +86,12 @@ func signed(body []byte, nonce string, at time.Time) http.Header {
 // the answer comes while the body the request declares is still to be
 // sent, and the connection is closed, the body unread.
 func TestRefusedBeforeTheBodyIsRead(t *testing.T) {
-	rv := newReceiverWith(t, freshStore(t), func(c *Config) { c.BodyTimeout = time.Hour })
+	rv := newReceiverWith(t, freshStore(t), func(c *webhook.Config) { c.BodyTimeout = time.Hour })
 	now := *rv.now.Load()
 	body := updateEvent(testProject, "C1", "Ann")
 	unsigned := http.Header{}
 	malformed := signed(body, "n1", now)
-	malformed.Set(HeaderSignature, "not base64!")
+	malformed.Set(webhook.HeaderSignature, "not base64!")
 	tests := []struct {
 		name   string
 		h      http.Header
@@ -97,10 +99,10 @@ func TestRefusedBeforeTheBodyIsRead(t *testing.T) {
 		status int
 		reason string
 	}{
-		{"unsigned", unsigned, MaxBody, http.StatusUnauthorized, ReasonMissingSignature},
-		{"malformed signature", malformed, MaxBody, http.StatusUnauthorized, ReasonBadSignature},
-		{"stale", signed(body, "n2", now.Add(-MaxSkew-time.Minute)), MaxBody, http.StatusUnauthorized, ReasonStale},
-		{"declared too large", signed(body, "n3", now), MaxBody + 1, http.StatusRequestEntityTooLarge, ReasonTooLarge},
+		{"unsigned", unsigned, webhook.MaxBody, http.StatusUnauthorized, webhook.ReasonMissingSignature},
+		{"malformed signature", malformed, webhook.MaxBody, http.StatusUnauthorized, webhook.ReasonBadSignature},
+		{"stale", signed(body, "n2", now.Add(-webhook.MaxSkew-time.Minute)), webhook.MaxBody, http.StatusUnauthorized, webhook.ReasonStale},
+		{"declared too large", signed(body, "n3", now), webhook.MaxBody + 1, http.StatusRequestEntityTooLarge, webhook.ReasonTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -114,7 +116,7 @@ func TestRefusedBeforeTheBodyIsRead(t *testing.T) {
 			}
 		})
 	}
-	if got := rv.state(t); got != (state{}) {
+	if got := rv.state(t); got != (tables{}) {
 		t.Errorf("state %+v, want nothing stored", got)
 	}
 }
@@ -123,7 +125,7 @@ func TestRefusedBeforeTheBodyIsRead(t *testing.T) {
 // 503 at once, unread, for Sinch to send again; the one under way is not
 // disturbed.
 func TestBusyIsAnsweredAtOnce(t *testing.T) {
-	rv := newReceiverWith(t, freshStore(t), func(c *Config) { c.MaxInFlight = 1; c.BodyTimeout = time.Hour })
+	rv := newReceiverWith(t, freshStore(t), func(c *webhook.Config) { c.MaxInFlight = 1; c.BodyTimeout = time.Hour })
 	now := *rv.now.Load()
 	first := updateEvent(testProject, "C1", "Ann")
 	held := rawPost(t, rv, signed(first, "n1", now), len(first), first[:len(first)-1])
@@ -134,7 +136,7 @@ func TestBusyIsAnsweredAtOnce(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || !resp.Close || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("status %d, close %v, Retry-After %q; want 503, closed, a Retry-After", resp.StatusCode, resp.Close, resp.Header.Get("Retry-After"))
 	}
-	if n := rv.obs.refusedFor(ReasonBusy); n != 1 {
+	if n := rv.obs.refusedFor(webhook.ReasonBusy); n != 1 {
 		t.Errorf("refused{busy} = %d, want 1", n)
 	}
 
@@ -144,7 +146,7 @@ func TestBusyIsAnsweredAtOnce(t *testing.T) {
 	if resp := readAnswer(t, held); resp.StatusCode != http.StatusOK {
 		t.Fatalf("the first callback: %d", resp.StatusCode)
 	}
-	if got, want := rv.state(t), (state{Events: 1, Nonces: 1, Pending: 1}); got != want {
+	if got, want := rv.state(t), (tables{Events: 1, Nonces: 1, Pending: 1}); got != want {
 		t.Errorf("state %+v, want %+v", got, want)
 	}
 	until(t, "the place is freed", func() bool { return rv.h.InFlight() == 0 })
@@ -156,14 +158,14 @@ func TestBusyIsAnsweredAtOnce(t *testing.T) {
 // A body that does not arrive within BodyTimeout is refused, and its place
 // is freed.
 func TestSlowBodyIsRefused(t *testing.T) {
-	rv := newReceiverWith(t, freshStore(t), func(c *Config) { c.MaxInFlight = 1; c.BodyTimeout = 50 * time.Millisecond })
+	rv := newReceiverWith(t, freshStore(t), func(c *webhook.Config) { c.MaxInFlight = 1; c.BodyTimeout = 50 * time.Millisecond })
 	now := *rv.now.Load()
 	body := updateEvent(testProject, "C1", "Ann")
 	resp := readAnswer(t, rawPost(t, rv, signed(body, "n1", now), len(body), body[:10]))
 	if resp.StatusCode != http.StatusRequestTimeout {
 		t.Errorf("status %d, want 408", resp.StatusCode)
 	}
-	if n := rv.obs.refusedFor(ReasonSlowBody); n != 1 {
+	if n := rv.obs.refusedFor(webhook.ReasonSlowBody); n != 1 {
 		t.Errorf("refused{slow_body} = %d, want 1", n)
 	}
 	until(t, "the slow callback's place is freed", func() bool { return rv.h.InFlight() == 0 })
@@ -176,7 +178,7 @@ func TestSlowBodyIsRefused(t *testing.T) {
 func TestHeadersTooLarge(t *testing.T) {
 	rv := newReceiver(t)
 	h := signed([]byte("{}"), "n1", *rv.now.Load())
-	h.Set("X-Padding", strings.Repeat("x", 2*MaxHeaderBytes))
+	h.Set("X-Padding", strings.Repeat("x", 2*webhook.MaxHeaderBytes))
 	resp := readAnswer(t, rawPost(t, rv, h, 2, []byte("{}")))
 	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Errorf("status %d, want 431", resp.StatusCode)

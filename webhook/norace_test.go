@@ -1,5 +1,5 @@
 //go:build !race
 
-package webhook
+package webhook_test
 
 const raceEnabled = false

@@ -1,6 +1,6 @@
 //go:build race
 
-package webhook
+package webhook_test
 
 // raceEnabled: the race detector is on, and its shadow memory counts in
 // the process's RSS.

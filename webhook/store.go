@@ -2,39 +2,52 @@ package webhook
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"time"
-
-	"gorm.io/gorm"
 )
 
-// NotifyChannel is notified, with the project id as payload, in the
-// transaction that stores new events of that project (a trigger of
-// migration 00008), whichever process stored them: the one that holds the
-// project lock LISTENs to it to process events another one received.
-const NotifyChannel = "syncd_webhook_events"
+// NonceRetention is how long a verified callback's nonce is kept: a
+// callback whose timestamp is further from now than MaxSkew is refused
+// anyway, so twice that covers a clock that jumps.
+const NonceRetention = 2 * MaxSkew
 
-// Store keeps received events and the nonces of verified callbacks in
-// syncd's schema (migration 00006). It is safe for concurrent use.
+// EventStore makes verified callbacks durable, once each; state.Events is
+// syncd's. Its methods must be safe for concurrent use.
+type EventStore interface {
+	// SaveCallbacks stores the callbacks of one project together (one
+	// commit for many) and says, for each, what came of it.
+	SaveCallbacks(ctx context.Context, projectID string, cbs []Callback) ([]Saved, error)
+	// PruneNonces forgets the nonces seen more than age ago: a callback
+	// signed that long ago is refused by its timestamp anyway.
+	PruneNonces(ctx context.Context, age time.Duration) error
+}
+
+// Callback is a verified callback on its way into an EventStore.
+type Callback struct {
+	Nonce string // its signature's nonce: a nonce seen before is a replay
+	Key   string // EventKey of its body: an event stored before is a duplicate
+	Event Event
+	Body  []byte
+}
+
+// Saved is what storing one callback came to.
+type Saved int
+
+const (
+	Stored    Saved = iota // a new event, stored
+	Duplicate              // an event stored before, sent again: not stored twice
+	Replayed               // a nonce seen before: nothing stored (ErrReplay)
+)
+
+// Store is a Handler's way into an EventStore: it hands each batch of
+// receipts over as Callbacks and gives each receipt its answer.
 type Store struct {
-	db *gorm.DB
+	events EventStore
 }
 
-// NewStore works on syncd's database; crm.Store.DB gives the handle.
-func NewStore(db *gorm.DB) *Store { return &Store{db: db} }
+// NewStore lets a Handler store into events.
+func NewStore(events EventStore) *Store { return &Store{events: events} }
 
-// StoredEvent is an event as the queue holds it.
-type StoredEvent struct {
-	ID         int64
-	Trigger    string
-	EventTime  time.Time // zero when Sinch sent none
-	ReceivedAt time.Time
-	Attempts   int
-	Event      Event
-}
-
-// receipt is one verified callback on its way into the store.
+// receipt is one verified callback waiting for the store.
 type receipt struct {
 	nonce     string
 	key       string
@@ -45,193 +58,30 @@ type receipt struct {
 	duplicate bool
 }
 
-// saveBatch stores a batch of receipts in one statement, hence one round
-// trip and one commit for many callbacks, which is what lets a receiver
-// keep up with a burst on a busy server. It answers with the nonces that
-// were new and the keys of the events stored.
-const saveBatch = `WITH input AS (
-		SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
-			WITH ORDINALITY AS u (nonce, event_key, trigger, event_time, payload, ord)
-	), fresh AS (
-		INSERT INTO syncd.webhook_nonces (nonce) SELECT nonce FROM input
-		ON CONFLICT DO NOTHING RETURNING nonce
-	), firsts AS (
-		-- Of the receipts that repeat a nonce within the batch, the first
-		-- takes it; the others are replays.
-		SELECT DISTINCT ON (nonce) input.* FROM input JOIN fresh USING (nonce) ORDER BY nonce, ord
-	), stored AS (
-		INSERT INTO syncd.webhook_events (project_id, event_key, trigger, event_time, payload)
-		SELECT $1, event_key, trigger, NULLIF(event_time, '')::timestamptz, payload::jsonb FROM firsts ORDER BY ord
-		ON CONFLICT (project_id, event_key) DO NOTHING RETURNING event_key
-	)
-	SELECT 'nonce', nonce FROM fresh UNION ALL SELECT 'event', event_key FROM stored`
-
-// save stores the receipts of one project. A nonce seen before (in an
-// earlier batch or earlier in this one) is a replay and stores nothing; an
-// event already stored is a duplicate and is not stored again.
+// save stores the receipts of one project, setting duplicate on each that
+// was; the errors are ErrReplay for a replay, nil otherwise.
 func (s *Store) save(ctx context.Context, projectID string, rs []*receipt) ([]error, error) {
-	db, err := s.db.DB()
-	if err != nil {
-		return nil, fmt.Errorf("webhook: store events: %w", err)
-	}
-	cols := make([][]string, 5)
-	for i := range cols {
-		cols[i] = make([]string, len(rs))
-	}
+	cbs := make([]Callback, len(rs))
 	for i, r := range rs {
-		cols[0][i], cols[1][i], cols[2][i], cols[4][i] = r.nonce, r.key, r.event.Trigger, string(r.body)
-		if !r.event.EventTime.IsZero() {
-			cols[3][i] = r.event.EventTime.Format(time.RFC3339Nano)
-		}
+		cbs[i] = Callback{Nonce: r.nonce, Key: r.key, Event: r.event, Body: r.body}
 	}
-	// database/sql rather than gorm: gorm would expand the slices into
-	// value lists, and a constant statement is prepared once.
-	rows, err := db.QueryContext(ctx, saveBatch, projectID, cols[0], cols[1], cols[2], cols[3], cols[4])
+	saved, err := s.events.SaveCallbacks(ctx, projectID, cbs)
 	if err != nil {
-		return nil, fmt.Errorf("webhook: store events: %w", err)
-	}
-	defer rows.Close()
-	unclaimed := make(map[string]bool, len(rs))
-	stored := make(map[string]bool, len(rs))
-	for rows.Next() {
-		var kind, v string
-		if err := rows.Scan(&kind, &v); err != nil {
-			return nil, fmt.Errorf("webhook: store events: %w", err)
-		}
-		if kind == "nonce" {
-			unclaimed[v] = true
-		} else {
-			stored[v] = true
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("webhook: store events: %w", err)
+		return nil, err
 	}
 	results := make([]error, len(rs))
 	for i, r := range rs {
-		if !unclaimed[r.nonce] {
+		switch saved[i] {
+		case Replayed:
 			results[i] = ErrReplay
-			continue
+		case Duplicate:
+			r.duplicate = true
 		}
-		delete(unclaimed, r.nonce)
-		// Two copies of one event: the first is stored, the other is its
-		// duplicate.
-		r.duplicate = !stored[r.key]
-		delete(stored, r.key)
 	}
 	return results, nil
 }
 
-// Pending returns up to limit events still to be processed, oldest first.
-// A payload that no longer parses (it was verified, so this is a bug) is
-// returned with only its trigger set, for the caller to mark done.
-func (s *Store) Pending(ctx context.Context, projectID string, limit int) ([]StoredEvent, error) {
-	type row struct {
-		ID         int64
-		Trigger    string
-		EventTime  *time.Time
-		ReceivedAt time.Time
-		Attempts   int
-		Payload    string
-	}
-	var rows []row
-	err := s.db.WithContext(ctx).Raw(`SELECT id, trigger, event_time, received_at, attempts, payload
-		FROM syncd.webhook_events WHERE project_id = ? AND done_at IS NULL ORDER BY id LIMIT ?`,
-		projectID, limit).Scan(&rows).Error
-	if err != nil {
-		return nil, fmt.Errorf("webhook: read pending events: %w", err)
-	}
-	out := make([]StoredEvent, len(rows))
-	for i, r := range rows {
-		out[i] = StoredEvent{ID: r.ID, Trigger: r.Trigger, ReceivedAt: r.ReceivedAt, Attempts: r.Attempts}
-		if r.EventTime != nil {
-			out[i].EventTime = *r.EventTime
-		}
-		if ev, err := ParseEvent([]byte(r.Payload)); err == nil {
-			out[i].Event = ev
-		} else {
-			out[i].Event = Event{Trigger: r.Trigger}
-		}
-	}
-	return out, nil
-}
-
-// Done marks events processed by the run runID.
-func (s *Store) Done(ctx context.Context, ids []int64, runID int64) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	err := s.db.WithContext(ctx).Exec(`UPDATE syncd.webhook_events
-		SET done_at = now(), run_id = ?, attempts = attempts + 1, error = NULL
-		WHERE id IN ? AND done_at IS NULL`, runID, ids).Error
-	if err != nil {
-		return fmt.Errorf("webhook: mark events done: %w", err)
-	}
-	return nil
-}
-
-// Failed records a failed attempt at events, which stay pending.
-func (s *Store) Failed(ctx context.Context, ids []int64, errMsg string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	err := s.db.WithContext(ctx).Exec(`UPDATE syncd.webhook_events
-		SET attempts = attempts + 1, error = ? WHERE id IN ? AND done_at IS NULL`, errMsg, ids).Error
-	if err != nil {
-		return fmt.Errorf("webhook: record failed events: %w", err)
-	}
-	return nil
-}
-
-// Queue is the state of a project's event queue.
-type Queue struct {
-	Pending       int        `json:"pending"`
-	OldestPending *time.Time `json:"oldest_pending,omitempty"` // when the oldest pending event was received
-	Retried       int        `json:"retried"`                  // pending events that failed at least once
-	LastError     string     `json:"last_error,omitempty"`
-	DoneLastHour  int        `json:"done_last_hour"`
-}
-
-// Queue reads the state of the project's event queue.
-func (s *Store) Queue(ctx context.Context, projectID string) (Queue, error) {
-	var q struct {
-		Pending      int
-		Oldest       *time.Time
-		Retried      int
-		DoneLastHour int
-	}
-	err := s.db.WithContext(ctx).Raw(`SELECT
-			count(*) FILTER (WHERE done_at IS NULL) AS pending,
-			min(received_at) FILTER (WHERE done_at IS NULL) AS oldest,
-			count(*) FILTER (WHERE done_at IS NULL AND attempts > 0) AS retried,
-			count(*) FILTER (WHERE done_at > now() - interval '1 hour') AS done_last_hour
-		FROM syncd.webhook_events WHERE project_id = ?`, projectID).Scan(&q).Error
-	if err != nil {
-		return Queue{}, fmt.Errorf("webhook: read the event queue: %w", err)
-	}
-	out := Queue{Pending: q.Pending, OldestPending: q.Oldest, Retried: q.Retried, DoneLastHour: q.DoneLastHour}
-	if q.Retried > 0 {
-		var last struct{ Error *string }
-		if err := s.db.WithContext(ctx).Raw(`SELECT error FROM syncd.webhook_events
-			WHERE project_id = ? AND done_at IS NULL AND error IS NOT NULL ORDER BY id DESC LIMIT 1`, projectID).
-			Scan(&last).Error; err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
-			return Queue{}, fmt.Errorf("webhook: read the event queue: %w", err)
-		}
-		if last.Error != nil {
-			out.LastError = *last.Error
-		}
-	}
-	return out, nil
-}
-
-// PruneNonces forgets the nonces seen more than age ago (by the
-// database's clock, which stamped them): a callback signed that long ago is
-// refused by its timestamp anyway.
+// PruneNonces forgets old nonces; see EventStore.
 func (s *Store) PruneNonces(ctx context.Context, age time.Duration) error {
-	err := s.db.WithContext(ctx).Exec(`DELETE FROM syncd.webhook_nonces
-		WHERE seen_at < now() - make_interval(secs => ?)`, age.Seconds()).Error
-	if err != nil {
-		return fmt.Errorf("webhook: prune nonces: %w", err)
-	}
-	return nil
+	return s.events.PruneNonces(ctx, age)
 }

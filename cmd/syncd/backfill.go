@@ -7,7 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/lease"
+	"github.com/syncd/syncd/state"
 	contactsync "github.com/syncd/syncd/sync"
 )
 
@@ -45,11 +46,11 @@ its PostgreSQL session holds, and stopped), 3 deletes withheld by the mass-delet
 				return &exitCodeError{code: exitTempFail, err: fmt.Errorf("%w; try again later, or pass --wait", err)}
 			}
 			writeRunSummary(e.stdout, rep)
-			if rep.Outcome == contactsync.OutcomeInterrupted {
+			if rep.Outcome == state.OutcomeInterrupted {
 				return &exitCodeError{code: exitInterrupted, err: fmt.Errorf(
 					"interrupted: operations not yet sent were left for later; run syncd backfill again to finish (nothing is sent twice)")}
 			}
-			if errors.Is(err, crm.ErrLockLost) {
+			if errors.Is(err, lease.ErrLost) {
 				return fmt.Errorf("%w; nothing more was sent. Run syncd backfill again once the other runner is done", err)
 			}
 			if err != nil {

@@ -34,7 +34,7 @@ func crmRows(n int) []crm.Record {
 
 func (h *harness) load(rows []crm.Record) {
 	h.t.Helper()
-	if err := h.store.UpsertRecords(context.Background(), "crm_contacts", rows); err != nil {
+	if err := crm.UpsertRecords(context.Background(), h.store.SQL(), "crm_contacts", rows); err != nil {
 		h.t.Fatal(err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/sinch"
+	"github.com/syncd/syncd/state"
 )
 
 func (e *env) configCommand() *cobra.Command {
@@ -90,7 +91,7 @@ func (e *env) configCheck(ctx context.Context, remote bool) error {
 	}
 	pending := 0
 	check("database.url", func(ctx context.Context) (string, error) {
-		store, err := crm.Open(ctx, cfg.Database.URL, log)
+		store, err := state.Open(ctx, cfg.Database.URL, log)
 		if err != nil {
 			return "", err
 		}
@@ -144,7 +145,7 @@ func (e *env) configCheck(ctx context.Context, remote bool) error {
 // checkSource checks that cfg's CRM source has the contract's columns and
 // that its filter runs over it; warnings go to out under prefix.
 func checkSource(ctx context.Context, out io.Writer, cfg Config, prefix string, pending int, log *zap.Logger) (string, error) {
-	store, err := crm.Open(ctx, cfg.Database.URL, log)
+	store, err := state.Open(ctx, cfg.Database.URL, log)
 	if err != nil {
 		return "", errors.New("not checked: no database")
 	}
@@ -152,7 +153,7 @@ func checkSource(ctx context.Context, out io.Writer, cfg Config, prefix string, 
 	if pending > 0 && cfg.CRM.Filter == "" && (cfg.CRM.Source == "crm_contacts" || cfg.CRM.Source == "public.crm_contacts") {
 		return "the reference table; syncd migrate creates it", nil
 	}
-	sc, err := store.CheckSource(ctx, cfg.source())
+	sc, err := crm.New(store.SQL()).CheckSource(ctx, cfg.source())
 	if err != nil {
 		return "", err
 	}

@@ -5,14 +5,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/syncd/syncd/crm/crmtest"
+	"github.com/syncd/syncd/state/statetest"
 )
 
 func TestConfigCheck(t *testing.T) {
 	h := newHarness(t)
 
 	migrated := h.env["SYNCD_DATABASE_URL"]
-	h.env["SYNCD_DATABASE_URL"] = crmtest.NewEmptyDatabase(t)
+	h.env["SYNCD_DATABASE_URL"] = statetest.NewEmptyDatabase(t)
 	code, out, _ := h.run("config", "check")
 	if code != 0 || !strings.Contains(out, "migrations pending: run syncd migrate") {
 		t.Fatalf("config check on an unmigrated database exited %d:\n%s", code, out)

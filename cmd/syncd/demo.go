@@ -17,6 +17,7 @@ import (
 	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/sinch/sinchtest"
+	"github.com/syncd/syncd/state"
 	contactsync "github.com/syncd/syncd/sync"
 	"github.com/syncd/syncd/webhook"
 )
@@ -89,7 +90,7 @@ func (e *env) demo(ctx context.Context, database string) error {
 		return err
 	}
 	records, contacts := demoData(time.Now())
-	if err := d.store.UpsertRecords(ctx, cfg.CRM.Source, records); err != nil {
+	if err := crm.UpsertRecords(ctx, d.store.SQL(), cfg.CRM.Source, records); err != nil {
 		return fmt.Errorf("load sample CRM rows: %w", err)
 	}
 	emu.Seed(contacts...)
@@ -147,7 +148,7 @@ func (e *env) demoSinchEdit(ctx context.Context, d *deps, emu *sinchtest.Emulato
 	if err != nil {
 		return err
 	}
-	events := webhook.NewStore(d.store.DB())
+	events := d.store.Events()
 	stopWebhook := serveWebhookOn(ctx, d, ln, events, nil)
 	defer stopWebhook()
 	defer emu.Close() // no callback is left on its way to a stopped webhook
@@ -181,7 +182,7 @@ func (e *env) demoSinchEdit(ctx context.Context, d *deps, emu *sinchtest.Emulato
 
 	fmt.Fprintln(out, "\n== the event run (syncd run starts it within a second of the callback)")
 	emu.ResetCalls()
-	rep, err := rec.Run(ctx, contactsync.RunEvents, false)
+	rep, err := rec.Run(ctx, state.RunEvents, false)
 	writeRunSummary(out, rep)
 	if err != nil {
 		return err
@@ -199,7 +200,7 @@ func (e *env) demoSinchEdit(ctx context.Context, d *deps, emu *sinchtest.Emulato
 		return err
 	}
 	emu.ResetCalls()
-	rep, err = rec.Run(ctx, contactsync.RunEvents, false)
+	rep, err = rec.Run(ctx, state.RunEvents, false)
 	writeRunSummary(out, rep)
 	if err != nil {
 		return err
@@ -215,7 +216,7 @@ func (e *env) demoSinchEdit(ctx context.Context, d *deps, emu *sinchtest.Emulato
 // demoDelivered waits until the emulator has posted every callback it
 // owes, each answered (hence stored) by the webhook, and returns how many
 // events are pending.
-func demoDelivered(ctx context.Context, emu *sinchtest.Emulator, events *webhook.Store, projectID string) (int, error) {
+func demoDelivered(ctx context.Context, emu *sinchtest.Emulator, events *state.Events, projectID string) (int, error) {
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := emu.Idle(wctx); err != nil {

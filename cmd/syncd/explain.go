@@ -190,14 +190,14 @@ func writeExplanation(w io.Writer, ex contactsync.Explanation, redact bool) erro
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, ev := range ex.Timeline {
-		answer := ev.Status
+		answer := string(ev.Status)
 		if ev.HTTPStatus != 0 {
 			answer += fmt.Sprintf(" (HTTP %d)", ev.HTTPStatus)
 		}
 		if ev.Error != "" {
 			answer += ": " + ev.Error
 		}
-		what := ev.Kind
+		what := string(ev.Kind)
 		if ev.ContactID != "" {
 			what += " " + ev.ContactID
 		}

@@ -11,13 +11,12 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
-
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/syncd/syncd/crm"
-	"github.com/syncd/syncd/crm/crmtest"
 	"github.com/syncd/syncd/sinch/sinchtest"
+	"github.com/syncd/syncd/state"
+	"github.com/syncd/syncd/state/statetest"
 )
 
 func TestMain(m *testing.M) {
@@ -38,12 +37,12 @@ type harness struct {
 	config string // a config file; tests append keys with setConfig
 	env    map[string]string
 	emu    *sinchtest.Emulator
-	store  *crm.Store
+	store  *state.Store
 }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	dbURL := crmtest.NewDatabase(t)
+	dbURL := statetest.NewDatabase(t)
 	emu, srv := sinchtest.Start(t, sinchtest.Options{ProjectID: "p1", KeyID: "key", KeySecret: "s3cret-value"})
 	h := &harness{t: t, emu: emu, env: map[string]string{
 		"SYNCD_DATABASE_URL":     dbURL,
@@ -54,7 +53,7 @@ func newHarness(t *testing.T) *harness {
 		"SYNCD_SINCH_KEY_SECRET": "s3cret-value",
 		"SYNCD_LOG_LEVEL":        "warn",
 	}}
-	store, err := crm.Open(context.Background(), dbURL, zaptest.NewLogger(t))
+	store, err := state.Open(context.Background(), dbURL, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

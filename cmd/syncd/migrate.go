@@ -8,7 +8,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/state"
 )
 
 func (e *env) migrateCommand() *cobra.Command {
@@ -40,7 +40,7 @@ Exit status: 0 applied (or up to date), 1 error.`,
 			defer log.Sync() //nolint:errcheck // stderr sync errors are not actionable
 			// The store logs each migration it applies; here the output
 			// says it, once: its log keeps warnings and errors only.
-			store, err := crm.Open(cmd.Context(), cfg.Database.URL, log.WithOptions(zap.IncreaseLevel(zapcore.WarnLevel)))
+			store, err := state.Open(cmd.Context(), cfg.Database.URL, log.WithOptions(zap.IncreaseLevel(zapcore.WarnLevel)))
 			if err != nil {
 				return fmt.Errorf("database.url: %w", err)
 			}

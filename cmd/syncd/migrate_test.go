@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/syncd/syncd/crm/crmtest"
+	"github.com/syncd/syncd/state/statetest"
 )
 
 // Every command that needs syncd's schema says, in one line, that the
@@ -12,7 +12,7 @@ import (
 // healthy while running nothing.
 func TestCommandsOnAnUnmigratedDatabase(t *testing.T) {
 	h := newHarness(t)
-	h.env["SYNCD_DATABASE_URL"] = crmtest.NewEmptyDatabase(t)
+	h.env["SYNCD_DATABASE_URL"] = statetest.NewEmptyDatabase(t)
 	h.setConfig(daemonConfig(""))
 	for _, args := range [][]string{{"status"}, {"diff"}, {"backfill"}, {"run"}} {
 		t.Run(args[0], func(t *testing.T) {
@@ -36,7 +36,7 @@ func TestCommandsOnAnUnmigratedDatabase(t *testing.T) {
 // Each migration applied is said once: on stdout, not again in a log line.
 func TestMigratePrintsEachMigrationOnce(t *testing.T) {
 	h := newHarness(t)
-	h.env["SYNCD_DATABASE_URL"] = crmtest.NewEmptyDatabase(t)
+	h.env["SYNCD_DATABASE_URL"] = statetest.NewEmptyDatabase(t)
 	h.env["SYNCD_LOG_LEVEL"] = "info"
 	code, out, errOut := h.run("migrate")
 	if code != 0 {

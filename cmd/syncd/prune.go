@@ -8,8 +8,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
-	"github.com/syncd/syncd/crm"
-	"github.com/syncd/syncd/webhook"
+	"github.com/syncd/syncd/state"
 )
 
 func (e *env) pruneCommand() *cobra.Command {
@@ -54,7 +53,7 @@ Exit status: 0, 1 error.`,
 			}
 			defer d.Close()
 			before := time.Now().Add(-retention)
-			events := webhook.NewStore(d.store.DB())
+			events := d.store.Events()
 			verb := "Pruned"
 			if dryRun {
 				verb = "Would prune"
@@ -97,24 +96,24 @@ func entries(n int64) string {
 
 // pruned is what one project's pruning deleted, or would delete.
 type pruned struct {
-	journal crm.PruneStats
-	events  webhook.PruneStats
+	journal state.PruneStats
+	events  state.EventPruneStats
 }
 
 // prune deletes the project's history older than before: its journal and
 // runs, its processed events, and the nonces past their use.
-func prune(ctx context.Context, store *crm.Store, events *webhook.Store, projectID string, before time.Time) (pruned, error) {
+func prune(ctx context.Context, store *state.Store, events *state.Events, projectID string, before time.Time) (pruned, error) {
 	var st pruned
 	var err error
-	if st.journal, err = store.Prune(ctx, projectID, before, crm.DefaultPruneBatch); err != nil {
+	if st.journal, err = store.Prune(ctx, projectID, before, state.DefaultPruneBatch); err != nil {
 		return st, err
 	}
-	st.events, err = events.PruneEvents(ctx, projectID, before, crm.DefaultPruneBatch)
+	st.events, err = events.PruneEvents(ctx, projectID, before, state.DefaultPruneBatch)
 	return st, err
 }
 
 // prunable counts what prune would delete.
-func prunable(ctx context.Context, store *crm.Store, events *webhook.Store, projectID string, before time.Time) (pruned, error) {
+func prunable(ctx context.Context, store *state.Store, events *state.Events, projectID string, before time.Time) (pruned, error) {
 	var st pruned
 	var err error
 	if st.journal, err = store.Prunable(ctx, projectID, before); err != nil {
@@ -136,7 +135,7 @@ const pruneEvery = time.Hour
 func pruneLoop(ctx context.Context, d *deps, retention func() time.Duration) {
 	tick := time.NewTicker(pruneEvery)
 	defer tick.Stop()
-	events := webhook.NewStore(d.store.DB())
+	events := d.store.Events()
 	for {
 		keep := retention()
 		before := time.Now().Add(-keep)

@@ -18,9 +18,9 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
-	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/leader"
 	"github.com/syncd/syncd/metrics"
+	"github.com/syncd/syncd/state"
 	contactsync "github.com/syncd/syncd/sync"
 )
 
@@ -67,11 +67,11 @@ configuration, the database, migrations pending, http.listen in use).`,
 // runStatus is what the daemon knows of a project's last run, for /readyz.
 type runStatus struct {
 	mu      stdsync.Mutex
-	outcome string
+	outcome state.Outcome
 	why     string // why it failed
 }
 
-func (s *runStatus) set(outcome, why string) {
+func (s *runStatus) set(outcome state.Outcome, why string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.outcome, s.why = outcome, why
@@ -101,7 +101,7 @@ func failure(rep contactsync.Report, err error) string {
 	return ""
 }
 
-func (s *runStatus) last() (string, bool) {
+func (s *runStatus) last() (state.Outcome, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.outcome, s.outcome != ""
@@ -113,7 +113,7 @@ type daemonState struct {
 	e        *env
 	log      *zap.Logger
 	level    zap.AtomicLevel // log.level, which a reload changes
-	store    *crm.Store
+	store    *state.Store
 	registry *metrics.Metrics
 	elector  *leader.Elector
 
@@ -170,7 +170,7 @@ func (e *env) daemon(ctx context.Context) error {
 	for _, w := range e.envWarnings(cfg) {
 		log.Warn(w)
 	}
-	store, err := crm.Open(ctx, cfg.Database.URL, log)
+	store, err := state.Open(ctx, cfg.Database.URL, log)
 	if err != nil {
 		return fmt.Errorf("database.url: %w", err)
 	}
@@ -217,12 +217,8 @@ func (e *env) daemon(ctx context.Context) error {
 	}
 	defer stopWebhooks()
 
-	db, err := store.DB().DB()
-	if err != nil {
-		return fmt.Errorf("database: %w", err)
-	}
 	s.lastCheck.Store(time.Now().UnixNano())
-	s.elector = leader.New(db, s.ids(), log.Named("leader"), leader.Options{
+	s.elector = leader.New(store.SQL(), s.ids(), log.Named("leader"), leader.Options{
 		Busy: func(id string) bool { p := s.project(id); return p != nil && p.busy() },
 		OnChange: func(id string, leading bool) {
 			if p := s.project(id); p != nil {

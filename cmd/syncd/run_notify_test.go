@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/syncd/syncd/crm/crmtest"
 	"github.com/syncd/syncd/sinch/sinchtest"
+	"github.com/syncd/syncd/state/statetest"
 )
 
 // With crm.notify, a hard DELETE of a CRM row reaches Sinch without a tick
@@ -66,7 +66,7 @@ func TestRunNotifyOnAUsersOwnTable(t *testing.T) {
 	execSQL(`CREATE TABLE crm.customers (
 		id bigint PRIMARY KEY, first_name text, last_name text, email text, mobile text,
 		locale text, tier text, modified_at timestamptz NOT NULL DEFAULT now(), archived_at timestamptz)`)
-	for _, b := range crmtest.ReadmeSQL(t, "crm.customers") {
+	for _, b := range statetest.ReadmeSQL(t, "crm.customers") {
 		execSQL(b)
 	}
 	// 20 rows: one delete stays within sync.max_delete_fraction.

@@ -11,8 +11,8 @@ import (
 
 	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/metrics"
+	"github.com/syncd/syncd/state"
 	contactsync "github.com/syncd/syncd/sync"
-	"github.com/syncd/syncd/webhook"
 )
 
 // projectRun is one project as `syncd run` serves it: its callbacks are
@@ -21,7 +21,7 @@ import (
 type projectRun struct {
 	d      *deps
 	status *runStatus
-	events *webhook.Store
+	events *state.Events
 	stored chan struct{} // a callback was stored: an event run is due
 
 	mu       stdsync.Mutex
@@ -37,7 +37,7 @@ type projectRun struct {
 }
 
 func newProjectRun(d *deps) *projectRun {
-	return &projectRun{d: d, status: &runStatus{}, events: webhook.NewStore(d.store.DB()), stored: make(chan struct{}, 1),
+	return &projectRun{d: d, status: &runStatus{}, events: d.store.Events(), stored: make(chan struct{}, 1),
 		schedule: d.cfg.Schedule, rate: d.cfg.Sinch.RateLimitRPS}
 }
 
@@ -98,22 +98,22 @@ func (p *projectRun) holding(held bool) {
 	p.progress = time.Now()
 }
 
-// watchedStore tells the watchdog when a run holds the project lock, and
+// watchedLocks tells the watchdog when a run holds the project lock, and
 // so is expected to make progress: waiting for the lock is not stalling.
-type watchedStore struct {
-	contactsync.Store
+type watchedLocks struct {
+	contactsync.Locks
 	p *projectRun
 }
 
-func (w watchedStore) Lock(ctx context.Context, projectID string) (*crm.Lock, error) {
+func (w watchedLocks) Lock(ctx context.Context, projectID string) (*state.Lock, error) {
 	w.p.holding(false) // waiting, however long, is not stalling
-	l, err := w.Store.Lock(ctx, projectID)
+	l, err := w.Locks.Lock(ctx, projectID)
 	w.p.holding(err == nil)
 	return l, err
 }
 
-func (w watchedStore) TryLock(ctx context.Context, projectID string) (*crm.Lock, error) {
-	l, err := w.Store.TryLock(ctx, projectID)
+func (w watchedLocks) TryLock(ctx context.Context, projectID string) (*state.Lock, error) {
+	l, err := w.Locks.TryLock(ctx, projectID)
 	w.p.holding(err == nil)
 	return l, err
 }
@@ -156,7 +156,7 @@ func (p *projectRun) lead(ctx context.Context, retention func() time.Duration) {
 	if cfg.Webhook.Listen != "" {
 		rec.Events = p.events
 	}
-	rec.Store = watchedStore{Store: rec.Store, p: p}
+	rec.Locks = watchedLocks{Locks: rec.Locks, p: p}
 	rec.OnProgress = func(contactsync.Progress) { p.progressed() }
 
 	var changes chan struct{}
@@ -242,14 +242,15 @@ func (p *projectRun) lead(ctx context.Context, retention func() time.Duration) {
 // database answers and no project's last run here failed; a process
 // standing by for every project is ready too. Its answer says which
 // projects this process leads.
-func daemonHealth(store *crm.Store, running func() []*projectRun) metrics.Health {
+func daemonHealth(store *state.Store, running func() []*projectRun) metrics.Health {
 	return metrics.Health{
 		Ping: store.Ping,
-		LastRun: func() (string, bool) {
-			outcome, any := "", false
+		LastRun: func() (state.Outcome, bool) {
+			var outcome state.Outcome
+			any := false
 			for _, p := range running() {
 				if o, ok := p.status.last(); ok {
-					if o == crm.RunFailed {
+					if o == state.OutcomeFailed {
 						return o, true
 					}
 					outcome, any = o, true
@@ -260,7 +261,7 @@ func daemonHealth(store *crm.Store, running func() []*projectRun) metrics.Health
 		FailedBecause: func() string {
 			var why []string
 			for _, p := range running() {
-				if o, _ := p.status.last(); o == crm.RunFailed {
+				if o, _ := p.status.last(); o == state.OutcomeFailed {
 					why = append(why, p.d.project+": "+p.status.failedBecause())
 				}
 			}
@@ -313,7 +314,7 @@ func roles(active, standby []string) string {
 // exportSchedules sets the schedules' periods, which alerts and dashboards
 // compare runs with; the configuration checked that they parse.
 func exportSchedules(m *metrics.Project, sc ScheduleConfig) {
-	for kind, spec := range map[string]string{contactsync.RunIncremental: sc.Incremental, contactsync.RunFull: sc.Full} {
+	for kind, spec := range map[state.RunKind]string{state.RunIncremental: sc.Incremental, state.RunFull: sc.Full} {
 		if s, err := contactsync.ParseSchedule(spec); err == nil {
 			m.SetSchedule(kind, s)
 		}

@@ -188,11 +188,7 @@ func TestWatchdogStopsOnAStuckRun(t *testing.T) {
 	eventually(t, "the first runs", func() bool { return h.finishedRuns() >= 2 })
 	notify.await(t, "WATCHDOG=1")
 
-	db, err := h.store.DB().DB()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tx, err := db.BeginTx(context.Background(), nil)
+	tx, err := h.store.SQL().BeginTx(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/state"
 	"github.com/syncd/syncd/webhook"
 )
 
@@ -53,12 +54,12 @@ func (e *env) serveWebhooks(ctx context.Context, projects []*projectRun) (stop f
 // stored in events, and onStored (if set) is told.
 type webhookTarget struct {
 	d        *deps
-	events   *webhook.Store
+	events   *state.Events
 	onStored func()
 }
 
 // serveWebhookOn serves one project's webhook on ln.
-func serveWebhookOn(ctx context.Context, d *deps, ln net.Listener, events *webhook.Store, onStored func()) (stop func()) {
+func serveWebhookOn(ctx context.Context, d *deps, ln net.Listener, events *state.Events, onStored func()) (stop func()) {
 	return serveWebhooksOn(ctx, ln, []webhookTarget{{d: d, events: events, onStored: onStored}})
 }
 
@@ -71,7 +72,7 @@ func serveWebhooksOn(ctx context.Context, ln net.Listener, targets []webhookTarg
 	for _, t := range targets {
 		cfg := t.d.cfg.Webhook
 		h := webhook.NewHandler(webhook.Config{
-			Secret: cfg.Secret, ProjectID: t.d.cfg.Sinch.ProjectID, Store: t.events,
+			Secret: cfg.Secret, ProjectID: t.d.cfg.Sinch.ProjectID, Store: webhook.NewStore(t.events),
 			Logger: t.d.log.Named("webhook"), Observer: t.d.metrics, OnStored: t.onStored,
 			MaxInFlight: cfg.MaxInFlight, BodyTimeout: cfg.BodyTimeout,
 		})
@@ -114,13 +115,13 @@ func listenForWakes(ctx context.Context, d *deps, ready, onStored func(), onChan
 		channels = append(channels, crm.NotifyChannel)
 	}
 	if d.cfg.Webhook.Listen != "" {
-		channels = append(channels, webhook.NotifyChannel)
+		channels = append(channels, state.EventsChannel)
 	}
 	return d.store.Listen(ctx, channels, ready, func(channel, payload string) {
 		switch channel {
 		case crm.NotifyChannel:
 			onChange(payload)
-		case webhook.NotifyChannel:
+		case state.EventsChannel:
 			// Another project's events are its own syncd's to process.
 			if payload == "" || payload == d.cfg.Sinch.ProjectID {
 				onStored()

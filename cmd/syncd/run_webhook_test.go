@@ -179,7 +179,7 @@ func TestRunProcessesEventsAnotherProcessStored(t *testing.T) {
 
 	// The other process: a webhook receiver on the same database.
 	other := webhook.NewHandler(webhook.Config{Secret: "hook-secret", ProjectID: "p1",
-		Store: webhook.NewStore(h.store.DB()), Logger: zaptest.NewLogger(t)})
+		Store: webhook.NewStore(h.store.Events()), Logger: zaptest.NewLogger(t)})
 	storing, stopStoring := context.WithCancel(context.Background())
 	storerDone := make(chan struct{})
 	go func() { defer close(storerDone); other.Run(storing) }()

@@ -70,11 +70,7 @@ func (p *process) appName() string {
 // processes take part.
 func (h *harness) leaderOf() (app string, session, members int) {
 	h.t.Helper()
-	db, err := h.store.DB().DB()
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	ms, err := leader.Members(context.Background(), db, []string{"p1"})
+	ms, err := leader.Members(context.Background(), h.store.SQL(), []string{"p1"})
 	if err != nil {
 		h.t.Fatal(err)
 	}

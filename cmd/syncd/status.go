@@ -11,11 +11,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/leader"
 	"github.com/syncd/syncd/planner"
+	"github.com/syncd/syncd/state"
 	contactsync "github.com/syncd/syncd/sync"
-	"github.com/syncd/syncd/webhook"
 )
 
 func (e *env) statusCommand() *cobra.Command {
@@ -102,7 +101,7 @@ type statusReport struct {
 	ProjectID string          `json:"project_id"`
 	Lock      lockStatus      `json:"lock"`
 	Runs      []runStatusJSON `json:"runs"`
-	Events    webhook.Queue   `json:"events"` // Sinch contact events received and not yet processed
+	Events    state.Queue     `json:"events"` // Sinch contact events received and not yet processed
 	// Deferred is what partial runs left to the next full run.
 	Deferred deferredStatus `json:"deferred"`
 	// Processes are the `syncd run` processes serving the project: the
@@ -145,8 +144,8 @@ type lockStatus struct {
 
 type runStatusJSON struct {
 	ID         int64          `json:"id"`
-	Kind       string         `json:"kind"`
-	Outcome    string         `json:"outcome"`
+	Kind       state.RunKind  `json:"kind"`
+	Outcome    state.Outcome  `json:"outcome"`
 	StartedAt  time.Time      `json:"started_at"`
 	FinishedAt *time.Time     `json:"finished_at,omitempty"`
 	DurationMS int64          `json:"duration_ms"`
@@ -158,7 +157,7 @@ type runStatusJSON struct {
 	Rejects []planner.Rejection `json:"rejects"`
 }
 
-func readStatus(ctx context.Context, store *crm.Store, projectID string, limit int) (statusReport, error) {
+func readStatus(ctx context.Context, store *state.Store, projectID string, limit int) (statusReport, error) {
 	st := statusReport{ProjectID: projectID, Runs: []runStatusJSON{}}
 	// Read, not tried: taking the lock, even for a moment, would make a
 	// runner that tries at that moment skip its run as locked.
@@ -169,7 +168,7 @@ func readStatus(ctx context.Context, store *crm.Store, projectID string, limit i
 	if held {
 		st.Lock = lockStatus{Held: true, PID: holder.PID, ApplicationName: holder.ApplicationName, ClientAddr: holder.ClientAddr}
 	}
-	if st.Events, err = webhook.NewStore(store.DB()).Queue(ctx, projectID); err != nil {
+	if st.Events, err = store.Events().Queue(ctx, projectID); err != nil {
 		return st, err
 	}
 	if st.Processes, err = processes(ctx, store, projectID); err != nil {
@@ -255,7 +254,7 @@ func writeStatus(w io.Writer, st statusReport) error {
 	return nil
 }
 
-func writeQueue(w io.Writer, q webhook.Queue) {
+func writeQueue(w io.Writer, q state.Queue) {
 	fmt.Fprintf(w, "Sinch events: %d queued", q.Pending)
 	if q.OldestPending != nil {
 		fmt.Fprintf(w, " (oldest received %s ago)", time.Since(*q.OldestPending).Round(time.Second))
@@ -289,12 +288,8 @@ const timeLayout = "2006-01-02 15:04:05 -07:00"
 
 // processes lists the `syncd run` processes taking part in the project's
 // election, the active one first.
-func processes(ctx context.Context, store *crm.Store, projectID string) ([]processStatus, error) {
-	db, err := store.DB().DB()
-	if err != nil {
-		return nil, err
-	}
-	members, err := leader.Members(ctx, db, []string{projectID})
+func processes(ctx context.Context, store *state.Store, projectID string) ([]processStatus, error) {
+	members, err := leader.Members(ctx, store.SQL(), []string{projectID})
 	if err != nil {
 		return nil, err
 	}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/state"
 )
 
 func TestStatus(t *testing.T) {
@@ -231,8 +231,8 @@ func TestStatusShowsWhatIsDeferred(t *testing.T) {
 	if code, out, errOut := h.run("backfill"); code != 0 {
 		t.Fatalf("backfill exited %d:\n%s%s", code, out, errOut)
 	}
-	if _, err := h.store.Defer(context.Background(), "p1", []crm.Deferral{
-		{Kind: crm.DeferRecord, Key: "crm-0001", Reason: "its scope grew past 50 records and contacts (sync.scope_bound)"},
+	if _, err := h.store.Defer(context.Background(), "p1", []state.Deferral{
+		{Kind: state.DeferRecord, Key: "crm-0001", Reason: "its scope grew past 50 records and contacts (sync.scope_bound)"},
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -17,8 +17,10 @@ import (
 	"golang.org/x/term"
 
 	"github.com/syncd/syncd/crm"
+	"github.com/syncd/syncd/lease"
 	"github.com/syncd/syncd/metrics"
 	"github.com/syncd/syncd/sinch"
+	"github.com/syncd/syncd/state"
 	contactsync "github.com/syncd/syncd/sync"
 )
 
@@ -204,7 +206,8 @@ type deps struct {
 	project string // the project's name, as --project takes it
 	cfg     Config
 	log     *zap.Logger
-	store   *crm.Store
+	store   *state.Store
+	crm     *crm.Reader // over store's pool
 	client  *sinch.Client
 	metrics *metrics.Project // the project's view of registry, which its client and reconciler report to
 
@@ -269,7 +272,7 @@ func (e *env) openLocal(ctx context.Context, cfg Config) (*deps, error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := crm.Open(ctx, cfg.Database.URL, log)
+	store, err := state.Open(ctx, cfg.Database.URL, log)
 	if err != nil {
 		_ = log.Sync()
 		return nil, fmt.Errorf("database.url: %w", err)
@@ -295,7 +298,7 @@ func (e *env) openProject(ctx context.Context, p Project) (*deps, error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := crm.Open(ctx, p.Config.Database.URL, log)
+	store, err := state.Open(ctx, p.Config.Database.URL, log)
 	if err != nil {
 		_ = log.Sync()
 		return nil, fmt.Errorf("database.url: %w", err)
@@ -314,11 +317,11 @@ func (e *env) openProject(ctx context.Context, p Project) (*deps, error) {
 // its own rate limit, as Sinch's limit is per project), its own series,
 // and a logger that names it (unless p has no name: openWith's). Closing
 // them closes the store.
-func projectDeps(p Project, log *zap.Logger, store *crm.Store, registry *metrics.Metrics) (*deps, error) {
+func projectDeps(p Project, log *zap.Logger, store *state.Store, registry *metrics.Metrics) (*deps, error) {
 	if p.Name != "" {
 		log = log.With(zap.String("project", p.Name))
 	}
-	d := &deps{project: p.Name, cfg: p.Config, log: log, store: store, registry: registry,
+	d := &deps{project: p.Name, cfg: p.Config, log: log, store: store, crm: crm.New(store.SQL()), registry: registry,
 		metrics: registry.Project(cmp.Or(p.Name, defaultProjectName))}
 	sc := p.Config.sinchConfig()
 	sc.Logger = log
@@ -333,7 +336,14 @@ func projectDeps(p Project, log *zap.Logger, store *crm.Store, registry *metrics
 
 func (d *deps) reconciler(allowMassDelete bool) *contactsync.Reconciler {
 	return &contactsync.Reconciler{
-		Store:       d.store,
+		CRM:         d.crm,
+		Links:       d.store,
+		Identities:  d.store,
+		Deferrals:   d.store,
+		Journal:     d.store,
+		Runs:        d.store,
+		Watermarks:  d.store,
+		Locks:       d.store,
 		Sinch:       d.client,
 		Logger:      d.log,
 		ProjectID:   d.cfg.Sinch.ProjectID,
@@ -346,6 +356,6 @@ func (d *deps) reconciler(allowMassDelete bool) *contactsync.Reconciler {
 		ScopeBound:  d.cfg.Sync.ScopeBound,
 		// A successor waits this long for a run whose lock session died: two
 		// lock checks for it to notice, one attempt for its calls to end.
-		LockGrace: 2*crm.DefaultLockCheck + d.cfg.Sinch.Timeout,
+		LockGrace: 2*lease.DefaultCheck + d.cfg.Sinch.Timeout,
 	}
 }
