@@ -111,3 +111,35 @@ func startRun(ctx context.Context, conn *sql.Conn, projectID string, kind RunKin
 	r.LockBackendStart = lockStart.Time
 	return r, nil
 }
+
+// FullRunKey is the advisory lock key that keeps a project to one full run
+// at a time: FNV-1a (64-bit) of "syncd:full:"+projectID. A full run holds it
+// for as long as it runs, and the project lock only while it writes, so
+// that partial runs go on while it reads.
+func FullRunKey(projectID string) lease.Key { return lease.Named("syncd:full:" + projectID) }
+
+func fullRunName(projectID string) string { return fmt.Sprintf("full run of project %q", projectID) }
+
+// TryLockFullRun takes the full-run lock of the project if it is free;
+// otherwise a *lease.HeldError naming the holder.
+func (s *Store) TryLockFullRun(ctx context.Context, projectID string) (*Lock, error) {
+	l, err := lease.TryAcquire(ctx, s.db, FullRunKey(projectID), fullRunName(projectID), s.log)
+	if err != nil {
+		return nil, err
+	}
+	return &Lock{Lease: l, projectID: projectID}, nil
+}
+
+// LockFullRun waits for the full-run lock of the project.
+func (s *Store) LockFullRun(ctx context.Context, projectID string) (*Lock, error) {
+	l, err := lease.Acquire(ctx, s.db, FullRunKey(projectID), fullRunName(projectID), s.log)
+	if err != nil {
+		return nil, err
+	}
+	return &Lock{Lease: l, projectID: projectID}, nil
+}
+
+// FullRunHolder says which session runs a full run of the project now.
+func (s *Store) FullRunHolder(ctx context.Context, projectID string) (lease.Holder, bool, error) {
+	return lease.HolderOf(ctx, s.db, FullRunKey(projectID))
+}

@@ -33,3 +33,15 @@ func (s *Store) SetWatermark(ctx context.Context, projectID string, t time.Time)
 	}
 	return nil
 }
+
+// AdvanceWatermark moves the project's watermark to t, unless it is past t
+// already: a full run that read from t on ends long after incremental runs
+// that read later have moved it, and must not take it back.
+func (s *Store) AdvanceWatermark(ctx context.Context, projectID string, t time.Time) error {
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO syncd.watermarks (project_id, updated_at) VALUES ($1, $2)
+		ON CONFLICT (project_id) DO UPDATE SET updated_at = GREATEST(syncd.watermarks.updated_at, EXCLUDED.updated_at)`,
+		projectID, t); err != nil {
+		return fmt.Errorf("state: advance watermark: %w", err)
+	}
+	return nil
+}

@@ -25,14 +25,25 @@ import (
 // different external_ids run concurrently. A 400 rejects that contact and the
 // run goes on; a failed operation skips the rest of its group.
 func (r *Reconciler) Apply(ctx context.Context, runID int64, plan planner.Plan) (Report, error) {
-	return r.apply(ctx, runID, plan, false, nil)
+	return r.apply(ctx, runID, plan, applyOpts{})
 }
 
-// apply is Apply; with answers set, the report keeps the contacts as Sinch
-// returned them (early patches put them back into the index). With check
-// set (a full run), what cannot be undone is checked against facts read
-// just before it is sent, and skipped when they no longer hold.
-func (r *Reconciler) apply(ctx context.Context, runID int64, plan planner.Plan, answers bool, check *fresh) (Report, error) {
+// applyOpts are what a full run asks of apply beyond Apply.
+type applyOpts struct {
+	// answers keeps in the report the contacts as Sinch returned them
+	// (early patches put them back into the index).
+	answers bool
+	// check checks what cannot be undone against facts read just before
+	// it is sent, and skips it when they no longer hold.
+	check *fresh
+	// skip are operations (by index) not to send, journaled as skipped
+	// with the reason given (revalidate).
+	skip map[int]string
+}
+
+// apply is Apply, with what a full run asks of it.
+func (r *Reconciler) apply(ctx context.Context, runID int64, plan planner.Plan, opts applyOpts) (Report, error) {
+	answers, check := opts.answers, opts.check
 	rep := Report{RunID: runID, Plan: plan}
 	if len(plan.Fetch) > 0 {
 		return rep, fmt.Errorf("the plan depends on %d contacts not yet read in full; diff again first", len(plan.Fetch))
@@ -41,11 +52,14 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan planner.Plan, 
 		return rep, err
 	}
 	entries := make([]state.JournalEntry, 0, len(plan.Operations)+len(plan.Rejected))
-	for _, op := range plan.Operations {
-		status := state.StatusPending
-		if plan.DeleteGuard != "" && op.Removes() {
+	for i, op := range plan.Operations {
+		status, why := state.StatusPending, ""
+		switch reason, skip := opts.skip[i]; {
+		case plan.DeleteGuard != "" && op.Removes():
 			status = state.StatusSkipped
 			rep.Withheld++
+		case skip:
+			status, why = state.StatusSkipped, reason
 		}
 		sent := op.Sent()
 		before, changes, err := journalValues(op, sent)
@@ -55,7 +69,7 @@ func (r *Reconciler) apply(ctx context.Context, runID int64, plan planner.Plan, 
 		entries = append(entries, state.JournalEntry{
 			RunID: runID, Kind: op.Kind, ExternalID: op.ExternalID, ContactID: op.ContactID,
 			SourceContactID: op.SourceContactID, UpdateMask: op.UpdateMask, Reason: op.Rule + ": " + op.ExplainSent(sent, true),
-			Status: status, Contacts: before, Changes: changes,
+			Status: status, Error: why, Contacts: before, Changes: changes,
 		})
 	}
 	for _, rej := range plan.Rejected {

@@ -21,14 +21,14 @@ func ParseSchedule(spec string) (cron.Schedule, error) {
 	return scheduleParser.Parse(spec)
 }
 
-// Daemon runs reconciles on two schedules, incremental and full, and an
-// incremental run soon after the CRM reports a change. One run at a time: an
-// incremental tick that finds a run going, or the lock held by another
-// process, is skipped; changes reported during a run make one more
-// incremental run after it. A full run is never lost, being the only one
-// that sees drift made in Sinch: one that falls due during an incremental
-// run is queued (once) to run right after it, and one that finds the lock
-// held elsewhere waits for it. A full tick during a full run is skipped.
+// Daemon runs reconciles on two schedules, incremental and full, an
+// incremental run soon after the CRM reports a change and an event run soon
+// after Sinch does. It has two lanes. Partial runs (incremental, events) go
+// one at a time in one: a tick or a notification that finds one going asks
+// for one more of its kind after it. Full runs go in the other, beside
+// them, since a full run holds the project lock only while it writes (see
+// Reconciler.Run): a full tick during a full run is skipped. Every run
+// waits for a lock held elsewhere rather than be dropped.
 type Daemon struct {
 	Reconciler  *Reconciler
 	Logger      *zap.Logger
@@ -47,10 +47,6 @@ type Daemon struct {
 	// RunAtStart makes an incremental run as soon as Run starts (and, with
 	// Events, an event run after it).
 	RunAtStart bool
-	// WaitAtStart makes that first run wait for a project lock held
-	// elsewhere instead of skipping: a process that takes a project over
-	// from another waits for the other's last run to end.
-	WaitAtStart bool
 	// Events, when set, tells of new Sinch contact events in the queue:
 	// each burst makes an event run (see state.RunEvents).
 	Events <-chan struct{}
@@ -69,10 +65,10 @@ type Daemon struct {
 	jobs        [2]cron.Job     // what they run
 	wg          stdsync.WaitGroup
 	mu          stdsync.Mutex
-	busy        bool
-	current     state.RunKind // kind of the run going, while busy
+	fullBusy    bool          // a full run is going
+	busy        bool          // a partial run is going
+	current     state.RunKind // kind of the partial run going, while busy
 	again       bool          // an incremental run is due after it
-	fullDue     bool          // a full run is due after it
 	againEvents bool          // an event run is due after it
 }
 
@@ -153,7 +149,7 @@ func (d *Daemon) Run(ctx context.Context, changes <-chan struct{}) error {
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
-			d.begin(ctx, state.RunIncremental, true, d.WaitAtStart)
+			d.start(ctx, state.RunIncremental, true)
 		}()
 	}
 	if changes != nil {
@@ -284,38 +280,30 @@ func (d *Daemon) watch(ctx context.Context, changes <-chan struct{}, kind state.
 func (d *Daemon) Busy() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.busy
+	return d.busy || d.fullBusy
 }
 
-// start runs kind unless a run is going. A notification (coalesce) that
-// finds a run going asks for one more run of its kind after it instead; a
-// full tick that finds an incremental run going queues the full run after
-// it, once.
+// start runs kind unless a run of its lane is going. A notification
+// (coalesce) that finds a partial run going asks for one more run of its
+// kind after it instead.
 func (d *Daemon) start(ctx context.Context, kind state.RunKind, coalesce bool) {
-	d.begin(ctx, kind, coalesce, false)
-}
-
-// begin is start; with wait, its first run waits for a lock held elsewhere
-// whatever its kind.
-func (d *Daemon) begin(ctx context.Context, kind state.RunKind, coalesce, wait bool) {
 	if ctx.Err() != nil {
+		return
+	}
+	if kind == state.RunFull {
+		d.full(ctx)
 		return
 	}
 	d.mu.Lock()
 	if d.busy {
-		queued := false
 		switch {
-		case kind == state.RunFull && d.current != state.RunFull && !d.fullDue:
-			d.fullDue, queued = true, true
 		case coalesce && kind == state.RunEvents:
 			d.againEvents = true
 		case coalesce:
 			d.again = true
 		}
 		d.mu.Unlock()
-		if queued {
-			d.Logger.Info("a full run fell due during another run; it runs right after it")
-		} else if !coalesce && d.OnSkip != nil {
+		if !coalesce && d.OnSkip != nil {
 			d.OnSkip(kind, "running")
 		}
 		return
@@ -323,47 +311,67 @@ func (d *Daemon) begin(ctx context.Context, kind state.RunKind, coalesce, wait b
 	d.busy, d.current = true, kind
 	d.mu.Unlock()
 	for {
-		// A full run waits for a lock held elsewhere rather than be dropped.
-		rep, err := d.Reconciler.Run(ctx, kind, wait || kind == state.RunFull)
-		wait = false
-		switch {
-		case IsLocked(err):
-			d.Logger.Info("another syncd holds the project lock; skipping this run", zap.String("kind", string(kind)), zap.Error(err))
-			if d.OnSkip != nil {
-				d.OnSkip(kind, "locked")
-			}
-		case rep.RunID == 0 && ctx.Err() != nil:
-			// Stopped while waiting for the lock: no run to tell of.
-		case rep.RunID == 0 && kind == state.RunEvents && err == nil:
-			// No event was queued: no run was made.
-		case d.OnRun != nil:
-			d.OnRun(rep, err)
-		}
+		d.report(ctx, kind)
 		d.mu.Lock()
 		if kind != state.RunEvents && d.Events != nil {
 			// Also picks up events left queued by a failure, or stored by
 			// another process while this one held the lock.
 			d.againEvents = true
 		}
-		if ctx.Err() != nil || (!d.again && !d.fullDue && !d.againEvents) {
+		if ctx.Err() != nil || (!d.again && !d.againEvents) {
 			d.busy, d.current = false, ""
 			d.mu.Unlock()
 			return
 		}
-		switch {
-		case d.fullDue:
-			// A full run reads every row, so it also covers the changes
-			// that asked for an incremental one.
-			kind = state.RunFull
-			d.fullDue, d.again = false, false
-		case d.again:
+		if d.again {
 			kind = state.RunIncremental
 			d.again = false
-		default:
+		} else {
 			kind = state.RunEvents
 			d.againEvents = false
 		}
 		d.current = kind
 		d.mu.Unlock()
+	}
+}
+
+// full runs a full reconcile in its own lane, unless one is going; then
+// the events that queued meanwhile.
+func (d *Daemon) full(ctx context.Context) {
+	d.mu.Lock()
+	if d.fullBusy {
+		d.mu.Unlock()
+		if d.OnSkip != nil {
+			d.OnSkip(state.RunFull, "running")
+		}
+		return
+	}
+	d.fullBusy = true
+	d.mu.Unlock()
+	d.report(ctx, state.RunFull)
+	d.mu.Lock()
+	d.fullBusy = false
+	d.mu.Unlock()
+	if d.Events != nil {
+		d.start(ctx, state.RunEvents, true)
+	}
+}
+
+// report makes one run of kind, waiting for a lock held elsewhere, and tells
+// OnRun about it.
+func (d *Daemon) report(ctx context.Context, kind state.RunKind) {
+	rep, err := d.Reconciler.Run(ctx, kind, true)
+	switch {
+	case IsLocked(err):
+		d.Logger.Info("another syncd holds the project lock; skipping this run", zap.String("kind", string(kind)), zap.Error(err))
+		if d.OnSkip != nil {
+			d.OnSkip(kind, "locked")
+		}
+	case rep.RunID == 0 && ctx.Err() != nil:
+		// Stopped while waiting for the lock: no run to tell of.
+	case rep.RunID == 0 && kind == state.RunEvents && err == nil:
+		// No event was queued: no run was made.
+	case d.OnRun != nil:
+		d.OnRun(rep, err)
 	}
 }

@@ -39,7 +39,7 @@ const (
 // order, and what they say of a contact is never used, only which contacts
 // and records to look at. So an echo of syncd's own write costs a read, and
 // a stale event finds the contact as it is now.
-func (r *Reconciler) events(ctx context.Context, runID int64, _ time.Time) (Report, error) {
+func (r *Reconciler) events(ctx context.Context, runID int64, _ runTimes) (Report, error) {
 	var total Report
 	for {
 		pending, err := r.Events.Pending(ctx, r.ProjectID, maxEventBatch)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	stdsync "sync"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -169,11 +168,13 @@ func (s fullScope) read(ctx context.Context) (*planner.Index, error) { return s.
 // is a sequential chain of pages, and most of a run's writes are usually
 // patches of linked contacts that drifted, which no later page can change:
 // those are sent while the chain goes on (see early), the rest once the
-// index is whole. Once it has read everything it also brings syncd's index
-// of the records' identities up to date and, having decided everything,
-// empties the queue of what partial runs deferred.
-func (r *Reconciler) full(ctx context.Context, runID int64, readStart time.Time) (Report, error) {
-	e := newEarly(ctx, r, runID)
+// index is whole, a batch at a time under the project lock (see fullRun).
+// Once it has read everything it also brings syncd's index of the records'
+// identities up to date and, having decided everything, empties the queue
+// of what partial runs deferred.
+func (r *Reconciler) full(ctx context.Context, runID int64, at runTimes) (Report, error) {
+	w := &fullWrites{r: r, runID: runID, at: at}
+	e := newEarly(ctx, w)
 	plan, idx, reads, err := r.plan(ctx, fullScope{r: r, early: e})
 	earlyRep := e.rep
 	earlyRep.Lookups += reads
@@ -181,15 +182,16 @@ func (r *Reconciler) full(ctx context.Context, runID int64, readStart time.Time)
 		earlyRep.Errors = append(earlyRep.Errors, err.Error())
 		return earlyRep, err
 	}
-	rep, err := r.apply(ctx, runID, plan, false, newFresh(r, readStart, plan))
+	rep, err := w.writePlan(ctx, plan, applyOpts{check: newFresh(r, at.readStart, plan)})
 	rep.Plan.DropBodies() // the run's own plan: nobody else holds it
 	rep.Lookups += reads
 	rep.add(earlyRep)
+	rep.Withheld += earlyRep.Withheld
 	if err == nil {
 		err = r.indexIdentities(ctx, idx)
 	}
 	if err == nil && rep.Failed == 0 {
-		err = r.Deferrals.ClearDeferred(context.WithoutCancel(ctx), r.ProjectID, readStart)
+		err = r.Deferrals.ClearDeferred(context.WithoutCancel(ctx), r.ProjectID, at.readStart)
 	}
 	return rep, err
 }
@@ -229,11 +231,10 @@ func (r *Reconciler) indexIdentities(ctx context.Context, idx *planner.Index) er
 // go back into the index (planner.Index.Settle) by the goroutine that owns
 // it, between pages and at the end, where the final diff finds them in sync.
 type early struct {
-	r     *Reconciler
-	ctx   context.Context // the run's: once cancelled, no new batch starts
-	runID int64
-	work  chan *planner.Operation // pointers: a buffer of 64k operations themselves would be 20 MB
-	done  chan struct{}
+	w    *fullWrites
+	ctx  context.Context         // the run's: once cancelled, no new batch starts
+	work chan *planner.Operation // pointers: a buffer of 64k operations themselves would be 20 MB
+	done chan struct{}
 
 	mu       stdsync.Mutex
 	answered []answer // answers not yet settled into the index
@@ -251,8 +252,8 @@ type answer struct {
 // maxEarlyBatch bounds the patches applied as one plan.
 const maxEarlyBatch = 1000
 
-func newEarly(ctx context.Context, r *Reconciler, runID int64) *early {
-	e := &early{r: r, ctx: ctx, runID: runID, work: make(chan *planner.Operation, 1<<16), done: make(chan struct{})}
+func newEarly(ctx context.Context, w *fullWrites) *early {
+	e := &early{w: w, ctx: ctx, work: make(chan *planner.Operation, 1<<16), done: make(chan struct{})}
 	go e.apply()
 	return e
 }
@@ -287,7 +288,7 @@ func (e *early) apply() {
 		var rep Report
 		if e.ctx.Err() == nil { // once cancelled, nothing new starts: each patch settles as not landed
 			var err error
-			rep, err = e.r.apply(e.ctx, e.runID, plan, true, nil)
+			rep, err = e.w.write(e.ctx, plan, applyOpts{answers: true})
 			if err != nil {
 				rep.Errors = append(rep.Errors, err.Error())
 				rep.Failed += len(plan.Operations) - rep.Applied.Patch - rep.Failed - rep.Skipped - len(rep.Rejected)
@@ -341,7 +342,7 @@ func (e *early) finish(idx *planner.Index) {
 // links whose record vanished from the source, each with the part of the
 // world connected to it (partialScope). A row whose content hash matches
 // what syncd last pushed costs nothing.
-func (r *Reconciler) incremental(ctx context.Context, runID int64, _ time.Time) (Report, error) {
+func (r *Reconciler) incremental(ctx context.Context, runID int64, _ runTimes) (Report, error) {
 	changed, order, unread, err := r.readChanges(ctx)
 	if err != nil {
 		return Report{}, err

@@ -210,3 +210,56 @@ func TestFullRunReadsTheLinkBeforeItCreates(t *testing.T) {
 		t.Errorf("the emulator holds %d contacts, want 60", n)
 	}
 }
+
+// The project is shared while a full run lists: a CRM edit made meanwhile
+// reaches Sinch through an incremental run that goes on beside the full
+// run, and the full run, which read the CRM before the edit, does not take
+// it back.
+func TestEditDuringAFullRunReachesSinchAndStays(t *testing.T) {
+	rec, emu, store := newChaosReconciler(t, sinchtest.Faults{})
+	rows := chaosRows(300, "Person")
+	if err := crm.UpsertRecords(t.Context(), store.SQL(), "crm_contacts", rows); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, rec, state.RunFull)
+	// crm-00290 is listed late, crm-00001 early: both edits reach Sinch
+	// mid-run and stay.
+	edit := func(ext string) {
+		execSQL(t, store, `UPDATE crm_contacts SET display_name = 'Edited during the full run', updated_at = now() WHERE external_id = ?`, ext)
+	}
+	incremental := sameProcess(rec)
+	rec.Sinch = duringList{SinchAPI: rec.Sinch, after: 3, do: func() {
+		edit("crm-00290")
+		edit("crm-00001")
+		rep, err := incremental.Run(t.Context(), state.RunIncremental, false)
+		if err != nil || rep.Outcome != state.OutcomeSucceeded || rep.Applied.Patch != 2 {
+			t.Errorf("the incremental run during the full run: %s, %+v, %v", rep.Outcome, rep.Applied, err)
+		}
+		for _, ext := range []string{"crm-00290", "crm-00001"} {
+			if cs := byExternalID(emu)[ext]; len(cs) != 1 || cs[0].DisplayName != "Edited during the full run" {
+				t.Errorf("mid-run, %s is %v", ext, cs)
+			}
+		}
+	}}
+	mustRun(t, rec, state.RunFull)
+	for _, ext := range []string{"crm-00290", "crm-00001"} {
+		if cs := byExternalID(emu)[ext]; len(cs) != 1 || cs[0].DisplayName != "Edited during the full run" {
+			t.Errorf("after the full run, %s is %v: it took the edit back", ext, cs)
+		}
+	}
+	emu.ResetCalls()
+	mustRun(t, incremental, state.RunFull)
+	if n := writes(emu); n != 0 {
+		t.Errorf("the next full run wrote %v", emu.CallCounts())
+	}
+}
+
+// sameProcess is a reconciler of the same project, store and client as
+// rec, as the daemon's partial runs share them with its full runs.
+func sameProcess(rec *contactsync.Reconciler) *contactsync.Reconciler {
+	return &contactsync.Reconciler{
+		CRM: rec.CRM, Links: rec.Links, Identities: rec.Identities, Deferrals: rec.Deferrals, Journal: rec.Journal,
+		Runs: rec.Runs, Watermarks: rec.Watermarks, Locks: rec.Locks, Sinch: rec.Sinch, Logger: rec.Logger,
+		ProjectID: rec.ProjectID, Source: rec.Source, BatchSize: rec.BatchSize, Concurrency: rec.Concurrency, Options: rec.Options,
+	}
+}

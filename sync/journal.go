@@ -16,6 +16,9 @@ import (
 type Journal interface {
 	JournalAppend(ctx context.Context, entries []state.JournalEntry) error
 	JournalMarks(ctx context.Context, marks []state.JournalMark) error
+	// TouchedSince is what other runs journaled since a time: what a full
+	// run that began before must not act on any more (see revalidate).
+	TouchedSince(ctx context.Context, projectID string, t time.Time, run int64) (state.Touched, error)
 }
 
 // marker writes the journal marks of one Apply in batches: marks queue up

@@ -238,7 +238,9 @@ func TestLostLockReproductions(t *testing.T) {
 		if err := g.admin.DB().Exec(`SELECT pg_terminate_backend(?, 30000)`, h.PID).Error; err != nil {
 			t.Fatal(err)
 		}
-		rep, err := second.Backfill(context.Background(), false)
+		// It waits for the first to step down: a full run holds the
+		// full-run lock until it ends.
+		rep, err := second.Backfill(context.Background(), true)
 		if err != nil || rep.Outcome != state.OutcomeSucceeded {
 			t.Errorf("second run: outcome %s, err %v", rep.Outcome, err)
 		}
@@ -299,7 +301,9 @@ func TestLostLockReproductions(t *testing.T) {
 		lost, atLoss := time.Now(), g.emu.Calls(sinchtest.OpCreate)
 		g.setIdleTimeout(t, "0")
 		second := g.process(t, 5000, check, 2*check+time.Second)
-		rep, err := second.Backfill(context.Background(), false)
+		// It waits for the first to step down: a full run holds the
+		// full-run lock until it ends.
+		rep, err := second.Backfill(context.Background(), true)
 		if err != nil || rep.Outcome != state.OutcomeSucceeded {
 			t.Errorf("second run: outcome %s, err %v", rep.Outcome, err)
 		}

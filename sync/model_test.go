@@ -1039,22 +1039,24 @@ func (w *watchedSinch) MergeContacts(ctx context.Context, destinationID, sourceI
 	return got, err
 }
 
-// takeLock ends the session that holds the run's project lock, as a
-// failover or an idle-session timeout would, and lets a second runner (a
-// standby, with its own store) take the project over and finish a full
-// run, while this run waits in the middle of its read. The run then has a
-// moment more to notice (its context ending is one way) before it goes on;
-// any write it sends after that is a write without the lock.
+// takeLock ends the sessions that hold the run's locks (a partial run's
+// project lock; a full run's full-run lock, and the project lock too when it
+// is writing a batch), as a failover or an idle-session timeout would, and
+// lets a second runner (a standby, with its own store) take the project
+// over and finish a full run, while this run waits in the middle of its
+// read. The run then has a moment more to notice (its context ending is one
+// way) before it goes on; any write it sends after that is a write without
+// the lock.
 func (w *watchedSinch) takeLock(ctx context.Context) {
 	h := w.h
-	key := uint64(state.ProjectKey(h.project).Int64())
+	project, full := uint64(state.ProjectKey(h.project).Int64()), uint64(state.FullRunKey(h.project).Int64())
 	var terminated int
 	err := h.env.db.QueryRowContext(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
 		WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-			AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 1`,
-		int64(key>>32), int64(key&0xffffffff)).Scan(&terminated)
-	if err != nil || terminated != 1 {
-		w.report("take the project lock away: %d sessions ended, %v", terminated, err)
+			AND objsubid = 1 AND ((classid = $1::bigint::oid AND objid = $2::bigint::oid) OR (classid = $3::bigint::oid AND objid = $4::bigint::oid))`,
+		int64(project>>32), int64(project&0xffffffff), int64(full>>32), int64(full&0xffffffff)).Scan(&terminated)
+	if err != nil || terminated == 0 {
+		w.report("take the run's lock away: %d sessions ended, %v", terminated, err)
 		return
 	}
 

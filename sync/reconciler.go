@@ -85,6 +85,9 @@ type Runs interface {
 type Watermarks interface {
 	Watermark(ctx context.Context, projectID string) (time.Time, bool, error)
 	SetWatermark(ctx context.Context, projectID string, t time.Time) error
+	// AdvanceWatermark moves it forward only: a full run ends after
+	// incremental runs that read later than it did.
+	AdvanceWatermark(ctx context.Context, projectID string, t time.Time) error
 }
 
 // Locks takes the project lock that every run holds, and says whether the
@@ -92,6 +95,12 @@ type Watermarks interface {
 type Locks interface {
 	TryLock(ctx context.Context, projectID string) (*state.Lock, error)
 	Lock(ctx context.Context, projectID string) (*state.Lock, error)
+	// The full-run lock keeps a project to one full run at a time, which
+	// takes the project lock only while it writes (see fullRun).
+	TryLockFullRun(ctx context.Context, projectID string) (*state.Lock, error)
+	LockFullRun(ctx context.Context, projectID string) (*state.Lock, error)
+	FullRunHolder(ctx context.Context, projectID string) (lease.Holder, bool, error)
+	LockHolder(ctx context.Context, projectID string) (lease.Holder, bool, error)
 	SessionAlive(ctx context.Context, pid int, backendStart time.Time) (bool, error)
 }
 
@@ -155,6 +164,11 @@ type Reconciler struct {
 	// its calls in flight to end (one Sinch attempt's timeout). Default
 	// 2 × LockCheck + DefaultCallTimeout.
 	LockGrace time.Duration
+	// The project's locks this reconciler holds now: a full run's and a
+	// partial run's overlap.
+	locksMu   stdsync.Mutex
+	locksHeld int
+
 	// ScopeBound is how many records and contacts a partial run's scope
 	// may grow to around one change before it is deferred to the next full
 	// run; DefaultScopeBound when zero.
@@ -168,9 +182,15 @@ func (r *Reconciler) scopeBound() int {
 	return DefaultScopeBound
 }
 
-// runBody is what a run does once it holds the lock and is recorded; read
-// start is the point up to which it sees every CRM change (CRM.ReadHorizon).
-type runBody func(ctx context.Context, runID int64, readStart time.Time) (Report, error)
+// runBody is what a run does once it holds its lock and is recorded.
+type runBody func(ctx context.Context, runID int64, at runTimes) (Report, error)
+
+// runTimes are when a run started, on the database's clock: started, and
+// readStart, the point up to which it sees every CRM change (the start held
+// back by open CRM transactions, see CRM.ReadHorizon).
+type runTimes struct {
+	readStart, started time.Time
+}
 
 // Progress is how far a run has come.
 type Progress struct {
@@ -282,14 +302,25 @@ func (rep Report) Counts() map[string]int {
 	}
 }
 
-// Run performs one run of the given kind while holding the project's lock,
-// so that two syncd processes never reconcile one project at once. Without
-// wait, a lock held elsewhere returns an error matching lease.ErrHeld.
+// Run performs one run of the given kind under the project's locks, so
+// that two syncd processes never write to one project at once: a partial
+// run holds the project lock throughout, a full run the full-run lock
+// throughout and the project lock while it writes (see fullRun). Without
+// wait, a lock held elsewhere returns an error matching lease.ErrHeld. An
+// incremental run with no watermark yet becomes a full one: nothing has
+// been synced, only a full run knows what is gone, and it is cheaper than
+// looking up every row.
 func (r *Reconciler) Run(ctx context.Context, kind state.RunKind, wait bool) (Report, error) {
 	switch kind {
 	case state.RunFull:
-		return r.locked(ctx, kind, wait, r.full)
+		return r.fullRun(ctx, wait)
 	case state.RunIncremental:
+		if _, ok, err := r.Watermarks.Watermark(ctx, r.ProjectID); err != nil {
+			return Report{Kind: kind}, err
+		} else if !ok {
+			r.Logger.Info("no watermark yet: running a full reconcile instead of an incremental one")
+			return r.fullRun(ctx, wait)
+		}
 		return r.locked(ctx, kind, wait, r.incremental)
 	case state.RunEvents:
 		if r.Events == nil {
@@ -305,10 +336,8 @@ func (r *Reconciler) Run(ctx context.Context, kind state.RunKind, wait bool) (Re
 	return Report{Kind: kind}, fmt.Errorf("unknown run kind %q", kind)
 }
 
-// locked runs body as a recorded run of kind under the project lock. An
-// incremental run with no watermark yet becomes a full one: nothing has been
-// synced, only a full run knows what is gone, and it is cheaper than looking
-// up every row.
+// locked runs body as a recorded run of kind under the project lock, for
+// as long as it runs: every run but a full one (see fullRun).
 //
 // The lock is a lease: it is re-checked on its own session every LockCheck
 // (see lease.Lease.Watch), and once it is lost the run's context is cancelled
@@ -328,11 +357,11 @@ func (r *Reconciler) locked(ctx context.Context, kind state.RunKind, wait bool, 
 	}
 	acquired := time.Now()
 	r.observer().LockWaited(acquired.Sub(started))
-	r.observer().SetLockHeld(true)
+	r.lockHeld(true)
 	ctx, stopWatch := lock.Watch(ctx, r.lockCheck())
 	defer func() {
 		stopWatch()
-		r.observer().SetLockHeld(false)
+		r.lockHeld(false)
 		releaseCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		if err := lock.Release(releaseCtx); err != nil && !errors.Is(err, lease.ErrLost) {
@@ -341,14 +370,6 @@ func (r *Reconciler) locked(ctx context.Context, kind state.RunKind, wait bool, 
 	}()
 	if err := r.closeInterrupted(ctx, acquired); err != nil {
 		return Report{Kind: kind}, lockLostErr(ctx, err)
-	}
-	if kind == state.RunIncremental {
-		if _, ok, err := r.Watermarks.Watermark(ctx, r.ProjectID); err != nil {
-			return Report{Kind: kind}, lockLostErr(ctx, err)
-		} else if !ok {
-			r.Logger.Info("no watermark yet: running a full reconcile instead of an incremental one")
-			kind, body = state.RunFull, r.full
-		}
 	}
 	return r.run(ctx, lock, kind, body)
 }
@@ -398,10 +419,26 @@ func (r *Reconciler) closeInterrupted(ctx context.Context, acquired time.Time) e
 	if len(runs) == 0 {
 		return nil
 	}
+	// A run whose session holds its lock now is alive and goes on beside
+	// this one (a full run beside partial runs, a partial run beside a full
+	// one): nothing to close or wait for.
+	holding := make(map[int]bool)
+	for _, holder := range []func(context.Context, string) (lease.Holder, bool, error){r.Locks.LockHolder, r.Locks.FullRunHolder} {
+		h, held, err := holder(ctx, r.ProjectID)
+		if err != nil {
+			return err
+		}
+		if held {
+			holding[h.PID] = true
+		}
+	}
 	deadline := acquired.Add(r.lockGrace())
 	for _, run := range runs {
 		fields := []zap.Field{zap.Int64("run_id", run.ID), zap.String("kind", string(run.Kind)),
 			zap.String("host", run.Host), zap.Int("pid", run.PID), zap.Int("lock_pid", run.LockPID)}
+		if run.LockPID != 0 && holding[run.LockPID] {
+			continue
+		}
 		gone, err := r.sessionGone(ctx, run, deadline)
 		if err != nil {
 			return err
@@ -499,7 +536,7 @@ func (r *Reconciler) run(ctx context.Context, lock *state.Lock, kind state.RunKi
 	if r.OnProgress != nil {
 		ctx = context.WithValue(ctx, progressKey{}, &progress{on: r.OnProgress})
 	}
-	rep, err := body(ctx, run.ID, readStart)
+	rep, err := body(ctx, run.ID, runTimes{readStart: readStart, started: now})
 	rep.RunID, rep.Kind = run.ID, kind
 	rep.Duration = time.Since(started)
 	rep.Outcome = outcome(ctx, err, rep)
@@ -515,7 +552,11 @@ func (r *Reconciler) run(ctx context.Context, lock *state.Lock, kind state.RunKi
 	// a saved plan or processing events says nothing about rows it did not
 	// cover.
 	if rep.Outcome == state.OutcomeSucceeded && (kind == state.RunFull || kind == state.RunIncremental) {
-		if werr := r.Watermarks.SetWatermark(finishCtx, r.ProjectID, readStart); werr != nil {
+		set := r.Watermarks.SetWatermark
+		if kind == state.RunFull {
+			set = r.Watermarks.AdvanceWatermark
+		}
+		if werr := set(finishCtx, r.ProjectID, readStart); werr != nil {
 			err = fmt.Errorf("advance watermark: %w", werr)
 			rep.Outcome = state.OutcomeFailed
 		}

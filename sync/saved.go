@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	stdsync "sync"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -35,7 +34,7 @@ func (r *Reconciler) ApplySaved(ctx context.Context, sp planner.SavedPlan, wait 
 		return Report{}, nil, fmt.Errorf("the plan is for project %s, the configuration for %s", sp.ProjectID, r.ProjectID)
 	}
 	var stale []Stale
-	rep, err := r.locked(ctx, state.RunApply, wait, func(ctx context.Context, runID int64, _ time.Time) (Report, error) {
+	rep, err := r.locked(ctx, state.RunApply, wait, func(ctx context.Context, runID int64, _ runTimes) (Report, error) {
 		stale = nil
 		reasons, err := r.checkSaved(ctx, sp)
 		if err != nil {

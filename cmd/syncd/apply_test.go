@@ -136,7 +136,7 @@ func TestApplyThatRefusedEverythingIsNotASuccess(t *testing.T) {
 func TestNoSummaryForARunThatNeverStarted(t *testing.T) {
 	h := newHarness(t)
 	h.migrate()
-	lock, err := h.store.TryLock(t.Context(), "p1")
+	lock, err := h.store.TryLockFullRun(t.Context(), "p1") // another full run is going
 	if err != nil {
 		t.Fatal(err)
 	}

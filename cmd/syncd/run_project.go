@@ -197,8 +197,7 @@ func (p *projectRun) lead(ctx context.Context, retention func() time.Duration) {
 		// the last full run was cut short). It waits for a run still
 		// holding the project lock: the last one of a leader that lost its
 		// session.
-		RunAtStart:  true,
-		WaitAtStart: true,
+		RunAtStart: true,
 	}
 	if cfg.Webhook.Listen != "" {
 		dmn.Events = p.stored

@@ -218,13 +218,17 @@ func TestRunTwoDaemonsNeverOverlap(t *testing.T) {
 		h.store.DB().Raw("SELECT count(*) FROM syncd.runs WHERE finished_at IS NOT NULL").Scan(&finished)
 		return finished >= 8
 	})
+	// Partial runs go one at a time, and full runs one at a time; a full
+	// run goes on beside partial ones, taking the project lock only to
+	// write (which the lock tests and the model test check).
 	var overlaps int64
 	if err := h.store.DB().Raw(`SELECT count(*) FROM syncd.runs a JOIN syncd.runs b ON a.id < b.id
-		WHERE a.started_at < COALESCE(b.finished_at, now()) AND b.started_at < COALESCE(a.finished_at, now())`).Scan(&overlaps).Error; err != nil {
+		WHERE a.started_at < COALESCE(b.finished_at, now()) AND b.started_at < COALESCE(a.finished_at, now())
+			AND (a.kind = 'full') = (b.kind = 'full')`).Scan(&overlaps).Error; err != nil {
 		t.Fatal(err)
 	}
 	if overlaps != 0 {
-		t.Errorf("%d pairs of runs overlapped in time", overlaps)
+		t.Errorf("%d pairs of runs of one lane overlapped in time", overlaps)
 	}
 	if n := len(h.emu.Contacts()); n != 40 {
 		t.Errorf("%d contacts, want 40", n)

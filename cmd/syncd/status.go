@@ -97,11 +97,14 @@ type statusJSON struct {
 }
 
 type statusReport struct {
-	Project   string          `json:"project"` // its name in the configuration
-	ProjectID string          `json:"project_id"`
-	Lock      lockStatus      `json:"lock"`
-	Runs      []runStatusJSON `json:"runs"`
-	Events    state.Queue     `json:"events"` // Sinch contact events received and not yet processed
+	Project   string     `json:"project"` // its name in the configuration
+	ProjectID string     `json:"project_id"`
+	Lock      lockStatus `json:"lock"`
+	// FullRun is the full-run lock, held for as long as a full run goes
+	// on (it takes the project lock only while it writes).
+	FullRun lockStatus      `json:"full_run"`
+	Runs    []runStatusJSON `json:"runs"`
+	Events  state.Queue     `json:"events"` // Sinch contact events received and not yet processed
 	// Deferred is what partial runs left to the next full run.
 	Deferred deferredStatus `json:"deferred"`
 	// Processes are the `syncd run` processes serving the project: the
@@ -168,6 +171,11 @@ func readStatus(ctx context.Context, store *state.Store, projectID string, limit
 	if held {
 		st.Lock = lockStatus{Held: true, PID: holder.PID, ApplicationName: holder.ApplicationName, ClientAddr: holder.ClientAddr}
 	}
+	if holder, held, err = store.FullRunHolder(ctx, projectID); err != nil {
+		return st, err
+	} else if held {
+		st.FullRun = lockStatus{Held: true, PID: holder.PID, ApplicationName: holder.ApplicationName, ClientAddr: holder.ClientAddr}
+	}
 	if st.Events, err = store.Events().Queue(ctx, projectID); err != nil {
 		return st, err
 	}
@@ -217,10 +225,15 @@ func readStatus(ctx context.Context, store *state.Store, projectID string, limit
 }
 
 func writeStatus(w io.Writer, st statusReport) error {
-	if st.Lock.Held {
+	switch {
+	case st.Lock.Held:
 		fmt.Fprintf(w, "Project %s: a syncd is running a sync now (backend pid %d, %s).\n", st.ProjectID, st.Lock.PID, st.Lock.ApplicationName)
-	} else {
+	case !st.FullRun.Held:
 		fmt.Fprintf(w, "Project %s: no sync running now.\n", st.ProjectID)
+	}
+	if st.FullRun.Held {
+		fmt.Fprintf(w, "Project %s: a full run is going on (backend pid %d, %s); partial runs go on beside it.\n",
+			st.ProjectID, st.FullRun.PID, st.FullRun.ApplicationName)
 	}
 	writeProcesses(w, st.Processes)
 	writeQueue(w, st.Events)

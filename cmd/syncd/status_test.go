@@ -70,9 +70,15 @@ func TestStatus(t *testing.T) {
 	if rej := st.Runs[0].Rejects[0]; rej.ExternalID != "crm-0002" || rej.Column != "phone" || !strings.Contains(rej.Reason, "is not a phone number") {
 		t.Errorf("reject = %+v, want crm-0002's phone with its reason", rej)
 	}
+	// A backfill while another full run goes on exits 75, naming its holder.
+	full, err := h.store.TryLockFullRun(context.Background(), "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer full.Release(context.Background())
 	code, _, errOut = h.run("backfill")
 	if code != exitTempFail || !strings.Contains(errOut, "locked by backend pid") {
-		t.Errorf("backfill under a held lock exited %d (%q), want 75 naming the holder", code, errOut)
+		t.Errorf("backfill during another full run exited %d (%q), want 75 naming the holder", code, errOut)
 	}
 }
 

@@ -1,0 +1,247 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/syncd/syncd/lease"
+	"github.com/syncd/syncd/planner"
+	"github.com/syncd/syncd/state"
+)
+
+// A full run is long (83 minutes of listing at a million contacts and a
+// 100 ms round trip) and must not hold the project alone: a CRM edit made
+// meanwhile would wait for it to end. So it holds the project's full-run
+// lock, which keeps full runs to one at a time, for as long as it runs, and
+// the project lock, which every run that writes takes, only while it writes
+// a batch (write): its early patches while it lists, then its plan, a batch
+// at a time. Between its batches partial runs (incremental, events) take
+// the project lock and carry CRM and Sinch changes across within seconds.
+//
+// Before each batch the full run drops what changed under it (revalidate):
+// an operation on a record or contact another run has written since the
+// full run started, or on a record whose CRM row changed since its read
+// began, is skipped, journaled with why; the partial run that saw the
+// change has decided it, or will, from fresher facts. What cannot be undone
+// is also checked against facts read just before it is sent (fresh).
+
+// fullBatch bounds the operations a full run writes under one hold of the
+// project lock: a partial run waits at most for one batch.
+const fullBatch = 1000
+
+// fullRun runs a full reconcile under the project's full-run lock.
+func (r *Reconciler) fullRun(ctx context.Context, wait bool) (Report, error) {
+	kind := state.RunFull
+	started := time.Now()
+	var lock *state.Lock
+	var err error
+	if wait {
+		lock, err = r.Locks.LockFullRun(ctx, r.ProjectID)
+	} else {
+		lock, err = r.Locks.TryLockFullRun(ctx, r.ProjectID)
+	}
+	if err != nil {
+		return Report{Kind: kind}, fmt.Errorf("take the full-run lock of project %s: %w", r.ProjectID, err)
+	}
+	r.observer().LockWaited(time.Since(started))
+	r.lockHeld(true)
+	ctx, stopWatch := lock.Watch(ctx, r.lockCheck())
+	defer func() {
+		stopWatch()
+		r.lockHeld(false)
+		releaseCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := lock.Release(releaseCtx); err != nil && !errors.Is(err, lease.ErrLost) {
+			r.Logger.Warn("release the full-run lock", zap.Error(err))
+		}
+	}()
+	// What earlier runs left open is closed before this one writes
+	// anything, as by any run; partial runs going on beside it are left be.
+	if err := r.closeInterrupted(ctx, time.Now()); err != nil {
+		return Report{Kind: kind}, lockLostErr(ctx, err)
+	}
+	return r.run(ctx, lock, kind, r.full)
+}
+
+// withProjectLock runs fn while holding the project lock, waiting for it,
+// as a lease: fn's context ends if the lock is lost.
+func (r *Reconciler) withProjectLock(ctx context.Context, fn func(ctx context.Context, acquired time.Time) error) error {
+	started := time.Now()
+	lock, err := r.Locks.Lock(ctx, r.ProjectID)
+	if err != nil {
+		return fmt.Errorf("take the lock of project %s: %w", r.ProjectID, err)
+	}
+	acquired := time.Now()
+	r.observer().LockWaited(acquired.Sub(started))
+	r.lockHeld(true)
+	lctx, stopWatch := lock.Watch(ctx, r.lockCheck())
+	defer func() {
+		stopWatch()
+		r.lockHeld(false)
+		releaseCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := lock.Release(releaseCtx); err != nil && !errors.Is(err, lease.ErrLost) {
+			r.Logger.Warn("release project lock", zap.Error(err))
+		}
+	}()
+	return lockLostErr(lctx, fn(lctx, acquired))
+}
+
+// lockHeld counts the project's locks this reconciler holds (a full run's
+// and a partial run's may overlap), for the lock-held gauge.
+func (r *Reconciler) lockHeld(held bool) {
+	r.locksMu.Lock()
+	defer r.locksMu.Unlock()
+	was := r.locksHeld > 0
+	if held {
+		r.locksHeld++
+	} else {
+		r.locksHeld--
+	}
+	if now := r.locksHeld > 0; now != was {
+		r.observer().SetLockHeld(now)
+	}
+}
+
+// fullWrites is how a full run writes: under the project lock, a batch at
+// a time, each revalidated against what changed since the run began.
+type fullWrites struct {
+	r     *Reconciler
+	runID int64
+	at    runTimes
+}
+
+// write applies plan under the project lock, less what changed under the
+// run (revalidate).
+func (w *fullWrites) write(ctx context.Context, plan planner.Plan, opts applyOpts) (Report, error) {
+	var rep Report
+	err := w.r.withProjectLock(ctx, func(ctx context.Context, _ time.Time) error {
+		skip, err := w.revalidate(ctx, &plan)
+		if err != nil {
+			return err
+		}
+		opts.skip = skip
+		rep, err = w.r.apply(ctx, w.runID, plan, opts)
+		return err
+	})
+	if rep.RunID == 0 && err != nil {
+		rep.Plan = plan
+	}
+	return rep, err
+}
+
+// writePlan writes a full run's plan a batch of groups at a time, the
+// links it stores and drops with the last.
+func (w *fullWrites) writePlan(ctx context.Context, plan planner.Plan, opts applyOpts) (Report, error) {
+	var parts []Report
+	var err error
+	for start := 0; start < len(plan.Groups) || start == 0; {
+		end, n := start, 0
+		for end < len(plan.Groups) && (n == 0 || n+len(plan.Groups[end]) <= fullBatch) {
+			n += len(plan.Groups[end])
+			end++
+		}
+		batch := planner.Plan{DeleteGuard: plan.DeleteGuard}
+		for _, g := range plan.Groups[start:end] {
+			group := make([]int, len(g))
+			for j, i := range g {
+				group[j] = len(batch.Operations)
+				batch.Operations = append(batch.Operations, plan.Operations[i])
+			}
+			batch.Groups = append(batch.Groups, group)
+		}
+		last := end >= len(plan.Groups)
+		if last {
+			batch.Links, batch.Unlinks, batch.Rejected = plan.Links, plan.Unlinks, plan.Rejected
+		}
+		var rep Report
+		rep, err = w.write(ctx, batch, opts)
+		parts = append(parts, rep)
+		if err != nil || last {
+			break
+		}
+		start = end
+	}
+	var rep Report
+	rep.add(parts...)
+	for _, p := range parts {
+		rep.Withheld += p.Withheld
+	}
+	rep.Plan.Unchanged, rep.Plan.Notes, rep.Plan.DeleteGuard, rep.Plan.Rejected = plan.Unchanged, plan.Notes, plan.DeleteGuard, plan.Rejected
+	return rep, err
+}
+
+// revalidate marks the operations of plan that something changed under
+// since the run began, to be skipped with why: an operation on a record or
+// contact another run journaled since the run started, or on a record whose
+// CRM row changed since the run's read began (to other content than the
+// plan assumed). The rest of a group goes with it, since what follows
+// assumes what came before. The links the plan stores or drops are
+// filtered the same way.
+func (w *fullWrites) revalidate(ctx context.Context, plan *planner.Plan) (map[int]string, error) {
+	r := w.r
+	touched, err := r.Journal.TouchedSince(ctx, r.ProjectID, w.at.started, w.runID)
+	if err != nil {
+		return nil, err
+	}
+	changed := make(map[string]string) // external_id -> the record's content hash now, "" when not live
+	for batch, err := range r.CRM.ChangedSince(ctx, r.Source, w.at.readStart, r.BatchSize) {
+		if rej, ok := unreadable(err); ok {
+			changed[rej.ExternalID] = ""
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read the CRM rows changed since the run's read: %w", err)
+		}
+		for _, rec := range batch {
+			want, rej := planner.Normalize(rec, r.Options)
+			if rej != nil || want.Deleted {
+				changed[rec.ExternalID] = ""
+				continue
+			}
+			changed[rec.ExternalID] = want.Hash
+		}
+	}
+	why := func(ext string, contacts ...string) string {
+		if touched.ExternalIDs[ext] || slices.ContainsFunc(contacts, func(id string) bool { return id != "" && touched.ContactIDs[id] }) {
+			return "another run wrote it since this full run began; that run decided it from fresher facts"
+		}
+		return ""
+	}
+	skip := make(map[int]string)
+	for _, g := range plan.Groups {
+		reason := ""
+		for _, i := range g {
+			op := plan.Operations[i]
+			if reason = why(op.ExternalID, op.ContactID, op.SourceContactID); reason != "" {
+				break
+			}
+			if h, ok := changed[op.ExternalID]; ok && (h == "" || h != op.Hash) {
+				reason = "its CRM record changed since this full run read it; the incremental run that reads the change decides it"
+				break
+			}
+		}
+		if reason != "" {
+			for _, i := range g {
+				skip[i] = reason
+			}
+		}
+	}
+	plan.Links = slices.DeleteFunc(plan.Links, func(l planner.Link) bool {
+		_, moved := changed[l.ExternalID]
+		return moved || why(l.ExternalID, l.ContactID) != ""
+	})
+	plan.Unlinks = slices.DeleteFunc(plan.Unlinks, func(ext string) bool {
+		_, moved := changed[ext]
+		return moved || why(ext) != ""
+	})
+	if len(skip) > 0 {
+		r.Logger.Info("a full run skips what changed under it since it began", zap.Int64("run_id", w.runID), zap.Int("operations", len(skip)))
+	}
+	return skip, nil
+}
