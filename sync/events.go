@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/state"
+	"github.com/syncd/syncd/webhook"
 )
 
 // EventQueue holds the Sinch contact events still to be processed;
@@ -32,13 +35,15 @@ const (
 	maxEventAttempts = 5
 )
 
-// events processes the stored events, a batch at a time: each batch is one
-// snapshot of the contacts the events name, read afresh, and of the CRM
-// records those contacts point at, diffed with the rules of any run and
-// applied. Events are triggers, not truth: they come late, twice and out of
-// order, and what they say of a contact is never used, only which contacts
-// and records to look at. So an echo of syncd's own write costs a read, and
-// a stale event finds the contact as it is now.
+// events processes the stored events, a batch at a time. An event the
+// journal proves to be the echo of syncd's own write is done without a
+// read (skipEchoes). The others of a batch are one snapshot of the contacts
+// they name, read afresh, and of the CRM records those contacts point at,
+// diffed with the rules of any run and applied. Events are triggers, not
+// truth: they come late, twice and out of order, and what they say of a
+// contact is never used, only which contacts and records to look at (or,
+// for an echo, that there is nothing to look at). So a stale event finds
+// the contact as it is now.
 func (r *Reconciler) events(ctx context.Context, runID int64, _ time.Time) (Report, error) {
 	var total Report
 	for {
@@ -49,33 +54,119 @@ func (r *Reconciler) events(ctx context.Context, runID int64, _ time.Time) (Repo
 		if len(pending) == 0 {
 			return total, nil
 		}
-		rep, err := r.eventBatch(ctx, runID, pending)
-		total = joinReports(total, rep)
-		ids := make([]int64, len(pending))
-		for i, ev := range pending {
-			ids[i] = ev.ID
-		}
-		stateCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		if err != nil || rep.Failed > 0 {
-			if ferr := r.giveUpOrRetry(stateCtx, runID, pending, err, rep); ferr != nil {
-				err = errors.Join(err, ferr)
-			}
-			cancel()
-			if err == nil {
-				err = fmt.Errorf("%d operations failed; the events stay queued", rep.Failed)
-			}
-			return total, err
-		}
-		err = r.Events.Done(stateCtx, ids, runID)
-		cancel()
+		work, err := r.skipEchoes(ctx, runID, pending)
 		if err != nil {
 			return total, err
 		}
-		r.observeEvents(pending)
+		if len(work) > 0 {
+			rep, err := r.eventBatch(ctx, runID, work)
+			total = joinReports(total, rep)
+			stateCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			if err != nil || rep.Failed > 0 {
+				if ferr := r.giveUpOrRetry(stateCtx, runID, work, err, rep); ferr != nil {
+					err = errors.Join(err, ferr)
+				}
+				cancel()
+				if err == nil {
+					err = fmt.Errorf("%d operations failed; the events stay queued", rep.Failed)
+				}
+				return total, err
+			}
+			err = r.Events.Done(stateCtx, ids(work), runID)
+			cancel()
+			if err != nil {
+				return total, err
+			}
+			r.observeEvents(work)
+		}
 		if len(pending) < maxEventBatch {
 			return total, nil
 		}
 	}
+}
+
+func ids(events []state.StoredEvent) []int64 {
+	out := make([]int64, len(events))
+	for i, ev := range events {
+		out[i] = ev.ID
+	}
+	return out
+}
+
+// skipEchoes marks done, with no read at all, the events the journal
+// proves to be echoes of syncd's own writes, and returns the others:
+//
+//   - a CONTACT_CREATE or CONTACT_UPDATE whose contact is exactly the one
+//     Sinch answered a done create, patch or merge of that contact with;
+//   - a CONTACT_MERGE whose preserved contact is the answer of a done merge
+//     of those two contacts;
+//   - a CONTACT_DELETE of a contact a done delete removed.
+//
+// What syncd wrote is what it decided, so there is nothing to look at. A
+// forged "echo" is skipped work, never a write: it costs nothing, and a
+// real change made since carries another contact, hence another hash.
+func (r *Reconciler) skipEchoes(ctx context.Context, runID int64, events []state.StoredEvent) ([]state.StoredEvent, error) {
+	hashes := make([]string, len(events))
+	var asked, deletes []string
+	for i, ev := range events {
+		switch e := ev.Event; {
+		case (e.Trigger == webhook.TriggerCreate || e.Trigger == webhook.TriggerUpdate) && e.Contact != nil:
+			hashes[i] = planner.ContactHash(*e.Contact)
+		case e.Trigger == webhook.TriggerMerge && e.Preserved != nil && e.Deleted != nil:
+			hashes[i] = planner.ContactHash(*e.Preserved)
+		case e.Trigger == webhook.TriggerDelete && e.Contact != nil:
+			deletes = append(deletes, e.Contact.ID)
+		}
+		if hashes[i] != "" {
+			asked = append(asked, hashes[i])
+		}
+	}
+	if len(asked)+len(deletes) == 0 {
+		return events, nil
+	}
+	answers, err := r.Journal.Answers(ctx, r.ProjectID, asked)
+	if err != nil {
+		return nil, err
+	}
+	deleted, err := r.Journal.DeletedContacts(ctx, r.ProjectID, deletes)
+	if err != nil {
+		return nil, err
+	}
+	byHash := make(map[string][]state.Answer, len(answers))
+	for _, a := range answers {
+		byHash[a.Hash] = append(byHash[a.Hash], a)
+	}
+	var echoes, rest []state.StoredEvent
+	for i, ev := range events {
+		e := ev.Event
+		echo := false
+		switch {
+		case hashes[i] != "" && e.Trigger == webhook.TriggerMerge:
+			echo = slices.ContainsFunc(byHash[hashes[i]], func(a state.Answer) bool {
+				return a.Kind == planner.OpMerge && a.ContactID == e.Preserved.ID && a.SourceContactID == e.Deleted.ID
+			})
+		case hashes[i] != "":
+			echo = slices.ContainsFunc(byHash[hashes[i]], func(a state.Answer) bool { return a.ContactID == e.Contact.ID })
+		case e.Trigger == webhook.TriggerDelete && e.Contact != nil:
+			echo = slices.Contains(deleted, e.Contact.ID)
+		}
+		if echo {
+			echoes = append(echoes, ev)
+		} else {
+			rest = append(rest, ev)
+		}
+	}
+	if len(echoes) == 0 {
+		return rest, nil
+	}
+	stateCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := r.Events.Done(stateCtx, ids(echoes), runID); err != nil {
+		return nil, err
+	}
+	r.Logger.Debug("events recognised as echoes of syncd's own writes, from the journal: no read", zap.Int("events", len(echoes)))
+	r.observeEvents(echoes)
+	return rest, nil
 }
 
 // joinReports is the report of two batches of one run, earlier first.

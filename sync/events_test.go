@@ -133,7 +133,7 @@ func (g *eventRig) contactOf(t *testing.T, ext string) sinch.Contact {
 }
 
 // A managed field edited in Sinch is put back with exactly one write, and
-// the echo of that write costs none.
+// the echo of that write costs no call.
 func TestEventPutsBackAHandEdit(t *testing.T) {
 	g := newEventRig(t, 3)
 	ctx := t.Context()
@@ -163,12 +163,13 @@ func TestEventPutsBackAHandEdit(t *testing.T) {
 		t.Errorf("%d events still queued", n)
 	}
 
-	// The echo of syncd's own patch: a read, no write.
+	// The echo of syncd's own patch: the journal knows the contact Sinch
+	// answered it with, so not even a read.
 	g.emu.ResetCalls()
 	g.deliver(t, g.body(contactEvent(webhook.TriggerUpdate, g.contactOf(t, "crm-00001"))))
 	mustRun(t, g.rec, state.RunEvents)
-	if n := writes(g.emu); n != 0 || g.emu.Calls(sinchtest.OpGet)+g.emu.Calls(sinchtest.OpList) == 0 {
-		t.Errorf("the echo cost %v, want reads only", g.emu.CallCounts())
+	if n := totalCalls(g.emu); n != 0 || g.pending(t) != 0 {
+		t.Errorf("the echo cost %v, want no call", g.emu.CallCounts())
 	}
 	// A stale event (the edit again, after the fix) finds the contact as it
 	// is now: no write.
@@ -257,10 +258,15 @@ func TestEventCreateOfATwinIsMerged(t *testing.T) {
 
 // An event about the contact of a record deleted in the CRM removes it per
 // sync.delete_policy, as a full run would (20 records, so that one delete
-// stays within the default sync.max_delete_fraction).
+// stays within the default sync.max_delete_fraction). The event is a
+// person's edit: the echo of syncd's own create would be known for one and
+// read nothing, leaving the deleted record to the CRM's own path.
 func TestEventOfADeletedRecordDeletes(t *testing.T) {
 	g := newEventRig(t, 20)
-	c := g.contactOf(t, "crm-00001")
+	c, err := g.emu.EditAsPerson(g.contactOf(t, "crm-00001").ID, func(c *sinch.Contact) { c.DisplayName = "Edited" })
+	if err != nil {
+		t.Fatal(err)
+	}
 	execSQL(t, g.store, `UPDATE crm_contacts SET deleted_at = now() WHERE external_id = 'crm-00001'`)
 	g.emu.ResetCalls()
 	g.deliver(t, g.body(contactEvent(webhook.TriggerUpdate, c)))
@@ -417,5 +423,27 @@ func TestEventWorkIsBounded(t *testing.T) {
 	}
 	if got := g.contactOf(t, "crm-00001"); got.DisplayName != "Person 1" {
 		t.Errorf("the hand edit was not put back: %+v", got)
+	}
+}
+
+// A signed "echo" is skipped work, never a write: a callback claiming a
+// contact is as syncd's create left it, sent while a person's edit stands,
+// costs no call and hides nothing from the next full run (nor from the
+// edit's own event).
+func TestForgedEchoIsSkippedWork(t *testing.T) {
+	g := newEventRig(t, 3)
+	c := g.contactOf(t, "crm-00001") // as syncd's create left it
+	if _, err := g.emu.EditAsPerson(c.ID, func(c *sinch.Contact) { c.DisplayName = "Mallory" }); err != nil {
+		t.Fatal(err)
+	}
+	g.emu.ResetCalls()
+	g.deliver(t, g.body(contactEvent(webhook.TriggerUpdate, c)))
+	mustRun(t, g.rec, state.RunEvents)
+	if n := totalCalls(g.emu); n != 0 || g.pending(t) != 0 {
+		t.Errorf("the forged echo cost %v, want no call", g.emu.CallCounts())
+	}
+	mustRun(t, g.rec, state.RunFull)
+	if got := g.contactOf(t, "crm-00001"); got.DisplayName != "Person 1" {
+		t.Errorf("the full run left %+v", got)
 	}
 }
