@@ -173,7 +173,6 @@ func BenchmarkBackfillEchoes(b *testing.B) {
 	}
 }
 
-
 // Each kind of syncd's own write comes back as an event the journal
 // proves an echo of, and costs no call: a patch's CONTACT_UPDATE, a
 // delete's CONTACT_DELETE, a merge's CONTACT_MERGE (and the patch that
