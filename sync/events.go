@@ -142,7 +142,11 @@ func (r *Reconciler) events(ctx context.Context, runID int64, _ time.Time) (Repo
 		}
 	}
 	if len(failed) > 0 {
-		return total, fmt.Errorf("%d events could not be processed (each is retried alone later, then parked): %w", len(failed), errors.Join(failed...))
+		what := fmt.Sprintf("%d events", len(failed))
+		if len(failed) == 1 {
+			what = "1 event"
+		}
+		return total, fmt.Errorf("%s could not be processed (retried alone later, then parked): %w", what, errors.Join(failed...))
 	}
 	return total, nil
 }

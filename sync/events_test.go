@@ -497,7 +497,7 @@ func TestABadEventIsIsolated(t *testing.T) {
 
 	g.emu.ResetCalls()
 	rep, err := g.rec.Run(ctx, state.RunEvents, false)
-	if err == nil || rep.Outcome != state.OutcomeFailed || !strings.Contains(err.Error(), "1 events could not be processed") {
+	if err == nil || rep.Outcome != state.OutcomeFailed || !strings.Contains(err.Error(), "1 event could not be processed") {
 		t.Fatalf("run: outcome %s, err %v; want it failed for the one event", rep.Outcome, err)
 	}
 	if rep.Applied.Patch != 5 || g.emu.Calls(sinchtest.OpUpdate) != 5 {
