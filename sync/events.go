@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -99,16 +100,20 @@ func (r *Reconciler) events(ctx context.Context, runID int64, _ time.Time) (Repo
 		}
 		if len(batch) > 0 {
 			rep, err := r.eventBatch(ctx, runID, batch)
-			total = joinReports(total, rep)
 			switch err = batchErr(rep, err); {
 			case err == nil:
+				total = joinReports(total, rep)
 				if err := r.eventsDone(ctx, batch, runID); err != nil {
 					return total, err
 				}
 			case stopped(ctx, err):
-				return total, err
+				return joinReports(total, rep), err
 			default:
 				r.Logger.Warn("a batch of webhook events failed; each is tried alone", zap.Int("events", len(batch)), zap.Error(err))
+				// What it applied counts; what failed is tried again with
+				// each event alone, whose outcome is the run's.
+				rep.Failed = 0
+				total = joinReports(total, rep)
 				alone = append(batch, alone...)
 				slices.SortFunc(alone, func(a, b state.StoredEvent) int { return cmp.Compare(a.ID, b.ID) })
 			}
@@ -128,13 +133,13 @@ func (r *Reconciler) events(ctx context.Context, runID int64, _ time.Time) (Repo
 			}
 			failed = append(failed, fmt.Errorf("event %d (%s): %w", ev.ID, ev.Trigger, err))
 			if perr := r.eventFailed(ctx, ev, err); perr != nil {
-				return total, errors.Join(append(failed, perr)...)
+				return total, errors.Join(perr, eventErrors(failed))
 			}
 			if blamesEvent(err) {
 				outage = 0
 			} else if outage++; outage >= maxOutageFailures {
 				return total, fmt.Errorf("%d events in a row failed alone for want of Sinch or the database; the others wait for the next event run: %w",
-					outage, errors.Join(failed...))
+					outage, eventErrors(failed))
 			}
 		}
 		if len(pending) < maxEventBatch {
@@ -146,10 +151,28 @@ func (r *Reconciler) events(ctx context.Context, runID int64, _ time.Time) (Repo
 		if len(failed) == 1 {
 			what = "1 event"
 		}
-		return total, fmt.Errorf("%s could not be processed (retried alone later, then parked): %w", what, errors.Join(failed...))
+		return total, fmt.Errorf("%s could not be processed (retried alone later, then parked): %w", what, eventErrors(failed))
 	}
 	return total, nil
 }
+
+// eventErrors are the failures of events alone, told in one line (the
+// run's record keeps it): the first few, and how many more.
+type eventErrors []error
+
+func (e eventErrors) Error() string {
+	const shown = 3
+	msgs := make([]string, 0, shown+1)
+	for _, err := range e[:min(len(e), shown)] {
+		msgs = append(msgs, err.Error())
+	}
+	if len(e) > shown {
+		msgs = append(msgs, fmt.Sprintf("and %d more", len(e)-shown))
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func (e eventErrors) Unwrap() []error { return e }
 
 // batchErr is what stopped a batch of events: its error, or the operations
 // that failed.
