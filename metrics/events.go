@@ -23,6 +23,7 @@ type eventMetrics struct {
 	refused    *prometheus.CounterVec
 	applied    *prometheus.CounterVec
 	lag        *prometheus.HistogramVec
+	parked     *prometheus.GaugeVec
 }
 
 // projectEvents are one project's part of them.
@@ -32,6 +33,7 @@ type projectEvents struct {
 	refused    *prometheus.CounterVec
 	applied    *prometheus.CounterVec
 	lag        prometheus.Observer
+	parked     prometheus.Gauge
 }
 
 func newEventMetrics() *eventMetrics {
@@ -64,11 +66,16 @@ func newEventMetrics() *eventMetrics {
 			// daemon that was down catches up on minutes.
 			Buckets: prometheus.ExponentialBuckets(0.05, 2, 15),
 		}, []string{labelProject}),
+		parked: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "webhook_events_parked",
+			Help:      "Stored contact events set aside after failing alone five times, as of the last event run; `syncd events retry` puts them back.",
+		}, []string{labelProject}),
 	}
 }
 
 func (e *eventMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{e.received, e.duplicates, e.refused, e.applied, e.lag}
+	return []prometheus.Collector{e.received, e.duplicates, e.refused, e.applied, e.lag, e.parked}
 }
 
 // curry returns the project's part, its series of fixed label values
@@ -80,6 +87,7 @@ func (e *eventMetrics) curry(l prometheus.Labels) projectEvents {
 		refused:    e.refused.MustCurryWith(l),
 		applied:    e.applied.MustCurryWith(l),
 		lag:        e.lag.With(l),
+		parked:     e.parked.With(l),
 	}
 	for _, t := range eventTriggers() {
 		p.received.WithLabelValues(t)
@@ -119,4 +127,12 @@ func (p *Project) EventApplied(trigger string, lag time.Duration) {
 	}
 	p.events.applied.WithLabelValues(bounded(trigger, eventTriggers())).Inc()
 	p.events.lag.Observe(seconds(lag))
+}
+
+// EventsParked sets how many of the project's events are parked.
+func (p *Project) EventsParked(n int) {
+	if p == nil {
+		return
+	}
+	p.events.parked.Set(float64(n))
 }

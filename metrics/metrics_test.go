@@ -19,8 +19,9 @@ import (
 
 // *Project is what the Sinch client and the reconciler report to.
 var (
-	_ sinch.Observer       = (*metrics.Project)(nil)
-	_ contactsync.Observer = (*metrics.Project)(nil)
+	_ sinch.Observer            = (*metrics.Project)(nil)
+	_ contactsync.Observer      = (*metrics.Project)(nil)
+	_ contactsync.EventObserver = (*metrics.Project)(nil)
 )
 
 func TestObserveCall(t *testing.T) {
@@ -374,6 +375,7 @@ var syncdMetrics = []string{
 	"syncd_lock_held_seconds", "syncd_sinch_rate_limit_rps",
 	"syncd_webhook_events_received_total", "syncd_webhook_events_duplicate_total",
 	"syncd_webhook_callbacks_refused_total", "syncd_webhook_events_applied_total", "syncd_webhook_event_lag_seconds",
+	"syncd_webhook_events_parked",
 }
 
 // processMetrics are the families about the process, not a project: the
@@ -397,6 +399,7 @@ func TestSeriesBeforeAnyHook(t *testing.T) {
 		{"syncd_lock_held_seconds", 1},
 		{"syncd_webhook_events_duplicate_total", 1},
 		{"syncd_webhook_event_lag_seconds", 1},
+		{"syncd_webhook_events_parked", 1},
 		{"syncd_sinch_calls_total", 0},
 		{"syncd_last_success_timestamp_seconds", 0},
 		{"syncd_project_active", 0},
@@ -518,6 +521,7 @@ func TestProjectsAreKeptApart(t *testing.T) {
 		{"callback", func(p *metrics.Project) { p.CallbackReceived("CONTACT_UPDATE", true) }, `syncd_webhook_events_duplicate_total`, 1},
 		{"refused", func(p *metrics.Project) { p.CallbackRefused("replay") }, `syncd_webhook_callbacks_refused_total{reason="replay"}`, 1},
 		{"event", func(p *metrics.Project) { p.EventApplied("CONTACT_UPDATE", time.Second) }, `syncd_webhook_events_applied_total{trigger="CONTACT_UPDATE"}`, 1},
+		{"parked", func(p *metrics.Project) { p.EventsParked(3) }, `syncd_webhook_events_parked`, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package state_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -87,7 +88,7 @@ func TestEventQueue(t *testing.T) {
 		pending[1].Event.Contact.ID != "C2" || pending[0].EventTime.IsZero() {
 		t.Fatalf("pending = %+v", pending)
 	}
-	if err := events.Failed(ctx, []int64{pending[1].ID}, "Sinch said no"); err != nil {
+	if err := events.Failed(ctx, []int64{pending[1].ID}, "Sinch said no", 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := events.Done(ctx, []int64{pending[0].ID}, 7); err != nil {
@@ -159,5 +160,149 @@ func TestStoringEventsNotifies(t *testing.T) {
 				t.Fatalf("%s: notified %q, want %q", st.name, n.Payload, want)
 			}
 		}
+	}
+}
+
+// An event that failed waits out its backoff before it is pending again;
+// a parked one is pending no more, shown in the queue with its reason,
+// found by the contacts and the external_id it names, and put back by
+// Requeue, which notifies EventsChannel.
+func TestEventBackoffAndParking(t *testing.T) {
+	t.Parallel()
+	dbURL := statetest.NewDatabase(t)
+	s := statetest.OpenStore(t, dbURL)
+	events := s.Events()
+	ctx := ctxFor(t)
+	cbs := []webhook.Callback{callback(t, "n1", "C1"), callback(t, "n2", "C2"), callback(t, "n3", "C3"), callback(t, "n4", "C4")}
+	if _, err := events.SaveCallbacks(ctx, eventProject, cbs); err != nil {
+		t.Fatal(err)
+	}
+	pending, err := events.Pending(ctx, eventProject, 10)
+	if err != nil || len(pending) != 4 {
+		t.Fatalf("pending %d, %v", len(pending), err)
+	}
+	c1, c2, c3 := pending[0].ID, pending[1].ID, pending[2].ID
+	if err := events.Failed(ctx, []int64{c1}, "Sinch said 503", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := events.Park(ctx, []int64{c2, c3}, "read contact C2: HTTP 400"); err != nil {
+		t.Fatal(err)
+	}
+	ready := func() []string {
+		t.Helper()
+		p, err := events.Pending(ctx, eventProject, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, ev := range p {
+			out = append(out, ev.Event.Contact.ID)
+		}
+		return out
+	}
+	if got := ready(); !slices.Equal(got, []string{"C4"}) {
+		t.Errorf("ready %v, want only C4: C1 backs off, C2 and C3 are parked", got)
+	}
+	q, err := events.Queue(ctx, eventProject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.Pending != 2 || q.Retried != 1 || q.NextRetry == nil || q.LastError != "Sinch said 503" || q.Parked != 2 ||
+		len(q.ParkedReasons) != 1 || q.ParkedReasons[0].Events != 2 || !slices.Equal(q.ParkedReasons[0].IDs, []int64{c2, c3}) ||
+		q.ParkedReasons[0].Reason != "read contact C2: HTTP 400" {
+		t.Errorf("queue %+v", q)
+	}
+	mustExec(t, s, `UPDATE syncd.webhook_events SET next_attempt_at = now() WHERE id = ?`, c1) // the backoff is over
+	if got := ready(); !slices.Equal(got, []string{"C1", "C4"}) {
+		t.Errorf("ready %v once C1's backoff is over", got)
+	}
+
+	for _, tc := range []struct {
+		ids  []string
+		ext  string
+		want []int64
+	}{
+		{[]string{"C2"}, "", []int64{c2}},
+		{[]string{"C9", "C3"}, "", []int64{c3}},
+		{nil, "crm-1", []int64{c2, c3}},
+		{[]string{"C1", "C4"}, "crm-9", nil}, // not parked, or naming neither
+	} {
+		got, err := events.ParkedNaming(ctx, eventProject, tc.ids, tc.ext, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []int64
+		for _, p := range got {
+			ids = append(ids, p.ID)
+			if p.Reason != "read contact C2: HTTP 400" || p.Attempts != 1 || p.Event.Contact == nil || p.ParkedAt.IsZero() {
+				t.Errorf("parked %+v", p)
+			}
+		}
+		if !slices.Equal(ids, tc.want) {
+			t.Errorf("parked naming %v or %q: %v, want %v", tc.ids, tc.ext, ids, tc.want)
+		}
+	}
+
+	listener, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = listener.Close(context.Background()) })
+	if _, err := listener.Exec(ctx, "LISTEN "+state.EventsChannel); err != nil {
+		t.Fatal(err)
+	}
+	got, err := events.Requeue(ctx, eventProject, []int64{c3, c1})
+	if err != nil || !slices.Equal(got, []int64{c3}) {
+		t.Fatalf("requeued %v, %v; want only the parked %d", got, err, c3)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	n, err := listener.WaitForNotification(wctx)
+	cancel()
+	if err != nil || n.Payload != eventProject {
+		t.Fatalf("notification %+v, %v", n, err)
+	}
+	if got, err := events.Requeue(ctx, "another-project", nil); err != nil || len(got) != 0 {
+		t.Errorf("another project requeued %v, %v", got, err)
+	}
+	if got, err := events.Requeue(ctx, eventProject, nil); err != nil || !slices.Equal(got, []int64{c2}) {
+		t.Errorf("requeued all: %v, %v; want %d", got, err, c2)
+	}
+	if got := ready(); !slices.Equal(got, []string{"C1", "C2", "C3", "C4"}) {
+		t.Errorf("ready %v after the requeues", got)
+	}
+	if p, err := events.Pending(ctx, eventProject, 10); err != nil || p[1].Attempts != 0 || p[2].Attempts != 0 {
+		t.Errorf("requeued events keep attempts: %+v, %v", p, err)
+	}
+}
+
+// A parked event is history once older than the retention, as a
+// processed one is; a queued one is work, whatever its age.
+func TestPruneParkedEvents(t *testing.T) {
+	t.Parallel()
+	s := statetest.NewStore(t)
+	events := s.Events()
+	ctx := ctxFor(t)
+	if _, err := events.SaveCallbacks(ctx, eventProject, []webhook.Callback{callback(t, "n1", "C1"), callback(t, "n2", "C2"),
+		callback(t, "n3", "C3")}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := events.Pending(ctx, eventProject, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := events.Park(ctx, []int64{p[0].ID, p[1].ID}, "no"); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, s, `UPDATE syncd.webhook_events SET parked_at = now() - interval '40 days' WHERE id = ?`, p[0].ID)
+	mustExec(t, s, `UPDATE syncd.webhook_events SET received_at = now() - interval '40 days' WHERE id IN (?, ?)`, p[0].ID, p[2].ID)
+	before := time.Now().Add(-30 * 24 * time.Hour)
+	if st, err := events.Prunable(ctx, eventProject, before); err != nil || st.Events != 1 {
+		t.Errorf("prunable %+v, %v; want the old parked event", st, err)
+	}
+	if st, err := events.PruneEvents(ctx, eventProject, before, 10); err != nil || st.Events != 1 {
+		t.Errorf("pruned %+v, %v", st, err)
+	}
+	if got := queueOf(t, s); got.Events != 2 || got.Pending != 2 {
+		t.Errorf("left %+v, want the recent parked one and the old queued one", got)
 	}
 }

@@ -175,6 +175,10 @@ type JournalMark struct {
 	HTTPStatus int
 	Error      string
 	ContactID  string
+	// AnswerHash is planner.ContactHash of the contact Sinch answered a
+	// create, patch or merge with, kept so that the callback of that write
+	// is known for its echo without a read (see Answers); "" for none.
+	AnswerHash string
 }
 
 // markChunk bounds the arrays of one JournalMarks statement.
@@ -194,19 +198,22 @@ func (s *Store) JournalMarks(ctx context.Context, marks []JournalMark) error {
 		codes := make([]int32, len(chunk))
 		errs := make([]string, len(chunk))
 		contacts := make([]string, len(chunk))
+		hashes := make([]string, len(chunk))
 		for i, m := range chunk {
 			ids[i], statuses[i], codes[i], errs[i], contacts[i] = m.ID, string(m.Status), int32(m.HTTPStatus), m.Error, m.ContactID
+			hashes[i] = m.AnswerHash
 		}
 		rows, err := s.db.QueryContext(ctx, `UPDATE syncd.journal j SET
 				status = u.status,
 				http_status = NULLIF(u.http_status, 0),
 				error = NULLIF(u.error, ''),
 				contact_id = COALESCE(NULLIF(u.contact_id, ''), j.contact_id),
+				answer_hash = NULLIF(u.answer_hash, ''),
 				finished_at = CASE WHEN u.status = 'pending' THEN NULL ELSE now() END
-			FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[])
-				AS u (id, status, http_status, error, contact_id)
+			FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[])
+				AS u (id, status, http_status, error, contact_id, answer_hash)
 			WHERE j.id = u.id
-			RETURNING j.id`, ids, statuses, codes, errs, contacts)
+			RETURNING j.id`, ids, statuses, codes, errs, contacts, hashes)
 		if err != nil {
 			return fmt.Errorf("state: mark %d journal entries: %w", len(chunk), err)
 		}

@@ -34,7 +34,7 @@ func chaosRows(n int, name string) []crm.Record {
 
 // newChaosReconciler wires a reconciler to a fresh database and emulator,
 // with a client whose backoffs are short enough for a test.
-func newChaosReconciler(t *testing.T, faults sinchtest.Faults) (*contactsync.Reconciler, *sinchtest.Emulator, *state.Store) {
+func newChaosReconciler(t testing.TB, faults sinchtest.Faults) (*contactsync.Reconciler, *sinchtest.Emulator, *state.Store) {
 	t.Helper()
 	store := statetest.NewStore(t)
 	emu, srv := sinchtest.Start(t, sinchtest.Options{ProjectID: "chaos", KeyID: "k", KeySecret: "a-realistic-secret", Faults: faults})
@@ -43,7 +43,7 @@ func newChaosReconciler(t *testing.T, faults sinchtest.Faults) (*contactsync.Rec
 
 // chaosReconcilerOn wires a reconciler to store and the emulator served at
 // url.
-func chaosReconcilerOn(t *testing.T, store *state.Store, emu *sinchtest.Emulator, url string) *contactsync.Reconciler {
+func chaosReconcilerOn(t testing.TB, store *state.Store, emu *sinchtest.Emulator, url string) *contactsync.Reconciler {
 	t.Helper()
 	cfg := emu.ClientConfig(url)
 	cfg.RateLimitRPS = 5000

@@ -17,7 +17,9 @@
 //
 // reconciler.go holds the project lock around each run and records it;
 // daemon.go schedules runs; events.go turns stored Sinch events into
-// partial runs; explain.go answers for one record.
+// partial runs, but for the echoes of syncd's own writes, which the journal
+// proves and which cost nothing, and retries alone and parks those that
+// fail; explain.go answers for one record.
 //
 // What a run needs of PostgreSQL comes through small interfaces defined
 // where they are used: [CRM] (crm.Reader), and [Links], [Identities],

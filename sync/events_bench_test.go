@@ -22,16 +22,23 @@ import (
 	"github.com/syncd/syncd/webhook"
 )
 
-// lagObserver keeps the lag of every processed event.
+// lagObserver keeps the lag of every processed event, and the parked
+// count it was last told.
 type lagObserver struct {
-	mu   stdsync.Mutex
-	lags []time.Duration
+	mu     stdsync.Mutex
+	lags   []time.Duration
+	parked int
 }
 
 func (o *lagObserver) EventApplied(_ string, lag time.Duration) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.lags = append(o.lags, lag)
+}
+func (o *lagObserver) EventsParked(n int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.parked = n
 }
 func (o *lagObserver) RunFinished(state.RunKind, state.Outcome, time.Duration) {}
 func (o *lagObserver) OperationFinished(planner.OpKind, state.Status)          {}

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -133,7 +135,7 @@ func (g *eventRig) contactOf(t *testing.T, ext string) sinch.Contact {
 }
 
 // A managed field edited in Sinch is put back with exactly one write, and
-// the echo of that write costs none.
+// the echo of that write costs no call.
 func TestEventPutsBackAHandEdit(t *testing.T) {
 	g := newEventRig(t, 3)
 	ctx := t.Context()
@@ -163,12 +165,13 @@ func TestEventPutsBackAHandEdit(t *testing.T) {
 		t.Errorf("%d events still queued", n)
 	}
 
-	// The echo of syncd's own patch: a read, no write.
+	// The echo of syncd's own patch: the journal knows the contact Sinch
+	// answered it with, so not even a read.
 	g.emu.ResetCalls()
 	g.deliver(t, g.body(contactEvent(webhook.TriggerUpdate, g.contactOf(t, "crm-00001"))))
 	mustRun(t, g.rec, state.RunEvents)
-	if n := writes(g.emu); n != 0 || g.emu.Calls(sinchtest.OpGet)+g.emu.Calls(sinchtest.OpList) == 0 {
-		t.Errorf("the echo cost %v, want reads only", g.emu.CallCounts())
+	if n := totalCalls(g.emu); n != 0 || g.pending(t) != 0 {
+		t.Errorf("the echo cost %v, want no call", g.emu.CallCounts())
 	}
 	// A stale event (the edit again, after the fix) finds the contact as it
 	// is now: no write.
@@ -257,10 +260,15 @@ func TestEventCreateOfATwinIsMerged(t *testing.T) {
 
 // An event about the contact of a record deleted in the CRM removes it per
 // sync.delete_policy, as a full run would (20 records, so that one delete
-// stays within the default sync.max_delete_fraction).
+// stays within the default sync.max_delete_fraction). The event is a
+// person's edit: the echo of syncd's own create would be known for one and
+// read nothing, leaving the deleted record to the CRM's own path.
 func TestEventOfADeletedRecordDeletes(t *testing.T) {
 	g := newEventRig(t, 20)
-	c := g.contactOf(t, "crm-00001")
+	c, err := g.emu.EditAsPerson(g.contactOf(t, "crm-00001").ID, func(c *sinch.Contact) { c.DisplayName = "Edited" })
+	if err != nil {
+		t.Fatal(err)
+	}
 	execSQL(t, g.store, `UPDATE crm_contacts SET deleted_at = now() WHERE external_id = 'crm-00001'`)
 	g.emu.ResetCalls()
 	g.deliver(t, g.body(contactEvent(webhook.TriggerUpdate, c)))
@@ -418,4 +426,182 @@ func TestEventWorkIsBounded(t *testing.T) {
 	if got := g.contactOf(t, "crm-00001"); got.DisplayName != "Person 1" {
 		t.Errorf("the hand edit was not put back: %+v", got)
 	}
+}
+
+// A signed "echo" is skipped work, never a write: a callback claiming a
+// contact is as syncd's create left it, sent while a person's edit stands,
+// costs no call and hides nothing from the next full run (nor from the
+// edit's own event).
+func TestForgedEchoIsSkippedWork(t *testing.T) {
+	g := newEventRig(t, 3)
+	c := g.contactOf(t, "crm-00001") // as syncd's create left it
+	if _, err := g.emu.EditAsPerson(c.ID, func(c *sinch.Contact) { c.DisplayName = "Mallory" }); err != nil {
+		t.Fatal(err)
+	}
+	g.emu.ResetCalls()
+	g.deliver(t, g.body(contactEvent(webhook.TriggerUpdate, c)))
+	mustRun(t, g.rec, state.RunEvents)
+	if n := totalCalls(g.emu); n != 0 || g.pending(t) != 0 {
+		t.Errorf("the forged echo cost %v, want no call", g.emu.CallCounts())
+	}
+	mustRun(t, g.rec, state.RunFull)
+	if got := g.contactOf(t, "crm-00001"); got.DisplayName != "Person 1" {
+		t.Errorf("the full run left %+v", got)
+	}
+}
+
+// One event that cannot be processed (it names a contact whose GET Sinch
+// answers 400) does not take the others of its batch down: the five hand
+// edits queued with it are put back in the same run, and it is tried
+// alone, waiting longer after each failure, then parked with its reason,
+// where it holds up nothing. Put back by hand, it is processed once it
+// can be.
+func TestABadEventIsIsolated(t *testing.T) {
+	g := newEventRig(t, 6)
+	ctx := t.Context()
+	obs := &lagObserver{}
+	g.rec.Observer = obs
+	const bad = "01BADBADBADBADBADBADBADBAD"
+	g.emu.RefuseReads(func(id string) error {
+		if id == bad {
+			return errors.New("contact_id: malformed")
+		}
+		return nil
+	})
+	for i := range 6 {
+		if i == 2 {
+			g.deliver(t, g.body(contactEvent(webhook.TriggerUpdate, sinch.Contact{ID: bad, ExternalID: "crm-00002", DisplayName: "Bad"})))
+			continue
+		}
+		ext := fmt.Sprintf("crm-%05d", i)
+		c := g.contactOf(t, ext)
+		edited, err := g.rec.Sinch.UpdateContact(ctx, c.ID, sinch.Contact{DisplayName: "Mallory"}, []string{sinch.FieldDisplayName})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.deliver(t, g.body(contactEvent(webhook.TriggerUpdate, *edited)))
+	}
+	badEvent := func() (attempts int, parked bool, reason string) {
+		t.Helper()
+		var row struct {
+			Attempts int
+			Parked   bool
+			Error    string
+		}
+		if err := g.store.DB().Raw(`SELECT attempts, parked_at IS NOT NULL AS parked, COALESCE(error, '') AS error
+			FROM syncd.webhook_events WHERE trigger = 'CONTACT_UPDATE' AND payload::text LIKE ?`, "%"+bad+"%").Scan(&row).Error; err != nil {
+			t.Fatal(err)
+		}
+		return row.Attempts, row.Parked, row.Error
+	}
+
+	g.emu.ResetCalls()
+	rep, err := g.rec.Run(ctx, state.RunEvents, false)
+	if err == nil || rep.Outcome != state.OutcomeFailed || !strings.Contains(err.Error(), "1 event could not be processed") {
+		t.Fatalf("run: outcome %s, err %v; want it failed for the one event", rep.Outcome, err)
+	}
+	if rep.Applied.Patch != 5 || g.emu.Calls(sinchtest.OpUpdate) != 5 {
+		t.Errorf("applied %+v (%v), want the five edits put back", rep.Applied, g.emu.CallCounts())
+	}
+	for i := range 6 {
+		if c := g.contactOf(t, fmt.Sprintf("crm-%05d", i)); c.DisplayName != fmt.Sprintf("Person %d", i) {
+			t.Errorf("%s is %q", c.ExternalID, c.DisplayName)
+		}
+	}
+	if n := g.pending(t); n != 0 {
+		t.Errorf("%d events ready, want none: the bad one waits out its backoff", n)
+	}
+	if a, parked, reason := badEvent(); a != 1 || parked || !strings.Contains(reason, "HTTP 400") {
+		t.Errorf("bad event: %d attempts, parked %v, %q", a, parked, reason)
+	}
+	// Waiting, it makes no run: the queue is not held up.
+	if rep, err := g.rec.Run(ctx, state.RunEvents, false); err != nil || rep.RunID != 0 {
+		t.Errorf("a run while it waits: %d, %v", rep.RunID, err)
+	}
+
+	// Each time its wait is over it is tried alone again, then parked.
+	for attempt := 2; attempt <= 5; attempt++ {
+		execSQL(t, g.store, `UPDATE syncd.webhook_events SET next_attempt_at = now() WHERE next_attempt_at IS NOT NULL`)
+		g.emu.ResetCalls()
+		rep, err := g.rec.Run(ctx, state.RunEvents, false)
+		if err == nil || writes(g.emu) != 0 || g.emu.Calls(sinchtest.OpGet) != 1 {
+			t.Errorf("attempt %d: %v, %v; want it failed with one GET and no write", attempt, err, g.emu.CallCounts())
+		}
+		if rep.RunID == 0 {
+			t.Fatalf("attempt %d made no run", attempt)
+		}
+	}
+	a, parked, reason := badEvent()
+	if a != 5 || !parked || !strings.Contains(reason, "read contact "+bad) || !strings.Contains(reason, "HTTP 400") {
+		t.Errorf("bad event: %d attempts, parked %v, %q; want parked after 5 with its reason", a, parked, reason)
+	}
+	if obs.parked != 1 {
+		t.Errorf("the observer was told of %d parked events, want 1", obs.parked)
+	}
+	q, err := g.queue.Queue(ctx, "chaos")
+	if err != nil || q.Pending != 0 || q.Parked != 1 {
+		t.Errorf("queue %+v, %v", q, err)
+	}
+	// Parked, it holds up nothing: a new edit is put back at once.
+	c := g.contactOf(t, "crm-00001")
+	edited, err := g.rec.Sinch.UpdateContact(ctx, c.ID, sinch.Contact{DisplayName: "Eve"}, []string{sinch.FieldDisplayName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.deliver(t, g.body(contactEvent(webhook.TriggerUpdate, *edited)))
+	mustRun(t, g.rec, state.RunEvents)
+	if got := g.contactOf(t, "crm-00001"); got.DisplayName != "Person 1" {
+		t.Errorf("the edit behind the parked event was not put back: %+v", got)
+	}
+
+	// Put back by hand once Sinch reads the id again (404: gone), it is done.
+	g.emu.RefuseReads(nil)
+	if ids, err := g.queue.Requeue(ctx, "chaos", nil); err != nil || len(ids) != 1 {
+		t.Fatalf("requeued %v, %v", ids, err)
+	}
+	mustRun(t, g.rec, state.RunEvents)
+	if n := g.pending(t); n != 0 || obs.parked != 0 {
+		t.Errorf("%d pending, %d parked after the retry", n, obs.parked)
+	}
+	g.converged(t)
+}
+
+// An outage of Sinch spends an attempt of a few events, not of every one
+// queued: after three events in a row fail alone for want of Sinch, the
+// run stops, and the others are tried again, as new, by the next run.
+func TestAnOutageParksNoEvent(t *testing.T) {
+	g := newEventRig(t, 6)
+	ctx := t.Context()
+	for i := range 6 {
+		c := g.contactOf(t, fmt.Sprintf("crm-%05d", i))
+		edited, err := g.rec.Sinch.UpdateContact(ctx, c.ID, sinch.Contact{DisplayName: "Mallory"}, []string{sinch.FieldDisplayName})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.deliver(t, g.body(contactEvent(webhook.TriggerUpdate, *edited)))
+	}
+	// Sinch fails every call: the batch fails, then three events alone,
+	// and the run stops there rather than spend an attempt of every one.
+	g.emu.SetFaults(sinchtest.Faults{ErrorRate: 1})
+	_, err := g.rec.Run(ctx, state.RunEvents, false)
+	if err == nil || !strings.Contains(err.Error(), "3 events in a row failed alone") {
+		t.Fatalf("run: %v; want it stopped after three failures alone", err)
+	}
+	var tried, untouched int
+	if err := g.store.DB().Raw(`SELECT count(*) FILTER (WHERE attempts = 1) FROM syncd.webhook_events`).Scan(&tried).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := g.store.DB().Raw(`SELECT count(*) FILTER (WHERE attempts = 0) FROM syncd.webhook_events`).Scan(&untouched).Error; err != nil {
+		t.Fatal(err)
+	}
+	if tried != 3 || untouched != 3 {
+		t.Errorf("%d events tried alone, %d untouched; want 3 and 3", tried, untouched)
+	}
+	g.emu.SetFaults(sinchtest.Faults{})
+	execSQL(t, g.store, `UPDATE syncd.webhook_events SET next_attempt_at = now() WHERE next_attempt_at IS NOT NULL`)
+	mustRun(t, g.rec, state.RunEvents)
+	if n := g.pending(t); n != 0 {
+		t.Errorf("%d events left", n)
+	}
+	g.converged(t)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ type History interface {
 	LinkOf(ctx context.Context, projectID, externalID string) (planner.Link, bool, error)
 	LinkByContact(ctx context.Context, projectID, contactID string) (planner.Link, bool, error)
 	Timeline(ctx context.Context, projectID, externalID, contactID string) ([]state.TimelineEntry, error)
+	Events() *state.Events
 }
 
 // ErrNotFound says that an id names no CRM record, no Sinch contact and
@@ -49,7 +51,11 @@ type Explanation struct {
 	// Deferred says whether a partial run leaves the record to the next
 	// full run (its scope is past the bound), or has queued it there.
 	Deferred []DeferredView `json:"deferred"`
-	Timeline []Event        `json:"timeline"`
+	// Parked are the Sinch events that failed alone every time and are set
+	// aside, which name the record's contacts or carry its external_id:
+	// `syncd events retry ID` puts one back.
+	Parked   []state.ParkedEvent `json:"parked"`
+	Timeline []Event             `json:"timeline"`
 }
 
 // RecordView is a crm.Record as JSON shows it: null for NULL.
@@ -187,7 +193,7 @@ func eventChanges(e state.TimelineEntry) ([]planner.Change, error) {
 // full run would decide there. The delete guard, which weighs a whole
 // run's deletes, is left to syncd diff.
 func (r *Reconciler) Explain(ctx context.Context, h History, id string) (Explanation, error) {
-	ex := Explanation{Query: id, Contacts: []sinch.Contact{}, Operations: []planner.Operation{}, Timeline: []Event{}}
+	ex := Explanation{Query: id, Contacts: []sinch.Contact{}, Operations: []planner.Operation{}, Parked: []state.ParkedEvent{}, Timeline: []Event{}}
 	recs, err := r.CRM.RecordsByExternalID(ctx, r.Source, []string{id})
 	var rowErr *crm.RowError
 	if err != nil && !errors.As(err, &rowErr) {
@@ -297,6 +303,21 @@ func (r *Reconciler) Explain(ctx context.Context, h History, id string) (Explana
 		ex.Verdict = "the contact carries no external_id, so it is no CRM record's; syncd leaves it alone" + deferredVerdict(ex)
 	}
 
+	named := []string{id, contactID}
+	if byID != nil {
+		named = append(named, byID.ID)
+	}
+	for _, c := range ex.Contacts {
+		named = append(named, c.ID)
+	}
+	slices.Sort(named)
+	named = slices.DeleteFunc(slices.Compact(named), func(s string) bool { return s == "" })
+	parked, err := h.Events().ParkedNaming(ctx, r.ProjectID, named, ext, parkedShown)
+	if err != nil {
+		return ex, err
+	}
+	ex.Parked = append(ex.Parked, parked...)
+
 	events, err := h.Timeline(ctx, r.ProjectID, ext, contactID)
 	if err != nil {
 		return ex, err
@@ -313,6 +334,9 @@ func (r *Reconciler) Explain(ctx context.Context, h History, id string) (Explana
 	}
 	return ex, nil
 }
+
+// parkedShown bounds the parked events an explanation lists.
+const parkedShown = 20
 
 // deferredVerdict adds to a verdict that a partial run would leave the
 // record to the next full run, or has queued it there.
@@ -409,6 +433,11 @@ func (ex Explanation) Redacted() (Explanation, error) {
 	out.Notes = make([]string, len(ex.Notes))
 	for i, n := range ex.Notes {
 		out.Notes[i] = planner.RedactReason(n)
+	}
+	out.Parked = make([]state.ParkedEvent, len(ex.Parked))
+	for i, p := range ex.Parked {
+		p.Reason = planner.RedactReason(p.Reason)
+		out.Parked[i] = p
 	}
 	out.Timeline = make([]Event, len(ex.Timeline))
 	for i, e := range ex.Timeline {

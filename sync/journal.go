@@ -8,14 +8,19 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/syncd/syncd/planner"
 	"github.com/syncd/syncd/state"
 )
 
 // Journal is where a run journals its operations before it sends them,
-// and marks Sinch's answers, many in one statement; *state.Store has it.
+// and marks Sinch's answers, many in one statement; and where an event run
+// looks up what syncd's own writes left, to know their echoes without a
+// read. *state.Store has it.
 type Journal interface {
 	JournalAppend(ctx context.Context, entries []state.JournalEntry) error
 	JournalMarks(ctx context.Context, marks []state.JournalMark) error
+	Answers(ctx context.Context, projectID string, hashes []string) ([]state.Answer, error)
+	DeletedContacts(ctx context.Context, projectID string, ids []string) ([]string, error)
 	// TouchedSince is what other runs journaled since a time: what a full
 	// run that began before must not act on any more (see revalidate).
 	TouchedSince(ctx context.Context, projectID string, t time.Time, run int64) (state.Touched, error)
@@ -54,11 +59,16 @@ func (r *Reconciler) newMarker(ctx context.Context) *marker {
 	return m
 }
 
-// mark records res as the answer of journal entry id.
+// mark records res as the answer of journal entry id, with the hash of
+// the contact Sinch answered a write with: its callback carries that
+// contact, and the event run knows it for syncd's own echo by it.
 func (m *marker) mark(id int64, res opResult) {
 	jm := state.JournalMark{ID: id, Status: res.status, HTTPStatus: res.httpStatus, ContactID: res.contactID}
 	if res.err != nil {
 		jm.Error = res.err.Error()
+	}
+	if res.status == state.StatusDone && res.answer != nil {
+		jm.AnswerHash = planner.ContactHash(*res.answer)
 	}
 	m.mu.Lock()
 	m.queue = append(m.queue, jm)

@@ -16,7 +16,7 @@ func TestDocs(t *testing.T) {
 	if code, out, errOut := h.run("docs", "--man", man, "--completions", comp, "--date", "2026-12-01", "--source", "syncd 1.2.3"); code != 0 {
 		t.Fatalf("docs exited %d:\n%s%s", code, out, errOut)
 	}
-	for _, page := range []string{"syncd.1", "syncd-run.1", "syncd-backfill.1", "syncd-config-check.1", "syncd-webhooks-register.1", "syncd-prune.1"} {
+	for _, page := range []string{"syncd.1", "syncd-run.1", "syncd-backfill.1", "syncd-config-check.1", "syncd-webhooks-register.1", "syncd-prune.1", "syncd-events-retry.1"} {
 		b, err := os.ReadFile(filepath.Join(man, page))
 		if err != nil {
 			t.Error(err)

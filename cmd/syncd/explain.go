@@ -27,9 +27,10 @@ func (e *env) explainCommand() *cobra.Command {
 		Long: `Explain one record, named by its CRM external_id or by a Sinch contact id: the
 CRM row as read and as normalised (or why it is rejected), its link to a
 Sinch contact, the Sinch contacts that carry it now, what a diff would do to
-it and why, and the journal's timeline for it (every operation, when, in
-which run, its fields old -> new, Sinch's answer), as far back as
-journal.retention keeps. Nothing is written.
+it and why, the Sinch events about it that failed alone every time and are
+parked (syncd events retry puts them back), and the journal's timeline for
+it (every operation, when, in which run, its fields old -> new, Sinch's
+answer), as far back as journal.retention keeps. Nothing is written.
 
 --redact hides the values (names, phone numbers, e-mails, languages,
 metadata, channel identities, old and new values) as 'syncd diff --redact'
@@ -182,6 +183,14 @@ func writeExplanation(w io.Writer, ex contactsync.Explanation, redact bool) erro
 			n = planner.RedactReason(n)
 		}
 		fmt.Fprintf(w, "  note: %s\n", esc(n))
+	}
+
+	if len(ex.Parked) > 0 {
+		fmt.Fprintln(w, "\nParked Sinch events (they failed alone every time; syncd events retry ID puts one back):")
+		for _, p := range ex.Parked {
+			fmt.Fprintf(w, "  event %d %s, received %s, parked %s after %d attempts: %s\n", p.ID, esc(p.Trigger),
+				p.ReceivedAt.Local().Format(timeLayout), p.ParkedAt.Local().Format(timeLayout), p.Attempts, esc(p.Reason))
+		}
 	}
 
 	fmt.Fprintln(w, "\nTimeline (journal):")

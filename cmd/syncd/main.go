@@ -150,6 +150,7 @@ for all of them.`,
 		e.demoCommand(),
 		e.emulatorCommand(),
 		e.webhooksCommand(),
+		e.eventsCommand(),
 		e.versionCommand(),
 		e.docsCommand(),
 	)

@@ -19,8 +19,8 @@ func (e *env) pruneCommand() *cobra.Command {
 		Short: "Delete journal entries, finished runs and processed Sinch events older than journal.retention",
 		Long: `Delete the project's finished runs that ended more than journal.retention ago
 (or --older-than), with their journal entries, and the Sinch contact events
-processed that long ago (their payloads hold names, phone numbers and
-e-mails), in small batches that never hold up a run: every project's, or
+processed or parked that long ago (their payloads hold names, phone numbers
+and e-mails), in small batches that never hold up a run: every project's, or
 --project's. Runs still marked running and events still queued are kept.
 The nonces of verified webhook callbacks go once they are older than twice
 the accepted clock skew (10 minutes), whatever the retention: past that a
@@ -129,7 +129,9 @@ const pruneEvery = time.Hour
 // pruneLoop prunes the journal, the runs, the processed events and the
 // nonces past their use (see prune) at start and then every pruneEvery until
 // ctx ends. Each batch is a short statement of its own, so a run going on
-// meanwhile never waits on it.
+// meanwhile never waits on it. Each round also sets the gauge of parked
+// events, which event runs keep up to date otherwise: at the start of the
+// lead no event run may come for a while, and a prune may take some.
 // retention is journal.retention as it is at each round (a reload may
 // change it); 0 prunes nothing.
 func pruneLoop(ctx context.Context, d *deps, retention func() time.Duration) {
@@ -143,6 +145,9 @@ func pruneLoop(ctx context.Context, d *deps, retention func() time.Duration) {
 		var err error
 		if keep > 0 {
 			st, err = prune(ctx, d.store, events, d.cfg.Sinch.ProjectID, before)
+		}
+		if n, err := events.CountParked(ctx, d.cfg.Sinch.ProjectID); err == nil {
+			d.metrics.EventsParked(n)
 		}
 		switch {
 		case ctx.Err() != nil:

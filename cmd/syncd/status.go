@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -104,7 +105,7 @@ type statusReport struct {
 	// on (it takes the project lock only while it writes).
 	FullRun lockStatus      `json:"full_run"`
 	Runs    []runStatusJSON `json:"runs"`
-	Events  state.Queue     `json:"events"` // Sinch contact events received and not yet processed
+	Events  state.Queue     `json:"events"` // Sinch contact events received and not yet processed, and those parked
 	// Deferred is what partial runs left to the next full run.
 	Deferred deferredStatus `json:"deferred"`
 	// Processes are the `syncd run` processes serving the project: the
@@ -274,7 +275,35 @@ func writeQueue(w io.Writer, q state.Queue) {
 	}
 	fmt.Fprintf(w, ", %d processed in the last hour.\n", q.DoneLastHour)
 	if q.Retried > 0 {
-		fmt.Fprintf(w, "%d queued events failed before and are retried; last error: %s\n", q.Retried, q.LastError)
+		fmt.Fprintf(w, "%d queued events failed before and are retried alone", q.Retried)
+		if q.NextRetry != nil {
+			if d := time.Until(*q.NextRetry); d > 0 {
+				fmt.Fprintf(w, ", the next in %s", d.Round(time.Second))
+			} else {
+				fmt.Fprint(w, ", the next by the next event run")
+			}
+		}
+		fmt.Fprintf(w, "; last error: %s\n", planner.TerminalEscape(q.LastError))
+	}
+	if q.Parked == 0 {
+		return
+	}
+	fmt.Fprintf(w, "Parked: %s failed alone every time, set aside (syncd events retry ID... or --all puts them back):\n", plural(q.Parked, "event"))
+	shown := 0
+	for _, r := range q.ParkedReasons {
+		ids := make([]string, len(r.IDs))
+		for i, id := range r.IDs {
+			ids[i] = strconv.FormatInt(id, 10)
+		}
+		more := ""
+		if r.Events > len(r.IDs) {
+			more = ", …"
+		}
+		fmt.Fprintf(w, "  %s (events %s%s): %s\n", plural(r.Events, "event"), strings.Join(ids, ", "), more, planner.TerminalEscape(r.Reason))
+		shown += r.Events
+	}
+	if q.Parked > shown {
+		fmt.Fprintf(w, "  and %d more, for other reasons (syncd explain ID shows those of a record)\n", q.Parked-shown)
 	}
 }
 

@@ -164,6 +164,11 @@ func (e *Emulator) create(body []byte) (int, any) {
 func (e *Emulator) get(id string) (int, any) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.refuseRead != nil {
+		if err := e.refuseRead(id); err != nil {
+			return invalid(err)
+		}
+	}
 	c, ok := e.contacts[id]
 	if !ok {
 		return notFound("contact", id)

@@ -147,6 +147,7 @@ type Emulator struct {
 	tokenDice  dice // the token endpoint's
 	entropy    *ulid.MonotonicEntropy
 	refuse     func(sinch.Contact) error
+	refuseRead func(id string) error
 	unified    bool
 	emptyLast  bool
 	shifting   bool
@@ -214,6 +215,17 @@ func (e *Emulator) RefuseWrites(check func(sinch.Contact) error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.refuse = check
+}
+
+// RefuseReads makes a GET of a contact id that check refuses answer 400
+// INVALID_ARGUMENT with check's message, whether or not the contact
+// exists, as Sinch answers an id it finds malformed (its ids are ULIDs).
+// Tests use this to make the read of one contact fail for good. nil turns
+// it off.
+func (e *Emulator) RefuseReads(check func(id string) error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.refuseRead = check
 }
 
 // refused applies the RefuseWrites check; e.mu must be held.

@@ -2,6 +2,7 @@ package sinchtest_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -424,6 +425,30 @@ func TestGetAndDelete(t *testing.T) {
 	}
 	if n := len(e.Contacts()); n != 0 {
 		t.Errorf("%d contacts left", n)
+	}
+}
+
+// RefuseReads makes the GET of the ids it refuses answer 400, known or
+// not, and leaves the others alone.
+func TestRefuseReads(t *testing.T) {
+	e, srv := sinchtest.Start(t, sinchtest.Options{})
+	good, bad := e.Seed(validContact("good"), validContact("bad"))[0], "not-a-ulid"
+	e.RefuseReads(func(id string) error {
+		if id == bad {
+			return errors.New("contact_id: not a valid id")
+		}
+		return nil
+	})
+	a := send(t, srv, "GET", projectPath+"/contacts/"+bad, "")
+	if code, status, msg := a.rpc(t); a.status != 400 || code != 400 || status != "INVALID_ARGUMENT" || msg != "contact_id: not a valid id" {
+		t.Errorf("refused get: %d %s", a.status, a.body)
+	}
+	if a := send(t, srv, "GET", projectPath+"/contacts/"+good.ID, ""); a.status != 200 {
+		t.Errorf("get: %d %s", a.status, a.body)
+	}
+	e.RefuseReads(nil)
+	if a := send(t, srv, "GET", projectPath+"/contacts/"+bad, ""); a.status != 404 {
+		t.Errorf("get once allowed: %d %s", a.status, a.body)
 	}
 }
 
