@@ -44,29 +44,35 @@ func (s *Store) Answers(ctx context.Context, projectID string, hashes []string) 
 	return out, nil
 }
 
-// DeletedContacts returns those of ids that a done delete of the project
-// removed, as far back as retention keeps the journal.
-func (s *Store) DeletedContacts(ctx context.Context, projectID string, ids []string) ([]string, error) {
-	if len(ids) == 0 {
+// WrittenContacts returns those of ids that a done write of one of kinds
+// (by its contact_id: a delete's, a merge's destination) of the project
+// touched, as far back as retention keeps the journal.
+func (s *Store) WrittenContacts(ctx context.Context, projectID string, ids []string, kinds ...planner.OpKind) ([]string, error) {
+	if len(ids) == 0 || len(kinds) == 0 {
 		return nil, nil
+	}
+	names := make([]string, len(kinds))
+	for i, k := range kinds {
+		names[i] = string(k)
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT j.contact_id
 		FROM syncd.journal j JOIN syncd.runs r ON r.id = j.run_id
-		WHERE j.contact_id = ANY($2::text[]) AND j.kind = 'delete' AND j.status = 'done' AND r.project_id = $1`, projectID, ids)
+		WHERE j.contact_id = ANY($2::text[]) AND j.kind = ANY($3::text[]) AND j.status = 'done' AND r.project_id = $1
+		ORDER BY 1`, projectID, ids, names)
 	if err != nil {
-		return nil, fmt.Errorf("state: read the journal's deletes: %w", err)
+		return nil, fmt.Errorf("state: read the journal's writes: %w", err)
 	}
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("state: read the journal's deletes: %w", err)
+			return nil, fmt.Errorf("state: read the journal's writes: %w", err)
 		}
 		out = append(out, id)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("state: read the journal's deletes: %w", err)
+		return nil, fmt.Errorf("state: read the journal's writes: %w", err)
 	}
 	return out, nil
 }

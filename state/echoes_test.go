@@ -59,7 +59,7 @@ func TestAnswersAndDeletes(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("answers %+v, want %+v", got, want)
 	}
-	deleted, err := s.DeletedContacts(ctx, "p", []string{"D", "E", "G", "X"})
+	deleted, err := s.WrittenContacts(ctx, "p", []string{"D", "E", "G", "X"}, planner.OpDelete)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -275,7 +275,7 @@ func ids(events []state.StoredEvent) []int64 {
 // real change made since carries another contact, hence another hash.
 func (r *Reconciler) skipEchoes(ctx context.Context, runID int64, events []state.StoredEvent) ([]state.StoredEvent, error) {
 	hashes := make([]string, len(events))
-	var asked, deletes []string
+	var asked, deletes, duplicated []string
 	for i, ev := range events {
 		switch e := ev.Event; {
 		case (e.Trigger == webhook.TriggerCreate || e.Trigger == webhook.TriggerUpdate) && e.Contact != nil:
@@ -284,19 +284,29 @@ func (r *Reconciler) skipEchoes(ctx context.Context, runID int64, events []state
 			hashes[i] = planner.ContactHash(*e.Preserved)
 		case e.Trigger == webhook.TriggerDelete && e.Contact != nil:
 			deletes = append(deletes, e.Contact.ID)
+		case e.Trigger == webhook.TriggerDuplication:
+			duplicated = append(duplicated, e.ContactIDs()...)
 		}
 		if hashes[i] != "" {
 			asked = append(asked, hashes[i])
 		}
 	}
-	if len(asked)+len(deletes) == 0 {
+	if len(asked)+len(deletes)+len(duplicated) == 0 {
 		return events, nil
 	}
 	answers, err := r.Journal.Answers(ctx, r.ProjectID, asked)
 	if err != nil {
 		return nil, err
 	}
-	deleted, err := r.Journal.DeletedContacts(ctx, r.ProjectID, deletes)
+	deleted, err := r.Journal.WrittenContacts(ctx, r.ProjectID, deletes, planner.OpDelete)
+	if err != nil {
+		return nil, err
+	}
+	// A duplication among contacts that syncd itself wrote, every one, is
+	// the planner's own doing (two records holding one identity each get a
+	// contact holding it) or a change someone made to one of them since,
+	// which arrives as an event of its own.
+	written, err := r.Journal.WrittenContacts(ctx, r.ProjectID, duplicated, planner.OpCreate, planner.OpPatch, planner.OpMerge)
 	if err != nil {
 		return nil, err
 	}
@@ -317,6 +327,9 @@ func (r *Reconciler) skipEchoes(ctx context.Context, runID int64, events []state
 			echo = slices.ContainsFunc(byHash[hashes[i]], func(a state.Answer) bool { return a.ContactID == e.Contact.ID })
 		case e.Trigger == webhook.TriggerDelete && e.Contact != nil:
 			echo = slices.Contains(deleted, e.Contact.ID)
+		case e.Trigger == webhook.TriggerDuplication:
+			ids := e.ContactIDs()
+			echo = len(ids) > 0 && !slices.ContainsFunc(ids, func(id string) bool { return !slices.Contains(written, id) })
 		}
 		if echo {
 			echoes = append(echoes, ev)

@@ -20,7 +20,7 @@ type Journal interface {
 	JournalAppend(ctx context.Context, entries []state.JournalEntry) error
 	JournalMarks(ctx context.Context, marks []state.JournalMark) error
 	Answers(ctx context.Context, projectID string, hashes []string) ([]state.Answer, error)
-	DeletedContacts(ctx context.Context, projectID string, ids []string) ([]string, error)
+	WrittenContacts(ctx context.Context, projectID string, ids []string, kinds ...planner.OpKind) ([]string, error)
 	// TouchedSince is what other runs journaled since a time: what a full
 	// run that began before must not act on any more (see revalidate).
 	TouchedSince(ctx context.Context, projectID string, t time.Time, run int64) (state.Touched, error)
