@@ -21,7 +21,7 @@ import (
 var (
 	_ sinch.Observer            = (*metrics.Project)(nil)
 	_ contactsync.Observer      = (*metrics.Project)(nil)
-	_ contactsync.EventObserver = (*metrics.Project)(nil)
+	_ contactsync.Observer = (*metrics.Project)(nil)
 )
 
 func TestObserveCall(t *testing.T) {

@@ -31,13 +31,6 @@ type EventQueue interface {
 	CountParked(ctx context.Context, projectID string) (int, error)
 }
 
-// EventObserver is told about processed events, and how many are parked
-// after each event run, for metrics; an Observer that has it is told.
-type EventObserver interface {
-	EventApplied(trigger string, lag time.Duration)
-	EventsParked(n int)
-}
-
 // Bounds of an event run: events per snapshot; attempts at an event alone
 // before it is parked, the wait after its first failure, which grows
 // fourfold with each (30 s, 2 min, 8 min, 32 min, then parked); and the
@@ -239,10 +232,7 @@ func (r *Reconciler) eventFailed(ctx context.Context, ev state.StoredEvent, err 
 // observeParked tells the observer how many of the project's events are
 // parked.
 func (r *Reconciler) observeParked(ctx context.Context) {
-	obs, ok := r.Observer.(EventObserver)
-	if !ok {
-		return
-	}
+	obs := r.observer()
 	stateCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	n, err := r.Events.CountParked(stateCtx, r.ProjectID)
@@ -359,10 +349,7 @@ func joinReports(earlier, later Report) Report {
 }
 
 func (r *Reconciler) observeEvents(events []state.StoredEvent) {
-	obs, ok := r.Observer.(EventObserver)
-	if !ok {
-		return
-	}
+	obs := r.observer()
 	now := time.Now()
 	for _, ev := range events {
 		var lag time.Duration

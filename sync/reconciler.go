@@ -114,6 +114,10 @@ type Observer interface {
 	ReadHorizonHeld(d time.Duration)
 	LockWaited(d time.Duration)
 	SetLockHeld(held bool)
+	// EventApplied is told of each processed Sinch event, EventsParked how
+	// many are parked after each event run.
+	EventApplied(trigger string, lag time.Duration)
+	EventsParked(n int)
 }
 
 // DefaultOverlap is how far an incremental run reads back before its
@@ -625,6 +629,8 @@ func (nopObserver) ChangesDeferred(state.RunKind, int)                      {}
 func (nopObserver) ReadHorizonHeld(time.Duration)                           {}
 func (nopObserver) LockWaited(time.Duration)                                {}
 func (nopObserver) SetLockHeld(bool)                                        {}
+func (nopObserver) EventApplied(string, time.Duration)                      {}
+func (nopObserver) EventsParked(int)                                        {}
 
 // Backfill is a full reconcile under the project lock (see Run).
 func (r *Reconciler) Backfill(ctx context.Context, wait bool) (Report, error) {
