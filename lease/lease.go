@@ -33,12 +33,14 @@ var ErrLost = errors.New("lease: lost")
 // DefaultCheck is how often a watched lease is re-checked; see Watch.
 const DefaultCheck = time.Second
 
-// Lease is a lock held on a session of its own.
+// Lease is a lock held on a session of its own, or on a session kept for
+// taking one lock again and again (AcquireOn).
 type Lease struct {
 	s    *Session
 	key  Key
 	name string
 	log  *zap.Logger
+	kept bool // the session outlives the lease (AcquireOn)
 }
 
 // TryAcquire takes key on a session of its own if no other session holds
@@ -92,6 +94,24 @@ func Acquire(ctx context.Context, db *sql.DB, key Key, name string, log *zap.Log
 		return nil, fmt.Errorf("lease: take %s: %w", name, err)
 	}
 	return newLease(s, key, name, log), nil
+}
+
+// AcquireOn waits until key is free and takes it on s, a session kept for
+// taking it again and again (a full run takes the project lock for each
+// batch of its writes, without a connection of its own each time). Its
+// Release lets go of key and keeps s, unless the unlock fails; a wait cut
+// short by ctx ends s, since the lock may have been granted just then.
+func AcquireOn(ctx context.Context, s *Session, key Key, name string, log *zap.Logger) (*Lease, error) {
+	if err := s.Lock(ctx, key); err != nil {
+		s.Close()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("lease: take %s: %w", name, context.Cause(ctx))
+		}
+		return nil, fmt.Errorf("lease: take %s: %w", name, err)
+	}
+	l := newLease(s, key, name, log)
+	l.kept = true
+	return l, nil
 }
 
 func newLease(s *Session, key Key, name string, log *zap.Logger) *Lease {
@@ -235,17 +255,20 @@ func (l *Lease) checkBy(ctx context.Context, deadline time.Time) error {
 	return err
 }
 
-// Release unlocks and ends the lease's session. Ending the session is what
-// guarantees the lock is gone even if the unlock itself failed. Releasing
-// twice is a no-op.
+// Release unlocks and ends the lease's session (keeps it, for a lease
+// taken by AcquireOn). Ending the session is what guarantees the lock is
+// gone even if the unlock itself failed. Releasing twice is a no-op.
 func (l *Lease) Release(ctx context.Context) error {
-	defer l.s.Close()
+	if !l.kept {
+		defer l.s.Close()
+	}
 	unlocked, err := l.s.Unlock(ctx, l.key)
 	switch {
 	case errors.Is(err, errClosed):
 		return nil
 	case err != nil:
 		l.log.Warn("unlock failed, closing its session instead", zap.String("lock", l.name), zap.Error(err))
+		l.s.Close()
 		return nil
 	case !unlocked:
 		return fmt.Errorf("%w: %s: not held at release", ErrLost, l.name)

@@ -184,6 +184,63 @@ func TestAcquireIsCancellable(t *testing.T) {
 	release(t, l)
 }
 
+// A session kept for one lock takes it again and again, lets others have it
+// between times, and ends when a wait on it is cut short: the lock may have
+// been granted just then.
+func TestAcquireOnKeepsItsSession(t *testing.T) {
+	t.Parallel()
+	a, b := twoPools(t)
+	ctx := ctxFor(t)
+	s, err := lease.Open(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 3 {
+		l, err := lease.AcquireOn(ctx, s, key, proj, nil)
+		if err != nil {
+			t.Fatalf("AcquireOn #%d: %v", i, err)
+		}
+		if l.BackendPID() != s.PID() {
+			t.Fatalf("AcquireOn #%d took the lock on backend %d, want the kept session's %d", i, l.BackendPID(), s.PID())
+		}
+		if _, err := tryAcquire(t, b, key, proj); !errors.Is(err, lease.ErrHeld) {
+			t.Fatalf("TryAcquire while held on the kept session = %v, want ErrHeld", err)
+		}
+		release(t, l)
+		if s.Closed() {
+			t.Fatalf("Release #%d closed the kept session", i)
+		}
+		other, err := tryAcquire(t, b, key, proj)
+		if err != nil {
+			t.Fatalf("TryAcquire between takes: %v", err)
+		}
+		if i < 2 {
+			release(t, other)
+			continue
+		}
+		waitCtx, cancel := context.WithCancel(ctx)
+		got := make(chan error, 1)
+		go func() {
+			l, err := lease.AcquireOn(waitCtx, s, key, proj, nil)
+			if l != nil {
+				_ = l.Release(context.Background())
+			}
+			got <- err
+		}()
+		waitUntilWaiting(t, b, key, true)
+		cancel()
+		if err := <-got; !errors.Is(err, context.Canceled) {
+			t.Fatalf("AcquireOn after cancel: %v, want context.Canceled", err)
+		}
+		if !s.Closed() {
+			t.Fatal("a cancelled wait left the kept session open")
+		}
+		waitUntilWaiting(t, b, key, false)
+		release(t, other)
+	}
+}
+
 // terminate ends a backend as pg_terminate_backend does to a session whose
 // server restarts or fails over; it returns once the backend is gone, and
 // with it its locks.

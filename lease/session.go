@@ -127,6 +127,14 @@ func (s *Session) Held(ctx context.Context) (map[Key]bool, error) {
 	return held, err
 }
 
+// Closed says whether the session has ended (Close, or a wait for a lock
+// cut short).
+func (s *Session) Closed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conn == nil
+}
+
 // Close ends the session, and with it every lock it holds; a session that
 // never held one goes back to the pool. Closing twice is a no-op.
 func (s *Session) Close() {

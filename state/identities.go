@@ -5,9 +5,13 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"iter"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/syncd/syncd/crm"
 	"github.com/syncd/syncd/planner"
@@ -119,6 +123,55 @@ func (s *Store) IndexIdentities(ctx context.Context, projectID string, keys map[
 		}
 		return nil
 	})
+}
+
+// BuildIdentities replaces the project's whole index with the keys rows
+// yields, each record's (none for a record not live), in one transaction
+// and one COPY: a full run's first build writes every record's, a million
+// at a time, with no statement per batch of them.
+func (s *Store) BuildIdentities(ctx context.Context, projectID string, rows iter.Seq2[string, []string]) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("state: build the identity index: %w", err)
+	}
+	defer conn.Close()
+	err = conn.Raw(func(dc any) error {
+		pc := dc.(*stdlib.Conn).Conn()
+		tx, err := pc.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+		if _, err := tx.Exec(ctx, `DELETE FROM syncd.record_identities WHERE project_id = $1`, projectID); err != nil {
+			return err
+		}
+		next, stop := iter.Pull2(rows)
+		defer stop()
+		var ext string
+		var keys []string
+		row := make([]any, 3)
+		row[0] = projectID
+		_, err = tx.CopyFrom(ctx, pgx.Identifier{"syncd", "record_identities"}, []string{"project_id", "identity", "external_id"},
+			pgx.CopyFromFunc(func() ([]any, error) {
+				for len(keys) == 0 {
+					var ok bool
+					if ext, keys, ok = next(); !ok {
+						return nil, nil
+					}
+				}
+				row[1], row[2] = keys[0], ext
+				keys = keys[1:]
+				return row, nil
+			}))
+		if err != nil {
+			return err
+		}
+		return tx.Commit(ctx)
+	})
+	if err != nil {
+		return fmt.Errorf("state: build the identity index: %w", err)
+	}
+	return nil
 }
 
 // PruneIdentities removes the identities of records no longer in the source

@@ -143,3 +143,19 @@ func (s *Store) LockFullRun(ctx context.Context, projectID string) (*Lock, error
 func (s *Store) FullRunHolder(ctx context.Context, projectID string) (lease.Holder, bool, error) {
 	return lease.HolderOf(ctx, s.db, FullRunKey(projectID))
 }
+
+// LockSession opens a session kept for taking the project lock again and
+// again (LockOn): a full run's, for its batches of writes.
+func (s *Store) LockSession(ctx context.Context) (*lease.Session, error) {
+	return lease.Open(ctx, s.db)
+}
+
+// LockOn waits for the project lock and takes it on sess; its Release
+// keeps sess for the next time.
+func (s *Store) LockOn(ctx context.Context, sess *lease.Session, projectID string) (*Lock, error) {
+	l, err := lease.AcquireOn(ctx, sess, ProjectKey(projectID), lockName(projectID), s.log)
+	if err != nil {
+		return nil, err
+	}
+	return &Lock{Lease: l, projectID: projectID}, nil
+}

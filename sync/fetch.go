@@ -174,6 +174,7 @@ func (s fullScope) read(ctx context.Context) (*planner.Index, error) { return s.
 // of what partial runs deferred.
 func (r *Reconciler) full(ctx context.Context, runID int64, at runTimes) (Report, error) {
 	w := &fullWrites{r: r, runID: runID, at: at}
+	defer w.close()
 	e := newEarly(ctx, w)
 	plan, idx, reads, err := r.plan(ctx, fullScope{r: r, early: e})
 	earlyRep := e.rep
@@ -201,16 +202,22 @@ func (r *Reconciler) full(ctx context.Context, runID int64, at runTimes) (Report
 const identityChunk = 5000
 
 // indexIdentities writes what a full run read of the records' identities:
-// those that changed since they were last indexed, or all of them the
-// first time, and then drops the records no longer in the source.
+// all of them the first time (one COPY), then those that changed since they
+// were last indexed; and it drops the records no longer in the source.
 func (r *Reconciler) indexIdentities(ctx context.Context, idx *planner.Index) error {
 	ctx = context.WithoutCancel(ctx)
 	built, err := r.Identities.IdentitiesIndexed(ctx, r.ProjectID)
 	if err != nil {
 		return err
 	}
-	batch := make(map[string][]string, identityChunk)
-	for ext, keys := range idx.Identities(!built) {
+	if !built {
+		if err := r.Identities.BuildIdentities(ctx, r.ProjectID, idx.Identities(true)); err != nil {
+			return err
+		}
+		return r.Identities.PruneIdentities(ctx, r.ProjectID, r.Source)
+	}
+	batch := make(map[string][]string)
+	for ext, keys := range idx.Identities(false) {
 		batch[ext] = keys
 		if len(batch) == identityChunk {
 			if err := r.Identities.IndexIdentities(ctx, r.ProjectID, batch); err != nil {

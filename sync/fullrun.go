@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	stdsync "sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -68,11 +69,11 @@ func (r *Reconciler) fullRun(ctx context.Context, wait bool) (Report, error) {
 	return r.run(ctx, lock, kind, r.full)
 }
 
-// withProjectLock runs fn while holding the project lock, waiting for it,
-// as a lease: fn's context ends if the lock is lost.
-func (r *Reconciler) withProjectLock(ctx context.Context, fn func(ctx context.Context, acquired time.Time) error) error {
+// withProjectLock runs fn while holding the project lock, taken on sess
+// (waiting for it), as a lease: fn's context ends if the lock is lost.
+func (r *Reconciler) withProjectLock(ctx context.Context, sess *lease.Session, fn func(ctx context.Context, acquired time.Time) error) error {
 	started := time.Now()
-	lock, err := r.Locks.Lock(ctx, r.ProjectID)
+	lock, err := r.Locks.LockOn(ctx, sess, r.ProjectID)
 	if err != nil {
 		return fmt.Errorf("take the lock of project %s: %w", r.ProjectID, err)
 	}
@@ -114,13 +115,46 @@ type fullWrites struct {
 	r     *Reconciler
 	runID int64
 	at    runTimes
+
+	mu   stdsync.Mutex
+	sess *lease.Session // on which the project lock is taken for each batch; opened by the first
+}
+
+// session is the session the run takes the project lock on: opened by the
+// first batch, and again after a batch whose session ended (a wait cut
+// short, a failed unlock, a session killed under it).
+func (w *fullWrites) session(ctx context.Context) (*lease.Session, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.sess == nil || w.sess.Closed() {
+		s, err := w.r.Locks.LockSession(ctx)
+		if err != nil {
+			return nil, err
+		}
+		w.sess = s
+	}
+	return w.sess, nil
+}
+
+// close ends the session the run took the project lock on.
+func (w *fullWrites) close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.sess != nil {
+		w.sess.Close()
+		w.sess = nil
+	}
 }
 
 // write applies plan under the project lock, less what changed under the
 // run (revalidate).
 func (w *fullWrites) write(ctx context.Context, plan planner.Plan, opts applyOpts) (Report, error) {
 	var rep Report
-	err := w.r.withProjectLock(ctx, func(ctx context.Context, _ time.Time) error {
+	sess, err := w.session(ctx)
+	if err != nil {
+		return rep, err
+	}
+	err = w.r.withProjectLock(ctx, sess, func(ctx context.Context, _ time.Time) error {
 		skip, err := w.revalidate(ctx, &plan)
 		if err != nil {
 			return err
@@ -189,7 +223,7 @@ func (w *fullWrites) revalidate(ctx context.Context, plan *planner.Plan) (map[in
 	if err != nil {
 		return nil, err
 	}
-	changed := make(map[string]string) // external_id -> the record's content hash now, "" when not live
+	changed := make(map[string]string)   // external_id -> the record's content hash now, "" when not live
 	for batch, err := range r.CRM.ChangedSince(ctx, r.Source, w.at.readStart, r.BatchSize) {
 		if rej, ok := unreadable(err); ok {
 			changed[rej.ExternalID] = ""

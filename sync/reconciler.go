@@ -58,6 +58,7 @@ type Identities interface {
 	RecordIdentities(ctx context.Context, projectID string, externalIDs []string) (map[string][]string, error)
 	RecordsHolding(ctx context.Context, projectID string, keys []string) ([]state.Holding, error)
 	IndexIdentities(ctx context.Context, projectID string, keys map[string][]string) error
+	BuildIdentities(ctx context.Context, projectID string, rows iter.Seq2[string, []string]) error
 	PruneIdentities(ctx context.Context, projectID string, source crm.Source) error
 	IdentitiesIndexed(ctx context.Context, projectID string) (bool, error)
 }
@@ -101,6 +102,10 @@ type Locks interface {
 	LockFullRun(ctx context.Context, projectID string) (*state.Lock, error)
 	FullRunHolder(ctx context.Context, projectID string) (lease.Holder, bool, error)
 	LockHolder(ctx context.Context, projectID string) (lease.Holder, bool, error)
+	// LockSession and LockOn take the project lock again and again on one
+	// session of its own: a full run's, for each batch of its writes.
+	LockSession(ctx context.Context) (*lease.Session, error)
+	LockOn(ctx context.Context, sess *lease.Session, projectID string) (*state.Lock, error)
 	SessionAlive(ctx context.Context, pid int, backendStart time.Time) (bool, error)
 }
 
