@@ -391,6 +391,16 @@ func (r *Reconciler) send(ctx context.Context, op planner.Operation) opResult {
 			res.httpStatus = apiErr.HTTPStatus
 		}
 		switch {
+		case op.Kind == planner.OpPatch && sinch.IsNotFound(err):
+			// Deleted in Sinch since the run read it: the patch is moot,
+			// not failed. The record's link still names the contact, so
+			// the next run that weighs the record finds it gone (the GET
+			// before a create) and creates it afresh.
+			res.status = state.StatusSkipped
+			res.err = errors.New("the contact was deleted in Sinch after this run read it; the next run creates the record's contact afresh")
+			r.Logger.Info("operation skipped", zap.String("kind", string(op.Kind)), zap.String("external_id", op.ExternalID),
+				zap.String("contact_id", op.ContactID), zap.Error(res.err))
+			return res
 		case errors.Is(err, sinch.ErrOutcomeUnknown), ctx.Err() != nil:
 			// Never "rejected" or "failed": the write may have landed. A
 			// call cut off by the run's own end (a lost lock) may have

@@ -12,6 +12,7 @@ import (
 
 	"github.com/syncd/syncd/lease"
 	"github.com/syncd/syncd/planner"
+	"github.com/syncd/syncd/sinch"
 	"github.com/syncd/syncd/state"
 )
 
@@ -212,9 +213,10 @@ func (w *fullWrites) writePlan(ctx context.Context, plan planner.Plan, opts appl
 
 // revalidate marks the operations of plan that something changed under
 // since the run began, to be skipped with why: an operation on a record or
-// contact another run journaled since the run started, or on a record whose
+// contact another run journaled since the run started, on a record whose
 // CRM row changed since the run's read began (to other content than the
-// plan assumed). The rest of a group goes with it, since what follows
+// plan assumed, or deleted), or on an identity a record changed since then
+// holds. The rest of a group goes with it, since what follows
 // assumes what came before. The links the plan stores or drops are
 // filtered the same way.
 func (w *fullWrites) revalidate(ctx context.Context, plan *planner.Plan) (map[int]string, error) {
@@ -224,6 +226,7 @@ func (w *fullWrites) revalidate(ctx context.Context, plan *planner.Plan) (map[in
 		return nil, err
 	}
 	changed := make(map[string]string)   // external_id -> the record's content hash now, "" when not live
+	holders := make(map[string][]string) // lookup key -> the changed records holding it now
 	for batch, err := range r.CRM.ChangedSince(ctx, r.Source, w.at.readStart, r.BatchSize) {
 		if rej, ok := unreadable(err); ok {
 			changed[rej.ExternalID] = ""
@@ -239,7 +242,58 @@ func (w *fullWrites) revalidate(ctx context.Context, plan *planner.Plan) (map[in
 				continue
 			}
 			changed[rec.ExternalID] = want.Hash
+			for _, k := range planner.LookupKeys(want.Identities) {
+				holders[k] = append(holders[k], rec.ExternalID)
+			}
 		}
+	}
+	// A row deleted outright leaves nothing for ChangedSince to find: the
+	// records the batch writes for are read again by external_id, in one
+	// query, and those gone are not live now.
+	var writesFor []string
+	for _, op := range plan.Operations {
+		if _, seen := changed[op.ExternalID]; !seen && !op.Removes() && op.ExternalID != "" {
+			writesFor = append(writesFor, op.ExternalID)
+		}
+	}
+	if len(writesFor) > 0 {
+		slices.Sort(writesFor)
+		writesFor = slices.Compact(writesFor)
+		recs, err := r.CRM.RecordsByExternalID(ctx, r.Source, writesFor)
+		unread, err := unreadableRows(err)
+		if err != nil {
+			return nil, fmt.Errorf("read again the records the run writes for: %w", err)
+		}
+		present := make(map[string]bool, len(recs)+len(unread))
+		for _, rec := range recs {
+			present[rec.ExternalID] = true
+		}
+		for _, rej := range unread {
+			present[rej.ExternalID] = true // read as changed, or not, by ChangedSince
+		}
+		for _, ext := range writesFor {
+			if !present[ext] {
+				changed[ext] = ""
+			}
+		}
+	}
+	// A record that changed since the read and holds an identity an
+	// operation weighed (an adoption's, a merge's) may claim it too now:
+	// whose it is was decided without it.
+	shares := func(op planner.Operation) bool {
+		var ids []sinch.ChannelIdentity
+		if op.Contact != nil {
+			ids = append(ids, op.Contact.ChannelIdentities...)
+		}
+		for _, c := range op.Before {
+			ids = append(ids, c.ChannelIdentities...)
+		}
+		for _, k := range planner.LookupKeys(ids) {
+			if slices.ContainsFunc(holders[k], func(ext string) bool { return ext != op.ExternalID }) {
+				return true
+			}
+		}
+		return false
 	}
 	why := func(ext string, contacts ...string) string {
 		if touched.ExternalIDs[ext] || slices.ContainsFunc(contacts, func(id string) bool { return id != "" && touched.ContactIDs[id] }) {
@@ -257,6 +311,10 @@ func (w *fullWrites) revalidate(ctx context.Context, plan *planner.Plan) (map[in
 			}
 			if h, ok := changed[op.ExternalID]; ok && (h == "" || h != op.Hash) {
 				reason = "its CRM record changed since this full run read it; the incremental run that reads the change decides it"
+				break
+			}
+			if len(holders) > 0 && shares(op) {
+				reason = "a record changed since this full run read the CRM shares an identity with it; the incremental run that reads the change decides it"
 				break
 			}
 		}
