@@ -1,6 +1,7 @@
 package sync_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
@@ -227,6 +228,31 @@ func TestModelSequences(t *testing.T) {
 			h.put(t, "crm-1", ada(p1))
 			h.emu.Seed(sinch.Contact{ChannelIdentities: []sinch.ChannelIdentity{{Channel: "SMS", Identity: p1}, {Channel: "WHATSAPP", Identity: p2}}})
 			h.run(t, incremental, stopAt{}) // deferred: never adopted for crm-1, stripping crm-2's WhatsApp number
+		},
+	}, {
+		name: "a full run adopts no contact for a record deleted outright while it ran, and a contact deleted in Sinch meanwhile fails nothing",
+		steps: func(t *testing.T, h *modelHarness) {
+			h.put(t, "crm-0", ada(p1))
+			h.put(t, "crm-1", &modelRecord{name: "Alan", email: "", phone: p2})
+			h.run(t, full, stopAt{})
+			// Drift for the next full run: a patch of crm-1's contact, and
+			// an adoption of a walk-in's contact for a new record.
+			h.exec(t, "UPDATE crm_contacts SET display_name = 'Alan Turing' WHERE external_id = 'crm-1'")
+			h.records["crm-1"].name = "Alan Turing"
+			h.emu.Seed(sinch.Contact{ChannelIdentities: []sinch.ChannelIdentity{{Channel: "WHATSAPP", Identity: phonePool[2]}}})
+			h.put(t, "crm-2", ada(phonePool[2]))
+			gone := carrying(t, h, "crm-1")
+			rep, _ := h.runWith(t, full, stopAt{}, func() {
+				h.exec(t, "DELETE FROM crm_contacts WHERE external_id = 'crm-2'")
+				delete(h.records, "crm-2")
+				if err := h.console.DeleteContact(context.Background(), gone.ID); err != nil {
+					t.Fatal(err)
+				}
+				h.forget(gone.ID)
+			})
+			if rep.Outcome != state.OutcomeSucceeded || rep.Applied.Patch != 0 || rep.Skipped != 2 {
+				t.Errorf("the full run: %s, applied %+v, %d skipped; want it to succeed, skipping the adoption and the patch", rep.Outcome, rep.Applied, rep.Skipped)
+			}
 		},
 	}, {
 		name: "a run that loses its lock writes nothing more",

@@ -107,6 +107,7 @@ func TestModel(t *testing.T) {
 			"sinch auto-create":          h.sinchAutoCreate,
 			"sinch add messenger":        h.sinchAddMessenger,
 			"run full":                   func(rt *rapid.T) { h.run(rt, state.RunFull, stopAt{}) },
+			"run full during edits":      h.runFullDuringEdits,
 			"run incremental":            func(rt *rapid.T) { h.run(rt, state.RunIncremental, stopAt{}) },
 			"run interrupted":            h.runInterrupted,
 			"run loses its lock":         h.runLosesLock,
@@ -201,6 +202,9 @@ type modelHarness struct {
 	rekey  map[string]bool
 	nextID int
 	runs   int
+	// during, when set, is done once the next full run has listed every
+	// contact, before it writes: edits made while a full run goes on.
+	during func()
 }
 
 func (env *modelEnv) start(rt rapid.TB, project string) *modelHarness {
@@ -550,6 +554,22 @@ type stopAt struct {
 	loseLockAt int
 }
 
+// runFullDuringEdits makes a full run during which the CRM and Sinch
+// change: once it has listed every contact, before it decides and writes,
+// records are edited, renamed, tombstoned, deleted and inserted, and
+// contacts edited, deleted and auto-created by Sinch. Whatever it then
+// writes must still keep every invariant.
+func (h *modelHarness) runFullDuringEdits(rt *rapid.T) {
+	n := rapid.IntRange(1, 3).Draw(rt, "edits during the full run")
+	edits := []func(*rapid.T){h.crmInsert, h.crmEdit, h.crmRename, h.crmTombstone, h.crmHardDelete,
+		h.sinchEditField, h.sinchDelete, h.sinchAutoCreate}
+	h.runWith(rt, state.RunFull, stopAt{}, func() {
+		for range n {
+			rapid.SampledFrom(edits).Draw(rt, "edit during the full run")(rt)
+		}
+	})
+}
+
 func (h *modelHarness) runInterrupted(rt *rapid.T) {
 	kind := rapid.SampledFrom([]state.RunKind{state.RunFull, state.RunIncremental}).Draw(rt, "kind")
 	h.run(rt, kind, stopAt{
@@ -622,13 +642,58 @@ func (h *modelHarness) doubtRekeys(contacts []sinch.Contact) {
 
 // run performs one run and checks what every run must leave true.
 func (h *modelHarness) run(rt rapid.TB, kind state.RunKind, stop stopAt) (contactsync.Report, *watchedSinch) {
+	return h.runWith(rt, kind, stop, nil)
+}
+
+// runWith is run; with during set, the run pauses once it has listed
+// every contact (a full run) while during makes its edits, on the test's
+// goroutine (rapid draws nowhere else).
+func (h *modelHarness) runWith(rt rapid.TB, kind state.RunKind, stop stopAt, during func()) (contactsync.Report, *watchedSinch) {
 	before := h.emu.Contacts()
 	h.doubtRekeys(before)
 	h.runs++
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	w := h.watch(before, stop, cancel)
-	rep, err := h.reconciler(h.env.store, w).Run(ctx, kind, false)
+	type result struct {
+		rep contactsync.Report
+		err error
+	}
+	done := make(chan result, 1)
+	paused, resume := make(chan struct{}), make(chan struct{})
+	if during != nil {
+		h.during = func() { close(paused); <-resume }
+	}
+	go func() {
+		rep, err := h.reconciler(h.env.store, w).Run(ctx, kind, false)
+		done <- result{rep, err}
+	}()
+	if during != nil {
+		func() {
+			var resumed stdsync.Once
+			defer func() {
+				// An edit that skips (or fails) leaves by a panic: the
+				// run is let go on and waited for first, so that no run
+				// outlives its action.
+				if p := recover(); p != nil {
+					resumed.Do(func() { close(resume) })
+					<-done
+					h.during = nil
+					panic(p)
+				}
+			}()
+			select {
+			case <-paused:
+				during()
+			case res := <-done:
+				done <- res
+			}
+			resumed.Do(func() { close(resume) })
+		}()
+	}
+	res := <-done
+	h.during = nil
+	rep, err := res.rep, res.err
 	after := h.emu.Contacts()
 	rt.Logf("run %d (%s, %+v): outcome %s, %s, %d writes, err %v %v", h.runs, kind, stop, rep.Outcome, rep.Plan.Summary(), w.writeCount(), err, rep.Errors)
 
@@ -649,7 +714,7 @@ func (h *modelHarness) run(rt rapid.TB, kind state.RunKind, stop stopAt) (contac
 		fail(rt, fmt.Sprintf("after run %d (%s)", h.runs, kind), problems)
 	}
 	h.learn(after)
-	if kind == state.RunFull && !interrupted {
+	if kind == state.RunFull && !interrupted && during == nil {
 		clear(h.rekey) // done by now, or reported above
 	}
 	return rep, w
@@ -959,6 +1024,12 @@ func (w *watchedSinch) Pages(ctx context.Context, req sinch.ListContactsRequest)
 			if !yield(page, err) {
 				return
 			}
+		}
+		// A full run's list is over: the world moves on while it decides
+		// and writes.
+		if during := w.h.during; during != nil && req.ExternalID == "" && req.Channel == "" {
+			w.h.during = nil
+			during()
 		}
 	}
 }
