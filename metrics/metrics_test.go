@@ -19,8 +19,7 @@ import (
 
 // *Project is what the Sinch client and the reconciler report to.
 var (
-	_ sinch.Observer            = (*metrics.Project)(nil)
-	_ contactsync.Observer      = (*metrics.Project)(nil)
+	_ sinch.Observer       = (*metrics.Project)(nil)
 	_ contactsync.Observer = (*metrics.Project)(nil)
 )
 
