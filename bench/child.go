@@ -74,6 +74,9 @@ type childResult struct {
 	// projects: each project's wall, and the process's CPU time.
 	Walls []time.Duration `json:"walls,omitempty"`
 	CPU   time.Duration   `json:"cpu,omitempty"`
+
+	// freshness: every run the daemon made.
+	Runs []freshRun `json:"runs,omitempty"`
 }
 
 func runChild(raw string) error {
@@ -113,6 +116,8 @@ func runChild(raw string) error {
 		err = childRun(ctx, a, &res)
 	case "projects":
 		err = childProjects(ctx, a, &res)
+	case "freshness":
+		err = childFreshness(ctx, a, &res)
 	default:
 		err = fmt.Errorf("unknown scenario %q", a.Scenario)
 	}

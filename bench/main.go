@@ -11,8 +11,10 @@
 // process of its own, so that its peak RSS is its alone: the CRM read against
 // COPY, the pure diff on one core, then diff, backfill, a second (no-op)
 // backfill and an incremental run through the real sync.Reconciler,
-// sinch.Client, crm.Reader and state.Store. It prints markdown tables on
-// stdout; progress goes to stderr. docs/benchmarks.md explains the columns.
+// sinch.Client, crm.Reader and state.Store; with -only freshness, how soon
+// CRM edits reach Sinch while a full run pages (freshness.go). It prints
+// markdown tables on stdout; progress goes to stderr. docs/benchmarks.md
+// explains the columns.
 package main
 
 import (
@@ -54,12 +56,13 @@ func main() {
 	flag.IntVar(&cfg.large, "large", 100_000, "N above which -large-latency applies")
 	flag.Float64Var(&cfg.rps, "rps", 800, "Sinch rate limit (client and emulator), requests/s")
 	flag.IntVar(&cfg.concurrency, "concurrency", 0, "requests in flight; 0: enough to reach -rps at the measured round trip, plus one (at least 8)")
-	flag.StringVar(&cfg.only, "only", "", "comma-separated scenarios to run (read,purediff,diff,backfill,noop,incremental,peer,projects); default all")
+	flag.StringVar(&cfg.only, "only", "", "comma-separated scenarios to run (read,purediff,diff,backfill,noop,incremental,peer,projects,freshness); default all but freshness")
 	flag.StringVar(&cfg.projects, "projects", "1,2,4,8,16", "projects: comma-separated numbers of projects served by one process")
 	flag.IntVar(&cfg.projectsN, "projects-n", 10_000, "projects: CRM rows (and so contacts) of each project")
 	flag.IntVar(&cfg.peerN, "peer-n", 600, "peer: contacts to create")
 	flag.DurationVar(&cfg.peerLatency, "peer-latency", 50*time.Millisecond, "peer: emulator latency per request")
 	flag.StringVar(&cfg.peerDir, "peer-dir", "", "peer: directory holding (or to receive) the npm install of the Sinch Node SDK; default a temporary one")
+	flag.DurationVar(&cfg.freshEvery, "fresh-every", 500*time.Millisecond, "freshness: time between CRM edits")
 	flag.StringVar(&cfg.profile, "profile", "", "directory for CPU and allocation profiles of each scenario process")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the bench database after the run")
 	flag.StringVar(&cfg.database, "db", "syncd_bench", "the database recreated for each N; give each bench sharing a server its own")
@@ -88,13 +91,22 @@ type config struct {
 	projectsN    int
 	peerLatency  time.Duration
 	peerDir      string
+	freshEvery   time.Duration
 }
 
 // sizeScenarios run once per N; peer runs once.
-var sizeScenarios = []string{"read", "purediff", "diff", "backfill", "noop", "incremental"}
+var sizeScenarios = []string{"read", "purediff", "diff", "backfill", "noop", "incremental", "freshness"}
+
+// namedOnly are the scenarios run only when -only names them: freshness
+// adds a full run's list chain per N (about two minutes at 100,000) and
+// measures latency rather than a limit.
+var namedOnly = []string{"freshness"}
 
 func (c config) wants(scenario string) bool {
-	return c.only == "" || slices.Contains(strings.Split(c.only, ","), scenario)
+	if c.only == "" {
+		return !slices.Contains(namedOnly, scenario)
+	}
+	return slices.Contains(strings.Split(c.only, ","), scenario)
 }
 
 // runRow is one line of the runs table.
@@ -139,6 +151,7 @@ func run(cfg config) error {
 	ctx := context.Background()
 	var runs []runRow
 	var reads []readRow
+	var fresh []freshnessRow
 	started := time.Now()
 	var peers []peerRow
 	if cfg.wants("peer") {
@@ -169,19 +182,24 @@ func run(cfg config) error {
 		if !slices.ContainsFunc(sizeScenarios, cfg.wants) {
 			break
 		}
-		rr, rd, err := benchSize(ctx, cfg, n)
+		rr, rd, fr, err := benchSize(ctx, cfg, n)
 		runs = append(runs, rr...)
 		if rd != nil {
 			reads = append(reads, *rd)
 		}
+		if fr != nil {
+			fresh = append(fresh, *fr)
+		}
 		if err != nil {
 			printPeer(os.Stdout, cfg, peers)
 			printTables(os.Stdout, cfg, runs, reads)
+			printFreshness(os.Stdout, fresh)
 			return fmt.Errorf("N=%d: %w", n, err)
 		}
 	}
 	printPeer(os.Stdout, cfg, peers)
 	printTables(os.Stdout, cfg, runs, reads)
+	printFreshness(os.Stdout, fresh)
 	logf("all done in %s", time.Since(started).Round(time.Second))
 	return nil
 }
@@ -190,7 +208,7 @@ func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05")+" "+format+"\n", args...)
 }
 
-func benchSize(ctx context.Context, cfg config, n int) ([]runRow, *readRow, error) {
+func benchSize(ctx context.Context, cfg config, n int) ([]runRow, *readRow, *freshnessRow, error) {
 	latency := cfg.latency
 	if n > cfg.large {
 		latency = cfg.largeLatency
@@ -201,14 +219,14 @@ func benchSize(ctx context.Context, cfg config, n int) ([]runRow, *readRow, erro
 	logf("N=%d: preparing the database", n)
 	dbURL, drop, err := recreateDatabase(ctx, cfg.database)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if !cfg.keep {
 		defer drop()
 	}
 	t := time.Now()
 	if err := loadCRM(ctx, dbURL, w); err != nil {
-		return nil, nil, fmt.Errorf("load CRM rows: %w", err)
+		return nil, nil, nil, fmt.Errorf("load CRM rows: %w", err)
 	}
 	logf("N=%d: loaded %d CRM rows and their links in %s", n, n, time.Since(t).Round(time.Millisecond))
 
@@ -218,9 +236,10 @@ func benchSize(ctx context.Context, cfg config, n int) ([]runRow, *readRow, erro
 	logf("N=%d: seeded the emulator with %d contacts in %s", n, exp.contacts, time.Since(t).Round(time.Millisecond))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	srv := &http.Server{Handler: emu, ReadHeaderTimeout: 10 * time.Second}
+	watch := &writeWatch{next: emu}
+	srv := &http.Server{Handler: watch, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	defer srv.Close()
 	emu.SetFaults(sinchtest.Faults{Latency: latency, RateLimitRPS: cfg.rps})
@@ -229,7 +248,7 @@ func benchSize(ctx context.Context, cfg config, n int) ([]runRow, *readRow, erro
 
 	rtt, err := measureRTT(ctx, ccfg, cfg.rps)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	logf("N=%d: a list call of 20 contacts takes %s on this machine at %s latency", n, rtt.Round(10*time.Microsecond), latency)
 
@@ -263,14 +282,14 @@ func benchSize(ctx context.Context, cfg config, n int) ([]runRow, *readRow, erro
 	if cfg.wants("read") {
 		res, rss, err := child("read")
 		if err != nil {
-			return rows, rd, err
+			return rows, rd, nil, err
 		}
 		rd.rows, rd.read, rd.copy, rd.readRSS = res.Rows, res.Read, res.Copy, rss
 	}
 	if cfg.wants("purediff") {
 		res, rss, err := child("purediff")
 		if err != nil {
-			return rows, rd, err
+			return rows, rd, nil, err
 		}
 		rd.prepare, rd.diff, rd.diffBytesPer, rd.diffRSS = res.Prepare, res.Diff, float64(res.DiffHeap)/float64(n), rss
 	}
@@ -314,7 +333,7 @@ func benchSize(ctx context.Context, cfg config, n int) ([]runRow, *readRow, erro
 		r.note = fmt.Sprintf("plans %d operations (%d needed)", ops, exp.writes)
 		return r, expectEq("diff operations", ops, exp.writes)
 	}); err != nil {
-		return rows, rd, err
+		return rows, rd, nil, err
 	}
 	if err := measure("backfill", func(res childResult, counts map[string]int) (runRow, error) {
 		writes := writesOf(counts)
@@ -323,7 +342,7 @@ func benchSize(ctx context.Context, cfg config, n int) ([]runRow, *readRow, erro
 		r.note = fmt.Sprintf("%d created, %d patched, %d merged, %d deleted", res.Applied.Create, res.Applied.Patch, res.Applied.Merge, res.Applied.Delete)
 		return r, errors.Join(expectEq("backfill outcome", res.Outcome, state.OutcomeSucceeded), expectEq("backfill writes", writes, exp.writes))
 	}); err != nil {
-		return rows, rd, err
+		return rows, rd, nil, err
 	}
 	after := len(emu.Contacts())
 	if err := measure("noop", func(res childResult, counts map[string]int) (runRow, error) {
@@ -332,12 +351,12 @@ func benchSize(ctx context.Context, cfg config, n int) ([]runRow, *readRow, erro
 		r.note = fmt.Sprintf("%d unchanged", res.Summary.Unchanged)
 		return r, errors.Join(expectEq("no-op list calls", r.lists, r.listMin), expectEq("no-op other calls", r.other, 0))
 	}); err != nil {
-		return rows, rd, err
+		return rows, rd, nil, err
 	}
 	if cfg.wants("incremental") {
 		k := max(10, n/1000)
 		if err := touchRows(ctx, dbURL, k); err != nil {
-			return rows, rd, err
+			return rows, rd, nil, err
 		}
 		if err := measure("incremental", func(res childResult, counts map[string]int) (runRow, error) {
 			writes := writesOf(counts)
@@ -345,10 +364,30 @@ func benchSize(ctx context.Context, cfg config, n int) ([]runRow, *readRow, erro
 			r.note = fmt.Sprintf("%d rows changed, %d touched without change: %d look-ups, %d patched", k, k, res.Lookups, res.Applied.Patch)
 			return r, errors.Join(expectEq("incremental look-ups", r.lists, k), expectEq("incremental writes", writes, k))
 		}); err != nil {
-			return rows, rd, err
+			return rows, rd, nil, err
 		}
 	}
-	return rows, rd, nil
+	if cfg.wants("freshness") {
+		if !cfg.wants("backfill") {
+			// The project in sync first, as the noop scenario finds it.
+			res, _, err := child("backfill")
+			if err == nil && res.Outcome != state.OutcomeSucceeded {
+				err = fmt.Errorf("the backfill before freshness: %s, %v", res.Outcome, res.Errors)
+			}
+			if err != nil {
+				return rows, rd, nil, err
+			}
+		}
+		a := args
+		if cfg.profile != "" {
+			a.Profile = filepath.Join(cfg.profile, fmt.Sprintf("freshness-%d.cpu.pprof", n))
+			a.MemProfile = filepath.Join(cfg.profile, fmt.Sprintf("freshness-%d.allocs.pprof", n))
+		}
+		fr, err := benchFreshness(ctx, cfg, dbURL, emu, watch, a)
+		fr.latency, fr.rtt = latency, rtt
+		return rows, rd, &fr, err
+	}
+	return rows, rd, nil, nil
 }
 
 func expectEq[T comparable](what string, got, want T) error {
@@ -376,9 +415,22 @@ func contactCallsBut(counts map[string]int, op string) int {
 // runChildProcess re-executes this binary for one scenario and returns its
 // result and its peak RSS in KiB.
 func runChildProcess(a childArgs) (childResult, int64, error) {
-	exe, err := os.Executable()
+	cmd, out, err := childCommand(a)
 	if err != nil {
 		return childResult{}, 0, err
+	}
+	if err := cmd.Run(); err != nil {
+		return childResult{}, 0, fmt.Errorf("scenario %s: %w", a.Scenario, err)
+	}
+	return readChildResult(a, out)
+}
+
+// childCommand is the process of one scenario, not yet started; its result
+// is written to out.
+func childCommand(a childArgs) (*exec.Cmd, *bytes.Buffer, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, nil, err
 	}
 	raw, _ := json.Marshal(a)
 	cmd := exec.Command(exe)
@@ -386,12 +438,15 @@ func runChildProcess(a childArgs) (childResult, int64, error) {
 	if a.MemLimit != "" && a.Scenario != "purediff" {
 		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+a.MemLimit)
 	}
-	var out bytes.Buffer
-	cmd.Stdout = &out
+	out := &bytes.Buffer{}
+	cmd.Stdout = out
 	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		return childResult{}, 0, fmt.Errorf("scenario %s: %w", a.Scenario, err)
-	}
+	return cmd, out, nil
+}
+
+// readChildResult reads the result a scenario process wrote, and its peak
+// RSS in KiB.
+func readChildResult(a childArgs, out *bytes.Buffer) (childResult, int64, error) {
 	var res childResult
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 		return childResult{}, 0, fmt.Errorf("scenario %s: reading its result: %w", a.Scenario, err)
