@@ -628,6 +628,10 @@ func (d *differ) reconcile(k liveRec) {
 	if op, ok := patchOperation(state, want, rule, why); ok {
 		if adopt {
 			op.Retires = d.retires(state.ID)
+			// Whose the contact is rests on every record holding its
+			// identities: kept, for the journal and for a full run's
+			// check of records changed since it read them.
+			op.Before = []sinch.Contact{state}
 		}
 		d.plan.Operations = append(d.plan.Operations, op)
 		return

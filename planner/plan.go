@@ -54,9 +54,10 @@ type Operation struct {
 	// Hash is the content hash of the CRM record the operation serves,
 	// stored with the link once Sinch has confirmed it.
 	Hash string `json:"-"`
-	// Before are the contacts a merge (destination, then source) or a
-	// delete removes or changes, as the diff saw them. Neither can be
-	// undone, so the journal keeps them.
+	// Before are the contacts a merge (destination, then source), a
+	// delete or an adoption removes or changes, as the diff saw them. None
+	// can be undone from what the contact holds afterwards, so the journal
+	// keeps them.
 	Before []sinch.Contact `json:"-"`
 	// Linked is, for a create, the contact the record's stored link names:
 	// the record had a contact, which the run did not find (deleted in

@@ -255,6 +255,28 @@ func TestModelSequences(t *testing.T) {
 			}
 		},
 	}, {
+		name: "a full run adopts no contact for a record when a record inserted while it ran shares its phone",
+		steps: func(t *testing.T, h *modelHarness) {
+			h.put(t, "crm-1", &modelRecord{name: "Edsger", email: "ada@example.com", phone: p2})
+			h.put(t, "crm-2", ada(p1))
+			h.run(t, full, stopAt{})
+			c := carrying(t, h, "crm-1")
+			if err := h.console.DeleteContact(context.Background(), c.ID); err != nil {
+				t.Fatal(err)
+			}
+			h.forget(c.ID)
+			h.emu.Seed(sinch.Contact{ChannelIdentities: []sinch.ChannelIdentity{{Channel: "WHATSAPP", Identity: p2[1:]}, {Channel: "SMS", Identity: p2[1:]}}})
+			// The run decides to adopt the walk-in's contact for crm-1; crm-5,
+			// inserted after its read, holds the phone too: whose the
+			// contact is was decided without it.
+			rep, _ := h.runWith(t, full, stopAt{}, func() {
+				h.put(t, "crm-5", &modelRecord{name: "Grace", email: "ada@example.com", phone: p2})
+			})
+			if rep.Applied.Patch != 0 {
+				t.Errorf("the full run patched %d contacts, want the adoption skipped", rep.Applied.Patch)
+			}
+		},
+	}, {
 		name: "a run that loses its lock writes nothing more",
 		steps: func(t *testing.T, h *modelHarness) {
 			h.put(t, "crm-0", ada(p1))
