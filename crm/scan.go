@@ -89,7 +89,9 @@ var textColumns = [...]int{colExternalID, colDisplayName, colEmail, colPhone, co
 // connection stays busy while the caller works on the batch.
 func scanRows(rows pgx.Rows, sizeHint int) (batch, error) {
 	defer rows.Close()
-	b := batch{recs: make([]Record, 0, min(sizeHint, 4096))}
+	// The batch is sized on its first row: a query that finds nothing (most
+	// of a full run's checks for rows changed under it) allocates nothing.
+	var b batch
 	fds := rows.FieldDescriptions()
 	if len(fds) != recordColumnCount {
 		return b, fmt.Errorf("want %d columns, got %d", recordColumnCount, len(fds))
@@ -111,6 +113,9 @@ func scanRows(rows pgx.Rows, sizeHint int) (batch, error) {
 		return t, err
 	}
 	for rows.Next() {
+		if b.recs == nil {
+			b.recs = make([]Record, 0, min(sizeHint, 4096))
+		}
 		vals := rows.RawValues()
 		// Text and binary formats of text are the same bytes: the row's
 		// text is copied once, and its fields are slices of that copy.
