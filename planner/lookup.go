@@ -31,13 +31,25 @@ func LookupKey(id sinch.ChannelIdentity) string {
 
 // LookupKeys are the distinct lookup keys of identities, sorted.
 func LookupKeys(ids []sinch.ChannelIdentity) []string {
-	keys := make([]string, 0, len(ids))
-	for _, id := range ids {
+	return AppendLookupKeys(make([]string, 0, len(ids)), ids)
+}
+
+// AppendLookupKeys appends the distinct lookup keys of ids to keys, which
+// it sorts, and returns it. A phone number carried on several channels (a
+// contact's SMS and WhatsApp) is one key, built once.
+func AppendLookupKeys(keys []string, ids []sinch.ChannelIdentity) []string {
+	from := len(keys)
+	for i, id := range ids {
+		if sinch.IsPhoneChannel(id.Channel) && slices.ContainsFunc(ids[:i], func(o sinch.ChannelIdentity) bool {
+			return sinch.IsPhoneChannel(o.Channel) && o.Identity == id.Identity
+		}) {
+			continue
+		}
 		if k := LookupKey(id); k != "" {
 			keys = append(keys, k)
 		}
 	}
-	slices.Sort(keys)
+	slices.Sort(keys[from:])
 	return slices.Compact(keys)
 }
 
@@ -46,11 +58,13 @@ func LookupKeys(ids []sinch.ChannelIdentity) []string {
 // identities: those of a live record, none for a row that is not live
 // (deleted, rejected, duplicated), which leaves the index. With all unset,
 // a live record whose stored link carries its content hash is skipped: its
-// identities were indexed when that content was read.
+// identities were indexed when that content was read. The keys slice is
+// reused: a caller that keeps it past its iteration clones it.
 func (s *Index) Identities(all bool) iter.Seq2[string, []string] {
 	return func(yield func(string, []string) bool) {
 		s.seal()
 		var ids []sinch.ChannelIdentity
+		var buf []string
 		for i, r := range s.keys {
 			ext := s.recs.externalID(r)
 			var keys []string
@@ -60,7 +74,8 @@ func (s *Index) Identities(all bool) iter.Seq2[string, []string] {
 				}
 				ids = ids[:0]
 				s.recs.eachIdentity(s.live[k], func(id sinch.ChannelIdentity) { ids = append(ids, id) })
-				keys = LookupKeys(ids)
+				buf = AppendLookupKeys(buf[:0], ids)
+				keys = buf
 			}
 			if !yield(ext, keys) {
 				return

@@ -147,19 +147,19 @@ func (s *Store) BuildIdentities(ctx context.Context, projectID string, rows iter
 		}
 		next, stop := iter.Pull2(rows)
 		defer stop()
-		var ext string
 		var keys []string
 		row := make([]any, 3)
 		row[0] = projectID
 		_, err = tx.CopyFrom(ctx, pgx.Identifier{"syncd", "record_identities"}, []string{"project_id", "identity", "external_id"},
 			pgx.CopyFromFunc(func() ([]any, error) {
 				for len(keys) == 0 {
-					var ok bool
-					if ext, keys, ok = next(); !ok {
+					ext, ks, ok := next()
+					if !ok {
 						return nil, nil
 					}
+					keys, row[2] = ks, ext // boxed once for all the record's keys
 				}
-				row[1], row[2] = keys[0], ext
+				row[1] = keys[0]
 				keys = keys[1:]
 				return row, nil
 			}))

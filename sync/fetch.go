@@ -219,7 +219,7 @@ func (r *Reconciler) indexIdentities(ctx context.Context, idx *planner.Index) er
 	}
 	batch := make(map[string][]string)
 	for ext, keys := range idx.Identities(false) {
-		batch[ext] = keys
+		batch[ext] = slices.Clone(keys)
 		if len(batch) == identityChunk {
 			if err := r.Identities.IndexIdentities(ctx, r.ProjectID, batch); err != nil {
 				return err
