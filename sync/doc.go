@@ -15,7 +15,10 @@
 //     against facts read just before (fresh.go, full runs), and sends it
 //     through the narrow [SinchAPI] to sinch/client.go.
 //
-// reconciler.go holds the project lock around each run and records it;
+// reconciler.go records each run, holding the project lock around a
+// partial one; fullrun.go holds the full-run lock around a full run, which
+// takes the project lock only while it writes a batch, each batch less
+// what changed under the run since it began;
 // daemon.go schedules runs; events.go turns stored Sinch events into
 // partial runs, but for the echoes of syncd's own writes, which the journal
 // proves and which cost nothing, and retries alone and parks those that
