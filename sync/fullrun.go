@@ -2,7 +2,6 @@ package sync
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	stdsync "sync"
@@ -39,59 +38,25 @@ const fullBatch = 1000
 // fullRun runs a full reconcile under the project's full-run lock.
 func (r *Reconciler) fullRun(ctx context.Context, wait bool) (Report, error) {
 	kind := state.RunFull
-	started := time.Now()
-	var lock *state.Lock
-	var err error
+	take := r.Locks.TryLockFullRun
 	if wait {
-		lock, err = r.Locks.LockFullRun(ctx, r.ProjectID)
-	} else {
-		lock, err = r.Locks.TryLockFullRun(ctx, r.ProjectID)
+		take = r.Locks.LockFullRun
 	}
-	if err != nil {
-		return Report{Kind: kind}, fmt.Errorf("take the full-run lock of project %s: %w", r.ProjectID, err)
-	}
-	r.observer().LockWaited(time.Since(started))
-	r.lockHeld(true)
-	ctx, stopWatch := lock.Watch(ctx, r.lockCheck())
-	defer func() {
-		stopWatch()
-		r.lockHeld(false)
-		releaseCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if err := lock.Release(releaseCtx); err != nil && !errors.Is(err, lease.ErrLost) {
-			r.Logger.Warn("release the full-run lock", zap.Error(err))
-		}
-	}()
-	// What earlier runs left open is closed before this one writes
-	// anything, as by any run; partial runs going on beside it are left be.
-	if err := r.closeInterrupted(ctx, time.Now()); err != nil {
-		return Report{Kind: kind}, lockLostErr(ctx, err)
-	}
-	return r.run(ctx, lock, kind, r.full)
-}
-
-// withProjectLock runs fn while holding the project lock, taken on sess
-// (waiting for it), as a lease: fn's context ends if the lock is lost.
-func (r *Reconciler) withProjectLock(ctx context.Context, sess *lease.Session, fn func(ctx context.Context, acquired time.Time) error) error {
-	started := time.Now()
-	lock, err := r.Locks.LockOn(ctx, sess, r.ProjectID)
-	if err != nil {
-		return fmt.Errorf("take the lock of project %s: %w", r.ProjectID, err)
-	}
-	acquired := time.Now()
-	r.observer().LockWaited(acquired.Sub(started))
-	r.lockHeld(true)
-	lctx, stopWatch := lock.Watch(ctx, r.lockCheck())
-	defer func() {
-		stopWatch()
-		r.lockHeld(false)
-		releaseCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if err := lock.Release(releaseCtx); err != nil && !errors.Is(err, lease.ErrLost) {
-			r.Logger.Warn("release project lock", zap.Error(err))
-		}
-	}()
-	return lockLostErr(lctx, fn(lctx, acquired))
+	rep := Report{Kind: kind}
+	err := r.holding(ctx, "full-run lock of project "+r.ProjectID,
+		func(ctx context.Context) (*state.Lock, error) { return take(ctx, r.ProjectID) },
+		func(ctx context.Context, lock *state.Lock, acquired time.Time) error {
+			// What earlier runs left open is closed before this one writes
+			// anything, as by any run; partial runs going on beside it are
+			// left be.
+			if err := r.closeInterrupted(ctx, acquired); err != nil {
+				return lockLostErr(ctx, err)
+			}
+			var err error
+			rep, err = r.run(ctx, lock, kind, r.full)
+			return err
+		})
+	return rep, err
 }
 
 // lockHeld counts the project's locks this reconciler holds (a full run's
@@ -155,15 +120,17 @@ func (w *fullWrites) write(ctx context.Context, plan planner.Plan, opts applyOpt
 	if err != nil {
 		return rep, err
 	}
-	err = w.r.withProjectLock(ctx, sess, func(ctx context.Context, _ time.Time) error {
-		skip, err := w.revalidate(ctx, &plan)
-		if err != nil {
-			return err
-		}
-		opts.skip = skip
-		rep, err = w.r.apply(ctx, w.runID, plan, opts)
-		return err
-	})
+	r := w.r
+	err = r.holding(ctx, "lock of project "+r.ProjectID,
+		func(ctx context.Context) (*state.Lock, error) { return r.Locks.LockOn(ctx, sess, r.ProjectID) },
+		func(ctx context.Context, _ *state.Lock, _ time.Time) error {
+			skip, err := w.revalidate(ctx, &plan)
+			if err == nil {
+				opts.skip = skip
+				rep, err = r.apply(ctx, w.runID, plan, opts)
+			}
+			return lockLostErr(ctx, err)
+		})
 	if rep.RunID == 0 && err != nil {
 		rep.Plan = plan
 	}

@@ -347,40 +347,51 @@ func (r *Reconciler) Run(ctx context.Context, kind state.RunKind, wait bool) (Re
 
 // locked runs body as a recorded run of kind under the project lock, for
 // as long as it runs: every run but a full one (see fullRun).
-//
-// The lock is a lease: it is re-checked on its own session every LockCheck
-// (see lease.Lease.Watch), and once it is lost the run's context is cancelled
-// with a cause matching lease.ErrLost, so that no new Sinch call starts;
-// the run then ends as failed.
 func (r *Reconciler) locked(ctx context.Context, kind state.RunKind, wait bool, body runBody) (Report, error) {
-	started := time.Now()
-	var lock *state.Lock
-	var err error
+	take := r.Locks.TryLock
 	if wait {
-		lock, err = r.Locks.Lock(ctx, r.ProjectID)
-	} else {
-		lock, err = r.Locks.TryLock(ctx, r.ProjectID)
+		take = r.Locks.Lock
 	}
+	rep := Report{Kind: kind}
+	err := r.holding(ctx, "lock of project "+r.ProjectID,
+		func(ctx context.Context) (*state.Lock, error) { return take(ctx, r.ProjectID) },
+		func(ctx context.Context, lock *state.Lock, acquired time.Time) error {
+			if err := r.closeInterrupted(ctx, acquired); err != nil {
+				return lockLostErr(ctx, err)
+			}
+			var err error
+			rep, err = r.run(ctx, lock, kind, body)
+			return err
+		})
+	return rep, err
+}
+
+// holding takes a lock with take, runs fn while it holds it, and lets go
+// of it however fn ends. The lock is a lease: it is re-checked on its own
+// session every LockCheck (see lease.Lease.Watch), and once it is lost
+// fn's context is cancelled with a cause matching lease.ErrLost, so that
+// no new Sinch call starts.
+func (r *Reconciler) holding(ctx context.Context, name string, take func(ctx context.Context) (*state.Lock, error),
+	fn func(ctx context.Context, lock *state.Lock, acquired time.Time) error) error {
+	started := time.Now()
+	lock, err := take(ctx)
 	if err != nil {
-		return Report{Kind: kind}, fmt.Errorf("take the lock of project %s: %w", r.ProjectID, err)
+		return fmt.Errorf("take the %s: %w", name, err)
 	}
 	acquired := time.Now()
 	r.observer().LockWaited(acquired.Sub(started))
 	r.lockHeld(true)
-	ctx, stopWatch := lock.Watch(ctx, r.lockCheck())
+	lctx, stopWatch := lock.Watch(ctx, r.lockCheck())
 	defer func() {
 		stopWatch()
 		r.lockHeld(false)
 		releaseCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		if err := lock.Release(releaseCtx); err != nil && !errors.Is(err, lease.ErrLost) {
-			r.Logger.Warn("release project lock", zap.Error(err))
+			r.Logger.Warn("release the "+name, zap.Error(err))
 		}
 	}()
-	if err := r.closeInterrupted(ctx, acquired); err != nil {
-		return Report{Kind: kind}, lockLostErr(ctx, err)
-	}
-	return r.run(ctx, lock, kind, body)
+	return fn(lctx, lock, acquired)
 }
 
 func (r *Reconciler) lockCheck() time.Duration {
