@@ -73,7 +73,7 @@ func (f *fresh) read(ctx context.Context) error {
 		for _, rej := range unread {
 			f.unread[rej.ExternalID] = rej
 		}
-		f.changed, f.err = f.changedKeys(ctx)
+		_, f.changed, f.err = f.r.changedSince(ctx, f.readStart)
 	})
 	return f.err
 }
@@ -115,28 +115,6 @@ func (f *fresh) checkRemoval(ctx context.Context, op planner.Operation) (string,
 		}
 	}
 	return "", nil
-}
-
-// changedKeys are the lookup keys of the live rows changed since the run
-// read the CRM.
-func (f *fresh) changedKeys(ctx context.Context) (map[string][]string, error) {
-	out := make(map[string][]string)
-	for batch, err := range f.r.CRM.ChangedSince(ctx, f.r.Source, f.readStart, f.r.BatchSize) {
-		if _, ok := unreadable(err); ok {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read the CRM rows changed since the run's read: %w", err)
-		}
-		for _, rec := range batch {
-			if want, rej := planner.Normalize(rec, f.r.Options); rej == nil && !want.Deleted {
-				for _, k := range planner.LookupKeys(want.Identities) {
-					out[k] = append(out[k], rec.ExternalID)
-				}
-			}
-		}
-	}
-	return out, nil
 }
 
 func (f *fresh) checkCreate(ctx context.Context, op planner.Operation) (string, error) {

@@ -192,27 +192,9 @@ func (w *fullWrites) revalidate(ctx context.Context, plan *planner.Plan) (map[in
 	if err != nil {
 		return nil, err
 	}
-	changed := make(map[string]string)   // external_id -> the record's content hash now, "" when not live
-	holders := make(map[string][]string) // lookup key -> the changed records holding it now
-	for batch, err := range r.CRM.ChangedSince(ctx, r.Source, w.at.readStart, r.BatchSize) {
-		if rej, ok := unreadable(err); ok {
-			changed[rej.ExternalID] = ""
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read the CRM rows changed since the run's read: %w", err)
-		}
-		for _, rec := range batch {
-			want, rej := planner.Normalize(rec, r.Options)
-			if rej != nil || want.Deleted {
-				changed[rec.ExternalID] = ""
-				continue
-			}
-			changed[rec.ExternalID] = want.Hash
-			for _, k := range planner.LookupKeys(want.Identities) {
-				holders[k] = append(holders[k], rec.ExternalID)
-			}
-		}
+	changed, holders, err := r.changedSince(ctx, w.at.readStart)
+	if err != nil {
+		return nil, err
 	}
 	// A row deleted outright leaves nothing for ChangedSince to find: the
 	// records the batch writes for are read again by external_id, in one
@@ -303,4 +285,32 @@ func (w *fullWrites) revalidate(ctx context.Context, plan *planner.Plan) (map[in
 		r.Logger.Info("a full run skips what changed under it since it began", zap.Int64("run_id", w.runID), zap.Int("operations", len(skip)))
 	}
 	return skip, nil
+}
+
+// changedSince reads the CRM rows changed since a full run's read began:
+// changed maps each row's external_id to its content hash now ("" when it
+// is not live), holders each lookup key to the live rows that hold it.
+func (r *Reconciler) changedSince(ctx context.Context, readStart time.Time) (changed map[string]string, holders map[string][]string, err error) {
+	changed, holders = make(map[string]string), make(map[string][]string)
+	for batch, err := range r.CRM.ChangedSince(ctx, r.Source, readStart, r.BatchSize) {
+		if rej, ok := unreadable(err); ok {
+			changed[rej.ExternalID] = ""
+			continue
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("read the CRM rows changed since the run's read: %w", err)
+		}
+		for _, rec := range batch {
+			want, rej := planner.Normalize(rec, r.Options)
+			if rej != nil || want.Deleted {
+				changed[rec.ExternalID] = ""
+				continue
+			}
+			changed[rec.ExternalID] = want.Hash
+			for _, k := range planner.LookupKeys(want.Identities) {
+				holders[k] = append(holders[k], rec.ExternalID)
+			}
+		}
+	}
+	return changed, holders, nil
 }
